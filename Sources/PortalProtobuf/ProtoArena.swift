@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
+
+/// Bump allocator for the C memory a message needs while it is packed; freed all at once.
+///
+/// Owned by one encoding call on one thread; never shared.
+final class ProtoArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    private var cursor: UnsafeMutableRawPointer?
+    private var remaining = 0
+    private static let blockSize = 4096
+
+    deinit {
+        for block in blocks { free(block) }
+    }
+
+    /// Zeroed memory of `size` bytes, aligned to 16 bytes, valid until the arena dies.
+    func allocate(_ size: Int) -> UnsafeMutableRawPointer {
+        let rounded = (max(size, 1) + 15) & ~15
+        if rounded > remaining {
+            if rounded > Self.blockSize / 2 {
+                return newBlock(rounded)
+            }
+            cursor = newBlock(Self.blockSize)
+            remaining = Self.blockSize
+        }
+        let pointer = cursor!
+        cursor = pointer + rounded
+        remaining -= rounded
+        return pointer
+    }
+
+    /// A NUL-terminated copy of `string` in arena memory.
+    func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
+        var string = string
+        return string.withUTF8 { utf8 in
+            let memory = allocate(utf8.count + 1)
+            if let base = utf8.baseAddress { memory.copyMemory(from: base, byteCount: utf8.count) }
+            return memory.bindMemory(to: CChar.self, capacity: utf8.count + 1)
+        }
+    }
+
+    /// A copy of `bytes` in arena memory.
+    func bytes(_ bytes: [UInt8]) -> UnsafeMutablePointer<UInt8> {
+        let memory = allocate(bytes.count)
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { memory.copyMemory(from: base, byteCount: $0.count) } }
+        return memory.bindMemory(to: UInt8.self, capacity: bytes.count)
+    }
+
+    private func newBlock(_ size: Int) -> UnsafeMutableRawPointer {
+        guard let block = calloc(1, size) else { fatalError("out of memory allocating \(size) bytes") }
+        blocks.append(block)
+        return block
+    }
+}

@@ -1,0 +1,29 @@
+import CProtobufC
+
+/// Packs and unpacks messages with protobuf-c; the only place C messages are created and freed.
+enum ProtoCodec {
+    static func decode<Message: ProtoMessage>(_ type: Message.Type, from bytes: UnsafeRawBufferPointer) throws -> Message {
+        let layout = Message.protoLayout
+        if bytes.isEmpty {
+            return Message()
+        }
+        guard let base = bytes.baseAddress,
+              let unpacked = protobuf_c_message_unpack(layout.descriptor, nil, bytes.count, base.assumingMemoryBound(to: UInt8.self))
+        else {
+            throw ProtoDecodingError(messageName: Message.protoMessageName, byteCount: bytes.count)
+        }
+        defer { protobuf_c_message_free_unpacked(unpacked, nil) }
+        return Message(reading: ProtoReader(layout: layout, base: UnsafeRawPointer(unpacked)))
+    }
+
+    static func encode<Message: ProtoMessage, Result>(_ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        let arena = ProtoArena()
+        let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)
+        message.write(to: writer)
+        let cMessage = writer.base.assumingMemoryBound(to: ProtobufCMessage.self)
+        let size = protobuf_c_message_get_packed_size(cMessage)
+        let output = arena.allocate(size).assumingMemoryBound(to: UInt8.self)
+        let written = protobuf_c_message_pack(cMessage, output)
+        return try body(UnsafeRawBufferPointer(start: output, count: written))
+    }
+}

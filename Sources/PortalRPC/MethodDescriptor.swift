@@ -1,0 +1,43 @@
+/// Identifies one RPC method and its shape.
+public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
+    /// The fully qualified service name, for example `grpc.health.v1.Health`.
+    public let service: String
+    /// The method name, for example `Check`.
+    public let method: String
+    /// Whether requests and responses stream.
+    public let kind: RPCKind
+    /// The HTTP/2 `:path`, `/service/method`.
+    public let path: String
+
+    /// Creates a descriptor.
+    public init(service: String, method: String, kind: RPCKind) {
+        self.service = service
+        self.method = method
+        self.kind = kind
+        path = "/\(service)/\(method)"
+    }
+
+    /// `service/method`.
+    public var description: String { "\(service)/\(method)" }
+}
+
+/// The four RPC shapes.
+public enum RPCKind: Sendable, Hashable {
+    case unary
+    case serverStreaming
+    case clientStreaming
+    case bidirectionalStreaming
+
+    /// Whether the client sends a stream of requests.
+    public var streamsRequests: Bool { self == .clientStreaming || self == .bidirectionalStreaming }
+    /// Whether the server sends a stream of responses.
+    public var streamsResponses: Bool { self == .serverStreaming || self == .bidirectionalStreaming }
+}
+
+/// A message that can travel in an RPC: it knows its wire encoding.
+public protocol RPCMessage: Sendable {
+    /// Decodes a message from its wire bytes.
+    init(rpcBytes: [UInt8]) throws
+    /// Encodes the message to its wire bytes.
+    func rpcBytes() -> [UInt8]
+}
