@@ -302,6 +302,66 @@ public struct Portal_Testing_V1_EchoResponse: ProtoMessage, RPCMessage {
     }
 }
 
+/// The protobuf message `portal.testing.v1.StatsRequest`.
+public struct Portal_Testing_V1_StatsRequest: ProtoMessage, RPCMessage {
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__testing__v1__stats_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.testing.v1.StatsRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.testing.v1.StatsResponse`.
+public struct Portal_Testing_V1_StatsResponse: ProtoMessage, RPCMessage {
+    /// Field `calls_started` (1).
+    public var callsStarted: Int64 = 0
+    /// Field `calls_cancelled` (2).
+    public var callsCancelled: Int64 = 0
+    /// Field `calls_active` (3).
+    public var callsActive: Int64 = 0
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__testing__v1__stats_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.testing.v1.StatsResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        callsStarted = reader.scalar(1, as: Int64.self)
+        callsCancelled = reader.scalar(2, as: Int64.self)
+        callsActive = reader.scalar(3, as: Int64.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if callsStarted != 0 { writer.setScalar(1, callsStarted) }
+        if callsCancelled != 0 { writer.setScalar(2, callsCancelled) }
+        if callsActive != 0 { writer.setScalar(3, callsActive) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
 /// The protobuf enum `portal.testing.v1.Colour`.
 public enum Portal_Testing_V1_Colour: ProtoEnum, CaseIterable {
     case unspecified
@@ -351,8 +411,10 @@ public enum Portal_Testing_V1_EchoMethods {
     public static let update = MethodDescriptor(service: serviceName, method: "Update", kind: .bidirectionalStreaming)
     /// `portal.testing.v1.Echo/RoundTrip`.
     public static let roundTrip = MethodDescriptor(service: serviceName, method: "RoundTrip", kind: .unary)
+    /// `portal.testing.v1.Echo/Stats`.
+    public static let stats = MethodDescriptor(service: serviceName, method: "Stats", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [get, expand, collect, update, roundTrip]
+    public static let all: [MethodDescriptor] = [get, expand, collect, update, roundTrip, stats]
 }
 
 /// Implemented by a server of `portal.testing.v1.Echo`.
@@ -367,6 +429,8 @@ public protocol Portal_Testing_V1_EchoService: RPCService {
     func update(requests: RequestStream<Portal_Testing_V1_EchoRequest>, responses: ResponseWriter<Portal_Testing_V1_EchoResponse>, context: ServerContext) async throws
     /// Handles `RoundTrip`.
     func roundTrip(request: Portal_Testing_V1_AllKinds, context: ServerContext) async throws -> Portal_Testing_V1_AllKinds
+    /// Handles `Stats`.
+    func stats(request: Portal_Testing_V1_StatsRequest, context: ServerContext) async throws -> Portal_Testing_V1_StatsResponse
 }
 
 extension Portal_Testing_V1_EchoService {
@@ -393,6 +457,10 @@ extension Portal_Testing_V1_EchoService {
             RPCRoute(Portal_Testing_V1_EchoMethods.roundTrip) { call in
                 let request = try await call.singleRequest(Portal_Testing_V1_AllKinds.self)
                 try await call.respond(with: try await self.roundTrip(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Testing_V1_EchoMethods.stats) { call in
+                let request = try await call.singleRequest(Portal_Testing_V1_StatsRequest.self)
+                try await call.respond(with: try await self.stats(request: request, context: call.context))
             },
         ]
     }
@@ -431,5 +499,10 @@ public struct Portal_Testing_V1_EchoClient: Sendable {
     /// Calls `RoundTrip` and returns its response.
     public func roundTrip(_ request: Portal_Testing_V1_AllKinds, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Testing_V1_AllKinds {
         try await channel.unary(Portal_Testing_V1_EchoMethods.roundTrip, request: request, response: Portal_Testing_V1_AllKinds.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `Stats` and returns its response.
+    public func stats(_ request: Portal_Testing_V1_StatsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Testing_V1_StatsResponse {
+        try await channel.unary(Portal_Testing_V1_EchoMethods.stats, request: request, response: Portal_Testing_V1_StatsResponse.self, metadata: metadata, options: options)
     }
 }

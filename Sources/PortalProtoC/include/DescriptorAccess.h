@@ -156,3 +156,5 @@ static inline const void *portal_descriptor_portal__testing__v1__nested(void) { 
 static inline const void *portal_descriptor_portal__testing__v1__all_kinds(void) { return &portal__testing__v1__all_kinds__descriptor; }
 static inline const void *portal_descriptor_portal__testing__v1__echo_request(void) { return &portal__testing__v1__echo_request__descriptor; }
 static inline const void *portal_descriptor_portal__testing__v1__echo_response(void) { return &portal__testing__v1__echo_response__descriptor; }
+static inline const void *portal_descriptor_portal__testing__v1__stats_request(void) { return &portal__testing__v1__stats_request__descriptor; }
+static inline const void *portal_descriptor_portal__testing__v1__stats_response(void) { return &portal__testing__v1__stats_response__descriptor; }

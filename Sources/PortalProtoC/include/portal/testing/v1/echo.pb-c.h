@@ -23,6 +23,8 @@ typedef struct Portal__Testing__V1__AllKinds__NestedByIdEntry Portal__Testing__V
 typedef struct Portal__Testing__V1__EchoRequest Portal__Testing__V1__EchoRequest;
 typedef struct Portal__Testing__V1__EchoResponse Portal__Testing__V1__EchoResponse;
 typedef struct Portal__Testing__V1__EchoResponse__SeenMetadataEntry Portal__Testing__V1__EchoResponse__SeenMetadataEntry;
+typedef struct Portal__Testing__V1__StatsRequest Portal__Testing__V1__StatsRequest;
+typedef struct Portal__Testing__V1__StatsResponse Portal__Testing__V1__StatsResponse;
 
 
 /* --- enums --- */
@@ -234,6 +236,30 @@ struct  Portal__Testing__V1__EchoResponse
     , (char *)protobuf_c_empty_string, {0,NULL}, 0, 0,NULL }
 
 
+struct  Portal__Testing__V1__StatsRequest
+{
+  ProtobufCMessage base;
+};
+#define PORTAL__TESTING__V1__STATS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__testing__v1__stats_request__descriptor) \
+     }
+
+
+/*
+ * What the server's Echo handlers observed, so tests can see cancellation reach a handler.
+ */
+struct  Portal__Testing__V1__StatsResponse
+{
+  ProtobufCMessage base;
+  int64_t calls_started;
+  int64_t calls_cancelled;
+  int64_t calls_active;
+};
+#define PORTAL__TESTING__V1__STATS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__testing__v1__stats_response__descriptor) \
+    , 0, 0, 0 }
+
+
 /* Portal__Testing__V1__Nested methods */
 void   portal__testing__v1__nested__init
                      (Portal__Testing__V1__Nested         *message);
@@ -319,6 +345,44 @@ Portal__Testing__V1__EchoResponse *
 void   portal__testing__v1__echo_response__free_unpacked
                      (Portal__Testing__V1__EchoResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Testing__V1__StatsRequest methods */
+void   portal__testing__v1__stats_request__init
+                     (Portal__Testing__V1__StatsRequest         *message);
+size_t portal__testing__v1__stats_request__get_packed_size
+                     (const Portal__Testing__V1__StatsRequest   *message);
+size_t portal__testing__v1__stats_request__pack
+                     (const Portal__Testing__V1__StatsRequest   *message,
+                      uint8_t             *out);
+size_t portal__testing__v1__stats_request__pack_to_buffer
+                     (const Portal__Testing__V1__StatsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Testing__V1__StatsRequest *
+       portal__testing__v1__stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__testing__v1__stats_request__free_unpacked
+                     (Portal__Testing__V1__StatsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Testing__V1__StatsResponse methods */
+void   portal__testing__v1__stats_response__init
+                     (Portal__Testing__V1__StatsResponse         *message);
+size_t portal__testing__v1__stats_response__get_packed_size
+                     (const Portal__Testing__V1__StatsResponse   *message);
+size_t portal__testing__v1__stats_response__pack
+                     (const Portal__Testing__V1__StatsResponse   *message,
+                      uint8_t             *out);
+size_t portal__testing__v1__stats_response__pack_to_buffer
+                     (const Portal__Testing__V1__StatsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Testing__V1__StatsResponse *
+       portal__testing__v1__stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__testing__v1__stats_response__free_unpacked
+                     (Portal__Testing__V1__StatsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Portal__Testing__V1__Nested_Closure)
@@ -341,6 +405,12 @@ typedef void (*Portal__Testing__V1__EchoResponse__SeenMetadataEntry_Closure)
                   void *closure_data);
 typedef void (*Portal__Testing__V1__EchoResponse_Closure)
                  (const Portal__Testing__V1__EchoResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Testing__V1__StatsRequest_Closure)
+                 (const Portal__Testing__V1__StatsRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Testing__V1__StatsResponse_Closure)
+                 (const Portal__Testing__V1__StatsResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -369,6 +439,10 @@ struct Portal__Testing__V1__Echo_Service
                      const Portal__Testing__V1__AllKinds *input,
                      Portal__Testing__V1__AllKinds_Closure closure,
                      void *closure_data);
+  void (*stats)(Portal__Testing__V1__Echo_Service *service,
+                const Portal__Testing__V1__StatsRequest *input,
+                Portal__Testing__V1__StatsResponse_Closure closure,
+                void *closure_data);
 };
 typedef void (*Portal__Testing__V1__Echo_ServiceDestroy)(Portal__Testing__V1__Echo_Service *);
 void portal__testing__v1__echo__init (Portal__Testing__V1__Echo_Service *service,
@@ -381,7 +455,8 @@ void portal__testing__v1__echo__init (Portal__Testing__V1__Echo_Service *service
       function_prefix__ ## expand,\
       function_prefix__ ## collect,\
       function_prefix__ ## update,\
-      function_prefix__ ## round_trip  }
+      function_prefix__ ## round_trip,\
+      function_prefix__ ## stats  }
 void portal__testing__v1__echo__get(ProtobufCService *service,
                                     const Portal__Testing__V1__EchoRequest *input,
                                     Portal__Testing__V1__EchoResponse_Closure closure,
@@ -402,6 +477,10 @@ void portal__testing__v1__echo__round_trip(ProtobufCService *service,
                                            const Portal__Testing__V1__AllKinds *input,
                                            Portal__Testing__V1__AllKinds_Closure closure,
                                            void *closure_data);
+void portal__testing__v1__echo__stats(ProtobufCService *service,
+                                      const Portal__Testing__V1__StatsRequest *input,
+                                      Portal__Testing__V1__StatsResponse_Closure closure,
+                                      void *closure_data);
 
 /* --- descriptors --- */
 
@@ -413,6 +492,8 @@ extern const ProtobufCMessageDescriptor portal__testing__v1__all_kinds__nested_b
 extern const ProtobufCMessageDescriptor portal__testing__v1__echo_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__testing__v1__echo_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__testing__v1__echo_response__seen_metadata_entry__descriptor;
+extern const ProtobufCMessageDescriptor portal__testing__v1__stats_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__testing__v1__stats_response__descriptor;
 extern const ProtobufCServiceDescriptor portal__testing__v1__echo__descriptor;
 
 PROTOBUF_C__END_DECLS

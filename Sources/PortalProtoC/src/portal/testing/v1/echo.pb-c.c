@@ -205,6 +205,96 @@ void   portal__testing__v1__echo_response__free_unpacked
   assert(message->base.descriptor == &portal__testing__v1__echo_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__testing__v1__stats_request__init
+                     (Portal__Testing__V1__StatsRequest         *message)
+{
+  static const Portal__Testing__V1__StatsRequest init_value = PORTAL__TESTING__V1__STATS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__testing__v1__stats_request__get_packed_size
+                     (const Portal__Testing__V1__StatsRequest *message)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__testing__v1__stats_request__pack
+                     (const Portal__Testing__V1__StatsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__testing__v1__stats_request__pack_to_buffer
+                     (const Portal__Testing__V1__StatsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Testing__V1__StatsRequest *
+       portal__testing__v1__stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Testing__V1__StatsRequest *)
+     protobuf_c_message_unpack (&portal__testing__v1__stats_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__testing__v1__stats_request__free_unpacked
+                     (Portal__Testing__V1__StatsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__testing__v1__stats_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__testing__v1__stats_response__init
+                     (Portal__Testing__V1__StatsResponse         *message)
+{
+  static const Portal__Testing__V1__StatsResponse init_value = PORTAL__TESTING__V1__STATS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__testing__v1__stats_response__get_packed_size
+                     (const Portal__Testing__V1__StatsResponse *message)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__testing__v1__stats_response__pack
+                     (const Portal__Testing__V1__StatsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__testing__v1__stats_response__pack_to_buffer
+                     (const Portal__Testing__V1__StatsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__testing__v1__stats_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Testing__V1__StatsResponse *
+       portal__testing__v1__stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Testing__V1__StatsResponse *)
+     protobuf_c_message_unpack (&portal__testing__v1__stats_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__testing__v1__stats_response__free_unpacked
+                     (Portal__Testing__V1__StatsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__testing__v1__stats_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor portal__testing__v1__nested__field_descriptors[2] =
 {
   {
@@ -1060,6 +1150,88 @@ const ProtobufCMessageDescriptor portal__testing__v1__echo_response__descriptor 
   (ProtobufCMessageInit) portal__testing__v1__echo_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+#define portal__testing__v1__stats_request__field_descriptors NULL
+#define portal__testing__v1__stats_request__field_indices_by_name NULL
+#define portal__testing__v1__stats_request__number_ranges NULL
+const ProtobufCMessageDescriptor portal__testing__v1__stats_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.testing.v1.StatsRequest",
+  "StatsRequest",
+  "Portal__Testing__V1__StatsRequest",
+  "portal.testing.v1",
+  sizeof(Portal__Testing__V1__StatsRequest),
+  0,
+  portal__testing__v1__stats_request__field_descriptors,
+  portal__testing__v1__stats_request__field_indices_by_name,
+  0,  portal__testing__v1__stats_request__number_ranges,
+  (ProtobufCMessageInit) portal__testing__v1__stats_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__testing__v1__stats_response__field_descriptors[3] =
+{
+  {
+    "calls_started",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Testing__V1__StatsResponse, calls_started),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_cancelled",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Testing__V1__StatsResponse, calls_cancelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_active",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Testing__V1__StatsResponse, calls_active),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__testing__v1__stats_response__field_indices_by_name[] = {
+  2,   /* field[2] = calls_active */
+  1,   /* field[1] = calls_cancelled */
+  0,   /* field[0] = calls_started */
+};
+static const ProtobufCIntRange portal__testing__v1__stats_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__testing__v1__stats_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.testing.v1.StatsResponse",
+  "StatsResponse",
+  "Portal__Testing__V1__StatsResponse",
+  "portal.testing.v1",
+  sizeof(Portal__Testing__V1__StatsResponse),
+  3,
+  portal__testing__v1__stats_response__field_descriptors,
+  portal__testing__v1__stats_response__field_indices_by_name,
+  1,  portal__testing__v1__stats_response__number_ranges,
+  (ProtobufCMessageInit) portal__testing__v1__stats_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue portal__testing__v1__colour__enum_values_by_number[3] =
 {
   { "COLOUR_UNSPECIFIED", "PORTAL__TESTING__V1__COLOUR__COLOUR_UNSPECIFIED", 0 },
@@ -1090,19 +1262,21 @@ const ProtobufCEnumDescriptor portal__testing__v1__colour__descriptor =
   portal__testing__v1__colour__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__testing__v1__echo__method_descriptors[5] =
+static const ProtobufCMethodDescriptor portal__testing__v1__echo__method_descriptors[6] =
 {
   { "Get", &portal__testing__v1__echo_request__descriptor, &portal__testing__v1__echo_response__descriptor },
   { "Expand", &portal__testing__v1__echo_request__descriptor, &portal__testing__v1__echo_response__descriptor },
   { "Collect", &portal__testing__v1__echo_request__descriptor, &portal__testing__v1__echo_response__descriptor },
   { "Update", &portal__testing__v1__echo_request__descriptor, &portal__testing__v1__echo_response__descriptor },
   { "RoundTrip", &portal__testing__v1__all_kinds__descriptor, &portal__testing__v1__all_kinds__descriptor },
+  { "Stats", &portal__testing__v1__stats_request__descriptor, &portal__testing__v1__stats_response__descriptor },
 };
 const unsigned portal__testing__v1__echo__method_indices_by_name[] = {
   2,        /* Collect */
   1,        /* Expand */
   0,        /* Get */
   4,        /* RoundTrip */
+  5,        /* Stats */
   3         /* Update */
 };
 const ProtobufCServiceDescriptor portal__testing__v1__echo__descriptor =
@@ -1112,7 +1286,7 @@ const ProtobufCServiceDescriptor portal__testing__v1__echo__descriptor =
   "Echo",
   "Portal__Testing__V1__Echo",
   "portal.testing.v1",
-  5,
+  6,
   portal__testing__v1__echo__method_descriptors,
   portal__testing__v1__echo__method_indices_by_name
 };
@@ -1155,6 +1329,14 @@ void portal__testing__v1__echo__round_trip(ProtobufCService *service,
 {
   assert(service->descriptor == &portal__testing__v1__echo__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__testing__v1__echo__stats(ProtobufCService *service,
+                                      const Portal__Testing__V1__StatsRequest *input,
+                                      Portal__Testing__V1__StatsResponse_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &portal__testing__v1__echo__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__testing__v1__echo__init (Portal__Testing__V1__Echo_Service *service,
                                       Portal__Testing__V1__Echo_ServiceDestroy destroy)
