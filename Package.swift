@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "portal", targets: ["portal"]),
+        .executable(name: "portal-test-server", targets: ["portal-test-server"]),
         .library(name: "PortalAPI", targets: ["PortalAPI"]),
         .library(name: "PortalHTTP2", targets: ["PortalHTTP2"]),
     ],
@@ -50,6 +51,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]),
+        // Echo and Bench services for interoperability tests and benchmarks.
+        .target(name: "PortalTestServices", dependencies: ["PortalAPI", "PortalRPC"]),
+        .executableTarget(
+            name: "portal-test-server",
+            dependencies: [
+                "PortalApp", "PortalHTTP2", "PortalTestServices",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "portal",
             dependencies: [
@@ -62,7 +72,7 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(
             name: "PortalHTTP2Tests",
-            dependencies: ["PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices"]),
+            dependencies: ["PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices", "PortalTestServices"]),
     ],
     swiftLanguageModes: [.v6]
 )

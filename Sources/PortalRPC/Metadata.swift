@@ -37,6 +37,11 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         entries.append(Entry(key: key.lowercased(), value: .binary(value)))
     }
 
+    /// Appends one entry.
+    public mutating func add(_ entry: Entry) {
+        entries.append(entry)
+    }
+
     /// Appends every entry of `other`.
     public mutating func add(contentsOf other: Metadata) {
         entries.append(contentsOf: other.entries)

@@ -1,0 +1,54 @@
+import Logging
+import PortalHTTP2
+import PortalRPC
+import ServiceLifecycle
+
+/// Where one service listens and keeps its data.
+public struct ServiceSettings: Sendable {
+    /// Which service.
+    public var kind: PortalServiceKind
+    /// The address to bind.
+    public var host: String
+    /// The port to bind.
+    public var port: Int
+    /// The folder that holds the service's database.
+    public var dataDirectory: String
+
+    /// Creates settings.
+    public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
+        self.kind = kind
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// Starts portal services and runs them until SIGTERM or SIGINT.
+public enum PortalRuntime {
+    /// The logging system for every executable: JSON lines on standard error.
+    public static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// A server for one service, with its domain services (none until they are implemented).
+    public static func makeServer(_ settings: ServiceSettings, logger: Logger) -> RPCServer {
+        var logger = logger
+        logger[metadataKey: "service"] = .string(settings.kind.rawValue)
+        return ServerAssembly.makeServer(
+            services: [], configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
+        ).server
+    }
+
+    /// Runs `services` until a termination signal, then shuts them down gracefully.
+    public static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [], logger: logger))
+        try await group.run()
+    }
+}

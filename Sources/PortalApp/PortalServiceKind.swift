@@ -1,0 +1,17 @@
+/// The four services of the portal, with their default ports and the gRPC services they host.
+public enum PortalServiceKind: String, CaseIterable, Sendable {
+    case gateway
+    case entitlements
+    case identity
+    case audit
+
+    /// The port the service listens on unless told otherwise.
+    public var defaultPort: Int {
+        switch self {
+        case .gateway: 50050
+        case .entitlements: 50051
+        case .identity: 50052
+        case .audit: 50053
+        }
+    }
+}

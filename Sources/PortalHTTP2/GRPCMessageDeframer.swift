@@ -1,0 +1,102 @@
+import PortalRPC
+
+/// Splits a stream of DATA bytes into gRPC length-prefixed messages.
+///
+/// A value-type state machine: bytes go in, whole messages or a protocol error come out.
+struct GRPCMessageDeframer {
+    /// Why the byte stream cannot be read as gRPC messages.
+    enum Failure: Error, Equatable {
+        /// A message announced more bytes than the receive limit allows.
+        case messageTooLarge(announced: Int, limit: Int)
+        /// The compressed flag is set but the call negotiated no compression.
+        case compressedWithoutEncoding
+        /// The flag byte is neither 0 nor 1.
+        case invalidFlag(UInt8)
+        /// The stream ended inside a message.
+        case truncated(missing: Int)
+
+        /// The status the call ends with.
+        var error: RPCError {
+            switch self {
+            case .messageTooLarge(let announced, let limit):
+                RPCError(.resourceExhausted, "received message of \(announced) bytes exceeds the limit of \(limit) bytes")
+            case .compressedWithoutEncoding:
+                RPCError(.internal, "compressed message received but no grpc-encoding was negotiated")
+            case .invalidFlag(let flag):
+                RPCError(.internal, "invalid gRPC message flag \(flag)")
+            case .truncated(let missing):
+                RPCError(.internal, "stream ended inside a gRPC message (\(missing) bytes missing)")
+            }
+        }
+    }
+
+    private let maxMessageBytes: Int
+    private var header: [UInt8] = []
+    private var body: [UInt8] = []
+    private var bodyLength = -1
+
+    /// Creates a deframer that refuses messages larger than `maxMessageBytes`.
+    init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+        header.reserveCapacity(5)
+    }
+
+    /// Consumes `bytes`, returning every message they complete.
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> [[UInt8]] {
+        var messages: [[UInt8]] = []
+        var index = 0
+        while index < bytes.count {
+            if bodyLength < 0 {
+                let take = min(5 - header.count, bytes.count - index)
+                header.append(contentsOf: bytes[index..<(index + take)])
+                index += take
+                guard header.count == 5 else { break }
+                switch header[0] {
+                case 0: break
+                case 1: throw .compressedWithoutEncoding
+                default: throw .invalidFlag(header[0])
+                }
+                let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+                guard length <= maxMessageBytes else { throw .messageTooLarge(announced: length, limit: maxMessageBytes) }
+                bodyLength = length
+                body = []
+                body.reserveCapacity(length)
+            }
+            let take = min(bodyLength - body.count, bytes.count - index)
+            body.append(contentsOf: bytes[index..<(index + take)])
+            index += take
+            if body.count == bodyLength {
+                messages.append(body)
+                body = []
+                header.removeAll(keepingCapacity: true)
+                bodyLength = -1
+            }
+        }
+        return messages
+    }
+
+    /// Checks that the stream did not end inside a message.
+    func finish() throws(Failure) {
+        if !header.isEmpty {
+            let missing = bodyLength < 0 ? 5 - header.count : bodyLength - body.count
+            throw .truncated(missing: missing)
+        }
+    }
+}
+
+/// Writes gRPC length-prefixed messages.
+enum GRPCMessageFramer {
+    /// The 5-byte prefix (uncompressed flag and big-endian length) followed by the message.
+    static func frame(_ message: [UInt8]) -> [UInt8] {
+        var framed: [UInt8] = []
+        framed.reserveCapacity(message.count + 5)
+        let length = UInt32(message.count)
+        framed.append(0)
+        framed.append(UInt8(length >> 24))
+        framed.append(UInt8(length >> 16 & 0xFF))
+        framed.append(UInt8(length >> 8 & 0xFF))
+        framed.append(UInt8(length & 0xFF))
+        framed.append(contentsOf: message)
+        return framed
+    }
+}

@@ -1,0 +1,124 @@
+import PortalAPI
+import PortalRPC
+
+/// Converts between RPC errors and the gRPC status headers: `grpc-status`, a percent-encoded
+/// `grpc-message`, and `grpc-status-details-bin` carrying a `google.rpc.Status`.
+enum GRPCStatusHeaders {
+    /// The trailer fields for an error (or OK when `error` is nil) plus extra metadata.
+    static func trailers(for error: RPCError?, metadata: Metadata) -> [(String, String)] {
+        var fields: [(String, String)] = []
+        if let error {
+            fields.append(("grpc-status", String(error.code.rawValue)))
+            if !error.message.isEmpty { fields.append(("grpc-message", percentEncode(error.message))) }
+            if !error.details.isEmpty {
+                var status = Google_Rpc_Status()
+                status.code = Int32(error.code.rawValue)
+                status.message = error.message
+                status.details = error.details.map { detail in
+                    var any = Google_Protobuf_Any()
+                    any.typeUrl = detail.typeURL
+                    any.value = detail.value
+                    return any
+                }
+                fields.append(("grpc-status-details-bin", Base64.encode(status.serializedBytes())))
+            }
+            fields += HTTP2Metadata.headerFields(error.metadata)
+        } else {
+            fields.append(("grpc-status", "0"))
+        }
+        fields += HTTP2Metadata.headerFields(metadata)
+        return fields
+    }
+
+    /// The error described by received trailers, or nil for status OK.
+    static func error(fromTrailers fields: [(String, String)], metadata: Metadata) -> RPCError? {
+        guard let statusText = fields.first(where: { $0.0 == "grpc-status" })?.1, let code = Int(statusText) else {
+            return RPCError(.internal, "response ended without grpc-status", metadata: metadata)
+        }
+        let status = RPCStatusCode(wireValue: code)
+        if status == .ok { return nil }
+        let message = fields.first(where: { $0.0 == "grpc-message" }).map { percentDecode($0.1) } ?? ""
+        var details: [RPCErrorDetail] = []
+        if let encoded = fields.first(where: { $0.0 == "grpc-status-details-bin" })?.1,
+           let decoded = try? Google_Rpc_Status(serializedBytes: Base64.decode(encoded)) {
+            details = decoded.details.map { RPCErrorDetail(typeURL: $0.typeUrl, value: $0.value) }
+        }
+        return RPCError(status, message, details: details, metadata: metadata)
+    }
+
+    /// Percent-encodes every byte outside printable ASCII, and `%` itself, as the gRPC spec asks.
+    static func percentEncode(_ message: String) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(message.utf8.count)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for byte in message.utf8 {
+            if byte >= 0x20 && byte <= 0x7E && byte != UInt8(ascii: "%") {
+                output.append(byte)
+            } else {
+                output += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Reverses `percentEncode`, leaving malformed escapes as they are.
+    static func percentDecode(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Converts between `Metadata` and HTTP/2 header fields.
+enum HTTP2Metadata {
+    /// Header names the transport owns; they never appear in call metadata.
+    static let reserved: Set<String> = [
+        "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status",
+        "grpc-message", "grpc-status-details-bin", "content-length", "connection", "host",
+    ]
+
+    /// Header fields for metadata; binary values are base64 without padding.
+    static func headerFields(_ metadata: Metadata) -> [(String, String)] {
+        metadata.compactMap { entry in
+            guard !reserved.contains(entry.key), !entry.key.hasPrefix(":") else { return nil }
+            switch entry.value {
+            case .string(let value): return (entry.key, value)
+            case .binary(let value): return (entry.key, Base64.encode(value))
+            }
+        }
+    }
+
+    /// Metadata from received header fields, skipping pseudo-headers and transport headers.
+    static func metadata(from fields: [(String, String)]) -> Metadata {
+        var metadata = Metadata()
+        for (name, value) in fields where !name.hasPrefix(":") && !reserved.contains(name) {
+            if name.hasSuffix("-bin") {
+                metadata.addBinary(Base64.decode(value), forKey: name)
+            } else {
+                metadata.addString(value, forKey: name)
+            }
+        }
+        return metadata
+    }
+}

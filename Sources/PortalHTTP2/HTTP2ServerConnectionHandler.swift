@@ -1,0 +1,365 @@
+import NIOCore
+import PortalRPC
+
+/// What a server connection needs from its server: routes, limits and where new calls go.
+struct ServerConnectionConfiguration: Sendable {
+    /// Routes by HTTP/2 `:path`.
+    var routes: [String: RPCRoute]
+    /// Names of the hosted services, to tell an unknown service from an unknown method.
+    var services: Set<String>
+    /// HTTP/2 settings and abuse limits.
+    var limits: HTTP2Limits
+    /// The largest request message accepted.
+    var maxReceiveMessageBytes: Int
+    /// Hands a started call to the server's task group.
+    var startCall: @Sendable (ServerStream) -> Void
+}
+
+/// Serves gRPC on one accepted connection: feeds socket bytes to nghttp2 and turns streams into calls.
+///
+/// Lives on the connection's event loop, like its session and streams.
+final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let configuration: ServerConnectionConfiguration
+    private var session: NGHTTP2Session!
+    private var context: ChannelHandlerContext?
+    private var streams: [Int32: ServerStream] = [:]
+    private var headerBlocks: [Int32: HeaderBlock] = [:]
+    private var flushScheduled = false
+    private var closing = false
+    private var peer = "unknown"
+
+    private struct HeaderBlock {
+        var fields: [(String, String)] = []
+        var bytes = 0
+    }
+
+    init(configuration: ServerConnectionConfiguration) {
+        self.configuration = configuration
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        session = NGHTTP2Session(role: .server, limits: configuration.limits, delegate: self)
+        peer = context.remoteAddress?.description ?? "unknown"
+        if context.channel.isActive { flushNow() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushNow()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let accepted = buffer.withUnsafeReadableBytes { session.receive($0) }
+        if !accepted {
+            flushNow()
+            closeConnection()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushNow()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushNow() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for stream in streams.values {
+            stream.closed = true
+            stream.abort(RPCError(.cancelled, "connection closed"))
+        }
+        streams.removeAll()
+        headerBlocks.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closeConnection()
+    }
+
+    // MARK: Graceful shutdown
+
+    /// Announces shutdown with GOAWAY; in-flight calls finish, then the connection closes.
+    func beginGracefulShutdown() {
+        guard !closing else { return }
+        closing = true
+        session.submitShutdownNotice()
+        session.submitGoAway()
+        flushNow()
+        closeIfIdle()
+    }
+
+    /// Closes the connection now, cancelling every call on it.
+    func closeConnection() {
+        context?.close(promise: nil)
+    }
+
+    private func closeIfIdle() {
+        if closing && streams.isEmpty {
+            flushNow()
+            closeConnection()
+        }
+    }
+
+    // MARK: Output
+
+    private func flushSoon() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushNow()
+        }
+    }
+
+    private func flushNow() {
+        guard let context, context.channel.isActive, context.channel.isWritable else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        let healthy = session.drainOutput(into: &buffer)
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !healthy || !session.isAlive {
+            closeConnection()
+        }
+    }
+
+    // MARK: Calls
+
+    /// Reopens `count` bytes of a stream's receive window (the handler consumed a message).
+    func consume(streamID: Int32, count: Int) {
+        guard streams[streamID] != nil else { return }
+        session.consumeStream(streamID: streamID, count: count)
+        flushSoon()
+    }
+
+    /// Queues a framed response message of a streaming call.
+    func write(_ framed: [UInt8], on stream: ServerStream) {
+        guard !stream.closed, !stream.finished else {
+            stream.released(framed.count)
+            return
+        }
+        stream.outbound.writeBytes(framed)
+        if stream.headersSent {
+            session.resumeBody(streamID: stream.id)
+        } else {
+            sendResponseHeaders(stream)
+        }
+        flushSoon()
+    }
+
+    /// Ends a call: sends the final message (unary) and the trailers, or a trailers-only response.
+    func finish(_ stream: ServerStream, finalResponse: [UInt8]?, error: RPCError?) {
+        guard !stream.finished, !stream.closed else { return }
+        stream.finished = true
+        stream.deadlineTimer?.cancel()
+        stream.deadlineTimer = nil
+        let trailers = GRPCStatusHeaders.trailers(for: error, metadata: error == nil ? stream.context.responseTrailers : [:])
+        if let finalResponse {
+            stream.outbound.writeBytes(GRPCMessageFramer.frame(finalResponse))
+        }
+        if stream.headersSent {
+            stream.pendingTrailers = trailers
+            session.resumeBody(streamID: stream.id)
+        } else if stream.outbound.readableBytes == 0 {
+            var fields = [(":status", "200"), ("content-type", "application/grpc")]
+            fields += HTTP2Metadata.headerFields(stream.context.responseHeaders)
+            session.submitResponse(streamID: stream.id, headers: fields + trailers, hasBody: false)
+            stream.headersSent = true
+        } else {
+            stream.pendingTrailers = trailers
+            sendResponseHeaders(stream)
+        }
+        flushSoon()
+    }
+
+    /// Ends a call from the transport side (deadline, bad input) and stops its handler.
+    private func terminate(_ stream: ServerStream, with error: RPCError) {
+        finish(stream, finalResponse: nil, error: error)
+        stream.abort(error)
+    }
+
+    private func sendResponseHeaders(_ stream: ServerStream) {
+        var fields = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", "identity")]
+        fields += HTTP2Metadata.headerFields(stream.context.responseHeaders)
+        session.submitResponse(streamID: stream.id, headers: fields, hasBody: true)
+        stream.headersSent = true
+    }
+
+    private func refuse(streamID: Int32, httpStatus: String = "200", error: RPCError, extra: [(String, String)] = []) {
+        var fields = [(":status", httpStatus), ("content-type", "application/grpc")] + extra
+        fields += GRPCStatusHeaders.trailers(for: error, metadata: [:])
+        session.submitResponse(streamID: streamID, headers: fields, hasBody: false)
+    }
+
+    private func startCall(streamID: Int32, fields: [(String, String)], endStream: Bool) {
+        func field(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
+        guard field(":method") == "POST" else {
+            session.submitResponse(streamID: streamID, headers: [(":status", "405")], hasBody: false)
+            return
+        }
+        guard let contentType = field("content-type"), contentType.hasPrefix("application/grpc") else {
+            session.submitResponse(streamID: streamID, headers: [(":status", "415")], hasBody: false)
+            return
+        }
+        if let encoding = field("grpc-encoding"), encoding != "identity" {
+            refuse(streamID: streamID, error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+                   extra: [("grpc-accept-encoding", "identity")])
+            return
+        }
+        let path = field(":path") ?? ""
+        guard let route = configuration.routes[path] else {
+            let service = path.split(separator: "/").first.map(String.init) ?? ""
+            let message = configuration.services.contains(service) ? "unknown method \(path)" : "unknown service \(service)"
+            refuse(streamID: streamID, error: RPCError(.unimplemented, message))
+            return
+        }
+        var deadline: ContinuousClock.Instant?
+        if let timeoutText = field("grpc-timeout") {
+            guard let timeout = GRPCTimeout.parse(timeoutText) else {
+                refuse(streamID: streamID, error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
+                return
+            }
+            deadline = .now + timeout
+        }
+        let metadata = HTTP2Metadata.metadata(from: fields)
+        let context = ServerContext(
+            method: route.method, requestMetadata: metadata, deadline: deadline, peer: peer,
+            requestID: RequestID.accept(metadata.firstString(forKey: "x-request-id")))
+        let stream = ServerStream(
+            id: streamID, route: route, context: context, maxMessageBytes: configuration.maxReceiveMessageBytes,
+            connection: self, eventLoop: self.context!.eventLoop, allocator: self.context!.channel.allocator)
+        streams[streamID] = stream
+        if endStream { stream.inbound.finish(.success(())) }
+        if let deadline {
+            let delay = deadline - .now
+            let (seconds, attoseconds) = delay.components
+            let nanos = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+            stream.deadlineTimer = self.context!.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, nanos))) { [self] in
+                guard streams[streamID] === stream else { return }
+                terminate(stream, with: RPCError(.deadlineExceeded, "deadline exceeded"))
+            }
+        }
+        configuration.startCall(stream)
+    }
+
+    // MARK: HTTP2SessionDelegate
+
+    func sessionBeganHeaders(streamID: Int32) {
+        if streams[streamID] == nil { headerBlocks[streamID] = HeaderBlock() }
+    }
+
+    func sessionReceivedHeader(streamID: Int32, name: String, value: String) -> Bool {
+        guard var block = headerBlocks[streamID] else { return true }  // trailers from a client: ignored
+        block.bytes += name.utf8.count + value.utf8.count + 32
+        guard block.bytes <= Int(configuration.limits.maxHeaderListSize) else {
+            headerBlocks[streamID] = nil
+            return false
+        }
+        block.fields.append((name, value))
+        headerBlocks[streamID] = block
+        return true
+    }
+
+    func sessionReceivedHeaders(streamID: Int32, endStream: Bool) {
+        if let block = headerBlocks.removeValue(forKey: streamID) {
+            if closing {
+                session.resetStream(streamID: streamID, errorCode: 7)  // REFUSED_STREAM
+                return
+            }
+            startCall(streamID: streamID, fields: block.fields, endStream: endStream)
+        } else if endStream, let stream = streams[streamID] {
+            sessionReceivedEndOfData(streamID: stream.id)
+        }
+    }
+
+    func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        session.consumeConnection(count: bytes.count)
+        guard let stream = streams[streamID], !stream.finished else {
+            // Data for a call that already ended is discarded, but its window is returned.
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            return
+        }
+        do {
+            let messages = try stream.deframer.append(bytes)
+            if !stream.route.method.kind.streamsRequests {
+                session.consumeStream(streamID: streamID, count: bytes.count)
+            }
+            for message in messages { stream.inbound.push(message) }
+        } catch {
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            terminate(stream, with: error.error)
+        }
+    }
+
+    func sessionReceivedEndOfData(streamID: Int32) {
+        guard let stream = streams[streamID], !stream.finished else { return }
+        do {
+            try stream.deframer.finish()
+            stream.inbound.finish(.success(()))
+        } catch {
+            terminate(stream, with: error.error)
+        }
+    }
+
+    func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
+        headerBlocks[streamID] = nil
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.closed = true
+        stream.abort(RPCError(.cancelled, stream.finished ? "call finished" : "call cancelled by the client"))
+        closeIfIdle()
+    }
+
+    func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
+        closing = true
+        closeIfIdle()
+    }
+
+    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
+        guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
+        let count = min(buffer.count, stream.outbound.readableBytes)
+        if count > 0 {
+            stream.outbound.readWithUnsafeReadableBytes { source in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source.prefix(count)))
+                return count
+            }
+            stream.outbound.discardReadBytes()
+            if stream.route.method.kind.streamsResponses { stream.released(count) }
+        }
+        if stream.outbound.readableBytes == 0, let trailers = stream.pendingTrailers {
+            stream.pendingTrailers = nil
+            return .endWithTrailers(count, trailers)
+        }
+        return count > 0 ? .bytes(count) : .deferred
+    }
+}
+
+/// Request ids: the client's when it is safe to log, otherwise a fresh random one.
+enum RequestID {
+    /// Accepts ids of 1 to 128 characters from `[A-Za-z0-9._-]`, else generates one.
+    static func accept(_ candidate: String?) -> String {
+        if let candidate, (1...128).contains(candidate.utf8.count),
+           candidate.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) {
+            return candidate
+        }
+        return generate()
+    }
+
+    /// 16 random bytes as 32 hex characters.
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64
+        let low = generator.next() as UInt64
+        let hex = String(high, radix: 16) + String(low, radix: 16)
+        return String(repeating: "0", count: max(0, 32 - hex.count)) + hex
+    }
+}

@@ -1,0 +1,208 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PortalRPC
+import ServiceLifecycle
+import Synchronization
+
+/// A gRPC server over cleartext HTTP/2 (prior knowledge), hosting a set of services.
+///
+/// Run it as a lifecycle `Service`: `run()` serves until graceful shutdown, which stops accepting,
+/// sends GOAWAY, lets in-flight calls finish within `gracePeriod`, then closes what is left.
+public final class RPCServer: Service, Sendable {
+    /// How the server listens and what it accepts.
+    public struct Configuration: Sendable {
+        /// The address to bind.
+        public var host: String
+        /// The port to bind; 0 picks a free one.
+        public var port: Int
+        /// The largest request message accepted (`RESOURCE_EXHAUSTED` beyond it).
+        public var maxReceiveMessageBytes: Int = 4 << 20
+        /// Open connections accepted at once; more are closed on accept.
+        public var maxConnections: Int = 10_000
+        /// HTTP/2 settings and abuse limits per connection.
+        public var limits = HTTP2Limits()
+        /// How long in-flight calls may run after shutdown starts.
+        public var gracePeriod: Duration = .seconds(10)
+
+        /// A configuration with defaults for everything but the address.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    private let configuration: Configuration
+    private let services: [any RPCService]
+    private let interceptors: [any ServerInterceptor]
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let connections = ConnectionRegistry()
+    private let calls: AsyncStream<ServerStream>
+    private let callSink: AsyncStream<ServerStream>.Continuation
+    private let state = Mutex(State())
+    private let onShutdown: @Sendable () -> Void
+
+    private struct State {
+        var channel: (any Channel)?
+        var bindWaiters: [CheckedContinuation<SocketAddress, any Error>] = []
+        var shuttingDown = false
+    }
+
+    /// Creates a server; `onShutdown` runs when graceful shutdown begins (to flip health to NOT_SERVING).
+    public init(
+        configuration: Configuration, services: [any RPCService], interceptors: [any ServerInterceptor] = [],
+        logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onShutdown: @escaping @Sendable () -> Void = {}
+    ) {
+        self.configuration = configuration
+        self.services = services
+        self.interceptors = interceptors
+        self.logger = logger
+        self.group = eventLoopGroup
+        self.onShutdown = onShutdown
+        (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
+    }
+
+    /// The bound address, once `run()` has bound the socket.
+    public func boundAddress() async throws -> SocketAddress {
+        try await withCheckedThrowingContinuation { continuation in
+            let address = state.withLock { state -> SocketAddress? in
+                if let address = state.channel?.localAddress { return address }
+                state.bindWaiters.append(continuation)
+                return nil
+            }
+            if let address { continuation.resume(returning: address) }
+        }
+    }
+
+    /// Binds, serves calls until graceful shutdown, and returns once every call has finished.
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await bind()
+        } catch {
+            let waiters = state.withLock { state in
+                defer { state.bindWaiters = [] }
+                return state.bindWaiters
+            }
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
+        }
+        let waiters = state.withLock { state in
+            state.channel = channel
+            defer { state.bindWaiters = [] }
+            return state.bindWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: channel.localAddress!) }
+        logger.info("listening", metadata: ["address": "\(channel.localAddress!)"])
+
+        let dispatcher = ServerCallDispatcher(interceptors: interceptors, logger: logger)
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await stream in calls {
+                    group.addTask { await dispatcher.run(stream) }
+                }
+            }
+        } onGracefulShutdown: {
+            self.beginGracefulShutdown()
+        }
+        try? await channel.closeFuture.get()
+        logger.info("stopped")
+    }
+
+    /// Starts a graceful shutdown (also triggered by the service group on SIGTERM or SIGINT).
+    public func beginGracefulShutdown() {
+        let channel = state.withLock { state -> (any Channel)? in
+            guard !state.shuttingDown else { return nil }
+            state.shuttingDown = true
+            return state.channel
+        }
+        guard let channel else { return }
+        logger.info("shutting down", metadata: ["grace_period": "\(configuration.gracePeriod)"])
+        onShutdown()
+        channel.close(promise: nil)
+        connections.whenEmpty { self.callSink.finish() }
+        connections.forEach { $0.beginGracefulShutdown() }
+        let (seconds, _) = configuration.gracePeriod.components
+        channel.eventLoop.scheduleTask(in: .seconds(seconds)) { [connections] in
+            connections.forEach { $0.closeConnection() }
+        }
+    }
+
+    private func bind() async throws -> any Channel {
+        var routes: [String: RPCRoute] = [:]
+        for service in services {
+            for route in service.routes { routes[route.method.path] = route }
+        }
+        let connectionConfiguration = ServerConnectionConfiguration(
+            routes: routes, services: Set(services.map(\.serviceName)), limits: configuration.limits,
+            maxReceiveMessageBytes: configuration.maxReceiveMessageBytes,
+            startCall: { [callSink] stream in callSink.yield(stream) })
+        let connections = self.connections
+        let maxConnections = configuration.maxConnections
+        let logger = self.logger
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
+            .childChannelInitializer { channel in
+                guard connections.count < maxConnections else {
+                    logger.warning("connection refused: limit reached", metadata: ["limit": "\(maxConnections)"])
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    connections.add(handler, channel: channel)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+    }
+}
+
+/// The open connections of a server, so shutdown can reach each one on its event loop.
+final class ConnectionRegistry: Sendable {
+    private struct State {
+        var connections: [ObjectIdentifier: NIOLoopBound<HTTP2ServerConnectionHandler>] = [:]
+        var whenEmpty: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.connections.count } }
+
+    func add(_ handler: HTTP2ServerConnectionHandler, channel: any Channel) {
+        let key = ObjectIdentifier(handler)
+        state.withLock { $0.connections[key] = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+        channel.closeFuture.whenComplete { [self] _ in
+            let callback = state.withLock { state -> (@Sendable () -> Void)? in
+                state.connections[key] = nil
+                guard state.connections.isEmpty else { return nil }
+                defer { state.whenEmpty = nil }
+                return state.whenEmpty
+            }
+            callback?()
+        }
+    }
+
+    /// Runs `body` on each connection's event loop.
+    func forEach(_ body: @escaping @Sendable (HTTP2ServerConnectionHandler) -> Void) {
+        let all = state.withLock { Array($0.connections.values) }
+        for bound in all {
+            bound.eventLoop.execute { body(bound.value) }
+        }
+    }
+
+    /// Calls `callback` once no connection is open (now, if none is).
+    func whenEmpty(_ callback: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.connections.isEmpty { return true }
+            state.whenEmpty = callback
+            return false
+        }
+        if now { callback() }
+    }
+}

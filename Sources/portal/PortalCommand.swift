@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PortalApp
+
+/// `portal`: runs one service of the End Customer Portal, or all of them with `portal dev`.
+@main
+struct PortalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portal",
+        abstract: "End Customer Portal services.",
+        subcommands: [Gateway.self, Entitlements.self, Identity.self, Audit.self, Dev.self])
+}
+
+/// Options every service subcommand takes; each falls back to a `PORTAL_...` environment variable.
+struct ServiceOptions: ParsableArguments {
+    @Option(help: "Address to listen on (env PORTAL_HOST).")
+    var host: String = ProcessInfo.processInfo.environment["PORTAL_HOST"] ?? "0.0.0.0"
+
+    @Option(help: "Port to listen on; defaults to the service's port (env PORTAL_PORT).")
+    var port: Int?
+
+    @Option(name: .customLong("data-dir"), help: "Folder for the service's database (env PORTAL_DATA_DIR).")
+    var dataDirectory: String = ProcessInfo.processInfo.environment["PORTAL_DATA_DIR"] ?? "data"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env PORTAL_LOG_LEVEL).")
+    var logLevel: String = ProcessInfo.processInfo.environment["PORTAL_LOG_LEVEL"] ?? "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: unknown level \(logLevel)")
+        }
+        if let port, !(0...65535).contains(port) {
+            throw ValidationError("--port: \(port) is not a TCP port")
+        }
+    }
+
+    func settings(for kind: PortalServiceKind) throws -> ServiceSettings {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
+        return ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
+    }
+
+    func start(_ kinds: [PortalServiceKind]) async throws {
+        PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let logger = Logger(label: "portal")
+        let servers = try kinds.map { try PortalRuntime.makeServer(settings(for: $0), logger: logger) }
+        try await PortalRuntime.run(servers, logger: logger)
+    }
+}
+
+/// `portal gateway`.
+struct Gateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway (the portal facade), port 50050.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws { try await options.start([.gateway]) }
+}
+
+/// `portal entitlements`.
+struct Entitlements: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the entitlements service, port 50051.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws { try await options.start([.entitlements]) }
+}
+
+/// `portal identity`.
+struct Identity: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the identity and members service, port 50052.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws { try await options.start([.identity]) }
+}
+
+/// `portal audit`.
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the audit service, port 50053.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws { try await options.start([.audit]) }
+}
+
+/// `portal dev`: all four services in one process on their default ports, loopback only.
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run all four services in one process on this machine.")
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("data-dir"), help: "Folder for the databases.")
+    var dataDirectory: String = ProcessInfo.processInfo.environment["PORTAL_DATA_DIR"] ?? "data"
+
+    @Option(name: .customLong("log-level"), help: "Log level.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var options = try ServiceOptions.parse([])
+        options.host = host
+        options.dataDirectory = dataDirectory
+        options.logLevel = logLevel
+        options.port = nil
+        try await options.start(PortalServiceKind.allCases)
+    }
+}
