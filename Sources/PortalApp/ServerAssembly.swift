@@ -6,7 +6,10 @@ import PortalStandardServices
 
 /// Builds a server with the standard services (health, reflection) and interceptors around `services`.
 public enum ServerAssembly {
-    /// A server hosting `services`, health and reflection, with request ids and access logs.
+    /// A server hosting `services`, health and reflection, with access logs.
+    ///
+    /// Every call already has a request id (the client's `x-request-id`, or a fresh one) that the
+    /// transport returns in the response headers and the access log records.
     public static func makeServer(
         services: [any RPCService], configuration: RPCServer.Configuration, logger: Logger,
         extraInterceptors: [any ServerInterceptor] = []
@@ -22,7 +25,7 @@ public enum ServerAssembly {
             ReflectionService(hostedServices: hosted + standardNames),
             ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
         ]
-        let interceptors: [any ServerInterceptor] = [RequestIDInterceptor(), AccessLogInterceptor(logger: logger)] + extraInterceptors
+        let interceptors: [any ServerInterceptor] = [AccessLogInterceptor(logger: logger)] + extraInterceptors
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors, logger: logger,
             onShutdown: { health.markAllNotServing() })

@@ -30,6 +30,8 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     private var flushScheduled = false
     private var closing = false
     private var peer = "unknown"
+    private var resetBudget: TokenBucket
+    private var outputClosed = false
 
     private struct HeaderBlock {
         var fields: [(String, String)] = []
@@ -38,6 +40,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     init(configuration: ServerConnectionConfiguration) {
         self.configuration = configuration
+        resetBudget = TokenBucket(capacity: Double(configuration.limits.streamResetBurst), perSecond: Double(configuration.limits.streamResetRate))
     }
 
     // MARK: Channel events
@@ -59,7 +62,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         let accepted = buffer.withUnsafeReadableBytes { session.receive($0) }
         if !accepted {
             flushNow()
-            closeConnection()
+            closeAfterFlushing()
         }
     }
 
@@ -103,10 +106,15 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         context?.close(promise: nil)
     }
 
+    /// Once shutting down and without calls, sends what is queued (the GOAWAY) and closes.
+    ///
+    /// Deferred to a later event-loop turn: this runs inside nghttp2 callbacks, which must not re-enter it.
     private func closeIfIdle() {
-        if closing && streams.isEmpty {
-            flushNow()
-            closeConnection()
+        guard closing, streams.isEmpty, let context else { return }
+        context.eventLoop.assumeIsolated().execute {
+            guard self.streams.isEmpty else { return }
+            self.flushNow()
+            self.closeAfterFlushing()
         }
     }
 
@@ -122,23 +130,35 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     private func flushNow() {
-        guard let context, context.channel.isActive, context.channel.isWritable else { return }
+        guard let context, !outputClosed, context.channel.isActive, context.channel.isWritable else { return }
         var buffer = context.channel.allocator.buffer(capacity: 0)
         let healthy = session.drainOutput(into: &buffer)
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
         if !healthy || !session.isAlive {
-            closeConnection()
+            closeAfterFlushing()
         }
+    }
+
+    /// Half-closes so the peer reads our last frames (GOAWAY) before the socket goes, then closes.
+    ///
+    /// Closing at once with unread input makes the kernel send a TCP reset, which can overtake the GOAWAY.
+    private func closeAfterFlushing() {
+        guard let context, !outputClosed else { return }
+        outputClosed = true
+        context.close(mode: .output, promise: nil)
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.closeConnection() }
     }
 
     // MARK: Calls
 
-    /// Reopens `count` bytes of a stream's receive window (the handler consumed a message).
-    func consume(streamID: Int32, count: Int) {
-        guard streams[streamID] != nil else { return }
-        session.consumeStream(streamID: streamID, count: count)
+    /// Returns the window a stream owes once its handler has caught up with buffered requests.
+    func repayWindow(streamID: Int32) {
+        guard let stream = streams[streamID], stream.owedWindow > 0,
+              stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit else { return }
+        session.consumeStream(streamID: streamID, count: stream.owedWindow)
+        stream.owedWindow = 0
         flushSoon()
     }
 
@@ -171,7 +191,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             stream.pendingTrailers = trailers
             session.resumeBody(streamID: stream.id)
         } else if stream.outbound.readableBytes == 0 {
-            var fields = [(":status", "200"), ("content-type", "application/grpc")]
+            var fields = [(":status", "200"), ("content-type", "application/grpc"), ("x-request-id", stream.context.requestID)]
             fields += HTTP2Metadata.headerFields(stream.context.responseHeaders)
             session.submitResponse(streamID: stream.id, headers: fields + trailers, hasBody: false)
             stream.headersSent = true
@@ -189,20 +209,24 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     private func sendResponseHeaders(_ stream: ServerStream) {
-        var fields = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", "identity")]
+        var fields = [
+            (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", "identity"),
+            ("x-request-id", stream.context.requestID),
+        ]
         fields += HTTP2Metadata.headerFields(stream.context.responseHeaders)
         session.submitResponse(streamID: stream.id, headers: fields, hasBody: true)
         stream.headersSent = true
     }
 
-    private func refuse(streamID: Int32, httpStatus: String = "200", error: RPCError, extra: [(String, String)] = []) {
-        var fields = [(":status", httpStatus), ("content-type", "application/grpc")] + extra
+    private func refuse(streamID: Int32, requestID: String, error: RPCError, extra: [(String, String)] = []) {
+        var fields = [(":status", "200"), ("content-type", "application/grpc"), ("x-request-id", requestID)] + extra
         fields += GRPCStatusHeaders.trailers(for: error, metadata: [:])
         session.submitResponse(streamID: streamID, headers: fields, hasBody: false)
     }
 
     private func startCall(streamID: Int32, fields: [(String, String)], endStream: Bool) {
         func field(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
+        let requestID = RequestID.accept(field("x-request-id"))
         guard field(":method") == "POST" else {
             session.submitResponse(streamID: streamID, headers: [(":status", "405")], hasBody: false)
             return
@@ -212,7 +236,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             return
         }
         if let encoding = field("grpc-encoding"), encoding != "identity" {
-            refuse(streamID: streamID, error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+            refuse(streamID: streamID, requestID: requestID, error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
                    extra: [("grpc-accept-encoding", "identity")])
             return
         }
@@ -220,13 +244,13 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         guard let route = configuration.routes[path] else {
             let service = path.split(separator: "/").first.map(String.init) ?? ""
             let message = configuration.services.contains(service) ? "unknown method \(path)" : "unknown service \(service)"
-            refuse(streamID: streamID, error: RPCError(.unimplemented, message))
+            refuse(streamID: streamID, requestID: requestID, error: RPCError(.unimplemented, message))
             return
         }
         var deadline: ContinuousClock.Instant?
         if let timeoutText = field("grpc-timeout") {
             guard let timeout = GRPCTimeout.parse(timeoutText) else {
-                refuse(streamID: streamID, error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
+                refuse(streamID: streamID, requestID: requestID, error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
                 return
             }
             deadline = .now + timeout
@@ -234,17 +258,14 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         let metadata = HTTP2Metadata.metadata(from: fields)
         let context = ServerContext(
             method: route.method, requestMetadata: metadata, deadline: deadline, peer: peer,
-            requestID: RequestID.accept(metadata.firstString(forKey: "x-request-id")))
+            requestID: requestID)
         let stream = ServerStream(
             id: streamID, route: route, context: context, maxMessageBytes: configuration.maxReceiveMessageBytes,
             connection: self, eventLoop: self.context!.eventLoop, allocator: self.context!.channel.allocator)
         streams[streamID] = stream
         if endStream { stream.inbound.finish(.success(())) }
         if let deadline {
-            let delay = deadline - .now
-            let (seconds, attoseconds) = delay.components
-            let nanos = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-            stream.deadlineTimer = self.context!.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(max(0, nanos))) { [self] in
+            stream.deadlineTimer = self.context!.eventLoop.assumeIsolated().scheduleTask(in: (deadline - .now).timeAmount) { [self] in
                 guard streams[streamID] === stream else { return }
                 terminate(stream, with: RPCError(.deadlineExceeded, "deadline exceeded"))
             }
@@ -290,11 +311,12 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             return
         }
         do {
-            let messages = try stream.deframer.append(bytes)
-            if !stream.route.method.kind.streamsRequests {
-                session.consumeStream(streamID: streamID, count: bytes.count)
+            for message in try stream.deframer.append(bytes) { stream.inbound.push(message) }
+            stream.owedWindow += bytes.count
+            if stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit {
+                session.consumeStream(streamID: streamID, count: stream.owedWindow)
+                stream.owedWindow = 0
             }
-            for message in messages { stream.inbound.push(message) }
         } catch {
             session.consumeStream(streamID: streamID, count: bytes.count)
             terminate(stream, with: error.error)
@@ -317,6 +339,14 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         stream.closed = true
         stream.abort(RPCError(.cancelled, stream.finished ? "call finished" : "call cancelled by the client"))
         closeIfIdle()
+    }
+
+    /// Counts client resets; a rapid-reset flood gets GOAWAY(ENHANCE_YOUR_CALM) and a closed connection.
+    func sessionReceivedReset(streamID: Int32) {
+        guard !resetBudget.take(now: .now), !closing, let context else { return }
+        closing = true
+        session.submitGoAway(errorCode: 11)  // ENHANCE_YOUR_CALM
+        context.eventLoop.assumeIsolated().execute { self.flushNow() }
     }
 
     func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
@@ -357,9 +387,33 @@ enum RequestID {
     /// 16 random bytes as 32 hex characters.
     static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        let hex = String(high, radix: 16) + String(low, radix: 16)
-        return String(repeating: "0", count: max(0, 32 - hex.count)) + hex
+        return (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+}
+
+/// A token bucket: `capacity` events at once, refilled at `perSecond`.
+struct TokenBucket {
+    private let capacity: Double
+    private let perSecond: Double
+    private var tokens: Double
+    private var last: ContinuousClock.Instant = .now
+
+    init(capacity: Double, perSecond: Double) {
+        self.capacity = capacity
+        self.perSecond = perSecond
+        tokens = capacity
+    }
+
+    /// Takes one token; false when the bucket is empty.
+    mutating func take(now: ContinuousClock.Instant) -> Bool {
+        let (seconds, attoseconds) = (now - last).components
+        tokens = min(capacity, tokens + (Double(seconds) + Double(attoseconds) / 1e18) * perSecond)
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
     }
 }

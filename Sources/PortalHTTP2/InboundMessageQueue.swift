@@ -3,22 +3,27 @@ import Synchronization
 
 /// Request (or response) messages handed from the event loop to an async reader.
 ///
-/// The event loop pushes; one task pops. `onConsume` reports each popped message's size so the
-/// transport can reopen the HTTP/2 flow-control window only as fast as the reader keeps up.
+/// The event loop pushes; one task pops. `bufferedBytes` and `onConsume` (called after a buffered
+/// message is taken) let the transport reopen the HTTP/2 flow-control window only as fast as the
+/// reader keeps up.
 final class InboundMessageQueue: Sendable {
     private struct State {
         var messages: [[UInt8]] = []
         var head = 0
+        var bufferedBytes = 0
         var end: Result<Void, RPCError>?
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
     }
 
     private let state = Mutex(State())
-    private let onConsume: (@Sendable (Int) -> Void)?
+    private let onConsume: (@Sendable () -> Void)?
 
-    init(onConsume: (@Sendable (Int) -> Void)?) {
+    init(onConsume: (@Sendable () -> Void)?) {
         self.onConsume = onConsume
     }
+
+    /// Bytes of messages pushed but not yet taken.
+    var bufferedBytes: Int { state.withLock { $0.bufferedBytes } }
 
     /// Adds a message (event loop).
     func push(_ message: [UInt8]) {
@@ -29,12 +34,10 @@ final class InboundMessageQueue: Sendable {
                 return waiter
             }
             state.messages.append(message)
+            state.bufferedBytes += message.count
             return nil
         }
-        if let waiter {
-            onConsume?(message.count)
-            waiter.resume(returning: message)
-        }
+        waiter?.resume(returning: message)
     }
 
     /// Ends the queue: readers get the buffered messages, then nil (success) or the error.
@@ -55,6 +58,7 @@ final class InboundMessageQueue: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, any Error>? in
             state.messages.removeAll()
             state.head = 0
+            state.bufferedBytes = 0
             state.end = .failure(error)
             defer { state.waiter = nil }
             return state.waiter
@@ -69,6 +73,7 @@ final class InboundMessageQueue: Sendable {
                 if state.head < state.messages.count {
                     let message = state.messages[state.head]
                     state.head += 1
+                    state.bufferedBytes -= message.count
                     if state.head == state.messages.count {
                         state.messages.removeAll(keepingCapacity: true)
                         state.head = 0
@@ -83,7 +88,7 @@ final class InboundMessageQueue: Sendable {
             }
             switch immediate {
             case .success(let message)?:
-                if let message { onConsume?(message.count) }
+                if message != nil { onConsume?() }
                 continuation.resume(returning: message)
             case .failure(let error)?:
                 continuation.resume(throwing: error)

@@ -18,6 +18,8 @@ protocol HTTP2SessionDelegate: AnyObject {
     func sessionReceivedEndOfData(streamID: Int32)
     /// The stream closed; `errorCode` is 0 for a clean close.
     func sessionClosedStream(streamID: Int32, errorCode: UInt32)
+    /// The peer reset a stream with RST_STREAM.
+    func sessionReceivedReset(streamID: Int32)
     /// The peer sent GOAWAY.
     func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32)
     /// nghttp2 wants up to `capacity` body bytes for `streamID`.
@@ -84,7 +86,9 @@ final class NGHTTP2Session {
         nghttp2_option_new(&option)
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_stream_reset_rate_limit(option, limits.streamResetBurst, limits.streamResetRate)
+        // The connection handler enforces `streamResetBurst`/`streamResetRate` itself so it can answer
+        // with ENHANCE_YOUR_CALM; nghttp2's own limiter (which answers INTERNAL_ERROR) is a backstop.
+        nghttp2_option_set_stream_reset_rate_limit(option, limits.streamResetBurst * 4, limits.streamResetRate * 4)
         nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAcks)
         nghttp2_option_set_max_settings(option, limits.maxSettingsEntries)
         nghttp2_option_set_max_continuations(option, limits.maxContinuations)
@@ -278,6 +282,8 @@ final class NGHTTP2Session {
                 delegate.sessionReceivedHeaders(streamID: frame.hd.stream_id, endStream: endStream)
             case NGHTTP2_DATA.rawValue where endStream:
                 delegate.sessionReceivedEndOfData(streamID: frame.hd.stream_id)
+            case NGHTTP2_RST_STREAM.rawValue:
+                delegate.sessionReceivedReset(streamID: frame.hd.stream_id)
             case NGHTTP2_GOAWAY.rawValue:
                 delegate.sessionReceivedGoAway(lastStreamID: frame.goaway.last_stream_id, errorCode: frame.goaway.error_code)
             default:

@@ -36,6 +36,8 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
     var finished = false
     var closed = false
     var pendingTrailers: [(String, String)]?
+    /// Received body bytes not yet returned to the peer's send window (the reader is behind).
+    var owedWindow = 0
     var deadlineTimer: Scheduled<Void>?
 
     init(id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int, connection: HTTP2ServerConnectionHandler, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
@@ -46,16 +48,11 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
         self.eventLoop = eventLoop
         deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
         outbound = allocator.buffer(capacity: 0)
-        if route.method.kind.streamsRequests {
-            // Reopen the stream's receive window only as the handler consumes (5 bytes of prefix each).
-            let loop = eventLoop
-            let streamID = id
-            let bound = NIOLoopBound(connection, eventLoop: eventLoop)
-            inbound = InboundMessageQueue { size in
-                loop.execute { bound.value.consume(streamID: streamID, count: size + 5) }
-            }
-        } else {
-            inbound = InboundMessageQueue(onConsume: nil)
+        // Taking a buffered request may make room to reopen the stream's receive window.
+        let bound = NIOLoopBound(connection, eventLoop: eventLoop)
+        let streamID = id
+        inbound = InboundMessageQueue { [eventLoop] in
+            eventLoop.execute { bound.value.repayWindow(streamID: streamID) }
         }
     }
 

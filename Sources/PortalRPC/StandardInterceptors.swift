@@ -1,17 +1,5 @@
 import Logging
 
-/// Echoes the call's request id to the client in the `x-request-id` response header.
-public struct RequestIDInterceptor: ServerInterceptor {
-    /// Creates the interceptor.
-    public init() {}
-
-    /// Adds the header and continues.
-    public func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
-        context.responseHeaders.addString(context.requestID, forKey: "x-request-id")
-        try await next(context)
-    }
-}
-
 /// Writes one structured log line per call: method, status, duration, request id, peer, organization.
 ///
 /// Never logs metadata values, so tokens and secrets stay out of logs.

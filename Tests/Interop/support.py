@@ -31,10 +31,8 @@ from pathlib import Path
 import grpc
 import h2.config
 import h2.connection
-import h2.errors
 import h2.events
 import h2.exceptions
-import h2.settings
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -458,6 +456,7 @@ class StreamResult:
     body: bytearray = field(default_factory=bytearray)
     messages: list = field(default_factory=list)
     message_count: int = 0
+    payload_bytes: int = 0
     keep_messages: bool = True
     ended: bool = False
     reset_code: int | None = None
@@ -508,6 +507,7 @@ class StreamResult:
             payload = bytes(self.body[5 : 5 + length])
             del self.body[: 5 + length]
             self.message_count += 1
+            self.payload_bytes += length
             if self.keep_messages:
                 self.messages.append((flag, payload))
 
@@ -521,14 +521,12 @@ class StreamResult:
 class RawH2Client:
     """A plain-text HTTP/2 client on one TCP connection, driven by the `h2` state machine."""
 
-    def __init__(self, port: int, timeout: float = 10.0, auto_ack: bool = True, local_settings: dict | None = None):
+    def __init__(self, port: int, timeout: float = 10.0, auto_ack: bool = True):
         self.port = port
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8", validate_inbound_headers=False)
         self.conn = h2.connection.H2Connection(config=config)
-        if local_settings:
-            self.conn.local_settings = h2.settings.Settings(client=True, initial_values=local_settings)
         self.auto_ack = auto_ack
         self.streams: dict[int, StreamResult] = {}
         self.goaway: h2.events.ConnectionTerminated | None = None
@@ -598,7 +596,14 @@ class RawH2Client:
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as error:
+            # h2 refuses frames that follow a GOAWAY (for example RST_STREAM(REFUSED_STREAM) for
+            # streams past its last-stream-id) and drops the events of that read: recover the
+            # GOAWAY from the raw bytes so the server's answer is still seen.
             self.events.append(error)
+            codes = goaway_codes(data)
+            if codes and self.goaway is None:
+                self.goaway = h2.events.ConnectionTerminated()
+                self.goaway.error_code = codes[0]
             self.closed = True
             return False
         self._handle(events)
@@ -719,3 +724,167 @@ def assert_server_healthy(server: ServerProcess, context: str = "") -> None:
     finally:
         channel.close()
     server.assert_running(context)
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-made HTTP/2 frames, for floods and malformed input the h2 state machine will not produce
+
+CLIENT_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FRAME_DATA, FRAME_HEADERS, FRAME_RST_STREAM, FRAME_SETTINGS = 0x0, 0x1, 0x3, 0x4
+FRAME_PING, FRAME_GOAWAY, FRAME_WINDOW_UPDATE, FRAME_CONTINUATION = 0x6, 0x7, 0x8, 0x9
+FLAG_END_STREAM, FLAG_ACK, FLAG_END_HEADERS = 0x1, 0x1, 0x4
+ENHANCE_YOUR_CALM = 0xB
+
+
+def h2_frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"", length: int | None = None) -> bytes:
+    """A raw HTTP/2 frame; `length` may lie about the payload size."""
+    size = len(payload) if length is None else length
+    return size.to_bytes(3, "big") + bytes([frame_type, flags]) + (stream_id & 0x7FFFFFFF).to_bytes(4, "big") + payload
+
+
+@dataclass
+class RawFrame:
+    type: int
+    flags: int
+    stream_id: int
+    payload: bytes
+
+
+def parse_frames(raw: bytes) -> tuple[list[RawFrame], bytes]:
+    """Complete frames in `raw`, and the incomplete rest."""
+    frames = []
+    offset = 0
+    while offset + 9 <= len(raw):
+        length = int.from_bytes(raw[offset : offset + 3], "big")
+        if offset + 9 + length > len(raw):
+            break
+        frame_type, flags = raw[offset + 3], raw[offset + 4]
+        stream_id = int.from_bytes(raw[offset + 5 : offset + 9], "big") & 0x7FFFFFFF
+        frames.append(RawFrame(frame_type, flags, stream_id, bytes(raw[offset + 9 : offset + 9 + length])))
+        offset += 9 + length
+    return frames, bytes(raw[offset:])
+
+
+class RawFrameConnection:
+    """A TCP connection that speaks HTTP/2 by hand: preface, SETTINGS exchange, then raw frames."""
+
+    def __init__(self, port: int, timeout: float = 10.0):
+        import hpack
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.frames: list[RawFrame] = []
+        self.closed = False
+        self.send_failed: OSError | None = None
+        self._pending = b""
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder(max_header_list_size=1 << 30)
+        self.decoder.max_allowed_table_size = 1 << 20
+        self._header_block: dict[int, bytearray] = {}
+        self.headers: dict[int, list[list]] = {}  # stream id -> decoded header blocks
+
+    def handshake(self, timeout: float = 5.0) -> None:
+        """Sends the preface and an empty SETTINGS frame, and acknowledges the server's SETTINGS."""
+        self.send(CLIENT_PREFACE + h2_frame(FRAME_SETTINGS, 0, 0))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(f.type == FRAME_SETTINGS and not f.flags & FLAG_ACK for f in self.frames):
+                self.send(h2_frame(FRAME_SETTINGS, FLAG_ACK, 0))
+                return
+            if not self.read(timeout=0.2):
+                break
+        raise AssertionError(f"no SETTINGS from the server (frames: {self.frames}, closed: {self.closed})")
+
+    def send(self, data: bytes) -> bool:
+        """Sends bytes; False (and remembers the error) when the server has stopped accepting them."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (OSError, socket.timeout) as error:
+            self.send_failed = error
+            return False
+
+    def read(self, timeout: float) -> bool:
+        """Reads once; False once the server has closed the connection."""
+        if self.closed:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return True
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        frames, self._pending = parse_frames(self._pending + data)
+        for frame in frames:
+            self.frames.append(frame)
+            if frame.type in (FRAME_HEADERS, FRAME_CONTINUATION):
+                block = self._header_block.setdefault(frame.stream_id, bytearray())
+                payload = frame.payload
+                if frame.type == FRAME_HEADERS:
+                    payload = _strip_headers_padding(frame.flags, payload)
+                block.extend(payload)
+                if frame.flags & FLAG_END_HEADERS:
+                    decoded = self.decoder.decode(bytes(self._header_block.pop(frame.stream_id)), raw=False)
+                    self.headers.setdefault(frame.stream_id, []).append(list(decoded))
+        return True
+
+    def read_until(self, predicate, timeout: float) -> bool:
+        """Reads until `predicate()` holds, the connection closes, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            if not self.read(timeout=min(0.2, max(0.01, deadline - time.monotonic()))):
+                break
+        return bool(predicate())
+
+    def goaway_codes(self) -> list[int]:
+        return [int.from_bytes(f.payload[4:8], "big") for f in self.frames if f.type == FRAME_GOAWAY]
+
+    def reset_codes(self, stream_id: int) -> list[int]:
+        return [
+            int.from_bytes(f.payload[:4], "big") for f in self.frames if f.type == FRAME_RST_STREAM and f.stream_id == stream_id
+        ]
+
+    def stream_finished(self, stream_id: int) -> bool:
+        return any(
+            f.stream_id == stream_id and (f.type == FRAME_RST_STREAM or (f.type in (FRAME_HEADERS, FRAME_DATA) and f.flags & FLAG_END_STREAM))
+            for f in self.frames
+        )
+
+    def final_header(self, stream_id: int, name: str) -> str | None:
+        """The last value of `name` in the stream's header blocks (trailers win over headers)."""
+        value = None
+        for block in self.headers.get(stream_id, []):
+            for key, item in block:
+                if key == name:
+                    value = item
+        return value
+
+    def encode_headers(self, headers: list) -> bytes:
+        return self.encoder.encode(headers, huffman=False)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "RawFrameConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _strip_headers_padding(flags: int, payload: bytes) -> bytes:
+    if flags & 0x8:  # PADDED
+        pad = payload[0]
+        payload = payload[1 : len(payload) - pad]
+    if flags & 0x20:  # PRIORITY
+        payload = payload[5:]
+    return payload

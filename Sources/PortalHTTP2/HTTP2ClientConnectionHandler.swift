@@ -1,0 +1,281 @@
+import NIOCore
+import PortalRPC
+
+/// Runs client calls over one HTTP/2 connection: requests out, responses and trailers in.
+///
+/// Lives on the connection's event loop, like its session and streams.
+final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let authority: String
+    private let limits: HTTP2Limits
+    private let onUnusable: @Sendable () -> Void
+    private var session: NGHTTP2Session!
+    private var context: ChannelHandlerContext?
+    private var streams: [Int32: ClientStream] = [:]
+    private var headerBlocks: [Int32: [(String, String)]] = [:]
+    private var flushScheduled = false
+    private(set) var isUsable = true
+
+    /// Creates a handler; `onUnusable` runs once when the connection stops taking new calls.
+    init(authority: String, limits: HTTP2Limits, onUnusable: @escaping @Sendable () -> Void) {
+        self.authority = authority
+        self.limits = limits
+        self.onUnusable = onUnusable
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        session = NGHTTP2Session(role: .client, limits: limits, delegate: self)
+        if context.channel.isActive { flushNow() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushNow()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if !buffer.withUnsafeReadableBytes({ session.receive($0) }) {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushNow()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushNow() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        markUnusable()
+        for stream in streams.values {
+            stream.abort(RPCError(.unavailable, "connection to \(authority) closed"))
+        }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func markUnusable() {
+        guard isUsable else { return }
+        isUsable = false
+        onUnusable()
+    }
+
+    // MARK: Output
+
+    private func flushSoon() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushNow()
+        }
+    }
+
+    private func flushNow() {
+        guard let context, context.channel.isActive, context.channel.isWritable else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        let healthy = session.drainOutput(into: &buffer)
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !healthy {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Calls
+
+    /// Starts a call: submits the request headers; the body follows as the caller sends.
+    func startCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions, maxResponseBytes: Int) throws -> ClientStream {
+        guard isUsable, let context else { throw RPCError(.unavailable, "connection to \(authority) is closing") }
+        let stream = ClientStream(
+            method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes, connection: self,
+            eventLoop: context.eventLoop, allocator: context.channel.allocator)
+        var headers = [
+            (":method", "POST"), (":scheme", "http"), (":path", method.path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "portal-swift/1.0"),
+            ("grpc-accept-encoding", "identity"),
+        ]
+        if let timeout = options.timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }
+        headers += HTTP2Metadata.headerFields(metadata)
+        guard let id = session.submitRequest(headers: headers) else {
+            throw RPCError(.unavailable, "connection to \(authority) refused a new stream")
+        }
+        stream.id = id
+        streams[id] = stream
+        if let timeout = options.timeout {
+            stream.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout.timeAmount) { [self] in
+                cancel(stream, with: RPCError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
+            }
+        }
+        flushSoon()
+        return stream
+    }
+
+    /// Queues a framed request message.
+    func write(_ framed: [UInt8], on stream: ClientStream) {
+        guard !stream.ended, !stream.requestsFinished else {
+            stream.released(framed.count)
+            return
+        }
+        stream.outbound.writeBytes(framed)
+        session.resumeBody(streamID: stream.id)
+        flushSoon()
+    }
+
+    /// Half-closes the request side once the queued messages are out.
+    func finishRequests(on stream: ClientStream) {
+        guard !stream.ended, !stream.requestsFinished else { return }
+        stream.requestsFinished = true
+        session.resumeBody(streamID: stream.id)
+        flushSoon()
+    }
+
+    /// Resets the stream and fails the call with `error`.
+    func cancel(_ stream: ClientStream, with error: RPCError) {
+        guard !stream.ended else { return }
+        if streams.removeValue(forKey: stream.id) != nil {
+            session.resetStream(streamID: stream.id, errorCode: 8)  // CANCEL
+        }
+        stream.abort(error)
+        flushSoon()
+    }
+
+    /// Returns the window a stream owes once its caller has caught up with buffered responses.
+    func repayWindow(streamID: Int32) {
+        guard let stream = streams[streamID], stream.owedWindow > 0,
+              stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit else { return }
+        session.consumeStream(streamID: streamID, count: stream.owedWindow)
+        stream.owedWindow = 0
+        flushSoon()
+    }
+
+    // MARK: HTTP2SessionDelegate
+
+    func sessionBeganHeaders(streamID: Int32) {
+        headerBlocks[streamID] = []
+    }
+
+    func sessionReceivedHeader(streamID: Int32, name: String, value: String) -> Bool {
+        headerBlocks[streamID, default: []].append((name, value))
+        return headerBlocks[streamID]!.count <= 1_000
+    }
+
+    func sessionReceivedHeaders(streamID: Int32, endStream: Bool) {
+        let fields = headerBlocks.removeValue(forKey: streamID) ?? []
+        guard let stream = streams[streamID] else { return }
+        let metadata = HTTP2Metadata.metadata(from: fields)
+        if !stream.receivedHeaders {
+            stream.receivedHeaders = true
+            if let error = Self.httpError(fields) {
+                stream.end(trailers: metadata, error: error)
+                return
+            }
+            if endStream {  // Trailers-only response.
+                stream.deliverHeaders(Metadata())
+                stream.end(trailers: metadata, error: GRPCStatusHeaders.error(fromTrailers: fields, metadata: metadata))
+            } else {
+                stream.deliverHeaders(metadata)
+            }
+        } else {
+            stream.end(trailers: metadata, error: GRPCStatusHeaders.error(fromTrailers: fields, metadata: metadata))
+        }
+    }
+
+    func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        session.consumeConnection(count: bytes.count)
+        guard let stream = streams[streamID], !stream.ended else {
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            return
+        }
+        do {
+            for message in try stream.deframer.append(bytes) { stream.inbound.push(message) }
+            stream.owedWindow += bytes.count
+            if stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit {
+                session.consumeStream(streamID: streamID, count: stream.owedWindow)
+                stream.owedWindow = 0
+            }
+        } catch {
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            cancel(stream, with: error.error)
+        }
+    }
+
+    func sessionReceivedEndOfData(streamID: Int32) {
+        guard let stream = streams[streamID], !stream.ended else { return }
+        stream.end(trailers: Metadata(), error: RPCError(.internal, "the server ended the stream without trailers"))
+    }
+
+    func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
+        headerBlocks[streamID] = nil
+        guard let stream = streams.removeValue(forKey: streamID), !stream.ended else { return }
+        let error = switch errorCode {
+        case 7: RPCError(.unavailable, "the server refused the stream")  // REFUSED_STREAM
+        case 8: RPCError(.cancelled, "the server cancelled the stream")  // CANCEL
+        case 11: RPCError(.resourceExhausted, "the server asked to calm down (ENHANCE_YOUR_CALM)")
+        default: RPCError(.internal, "stream reset by the server (HTTP/2 error \(errorCode))")
+        }
+        stream.abort(error)
+    }
+
+    func sessionReceivedReset(streamID: Int32) {}
+
+    func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
+        markUnusable()
+        for (id, stream) in streams where id > lastStreamID {
+            streams[id] = nil
+            stream.abort(RPCError(.unavailable, "the server is shutting down (GOAWAY)"))
+        }
+    }
+
+    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
+        guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
+        let count = min(buffer.count, stream.outbound.readableBytes)
+        if count > 0 {
+            stream.outbound.readWithUnsafeReadableBytes { source in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source.prefix(count)))
+                return count
+            }
+            stream.outbound.discardReadBytes()
+            stream.released(count)
+        }
+        if stream.outbound.readableBytes == 0, stream.requestsFinished {
+            return .endWithTrailers(count, [])
+        }
+        return count > 0 ? .bytes(count) : .deferred
+    }
+
+    /// The status for a response that is not a gRPC response (HTTP status other than 200, wrong content type).
+    private static func httpError(_ fields: [(String, String)]) -> RPCError? {
+        let status = fields.first { $0.0 == ":status" }?.1 ?? ""
+        guard status == "200" else {
+            let code: RPCStatusCode = switch status {
+            case "400": .internal
+            case "401": .unauthenticated
+            case "403": .permissionDenied
+            case "404": .unimplemented
+            case "429", "502", "503", "504": .unavailable
+            default: .unknown
+            }
+            return RPCError(code, "HTTP status \(status)")
+        }
+        let contentType = fields.first { $0.0 == "content-type" }?.1 ?? ""
+        guard contentType.hasPrefix("application/grpc") else {
+            return RPCError(.unknown, "response content-type \(contentType) is not gRPC")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,55 @@
+@testable import PortalHTTP2
+import PortalRPC
+import Testing
+
+@Suite("gRPC message framing and status headers")
+struct FramingTests {
+    @Test func messagesSplitAcrossChunksAreReassembled() throws {
+        let wire = GRPCMessageFramer.frame([1, 2, 3]) + GRPCMessageFramer.frame([]) + GRPCMessageFramer.frame([9])
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 100)
+        var messages: [[UInt8]] = []
+        for byte in wire {
+            messages += try [byte].withUnsafeBytes { try deframer.append($0) }
+        }
+        #expect(messages == [[1, 2, 3], [], [9]])
+        try deframer.finish()
+    }
+
+    @Test func oversizedMessagesAreRefusedBeforeTheyArrive() {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 4)
+        #expect(throws: GRPCMessageDeframer.Failure.messageTooLarge(announced: 5, limit: 4)) {
+            _ = try ([0, 0, 0, 0, 5] as [UInt8]).withUnsafeBytes { try deframer.append($0) }
+        }
+    }
+
+    @Test func compressedMessagesWithoutEncodingAreRefused() {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 100)
+        #expect(throws: GRPCMessageDeframer.Failure.compressedWithoutEncoding) {
+            _ = try ([1, 0, 0, 0, 1, 7] as [UInt8]).withUnsafeBytes { try deframer.append($0) }
+        }
+    }
+
+    @Test func aStreamEndingInsideAMessageIsTruncated() throws {
+        var deframer = GRPCMessageDeframer(maxMessageBytes: 100)
+        _ = try ([0, 0, 0, 0, 3, 1] as [UInt8]).withUnsafeBytes { try deframer.append($0) }
+        #expect(throws: GRPCMessageDeframer.Failure.truncated(missing: 2)) { try deframer.finish() }
+    }
+
+    @Test func statusMessagesArePercentEncoded() {
+        let message = "café 100% ✓\nnext"
+        let encoded = GRPCStatusHeaders.percentEncode(message)
+        #expect(encoded == "caf%C3%A9 100%25 %E2%9C%93%0Anext")
+        #expect(GRPCStatusHeaders.percentDecode(encoded) == message)
+        #expect(GRPCStatusHeaders.percentDecode("bad %zz escape %") == "bad %zz escape %")
+    }
+
+    @Test func errorDetailsSurviveTheTrailers() throws {
+        let error = RPCError(.failedPrecondition, "too few licenses", details: [RPCErrorDetail(typeURL: "type.googleapis.com/x.Y", value: [1, 2])])
+        let fields = GRPCStatusHeaders.trailers(for: error, metadata: ["x-extra": "1"])
+        let decoded = try #require(GRPCStatusHeaders.error(fromTrailers: fields, metadata: [:]))
+        #expect(decoded.code == .failedPrecondition)
+        #expect(decoded.message == "too few licenses")
+        #expect(decoded.details == error.details)
+        #expect(fields.contains { $0 == ("x-extra", "1") })
+    }
+}
