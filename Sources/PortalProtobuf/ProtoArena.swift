@@ -36,8 +36,11 @@ final class ProtoArena {
     }
 
     /// A NUL-terminated copy of `string` in arena memory.
+    ///
+    /// protobuf-c strings end at the first NUL, so a NUL inside `string` is sent as U+FFFD rather
+    /// than silently cutting the rest off (decoding refuses such strings for the same reason).
     func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
-        var string = string
+        var string = string.utf8.contains(0) ? string.replacingNULs() : string
         return string.withUTF8 { utf8 in
             let memory = allocate(utf8.count + 1)
             if let base = utf8.baseAddress { memory.copyMemory(from: base, byteCount: utf8.count) }
@@ -56,5 +59,11 @@ final class ProtoArena {
         guard let block = calloc(1, size) else { fatalError("out of memory allocating \(size) bytes") }
         blocks.append(block)
         return block
+    }
+}
+
+extension String {
+    fileprivate func replacingNULs() -> String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : $0 }))
     }
 }

@@ -7,6 +7,9 @@ enum ProtoCodec {
         if bytes.isEmpty {
             return Message()
         }
+        if let problem = ProtoStringValidator.problem(in: bytes, descriptor: layout.descriptor) {
+            throw ProtoDecodingError(messageName: Message.protoMessageName, byteCount: bytes.count, problem: problem)
+        }
         guard let base = bytes.baseAddress,
               let unpacked = protobuf_c_message_unpack(layout.descriptor, nil, bytes.count, base.assumingMemoryBound(to: UInt8.self))
         else {

@@ -57,9 +57,18 @@ public struct ProtoDecodingError: Error, CustomStringConvertible, Sendable, Equa
     public var messageName: String
     /// How many bytes were offered.
     public var byteCount: Int
+    /// What is wrong, when known (for example which string field holds invalid UTF-8).
+    public var problem: String?
 
-    /// A sentence that names the message type.
+    /// Creates an error.
+    public init(messageName: String, byteCount: Int, problem: String? = nil) {
+        self.messageName = messageName
+        self.byteCount = byteCount
+        self.problem = problem
+    }
+
+    /// A sentence that names the message type and, when known, the field.
     public var description: String {
-        "invalid protobuf encoding of \(messageName) (\(byteCount) bytes)"
+        "invalid protobuf encoding of \(messageName) (\(byteCount) bytes)" + (problem.map { ": \($0)" } ?? "")
     }
 }

@@ -447,11 +447,17 @@ def test_round_trip_of_empty_message_keeps_presence_fields_absent(echo):
     assert response.WhichOneof("choice") is None
 
 
-def test_round_trip_string_with_nul_character(echo):
-    """Strings and bytes containing NUL characters survive RoundTrip (valid protobuf, common in practice)."""
-    request = E.AllKinds(string_value="before\x00after", bytes_value=b"\x00\x00x\x00", repeated_string=["a\x00b"])
-    response = echo.RoundTrip(request, timeout=T)
-    assert response == request
+def test_bytes_with_nul_round_trip_and_strings_with_nul_are_refused(echo):
+    """Bytes may hold NULs; a string holding one is refused by name instead of being cut short.
+
+    protobuf-c stores strings NUL-terminated, so the server refuses them rather than lose the tail.
+    """
+    request = E.AllKinds(string_value="plain", bytes_value=b"\x00\x00x\x00")
+    assert echo.RoundTrip(request, timeout=T) == request
+    with pytest.raises(grpc.RpcError) as refused:
+        echo.RoundTrip(E.AllKinds(repeated_string=["ok", "a\x00b"]), timeout=T)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "repeated_string contains a NUL character" in refused.value.details()
 
 
 def test_round_trip_preserves_unknown_fields(channel):

@@ -143,3 +143,36 @@ extension Portal_Testing_V1_Nested {
         return nested
     }
 }
+
+@Suite("String fields are checked before protobuf-c sees them")
+struct StringValidationTests {
+    @Test func aNULInsideAStringIsRefusedNamingTheField() {
+        // field 14 (string) = "a\0b"
+        #expect {
+            _ = try Portal_Testing_V1_AllKinds(serializedBytes: [0x72, 0x03, 0x61, 0x00, 0x62])
+        } throws: { error in
+            (error as? ProtoDecodingError)?.description.contains("field string_value contains a NUL character") == true
+        }
+    }
+
+    @Test func invalidUTF8InANestedStringIsRefusedWithItsPath() {
+        // field 17 (Nested) containing field 1 (label) = 0xFF
+        #expect {
+            _ = try Portal_Testing_V1_AllKinds(serializedBytes: [0x8A, 0x01, 0x03, 0x0A, 0x01, 0xFF])
+        } throws: { error in
+            (error as? ProtoDecodingError)?.description.contains("field nested.label is not valid UTF-8") == true
+        }
+    }
+
+    @Test func bytesFieldsMayHoldAnything() throws {
+        var message = Portal_Testing_V1_AllKinds()
+        message.bytesValue = [0, 0xFF, 0]
+        #expect(try Portal_Testing_V1_AllKinds(serializedBytes: message.serializedBytes()) == message)
+    }
+
+    @Test func encodingNeverCutsAStringAtANUL() throws {
+        var message = Portal_Testing_V1_AllKinds()
+        message.stringValue = "before\u{0}after"
+        #expect(try Portal_Testing_V1_AllKinds(serializedBytes: message.serializedBytes()).stringValue == "before\u{FFFD}after")
+    }
+}
