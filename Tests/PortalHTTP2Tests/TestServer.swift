@@ -8,13 +8,15 @@ import PortalTestServices
 /// Runs `body` against a real server on an ephemeral loopback port, then shuts it down gracefully.
 func withEchoServer<Result: Sendable>(
     configure: (inout RPCServer.Configuration) -> Void = { _ in },
+    interceptors: [any ServerInterceptor] = [],
     _ body: @Sendable (RPCServer, Int) async throws -> Result
 ) async throws -> Result {
     var configuration = RPCServer.Configuration(host: "127.0.0.1", port: 0)
     configure(&configuration)
     var logger = Logger(label: "test-server")
     logger.logLevel = .critical
-    let (server, _) = ServerAssembly.makeServer(services: [EchoService(), BenchService()], configuration: configuration, logger: logger)
+    let (server, _) = ServerAssembly.makeServer(
+        services: [EchoService(), BenchService()], configuration: configuration, logger: logger, extraInterceptors: interceptors)
     return try await withThrowingTaskGroup(of: Result?.self) { group in
         group.addTask {
             try await server.run()
