@@ -11,8 +11,6 @@ struct ServerConnectionConfiguration: Sendable {
     var limits: HTTP2Limits
     /// The largest request message accepted.
     var maxReceiveMessageBytes: Int
-    /// Hands a started call to the server's task group.
-    var startCall: @Sendable (ServerStream) -> Void
 }
 
 /// Serves gRPC on one accepted connection: feeds socket bytes to nghttp2 and turns streams into calls.
@@ -38,8 +36,13 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         var bytes = 0
     }
 
-    init(configuration: ServerConnectionConfiguration) {
+    private let calls: AsyncStream<ServerStream>.Continuation
+    private var requestIDs = RequestID.Generator()
+
+    /// Creates the handler; every call it starts goes to `calls`, which it finishes when the connection closes.
+    init(configuration: ServerConnectionConfiguration, calls: AsyncStream<ServerStream>.Continuation) {
         self.configuration = configuration
+        self.calls = calls
         resetBudget = TokenBucket(capacity: Double(configuration.limits.streamResetBurst), perSecond: Double(configuration.limits.streamResetRate))
     }
 
@@ -82,6 +85,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         }
         streams.removeAll()
         headerBlocks.removeAll()
+        calls.finish()
         context.fireChannelInactive()
     }
 
@@ -226,7 +230,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     private func startCall(streamID: Int32, fields: [(String, String)], endStream: Bool) {
         func field(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
-        let requestID = RequestID.accept(field("x-request-id"))
+        let requestID = field("x-request-id").flatMap(RequestID.accepting) ?? requestIDs.next()
         guard field(":method") == "POST" else {
             session.submitResponse(streamID: streamID, headers: [(":status", "405")], hasBody: false)
             return
@@ -270,7 +274,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
                 terminate(stream, with: RPCError(.deadlineExceeded, "deadline exceeded"))
             }
         }
-        configuration.startCall(stream)
+        calls.yield(stream)
     }
 
     // MARK: HTTP2SessionDelegate
@@ -373,24 +377,30 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 }
 
-/// Request ids: the client's when it is safe to log, otherwise a fresh random one.
+/// Request ids: the client's when it is safe to log, otherwise a fresh one.
 enum RequestID {
-    /// Accepts ids of 1 to 128 characters from `[A-Za-z0-9._-]`, else generates one.
-    static func accept(_ candidate: String?) -> String {
-        if let candidate, (1...128).contains(candidate.utf8.count),
-           candidate.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) {
-            return candidate
-        }
-        return generate()
+    /// The client's id when it has 1 to 128 characters from `[A-Za-z0-9._-]`.
+    static func accepting(_ candidate: String) -> String? {
+        guard (1...128).contains(candidate.utf8.count),
+              candidate.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+        else { return nil }
+        return candidate
     }
 
-    /// 16 random bytes as 32 hex characters.
-    static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in
-            let hex = String(generator.next() as UInt64, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
+    /// Fresh ids for one connection: a random 64-bit prefix and a counter, unique without a syscall per call.
+    struct Generator {
+        private let prefix: String
+        private var counter: UInt64 = 0
+
+        init() {
+            let hex = String(UInt64.random(in: .min ... .max), radix: 16)
+            prefix = String(repeating: "0", count: 16 - hex.count) + hex
+        }
+
+        mutating func next() -> String {
+            counter += 1
+            return prefix + "-" + String(counter, radix: 16)
+        }
     }
 }
 

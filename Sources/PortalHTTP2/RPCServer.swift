@@ -38,8 +38,8 @@ public final class RPCServer: Service, Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = ConnectionRegistry()
-    private let calls: AsyncStream<ServerStream>
-    private let callSink: AsyncStream<ServerStream>.Continuation
+    private let acceptedConnections: AsyncStream<AcceptedConnection>
+    private let acceptedSink: AsyncStream<AcceptedConnection>.Continuation
     private let state = Mutex(State())
     private let onShutdown: @Sendable () -> Void
 
@@ -61,7 +61,7 @@ public final class RPCServer: Service, Sendable {
         self.logger = logger
         self.group = eventLoopGroup
         self.onShutdown = onShutdown
-        (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
+        (acceptedConnections, acceptedSink) = AsyncStream.makeStream(of: AcceptedConnection.self)
     }
 
     /// The bound address, once `run()` has bound the socket.
@@ -100,8 +100,15 @@ public final class RPCServer: Service, Sendable {
         let dispatcher = ServerCallDispatcher(interceptors: interceptors, logger: logger)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for await stream in calls {
-                    group.addTask { await dispatcher.run(stream) }
+                for await connection in acceptedConnections {
+                    // Each connection's calls run on its event loop, in a group that ends with it.
+                    group.addTask(executorPreference: connection.executor) {
+                        await withDiscardingTaskGroup { calls in
+                            for await stream in connection.calls {
+                                calls.addTask { await dispatcher.run(stream) }
+                            }
+                        }
+                    }
                 }
             }
         } onGracefulShutdown: {
@@ -122,7 +129,7 @@ public final class RPCServer: Service, Sendable {
         logger.info("shutting down", metadata: ["grace_period": "\(configuration.gracePeriod)"])
         onShutdown()
         channel.close(promise: nil)
-        connections.whenEmpty { self.callSink.finish() }
+        connections.whenEmpty { self.acceptedSink.finish() }
         connections.forEach { $0.beginGracefulShutdown() }
         let (seconds, _) = configuration.gracePeriod.components
         channel.eventLoop.scheduleTask(in: .seconds(seconds)) { [connections] in
@@ -137,9 +144,9 @@ public final class RPCServer: Service, Sendable {
         }
         let connectionConfiguration = ServerConnectionConfiguration(
             routes: routes, services: Set(services.map(\.serviceName)), limits: configuration.limits,
-            maxReceiveMessageBytes: configuration.maxReceiveMessageBytes,
-            startCall: { [callSink] stream in callSink.yield(stream) })
+            maxReceiveMessageBytes: configuration.maxReceiveMessageBytes)
         let connections = self.connections
+        let acceptedSink = self.acceptedSink
         let maxConnections = configuration.maxConnections
         let logger = self.logger
         return try await ServerBootstrap(group: group)
@@ -153,14 +160,22 @@ public final class RPCServer: Service, Sendable {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration)
+                    let (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
+                    let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration, calls: callSink)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     connections.add(handler, channel: channel)
+                    acceptedSink.yield(AcceptedConnection(executor: EventLoopTaskExecutor(eventLoop: channel.eventLoop), calls: calls))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
     }
+}
+
+/// A connection the server accepted: the calls it starts, and the executor they run on.
+struct AcceptedConnection: Sendable {
+    let executor: EventLoopTaskExecutor
+    let calls: AsyncStream<ServerStream>
 }
 
 /// The open connections of a server, so shutdown can reach each one on its event loop.

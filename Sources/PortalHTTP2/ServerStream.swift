@@ -79,7 +79,7 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
             shared.bufferedBytes += framed.count
             return shared.bufferedBytes > Self.highWaterMark
         }
-        eventLoop.execute { self.connection.write(framed, on: self) }
+        onEventLoop { self.connection.write(framed, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
@@ -99,8 +99,17 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
             defer { shared.finalResponse = nil }
             return shared.finalResponse
         }
-        eventLoop.execute {
+        onEventLoop {
             self.connection.finish(self, finalResponse: error == nil ? finalResponse : nil, error: error)
+        }
+    }
+
+    /// Runs `body` on the event loop: now when already there (handlers usually are), else soon.
+    private func onEventLoop(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop {
+            body()
+        } else {
+            eventLoop.execute(body)
         }
     }
 

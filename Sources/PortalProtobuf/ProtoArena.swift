@@ -19,7 +19,9 @@ final class ProtoArena {
         for block in blocks { free(block) }
     }
 
-    /// Zeroed memory of `size` bytes, aligned to 16 bytes, valid until the arena dies.
+    /// Uninitialised memory of `size` bytes, aligned to 16 bytes, valid until the arena dies.
+    ///
+    /// Callers initialise everything they hand to protobuf-c (messages through `protobuf_c_message_init`).
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         let rounded = (max(size, 1) + 15) & ~15
         if rounded > remaining {
@@ -40,12 +42,16 @@ final class ProtoArena {
     /// protobuf-c strings end at the first NUL, so a NUL inside `string` is sent as U+FFFD rather
     /// than silently cutting the rest off (decoding refuses such strings for the same reason).
     func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
-        var string = string.utf8.contains(0) ? string.replacingNULs() : string
-        return string.withUTF8 { utf8 in
+        var string = string
+        let copy = string.withUTF8 { utf8 -> UnsafeMutablePointer<CChar>? in
             let memory = allocate(utf8.count + 1)
-            if let base = utf8.baseAddress { memory.copyMemory(from: base, byteCount: utf8.count) }
+            memory.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+            guard let base = utf8.baseAddress else { return memory.bindMemory(to: CChar.self, capacity: 1) }
+            if memchr(base, 0, utf8.count) != nil { return nil }
+            memory.copyMemory(from: base, byteCount: utf8.count)
             return memory.bindMemory(to: CChar.self, capacity: utf8.count + 1)
         }
+        return copy ?? cString(string.replacingNULs())
     }
 
     /// A copy of `bytes` in arena memory.
@@ -56,7 +62,7 @@ final class ProtoArena {
     }
 
     private func newBlock(_ size: Int) -> UnsafeMutableRawPointer {
-        guard let block = calloc(1, size) else { fatalError("out of memory allocating \(size) bytes") }
+        guard let block = malloc(size) else { fatalError("out of memory allocating \(size) bytes") }
         blocks.append(block)
         return block
     }

@@ -16,16 +16,18 @@ public struct AccessLogInterceptor: ServerInterceptor {
         let start = ContinuousClock.now
         var code = RPCStatusCode.ok
         defer {
-            let elapsed = ContinuousClock.now - start
-            var metadata: Logger.Metadata = [
-                "request_id": .string(context.requestID),
-                "method": .string(context.method.description),
-                "status": .string(code.description),
-                "duration_ms": .string(Self.milliseconds(elapsed)),
-                "peer": .string(context.peer),
-            ]
-            if let organization = context.principal?.organizationID { metadata["organization"] = .string(organization) }
-            logger.info("rpc", metadata: metadata)
+            if logger.logLevel <= .info {
+                let elapsed = ContinuousClock.now - start
+                var metadata: Logger.Metadata = [
+                    "request_id": .string(context.requestID),
+                    "method": .string(context.method.description),
+                    "status": .string(code.description),
+                    "duration_ms": .string(Self.milliseconds(elapsed)),
+                    "peer": .string(context.peer),
+                ]
+                if let organization = context.principal?.organizationID { metadata["organization"] = .string(organization) }
+                logger.info("rpc", metadata: metadata)
+            }
         }
         do {
             try await next(context)
