@@ -28,7 +28,7 @@ public enum ServerAssembly {
         let interceptors: [any ServerInterceptor] = [AccessLogInterceptor(logger: logger)] + extraInterceptors
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors, logger: logger,
-            onShutdown: { health.markAllNotServing() })
+            eventLoopGroup: EventLoops.shared, onShutdown: { health.markAllNotServing() })
         return (server, health)
     }
 }
