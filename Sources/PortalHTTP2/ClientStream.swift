@@ -30,7 +30,7 @@ final class ClientStream: ClientCallStream, @unchecked Sendable {
         didSet { window.streamID.store(id, ordering: .relaxed) }
     }
     var deframer: GRPCMessageDeframer
-    var outbound: ByteBuffer
+    var outbound = OutboundMessages()
     var requestsFinished = false
     var receivedHeaders = false
     var ended = false
@@ -38,12 +38,11 @@ final class ClientStream: ClientCallStream, @unchecked Sendable {
     /// Received body bytes not yet returned to the peer's send window (the reader is behind).
     var owedWindow = 0
 
-    init(method: MethodDescriptor, maxMessageBytes: Int, connection: HTTP2ClientConnectionHandler, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+    init(method: MethodDescriptor, maxMessageBytes: Int, connection: HTTP2ClientConnectionHandler, eventLoop: any EventLoop) {
         self.method = method
         self.connection = connection
         self.eventLoop = eventLoop
         deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
-        outbound = allocator.buffer(capacity: 0)
         let window = ResponseWindow(connection: NIOLoopBound(connection, eventLoop: eventLoop))
         self.window = window
         inbound = InboundMessageQueue { window.consumed() }
@@ -52,13 +51,12 @@ final class ClientStream: ClientCallStream, @unchecked Sendable {
     // MARK: Caller side (any thread)
 
     func send(_ message: [UInt8]) async throws {
-        let framed = GRPCMessageFramer.frame(message)
         let mustWait = try shared.withLock { shared in
             if let error = shared.closedError { throw error }
-            shared.bufferedBytes += framed.count
+            shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > ServerStream.highWaterMark
         }
-        eventLoop.execute { self.connection.write(framed, on: self) }
+        eventLoop.execute { self.connection.write(message, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in

@@ -83,20 +83,3 @@ struct GRPCMessageDeframer {
         }
     }
 }
-
-/// Writes gRPC length-prefixed messages.
-enum GRPCMessageFramer {
-    /// The 5-byte prefix (uncompressed flag and big-endian length) followed by the message.
-    static func frame(_ message: [UInt8]) -> [UInt8] {
-        var framed: [UInt8] = []
-        framed.reserveCapacity(message.count + 5)
-        let length = UInt32(message.count)
-        framed.append(0)
-        framed.append(UInt8(length >> 24))
-        framed.append(UInt8(length >> 16 & 0xFF))
-        framed.append(UInt8(length >> 8 & 0xFF))
-        framed.append(UInt8(length & 0xFF))
-        framed.append(contentsOf: message)
-        return framed
-    }
-}

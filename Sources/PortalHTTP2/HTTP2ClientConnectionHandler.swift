@@ -86,7 +86,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     private func flushNow() {
         guard let context, context.channel.isActive, context.channel.isWritable else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 0)
+        var buffer = context.channel.allocator.buffer(capacity: 16 << 10)
         let healthy = session.drainOutput(into: &buffer)
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -103,7 +103,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         guard isUsable, let context else { throw RPCError(.unavailable, "connection to \(authority) is closing") }
         let stream = ClientStream(
             method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes, connection: self,
-            eventLoop: context.eventLoop, allocator: context.channel.allocator)
+            eventLoop: context.eventLoop)
         var headers = [
             (":method", "POST"), (":scheme", "http"), (":path", method.path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "portal-swift/1.0"),
@@ -125,13 +125,13 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         return stream
     }
 
-    /// Queues a framed request message.
-    func write(_ framed: [UInt8], on stream: ClientStream) {
+    /// Queues a request message.
+    func write(_ message: [UInt8], on stream: ClientStream) {
         guard !stream.ended, !stream.requestsFinished else {
-            stream.released(framed.count)
+            stream.released(message.count + 5)
             return
         }
-        stream.outbound.writeBytes(framed)
+        stream.outbound.append(message)
         session.resumeBody(streamID: stream.id)
         flushSoon()
     }
@@ -169,8 +169,8 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         headerBlocks[streamID] = []
     }
 
-    func sessionReceivedHeader(streamID: Int32, name: String, value: String) -> Bool {
-        headerBlocks[streamID, default: []].append((name, value))
+    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        headerBlocks[streamID, default: []].append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         return headerBlocks[streamID]!.count <= 1_000
     }
 
@@ -243,16 +243,11 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
         guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
-        let count = min(buffer.count, stream.outbound.readableBytes)
+        let count = stream.outbound.read(into: buffer)
         if count > 0 {
-            stream.outbound.readWithUnsafeReadableBytes { source in
-                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source.prefix(count)))
-                return count
-            }
-            stream.outbound.discardReadBytes()
             stream.released(count)
         }
-        if stream.outbound.readableBytes == 0, stream.requestsFinished {
+        if stream.outbound.count == 0, stream.requestsFinished {
             return .endWithTrailers(count, [])
         }
         return count > 0 ? .bytes(count) : .deferred

@@ -24,17 +24,13 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     private var session: NGHTTP2Session!
     private var context: ChannelHandlerContext?
     private var streams: [Int32: ServerStream] = [:]
-    private var headerBlocks: [Int32: HeaderBlock] = [:]
+    /// The request header block being received, and its stream (blocks never interleave).
+    private var head: (streamID: Int32, fields: RequestHead)?
     private var flushScheduled = false
     private var closing = false
     private var peer = "unknown"
     private var resetBudget: TokenBucket
     private var outputClosed = false
-
-    private struct HeaderBlock {
-        var fields: [(String, String)] = []
-        var bytes = 0
-    }
 
     private let calls: AsyncStream<ServerStream>.Continuation
     private var requestIDs = RequestID.Generator()
@@ -84,7 +80,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             stream.abort(RPCError(.cancelled, "connection closed"))
         }
         streams.removeAll()
-        headerBlocks.removeAll()
+        head = nil
         calls.finish()
         context.fireChannelInactive()
     }
@@ -135,7 +131,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     private func flushNow() {
         guard let context, !outputClosed, context.channel.isActive, context.channel.isWritable else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 0)
+        var buffer = context.channel.allocator.buffer(capacity: 16 << 10)
         let healthy = session.drainOutput(into: &buffer)
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -166,13 +162,13 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         flushSoon()
     }
 
-    /// Queues a framed response message of a streaming call.
-    func write(_ framed: [UInt8], on stream: ServerStream) {
+    /// Queues a response message of a streaming call.
+    func write(_ message: [UInt8], on stream: ServerStream) {
         guard !stream.closed, !stream.finished else {
-            stream.released(framed.count)
+            stream.released(message.count + 5)
             return
         }
-        stream.outbound.writeBytes(framed)
+        stream.outbound.append(message)
         if stream.headersSent {
             session.resumeBody(streamID: stream.id)
         } else {
@@ -189,12 +185,12 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         stream.deadlineTimer = nil
         let trailers = GRPCStatusHeaders.trailers(for: error, metadata: error == nil ? stream.context.responseTrailers : [:])
         if let finalResponse {
-            stream.outbound.writeBytes(GRPCMessageFramer.frame(finalResponse))
+            stream.outbound.append(finalResponse)
         }
         if stream.headersSent {
             stream.pendingTrailers = trailers
             session.resumeBody(streamID: stream.id)
-        } else if stream.outbound.readableBytes == 0 {
+        } else if stream.outbound.count == 0 {
             var fields = [(":status", "200"), ("content-type", "application/grpc"), ("x-request-id", stream.context.requestID)]
             fields += HTTP2Metadata.headerFields(stream.context.responseHeaders)
             session.submitResponse(streamID: stream.id, headers: fields + trailers, hasBody: false)
@@ -228,23 +224,22 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         session.submitResponse(streamID: streamID, headers: fields, hasBody: false)
     }
 
-    private func startCall(streamID: Int32, fields: [(String, String)], endStream: Bool) {
-        func field(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
-        let requestID = field("x-request-id").flatMap(RequestID.accepting) ?? requestIDs.next()
-        guard field(":method") == "POST" else {
+    private func startCall(streamID: Int32, head: RequestHead, endStream: Bool) {
+        let requestID = head.requestID.flatMap(RequestID.accepting) ?? requestIDs.next()
+        guard head.isPost else {
             session.submitResponse(streamID: streamID, headers: [(":status", "405")], hasBody: false)
             return
         }
-        guard let contentType = field("content-type"), contentType.hasPrefix("application/grpc") else {
+        guard head.isGRPC else {
             session.submitResponse(streamID: streamID, headers: [(":status", "415")], hasBody: false)
             return
         }
-        if let encoding = field("grpc-encoding"), encoding != "identity" {
+        if let encoding = head.encoding, encoding != "identity" {
             refuse(streamID: streamID, requestID: requestID, error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
                    extra: [("grpc-accept-encoding", "identity")])
             return
         }
-        let path = field(":path") ?? ""
+        let path = head.path
         guard let route = configuration.routes[path] else {
             let service = path.split(separator: "/").first.map(String.init) ?? ""
             let message = configuration.services.contains(service) ? "unknown method \(path)" : "unknown service \(service)"
@@ -252,20 +247,19 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             return
         }
         var deadline: ContinuousClock.Instant?
-        if let timeoutText = field("grpc-timeout") {
+        if let timeoutText = head.timeout {
             guard let timeout = GRPCTimeout.parse(timeoutText) else {
                 refuse(streamID: streamID, requestID: requestID, error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
                 return
             }
             deadline = .now + timeout
         }
-        let metadata = HTTP2Metadata.metadata(from: fields)
         let context = ServerContext(
-            method: route.method, requestMetadata: metadata, deadline: deadline, peer: peer,
+            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer,
             requestID: requestID)
         let stream = ServerStream(
             id: streamID, route: route, context: context, maxMessageBytes: configuration.maxReceiveMessageBytes,
-            connection: self, eventLoop: self.context!.eventLoop, allocator: self.context!.channel.allocator)
+            connection: self, eventLoop: self.context!.eventLoop)
         streams[streamID] = stream
         if endStream { stream.inbound.finish(.success(())) }
         if let deadline {
@@ -280,28 +274,27 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     // MARK: HTTP2SessionDelegate
 
     func sessionBeganHeaders(streamID: Int32) {
-        if streams[streamID] == nil { headerBlocks[streamID] = HeaderBlock() }
+        head = streams[streamID] == nil ? (streamID, RequestHead()) : nil
     }
 
-    func sessionReceivedHeader(streamID: Int32, name: String, value: String) -> Bool {
-        guard var block = headerBlocks[streamID] else { return true }  // trailers from a client: ignored
-        block.bytes += name.utf8.count + value.utf8.count + 32
-        guard block.bytes <= Int(configuration.limits.maxHeaderListSize) else {
-            headerBlocks[streamID] = nil
+    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard head?.streamID == streamID else { return true }  // trailers from a client: ignored
+        head!.fields.add(name: name, value: value)
+        guard head!.fields.size <= Int(configuration.limits.maxHeaderListSize) else {
+            head = nil
             return false
         }
-        block.fields.append((name, value))
-        headerBlocks[streamID] = block
         return true
     }
 
     func sessionReceivedHeaders(streamID: Int32, endStream: Bool) {
-        if let block = headerBlocks.removeValue(forKey: streamID) {
+        if let head, head.streamID == streamID {
+            self.head = nil
             if closing {
                 session.resetStream(streamID: streamID, errorCode: 7)  // REFUSED_STREAM
                 return
             }
-            startCall(streamID: streamID, fields: block.fields, endStream: endStream)
+            startCall(streamID: streamID, head: head.fields, endStream: endStream)
         } else if endStream, let stream = streams[streamID] {
             sessionReceivedEndOfData(streamID: stream.id)
         }
@@ -338,7 +331,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
-        headerBlocks[streamID] = nil
+        if head?.streamID == streamID { head = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.closed = true
         stream.abort(RPCError(.cancelled, stream.finished ? "call finished" : "call cancelled by the client"))
@@ -360,16 +353,11 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
         guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
-        let count = min(buffer.count, stream.outbound.readableBytes)
+        let count = stream.outbound.read(into: buffer)
         if count > 0 {
-            stream.outbound.readWithUnsafeReadableBytes { source in
-                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source.prefix(count)))
-                return count
-            }
-            stream.outbound.discardReadBytes()
             if stream.route.method.kind.streamsResponses { stream.released(count) }
         }
-        if stream.outbound.readableBytes == 0, let trailers = stream.pendingTrailers {
+        if stream.outbound.count == 0, let trailers = stream.pendingTrailers {
             stream.pendingTrailers = nil
             return .endWithTrailers(count, trailers)
         }

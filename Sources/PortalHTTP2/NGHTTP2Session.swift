@@ -8,8 +8,9 @@ import NIOCore
 protocol HTTP2SessionDelegate: AnyObject {
     /// A HEADERS block starts on `streamID` (request headers, response headers or trailers).
     func sessionBeganHeaders(streamID: Int32)
-    /// One header field of the current block; return false to reset the stream (too many or too large).
-    func sessionReceivedHeader(streamID: Int32, name: String, value: String) -> Bool
+    /// One header field of the current block (bytes valid only during the call); return false to
+    /// reset the stream (too many or too large).
+    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool
     /// A HEADERS block is complete; `endStream` when the peer also finished sending.
     func sessionReceivedHeaders(streamID: Int32, endStream: Bool)
     /// Payload bytes of a DATA frame; only valid during the call.
@@ -268,8 +269,8 @@ final class NGHTTP2Session {
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
             let streamID = frame!.pointee.hd.stream_id
-            let name = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
-            let value = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+            let name = UnsafeRawBufferPointer(start: name, count: nameLength)
+            let value = UnsafeRawBufferPointer(start: value, count: valueLength)
             let accepted = NGHTTP2Session.from(userData).delegate.sessionReceivedHeader(streamID: streamID, name: name, value: value)
             return accepted ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }

@@ -31,7 +31,7 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
 
     // Event loop state.
     var deframer: GRPCMessageDeframer
-    var outbound: ByteBuffer
+    var outbound = OutboundMessages()
     var headersSent = false
     var finished = false
     var closed = false
@@ -40,14 +40,13 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
     var owedWindow = 0
     var deadlineTimer: Scheduled<Void>?
 
-    init(id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int, connection: HTTP2ServerConnectionHandler, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+    init(id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int, connection: HTTP2ServerConnectionHandler, eventLoop: any EventLoop) {
         self.id = id
         self.route = route
         self.context = context
         self.connection = connection
         self.eventLoop = eventLoop
         deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
-        outbound = allocator.buffer(capacity: 0)
         // Taking a buffered request may make room to reopen the stream's receive window.
         let bound = NIOLoopBound(connection, eventLoop: eventLoop)
         let streamID = id
@@ -73,13 +72,12 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
             }
             return
         }
-        let framed = GRPCMessageFramer.frame(message)
         let mustWait = try shared.withLock { shared in
             if let error = shared.closedError { throw error }
-            shared.bufferedBytes += framed.count
+            shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > Self.highWaterMark
         }
-        onEventLoop { self.connection.write(framed, on: self) }
+        onEventLoop { self.connection.write(message, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in

@@ -4,8 +4,31 @@ import Testing
 
 @Suite("gRPC message framing and status headers")
 struct FramingTests {
+    /// Frames messages the way a stream sends them, copying out `chunk` bytes at a time.
+    static func framed(_ messages: [[UInt8]], chunk: Int) -> [UInt8] {
+        var outbound = OutboundMessages()
+        for message in messages { outbound.append(message) }
+        var wire: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        while outbound.count > 0 {
+            let count = buffer.withUnsafeMutableBytes { outbound.read(into: $0) }
+            wire += buffer[..<count]
+        }
+        return wire
+    }
+
+    @Test(arguments: [1, 3, 7, 1000])
+    func outboundMessagesAreFramedWithALengthPrefix(chunk: Int) {
+        let message = (0..<300).map { UInt8(truncatingIfNeeded: $0) }
+        let wire = Self.framed([[1, 2, 3], [], message], chunk: chunk)
+        #expect(Array(wire[0..<8]) == [0, 0, 0, 0, 3, 1, 2, 3])
+        #expect(Array(wire[8..<13]) == [0, 0, 0, 0, 0])
+        #expect(Array(wire[13..<18]) == [0, 0, 0, 1, 44])
+        #expect(Array(wire[18...]) == message)
+    }
+
     @Test func messagesSplitAcrossChunksAreReassembled() throws {
-        let wire = GRPCMessageFramer.frame([1, 2, 3]) + GRPCMessageFramer.frame([]) + GRPCMessageFramer.frame([9])
+        let wire = Self.framed([[1, 2, 3], [], [9]], chunk: 2)
         var deframer = GRPCMessageDeframer(maxMessageBytes: 100)
         var messages: [[UInt8]] = []
         for byte in wire {
