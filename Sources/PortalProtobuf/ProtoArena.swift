@@ -9,11 +9,15 @@ import Darwin
 /// Bump allocator for the C memory a message needs while it is packed; freed all at once.
 ///
 /// Owned by one encoding call on one thread; never shared.
+@usableFromInline
 final class ProtoArena {
     private var blocks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
     private static let blockSize = 4096
+
+    @usableFromInline
+    init() {}
 
     deinit {
         for block in blocks { free(block) }
@@ -22,6 +26,7 @@ final class ProtoArena {
     /// Uninitialised memory of `size` bytes, aligned to 16 bytes, valid until the arena dies.
     ///
     /// Callers initialise everything they hand to protobuf-c (messages through `protobuf_c_message_init`).
+    @usableFromInline
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         let rounded = (max(size, 1) + 15) & ~15
         if rounded > remaining {
@@ -41,6 +46,7 @@ final class ProtoArena {
     ///
     /// protobuf-c strings end at the first NUL, so a NUL inside `string` is sent as U+FFFD rather
     /// than silently cutting the rest off (decoding refuses such strings for the same reason).
+    @usableFromInline
     func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
         var string = string
         let copy = string.withUTF8 { utf8 -> UnsafeMutablePointer<CChar>? in
@@ -55,6 +61,7 @@ final class ProtoArena {
     }
 
     /// A copy of `bytes` in arena memory.
+    @usableFromInline
     func bytes(_ bytes: [UInt8]) -> UnsafeMutablePointer<UInt8> {
         let memory = allocate(bytes.count)
         bytes.withUnsafeBytes { if let base = $0.baseAddress { memory.copyMemory(from: base, byteCount: $0.count) } }

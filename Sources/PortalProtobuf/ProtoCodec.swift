@@ -1,7 +1,9 @@
 import CProtobufC
 
 /// Packs and unpacks messages with protobuf-c; the only place C messages are created and freed.
+@usableFromInline
 enum ProtoCodec {
+    @inlinable
     static func decode<Message: ProtoMessage>(_ type: Message.Type, from bytes: UnsafeRawBufferPointer) throws -> Message {
         let layout = Message.protoLayout
         if bytes.isEmpty {
@@ -19,6 +21,7 @@ enum ProtoCodec {
         return Message(reading: ProtoReader(layout: layout, base: UnsafeRawPointer(unpacked)))
     }
 
+    @inlinable
     static func encode<Message: ProtoMessage, Result>(_ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         let arena = ProtoArena()
         let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)

@@ -21,16 +21,19 @@ extension ProtoMessage {
     /// Decodes a message from its wire bytes.
     ///
     /// - Throws: `ProtoDecodingError` when the bytes are not a valid encoding of this type.
+    @inlinable
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
         self = try ProtoCodec.decode(Self.self, from: bytes)
     }
 
     /// Decodes a message from its wire bytes.
+    @inlinable
     public init(serializedBytes bytes: [UInt8]) throws {
         self = try bytes.withUnsafeBytes { try ProtoCodec.decode(Self.self, from: $0) }
     }
 
     /// Encodes the message to its wire bytes.
+    @inlinable
     public func serializedBytes() -> [UInt8] {
         ProtoCodec.encode(self) { packed in [UInt8](packed) }
     }
@@ -38,6 +41,7 @@ extension ProtoMessage {
     /// Encodes the message and hands the packed bytes to `body` without an intermediate array.
     ///
     /// The buffer is only valid inside `body`.
+    @inlinable
     public func withSerializedBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try ProtoCodec.encode(self, body)
     }

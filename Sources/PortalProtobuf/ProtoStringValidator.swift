@@ -5,11 +5,13 @@ import CProtobufC
 /// protobuf-c keeps strings as NUL-terminated C strings, so a NUL inside one would silently cut
 /// it short; proto3 also requires strings to be valid UTF-8. Malformed wire structure is left for
 /// protobuf-c to reject.
+@usableFromInline
 enum ProtoStringValidator {
     /// Nested messages deeper than this are not inspected (protobuf-c decodes them regardless).
     static let maxDepth = 64
 
     /// A description of the first bad string field (`"field labels.key: ..."`), or nil.
+    @usableFromInline
     static func problem(in bytes: UnsafeRawBufferPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, depth: Int = 0) -> String? {
         var index = 0
         while index < bytes.count {

@@ -4,10 +4,11 @@ import CProtobufC
 ///
 /// All memory comes from the encoding call's arena and lives until the message is packed.
 public struct ProtoWriter {
-    let layout: ProtoLayout
-    let base: UnsafeMutableRawPointer
-    let arena: ProtoArena
+    @usableFromInline let layout: ProtoLayout
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let arena: ProtoArena
 
+    @inlinable
     init(layout: ProtoLayout, arena: ProtoArena) {
         self.layout = layout
         self.arena = arena
@@ -15,14 +16,14 @@ public struct ProtoWriter {
         protobuf_c_message_init(layout.descriptor, base)
     }
 
-    @inline(__always)
-    private func slot(_ field: UnsafePointer<ProtobufCFieldDescriptor>) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always)
+    func slot(_ field: UnsafePointer<ProtobufCFieldDescriptor>) -> UnsafeMutableRawPointer {
         base + Int(field.pointee.offset)
     }
 
     /// Records presence: the oneof case, or the `has_` flag of an optional scalar.
-    @inline(__always)
-    private func markPresent(_ field: UnsafePointer<ProtobufCFieldDescriptor>) {
+    @inlinable @inline(__always)
+    func markPresent(_ field: UnsafePointer<ProtobufCFieldDescriptor>) {
         let quantifier = Int(field.pointee.quantifier_offset)
         if field.pointee.flags & UInt32(PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue) != 0 {
             base.storeBytes(of: field.pointee.id, toByteOffset: quantifier, as: UInt32.self)
@@ -31,16 +32,18 @@ public struct ProtoWriter {
         }
     }
 
-    @inline(__always)
-    private func setCount(_ field: UnsafePointer<ProtobufCFieldDescriptor>, _ count: Int) {
+    @inlinable @inline(__always)
+    func setCount(_ field: UnsafePointer<ProtobufCFieldDescriptor>, _ count: Int) {
         base.storeBytes(of: count, toByteOffset: Int(field.pointee.quantifier_offset), as: Int.self)
     }
 
-    private func nested(_ field: UnsafePointer<ProtobufCFieldDescriptor>) -> ProtoWriter {
+    @inlinable
+    func nested(_ field: UnsafePointer<ProtobufCFieldDescriptor>) -> ProtoWriter {
         ProtoWriter(layout: ProtoLayout(descriptorAddress: field.pointee.descriptor), arena: arena)
     }
 
     /// Sets a fixed-size scalar field (and its presence when it has any).
+    @inlinable
     public func setScalar<Value: ProtoScalar>(_ number: UInt32, _ value: Value) {
         let field = layout.field(number)
         value.store(to: slot(field))
@@ -48,11 +51,13 @@ public struct ProtoWriter {
     }
 
     /// Sets an enum field.
+    @inlinable
     public func setEnumeration<Value: ProtoEnum>(_ number: UInt32, _ value: Value) {
         setScalar(number, value.rawValue)
     }
 
     /// Sets a string field.
+    @inlinable
     public func setString(_ number: UInt32, _ value: String) {
         let field = layout.field(number)
         slot(field).storeBytes(of: arena.cString(value), as: UnsafeMutablePointer<CChar>.self)
@@ -60,6 +65,7 @@ public struct ProtoWriter {
     }
 
     /// Sets a bytes field.
+    @inlinable
     public func setBytes(_ number: UInt32, _ value: [UInt8]) {
         let field = layout.field(number)
         slot(field).storeBytes(of: ProtobufCBinaryData(len: value.count, data: arena.bytes(value)), as: ProtobufCBinaryData.self)
@@ -67,6 +73,7 @@ public struct ProtoWriter {
     }
 
     /// Sets a message field.
+    @inlinable
     public func setMessage<Message: ProtoMessage>(_ number: UInt32, _ value: Message) {
         let field = layout.field(number)
         let child = nested(field)
@@ -76,6 +83,7 @@ public struct ProtoWriter {
     }
 
     /// Sets a repeated fixed-size scalar field.
+    @inlinable
     public func setScalars<Value: ProtoScalar>(_ number: UInt32, _ values: [Value]) {
         guard !values.isEmpty else { return }
         let field = layout.field(number)
@@ -86,16 +94,19 @@ public struct ProtoWriter {
     }
 
     /// Sets a repeated enum field.
+    @inlinable
     public func setEnumerations<Value: ProtoEnum>(_ number: UInt32, _ values: [Value]) {
         setScalars(number, values.map(\.rawValue))
     }
 
     /// Sets a repeated string field.
+    @inlinable
     public func setStrings(_ number: UInt32, _ values: [String]) {
         setPointers(number, values.map { UnsafeMutableRawPointer(arena.cString($0)) })
     }
 
     /// Sets a repeated bytes field.
+    @inlinable
     public func setBytesList(_ number: UInt32, _ values: [[UInt8]]) {
         guard !values.isEmpty else { return }
         let field = layout.field(number)
@@ -109,6 +120,7 @@ public struct ProtoWriter {
     }
 
     /// Sets a repeated message field.
+    @inlinable
     public func setMessages<Message: ProtoMessage>(_ number: UInt32, _ values: [Message]) {
         guard !values.isEmpty else { return }
         let field = layout.field(number)
@@ -120,6 +132,7 @@ public struct ProtoWriter {
     }
 
     /// Sets a map field; `entry` writes one key/value pair into an entry (key field 1, value field 2).
+    @inlinable
     public func setMap<Key, Value>(_ number: UInt32, _ map: [Key: Value], entry: (ProtoWriter, Key, Value) -> Void) {
         guard !map.isEmpty else { return }
         let field = layout.field(number)
@@ -131,6 +144,7 @@ public struct ProtoWriter {
     }
 
     /// Carries unknown fields through so a re-encoded message keeps them.
+    @inlinable
     public func setUnknownFields(_ unknown: ProtoUnknownFields) {
         guard !unknown.isEmpty else { return }
         let stride = MemoryLayout<ProtobufCMessageUnknownField>.stride
@@ -146,7 +160,8 @@ public struct ProtoWriter {
         message.pointee.unknown_fields = array.assumingMemoryBound(to: ProtobufCMessageUnknownField.self)
     }
 
-    private func setPointers(_ number: UInt32, _ pointers: [UnsafeMutableRawPointer]) {
+    @inlinable
+    func setPointers(_ number: UInt32, _ pointers: [UnsafeMutableRawPointer]) {
         guard !pointers.isEmpty else { return }
         let field = layout.field(number)
         let stride = MemoryLayout<UnsafeMutableRawPointer>.stride
