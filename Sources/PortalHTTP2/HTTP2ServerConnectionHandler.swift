@@ -51,6 +51,11 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         if context.channel.isActive { flushNow() }
     }
 
+    /// Drops the context, which holds this handler: keeping it would keep the connection alive forever.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         flushNow()
         context.fireChannelActive()

@@ -1,0 +1,139 @@
+import Foundation
+import PortalRPC
+import SQLKit
+
+/// A column a list may be sorted by: its `order_by` name and the portable SQL that sorts it.
+public struct SortColumn: Sendable {
+    /// The name clients use in `order_by`, for example `last_name`.
+    public let name: String
+    /// The SQL expression sorted on, for example `lower(last_name)`; from a fixed allow-list.
+    public let expression: String
+    /// Whether the expression is text (else a 64-bit integer).
+    public let isText: Bool
+
+    /// Creates a column.
+    public init(_ name: String, expression: String? = nil, isText: Bool) {
+        self.name = name
+        self.expression = expression ?? name
+        self.isText = isText
+    }
+}
+
+/// A sort key value of one row.
+public enum SortValue: Sendable, Equatable, Codable {
+    case text(String)
+    case integer(Int64)
+}
+
+/// The paging part of an AIP-style list request, validated: page size, order and keyset position.
+///
+/// Pages are keyset-based: a token records the sort value and id of the last row served, so pages
+/// stay correct while rows are added. Ties are broken by the row id.
+public struct ListPaging: Sendable {
+    /// Default and largest page sizes.
+    public static let defaultPageSize = 50, maxPageSize = 500
+
+    /// Rows per page.
+    public let pageSize: Int
+    /// The sort column.
+    public let column: SortColumn
+    /// Whether the order is descending.
+    public let descending: Bool
+    /// The last row of the previous page, if this is not the first page.
+    public let after: (value: SortValue, id: String)?
+
+    private struct Token: Codable {
+        var c: String
+        var d: Bool
+        var v: SortValue
+        var i: String
+    }
+
+    /// Validates `page_size`, `page_token` and `order_by` against the list's sortable `columns`.
+    public init(pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String) throws {
+        guard pageSize >= 0 else { throw RPCError.invalidArgument(field: "page_size", "must not be negative") }
+        guard pageSize <= Self.maxPageSize else { throw RPCError.invalidArgument(field: "page_size", "must be at most \(Self.maxPageSize)") }
+        self.pageSize = pageSize == 0 ? Self.defaultPageSize : Int(pageSize)
+
+        let words = (orderBy.isEmpty ? defaultOrder : orderBy).split(separator: " ").map { $0.lowercased() }
+        guard (1...2).contains(words.count), let column = columns.first(where: { $0.name == words[0] }) else {
+            throw RPCError.invalidArgument(field: "order_by", "unknown column \"\(orderBy)\"; sortable: \(columns.map(\.name).joined(separator: ", "))")
+        }
+        guard words.count == 1 || words[1] == "asc" || words[1] == "desc" else {
+            throw RPCError.invalidArgument(field: "order_by", "direction must be asc or desc, not \"\(words[1])\"")
+        }
+        self.column = column
+        descending = words.count == 2 && words[1] == "desc"
+
+        if pageToken.isEmpty {
+            after = nil
+        } else {
+            guard let data = Data(base64URL: pageToken), let token = try? JSONDecoder().decode(Token.self, from: data) else {
+                throw RPCError.invalidArgument(field: "page_token", "malformed token")
+            }
+            guard token.c == column.name, token.d == descending else {
+                throw RPCError.invalidArgument(field: "page_token", "the token was issued for a different order_by")
+            }
+            switch token.v {
+            case .text: guard column.isText else { throw RPCError.invalidArgument(field: "page_token", "malformed token") }
+            case .integer: guard !column.isText else { throw RPCError.invalidArgument(field: "page_token", "malformed token") }
+            }
+            after = (token.v, token.i)
+        }
+    }
+
+    /// The keyset condition (`WHERE` part) selecting rows after the previous page, or nil on the first page.
+    public func keysetCondition(idColumn: String) -> SQLQueryString? {
+        guard let after else { return nil }
+        let comparison = descending ? "<" : ">"
+        let value: any Encodable & Sendable = switch after.value {
+        case .text(let text): text
+        case .integer(let number): number
+        }
+        return "(\(unsafeRaw: column.expression) \(unsafeRaw: comparison) \(bind: value) OR (\(unsafeRaw: column.expression) = \(bind: value) AND \(unsafeRaw: idColumn) \(unsafeRaw: comparison) \(bind: after.id)))"
+    }
+
+    /// `ORDER BY ... LIMIT ...`, fetching one extra row to know whether another page follows.
+    public func orderAndLimit(idColumn: String) -> SQLQueryString {
+        let direction = descending ? "DESC" : "ASC"
+        return "ORDER BY \(unsafeRaw: column.expression) \(unsafeRaw: direction), \(unsafeRaw: idColumn) \(unsafeRaw: direction) LIMIT \(unsafeRaw: String(pageSize + 1))"
+    }
+
+    /// The token for the page after a row with this sort value and id.
+    public func token(after value: SortValue, id: String) -> String {
+        let data = (try? JSONEncoder().encode(Token(c: column.name, d: descending, v: value, i: id))) ?? Data()
+        return data.base64URLEncodedString()
+    }
+
+    /// Splits fetched rows into this page and the next page token (empty on the last page).
+    public func page<Row>(_ rows: [Row], key: (Row) -> (SortValue, String)) -> (rows: [Row], nextPageToken: String) {
+        guard rows.count > pageSize else { return (rows, "") }
+        let page = Array(rows.prefix(pageSize))
+        let (value, id) = key(page[page.count - 1])
+        return (page, token(after: value, id: id))
+    }
+}
+
+extension Data {
+    /// Decodes unpadded base64url.
+    init?(base64URL text: String) {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        self.init(base64Encoded: base64)
+    }
+
+    /// Unpadded base64url.
+    func base64URLEncodedString() -> String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// Builds a case-insensitive `LIKE` pattern that matches `text` anywhere, escaping wildcards.
+public func containsPattern(_ text: String) -> String {
+    var escaped = ""
+    for character in text.lowercased() {
+        if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
+        escaped.append(character)
+    }
+    return "%" + escaped + "%"
+}

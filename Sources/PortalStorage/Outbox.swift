@@ -1,0 +1,63 @@
+import Foundation
+import SQLKit
+
+/// The transactional outbox: messages (audit events, mail) written in the same transaction as the
+/// change they describe, and delivered later, in order, by a relay that marks them delivered.
+///
+/// Expects a table `outbox (seq, event_id UNIQUE, org_id, topic, payload, created_at, delivered_at)`.
+public enum Outbox {
+    /// One pending message.
+    public struct Record: Sendable {
+        /// Position in the outbox; delivery follows it.
+        public let sequence: Int64
+        /// The message's unique id (the receiver deduplicates by it).
+        public let eventID: String
+        /// The organization the message belongs to.
+        public let organizationID: String
+        /// The serialized message.
+        public let payload: [UInt8]
+    }
+
+    /// Adds a message; call inside the transaction that makes the change.
+    public static func append(_ database: any SQLDatabase, topic: String, eventID: String, organizationID: String, payload: [UInt8], now: Int64) async throws {
+        try await database.raw("""
+            INSERT INTO outbox (event_id, org_id, topic, payload, created_at)
+            VALUES (\(bind: eventID), \(bind: organizationID), \(bind: topic), \(bind: Data(payload)), \(bind: now))
+            """).run()
+    }
+
+    /// The oldest undelivered messages of `topic`, at most `limit`.
+    public static func pending(_ database: any SQLDatabase, topic: String, limit: Int) async throws -> [Record] {
+        try await database.raw("""
+            SELECT seq, event_id, org_id, payload FROM outbox
+            WHERE topic = \(bind: topic) AND delivered_at IS NULL ORDER BY seq LIMIT \(unsafeRaw: String(limit))
+            """).all().map { row in
+            Record(
+                sequence: try row.decode(column: "seq", as: Int64.self),
+                eventID: try row.decode(column: "event_id", as: String.self),
+                organizationID: try row.decode(column: "org_id", as: String.self),
+                payload: [UInt8](try row.decode(column: "payload", as: Data.self)))
+        }
+    }
+
+    /// Marks messages delivered; with `scrubPayload` their payload is erased (mail carrying secrets).
+    public static func markDelivered(_ database: any SQLDatabase, sequences: [Int64], now: Int64, scrubPayload: Bool = false) async throws {
+        for sequence in sequences {
+            if scrubPayload {
+                try await database.raw("UPDATE outbox SET delivered_at = \(bind: now), payload = \(bind: Data()) WHERE seq = \(bind: sequence)").run()
+            } else {
+                try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq = \(bind: sequence)").run()
+            }
+        }
+    }
+
+    /// How many messages of `topic` wait, and the age in milliseconds of the oldest.
+    public static func backlog(_ database: any SQLDatabase, topic: String, now: Int64) async throws -> (count: Int, oldestAgeMilliseconds: Int64) {
+        let row = try await database.raw("""
+            SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE topic = \(bind: topic) AND delivered_at IS NULL
+            """).first()
+        let count = try row?.decode(column: "n", as: Int.self) ?? 0
+        let oldest = try row?.decode(column: "oldest", as: Int64?.self) ?? nil
+        return (count, oldest.map { now - $0 } ?? 0)
+    }
+}

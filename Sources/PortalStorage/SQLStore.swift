@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import NIOPosix
+import SQLKit
+import SQLiteKit
+
+/// A service's own database: an SQLite file in WAL mode, reached through SQLKit so the SQL stays
+/// portable to PostgreSQL.
+///
+/// Writes go through `transaction`, one at a time on the write connection (SQLite has one writer);
+/// reads use a second connection and see the last committed state. Every call to libsqlite3 runs on
+/// NIO's blocking thread pool, never on an event loop.
+public final class SQLStore: Sendable {
+    private let writer: SQLiteConnection
+    private let reader: SQLiteConnection
+    private let writeQueue = AsyncSerialQueue()
+    private let readQueue = AsyncSerialQueue()
+    private let logger: Logger
+
+    private init(writer: SQLiteConnection, reader: SQLiteConnection, logger: Logger) {
+        self.writer = writer
+        self.reader = reader
+        self.logger = logger
+    }
+
+    /// Opens (creating if needed) the database file at `path` and applies pending `migrations`.
+    public static func open(path: String, migrations: [SQLMigration], logger: Logger) async throws -> SQLStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            try await writer.sql().raw(SQLQueryString(pragma)).run()
+        }
+        let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            try await reader.sql().raw(SQLQueryString(pragma)).run()
+        }
+        let store = SQLStore(writer: writer, reader: reader, logger: logger)
+        try await store.migrate(migrations)
+        return store
+    }
+
+    /// Runs `body` in one transaction on the write connection: committed when it returns, rolled back when it throws.
+    public func transaction<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        await writeQueue.acquire()
+        do {
+            let database = writer.sql()
+            try await database.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await body(database)
+                try await database.raw("COMMIT").run()
+                await writeQueue.release()
+                return result
+            } catch {
+                try? await database.raw("ROLLBACK").run()
+                throw error
+            }
+        } catch {
+            await writeQueue.release()
+            throw error
+        }
+    }
+
+    /// Runs read-only queries on the read connection.
+    public func read<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        await readQueue.acquire()
+        do {
+            let result = try await body(reader.sql())
+            await readQueue.release()
+            return result
+        } catch {
+            await readQueue.release()
+            throw error
+        }
+    }
+
+    /// Closes both connections.
+    public func close() async {
+        try? await reader.close()
+        try? await writer.close()
+    }
+
+    private func migrate(_ migrations: [SQLMigration]) async throws {
+        try await transaction { database in
+            try await database.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
+        }
+        let applied = try await read { database in
+            try await database.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) }
+        }
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+            try await transaction { database in
+                for statement in migration.statements {
+                    try await database.raw(SQLQueryString(statement)).run()
+                }
+                let now = Int64(Date().timeIntervalSince1970)
+                try await database.raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))").run()
+            }
+            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+        }
+    }
+}
+
+/// One versioned schema change: statements applied together, once, in version order.
+public struct SQLMigration: Sendable {
+    /// Increasing version number.
+    public let version: Int
+    /// What the migration does.
+    public let name: String
+    /// Portable SQL statements.
+    public let statements: [String]
+
+    /// Creates a migration.
+    public init(version: Int, name: String, statements: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+    }
+}
+
+/// Lets one task at a time through, in arrival order.
+actor AsyncSerialQueue {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
