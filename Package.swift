@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -40,13 +42,34 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
+        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC"]),
+        // A service's own database (SQLite through SQLKit), migrations, keyset paging and the outbox.
+        .target(
+            name: "PortalStorage",
+            dependencies: [
+                "PortalRPC",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The identity and members service.
+        .target(
+            name: "PortalIdentity",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalStorage",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         // grpc.health.v1 and server reflection, served by every server.
         .target(name: "PortalStandardServices", dependencies: ["PortalAPI", "PortalRPC"]),
         // Service assembly and configuration shared by the executables and tests.
         .target(
             name: "PortalApp",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices",
+                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -64,12 +87,17 @@ let package = Package(
             name: "portal",
             dependencies: [
                 "PortalApp",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
+        .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
+        .testTarget(
+            name: "PortalIdentityTests",
+            dependencies: ["PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalHTTP2Tests",
             dependencies: ["PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices", "PortalTestServices"]),

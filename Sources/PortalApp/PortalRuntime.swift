@@ -1,5 +1,6 @@
 import Logging
 import PortalHTTP2
+import PortalIdentity
 import PortalRPC
 import ServiceLifecycle
 
@@ -34,13 +35,24 @@ public enum PortalRuntime {
         }
     }
 
-    /// A server for one service, with its domain services (none until they are implemented).
-    public static func makeServer(_ settings: ServiceSettings, logger: Logger) -> RPCServer {
+    /// A server for one service with its domain services, and the workers that run beside it.
+    public static func makeServices(_ settings: ServiceSettings, logger: Logger) async throws -> [any Service] {
         var logger = logger
         logger[metadataKey: "service"] = .string(settings.kind.rawValue)
-        return ServerAssembly.makeServer(
-            services: [], configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
+        var domain: [any RPCService] = []
+        var workers: [any Service] = []
+        switch settings.kind {
+        case .identity:
+            let identity = try await IdentityComponent.start(settings: .init(dataDirectory: settings.dataDirectory), logger: logger)
+            domain.append(identity.service)
+            workers += identity.workers
+        case .gateway, .entitlements, .audit:
+            break
+        }
+        let server = ServerAssembly.makeServer(
+            services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
         ).server
+        return [server] + workers
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

@@ -37,7 +37,7 @@ public enum SecretHashing {
 
     /// A new random token: 32 bytes as unpadded base64url (43 characters).
     public static func newToken() -> String {
-        Base64.encode(randomBytes(32)).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.reduce(into: "") { $0.append($1) }
+        String(Base64.encode(randomBytes(32)).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
     }
 
     /// SHA-256 of `text`'s UTF-8 bytes.

@@ -16,7 +16,7 @@ enum GRPCStatusHeaders {
                 status.message = error.message
                 status.details = error.details.map { detail in
                     var any = Google_Protobuf_Any()
-                    any.typeUrl = detail.typeURL
+                    any.typeURL = detail.typeURL
                     any.value = detail.value
                     return any
                 }
@@ -41,7 +41,7 @@ enum GRPCStatusHeaders {
         var details: [RPCErrorDetail] = []
         if let encoded = fields.first(where: { $0.0 == "grpc-status-details-bin" })?.1,
            let decoded = try? Google_Rpc_Status(serializedBytes: Base64.decode(encoded)) {
-            details = decoded.details.map { RPCErrorDetail(typeURL: $0.typeUrl, value: $0.value) }
+            details = decoded.details.map { RPCErrorDetail(typeURL: $0.typeURL, value: $0.value) }
         }
         return RPCError(status, message, details: details, metadata: metadata)
     }

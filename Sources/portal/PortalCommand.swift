@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PortalApp
+import ServiceLifecycle
 
 /// `portal`: runs one service of the End Customer Portal, or all of them with `portal dev`.
 @main
@@ -44,8 +45,11 @@ struct ServiceOptions: ParsableArguments {
     func start(_ kinds: [PortalServiceKind]) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "portal")
-        let servers = try kinds.map { try PortalRuntime.makeServer(settings(for: $0), logger: logger) }
-        try await PortalRuntime.run(servers, logger: logger)
+        var services: [any Service] = []
+        for kind in kinds {
+            services += try await PortalRuntime.makeServices(settings(for: kind), logger: logger)
+        }
+        try await PortalRuntime.run(services, logger: logger)
     }
 }
 

@@ -39,7 +39,7 @@ struct MessageRoundTripTests {
         message.repeatedColour = [.red, .green, .unspecified]
         message.repeatedDouble = [0.5, -0.25]
         message.labels = ["team": "licensing", "": "empty key"]
-        message.nestedById = [1: Nested.with(label: "one", weight: 1), -5: Nested()]
+        message.nestedByID = [1: Nested.with(label: "one", weight: 1), -5: Nested()]
         message.choice = .choiceNested(Nested.with(label: "chosen", weight: 9))
         return message
     }

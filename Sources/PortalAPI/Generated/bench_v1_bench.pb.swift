@@ -7,7 +7,7 @@ import PortalRPC
 /// The protobuf message `bench.v1.Req`.
 public struct Bench_V1_Req: ProtoMessage, RPCMessage {
     /// Field `org_id` (1).
-    public var orgId: String = ""
+    public var orgID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Fields this version of the schema does not know.
@@ -23,14 +23,14 @@ public struct Bench_V1_Req: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        orgId = reader.string(1)
+        orgID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !orgId.isEmpty { writer.setString(1, orgId) }
+        if !orgID.isEmpty { writer.setString(1, orgID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         writer.setUnknownFields(unknownFields)
     }

@@ -7,7 +7,7 @@ import PortalRPC
 /// The protobuf message `google.protobuf.Any`.
 public struct Google_Protobuf_Any: ProtoMessage, RPCMessage {
     /// Field `type_url` (1).
-    public var typeUrl: String = ""
+    public var typeURL: String = ""
     /// Field `value` (2).
     public var value: [UInt8] = []
     /// Fields this version of the schema does not know.
@@ -23,14 +23,14 @@ public struct Google_Protobuf_Any: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        typeUrl = reader.string(1)
+        typeURL = reader.string(1)
         value = reader.bytes(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !typeUrl.isEmpty { writer.setString(1, typeUrl) }
+        if !typeURL.isEmpty { writer.setString(1, typeURL) }
         if !value.isEmpty { writer.setBytes(2, value) }
         writer.setUnknownFields(unknownFields)
     }

@@ -7,9 +7,9 @@ import PortalRPC
 /// The protobuf message `portal.audit.v1.NewEvent`.
 public struct Portal_Audit_V1_NewEvent: ProtoMessage, RPCMessage {
     /// Field `event_id` (1).
-    public var eventId: String = ""
+    public var eventID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `time` (3).
     public var time: Google_Protobuf_Timestamp? = nil
     /// Field `event_type` (4).
@@ -21,11 +21,11 @@ public struct Portal_Audit_V1_NewEvent: ProtoMessage, RPCMessage {
     /// Field `user` (7).
     public var user: String = ""
     /// Field `actor_member_id` (8).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `subject_kind` (9).
     public var subjectKind: Portal_Audit_V1_SubjectKind = Portal_Audit_V1_SubjectKind()
     /// Field `subject_id` (10).
-    public var subjectId: String = ""
+    public var subjectID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -39,31 +39,31 @@ public struct Portal_Audit_V1_NewEvent: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        eventId = reader.string(1)
-        organizationId = reader.string(2)
+        eventID = reader.string(1)
+        organizationID = reader.string(2)
         time = reader.message(3)
         eventType = reader.enumeration(4)
         action = reader.enumeration(5)
         message = reader.string(6)
         user = reader.string(7)
-        actorMemberId = reader.string(8)
+        actorMemberID = reader.string(8)
         subjectKind = reader.enumeration(9)
-        subjectId = reader.string(10)
+        subjectID = reader.string(10)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !eventId.isEmpty { writer.setString(1, eventId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !eventID.isEmpty { writer.setString(1, eventID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if let value = time { writer.setMessage(3, value) }
         if eventType.rawValue != 0 { writer.setEnumeration(4, eventType) }
         if action.rawValue != 0 { writer.setEnumeration(5, action) }
         if !message.isEmpty { writer.setString(6, message) }
         if !user.isEmpty { writer.setString(7, user) }
-        if !actorMemberId.isEmpty { writer.setString(8, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(8, actorMemberID) }
         if subjectKind.rawValue != 0 { writer.setEnumeration(9, subjectKind) }
-        if !subjectId.isEmpty { writer.setString(10, subjectId) }
+        if !subjectID.isEmpty { writer.setString(10, subjectID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -71,9 +71,9 @@ public struct Portal_Audit_V1_NewEvent: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.audit.v1.Event`.
 public struct Portal_Audit_V1_Event: ProtoMessage, RPCMessage {
     /// Field `event_id` (1).
-    public var eventId: String = ""
+    public var eventID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `time` (3).
     public var time: Google_Protobuf_Timestamp? = nil
     /// Field `event_type` (4).
@@ -85,11 +85,11 @@ public struct Portal_Audit_V1_Event: ProtoMessage, RPCMessage {
     /// Field `user` (7).
     public var user: String = ""
     /// Field `actor_member_id` (8).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `subject_kind` (9).
     public var subjectKind: Portal_Audit_V1_SubjectKind = Portal_Audit_V1_SubjectKind()
     /// Field `subject_id` (10).
-    public var subjectId: String = ""
+    public var subjectID: String = ""
     /// Field `sequence` (11).
     public var sequence: Int64 = 0
     /// Field `previous_hash` (12).
@@ -111,16 +111,16 @@ public struct Portal_Audit_V1_Event: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        eventId = reader.string(1)
-        organizationId = reader.string(2)
+        eventID = reader.string(1)
+        organizationID = reader.string(2)
         time = reader.message(3)
         eventType = reader.enumeration(4)
         action = reader.enumeration(5)
         message = reader.string(6)
         user = reader.string(7)
-        actorMemberId = reader.string(8)
+        actorMemberID = reader.string(8)
         subjectKind = reader.enumeration(9)
-        subjectId = reader.string(10)
+        subjectID = reader.string(10)
         sequence = reader.scalar(11, as: Int64.self)
         previousHash = reader.bytes(12)
         hash = reader.bytes(13)
@@ -130,16 +130,16 @@ public struct Portal_Audit_V1_Event: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !eventId.isEmpty { writer.setString(1, eventId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !eventID.isEmpty { writer.setString(1, eventID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if let value = time { writer.setMessage(3, value) }
         if eventType.rawValue != 0 { writer.setEnumeration(4, eventType) }
         if action.rawValue != 0 { writer.setEnumeration(5, action) }
         if !message.isEmpty { writer.setString(6, message) }
         if !user.isEmpty { writer.setString(7, user) }
-        if !actorMemberId.isEmpty { writer.setString(8, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(8, actorMemberID) }
         if subjectKind.rawValue != 0 { writer.setEnumeration(9, subjectKind) }
-        if !subjectId.isEmpty { writer.setString(10, subjectId) }
+        if !subjectID.isEmpty { writer.setString(10, subjectID) }
         if sequence != 0 { writer.setScalar(11, sequence) }
         if !previousHash.isEmpty { writer.setBytes(12, previousHash) }
         if !hash.isEmpty { writer.setBytes(13, hash) }
@@ -211,7 +211,7 @@ public struct Portal_Audit_V1_AppendEventsResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.audit.v1.ListEventsRequest`.
 public struct Portal_Audit_V1_ListEventsRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -225,7 +225,7 @@ public struct Portal_Audit_V1_ListEventsRequest: ProtoMessage, RPCMessage {
     /// Field `event_types` (7).
     public var eventTypes: [Portal_Audit_V1_EventType] = []
     /// Field `actor_member_id` (8).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `user` (9).
     public var user: String = ""
     /// Field `search_text` (10).
@@ -243,14 +243,14 @@ public struct Portal_Audit_V1_ListEventsRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
         timeStart = reader.message(5)
         timeEnd = reader.message(6)
         eventTypes = reader.enumerations(7)
-        actorMemberId = reader.string(8)
+        actorMemberID = reader.string(8)
         user = reader.string(9)
         searchText = reader.string(10)
         unknownFields = reader.unknownFields
@@ -258,14 +258,14 @@ public struct Portal_Audit_V1_ListEventsRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
         if let value = timeStart { writer.setMessage(5, value) }
         if let value = timeEnd { writer.setMessage(6, value) }
         writer.setEnumerations(7, eventTypes)
-        if !actorMemberId.isEmpty { writer.setString(8, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(8, actorMemberID) }
         if !user.isEmpty { writer.setString(9, user) }
         if !searchText.isEmpty { writer.setString(10, searchText) }
         writer.setUnknownFields(unknownFields)
@@ -311,7 +311,7 @@ public struct Portal_Audit_V1_ListEventsResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.audit.v1.ExportEventsCsvRequest`.
 public struct Portal_Audit_V1_ExportEventsCsvRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `order_by` (2).
     public var orderBy: String = ""
     /// Field `time_start` (3).
@@ -321,7 +321,7 @@ public struct Portal_Audit_V1_ExportEventsCsvRequest: ProtoMessage, RPCMessage {
     /// Field `event_types` (5).
     public var eventTypes: [Portal_Audit_V1_EventType] = []
     /// Field `actor_member_id` (6).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `user` (7).
     public var user: String = ""
     /// Field `search_text` (8).
@@ -341,12 +341,12 @@ public struct Portal_Audit_V1_ExportEventsCsvRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         orderBy = reader.string(2)
         timeStart = reader.message(3)
         timeEnd = reader.message(4)
         eventTypes = reader.enumerations(5)
-        actorMemberId = reader.string(6)
+        actorMemberID = reader.string(6)
         user = reader.string(7)
         searchText = reader.string(8)
         timeZone = reader.string(9)
@@ -355,12 +355,12 @@ public struct Portal_Audit_V1_ExportEventsCsvRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !orderBy.isEmpty { writer.setString(2, orderBy) }
         if let value = timeStart { writer.setMessage(3, value) }
         if let value = timeEnd { writer.setMessage(4, value) }
         writer.setEnumerations(5, eventTypes)
-        if !actorMemberId.isEmpty { writer.setString(6, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(6, actorMemberID) }
         if !user.isEmpty { writer.setString(7, user) }
         if !searchText.isEmpty { writer.setString(8, searchText) }
         if !timeZone.isEmpty { writer.setString(9, timeZone) }
@@ -399,7 +399,7 @@ public struct Portal_Audit_V1_ExportEventsCsvResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.audit.v1.RecentEventsRequest`.
 public struct Portal_Audit_V1_RecentEventsRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `limit` (2).
     public var limit: Int32 = 0
     /// Fields this version of the schema does not know.
@@ -415,14 +415,14 @@ public struct Portal_Audit_V1_RecentEventsRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         limit = reader.scalar(2, as: Int32.self)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if limit != 0 { writer.setScalar(2, limit) }
         writer.setUnknownFields(unknownFields)
     }
@@ -459,7 +459,7 @@ public struct Portal_Audit_V1_RecentEventsResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.audit.v1.VerifyChainRequest`.
 public struct Portal_Audit_V1_VerifyChainRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -473,13 +473,13 @@ public struct Portal_Audit_V1_VerifyChainRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -491,7 +491,7 @@ public struct Portal_Audit_V1_VerifyChainResponse: ProtoMessage, RPCMessage {
     /// Field `events_checked` (2).
     public var eventsChecked: Int64 = 0
     /// Field `first_broken_event_id` (3).
-    public var firstBrokenEventId: String = ""
+    public var firstBrokenEventID: String = ""
     /// Field `reason` (4).
     public var reason: String = ""
     /// Fields this version of the schema does not know.
@@ -509,7 +509,7 @@ public struct Portal_Audit_V1_VerifyChainResponse: ProtoMessage, RPCMessage {
     public init(reading reader: ProtoReader) {
         ok = reader.scalar(1, as: Bool.self)
         eventsChecked = reader.scalar(2, as: Int64.self)
-        firstBrokenEventId = reader.string(3)
+        firstBrokenEventID = reader.string(3)
         reason = reader.string(4)
         unknownFields = reader.unknownFields
     }
@@ -518,7 +518,7 @@ public struct Portal_Audit_V1_VerifyChainResponse: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if ok { writer.setScalar(1, ok) }
         if eventsChecked != 0 { writer.setScalar(2, eventsChecked) }
-        if !firstBrokenEventId.isEmpty { writer.setString(3, firstBrokenEventId) }
+        if !firstBrokenEventID.isEmpty { writer.setString(3, firstBrokenEventID) }
         if !reason.isEmpty { writer.setString(4, reason) }
         writer.setUnknownFields(unknownFields)
     }

@@ -7,7 +7,7 @@ import PortalRPC
 /// The protobuf message `portal.entitlements.v1.Product`.
 public struct Portal_Entitlements_V1_Product: ProtoMessage, RPCMessage {
     /// Field `product_id` (1).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `name` (2).
     public var name: String = ""
     /// Field `license_type` (3).
@@ -29,7 +29,7 @@ public struct Portal_Entitlements_V1_Product: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        productId = reader.string(1)
+        productID = reader.string(1)
         name = reader.string(2)
         licenseType = reader.string(3)
         productDescription = reader.string(4)
@@ -39,7 +39,7 @@ public struct Portal_Entitlements_V1_Product: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !productId.isEmpty { writer.setString(1, productId) }
+        if !productID.isEmpty { writer.setString(1, productID) }
         if !name.isEmpty { writer.setString(2, name) }
         if !licenseType.isEmpty { writer.setString(3, licenseType) }
         if !productDescription.isEmpty { writer.setString(4, productDescription) }
@@ -91,7 +91,7 @@ public struct Portal_Entitlements_V1_LicensedProduct: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.entitlements.v1.EntitlementLine`.
 public struct Portal_Entitlements_V1_EntitlementLine: ProtoMessage, RPCMessage {
     /// Field `product_id` (1).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `product_name` (2).
     public var productName: String = ""
     /// Field `product_description` (3).
@@ -119,7 +119,7 @@ public struct Portal_Entitlements_V1_EntitlementLine: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        productId = reader.string(1)
+        productID = reader.string(1)
         productName = reader.string(2)
         productDescription = reader.string(3)
         deploymentType = reader.string(4)
@@ -132,7 +132,7 @@ public struct Portal_Entitlements_V1_EntitlementLine: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !productId.isEmpty { writer.setString(1, productId) }
+        if !productID.isEmpty { writer.setString(1, productID) }
         if !productName.isEmpty { writer.setString(2, productName) }
         if !productDescription.isEmpty { writer.setString(3, productDescription) }
         if !deploymentType.isEmpty { writer.setString(4, deploymentType) }
@@ -147,9 +147,9 @@ public struct Portal_Entitlements_V1_EntitlementLine: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.entitlements.v1.Entitlement`.
 public struct Portal_Entitlements_V1_Entitlement: ProtoMessage, RPCMessage {
     /// Field `entitlement_id` (1).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `sales_order` (3).
     public var salesOrder: String = ""
     /// Field `po_number` (4).
@@ -183,8 +183,8 @@ public struct Portal_Entitlements_V1_Entitlement: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        entitlementId = reader.string(1)
-        organizationId = reader.string(2)
+        entitlementID = reader.string(1)
+        organizationID = reader.string(2)
         salesOrder = reader.string(3)
         poNumber = reader.string(4)
         orderDate = reader.message(5)
@@ -200,8 +200,8 @@ public struct Portal_Entitlements_V1_Entitlement: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !entitlementId.isEmpty { writer.setString(1, entitlementId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if !salesOrder.isEmpty { writer.setString(3, salesOrder) }
         if !poNumber.isEmpty { writer.setString(4, poNumber) }
         if let value = orderDate { writer.setMessage(5, value) }
@@ -219,7 +219,7 @@ public struct Portal_Entitlements_V1_Entitlement: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.entitlements.v1.ProductEntitlement`.
 public struct Portal_Entitlements_V1_ProductEntitlement: ProtoMessage, RPCMessage {
     /// Field `entitlement_id` (1).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `order_date` (2).
     public var orderDate: Google_Protobuf_Timestamp? = nil
     /// Field `sales_order` (3).
@@ -249,7 +249,7 @@ public struct Portal_Entitlements_V1_ProductEntitlement: ProtoMessage, RPCMessag
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        entitlementId = reader.string(1)
+        entitlementID = reader.string(1)
         orderDate = reader.message(2)
         salesOrder = reader.string(3)
         poNumber = reader.string(4)
@@ -263,7 +263,7 @@ public struct Portal_Entitlements_V1_ProductEntitlement: ProtoMessage, RPCMessag
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !entitlementId.isEmpty { writer.setString(1, entitlementId) }
+        if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
         if let value = orderDate { writer.setMessage(2, value) }
         if !salesOrder.isEmpty { writer.setString(3, salesOrder) }
         if !poNumber.isEmpty { writer.setString(4, poNumber) }
@@ -279,13 +279,13 @@ public struct Portal_Entitlements_V1_ProductEntitlement: ProtoMessage, RPCMessag
 /// The protobuf message `portal.entitlements.v1.Activation`.
 public struct Portal_Entitlements_V1_Activation: ProtoMessage, RPCMessage {
     /// Field `activation_id` (1).
-    public var activationId: String = ""
+    public var activationID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `activation_date` (3).
     public var activationDate: Google_Protobuf_Timestamp? = nil
     /// Field `product_id` (4).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `product_name` (5).
     public var productName: String = ""
     /// Field `quantity` (6).
@@ -297,9 +297,9 @@ public struct Portal_Entitlements_V1_Activation: ProtoMessage, RPCMessage {
     /// Field `activated_by` (9).
     public var activatedBy: String = ""
     /// Field `activated_by_member_id` (10).
-    public var activatedByMemberId: String = ""
+    public var activatedByMemberID: String = ""
     /// Field `entitlement_id` (11).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `serial_number` (12).
     public var serialNumber: String = ""
     /// Fields this version of the schema does not know.
@@ -315,34 +315,34 @@ public struct Portal_Entitlements_V1_Activation: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        activationId = reader.string(1)
-        organizationId = reader.string(2)
+        activationID = reader.string(1)
+        organizationID = reader.string(2)
         activationDate = reader.message(3)
-        productId = reader.string(4)
+        productID = reader.string(4)
         productName = reader.string(5)
         quantity = reader.scalar(6, as: Int64.self)
         projectName = reader.string(7)
         projectManager = reader.string(8)
         activatedBy = reader.string(9)
-        activatedByMemberId = reader.string(10)
-        entitlementId = reader.string(11)
+        activatedByMemberID = reader.string(10)
+        entitlementID = reader.string(11)
         serialNumber = reader.string(12)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !activationId.isEmpty { writer.setString(1, activationId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !activationID.isEmpty { writer.setString(1, activationID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if let value = activationDate { writer.setMessage(3, value) }
-        if !productId.isEmpty { writer.setString(4, productId) }
+        if !productID.isEmpty { writer.setString(4, productID) }
         if !productName.isEmpty { writer.setString(5, productName) }
         if quantity != 0 { writer.setScalar(6, quantity) }
         if !projectName.isEmpty { writer.setString(7, projectName) }
         if !projectManager.isEmpty { writer.setString(8, projectManager) }
         if !activatedBy.isEmpty { writer.setString(9, activatedBy) }
-        if !activatedByMemberId.isEmpty { writer.setString(10, activatedByMemberId) }
-        if !entitlementId.isEmpty { writer.setString(11, entitlementId) }
+        if !activatedByMemberID.isEmpty { writer.setString(10, activatedByMemberID) }
+        if !entitlementID.isEmpty { writer.setString(11, entitlementID) }
         if !serialNumber.isEmpty { writer.setString(12, serialNumber) }
         writer.setUnknownFields(unknownFields)
     }
@@ -411,7 +411,7 @@ public struct Portal_Entitlements_V1_UpsertProductResponse: ProtoMessage, RPCMes
 /// The protobuf message `portal.entitlements.v1.TransferLine`.
 public struct Portal_Entitlements_V1_TransferLine: ProtoMessage, RPCMessage {
     /// Field `product_id` (1).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `quantity` (2).
     public var quantity: Int64 = 0
     /// Fields this version of the schema does not know.
@@ -427,14 +427,14 @@ public struct Portal_Entitlements_V1_TransferLine: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        productId = reader.string(1)
+        productID = reader.string(1)
         quantity = reader.scalar(2, as: Int64.self)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !productId.isEmpty { writer.setString(1, productId) }
+        if !productID.isEmpty { writer.setString(1, productID) }
         if quantity != 0 { writer.setScalar(2, quantity) }
         writer.setUnknownFields(unknownFields)
     }
@@ -443,9 +443,9 @@ public struct Portal_Entitlements_V1_TransferLine: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.entitlements.v1.TransferEntitlementRequest`.
 public struct Portal_Entitlements_V1_TransferEntitlementRequest: ProtoMessage, RPCMessage {
     /// Field `entitlement_id` (1).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `sales_order` (3).
     public var salesOrder: String = ""
     /// Field `po_number` (4).
@@ -469,8 +469,8 @@ public struct Portal_Entitlements_V1_TransferEntitlementRequest: ProtoMessage, R
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        entitlementId = reader.string(1)
-        organizationId = reader.string(2)
+        entitlementID = reader.string(1)
+        organizationID = reader.string(2)
         salesOrder = reader.string(3)
         poNumber = reader.string(4)
         orderDate = reader.message(5)
@@ -481,8 +481,8 @@ public struct Portal_Entitlements_V1_TransferEntitlementRequest: ProtoMessage, R
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !entitlementId.isEmpty { writer.setString(1, entitlementId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if !salesOrder.isEmpty { writer.setString(3, salesOrder) }
         if !poNumber.isEmpty { writer.setString(4, poNumber) }
         if let value = orderDate { writer.setMessage(5, value) }
@@ -527,7 +527,7 @@ public struct Portal_Entitlements_V1_TransferEntitlementResponse: ProtoMessage, 
 /// The protobuf message `portal.entitlements.v1.ListProductsRequest`.
 public struct Portal_Entitlements_V1_ListProductsRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -549,7 +549,7 @@ public struct Portal_Entitlements_V1_ListProductsRequest: ProtoMessage, RPCMessa
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
@@ -559,7 +559,7 @@ public struct Portal_Entitlements_V1_ListProductsRequest: ProtoMessage, RPCMessa
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
@@ -607,9 +607,9 @@ public struct Portal_Entitlements_V1_ListProductsResponse: ProtoMessage, RPCMess
 /// The protobuf message `portal.entitlements.v1.GetProductRequest`.
 public struct Portal_Entitlements_V1_GetProductRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `product_id` (2).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -623,15 +623,15 @@ public struct Portal_Entitlements_V1_GetProductRequest: ProtoMessage, RPCMessage
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        productId = reader.string(2)
+        organizationID = reader.string(1)
+        productID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !productId.isEmpty { writer.setString(2, productId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !productID.isEmpty { writer.setString(2, productID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -671,7 +671,7 @@ public struct Portal_Entitlements_V1_GetProductResponse: ProtoMessage, RPCMessag
 /// The protobuf message `portal.entitlements.v1.ListEntitlementsRequest`.
 public struct Portal_Entitlements_V1_ListEntitlementsRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -703,7 +703,7 @@ public struct Portal_Entitlements_V1_ListEntitlementsRequest: ProtoMessage, RPCM
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
@@ -718,7 +718,7 @@ public struct Portal_Entitlements_V1_ListEntitlementsRequest: ProtoMessage, RPCM
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
@@ -771,9 +771,9 @@ public struct Portal_Entitlements_V1_ListEntitlementsResponse: ProtoMessage, RPC
 /// The protobuf message `portal.entitlements.v1.GetEntitlementRequest`.
 public struct Portal_Entitlements_V1_GetEntitlementRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `entitlement_id` (2).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -787,15 +787,15 @@ public struct Portal_Entitlements_V1_GetEntitlementRequest: ProtoMessage, RPCMes
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        entitlementId = reader.string(2)
+        organizationID = reader.string(1)
+        entitlementID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !entitlementId.isEmpty { writer.setString(2, entitlementId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !entitlementID.isEmpty { writer.setString(2, entitlementID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -831,11 +831,11 @@ public struct Portal_Entitlements_V1_GetEntitlementResponse: ProtoMessage, RPCMe
 /// The protobuf message `portal.entitlements.v1.ActivateRequest`.
 public struct Portal_Entitlements_V1_ActivateRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `entitlement_id` (2).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `product_id` (3).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `quantity` (4).
     public var quantity: Int64 = 0
     /// Field `project_name` (5).
@@ -859,9 +859,9 @@ public struct Portal_Entitlements_V1_ActivateRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        entitlementId = reader.string(2)
-        productId = reader.string(3)
+        organizationID = reader.string(1)
+        entitlementID = reader.string(2)
+        productID = reader.string(3)
         quantity = reader.scalar(4, as: Int64.self)
         projectName = reader.string(5)
         projectManager = reader.string(6)
@@ -872,9 +872,9 @@ public struct Portal_Entitlements_V1_ActivateRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !entitlementId.isEmpty { writer.setString(2, entitlementId) }
-        if !productId.isEmpty { writer.setString(3, productId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !entitlementID.isEmpty { writer.setString(2, entitlementID) }
+        if !productID.isEmpty { writer.setString(3, productID) }
         if quantity != 0 { writer.setScalar(4, quantity) }
         if !projectName.isEmpty { writer.setString(5, projectName) }
         if !projectManager.isEmpty { writer.setString(6, projectManager) }
@@ -915,7 +915,7 @@ public struct Portal_Entitlements_V1_ActivateResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.entitlements.v1.ListActivationsRequest`.
 public struct Portal_Entitlements_V1_ListActivationsRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -943,7 +943,7 @@ public struct Portal_Entitlements_V1_ListActivationsRequest: ProtoMessage, RPCMe
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
@@ -956,7 +956,7 @@ public struct Portal_Entitlements_V1_ListActivationsRequest: ProtoMessage, RPCMe
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
@@ -1007,7 +1007,7 @@ public struct Portal_Entitlements_V1_ListActivationsResponse: ProtoMessage, RPCM
 /// The protobuf message `portal.entitlements.v1.ExportActivationsCsvRequest`.
 public struct Portal_Entitlements_V1_ExportActivationsCsvRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `order_by` (2).
     public var orderBy: String = ""
     /// Field `activation_date_start` (3).
@@ -1033,7 +1033,7 @@ public struct Portal_Entitlements_V1_ExportActivationsCsvRequest: ProtoMessage, 
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         orderBy = reader.string(2)
         activationDateStart = reader.message(3)
         activationDateEnd = reader.message(4)
@@ -1045,7 +1045,7 @@ public struct Portal_Entitlements_V1_ExportActivationsCsvRequest: ProtoMessage, 
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !orderBy.isEmpty { writer.setString(2, orderBy) }
         if let value = activationDateStart { writer.setMessage(3, value) }
         if let value = activationDateEnd { writer.setMessage(4, value) }
@@ -1087,7 +1087,7 @@ public struct Portal_Entitlements_V1_ExportActivationsCsvResponse: ProtoMessage,
 /// The protobuf message `portal.entitlements.v1.GetSummaryRequest`.
 public struct Portal_Entitlements_V1_GetSummaryRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `recent_activations_limit` (2).
     public var recentActivationsLimit: Int32 = 0
     /// Fields this version of the schema does not know.
@@ -1103,14 +1103,14 @@ public struct Portal_Entitlements_V1_GetSummaryRequest: ProtoMessage, RPCMessage
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         recentActivationsLimit = reader.scalar(2, as: Int32.self)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if recentActivationsLimit != 0 { writer.setScalar(2, recentActivationsLimit) }
         writer.setUnknownFields(unknownFields)
     }
@@ -1194,14 +1194,14 @@ public enum Portal_Entitlements_V1_EntitlementStatus: ProtoEnum, CaseIterable {
 /// The protobuf enum `portal.entitlements.v1.EntitlementSearchField`.
 public enum Portal_Entitlements_V1_EntitlementSearchField: ProtoEnum, CaseIterable {
     case unspecified
-    case entitlementId
+    case entitlementID
     case salesOrder
     case poNumber
     /// A value this version of the schema does not know.
     case unrecognized(Int32)
 
     /// Every known value.
-    public static let allCases: [Portal_Entitlements_V1_EntitlementSearchField] = [.unspecified, .entitlementId, .salesOrder, .poNumber]
+    public static let allCases: [Portal_Entitlements_V1_EntitlementSearchField] = [.unspecified, .entitlementID, .salesOrder, .poNumber]
 
     /// The zero value.
     public init() { self = .unspecified }
@@ -1210,7 +1210,7 @@ public enum Portal_Entitlements_V1_EntitlementSearchField: ProtoEnum, CaseIterab
     public init(rawValue: Int32) {
         switch rawValue {
         case 0: self = .unspecified
-        case 1: self = .entitlementId
+        case 1: self = .entitlementID
         case 2: self = .salesOrder
         case 3: self = .poNumber
         default: self = .unrecognized(rawValue)
@@ -1221,7 +1221,7 @@ public enum Portal_Entitlements_V1_EntitlementSearchField: ProtoEnum, CaseIterab
     public var rawValue: Int32 {
         switch self {
         case .unspecified: return 0
-        case .entitlementId: return 1
+        case .entitlementID: return 1
         case .salesOrder: return 2
         case .poNumber: return 3
         case .unrecognized(let value): return value

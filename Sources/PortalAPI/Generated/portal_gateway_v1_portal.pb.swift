@@ -7,7 +7,7 @@ import PortalRPC
 /// The protobuf message `portal.gateway.v1.LoginRequest`.
 public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `email` (2).
     public var email: String = ""
     /// Field `password` (3).
@@ -25,7 +25,7 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         email = reader.string(2)
         password = reader.string(3)
         unknownFields = reader.unknownFields
@@ -33,7 +33,7 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !email.isEmpty { writer.setString(2, email) }
         if !password.isEmpty { writer.setString(3, password) }
         writer.setUnknownFields(unknownFields)
@@ -411,7 +411,7 @@ public struct Portal_Gateway_V1_ListProductsResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.gateway.v1.GetProductRequest`.
 public struct Portal_Gateway_V1_GetProductRequest: ProtoMessage, RPCMessage {
     /// Field `product_id` (1).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -425,13 +425,13 @@ public struct Portal_Gateway_V1_GetProductRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        productId = reader.string(1)
+        productID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !productId.isEmpty { writer.setString(1, productId) }
+        if !productID.isEmpty { writer.setString(1, productID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -567,7 +567,7 @@ public struct Portal_Gateway_V1_ListEntitlementsResponse: ProtoMessage, RPCMessa
 /// The protobuf message `portal.gateway.v1.GetEntitlementRequest`.
 public struct Portal_Gateway_V1_GetEntitlementRequest: ProtoMessage, RPCMessage {
     /// Field `entitlement_id` (1).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -581,13 +581,13 @@ public struct Portal_Gateway_V1_GetEntitlementRequest: ProtoMessage, RPCMessage 
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        entitlementId = reader.string(1)
+        entitlementID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !entitlementId.isEmpty { writer.setString(1, entitlementId) }
+        if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -623,9 +623,9 @@ public struct Portal_Gateway_V1_GetEntitlementResponse: ProtoMessage, RPCMessage
 /// The protobuf message `portal.gateway.v1.ActivateRequest`.
 public struct Portal_Gateway_V1_ActivateRequest: ProtoMessage, RPCMessage {
     /// Field `entitlement_id` (1).
-    public var entitlementId: String = ""
+    public var entitlementID: String = ""
     /// Field `product_id` (2).
-    public var productId: String = ""
+    public var productID: String = ""
     /// Field `quantity` (3).
     public var quantity: Int64 = 0
     /// Field `project_name` (4).
@@ -649,8 +649,8 @@ public struct Portal_Gateway_V1_ActivateRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        entitlementId = reader.string(1)
-        productId = reader.string(2)
+        entitlementID = reader.string(1)
+        productID = reader.string(2)
         quantity = reader.scalar(3, as: Int64.self)
         projectName = reader.string(4)
         projectManager = reader.string(5)
@@ -661,8 +661,8 @@ public struct Portal_Gateway_V1_ActivateRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !entitlementId.isEmpty { writer.setString(1, entitlementId) }
-        if !productId.isEmpty { writer.setString(2, productId) }
+        if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
+        if !productID.isEmpty { writer.setString(2, productID) }
         if quantity != 0 { writer.setScalar(3, quantity) }
         if !projectName.isEmpty { writer.setString(4, projectName) }
         if !projectManager.isEmpty { writer.setString(5, projectManager) }
@@ -879,7 +879,7 @@ public struct Portal_Gateway_V1_ListAuditEventsRequest: ProtoMessage, RPCMessage
     /// Field `event_types` (6).
     public var eventTypes: [Portal_Audit_V1_EventType] = []
     /// Field `actor_member_id` (7).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `user` (8).
     public var user: String = ""
     /// Field `search_text` (9).
@@ -903,7 +903,7 @@ public struct Portal_Gateway_V1_ListAuditEventsRequest: ProtoMessage, RPCMessage
         timeStart = reader.message(4)
         timeEnd = reader.message(5)
         eventTypes = reader.enumerations(6)
-        actorMemberId = reader.string(7)
+        actorMemberID = reader.string(7)
         user = reader.string(8)
         searchText = reader.string(9)
         unknownFields = reader.unknownFields
@@ -917,7 +917,7 @@ public struct Portal_Gateway_V1_ListAuditEventsRequest: ProtoMessage, RPCMessage
         if let value = timeStart { writer.setMessage(4, value) }
         if let value = timeEnd { writer.setMessage(5, value) }
         writer.setEnumerations(6, eventTypes)
-        if !actorMemberId.isEmpty { writer.setString(7, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(7, actorMemberID) }
         if !user.isEmpty { writer.setString(8, user) }
         if !searchText.isEmpty { writer.setString(9, searchText) }
         writer.setUnknownFields(unknownFields)
@@ -971,7 +971,7 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvRequest: ProtoMessage, RPCMe
     /// Field `event_types` (4).
     public var eventTypes: [Portal_Audit_V1_EventType] = []
     /// Field `actor_member_id` (5).
-    public var actorMemberId: String = ""
+    public var actorMemberID: String = ""
     /// Field `user` (6).
     public var user: String = ""
     /// Field `search_text` (7).
@@ -995,7 +995,7 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvRequest: ProtoMessage, RPCMe
         timeStart = reader.message(2)
         timeEnd = reader.message(3)
         eventTypes = reader.enumerations(4)
-        actorMemberId = reader.string(5)
+        actorMemberID = reader.string(5)
         user = reader.string(6)
         searchText = reader.string(7)
         timeZone = reader.string(8)
@@ -1008,7 +1008,7 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvRequest: ProtoMessage, RPCMe
         if let value = timeStart { writer.setMessage(2, value) }
         if let value = timeEnd { writer.setMessage(3, value) }
         writer.setEnumerations(4, eventTypes)
-        if !actorMemberId.isEmpty { writer.setString(5, actorMemberId) }
+        if !actorMemberID.isEmpty { writer.setString(5, actorMemberID) }
         if !user.isEmpty { writer.setString(6, user) }
         if !searchText.isEmpty { writer.setString(7, searchText) }
         if !timeZone.isEmpty { writer.setString(8, timeZone) }
@@ -1275,7 +1275,7 @@ public struct Portal_Gateway_V1_InviteMemberResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.gateway.v1.ResendInviteRequest`.
 public struct Portal_Gateway_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
     /// Field `invite_id` (1).
-    public var inviteId: String = ""
+    public var inviteID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -1289,13 +1289,13 @@ public struct Portal_Gateway_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        inviteId = reader.string(1)
+        inviteID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !inviteId.isEmpty { writer.setString(1, inviteId) }
+        if !inviteID.isEmpty { writer.setString(1, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -1331,7 +1331,7 @@ public struct Portal_Gateway_V1_ResendInviteResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.gateway.v1.RevokeInviteRequest`.
 public struct Portal_Gateway_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
     /// Field `invite_id` (1).
-    public var inviteId: String = ""
+    public var inviteID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -1345,13 +1345,13 @@ public struct Portal_Gateway_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        inviteId = reader.string(1)
+        inviteID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !inviteId.isEmpty { writer.setString(1, inviteId) }
+        if !inviteID.isEmpty { writer.setString(1, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -1383,7 +1383,7 @@ public struct Portal_Gateway_V1_RevokeInviteResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.gateway.v1.UpdateMemberRequest`.
 public struct Portal_Gateway_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
     /// Field `member_id` (1).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Field `first_name` (2).
     public var firstName: String? = nil
     /// Field `last_name` (3).
@@ -1405,7 +1405,7 @@ public struct Portal_Gateway_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        memberId = reader.string(1)
+        memberID = reader.string(1)
         firstName = reader.has(2) ? reader.string(2) : nil
         lastName = reader.has(3) ? reader.string(3) : nil
         phone = reader.has(4) ? reader.string(4) : nil
@@ -1415,7 +1415,7 @@ public struct Portal_Gateway_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !memberId.isEmpty { writer.setString(1, memberId) }
+        if !memberID.isEmpty { writer.setString(1, memberID) }
         if let value = firstName { writer.setString(2, value) }
         if let value = lastName { writer.setString(3, value) }
         if let value = phone { writer.setString(4, value) }
@@ -1455,7 +1455,7 @@ public struct Portal_Gateway_V1_UpdateMemberResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.gateway.v1.DeleteMemberRequest`.
 public struct Portal_Gateway_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
     /// Field `member_id` (1).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -1469,13 +1469,13 @@ public struct Portal_Gateway_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        memberId = reader.string(1)
+        memberID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !memberId.isEmpty { writer.setString(1, memberId) }
+        if !memberID.isEmpty { writer.setString(1, memberID) }
         writer.setUnknownFields(unknownFields)
     }
 }

@@ -7,7 +7,7 @@ import PortalRPC
 /// The protobuf message `portal.identity.v1.Organization`.
 public struct Portal_Identity_V1_Organization: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `name` (2).
     public var name: String = ""
     /// Field `created_at` (3).
@@ -25,7 +25,7 @@ public struct Portal_Identity_V1_Organization: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         name = reader.string(2)
         createdAt = reader.message(3)
         unknownFields = reader.unknownFields
@@ -33,7 +33,7 @@ public struct Portal_Identity_V1_Organization: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !name.isEmpty { writer.setString(2, name) }
         if let value = createdAt { writer.setMessage(3, value) }
         writer.setUnknownFields(unknownFields)
@@ -43,9 +43,9 @@ public struct Portal_Identity_V1_Organization: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.Member`.
 public struct Portal_Identity_V1_Member: ProtoMessage, RPCMessage {
     /// Field `member_id` (1).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `first_name` (3).
     public var firstName: String = ""
     /// Field `last_name` (4).
@@ -73,8 +73,8 @@ public struct Portal_Identity_V1_Member: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        memberId = reader.string(1)
-        organizationId = reader.string(2)
+        memberID = reader.string(1)
+        organizationID = reader.string(2)
         firstName = reader.string(3)
         lastName = reader.string(4)
         displayName = reader.string(5)
@@ -87,8 +87,8 @@ public struct Portal_Identity_V1_Member: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !memberId.isEmpty { writer.setString(1, memberId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !memberID.isEmpty { writer.setString(1, memberID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if !firstName.isEmpty { writer.setString(3, firstName) }
         if !lastName.isEmpty { writer.setString(4, lastName) }
         if !displayName.isEmpty { writer.setString(5, displayName) }
@@ -103,9 +103,9 @@ public struct Portal_Identity_V1_Member: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.Invite`.
 public struct Portal_Identity_V1_Invite: ProtoMessage, RPCMessage {
     /// Field `invite_id` (1).
-    public var inviteId: String = ""
+    public var inviteID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `email` (3).
     public var email: String = ""
     /// Field `phone` (4).
@@ -119,7 +119,7 @@ public struct Portal_Identity_V1_Invite: ProtoMessage, RPCMessage {
     /// Field `invited_by` (8).
     public var invitedBy: String = ""
     /// Field `invited_by_member_id` (9).
-    public var invitedByMemberId: String = ""
+    public var invitedByMemberID: String = ""
     /// Field `status` (10).
     public var status: Portal_Identity_V1_InviteStatus = Portal_Identity_V1_InviteStatus()
     /// Fields this version of the schema does not know.
@@ -135,30 +135,30 @@ public struct Portal_Identity_V1_Invite: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        inviteId = reader.string(1)
-        organizationId = reader.string(2)
+        inviteID = reader.string(1)
+        organizationID = reader.string(2)
         email = reader.string(3)
         phone = reader.string(4)
         role = reader.enumeration(5)
         addedOn = reader.message(6)
         expiresAt = reader.message(7)
         invitedBy = reader.string(8)
-        invitedByMemberId = reader.string(9)
+        invitedByMemberID = reader.string(9)
         status = reader.enumeration(10)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !inviteId.isEmpty { writer.setString(1, inviteId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !inviteID.isEmpty { writer.setString(1, inviteID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if !email.isEmpty { writer.setString(3, email) }
         if !phone.isEmpty { writer.setString(4, phone) }
         if role.rawValue != 0 { writer.setEnumeration(5, role) }
         if let value = addedOn { writer.setMessage(6, value) }
         if let value = expiresAt { writer.setMessage(7, value) }
         if !invitedBy.isEmpty { writer.setString(8, invitedBy) }
-        if !invitedByMemberId.isEmpty { writer.setString(9, invitedByMemberId) }
+        if !invitedByMemberID.isEmpty { writer.setString(9, invitedByMemberID) }
         if status.rawValue != 0 { writer.setEnumeration(10, status) }
         writer.setUnknownFields(unknownFields)
     }
@@ -167,9 +167,9 @@ public struct Portal_Identity_V1_Invite: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.Principal`.
 public struct Portal_Identity_V1_Principal: ProtoMessage, RPCMessage {
     /// Field `member_id` (1).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Field `organization_id` (2).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `role` (3).
     public var role: Portal_Identity_V1_Role = Portal_Identity_V1_Role()
     /// Field `display_name` (4).
@@ -189,8 +189,8 @@ public struct Portal_Identity_V1_Principal: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        memberId = reader.string(1)
-        organizationId = reader.string(2)
+        memberID = reader.string(1)
+        organizationID = reader.string(2)
         role = reader.enumeration(3)
         displayName = reader.string(4)
         email = reader.string(5)
@@ -199,8 +199,8 @@ public struct Portal_Identity_V1_Principal: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !memberId.isEmpty { writer.setString(1, memberId) }
-        if !organizationId.isEmpty { writer.setString(2, organizationId) }
+        if !memberID.isEmpty { writer.setString(1, memberID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
         if role.rawValue != 0 { writer.setEnumeration(3, role) }
         if !displayName.isEmpty { writer.setString(4, displayName) }
         if !email.isEmpty { writer.setString(5, email) }
@@ -279,7 +279,7 @@ public struct Portal_Identity_V1_CreateOrganizationResponse: ProtoMessage, RPCMe
 /// The protobuf message `portal.identity.v1.CreateInviteRequest`.
 public struct Portal_Identity_V1_CreateInviteRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `email` (2).
     public var email: String = ""
     /// Field `phone` (3).
@@ -299,7 +299,7 @@ public struct Portal_Identity_V1_CreateInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         email = reader.string(2)
         phone = reader.string(3)
         role = reader.enumeration(4)
@@ -308,7 +308,7 @@ public struct Portal_Identity_V1_CreateInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !email.isEmpty { writer.setString(2, email) }
         if !phone.isEmpty { writer.setString(3, phone) }
         if role.rawValue != 0 { writer.setEnumeration(4, role) }
@@ -347,9 +347,9 @@ public struct Portal_Identity_V1_CreateInviteResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.ResendInviteRequest`.
 public struct Portal_Identity_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `invite_id` (2).
-    public var inviteId: String = ""
+    public var inviteID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -363,15 +363,15 @@ public struct Portal_Identity_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        inviteId = reader.string(2)
+        organizationID = reader.string(1)
+        inviteID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !inviteId.isEmpty { writer.setString(2, inviteId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !inviteID.isEmpty { writer.setString(2, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -407,9 +407,9 @@ public struct Portal_Identity_V1_ResendInviteResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.RevokeInviteRequest`.
 public struct Portal_Identity_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `invite_id` (2).
-    public var inviteId: String = ""
+    public var inviteID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -423,15 +423,15 @@ public struct Portal_Identity_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        inviteId = reader.string(2)
+        organizationID = reader.string(1)
+        inviteID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !inviteId.isEmpty { writer.setString(2, inviteId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !inviteID.isEmpty { writer.setString(2, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -531,7 +531,7 @@ public struct Portal_Identity_V1_AcceptInviteResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.ListMembersRequest`.
 public struct Portal_Identity_V1_ListMembersRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -557,7 +557,7 @@ public struct Portal_Identity_V1_ListMembersRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
@@ -569,7 +569,7 @@ public struct Portal_Identity_V1_ListMembersRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
@@ -619,7 +619,7 @@ public struct Portal_Identity_V1_ListMembersResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.ListInvitesRequest`.
 public struct Portal_Identity_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `page_size` (2).
     public var pageSize: Int32 = 0
     /// Field `page_token` (3).
@@ -643,7 +643,7 @@ public struct Portal_Identity_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         pageSize = reader.scalar(2, as: Int32.self)
         pageToken = reader.string(3)
         orderBy = reader.string(4)
@@ -654,7 +654,7 @@ public struct Portal_Identity_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if pageSize != 0 { writer.setScalar(2, pageSize) }
         if !pageToken.isEmpty { writer.setString(3, pageToken) }
         if !orderBy.isEmpty { writer.setString(4, orderBy) }
@@ -703,9 +703,9 @@ public struct Portal_Identity_V1_ListInvitesResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.GetMemberRequest`.
 public struct Portal_Identity_V1_GetMemberRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `member_id` (2).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -719,15 +719,15 @@ public struct Portal_Identity_V1_GetMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        memberId = reader.string(2)
+        organizationID = reader.string(1)
+        memberID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !memberId.isEmpty { writer.setString(2, memberId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !memberID.isEmpty { writer.setString(2, memberID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -763,9 +763,9 @@ public struct Portal_Identity_V1_GetMemberResponse: ProtoMessage, RPCMessage {
 /// The protobuf message `portal.identity.v1.UpdateMemberRequest`.
 public struct Portal_Identity_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `member_id` (2).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Field `first_name` (3).
     public var firstName: String? = nil
     /// Field `last_name` (4).
@@ -787,8 +787,8 @@ public struct Portal_Identity_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        memberId = reader.string(2)
+        organizationID = reader.string(1)
+        memberID = reader.string(2)
         firstName = reader.has(3) ? reader.string(3) : nil
         lastName = reader.has(4) ? reader.string(4) : nil
         phone = reader.has(5) ? reader.string(5) : nil
@@ -798,8 +798,8 @@ public struct Portal_Identity_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !memberId.isEmpty { writer.setString(2, memberId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !memberID.isEmpty { writer.setString(2, memberID) }
         if let value = firstName { writer.setString(3, value) }
         if let value = lastName { writer.setString(4, value) }
         if let value = phone { writer.setString(5, value) }
@@ -839,9 +839,9 @@ public struct Portal_Identity_V1_UpdateMemberResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.DeleteMemberRequest`.
 public struct Portal_Identity_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `member_id` (2).
-    public var memberId: String = ""
+    public var memberID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -855,15 +855,15 @@ public struct Portal_Identity_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
-        memberId = reader.string(2)
+        organizationID = reader.string(1)
+        memberID = reader.string(2)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
-        if !memberId.isEmpty { writer.setString(2, memberId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !memberID.isEmpty { writer.setString(2, memberID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -895,7 +895,7 @@ public struct Portal_Identity_V1_DeleteMemberResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.CountMembersRequest`.
 public struct Portal_Identity_V1_CountMembersRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -909,13 +909,13 @@ public struct Portal_Identity_V1_CountMembersRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         unknownFields = reader.unknownFields
     }
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -959,7 +959,7 @@ public struct Portal_Identity_V1_CountMembersResponse: ProtoMessage, RPCMessage 
 /// The protobuf message `portal.identity.v1.LoginRequest`.
 public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
     /// Field `organization_id` (1).
-    public var organizationId: String = ""
+    public var organizationID: String = ""
     /// Field `email` (2).
     public var email: String = ""
     /// Field `password` (3).
@@ -977,7 +977,7 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields out of a decoded message.
     public init(reading reader: ProtoReader) {
-        organizationId = reader.string(1)
+        organizationID = reader.string(1)
         email = reader.string(2)
         password = reader.string(3)
         unknownFields = reader.unknownFields
@@ -985,7 +985,7 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
 
     /// Copies the fields into a message about to be packed.
     public func write(to writer: ProtoWriter) {
-        if !organizationId.isEmpty { writer.setString(1, organizationId) }
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !email.isEmpty { writer.setString(2, email) }
         if !password.isEmpty { writer.setString(3, password) }
         writer.setUnknownFields(unknownFields)

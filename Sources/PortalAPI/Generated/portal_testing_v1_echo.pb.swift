@@ -99,7 +99,7 @@ public struct Portal_Testing_V1_AllKinds: ProtoMessage, RPCMessage {
     /// Field `labels` (40).
     public var labels: [String: String] = [:]
     /// Field `nested_by_id` (41).
-    public var nestedById: [Int32: Portal_Testing_V1_Nested] = [:]
+    public var nestedByID: [Int32: Portal_Testing_V1_Nested] = [:]
     /// The oneof `choice`; nil when no member is set.
     public var choice: Choice? = nil
     /// Fields this version of the schema does not know.
@@ -152,7 +152,7 @@ public struct Portal_Testing_V1_AllKinds: ProtoMessage, RPCMessage {
         repeatedColour = reader.enumerations(34)
         repeatedDouble = reader.scalars(35, as: Double.self)
         labels = reader.map(40) { entry in (entry.string(1), entry.string(2)) }
-        nestedById = reader.map(41) { entry in (entry.scalar(1, as: Int32.self), entry.message(2) ?? .init()) }
+        nestedByID = reader.map(41) { entry in (entry.scalar(1, as: Int32.self), entry.message(2) ?? .init()) }
         switch reader.oneofCase(50) {
         case 50: choice = .choiceText(reader.string(50))
         case 51: choice = .choiceNumber(reader.scalar(51, as: Int64.self))
@@ -197,7 +197,7 @@ public struct Portal_Testing_V1_AllKinds: ProtoMessage, RPCMessage {
             entry.setString(1, key)
             entry.setString(2, value)
         }
-        writer.setMap(41, nestedById) { entry, key, value in
+        writer.setMap(41, nestedByID) { entry, key, value in
             entry.setScalar(1, key)
             entry.setMessage(2, value)
         }

@@ -1,0 +1,228 @@
+import Foundation
+import NIOPosix
+import PortalAPI
+import PortalCrypto
+import PortalRPC
+import PortalStorage
+
+/// `portal.identity.v1.IdentityService`: validates every request, applies the rules and answers
+/// with the right status; the data lives in `IdentityStore`.
+public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
+    private let store: IdentityStore
+    private let limiter = LoginRateLimiter()
+    private let passwordParameters: SecretHashing.ScryptParameters
+    private let clock: @Sendable () -> Int64
+    private let onMailQueued: @Sendable () -> Void
+
+    init(
+        store: IdentityStore, passwordParameters: SecretHashing.ScryptParameters, clock: @escaping @Sendable () -> Int64,
+        onMailQueued: @escaping @Sendable () -> Void
+    ) {
+        self.store = store
+        self.passwordParameters = passwordParameters
+        self.clock = clock
+        self.onMailQueued = onMailQueued
+    }
+
+    // MARK: Organizations and invites
+
+    public func createOrganization(request: Portal_Identity_V1_CreateOrganizationRequest, context: ServerContext) async throws -> Portal_Identity_V1_CreateOrganizationResponse {
+        let name = try IdentityValidation.name(request.name, field: "name")
+        let email = try IdentityValidation.email(request.firstAdminEmail, field: "first_admin_email")
+        let key = try IdentityValidation.id(request.idempotencyKey, field: "idempotency_key")
+        let now = clock()
+        let (organization, invite) = try await store.createOrganization(name: name, firstAdminEmail: email, idempotencyKey: key, now: now)
+        onMailQueued()
+        var response = Portal_Identity_V1_CreateOrganizationResponse()
+        response.organization = organization.api
+        response.firstAdminInvite = invite.api(now: now)
+        return response
+    }
+
+    public func createInvite(request: Portal_Identity_V1_CreateInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_CreateInviteResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let email = try IdentityValidation.email(request.email)
+        let phone = try IdentityValidation.phone(request.phone)
+        let role = try IdentityValidation.role(request.role)
+        let now = clock()
+        let invite = try await store.createInvite(
+            organizationID: organizationID, email: email, phone: phone, role: role, actor: Self.actor(context), now: now)
+        onMailQueued()
+        var response = Portal_Identity_V1_CreateInviteResponse()
+        response.invite = invite.api(now: now)
+        return response
+    }
+
+    public func resendInvite(request: Portal_Identity_V1_ResendInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_ResendInviteResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let inviteID = try IdentityValidation.id(request.inviteID, field: "invite_id")
+        let now = clock()
+        let invite = try await store.resendInvite(organizationID: organizationID, inviteID: inviteID, actor: Self.actor(context), now: now)
+        onMailQueued()
+        var response = Portal_Identity_V1_ResendInviteResponse()
+        response.invite = invite.api(now: now)
+        return response
+    }
+
+    public func revokeInvite(request: Portal_Identity_V1_RevokeInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_RevokeInviteResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let inviteID = try IdentityValidation.id(request.inviteID, field: "invite_id")
+        try await store.revokeInvite(organizationID: organizationID, inviteID: inviteID, actor: Self.actor(context), now: clock())
+        return Portal_Identity_V1_RevokeInviteResponse()
+    }
+
+    public func acceptInvite(request: Portal_Identity_V1_AcceptInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_AcceptInviteResponse {
+        let secret = try IdentityValidation.id(request.inviteSecret, field: "invite_secret")
+        let firstName = try IdentityValidation.name(request.firstName, field: "first_name")
+        let lastName = try IdentityValidation.name(request.lastName, field: "last_name")
+        let password = try IdentityValidation.password(request.password)
+        let passwordHash = try await hashPassword(password)
+        let member = try await store.acceptInvite(secret: secret, firstName: firstName, lastName: lastName, passwordHash: passwordHash, now: clock())
+        var response = Portal_Identity_V1_AcceptInviteResponse()
+        response.member = member.api
+        return response
+    }
+
+    // MARK: Members
+
+    public func listMembers(request: Portal_Identity_V1_ListMembersRequest, context: ServerContext) async throws -> Portal_Identity_V1_ListMembersResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let paging = try ListPaging(
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: IdentityStore.memberColumns,
+            defaultOrder: "last_name asc")
+        let role = request.role == .unspecified ? nil : try IdentityValidation.role(request.role)
+        if case .unrecognized(let value) = request.searchField {
+            throw RPCError.invalidArgument(field: "search_field", "unknown value \(value)")
+        }
+        let page = try await store.listMembers(
+            organizationID: organizationID, paging: paging, role: role, searchField: request.searchField, searchText: request.searchText)
+        var response = Portal_Identity_V1_ListMembersResponse()
+        response.members = page.members.map(\.api)
+        response.nextPageToken = page.nextPageToken
+        response.totalSize = page.totalSize
+        return response
+    }
+
+    public func listInvites(request: Portal_Identity_V1_ListInvitesRequest, context: ServerContext) async throws -> Portal_Identity_V1_ListInvitesResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let paging = try ListPaging(
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: IdentityStore.inviteColumns,
+            defaultOrder: "added_on desc")
+        let role = request.role == .unspecified ? nil : try IdentityValidation.role(request.role)
+        let now = clock()
+        let page = try await store.listInvites(organizationID: organizationID, paging: paging, role: role, emailText: request.searchText)
+        var response = Portal_Identity_V1_ListInvitesResponse()
+        response.invites = page.invites.map { $0.api(now: now) }
+        response.nextPageToken = page.nextPageToken
+        response.totalSize = page.totalSize
+        return response
+    }
+
+    public func getMember(request: Portal_Identity_V1_GetMemberRequest, context: ServerContext) async throws -> Portal_Identity_V1_GetMemberResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let memberID = try IdentityValidation.id(request.memberID, field: "member_id")
+        var response = Portal_Identity_V1_GetMemberResponse()
+        response.member = try await store.member(organizationID: organizationID, memberID: memberID).api
+        return response
+    }
+
+    public func updateMember(request: Portal_Identity_V1_UpdateMemberRequest, context: ServerContext) async throws -> Portal_Identity_V1_UpdateMemberResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let memberID = try IdentityValidation.id(request.memberID, field: "member_id")
+        var changes = MemberChanges()
+        changes.firstName = try request.firstName.map { try IdentityValidation.name($0, field: "first_name") }
+        changes.lastName = try request.lastName.map { try IdentityValidation.name($0, field: "last_name") }
+        changes.phone = try request.phone.map { try IdentityValidation.phone($0) }
+        changes.role = try request.role.map { try IdentityValidation.role($0) }
+        let member = try await store.updateMember(
+            organizationID: organizationID, memberID: memberID, changes: changes, actor: Self.actor(context), now: clock())
+        var response = Portal_Identity_V1_UpdateMemberResponse()
+        response.member = member.api
+        return response
+    }
+
+    public func deleteMember(request: Portal_Identity_V1_DeleteMemberRequest, context: ServerContext) async throws -> Portal_Identity_V1_DeleteMemberResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let memberID = try IdentityValidation.id(request.memberID, field: "member_id")
+        try await store.deleteMember(organizationID: organizationID, memberID: memberID, actor: Self.actor(context), now: clock())
+        return Portal_Identity_V1_DeleteMemberResponse()
+    }
+
+    public func countMembers(request: Portal_Identity_V1_CountMembersRequest, context: ServerContext) async throws -> Portal_Identity_V1_CountMembersResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let counts = try await store.countMembers(organizationID: organizationID)
+        var response = Portal_Identity_V1_CountMembersResponse()
+        response.totalMembers = counts.total
+        response.adminCount = counts.admins
+        response.viewerCount = counts.viewers
+        return response
+    }
+
+    // MARK: Sessions
+
+    public func login(request: Portal_Identity_V1_LoginRequest, context: ServerContext) async throws -> Portal_Identity_V1_LoginResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        guard !request.email.isEmpty else { throw RPCError.invalidArgument(field: "email", "is required") }
+        guard !request.password.isEmpty else { throw RPCError.invalidArgument(field: "password", "is required") }
+        let keys = ["account:\(organizationID):\(IdentityValidation.emailKey(request.email))", "source:\(Self.sourceAddress(context.peer))"]
+        guard limiter.allows(keys) else {
+            throw RPCError(.resourceExhausted, "too many failed sign-in attempts; wait a few minutes and try again")
+        }
+        let found = try await store.credentials(organizationID: organizationID, email: request.email)
+        // Unknown accounts are checked against a decoy hash, so both answers take the same time.
+        let matches = try await verifyPassword(request.password, against: found?.passwordHash ?? SecretHashing.decoyPasswordHash)
+        guard let (member, _) = found, matches else {
+            limiter.recordFailure(keys)
+            throw RPCError(.unauthenticated, "email or password is incorrect")
+        }
+        let session = try await store.openSession(member: member, now: clock())
+        var response = Portal_Identity_V1_LoginResponse()
+        response.sessionToken = session.token
+        response.expiresAt = Google_Protobuf_Timestamp(milliseconds: session.expiresAt)
+        response.principal = member.principal
+        return response
+    }
+
+    public func logout(request: Portal_Identity_V1_LogoutRequest, context: ServerContext) async throws -> Portal_Identity_V1_LogoutResponse {
+        guard !request.sessionToken.isEmpty else { throw RPCError.invalidArgument(field: "session_token", "is required") }
+        try await store.closeSession(token: request.sessionToken)
+        return Portal_Identity_V1_LogoutResponse()
+    }
+
+    public func authenticate(request: Portal_Identity_V1_AuthenticateRequest, context: ServerContext) async throws -> Portal_Identity_V1_AuthenticateResponse {
+        guard !request.sessionToken.isEmpty else { throw RPCError(.unauthenticated, "session_token: is required") }
+        let (member, expiresAt) = try await store.authenticate(token: request.sessionToken, now: clock())
+        var response = Portal_Identity_V1_AuthenticateResponse()
+        response.principal = member.principal
+        response.expiresAt = Google_Protobuf_Timestamp(milliseconds: expiresAt)
+        return response
+    }
+
+    // MARK: Helpers
+
+    /// The acting member from the gateway's metadata, or "system" for internal callers.
+    static func actor(_ context: ServerContext) -> Actor {
+        guard let memberID = context.requestMetadata.firstString(forKey: PrincipalMetadata.memberID), !memberID.isEmpty else {
+            return .system
+        }
+        let name = context.requestMetadata.firstString(forKey: PrincipalMetadata.displayName) ?? memberID
+        return Actor(memberID: memberID, displayName: name)
+    }
+
+    /// The IP part of a peer description such as `[IPv4]127.0.0.1/127.0.0.1:5000`.
+    static func sourceAddress(_ peer: String) -> String {
+        let host = peer.split(separator: "/").last.map(String.init) ?? peer
+        guard let colon = host.lastIndex(of: ":") else { return host }
+        return String(host[..<colon])
+    }
+
+    /// scrypt is deliberately slow: it runs on the blocking thread pool, not on an event loop.
+    private func hashPassword(_ password: String) async throws -> String {
+        let parameters = passwordParameters
+        return try await NIOThreadPool.singleton.runIfActive { SecretHashing.hashPassword(password, parameters: parameters) }
+    }
+
+    private func verifyPassword(_ password: String, against hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { SecretHashing.verifyPassword(password, against: hash) }
+    }
+}
