@@ -38,6 +38,14 @@ extension ProtoMessage {
         ProtoCodec.encode(self) { packed in [UInt8](packed) }
     }
 
+    /// A message with its fields set by `configure`: `Request.with { $0.name = "Acme" }`.
+    @inlinable
+    public static func with(_ configure: (inout Self) throws -> Void) rethrows -> Self {
+        var message = Self()
+        try configure(&message)
+        return message
+    }
+
     /// Encodes the message and hands the packed bytes to `body` without an intermediate array.
     ///
     /// The buffer is only valid inside `body`.

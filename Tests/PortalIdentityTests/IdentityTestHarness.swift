@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import PortalAPI
+import PortalApp
+import PortalCrypto
+import PortalHTTP2
+@testable import PortalIdentity
+import PortalRPC
+import SQLKit
+
+/// A real identity service on a loopback port with a fresh SQLite database, and a client to it.
+struct IdentityHarness: Sendable {
+    let client: Portal_Identity_V1_IdentityClient
+    let component: IdentityComponent
+    let dataDirectory: String
+
+    /// Runs `body` against a fresh service; everything is torn down afterwards.
+    static func run<Result: Sendable>(_ body: @Sendable (IdentityHarness) async throws -> Result) async throws -> Result {
+        let directory = NSTemporaryDirectory() + "identity-test-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var logger = Logger(label: "identity-test")
+        logger.logLevel = .critical
+        var settings = IdentityComponent.Settings(dataDirectory: directory)
+        settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
+        let component = try await IdentityComponent.start(settings: settings, logger: logger)
+        let (server, _) = ServerAssembly.makeServer(
+            services: [component.service], configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                try await server.run()
+                return nil
+            }
+            let port = try await server.boundAddress().port!
+            let channel = RPCClientChannel(host: "127.0.0.1", port: port)
+            let harness = IdentityHarness(
+                client: Portal_Identity_V1_IdentityClient(channel: channel), component: component, dataDirectory: directory)
+            do {
+                let result = try await body(harness)
+                await channel.close()
+                server.beginGracefulShutdown()
+                while let next = try await group.next() { if next != nil { break } }
+                await component.store.close()
+                return result
+            } catch {
+                await channel.close()
+                server.beginGracefulShutdown()
+                group.cancelAll()
+                await component.store.close()
+                throw error
+            }
+        }
+    }
+
+    /// The secret of the newest queued invite mail to `email`, read from the outbox.
+    func latestSecret(for email: String) async throws -> String {
+        try await component.store.read { database in
+            let rows = try await database.raw("SELECT payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC").all()
+            for row in rows {
+                let payload = try row.decode(column: "payload", as: Data.self)
+                guard !payload.isEmpty, let mail = try? JSONDecoder().decode(InviteMail.self, from: payload) else { continue }
+                if mail.to.lowercased() == email.lowercased() { return mail.secret }
+            }
+            throw RPCError(.notFound, "no queued mail to \(email)")
+        }
+    }
+
+    /// Audit events queued in the outbox, oldest first.
+    func auditEvents() async throws -> [Portal_Audit_V1_NewEvent] {
+        try await component.store.read { database in
+            try await database.raw("SELECT payload FROM outbox WHERE topic = 'audit' ORDER BY seq").all().map { row in
+                try Portal_Audit_V1_NewEvent(serializedBytes: [UInt8](try row.decode(column: "payload", as: Data.self)))
+            }
+        }
+    }
+
+    /// Creates an organization whose first Admin has accepted; returns the organization id and the Admin.
+    func organizationWithAdmin(name: String = "Acme", email: String = "ada@example.com") async throws -> (String, Portal_Identity_V1_Member) {
+        var create = Portal_Identity_V1_CreateOrganizationRequest()
+        create.name = name
+        create.firstAdminEmail = email
+        create.idempotencyKey = UUID().uuidString
+        let organization = try await client.createOrganization(create).organization!
+        let admin = try await accept(email: email, firstName: "Ada", lastName: "Lovelace")
+        return (organization.organizationID, admin)
+    }
+
+    /// Accepts the newest invite to `email`.
+    func accept(email: String, firstName: String, lastName: String, password: String = "correct horse battery") async throws -> Portal_Identity_V1_Member {
+        var accept = Portal_Identity_V1_AcceptInviteRequest()
+        accept.inviteSecret = try await latestSecret(for: email)
+        accept.firstName = firstName
+        accept.lastName = lastName
+        accept.password = password
+        return try await client.acceptInvite(accept).member!
+    }
+
+    /// Invites `email` with `role` as `actor`.
+    func invite(_ email: String, role: Portal_Identity_V1_Role, organizationID: String, as actor: Portal_Identity_V1_Member? = nil, phone: String = "") async throws -> Portal_Identity_V1_Invite {
+        var request = Portal_Identity_V1_CreateInviteRequest()
+        request.organizationID = organizationID
+        request.email = email
+        request.role = role
+        request.phone = phone
+        let metadata = actor.map { PrincipalMetadata.metadata(memberID: $0.memberID, displayName: $0.displayName) } ?? [:]
+        return try await client.createInvite(request, metadata: metadata).invite!
+    }
+
+    /// Logs in and returns the session token.
+    func login(organizationID: String, email: String, password: String = "correct horse battery") async throws -> String {
+        var request = Portal_Identity_V1_LoginRequest()
+        request.organizationID = organizationID
+        request.email = email
+        request.password = password
+        return try await client.login(request).sessionToken
+    }
+
+    /// The principal of a token.
+    func authenticate(_ token: String) async throws -> Portal_Identity_V1_Principal {
+        var request = Portal_Identity_V1_AuthenticateRequest()
+        request.sessionToken = token
+        return try await client.authenticate(request).principal!
+    }
+}
