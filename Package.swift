@@ -43,7 +43,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
-        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC"]),
+        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC", .product(name: "NIOPosix", package: "swift-nio")]),
+        // Outgoing mail: a spool folder, or an SMTP server.
+        .target(
+            name: "PortalMail",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         // A service's own database (SQLite through SQLKit), migrations, keyset paging and the outbox.
         .target(
             name: "PortalStorage",
@@ -52,16 +56,16 @@ let package = Package(
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // The identity and members service.
         .target(
             name: "PortalIdentity",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalStorage",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         // grpc.health.v1 and server reflection, served by every server.
         .target(name: "PortalStandardServices", dependencies: ["PortalAPI", "PortalRPC"]),

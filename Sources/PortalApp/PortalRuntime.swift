@@ -14,6 +14,8 @@ public struct ServiceSettings: Sendable {
     public var port: Int
     /// The folder that holds the service's database.
     public var dataDirectory: String
+    /// An SMTP server (`host:port`) for invite mail; nil spools mail under the data directory.
+    public var smtpServer: String?
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -35,16 +37,20 @@ public enum PortalRuntime {
         }
     }
 
-    /// A server for one service with its domain services, and the workers that run beside it.
+    /// A server for one service with its domain services, its databases and the workers that run beside it.
     public static func makeServices(_ settings: ServiceSettings, logger: Logger) async throws -> [any Service] {
         var logger = logger
         logger[metadataKey: "service"] = .string(settings.kind.rawValue)
         var domain: [any RPCService] = []
+        var databases: [any Service] = []
         var workers: [any Service] = []
         switch settings.kind {
         case .identity:
-            let identity = try await IdentityComponent.start(settings: .init(dataDirectory: settings.dataDirectory), logger: logger)
+            var identitySettings = IdentityComponent.Settings(dataDirectory: settings.dataDirectory)
+            identitySettings.smtpServer = settings.smtpServer
+            let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
             domain.append(identity.service)
+            databases.append(identity.store)
             workers += identity.workers
         case .gateway, .entitlements, .audit:
             break
@@ -52,7 +58,8 @@ public enum PortalRuntime {
         let server = ServerAssembly.makeServer(
             services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
         ).server
-        return [server] + workers
+        // A service group shuts services down in reverse order: workers, then the server, then databases.
+        return databases + [server] + workers
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PortalCrypto
+import PortalMail
 import PortalRPC
 import PortalStorage
 import ServiceLifecycle
@@ -11,8 +12,10 @@ public struct IdentityComponent: Sendable {
     public struct Settings: Sendable {
         /// Folder holding `identity.sqlite` and the `mail-spool` folder.
         public var dataDirectory: String
-        /// The From address of invite mail.
-        public var mailSender = "End Customer Portal <no-reply@portal.invalid>"
+        /// The address invite mail comes from.
+        public var mailFrom = "no-reply@portal.invalid"
+        /// An SMTP server (`host:port`) to send invite mail to; nil spools it to `mail-spool` under the data directory.
+        public var smtpServer: String?
         /// The accept link in invite mail; `{secret}` is replaced by the invite secret.
         public var acceptURL = "https://portal.invalid/accept-invite?code={secret}"
         /// scrypt cost for new password hashes.
@@ -28,7 +31,7 @@ public struct IdentityComponent: Sendable {
     public let service: any RPCService
     /// Workers to run beside the server (the invite mailer).
     public let workers: [any Service]
-    /// The database, closed when the process stops.
+    /// The database; run it as a service listed before the server so it closes last.
     public let store: SQLStore
 
     /// Opens (and migrates) the database and builds the service.
@@ -36,11 +39,19 @@ public struct IdentityComponent: Sendable {
         let store = try await SQLStore.open(
             path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"), migrations: IdentityMigrations.all, logger: logger)
         let identityStore = IdentityStore(store: store, sessionPolicy: SessionPolicy())
-        let mailer = InviteMailer(
-            store: store, spoolDirectory: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"),
-            sender: settings.mailSender, acceptURL: settings.acceptURL, logger: logger)
+        let transport: any MailTransport
+        if let smtp = settings.smtpServer {
+            let parts = smtp.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else {
+                throw RPCError(.invalidArgument, "smtp server: expected host:port, not \(smtp)")
+            }
+            transport = SMTPMailTransport(host: String(parts[0]), port: port)
+        } else {
+            transport = try SpoolMailTransport(folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
+        }
+        let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptURL: settings.acceptURL, logger: logger)
         let handler = IdentityServiceHandler(
-            store: identityStore, passwordParameters: settings.passwordParameters,
+            store: identityStore, passwords: PasswordHasher(parameters: settings.passwordParameters),
             clock: { Int64(Date().timeIntervalSince1970 * 1000) }, onMailQueued: { mailer.wakeUp() })
         return IdentityComponent(service: handler, workers: [mailer], store: store)
     }

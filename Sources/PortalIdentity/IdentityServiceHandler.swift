@@ -1,5 +1,4 @@
 import Foundation
-import NIOPosix
 import PortalAPI
 import PortalCrypto
 import PortalRPC
@@ -10,16 +9,16 @@ import PortalStorage
 public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     private let store: IdentityStore
     private let limiter = LoginRateLimiter()
-    private let passwordParameters: SecretHashing.ScryptParameters
+    private let passwords: PasswordHasher
     private let clock: @Sendable () -> Int64
     private let onMailQueued: @Sendable () -> Void
 
     init(
-        store: IdentityStore, passwordParameters: SecretHashing.ScryptParameters, clock: @escaping @Sendable () -> Int64,
+        store: IdentityStore, passwords: PasswordHasher, clock: @escaping @Sendable () -> Int64,
         onMailQueued: @escaping @Sendable () -> Void
     ) {
         self.store = store
-        self.passwordParameters = passwordParameters
+        self.passwords = passwords
         self.clock = clock
         self.onMailQueued = onMailQueued
     }
@@ -76,7 +75,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let firstName = try IdentityValidation.name(request.firstName, field: "first_name")
         let lastName = try IdentityValidation.name(request.lastName, field: "last_name")
         let password = try IdentityValidation.password(request.password)
-        let passwordHash = try await hashPassword(password)
+        let passwordHash = try await passwords.hash(password)
         let member = try await store.acceptInvite(secret: secret, firstName: firstName, lastName: lastName, passwordHash: passwordHash, now: clock())
         var response = Portal_Identity_V1_AcceptInviteResponse()
         response.member = member.api
@@ -170,7 +169,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         }
         let found = try await store.credentials(organizationID: organizationID, email: request.email)
         // Unknown accounts are checked against a decoy hash, so both answers take the same time.
-        let matches = try await verifyPassword(request.password, against: found?.passwordHash ?? SecretHashing.decoyPasswordHash)
+        let matches = try await passwords.verify(request.password, against: found?.passwordHash ?? SecretHashing.decoyPasswordHash)
         guard let (member, _) = found, matches else {
             limiter.recordFailure(keys)
             throw RPCError(.unauthenticated, "email or password is incorrect")
@@ -214,15 +213,5 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let host = peer.split(separator: "/").last.map(String.init) ?? peer
         guard let colon = host.lastIndex(of: ":") else { return host }
         return String(host[..<colon])
-    }
-
-    /// scrypt is deliberately slow: it runs on the blocking thread pool, not on an event loop.
-    private func hashPassword(_ password: String) async throws -> String {
-        let parameters = passwordParameters
-        return try await NIOThreadPool.singleton.runIfActive { SecretHashing.hashPassword(password, parameters: parameters) }
-    }
-
-    private func verifyPassword(_ password: String, against hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { SecretHashing.verifyPassword(password, against: hash) }
     }
 }

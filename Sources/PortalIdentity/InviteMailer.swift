@@ -1,28 +1,29 @@
 import Foundation
 import Logging
+import PortalMail
 import PortalStorage
 import ServiceLifecycle
 
-/// Delivers queued invite mail from the outbox: by default into a spool folder (one RFC 5322 file per
-/// message, written atomically), where a local MTA or a person can pick it up.
+/// Delivers queued invite mail from the outbox through a mail transport (a spool folder or SMTP),
+/// oldest first.
 ///
-/// A message is marked delivered (and its secret erased from the outbox) only after its file is in
-/// place, so a crash in between can only lead to the same message being spooled again, under the same
-/// file name: at-least-once, with duplicates limited to that window.
+/// A message is marked delivered (and its secret erased from the outbox) only after the transport
+/// took it, so a crash in between can only send the same message again: nothing is lost, and a
+/// resend after a crash is the only duplicate. Failures are retried with exponential backoff.
 final class InviteMailer: Service, Sendable {
     private let store: SQLStore
-    private let spoolDirectory: String
-    private let sender: String
+    private let transport: any MailTransport
+    private let from: String
     private let acceptURL: String
     private let pollInterval: Duration
     private let logger: Logger
     private let wakeUps: AsyncStream<Void>
     private let wakeUpSink: AsyncStream<Void>.Continuation
 
-    init(store: SQLStore, spoolDirectory: String, sender: String, acceptURL: String, pollInterval: Duration = .seconds(1), logger: Logger) {
+    init(store: SQLStore, transport: any MailTransport, from: String, acceptURL: String, pollInterval: Duration = .seconds(1), logger: Logger) {
         self.store = store
-        self.spoolDirectory = spoolDirectory
-        self.sender = sender
+        self.transport = transport
+        self.from = from
         self.acceptURL = acceptURL
         self.pollInterval = pollInterval
         self.logger = logger
@@ -36,7 +37,6 @@ final class InviteMailer: Service, Sendable {
 
     /// Delivers until graceful shutdown, polling the outbox and waking early when asked.
     func run() async throws {
-        try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true)
         let pollInterval = self.pollInterval
         let wakeUpSink = self.wakeUpSink
         try await withGracefulShutdownHandler {
@@ -47,11 +47,16 @@ final class InviteMailer: Service, Sendable {
                         wakeUpSink.yield()
                     }
                 }
+                var failures = 0
                 for await _ in wakeUps.cancelOnGracefulShutdown() {
                     do {
                         while try await deliverBatch() > 0 {}
+                        failures = 0
                     } catch {
-                        logger.error("mail delivery failed; will retry", metadata: ["error": "\(error)"])
+                        failures += 1
+                        let backoff = Duration.seconds(min(60, 1 << min(failures, 6)))
+                        logger.error("mail delivery failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                        try? await Task.sleep(for: backoff)
                     }
                 }
                 group.cancelAll()
@@ -61,20 +66,19 @@ final class InviteMailer: Service, Sendable {
         }
     }
 
-    /// Spools up to 50 pending messages; returns how many.
+    /// Delivers up to 50 pending messages, marking each delivered as soon as it is sent; returns how many.
     func deliverBatch() async throws -> Int {
         let pending = try await store.read { database in try await Outbox.pending(database, topic: InviteMail.topic, limit: 50) }
-        guard !pending.isEmpty else { return 0 }
         for record in pending {
             let mail = try JSONDecoder().decode(InviteMail.self, from: Data(record.payload))
-            let text = mail.rfc5322(from: sender, messageID: record.eventID, acceptURL: acceptURL)
-            let path = (spoolDirectory as NSString).appendingPathComponent("\(record.eventID).eml")
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-            logger.info("invite mail spooled", metadata: ["message_id": "\(record.eventID)", "organization": "\(record.organizationID)"])
-        }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try await store.transaction { database in
-            try await Outbox.markDelivered(database, sequences: pending.map(\.sequence), now: now, scrubPayload: true)
+            try await transport.deliver(OutgoingMail(
+                id: record.eventID, sender: from, recipient: mail.to,
+                text: mail.rfc5322(from: "End Customer Portal <\(from)>", messageID: record.eventID, acceptURL: acceptURL)))
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try await store.transaction { database in
+                try await Outbox.markDelivered(database, sequences: [record.sequence], now: now, scrubPayload: true)
+            }
+            logger.info("invite mail sent", metadata: ["message_id": "\(record.eventID)", "organization": "\(record.organizationID)"])
         }
         return pending.count
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOPosix
+import ServiceLifecycle
 import SQLKit
 import SQLiteKit
 
@@ -10,7 +11,10 @@ import SQLiteKit
 /// Writes go through `transaction`, one at a time on the write connection (SQLite has one writer);
 /// reads use a second connection and see the last committed state. Every call to libsqlite3 runs on
 /// NIO's blocking thread pool, never on an event loop.
-public final class SQLStore: Sendable {
+///
+/// As a lifecycle service it closes the database at graceful shutdown: list it before the services
+/// that use it, so it is shut down after them.
+public final class SQLStore: Service, Sendable {
     private let writer: SQLiteConnection
     private let reader: SQLiteConnection
     private let writeQueue = AsyncSerialQueue()
@@ -76,8 +80,16 @@ public final class SQLStore: Sendable {
         }
     }
 
-    /// Closes both connections.
+    /// Waits for graceful shutdown, then closes the database.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Closes both connections (after the transactions in flight).
     public func close() async {
+        await writeQueue.acquire()
+        await readQueue.acquire()
         try? await reader.close()
         try? await writer.close()
     }

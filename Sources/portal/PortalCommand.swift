@@ -27,19 +27,30 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env PORTAL_LOG_LEVEL).")
     var logLevel: String = ProcessInfo.processInfo.environment["PORTAL_LOG_LEVEL"] ?? "info"
 
+    @Option(help: "SMTP server host:port for invite mail; without it mail is spooled under the data directory (env PORTAL_SMTP).")
+    var smtp: String?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
+        }
+        if let smtp = smtpServer, smtp.split(separator: ":").count != 2 || Int(smtp.split(separator: ":").last ?? "") == nil {
+            throw ValidationError("--smtp: expected host:port, not \(smtp)")
         }
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port: \(port) is not a TCP port")
         }
     }
 
+    /// `--smtp`, else `PORTAL_SMTP`.
+    var smtpServer: String? { smtp ?? ProcessInfo.processInfo.environment["PORTAL_SMTP"] }
+
     func settings(for kind: PortalServiceKind) throws -> ServiceSettings {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
-        return ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
+        var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
+        settings.smtpServer = smtpServer
+        return settings
     }
 
     func start(_ kinds: [PortalServiceKind]) async throws {
