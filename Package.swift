@@ -58,6 +58,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // CSV writing and the portal's time format, for exports.
+        .target(name: "PortalCSV"),
+        // Delivers a service's audit outbox to the audit service.
+        .target(
+            name: "PortalOutboxRelay",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The audit service: the append-only, hash-chained event log.
+        .target(
+            name: "PortalAudit",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The identity and members service.
         .target(
             name: "PortalIdentity",
@@ -73,7 +91,8 @@ let package = Package(
         .target(
             name: "PortalApp",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity",
+                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
+                "PortalStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,6 +118,10 @@ let package = Package(
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
+        .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
+        .testTarget(
+            name: "PortalAuditTests",
+            dependencies: ["PortalAudit", "PortalOutboxRelay", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalIdentityTests",
             dependencies: ["PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),

@@ -1,6 +1,9 @@
 import Logging
 import PortalHTTP2
+import PortalAudit
 import PortalIdentity
+import PortalOutboxRelay
+import PortalStorage
 import PortalRPC
 import ServiceLifecycle
 
@@ -16,6 +19,8 @@ public struct ServiceSettings: Sendable {
     public var dataDirectory: String
     /// An SMTP server (`host:port`) for invite mail; nil spools mail under the data directory.
     public var smtpServer: String?
+    /// Where the audit service listens (`host:port`), for the audit outbox relay.
+    public var auditAddress = "127.0.0.1:\(PortalServiceKind.audit.defaultPort)"
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -52,7 +57,12 @@ public enum PortalRuntime {
             domain.append(identity.service)
             databases.append(identity.store)
             workers += identity.workers
-        case .gateway, .entitlements, .audit:
+            workers.append(try auditRelay(for: identity.store, settings: settings, logger: logger))
+        case .audit:
+            let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
+            domain.append(audit.service)
+            databases.append(audit.store)
+        case .gateway, .entitlements:
             break
         }
         let server = ServerAssembly.makeServer(
@@ -60,6 +70,17 @@ public enum PortalRuntime {
         ).server
         // A service group shuts services down in reverse order: workers, then the server, then databases.
         return databases + [server] + workers
+    }
+
+    /// A relay delivering `store`'s audit outbox to the audit service.
+    static func auditRelay(for store: SQLStore, settings: ServiceSettings, logger: Logger) throws -> AuditOutboxRelay {
+        let parts = settings.auditAddress.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else {
+            throw RPCError(.invalidArgument, "audit address: expected host:port, not \(settings.auditAddress)")
+        }
+        let channel = RPCClientChannel(
+            host: String(parts[0]), port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
+        return AuditOutboxRelay(store: store, channel: channel, logger: logger)
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

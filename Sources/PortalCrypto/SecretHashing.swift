@@ -42,9 +42,14 @@ public enum SecretHashing {
 
     /// SHA-256 of `text`'s UTF-8 bytes.
     public static func sha256(_ text: String) -> [UInt8] {
+        sha256(bytes: Array(text.utf8))
+    }
+
+    /// SHA-256 of `bytes`.
+    public static func sha256(bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        var input = Array(text.utf8)
+        var input = bytes
         let result = input.withUnsafeMutableBytes { data in
             digest.withUnsafeMutableBufferPointer { output in
                 EVP_Digest(data.baseAddress, data.count, output.baseAddress, &length, EVP_sha256(), nil)

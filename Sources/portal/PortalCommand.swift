@@ -30,6 +30,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "SMTP server host:port for invite mail; without it mail is spooled under the data directory (env PORTAL_SMTP).")
     var smtp: String?
 
+    @Option(name: .customLong("audit-address"), help: "The audit service's host:port, where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
+    var auditAddress: String?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
@@ -50,6 +53,9 @@ struct ServiceOptions: ParsableArguments {
         let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
         var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
         settings.smtpServer = smtpServer
+        if let address = auditAddress ?? ProcessInfo.processInfo.environment["PORTAL_AUDIT_ADDRESS"] {
+            settings.auditAddress = address
+        }
         return settings
     }
 

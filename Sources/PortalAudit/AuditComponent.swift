@@ -1,0 +1,20 @@
+import Foundation
+import Logging
+import PortalRPC
+import PortalStorage
+
+/// The audit service assembled: its database and RPC handler.
+public struct AuditComponent: Sendable {
+    /// The RPC service to host.
+    public let service: any RPCService
+    /// The database; run it as a service listed before the server so it closes last.
+    public let store: SQLStore
+
+    /// Opens (and migrates) `audit.sqlite` under `dataDirectory` and builds the service.
+    public static func start(dataDirectory: String, logger: Logger) async throws -> AuditComponent {
+        let store = try await SQLStore.open(
+            path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"), migrations: AuditMigrations.all, logger: logger)
+        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+        return AuditComponent(service: handler, store: store)
+    }
+}

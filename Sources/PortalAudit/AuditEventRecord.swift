@@ -1,0 +1,156 @@
+import Foundation
+import PortalAPI
+import PortalCrypto
+import SQLKit
+
+/// A stored audit event.
+struct AuditEventRecord: Sendable {
+    let sequence: Int64
+    let eventID: String
+    let organizationID: String
+    let organizationSequence: Int64
+    let time: Int64
+    let eventType: String
+    let action: String
+    let message: String
+    let user: String
+    let actorMemberID: String
+    let subjectKind: String
+    let subjectID: String
+    let previousHash: [UInt8]
+    let hash: [UInt8]
+    let recordedAt: Int64
+
+    static let columns = """
+        seq, event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id, subject_kind, \
+        subject_id, previous_hash, hash, recorded_at
+        """
+
+    init(row: any SQLRow) throws {
+        sequence = try row.decode(column: "seq", as: Int64.self)
+        eventID = try row.decode(column: "event_id", as: String.self)
+        organizationID = try row.decode(column: "org_id", as: String.self)
+        organizationSequence = try row.decode(column: "org_sequence", as: Int64.self)
+        time = try row.decode(column: "time", as: Int64.self)
+        eventType = try row.decode(column: "event_type", as: String.self)
+        action = try row.decode(column: "action", as: String.self)
+        message = try row.decode(column: "message", as: String.self)
+        user = try row.decode(column: "user_name", as: String.self)
+        actorMemberID = try row.decode(column: "actor_member_id", as: String.self)
+        subjectKind = try row.decode(column: "subject_kind", as: String.self)
+        subjectID = try row.decode(column: "subject_id", as: String.self)
+        previousHash = [UInt8](try row.decode(column: "previous_hash", as: Data.self))
+        hash = [UInt8](try row.decode(column: "hash", as: Data.self))
+        recordedAt = try row.decode(column: "recorded_at", as: Int64.self)
+    }
+
+    init(
+        sequence: Int64, eventID: String, organizationID: String, organizationSequence: Int64, time: Int64, eventType: String,
+        action: String, message: String, user: String, actorMemberID: String, subjectKind: String, subjectID: String,
+        previousHash: [UInt8], recordedAt: Int64
+    ) {
+        self.sequence = sequence
+        self.eventID = eventID
+        self.organizationID = organizationID
+        self.organizationSequence = organizationSequence
+        self.time = time
+        self.eventType = eventType
+        self.action = action
+        self.message = message
+        self.user = user
+        self.actorMemberID = actorMemberID
+        self.subjectKind = subjectKind
+        self.subjectID = subjectID
+        self.previousHash = previousHash
+        self.recordedAt = recordedAt
+        hash = Self.chainHash(
+            previous: previousHash,
+            fields: [eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user, actorMemberID, subjectKind, subjectID])
+    }
+
+    /// The hash this row should carry: SHA-256 over the previous hash and every field, each length-prefixed.
+    var expectedHash: [UInt8] {
+        Self.chainHash(
+            previous: previousHash,
+            fields: [eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user, actorMemberID, subjectKind, subjectID])
+    }
+
+    static func chainHash(previous: [UInt8], fields: [String]) -> [UInt8] {
+        var bytes = previous
+        for field in fields {
+            let utf8 = Array(field.utf8)
+            let length = UInt32(utf8.count)
+            bytes += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+            bytes += utf8
+        }
+        return SecretHashing.sha256(bytes: bytes)
+    }
+
+    var api: Portal_Audit_V1_Event {
+        var event = Portal_Audit_V1_Event()
+        event.eventID = eventID
+        event.organizationID = organizationID
+        event.time = Google_Protobuf_Timestamp(milliseconds: time)
+        event.eventType = AuditVocabulary.eventType(stored: eventType)
+        event.action = AuditVocabulary.action(stored: action)
+        event.message = message
+        event.user = user
+        event.actorMemberID = actorMemberID
+        event.subjectKind = AuditVocabulary.subjectKind(stored: subjectKind)
+        event.subjectID = subjectID
+        event.sequence = organizationSequence
+        event.previousHash = previousHash
+        event.hash = hash
+        event.recordedAt = Google_Protobuf_Timestamp(milliseconds: recordedAt)
+        return event
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    /// The timestamp of a stored millisecond time.
+    init(milliseconds: Int64) {
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        self.init(seconds: seconds, nanos: Int32(milliseconds - seconds * 1000) * 1_000_000)
+    }
+
+    /// Milliseconds since the epoch.
+    var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
+}
+
+/// How event types, actions and subject kinds are stored: their proto names without prefix.
+enum AuditVocabulary {
+    static func stored(_ type: Portal_Audit_V1_EventType) -> String? {
+        switch type {
+        case .members: "MEMBERS"
+        case .licenses: "LICENSES"
+        case .activations: "ACTIVATIONS"
+        default: nil
+        }
+    }
+
+    static func eventType(stored: String) -> Portal_Audit_V1_EventType {
+        switch stored {
+        case "MEMBERS": .members
+        case "LICENSES": .licenses
+        case "ACTIVATIONS": .activations
+        default: .unspecified
+        }
+    }
+
+    /// "Members", "Licenses", "Activations", as the seed shows types.
+    static func title(stored: String) -> String {
+        stored.prefix(1) + stored.dropFirst().lowercased()
+    }
+
+    static func stored(_ action: Portal_Audit_V1_EventAction) -> String { String(action.rawValue) }
+
+    static func action(stored: String) -> Portal_Audit_V1_EventAction {
+        Portal_Audit_V1_EventAction(rawValue: Int32(stored) ?? 0)
+    }
+
+    static func stored(_ kind: Portal_Audit_V1_SubjectKind) -> String { String(kind.rawValue) }
+
+    static func subjectKind(stored: String) -> Portal_Audit_V1_SubjectKind {
+        Portal_Audit_V1_SubjectKind(rawValue: Int32(stored) ?? 0)
+    }
+}

@@ -1,0 +1,48 @@
+import PortalStorage
+
+/// The audit database schema: an append-only event table, its full-text index and per-organization
+/// hash-chain heads.
+enum AuditMigrations {
+    static let all: [SQLMigration] = [
+        SQLMigration(version: 1, name: "events, full-text index, chain heads", statements: [
+            """
+            CREATE TABLE events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id TEXT NOT NULL UNIQUE,
+                org_id TEXT NOT NULL,
+                org_sequence BIGINT NOT NULL,
+                time BIGINT NOT NULL,
+                event_type TEXT NOT NULL,
+                action TEXT NOT NULL,
+                message TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                actor_member_id TEXT NOT NULL,
+                subject_kind TEXT NOT NULL,
+                subject_id TEXT NOT NULL,
+                previous_hash BLOB NOT NULL,
+                hash BLOB NOT NULL,
+                recorded_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX events_org_sequence ON events (org_id, org_sequence)",
+            "CREATE INDEX events_org_time ON events (org_id, time, event_id)",
+            "CREATE INDEX events_org_type_time ON events (org_id, event_type, time, event_id)",
+            "CREATE INDEX events_org_user_time ON events (org_id, user_name, time, event_id)",
+            "CREATE VIRTUAL TABLE events_fts USING fts5(message, user_name, content='events', content_rowid='seq')",
+            """
+            CREATE TRIGGER events_index_text AFTER INSERT ON events BEGIN
+                INSERT INTO events_fts (rowid, message, user_name) VALUES (new.seq, new.message, new.user_name);
+            END
+            """,
+            "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+            "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+            """
+            CREATE TABLE chain_heads (
+                org_id TEXT PRIMARY KEY,
+                last_sequence BIGINT NOT NULL,
+                last_hash BLOB NOT NULL
+            )
+            """,
+        ]),
+    ]
+}

@@ -1,0 +1,179 @@
+import Foundation
+import PortalAPI
+import PortalRPC
+import PortalStorage
+import SQLKit
+
+/// The audit log: append-only events per organization, each chained to its predecessor by hash.
+final class AuditStore: Sendable {
+    let store: SQLStore
+
+    init(store: SQLStore) {
+        self.store = store
+    }
+
+    /// An event checked and ready to append.
+    struct Incoming: Sendable {
+        let eventID: String
+        let organizationID: String
+        let time: Int64
+        let eventType: String
+        let action: String
+        let message: String
+        let user: String
+        let actorMemberID: String
+        let subjectKind: String
+        let subjectID: String
+    }
+
+    /// Appends events in order; an event id already stored is skipped. Returns (stored, duplicates).
+    func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
+        try await store.transaction { database in
+            var stored = 0
+            var duplicates = 0
+            var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
+            for event in events {
+                if try await database.raw("SELECT 1 AS found FROM events WHERE event_id = \(bind: event.eventID)").first() != nil {
+                    duplicates += 1
+                    continue
+                }
+                let head: (sequence: Int64, hash: [UInt8])
+                if let cached = heads[event.organizationID] {
+                    head = cached
+                } else if let row = try await database.raw("SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: event.organizationID)").first() {
+                    head = (try row.decode(column: "last_sequence", as: Int64.self), [UInt8](try row.decode(column: "last_hash", as: Data.self)))
+                } else {
+                    head = (0, [UInt8](repeating: 0, count: 32))
+                }
+                let record = AuditEventRecord(
+                    sequence: 0, eventID: event.eventID, organizationID: event.organizationID, organizationSequence: head.sequence + 1,
+                    time: event.time, eventType: event.eventType, action: event.action, message: event.message, user: event.user,
+                    actorMemberID: event.actorMemberID, subjectKind: event.subjectKind, subjectID: event.subjectID,
+                    previousHash: head.hash, recordedAt: now)
+                try await database.raw("""
+                    INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                                        subject_kind, subject_id, previous_hash, hash, recorded_at)
+                    VALUES (\(bind: record.eventID), \(bind: record.organizationID), \(bind: record.organizationSequence), \(bind: record.time),
+                            \(bind: record.eventType), \(bind: record.action), \(bind: record.message), \(bind: record.user),
+                            \(bind: record.actorMemberID), \(bind: record.subjectKind), \(bind: record.subjectID),
+                            \(bind: Data(record.previousHash)), \(bind: Data(record.hash)), \(bind: now))
+                    """).run()
+                heads[event.organizationID] = (record.organizationSequence, record.hash)
+                stored += 1
+            }
+            for (organizationID, head) in heads {
+                try await database.raw("""
+                    INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
+                    ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
+                    """).run()
+            }
+            return (stored, duplicates)
+        }
+    }
+
+    /// What a list or export selects.
+    struct Filter: Sendable {
+        var organizationID: String
+        var timeStart: Int64?
+        var timeEnd: Int64?
+        var eventTypes: [String] = []
+        var actorMemberID = ""
+        var user = ""
+        var searchText = ""
+
+        /// The `WHERE` condition; text search goes through the FTS5 index.
+        var condition: SQLQueryString {
+            var condition: SQLQueryString = "org_id = \(bind: organizationID)"
+            if let timeStart { condition = "\(condition) AND time >= \(bind: timeStart)" }
+            if let timeEnd { condition = "\(condition) AND time < \(bind: timeEnd)" }
+            if !eventTypes.isEmpty {
+                var list: SQLQueryString = ""
+                for (index, type) in eventTypes.enumerated() {
+                    list = index == 0 ? "\(bind: type)" : "\(list), \(bind: type)"
+                }
+                condition = "\(condition) AND event_type IN (\(list))"
+            }
+            if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
+            if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
+            if let match = Self.ftsQuery(searchText) {
+                condition = "\(condition) AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH \(bind: match))"
+            }
+            return condition
+        }
+
+        /// Every word of the search as a quoted prefix term, all required: `"lic"* "act"*`.
+        static func ftsQuery(_ text: String) -> String? {
+            let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
+            guard !words.isEmpty else { return nil }
+            return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"*" }.joined(separator: " ")
+        }
+    }
+
+    /// Sortable columns of the event list.
+    static let columns = [SortColumn("time", isText: false)]
+
+    /// A page of events and the number matching.
+    func list(_ filter: Filter, paging: ListPaging, counting: Bool = true) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
+        try await store.read { database in
+            let total = counting
+                ? try await database.raw("SELECT COUNT(*) AS n FROM events WHERE \(filter.condition)").first()?.decode(column: "n", as: Int64.self) ?? 0
+                : 0
+            var condition = filter.condition
+            if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
+            let rows = try await database.raw("""
+                SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
+                """).all().map(AuditEventRecord.init(row:))
+            let (page, next) = paging.page(rows) { (.integer($0.time), $0.eventID) }
+            return (page, next, total)
+        }
+    }
+
+    /// The organization's `limit` most recent events, newest first.
+    func recent(organizationID: String, limit: Int) async throws -> [AuditEventRecord] {
+        try await store.read { database in
+            try await database.raw("""
+                SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events WHERE org_id = \(bind: organizationID)
+                ORDER BY time DESC, event_id DESC LIMIT \(unsafeRaw: String(limit))
+                """).all().map(AuditEventRecord.init(row:))
+        }
+    }
+
+    /// Walks an organization's chain in order and reports the first event whose links do not hold.
+    func verifyChain(organizationID: String) async throws -> (checked: Int64, brokenEventID: String?, reason: String?) {
+        var previous = [UInt8](repeating: 0, count: 32)
+        var expectedSequence: Int64 = 1
+        var checked: Int64 = 0
+        while true {
+            let from = expectedSequence
+            let batch = try await store.read { database in
+                try await database.raw("""
+                    SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events
+                    WHERE org_id = \(bind: organizationID) AND org_sequence >= \(bind: from)
+                    ORDER BY org_sequence LIMIT 1000
+                    """).all().map(AuditEventRecord.init(row:))
+            }
+            if batch.isEmpty { break }
+            for event in batch {
+                if event.organizationSequence != expectedSequence {
+                    return (checked, event.eventID, "event \(expectedSequence) of the chain is missing")
+                }
+                if event.previousHash != previous {
+                    return (checked, event.eventID, "previous_hash does not match the hash of event \(expectedSequence - 1)")
+                }
+                if event.hash != event.expectedHash {
+                    return (checked, event.eventID, "the stored fields do not match the event's hash (the row was altered)")
+                }
+                previous = event.hash
+                expectedSequence += 1
+                checked += 1
+            }
+        }
+        let head = try await store.read { database in
+            try await database.raw("SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: organizationID)").first()
+        }
+        if let head, try head.decode(column: "last_sequence", as: Int64.self) != checked {
+            return (checked, nil, "the chain head records \(try head.decode(column: "last_sequence", as: Int64.self)) events but \(checked) were found")
+        }
+        return (checked, nil, nil)
+    }
+}
