@@ -1,0 +1,33 @@
+import Foundation
+import PortalCSV
+import Testing
+
+@Suite("CSV exports")
+struct CSVWriterTests {
+    @Test func cellsAreQuotedOnlyWhenTheyNeedIt() {
+        #expect(CSVWriter.cell("plain") == "plain")
+        #expect(CSVWriter.cell("a, b") == "\"a, b\"")
+        #expect(CSVWriter.cell("say \"hi\"") == "\"say \"\"hi\"\"\"")
+        #expect(CSVWriter.cell("two\nlines") == "\"two\nlines\"")
+    }
+
+    @Test(arguments: ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"])
+    func formulaLikeCellsAreNeutralised(value: String) {
+        #expect(CSVWriter.cell(value).replacingOccurrences(of: "\"", with: "").hasPrefix("'"))
+    }
+
+    @Test func rowsEndWithCRLF() {
+        var writer = CSVWriter()
+        writer.appendRow(["Date & Time", "Message"])
+        writer.appendRow(["05 Mar 2026, 14:07:09", "x"])
+        #expect(String(decoding: writer.takeBytes(), as: UTF8.self) == "Date & Time,Message\r\n\"05 Mar 2026, 14:07:09\",x\r\n")
+        #expect(writer.takeBytes().isEmpty)
+    }
+
+    @Test func timesUseThePortalFormatInTheRequestedZone() throws {
+        let march5 = Int64(1_772_719_629_000)  // 2026-03-05T14:07:09Z
+        #expect(try #require(PortalTimeFormat(timeZoneIdentifier: "")).format(milliseconds: march5) == "05 Mar 2026, 14:07:09")
+        #expect(try #require(PortalTimeFormat(timeZoneIdentifier: "Asia/Tokyo")).format(milliseconds: march5) == "05 Mar 2026, 23:07:09")
+        #expect(PortalTimeFormat(timeZoneIdentifier: "Mars/Olympus") == nil)
+    }
+}
