@@ -47,7 +47,15 @@ public final class SQLStore: Service, Sendable {
     }
 
     /// Runs `body` in one transaction on the write connection: committed when it returns, rolled back when it throws.
-    public func transaction<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    ///
+    /// Once started, a transaction always finishes (commit or rollback) even if the calling task is
+    /// cancelled meanwhile — a client hanging up must never leave the connection inside an open
+    /// transaction — so it runs in a task of its own that the caller awaits.
+    public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        try await Task { try await self.runTransaction(body) }.value
+    }
+
+    private func runTransaction<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
         await writeQueue.acquire()
         do {
             let database = writer.sql()
