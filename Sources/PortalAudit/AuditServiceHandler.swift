@@ -9,8 +9,10 @@ import PortalStorage
 public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
     /// Most events one AppendEvents call may carry.
     static let maxBatch = 1000
-    /// Rows fetched per step of an export.
-    static let exportStep = 500
+    /// Bytes of CSV per streamed message.
+    static let chunkBytes = 64 << 10
+    /// Rows fetched per step of an export (the list page limit of 500 does not apply to exports).
+    static let exportStep = 5000
 
     private let store: AuditStore
     private let clock: @Sendable () -> Int64
@@ -54,7 +56,9 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
             throw RPCError.invalidArgument(field: "time_zone", "\"\(request.timeZone)\" is not an IANA time zone")
         }
-        var paging = try ListPaging(pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc")
+        var paging = try ListPaging(
+            pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc",
+            maxPageSize: Self.exportStep)
         var csv = CSVWriter()
         csv.appendRow(["Date & Time", "Message", "Type", "User"])
         while true {
@@ -62,14 +66,15 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             let page = try await store.list(filter, paging: paging, counting: false)
             for event in page.events {
                 csv.appendRow([timeFormat.format(milliseconds: event.time), event.message, AuditVocabulary.title(stored: event.eventType), event.user])
+                if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
             }
-            var chunk = Portal_Audit_V1_ExportEventsCsvResponse()
-            chunk.chunk = csv.takeBytes()
-            if !chunk.chunk.isEmpty { try await responses.write(chunk) }
-            guard !page.nextPageToken.isEmpty else { break }
+            guard !page.nextPageToken.isEmpty else {
+                if csv.byteCount > 0 { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
+                break
+            }
             paging = try ListPaging(
                 pageSize: Int32(Self.exportStep), pageToken: page.nextPageToken, orderBy: request.orderBy, columns: AuditStore.columns,
-                defaultOrder: "time desc")
+                defaultOrder: "time desc", maxPageSize: Self.exportStep)
         }
     }
 

@@ -26,17 +26,16 @@ final class AuditStore: Sendable {
         let subjectID: String
     }
 
-    /// Appends events in order; an event id already stored is skipped. Returns (stored, duplicates).
+    /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
+    /// Returns (stored, duplicates).
     func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
         try await store.transaction { database in
-            var stored = 0
-            var duplicates = 0
+            let known = try await Self.storedIDs(database, among: events.map(\.eventID))
+            var seen = Set<String>()
             var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
-            for event in events {
-                if try await database.raw("SELECT 1 AS found FROM events WHERE event_id = \(bind: event.eventID)").first() != nil {
-                    duplicates += 1
-                    continue
-                }
+            var records: [AuditEventRecord] = []
+            records.reserveCapacity(events.count)
+            for event in events where !known.contains(event.eventID) && seen.insert(event.eventID).inserted {
                 let head: (sequence: Int64, hash: [UInt8])
                 if let cached = heads[event.organizationID] {
                     head = cached
@@ -50,16 +49,26 @@ final class AuditStore: Sendable {
                     time: event.time, eventType: event.eventType, action: event.action, message: event.message, user: event.user,
                     actorMemberID: event.actorMemberID, subjectKind: event.subjectKind, subjectID: event.subjectID,
                     previousHash: head.hash, recordedAt: now)
+                heads[event.organizationID] = (record.organizationSequence, record.hash)
+                records.append(record)
+            }
+            // Multi-row INSERTs: one statement per 100 events keeps the per-statement cost low.
+            for start in stride(from: 0, to: records.count, by: 100) {
+                var values: SQLQueryString = ""
+                for (offset, record) in records[start..<min(start + 100, records.count)].enumerated() {
+                    let row: SQLQueryString = """
+                        (\(bind: record.eventID), \(bind: record.organizationID), \(bind: record.organizationSequence), \(bind: record.time),
+                         \(bind: record.eventType), \(bind: record.action), \(bind: record.message), \(bind: record.user),
+                         \(bind: record.actorMemberID), \(bind: record.subjectKind), \(bind: record.subjectID),
+                         \(bind: Data(record.previousHash)), \(bind: Data(record.hash)), \(bind: now))
+                        """
+                    values = offset == 0 ? row : "\(values), \(row)"
+                }
                 try await database.raw("""
                     INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
                                         subject_kind, subject_id, previous_hash, hash, recorded_at)
-                    VALUES (\(bind: record.eventID), \(bind: record.organizationID), \(bind: record.organizationSequence), \(bind: record.time),
-                            \(bind: record.eventType), \(bind: record.action), \(bind: record.message), \(bind: record.user),
-                            \(bind: record.actorMemberID), \(bind: record.subjectKind), \(bind: record.subjectID),
-                            \(bind: Data(record.previousHash)), \(bind: Data(record.hash)), \(bind: now))
+                    VALUES \(values)
                     """).run()
-                heads[event.organizationID] = (record.organizationSequence, record.hash)
-                stored += 1
             }
             for (organizationID, head) in heads {
                 try await database.raw("""
@@ -67,8 +76,23 @@ final class AuditStore: Sendable {
                     ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
                     """).run()
             }
-            return (stored, duplicates)
+            return (records.count, events.count - records.count)
         }
+    }
+
+    /// Which of `ids` are already stored, asked 500 at a time.
+    private static func storedIDs(_ database: any SQLDatabase, among ids: [String]) async throws -> Set<String> {
+        var found = Set<String>()
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            var list: SQLQueryString = ""
+            for (offset, id) in ids[start..<min(start + 500, ids.count)].enumerated() {
+                list = offset == 0 ? "\(bind: id)" : "\(list), \(bind: id)"
+            }
+            for row in try await database.raw("SELECT event_id FROM events WHERE event_id IN (\(list))").all() {
+                found.insert(try row.decode(column: "event_id", as: String.self))
+            }
+        }
+        return found
     }
 
     /// What a list or export selects.

@@ -14,6 +14,9 @@ public struct CSVWriter: Sendable {
         text += cells.map(Self.cell).joined(separator: ",") + "\r\n"
     }
 
+    /// Bytes written and not yet taken.
+    public var byteCount: Int { text.utf8.count }
+
     /// Takes the text written so far as UTF-8 bytes, leaving the writer empty.
     public mutating func takeBytes() -> [UInt8] {
         defer { text = "" }
@@ -33,29 +36,47 @@ public struct CSVWriter: Sendable {
 
 /// Formats times as the portal shows them: `05 Mar 2026, 14:07:09`, in UTC or a named IANA zone.
 ///
-/// Holds one formatter; create one per export rather than sharing it between tasks.
+/// UTC is computed directly (exports format a million of these); other zones go through a
+/// `DateFormatter`, so create one format per export rather than sharing it between tasks.
 public struct PortalTimeFormat {
-    private let formatter: DateFormatter
+    private let formatter: DateFormatter?
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// A format in `timeZoneIdentifier` (empty for UTC); nil when the identifier is not an IANA zone.
     public init?(timeZoneIdentifier: String) {
-        let zone: TimeZone
-        if timeZoneIdentifier.isEmpty || timeZoneIdentifier == "UTC" {
-            zone = TimeZone(identifier: "UTC")!
-        } else {
-            guard TimeZone.knownTimeZoneIdentifiers.contains(timeZoneIdentifier), let named = TimeZone(identifier: timeZoneIdentifier) else {
-                return nil
-            }
-            zone = named
+        if timeZoneIdentifier.isEmpty || timeZoneIdentifier == "UTC" || timeZoneIdentifier == "Etc/UTC" {
+            formatter = nil
+            return
         }
-        formatter = DateFormatter()
+        guard TimeZone.knownTimeZoneIdentifiers.contains(timeZoneIdentifier), let zone = TimeZone(identifier: timeZoneIdentifier) else {
+            return nil
+        }
+        let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = zone
         formatter.dateFormat = "dd MMM yyyy, HH:mm:ss"
+        self.formatter = formatter
     }
 
     /// The text of a time given in milliseconds since the epoch.
     public func format(milliseconds: Int64) -> String {
-        formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        if let formatter {
+            return formatter.string(from: Date(timeIntervalSince1970: Double(seconds)))
+        }
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), proleptic Gregorian, UTC.
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(two(day)) \(Self.months[Int(month - 1)]) \(year), \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
     }
 }

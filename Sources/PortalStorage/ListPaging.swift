@@ -50,9 +50,11 @@ public struct ListPaging: Sendable {
     }
 
     /// Validates `page_size`, `page_token` and `order_by` against the list's sortable `columns`.
-    public init(pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String) throws {
+    public init(
+        pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String, maxPageSize: Int = ListPaging.maxPageSize
+    ) throws {
         guard pageSize >= 0 else { throw RPCError.invalidArgument(field: "page_size", "must not be negative") }
-        guard pageSize <= Self.maxPageSize else { throw RPCError.invalidArgument(field: "page_size", "must be at most \(Self.maxPageSize)") }
+        guard pageSize <= maxPageSize else { throw RPCError.invalidArgument(field: "page_size", "must be at most \(maxPageSize)") }
         self.pageSize = pageSize == 0 ? Self.defaultPageSize : Int(pageSize)
 
         let words = (orderBy.isEmpty ? defaultOrder : orderBy).split(separator: " ").map { $0.lowercased() }

@@ -94,11 +94,10 @@ struct AuditServiceTests {
 
     @Test func exportsStreamEveryMatchingRowAsCSV() async throws {
         try await AuditHarness.run { harness in
-            let events = (0..<1_200).map { index in
+            let events = (0..<3_000).map { index in
                 AuditHarness.event("org-1", message: index == 0 ? "=HYPERLINK(\"x\")" : "Event \(index)", user: "Ada, L.", at: 1_772_719_629 + Int64(index))
             }
-            _ = try await harness.append(Array(events[..<600]))
-            _ = try await harness.append(Array(events[600...]))
+            for start in stride(from: 0, to: events.count, by: 1000) { _ = try await harness.append(Array(events[start..<(start + 1000)])) }
             var csv: [UInt8] = []
             var chunks = 0
             for try await chunk in try await harness.client.exportEventsCsv(.with {
@@ -109,7 +108,7 @@ struct AuditServiceTests {
                 chunks += 1
             }
             let lines = String(decoding: csv, as: UTF8.self).components(separatedBy: "\r\n").dropLast()
-            #expect(lines.count == 1_201)
+            #expect(lines.count == 3_001)
             #expect(chunks > 1)
             #expect(lines[0] == "Date & Time,Message,Type,User")
             #expect(lines[1] == "\"05 Mar 2026, 14:07:09\",\"'=HYPERLINK(\"\"x\"\")\",Members,\"Ada, L.\"")

@@ -31,3 +31,19 @@ struct CSVWriterTests {
         #expect(PortalTimeFormat(timeZoneIdentifier: "Mars/Olympus") == nil)
     }
 }
+
+@Suite("UTC formatting agrees with the calendar")
+struct UTCFormatTests {
+    @Test func utcFormattingMatchesFoundationOverCenturies() throws {
+        let utc = try #require(PortalTimeFormat(timeZoneIdentifier: ""))
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "dd MMM yyyy, HH:mm:ss"
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let seconds = Int64.random(in: -2_208_988_800...4_102_444_800, using: &generator)  // 1900 to 2100
+            #expect(utc.format(milliseconds: seconds * 1000) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds))))
+        }
+    }
+}
