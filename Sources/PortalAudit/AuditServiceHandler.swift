@@ -63,8 +63,8 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         csv.appendRow(["Date & Time", "Message", "Type", "User"])
         while true {
             try context.checkLive()
-            let page = try await store.list(filter, paging: paging, counting: false)
-            for event in page.events {
+            let page = try await store.exportPage(filter, paging: paging)
+            for event in page.rows {
                 csv.appendRow([timeFormat.format(milliseconds: event.time), event.message, AuditVocabulary.title(stored: event.eventType), event.user])
                 if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
             }

@@ -152,6 +152,32 @@ final class AuditStore: Sendable {
         }
     }
 
+    /// One exported row: only the columns the CSV shows, plus the keyset id.
+    struct ExportRow: Sendable {
+        let eventID: String
+        let time: Int64
+        let eventType: String
+        let message: String
+        let user: String
+    }
+
+    /// A step of an export: the next rows in order, without counting.
+    func exportPage(_ filter: Filter, paging: ListPaging) async throws -> (rows: [ExportRow], nextPageToken: String) {
+        try await store.read { database in
+            var condition = filter.condition
+            if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
+            let rows = try await database.raw("""
+                SELECT event_id, time, event_type, message, user_name FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
+                """).all().map { row in
+                ExportRow(
+                    eventID: try row.decode(column: "event_id", as: String.self), time: try row.decode(column: "time", as: Int64.self),
+                    eventType: try row.decode(column: "event_type", as: String.self), message: try row.decode(column: "message", as: String.self),
+                    user: try row.decode(column: "user_name", as: String.self))
+            }
+            return paging.page(rows) { (.integer($0.time), $0.eventID) }
+        }
+    }
+
     /// The organization's `limit` most recent events, newest first.
     func recent(organizationID: String, limit: Int) async throws -> [AuditEventRecord] {
         try await store.read { database in
