@@ -6,6 +6,7 @@
   stops it with SIGTERM, checking that it exits cleanly.
 - `RawH2Client` speaks HTTP/2 to a server with the `h2` package, for requests no well-behaved
   gRPC client would send.
+- `wait_for_invite_secret()` reads an invite secret from the identity service's mail spool.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ _PROTO_FILES = [
     "grpc/health/v1/health.proto",
     "grpc/reflection/v1/reflection.proto",
     "google/rpc/status.proto",
+    "portal/identity/v1/identity.proto",
+    "portal/audit/v1/audit.proto",
 ]
 
 _protos: types.SimpleNamespace | None = None
@@ -130,6 +133,10 @@ def protos() -> types.SimpleNamespace:
             out_dir / "grpc/reflection/v1/reflection_pb2.py", f"{prefix}.grpc_reflection_v1_reflection_pb2"
         ),
         status=_load_module_from(out_dir / "google/rpc/status_pb2.py", f"{prefix}.google_rpc_status_pb2"),
+        identity=importlib.import_module("portal.identity.v1.identity_pb2"),
+        identity_grpc=importlib.import_module("portal.identity.v1.identity_pb2_grpc"),
+        audit=importlib.import_module("portal.audit.v1.audit_pb2"),
+        audit_grpc=importlib.import_module("portal.audit.v1.audit_pb2_grpc"),
     )
     return _protos
 
@@ -396,6 +403,101 @@ class ServerProcess:
 
 class _PortTaken(Exception):
     pass
+
+
+# --------------------------------------------------------------------------------------------
+# The identity service's mail spool
+
+
+MAIL_TIMEOUT = 10.0
+
+
+@dataclass
+class SpooledMail:
+    """One invite mail file from `<data-dir>/mail-spool/<message-id>.eml`."""
+
+    name: str
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def to(self) -> str:
+        return self.headers.get("to", "")
+
+    @property
+    def secret(self) -> str | None:
+        """The secret of the `Invite code:` line (checked against the accept link's `code=`)."""
+        code = link = None
+        for line in self.body.splitlines():
+            if line.startswith("Invite code:"):
+                code = line.split(":", 1)[1].strip()
+            elif line.startswith("Accept the invite:"):
+                url = line.split(":", 1)[1].strip()
+                values = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("code")
+                link = values[0] if values else None
+        if code is not None and link is not None and code != link:
+            raise AssertionError(f"mail {self.name}: invite code {code!r} differs from the link's code {link!r}")
+        return code or link
+
+
+def mail_spool(data_dir) -> Path:
+    return Path(data_dir) / "mail-spool"
+
+
+def spool_files(data_dir) -> set[str]:
+    """Names of the `.eml` files in the mail spool now (pass them as `after_files` later)."""
+    try:
+        return {entry.name for entry in mail_spool(data_dir).iterdir() if entry.name.endswith(".eml")}
+    except FileNotFoundError:
+        return set()
+
+
+def read_mail(path: Path) -> SpooledMail:
+    text = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
+    head, _, body = text.partition("\n\n")
+    headers: dict[str, str] = {}
+    for line in head.split("\n"):
+        if ":" in line and not line[:1].isspace():
+            key, value = line.split(":", 1)
+            headers.setdefault(key.strip().lower(), value.strip())
+    return SpooledMail(path.name, headers, body)
+
+
+def invite_mails(data_dir, email: str, after_files=()) -> list[SpooledMail]:
+    """Spooled mails to `email` (case-insensitive) that are not among `after_files`."""
+    known = set(after_files)
+    mails = []
+    for name in sorted(spool_files(data_dir) - known):
+        try:
+            mail = read_mail(mail_spool(data_dir) / name)
+        except FileNotFoundError:
+            continue
+        if mail.to.strip("<>").lower() == email.lower():
+            mails.append(mail)
+    return mails
+
+
+def wait_for_invite_secret(data_dir, email: str, after_files=(), timeout: float = MAIL_TIMEOUT) -> str:
+    """Polls the spool (up to `timeout`) for a new mail to `email` and returns its invite secret.
+
+    `after_files` are the spool's file names before the action that sends the mail (`spool_files`).
+    Several new mails to the same address with different secrets fail the test: each invite or
+    resend must send one mail.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        mails = invite_mails(data_dir, email, after_files)
+        if mails:
+            secrets = {mail.secret for mail in mails}
+            assert None not in secrets, f"invite mail without an invite code: {mails}"
+            assert len(secrets) == 1, f"{len(mails)} new invite mails to {email} with different secrets: {mails}"
+            return secrets.pop()
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"no invite mail to {email} in {mail_spool(data_dir)} within {timeout:.0f}s "
+                f"(new files: {sorted(spool_files(data_dir) - set(after_files))})"
+            )
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------------------------
