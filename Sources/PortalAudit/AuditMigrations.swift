@@ -44,5 +44,23 @@ enum AuditMigrations {
             )
             """,
         ]),
+        SQLMigration(version: 2, name: "event counts per organization, type and user", statements: [
+            """
+            CREATE TABLE event_counts (
+                org_id TEXT NOT NULL,
+                dimension TEXT NOT NULL,
+                value TEXT NOT NULL,
+                n BIGINT NOT NULL,
+                PRIMARY KEY (org_id, dimension, value)
+            )
+            """,
+            "INSERT INTO event_counts SELECT org_id, 'all', '', COUNT(*) FROM events GROUP BY org_id",
+            "INSERT INTO event_counts SELECT org_id, 'type', event_type, COUNT(*) FROM events GROUP BY org_id, event_type",
+            "INSERT INTO event_counts SELECT org_id, 'user', user_name, COUNT(*) FROM events GROUP BY org_id, user_name",
+            """
+            INSERT INTO event_counts SELECT org_id, 'type_user', event_type || '|' || user_name, COUNT(*) FROM events
+            GROUP BY org_id, event_type, user_name
+            """,
+        ]),
     ]
 }

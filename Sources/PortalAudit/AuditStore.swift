@@ -70,6 +70,7 @@ final class AuditStore: Sendable {
                     VALUES \(values)
                     """).run()
             }
+            try await Self.addToCounts(database, records)
             for (organizationID, head) in heads {
                 try await database.raw("""
                     INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
@@ -78,6 +79,54 @@ final class AuditStore: Sendable {
             }
             return (records.count, events.count - records.count)
         }
+    }
+
+    /// Adds appended events to the per-organization counters that answer `total_size` without scanning.
+    private static func addToCounts(_ database: any SQLDatabase, _ records: [AuditEventRecord]) async throws {
+        var counts: [String: [String: [String: Int64]]] = [:]  // org -> dimension -> value -> n
+        for record in records {
+            counts[record.organizationID, default: [:]]["all", default: [:]]["", default: 0] += 1
+            counts[record.organizationID, default: [:]]["type", default: [:]][record.eventType, default: 0] += 1
+            counts[record.organizationID, default: [:]]["user", default: [:]][record.user, default: 0] += 1
+            counts[record.organizationID, default: [:]]["type_user", default: [:]][record.eventType + "|" + record.user, default: 0] += 1
+        }
+        for (organizationID, dimensions) in counts {
+            for (dimension, values) in dimensions {
+                for (value, n) in values {
+                    try await database.raw("""
+                        INSERT INTO event_counts (org_id, dimension, value, n) VALUES (\(bind: organizationID), \(bind: dimension), \(bind: value), \(bind: n))
+                        ON CONFLICT (org_id, dimension, value) DO UPDATE SET n = event_counts.n + excluded.n
+                        """).run()
+                }
+            }
+        }
+    }
+
+    /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
+    static let countCap = 10_000
+
+    /// `total_size` for a filter: exact from the counters for organization, type and user filters;
+    /// counted (up to `countCap`) for time windows, actors and searches.
+    private static func totalSize(_ database: any SQLDatabase, _ filter: Filter) async throws -> Int64 {
+        if filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty, Filter.ftsQuery(filter.searchText) == nil {
+            let keys: [(String, String)]
+            switch (filter.eventTypes.isEmpty, filter.user.isEmpty) {
+            case (true, true): keys = [("all", "")]
+            case (false, true): keys = Set(filter.eventTypes).map { ("type", $0) }
+            case (true, false): keys = [("user", filter.user)]
+            case (false, false): keys = Set(filter.eventTypes).map { ("type_user", $0 + "|" + filter.user) }
+            }
+            var total: Int64 = 0
+            for (dimension, value) in keys {
+                total += try await database.raw("""
+                    SELECT n FROM event_counts WHERE org_id = \(bind: filter.organizationID) AND dimension = \(bind: dimension) AND value = \(bind: value)
+                    """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            }
+            return total
+        }
+        return try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
     /// Which of `ids` are already stored, asked 500 at a time.
@@ -139,9 +188,7 @@ final class AuditStore: Sendable {
     /// A page of events and the number matching.
     func list(_ filter: Filter, paging: ListPaging, counting: Bool = true) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
         try await store.read { database in
-            let total = counting
-                ? try await database.raw("SELECT COUNT(*) AS n FROM events WHERE \(filter.condition)").first()?.decode(column: "n", as: Int64.self) ?? 0
-                : 0
+            let total = counting ? try await Self.totalSize(database, filter) : 0
             var condition = filter.condition
             if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
             let rows = try await database.raw("""

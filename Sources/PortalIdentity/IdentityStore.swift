@@ -30,9 +30,12 @@ final class IdentityStore: Sendable {
     {
         try await store.transaction { database in
             if let existing = try await database.raw("SELECT * FROM organizations WHERE idempotency_key = \(bind: idempotencyKey)").first() {
+                // The first result again, whatever became of the invite since (accepted, revoked).
                 let organization = try OrganizationRecord(row: existing)
-                let invite = try await Self.invite(database, organizationID: organization.id, inviteID: organization.firstInviteID)
-                return (organization, invite)
+                let row = try await database.raw("""
+                    SELECT \(unsafeRaw: InviteRecord.columns) FROM invites WHERE id = \(bind: organization.firstInviteID)
+                    """).first()!
+                return (organization, try InviteRecord(row: row))
             }
             let organizationID = Self.newID("org")
             let inviteID = Self.newID("inv")

@@ -42,8 +42,8 @@ final class InviteMailer: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: pollInterval)
+                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
                         wakeUpSink.yield()
                     }
                 }
@@ -56,7 +56,7 @@ final class InviteMailer: Service, Sendable {
                         failures += 1
                         let backoff = Duration.seconds(min(60, 1 << min(failures, 6)))
                         logger.error("mail delivery failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
-                        try? await Task.sleep(for: backoff)
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: backoff) }
                     }
                 }
                 group.cancelAll()

@@ -37,7 +37,7 @@ public final class AuditOutboxRelay: Service, Sendable {
             do {
                 let sent = try await relayBatch()
                 failures = 0
-                if sent == 0 { try await Task.sleep(for: pollInterval) }
+                if sent == 0 { await pause(pollInterval) }
             } catch is CancellationError {
                 break
             } catch {
@@ -46,9 +46,14 @@ public final class AuditOutboxRelay: Service, Sendable {
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("audit delivery failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(failures)"])
                 }
-                try? await Task.sleep(for: delay)
+                await pause(delay)
             }
         }
+    }
+
+    /// Sleeps, waking early when graceful shutdown begins.
+    private func pause(_ duration: Duration) async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 
     /// Sends one batch of pending events; returns how many were acknowledged.
