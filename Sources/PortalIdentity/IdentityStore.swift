@@ -95,16 +95,23 @@ final class IdentityStore: Sendable {
         }
     }
 
-    /// Turns the invite whose secret this is into a member. Unknown, used, revoked, resent-over or
-    /// expired secrets are all refused the same way, so a secret cannot be probed.
+    /// Turns the invite whose secret this is into a member.
+    ///
+    /// A secret that matches no invite (never issued, or replaced by a resend) is `UNAUTHENTICATED`;
+    /// one whose invite was already used, revoked or has expired is `FAILED_PRECONDITION`.
     func acceptInvite(secret: String, firstName: String, lastName: String, passwordHash: String, now: Milliseconds) async throws -> MemberRecord {
         try await store.transaction { database in
             let secretHash = Data(SecretHashing.sha256(secret))
             guard let row = try await database.raw("""
-                SELECT \(unsafeRaw: InviteRecord.columns) FROM invites WHERE secret_hash = \(bind: secretHash) AND state = 'pending'
+                SELECT \(unsafeRaw: InviteRecord.columns), state FROM invites WHERE secret_hash = \(bind: secretHash)
                 """).first()
             else {
-                throw RPCError(.unauthenticated, "invite_secret: this invite is not valid any more; ask for a new one")
+                throw RPCError(.unauthenticated, "invite_secret: not a valid invite code")
+            }
+            switch try row.decode(column: "state", as: String.self) {
+            case "accepted": throw RPCError(.failedPrecondition, "invite_secret: this invite was already used; sign in instead")
+            case "revoked": throw RPCError(.failedPrecondition, "invite_secret: this invite was revoked; ask an Admin for a new one")
+            default: break
             }
             let invite = try InviteRecord(row: row)
             guard invite.expiresAt > now else {

@@ -571,7 +571,7 @@ def test_inviting_a_member_or_pending_email_is_already_exists_case_insensitively
     assert create(org.email("gone")).invite.email == org.email("gone")
 
 
-def test_unknown_and_used_secrets_are_unauthenticated(idn):
+def test_unknown_secrets_are_unauthenticated_and_used_ones_failed_precondition(idn):
     org = create_org(idn, with_admin=False)
     stub = idn.stub
     for secret in ["not-a-real-secret", "A" * 43, uuid.uuid4().hex]:
@@ -580,7 +580,7 @@ def test_unknown_and_used_secrets_are_unauthenticated(idn):
     secret = idn.secret_for(org.admin_email, set())
     accept(idn, secret, "Once", "Only")
     request = I.AcceptInviteRequest(invite_secret=secret, first_name="Twice", last_name="Again", password=PASSWORD)
-    expect_error(stub.AcceptInvite, request, UNAUTHENTICATED)
+    expect_error(stub.AcceptInvite, request, FAILED_PRECONDITION)
     assert counts(idn, org) == (1, 1, 0)
 
 
@@ -696,7 +696,7 @@ def test_revoke_kills_the_secret_and_removes_the_invite(idn):
     assert [i.invite_id for i in listed.invites] == [keep.invite_id]
     assert listed.total_size == 1
     request = I.AcceptInviteRequest(invite_secret=secret, first_name="Re", last_name="Voked", password=PASSWORD)
-    expect_error(stub.AcceptInvite, request, UNAUTHENTICATED)
+    expect_error(stub.AcceptInvite, request, FAILED_PRECONDITION)
     assert counts(idn, org) == (1, 1, 0)
     # A revoked invite can be neither revoked again nor resent (and resending sends no mail).
     before = idn.spool()

@@ -440,7 +440,8 @@ struct  Portal__Identity__V1__AcceptInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The secret from the invite mail; unknown, expired, resent-over or revoked is UNAUTHENTICATED.
+   * The secret from the invite mail; an unknown or resent-over secret is UNAUTHENTICATED, a used,
+   * revoked or expired invite FAILED_PRECONDITION.
    */
   char *invite_secret;
   /*
