@@ -26,6 +26,9 @@ struct AuditEventRecord: Sendable {
         subject_id, previous_hash, hash, recorded_at
         """
 
+    /// The columns, qualified for queries that join the full-text index.
+    static let qualifiedColumns = columns.split(separator: ",").map { "events." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+
     init(row: any SQLRow) throws {
         sequence = try row.decode(column: "seq", as: Int64.self)
         eventID = try row.decode(column: "event_id", as: String.self)

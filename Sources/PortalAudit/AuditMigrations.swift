@@ -62,5 +62,18 @@ enum AuditMigrations {
             GROUP BY org_id, event_type, user_name
             """,
         ]),
+        SQLMigration(version: 3, name: "full-text index scoped by organization", statements: [
+            // A contentless index whose documents carry their organization as a token, so a search
+            // can be counted and driven within one organization by the index alone.
+            "DROP TRIGGER events_index_text",
+            "DROP TABLE events_fts",
+            "CREATE VIRTUAL TABLE events_fts USING fts5(message, user_name, org, content='')",
+            "INSERT INTO events_fts (rowid, message, user_name, org) SELECT seq, message, user_name, 'o' || lower(hex(org_id)) FROM events",
+            """
+            CREATE TRIGGER events_index_text AFTER INSERT ON events BEGIN
+                INSERT INTO events_fts (rowid, message, user_name, org) VALUES (new.seq, new.message, new.user_name, 'o' || lower(hex(new.org_id)));
+            END
+            """,
+        ]),
     ]
 }

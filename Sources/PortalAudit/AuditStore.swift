@@ -124,9 +124,40 @@ final class AuditStore: Sendable {
             }
             return total
         }
+        if let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
+           filter.eventTypes.isEmpty, filter.user.isEmpty {
+            return try await searchMatches(database, match)
+        }
         return try await database.raw("""
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
+    }
+
+    /// How many events of the organization a search matches, up to `countCap`, from the index alone.
+    private static func searchMatches(_ database: any SQLDatabase, _ match: String) async throws -> Int64 {
+        try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH \(bind: match) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+    }
+
+    /// The rows of one page in order. A selective search (fewer than `countCap` matches) is driven by
+    /// the full-text index and sorted; anything else walks the time index and stops at the page's end,
+    /// checking each row against the index when searching.
+    private static func pageRows(
+        _ database: any SQLDatabase, _ filter: Filter, paging: ListPaging, columns: String
+    ) async throws -> [any SQLRow] {
+        var condition = filter.condition
+        if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
+        if let match = filter.ftsMatch, try await searchMatches(database, match) < countCap {
+            return try await database.raw("""
+                SELECT \(unsafeRaw: columns) FROM (SELECT rowid AS match_seq FROM events_fts WHERE events_fts MATCH \(bind: match)) AS matches
+                CROSS JOIN events ON events.seq = matches.match_seq
+                WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
+                """).all()
+        }
+        return try await database.raw("""
+            SELECT \(unsafeRaw: columns) FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
+            """).all()
     }
 
     /// Which of `ids` are already stored, asked 500 at a time.
@@ -168,10 +199,17 @@ final class AuditStore: Sendable {
             }
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
             if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
-            if let match = Self.ftsQuery(searchText) {
-                condition = "\(condition) AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH \(bind: match))"
+            if let match = ftsMatch {
+                condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: match) AND events_fts.rowid = events.seq)"
             }
             return condition
+        }
+
+        /// The full-text query, scoped to the organization: `org : "o6f72…" AND "lic"* "act"*`.
+        var ftsMatch: String? {
+            guard let terms = Self.ftsQuery(searchText) else { return nil }
+            let organizationToken = "o" + organizationID.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            return "org : \"\(organizationToken)\" AND \(terms)"
         }
 
         /// Every word of the search as a quoted prefix term, all required: `"lic"* "act"*`.
@@ -189,11 +227,8 @@ final class AuditStore: Sendable {
     func list(_ filter: Filter, paging: ListPaging, counting: Bool = true) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
         try await store.read { database in
             let total = counting ? try await Self.totalSize(database, filter) : 0
-            var condition = filter.condition
-            if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("""
-                SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
-                """).all().map(AuditEventRecord.init(row:))
+            let rows = try await Self.pageRows(database, filter, paging: paging, columns: AuditEventRecord.qualifiedColumns)
+                .map(AuditEventRecord.init(row:))
             let (page, next) = paging.page(rows) { (.integer($0.time), $0.eventID) }
             return (page, next, total)
         }
@@ -211,11 +246,9 @@ final class AuditStore: Sendable {
     /// A step of an export: the next rows in order, without counting.
     func exportPage(_ filter: Filter, paging: ListPaging) async throws -> (rows: [ExportRow], nextPageToken: String) {
         try await store.read { database in
-            var condition = filter.condition
-            if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("""
-                SELECT event_id, time, event_type, message, user_name FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
-                """).all().map { row in
+            let rows = try await Self.pageRows(
+                database, filter, paging: paging, columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
+            ).map { row in
                 ExportRow(
                     eventID: try row.decode(column: "event_id", as: String.self), time: try row.decode(column: "time", as: Int64.self),
                     eventType: try row.decode(column: "event_type", as: String.self), message: try row.decode(column: "message", as: String.self),
