@@ -29,8 +29,16 @@ public struct CSVWriter: Sendable {
         if let first = value.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) {
             value = "'" + value
         }
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Scalars, not Characters: "\r\n" or a comma followed by a combining mark is one Character.
+        guard value.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        var quoted = String.UnicodeScalarView()
+        quoted.append("\"")
+        for scalar in value.unicodeScalars {
+            quoted.append(scalar)
+            if scalar == "\"" { quoted.append("\"") }
+        }
+        quoted.append("\"")
+        return String(quoted)
     }
 }
 
@@ -48,9 +56,7 @@ public struct PortalTimeFormat {
             formatter = nil
             return
         }
-        guard TimeZone.knownTimeZoneIdentifiers.contains(timeZoneIdentifier), let zone = TimeZone(identifier: timeZoneIdentifier) else {
-            return nil
-        }
+        guard let zone = TimeZone(identifier: timeZoneIdentifier) else { return nil }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = zone

@@ -9,6 +9,9 @@ struct CSVWriterTests {
         #expect(CSVWriter.cell("a, b") == "\"a, b\"")
         #expect(CSVWriter.cell("say \"hi\"") == "\"say \"\"hi\"\"\"")
         #expect(CSVWriter.cell("two\nlines") == "\"two\nlines\"")
+        #expect(CSVWriter.cell("windows\r\nline") == "\"windows\r\nline\"")  // "\r\n" is one Character
+        #expect(CSVWriter.cell("A,\u{301}B") == "\"A,\u{301}B\"")  // a comma carrying a combining mark
+        #expect(CSVWriter.cell("say \"\u{301}hi") == "\"say \"\"\u{301}hi\"")
     }
 
     @Test(arguments: ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"])

@@ -59,7 +59,7 @@ typedef enum _Portal__Audit__V1__EventType {
  */
 typedef enum _Portal__Audit__V1__EventAction {
   /*
-   * Not set; refused on append.
+   * Not set; accepted (the type and message carry the meaning).
    */
   PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_UNSPECIFIED = 0,
   /*
@@ -236,7 +236,7 @@ struct  Portal__Audit__V1__Event
    */
   int64_t sequence;
   /*
-   * Hash of the previous event in the organization's chain; empty for the first.
+   * Hash of the previous event in the organization's chain; 32 zero bytes for the first.
    */
   ProtobufCBinaryData previous_hash;
   /*
@@ -260,7 +260,7 @@ struct  Portal__Audit__V1__AppendEventsRequest
 {
   ProtobufCMessage base;
   /*
-   * Events to store, in the producer's order; at most 500.
+   * Events to store, in the producer's order; at most 1000.
    */
   size_t n_events;
   Portal__Audit__V1__NewEvent **events;
@@ -331,11 +331,11 @@ struct  Portal__Audit__V1__ListEventsRequest
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text (case-insensitive), e.g. "system".
+   * User filter: only events whose user equals this text exactly, e.g. "system".
    */
   char *user;
   /*
-   * Full-text search over message, user and subject id (every word must match).
+   * Full-text search over message and user (every word must match, as a word prefix).
    */
   char *search_text;
 };
@@ -402,7 +402,7 @@ struct  Portal__Audit__V1__ExportEventsCsvRequest
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text (case-insensitive).
+   * User filter: only events whose user equals this text exactly.
    */
   char *user;
   /*
@@ -447,7 +447,7 @@ struct  Portal__Audit__V1__RecentEventsRequest
    */
   char *organization_id;
   /*
-   * How many events; 0 returns none, at most 100.
+   * How many events; 0 means 5 (the dashboard's), at most 100.
    */
   int32_t limit;
 };
