@@ -200,23 +200,27 @@ final class AuditStore: Sendable {
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
             if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
             if let match = ftsMatch {
-                condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: match) AND events_fts.rowid = events.seq)"
+                // The row is the organization's already, so the check needs only the words.
+                condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: Self.ftsQuery(searchText)!) AND events_fts.rowid = events.seq)"
             }
             return condition
         }
 
-        /// The full-text query, scoped to the organization: `org : "o6f72…" AND "lic"* "act"*`.
+        /// The full-text query, scoped to the organization: `org : "o6f72…" AND "activated" "licenses"`.
         var ftsMatch: String? {
             guard let terms = Self.ftsQuery(searchText) else { return nil }
             let organizationToken = "o" + organizationID.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
             return "org : \"\(organizationToken)\" AND \(terms)"
         }
 
-        /// Every word of the search as a quoted prefix term, all required: `"lic"* "act"*`.
+        /// Every word of the search as a quoted term, all required: `"activated" "licenses"`.
+        ///
+        /// Whole words (case-insensitive): a prefix query makes FTS5 load a word's whole posting list,
+        /// which costs tens of milliseconds on a large log, while word lookups stream and stop early.
         static func ftsQuery(_ text: String) -> String? {
             let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
             guard !words.isEmpty else { return nil }
-            return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"*" }.joined(separator: " ")
+            return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " ")
         }
     }
 

@@ -335,7 +335,7 @@ struct  Portal__Audit__V1__ListEventsRequest
    */
   char *user;
   /*
-   * Full-text search over message and user (every word must match, as a word prefix).
+   * Full-text search over message and user (every word must match as a whole word, case-insensitive).
    */
   char *search_text;
 };
