@@ -109,17 +109,6 @@ struct AuditEventRecord: Sendable {
     }
 }
 
-extension Google_Protobuf_Timestamp {
-    /// The timestamp of a stored millisecond time.
-    init(milliseconds: Int64) {
-        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
-        self.init(seconds: seconds, nanos: Int32(milliseconds - seconds * 1000) * 1_000_000)
-    }
-
-    /// Milliseconds since the epoch.
-    var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
-}
-
 /// How event types, actions and subject kinds are stored: their proto names without prefix.
 enum AuditVocabulary {
     static func stored(_ type: Portal_Audit_V1_EventType) -> String? {

@@ -5,13 +5,6 @@ import SQLKit
 /// Milliseconds since the Unix epoch, as every identity table stores time.
 typealias Milliseconds = Int64
 
-extension Google_Protobuf_Timestamp {
-    /// The timestamp of a stored millisecond time.
-    init(milliseconds: Milliseconds) {
-        self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
-    }
-}
-
 /// A stored organization.
 struct OrganizationRecord: Sendable {
     let id: String

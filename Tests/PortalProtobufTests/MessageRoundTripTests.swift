@@ -132,6 +132,11 @@ struct MessageRoundTripTests {
         #expect(time.secondsSince1970 == 1.25)
         #expect(time.isValid)
         #expect(!Google_Protobuf_Timestamp(seconds: 0, nanos: -1).isValid)
+        for milliseconds: Int64 in [0, 1, 999, 1000, 1_772_719_629_123, -1, -999, -1000, -1001] {
+            let stamp = Google_Protobuf_Timestamp(milliseconds: milliseconds)
+            #expect(stamp.isValid)
+            #expect(stamp.milliseconds == milliseconds)
+        }
     }
 }
 

@@ -13,6 +13,17 @@ extension Google_Protobuf_Timestamp {
         self.init(seconds: Int64(whole), nanos: Int32(((value - whole) * 1_000_000_000).rounded()))
     }
 
+    /// A timestamp from whole milliseconds since the Unix epoch, as the services store time.
+    public init(milliseconds: Int64) {
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        self.init(seconds: seconds, nanos: Int32(milliseconds - seconds * 1000) * 1_000_000)
+    }
+
+    /// Whole milliseconds since the Unix epoch (finer digits are dropped).
+    public var milliseconds: Int64 {
+        seconds * 1000 + Int64(nanos / 1_000_000)
+    }
+
     /// Fractional seconds since the Unix epoch.
     public var secondsSince1970: Double {
         Double(seconds) + Double(nanos) / 1_000_000_000
