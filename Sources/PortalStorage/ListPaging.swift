@@ -92,7 +92,13 @@ public struct ListPaging: Sendable {
         case .text(let text): text
         case .integer(let number): number
         }
-        return "(\(unsafeRaw: column.expression) \(unsafeRaw: comparison) \(bind: value) OR (\(unsafeRaw: column.expression) = \(bind: value) AND \(unsafeRaw: idColumn) \(unsafeRaw: comparison) \(bind: after.id)))"
+        // Written as a range plus a residual test (not "a > v OR (a = v AND id > x)") so the database
+        // can seek the index to the previous page's end instead of rescanning from the start.
+        let bound = descending ? "<=" : ">="
+        return """
+            (\(unsafeRaw: column.expression) \(unsafeRaw: bound) \(bind: value) AND (\(unsafeRaw: column.expression) \(unsafeRaw: comparison) \(bind: value) \
+            OR \(unsafeRaw: idColumn) \(unsafeRaw: comparison) \(bind: after.id)))
+            """
     }
 
     /// `ORDER BY ... LIMIT ...`, fetching one extra row to know whether another page follows.
