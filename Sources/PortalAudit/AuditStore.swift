@@ -146,6 +146,13 @@ final class AuditStore: Sendable {
     private static func pageRows(
         _ database: any SQLDatabase, _ filter: Filter, paging: ListPaging, columns: String
     ) async throws -> [any SQLRow] {
+        // Past the first page the keyset bound is the tighter one; leaving the window's bound on the
+        // same side lets SQLite seek by the looser one and rescan everything before the page.
+        var filter = filter
+        if let after = paging.after, case .integer(let position) = after.value {
+            if !paging.descending, let start = filter.timeStart, position >= start { filter.timeStart = nil }
+            if paging.descending, let end = filter.timeEnd, position < end { filter.timeEnd = nil }
+        }
         var condition = filter.condition
         if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
         if let match = filter.ftsMatch, try await searchMatches(database, match) < countCap {
