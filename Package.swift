@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage",
                 .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The identity and members service.

@@ -3,6 +3,7 @@ import PortalAPI
 import PortalRPC
 import PortalStorage
 import SQLKit
+import SQLiteKit
 
 /// The audit log: append-only events per organization, each chained to its predecessor by hash.
 final class AuditStore: Sendable {
@@ -252,6 +253,22 @@ final class AuditStore: Sendable {
         let eventType: String
         let message: String
         let user: String
+
+        /// Reads SQLite's values directly when it can: exports read a million rows, and going through
+        /// `Decodable` for each column costs more than the query.
+        init(row: any SQLRow) throws {
+            if let row = row as? SQLiteRow, let eventID = row.column("event_id")?.string, let time = row.column("time")?.integer,
+               let eventType = row.column("event_type")?.string, let message = row.column("message")?.string,
+               let user = row.column("user_name")?.string {
+                (self.eventID, self.time, self.eventType, self.message, self.user) = (eventID, Int64(time), eventType, message, user)
+                return
+            }
+            eventID = try row.decode(column: "event_id", as: String.self)
+            time = try row.decode(column: "time", as: Int64.self)
+            eventType = try row.decode(column: "event_type", as: String.self)
+            message = try row.decode(column: "message", as: String.self)
+            user = try row.decode(column: "user_name", as: String.self)
+        }
     }
 
     /// A step of an export: the next rows in order, without counting.
@@ -259,12 +276,7 @@ final class AuditStore: Sendable {
         try await store.read { database in
             let rows = try await Self.pageRows(
                 database, filter, paging: paging, columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
-            ).map { row in
-                ExportRow(
-                    eventID: try row.decode(column: "event_id", as: String.self), time: try row.decode(column: "time", as: Int64.self),
-                    eventType: try row.decode(column: "event_type", as: String.self), message: try row.decode(column: "message", as: String.self),
-                    user: try row.decode(column: "user_name", as: String.self))
-            }
+            ).map(ExportRow.init(row:))
             return paging.page(rows) { (.integer($0.time), $0.eventID) }
         }
     }
