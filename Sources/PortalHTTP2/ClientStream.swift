@@ -35,8 +35,8 @@ final class ClientStream: ClientCallStream, @unchecked Sendable {
     var receivedHeaders = false
     var ended = false
     var deadlineTimer: Scheduled<Void>?
-    /// Received body bytes not yet returned to the peer's send window (the reader is behind).
-    var owedWindow = 0
+    /// What of the peer's send window this stream still owes it.
+    var receiveWindow = ReceiveWindow()
 
     init(method: MethodDescriptor, maxMessageBytes: Int, connection: HTTP2ClientConnectionHandler, eventLoop: any EventLoop) {
         self.method = method

@@ -160,10 +160,10 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     /// Returns the window a stream owes once its handler has caught up with buffered requests.
     func repayWindow(streamID: Int32) {
-        guard let stream = streams[streamID], stream.owedWindow > 0,
-              stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit else { return }
-        session.consumeStream(streamID: streamID, count: stream.owedWindow)
-        stream.owedWindow = 0
+        guard let stream = streams[streamID] else { return }
+        let count = stream.receiveWindow.repay(buffered: stream.inbound.bufferedBytes)
+        guard count > 0 else { return }
+        session.consumeStream(streamID: streamID, count: count)
         flushSoon()
     }
 
@@ -314,11 +314,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         }
         do {
             for message in try stream.deframer.append(bytes) { stream.inbound.push(message) }
-            stream.owedWindow += bytes.count
-            if stream.inbound.bufferedBytes < ReceiveWindow.bufferedBytesLimit {
-                session.consumeStream(streamID: streamID, count: stream.owedWindow)
-                stream.owedWindow = 0
-            }
+            session.consumeStream(streamID: streamID, count: stream.receiveWindow.received(bytes.count, buffered: stream.inbound.bufferedBytes))
         } catch {
             session.consumeStream(streamID: streamID, count: bytes.count)
             terminate(stream, with: error.error)

@@ -36,8 +36,8 @@ final class ServerStream: ServerCallStream, @unchecked Sendable {
     var finished = false
     var closed = false
     var pendingTrailers: [(String, String)]?
-    /// Received body bytes not yet returned to the peer's send window (the reader is behind).
-    var owedWindow = 0
+    /// What of the peer's send window this stream still owes it.
+    var receiveWindow = ReceiveWindow()
     var deadlineTimer: Scheduled<Void>?
 
     init(id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int, connection: HTTP2ServerConnectionHandler, eventLoop: any EventLoop) {

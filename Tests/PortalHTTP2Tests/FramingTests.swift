@@ -76,3 +76,23 @@ struct FramingTests {
         #expect(fields.contains { $0 == ("x-extra", "1") })
     }
 }
+
+@Suite("Receive window")
+struct ReceiveWindowTests {
+    @Test func bytesGoBackAtOnceWhileTheReaderKeepsUp() {
+        var window = ReceiveWindow()
+        #expect(window.received(1000, buffered: 0) == 1000)
+        #expect(window.received(500, buffered: 1000) == 500)
+        #expect(window.owed == 0)
+    }
+
+    @Test func aReaderFallingBehindHoldsTheWindowUntilItCatchesUp() {
+        var window = ReceiveWindow()
+        let behind = ReceiveWindow.bufferedBytesLimit
+        #expect(window.received(16_384, buffered: behind) == 0)
+        #expect(window.received(16_384, buffered: behind) == 0)
+        #expect(window.repay(buffered: behind) == 0)
+        #expect(window.repay(buffered: behind - 1) == 32_768)
+        #expect(window.repay(buffered: 0) == 0)
+    }
+}
