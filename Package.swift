@@ -77,11 +77,20 @@ let package = Package(
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The entitlements service: catalog, entitlements, activations.
+        .target(
+            name: "PortalEntitlements",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalOutboxRelay",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // The identity and members service.
         .target(
             name: "PortalIdentity",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage", "PortalOutboxRelay",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,6 +102,7 @@ let package = Package(
             name: "PortalApp",
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
+                "PortalEntitlements",
                 "PortalStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,6 +130,9 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
+        .testTarget(
+            name: "PortalEntitlementsTests",
+            dependencies: ["PortalEntitlements", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalAuditTests",
             dependencies: ["PortalAudit", "PortalOutboxRelay", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),

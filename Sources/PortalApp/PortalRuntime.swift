@@ -1,6 +1,7 @@
 import Logging
 import PortalHTTP2
 import PortalAudit
+import PortalEntitlements
 import PortalIdentity
 import PortalOutboxRelay
 import PortalStorage
@@ -62,7 +63,13 @@ public enum PortalRuntime {
             let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
             domain.append(audit.service)
             databases.append(audit.store)
-        case .gateway, .entitlements:
+        case .entitlements:
+            let entitlements = try await EntitlementsComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
+            domain.append(entitlements.service)
+            databases.append(entitlements.store)
+            workers += entitlements.workers
+            workers.append(try auditRelay(for: entitlements.store, settings: settings, logger: logger))
+        case .gateway:
             break
         }
         let server = ServerAssembly.makeServer(

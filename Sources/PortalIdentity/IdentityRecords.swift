@@ -1,5 +1,6 @@
 import Foundation
 import PortalAPI
+import PortalOutboxRelay
 import SQLKit
 
 /// Milliseconds since the Unix epoch, as every identity table stores time.
@@ -123,12 +124,4 @@ struct InviteRecord: Sendable {
 }
 
 /// Who performs a change: a member (from call metadata) or an internal caller ("system").
-struct Actor: Sendable {
-    /// The member id; empty for internal callers.
-    let memberID: String
-    /// The name audit records show.
-    let displayName: String
-
-    /// Internal callers.
-    static let system = Actor(memberID: "", displayName: "system")
-}
+typealias Actor = AuditOutbox.Actor

@@ -1,6 +1,7 @@
 import Foundation
 import PortalAPI
 import PortalCrypto
+import PortalOutboxRelay
 import PortalRPC
 import PortalStorage
 import SQLKit
@@ -286,19 +287,10 @@ final class IdentityStore: Sendable {
         _ database: any SQLDatabase, organizationID: String, action: Portal_Audit_V1_EventAction, message: String, actor: Actor,
         subjectKind: Portal_Audit_V1_SubjectKind, subjectID: String, now: Milliseconds
     ) async throws {
-        var event = Portal_Audit_V1_NewEvent()
-        event.eventID = UUID().uuidString.lowercased()
-        event.organizationID = organizationID
-        event.time = Google_Protobuf_Timestamp(milliseconds: now)
-        event.eventType = .members
-        event.action = action
-        event.message = message
-        event.user = actor.displayName
-        event.actorMemberID = actor.memberID
-        event.subjectKind = subjectKind
-        event.subjectID = subjectID
-        try await Outbox.append(
-            database, topic: "audit", eventID: event.eventID, organizationID: organizationID, payload: event.serializedBytes(), now: now)
+        try await AuditOutbox.append(
+            database, organizationID: organizationID, type: .members, action: action, message: message,
+            actor: actor, subjectKind: subjectKind,
+            subjectID: subjectID, now: now)
     }
 }
 

@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+import PortalRPC
+import PortalStorage
+import ServiceLifecycle
+
+/// The entitlements service assembled: its database, RPC handler and expiry sweeper.
+public struct EntitlementsComponent: Sendable {
+    /// The RPC service to host.
+    public let service: any RPCService
+    /// Workers to run beside the server (the expiry sweeper).
+    public let workers: [any Service]
+    /// The database; run it as a service listed before the server so it closes last.
+    public let store: SQLStore
+
+    /// Opens (and migrates) `entitlements.sqlite` under `dataDirectory` and builds the service.
+    public static func start(dataDirectory: String, logger: Logger) async throws -> EntitlementsComponent {
+        let store = try await SQLStore.open(
+            path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"), migrations: EntitlementsMigrations.all,
+            logger: logger)
+        let entitlements = EntitlementsStore(store: store)
+        let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        return EntitlementsComponent(
+            service: EntitlementsServiceHandler(store: entitlements, clock: clock),
+            workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], store: store)
+    }
+}
+
+/// Records one `LICENSES` event for each entitlement when its expiration date passes (checked each minute).
+final class ExpirySweeper: Service, Sendable {
+    private let store: EntitlementsStore
+    private let clock: @Sendable () -> Int64
+    private let interval: Duration
+    private let logger: Logger
+
+    init(store: EntitlementsStore, clock: @escaping @Sendable () -> Int64, interval: Duration = .seconds(60), logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                while try await store.recordExpirations(now: clock()) > 0 {}
+            } catch {
+                logger.error("recording expirations failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { [interval] in try await Task.sleep(for: interval) }
+        }
+    }
+}

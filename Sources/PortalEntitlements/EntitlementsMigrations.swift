@@ -1,0 +1,76 @@
+import PortalStorage
+
+/// The entitlements database schema.
+enum EntitlementsMigrations {
+    static let all: [SQLMigration] = [
+        SQLMigration(version: 1, name: "catalog, entitlements, lines, activations, outbox", statements: [
+            """
+            CREATE TABLE products (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                license_type TEXT NOT NULL,
+                description TEXT NOT NULL,
+                deployment_type TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE entitlements (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL,
+                sales_order TEXT NOT NULL,
+                po_number TEXT NOT NULL,
+                order_date BIGINT NOT NULL,
+                expiration_date BIGINT,
+                transferred_at BIGINT NOT NULL,
+                expiry_recorded_at BIGINT
+            )
+            """,
+            "CREATE INDEX entitlements_org_order ON entitlements (org_id, order_date, id)",
+            "CREATE INDEX entitlements_expiry ON entitlements (expiry_recorded_at, expiration_date)",
+            """
+            CREATE TABLE entitlement_lines (
+                entitlement_id TEXT NOT NULL REFERENCES entitlements(id),
+                product_id TEXT NOT NULL REFERENCES products(id),
+                position INTEGER NOT NULL,
+                available BIGINT NOT NULL,
+                activated BIGINT NOT NULL,
+                PRIMARY KEY (entitlement_id, product_id),
+                CHECK (available > 0 AND activated >= 0 AND activated <= available)
+            )
+            """,
+            "CREATE INDEX entitlement_lines_product ON entitlement_lines (product_id)",
+            """
+            CREATE TABLE activations (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL,
+                entitlement_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                product_name TEXT NOT NULL,
+                quantity BIGINT NOT NULL,
+                project_name TEXT NOT NULL,
+                project_manager TEXT NOT NULL,
+                serial_number TEXT NOT NULL,
+                activated_by TEXT NOT NULL,
+                activated_by_member_id TEXT NOT NULL,
+                activated_at BIGINT NOT NULL,
+                idempotency_key TEXT NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX activations_idempotency ON activations (org_id, idempotency_key)",
+            "CREATE INDEX activations_org_date ON activations (org_id, activated_at, id)",
+            """
+            CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id TEXT NOT NULL UNIQUE,
+                org_id TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                created_at BIGINT NOT NULL,
+                delivered_at BIGINT
+            )
+            """,
+            "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
+        ]),
+    ]
+}

@@ -1,0 +1,178 @@
+import Foundation
+import PortalAPI
+import SQLKit
+
+/// A catalog product.
+struct ProductRecord: Sendable {
+    let id: String
+    let name: String
+    let licenseType: String
+    let description: String
+    let deploymentType: String
+
+    init(id: String, name: String, licenseType: String, description: String, deploymentType: String) {
+        self.id = id
+        self.name = name
+        self.licenseType = licenseType
+        self.description = description
+        self.deploymentType = deploymentType
+    }
+
+    init(row: any SQLRow) throws {
+        id = try row.decode(column: "id", as: String.self)
+        name = try row.decode(column: "name", as: String.self)
+        licenseType = try row.decode(column: "license_type", as: String.self)
+        description = try row.decode(column: "description", as: String.self)
+        deploymentType = try row.decode(column: "deployment_type", as: String.self)
+    }
+
+    var api: Portal_Entitlements_V1_Product {
+        .with {
+            $0.productID = id
+            $0.name = name
+            $0.licenseType = licenseType
+            $0.productDescription = description
+            $0.deploymentType = deploymentType
+        }
+    }
+}
+
+/// One product line of an entitlement, with the product's catalog fields.
+struct EntitlementLineRecord: Sendable {
+    let productID: String
+    let productName: String
+    let productDescription: String
+    let deploymentType: String
+    let licenseType: String
+    let available: Int64
+    let activated: Int64
+
+    init(row: any SQLRow) throws {
+        productID = try row.decode(column: "product_id", as: String.self)
+        productName = try row.decode(column: "name", as: String.self)
+        productDescription = try row.decode(column: "description", as: String.self)
+        deploymentType = try row.decode(column: "deployment_type", as: String.self)
+        licenseType = try row.decode(column: "license_type", as: String.self)
+        available = try row.decode(column: "available", as: Int64.self)
+        activated = try row.decode(column: "activated", as: Int64.self)
+    }
+
+    var api: Portal_Entitlements_V1_EntitlementLine {
+        .with {
+            $0.productID = productID
+            $0.productName = productName
+            $0.productDescription = productDescription
+            $0.deploymentType = deploymentType
+            $0.licenseType = licenseType
+            $0.availableLicenses = available
+            $0.activatedLicenses = activated
+            $0.unactivatedLicenses = available - activated
+        }
+    }
+}
+
+/// An entitlement with its lines.
+struct EntitlementRecord: Sendable {
+    let id: String
+    let organizationID: String
+    let salesOrder: String
+    let poNumber: String
+    let orderDate: Int64
+    let expirationDate: Int64?
+    let transferredAt: Int64
+    let lines: [EntitlementLineRecord]
+
+    init(row: any SQLRow, lines: [EntitlementLineRecord]) throws {
+        id = try row.decode(column: "id", as: String.self)
+        organizationID = try row.decode(column: "org_id", as: String.self)
+        salesOrder = try row.decode(column: "sales_order", as: String.self)
+        poNumber = try row.decode(column: "po_number", as: String.self)
+        orderDate = try row.decode(column: "order_date", as: Int64.self)
+        expirationDate = try row.decode(column: "expiration_date", as: Int64?.self)
+        transferredAt = try row.decode(column: "transferred_at", as: Int64.self)
+        self.lines = lines
+    }
+
+    /// ACTIVE until the expiration date, EXPIRED from then on.
+    func status(now: Int64) -> Portal_Entitlements_V1_EntitlementStatus {
+        if let expirationDate, expirationDate <= now { return .expired }
+        return .active
+    }
+
+    func api(now: Int64) -> Portal_Entitlements_V1_Entitlement {
+        .with {
+            $0.entitlementID = id
+            $0.organizationID = organizationID
+            $0.salesOrder = salesOrder
+            $0.poNumber = poNumber
+            $0.orderDate = Google_Protobuf_Timestamp(milliseconds: orderDate)
+            $0.expirationDate = expirationDate.map(Google_Protobuf_Timestamp.init(milliseconds:))
+            $0.status = status(now: now)
+            $0.lines = lines.map(\.api)
+            $0.totalAvailableLicenses = lines.reduce(0) { $0 + $1.available }
+            $0.totalActivatedLicenses = lines.reduce(0) { $0 + $1.activated }
+            $0.totalUnactivatedLicenses = lines.reduce(0) { $0 + $1.available - $1.activated }
+            $0.transferredAt = Google_Protobuf_Timestamp(milliseconds: transferredAt)
+        }
+    }
+
+    /// `2026-03-05`, for messages.
+    static func day(_ milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withFullDate]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+}
+
+/// A recorded activation.
+struct ActivationRecord: Sendable {
+    let id: String
+    let organizationID: String
+    let entitlementID: String
+    let productID: String
+    let productName: String
+    let quantity: Int64
+    let projectName: String
+    let projectManager: String
+    let serialNumber: String
+    let activatedBy: String
+    let activatedByMemberID: String
+    let activatedAt: Int64
+
+    static let columns = """
+        id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager, serial_number, activated_by, \
+        activated_by_member_id, activated_at
+        """
+
+    init(row: any SQLRow) throws {
+        id = try row.decode(column: "id", as: String.self)
+        organizationID = try row.decode(column: "org_id", as: String.self)
+        entitlementID = try row.decode(column: "entitlement_id", as: String.self)
+        productID = try row.decode(column: "product_id", as: String.self)
+        productName = try row.decode(column: "product_name", as: String.self)
+        quantity = try row.decode(column: "quantity", as: Int64.self)
+        projectName = try row.decode(column: "project_name", as: String.self)
+        projectManager = try row.decode(column: "project_manager", as: String.self)
+        serialNumber = try row.decode(column: "serial_number", as: String.self)
+        activatedBy = try row.decode(column: "activated_by", as: String.self)
+        activatedByMemberID = try row.decode(column: "activated_by_member_id", as: String.self)
+        activatedAt = try row.decode(column: "activated_at", as: Int64.self)
+    }
+
+    var api: Portal_Entitlements_V1_Activation {
+        .with {
+            $0.activationID = id
+            $0.organizationID = organizationID
+            $0.activationDate = Google_Protobuf_Timestamp(milliseconds: activatedAt)
+            $0.productID = productID
+            $0.productName = productName
+            $0.quantity = quantity
+            $0.projectName = projectName
+            $0.projectManager = projectManager
+            $0.activatedBy = activatedBy
+            $0.activatedByMemberID = activatedByMemberID
+            $0.entitlementID = entitlementID
+            $0.serialNumber = serialNumber
+        }
+    }
+}

@@ -1,0 +1,279 @@
+import PortalAPI
+import PortalRPC
+import PortalStorage
+import SQLKit
+
+extension EntitlementsStore {
+    // MARK: Products
+
+    /// Sortable columns of the products list (of the per-product totals below).
+    static let productColumns = [
+        SortColumn("product_name", expression: "lower(name)", isText: true),
+        SortColumn("product_id", expression: "id", isText: true),
+        SortColumn("license_type", expression: "lower(license_type)", isText: true),
+        SortColumn("product_description", expression: "lower(description)", isText: true),
+        SortColumn("deployment_type", expression: "lower(deployment_type)", isText: true),
+        SortColumn("available_licenses", expression: "available", isText: false),
+        SortColumn("activated_licenses", expression: "activated", isText: false),
+        SortColumn("unactivated_licenses", expression: "unactivated", isText: false),
+    ]
+
+    /// The products the organization holds, one row per product with its totals (a derived table).
+    private static func heldProducts(_ organizationID: String) -> SQLQueryString {
+        """
+        (SELECT p.id, p.name, p.license_type, p.description, p.deployment_type,
+                SUM(l.available) AS available, SUM(l.activated) AS activated, SUM(l.available - l.activated) AS unactivated
+         FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id JOIN products p ON p.id = l.product_id
+         WHERE e.org_id = \(bind: organizationID)
+         GROUP BY p.id, p.name, p.license_type, p.description, p.deployment_type) AS held
+        """
+    }
+
+    /// A page of held products (search over name and license type) and how many match.
+    func listProducts(organizationID: String, paging: ListPaging, searchText: String)
+        async throws -> (products: [HeldProduct], nextPageToken: String, totalSize: Int64)
+    {
+        try await store.read { database in
+            var condition: SQLQueryString = "1 = 1"
+            if !searchText.isEmpty {
+                let pattern = containsPattern(searchText)
+                condition = "(lower(name) LIKE \(bind: pattern) ESCAPE '\\' OR lower(license_type) LIKE \(bind: pattern) ESCAPE '\\')"
+            }
+            let total = try await database.raw("SELECT COUNT(*) AS n FROM \(Self.heldProducts(organizationID)) WHERE \(condition)").first()?
+                .decode(column: "n", as: Int64.self) ?? 0
+            if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
+            let rows = try await database.raw("""
+                SELECT * FROM \(Self.heldProducts(organizationID)) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all().map(HeldProduct.init(row:))
+            let (page, next) = paging.page(rows) { product in
+                let value: SortValue = switch paging.column.name {
+                case "product_name": .text(product.product.name.lowercased())
+                case "product_id": .text(product.product.id)
+                case "license_type": .text(product.product.licenseType.lowercased())
+                case "product_description": .text(product.product.description.lowercased())
+                case "deployment_type": .text(product.product.deploymentType.lowercased())
+                case "available_licenses": .integer(product.available)
+                case "activated_licenses": .integer(product.activated)
+                default: .integer(product.available - product.activated)
+                }
+                return (value, product.product.id)
+            }
+            return (page, next, total)
+        }
+    }
+
+    /// One held product and every entitlement of the organization that includes it.
+    func product(organizationID: String, productID: String) async throws -> (HeldProduct, [(EntitlementRecord, EntitlementLineRecord)]) {
+        try await store.read { database in
+            guard let row = try await database.raw("SELECT * FROM \(Self.heldProducts(organizationID)) WHERE id = \(bind: productID)").first() else {
+                throw RPCError(.notFound, "product_id: the organization holds no licenses of \(productID)")
+            }
+            let ids = try await database.raw("""
+                SELECT e.id FROM entitlements e JOIN entitlement_lines l ON l.entitlement_id = e.id
+                WHERE e.org_id = \(bind: organizationID) AND l.product_id = \(bind: productID) ORDER BY e.order_date DESC, e.id
+                """).all().map { try $0.decode(column: "id", as: String.self) }
+            var entitlements: [(EntitlementRecord, EntitlementLineRecord)] = []
+            for id in ids {
+                if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID),
+                   let line = entitlement.lines.first(where: { $0.productID == productID }) {
+                    entitlements.append((entitlement, line))
+                }
+            }
+            return (try HeldProduct(row: row), entitlements)
+        }
+    }
+
+    // MARK: Entitlements
+
+    /// Sortable columns of the entitlements list.
+    static let entitlementColumns = [
+        SortColumn("entitlement_id", expression: "id", isText: true),
+        SortColumn("sales_order", expression: "lower(sales_order)", isText: true),
+        SortColumn("status", expression: "status", isText: true),
+        SortColumn("product_name", expression: "lower(first_product_name)", isText: true),
+        SortColumn("product_description", expression: "lower(first_product_description)", isText: true),
+        SortColumn("order_date", isText: false),
+        SortColumn("expiration_date", expression: "expiration_key", isText: false),
+        SortColumn("po_number", expression: "lower(po_number)", isText: true),
+        SortColumn("total_available_licenses", expression: "total_available", isText: false),
+    ]
+
+    /// The organization's entitlements with the sortable derived columns.
+    private static func listedEntitlements(_ organizationID: String, now: Int64) -> SQLQueryString {
+        """
+        (SELECT e.id, e.sales_order, e.po_number, e.order_date,
+                COALESCE(e.expiration_date, 9223372036854775807) AS expiration_key,
+                CASE WHEN e.expiration_date IS NOT NULL AND e.expiration_date <= \(bind: now) THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
+                (SELECT p.name FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
+                 WHERE fl.entitlement_id = e.id ORDER BY fl.position LIMIT 1) AS first_product_name,
+                (SELECT p.description FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
+                 WHERE fl.entitlement_id = e.id ORDER BY fl.position LIMIT 1) AS first_product_description,
+                (SELECT SUM(tl.available) FROM entitlement_lines tl WHERE tl.entitlement_id = e.id) AS total_available
+         FROM entitlements e WHERE e.org_id = \(bind: organizationID)) AS listed
+        """
+    }
+
+    /// What an entitlements list selects.
+    struct EntitlementFilter: Sendable {
+        var orderDateStart: Int64?
+        var orderDateEnd: Int64?
+        var expirationStart: Int64?
+        var expirationEnd: Int64?
+        var searchField: Portal_Entitlements_V1_EntitlementSearchField = .unspecified
+        var searchText = ""
+
+        var condition: SQLQueryString {
+            var condition: SQLQueryString = "1 = 1"
+            if let orderDateStart { condition = "\(condition) AND order_date >= \(bind: orderDateStart)" }
+            if let orderDateEnd { condition = "\(condition) AND order_date < \(bind: orderDateEnd)" }
+            if let expirationStart { condition = "\(condition) AND expiration_key >= \(bind: expirationStart)" }
+            if let expirationEnd { condition = "\(condition) AND expiration_key < \(bind: expirationEnd)" }
+            if !searchText.isEmpty {
+                let pattern = containsPattern(searchText)
+                let columns: [String] = switch searchField {
+                case .entitlementID: ["id"]
+                case .salesOrder: ["sales_order"]
+                case .poNumber: ["po_number"]
+                default: ["id", "sales_order", "po_number"]
+                }
+                var any: SQLQueryString = ""
+                for (index, column) in columns.enumerated() {
+                    any = "\(any)\(unsafeRaw: index == 0 ? "" : " OR ")lower(\(unsafeRaw: column)) LIKE \(bind: pattern) ESCAPE '\\'"
+                }
+                condition = "\(condition) AND (\(any))"
+            }
+            return condition
+        }
+    }
+
+    /// A page of entitlements with their lines, and how many match.
+    func listEntitlements(organizationID: String, paging: ListPaging, filter: EntitlementFilter, now: Int64)
+        async throws -> (entitlements: [EntitlementRecord], nextPageToken: String, totalSize: Int64)
+    {
+        try await store.read { database in
+            let source = Self.listedEntitlements(organizationID, now: now)
+            var condition = filter.condition
+            let total = try await database.raw("SELECT COUNT(*) AS n FROM \(source) WHERE \(condition)").first()?
+                .decode(column: "n", as: Int64.self) ?? 0
+            if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
+            let rows = try await database.raw("SELECT * FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))").all()
+            let keys: [(SortValue, String)] = try rows.map { row in
+                let id = try row.decode(column: "id", as: String.self)
+                let value: SortValue = switch paging.column.name {
+                case "entitlement_id": .text(id)
+                case "sales_order": .text(try row.decode(column: "sales_order", as: String.self).lowercased())
+                case "status": .text(try row.decode(column: "status", as: String.self))
+                case "product_name": .text((try row.decode(column: "first_product_name", as: String?.self) ?? "").lowercased())
+                case "product_description": .text((try row.decode(column: "first_product_description", as: String?.self) ?? "").lowercased())
+                case "expiration_date": .integer(try row.decode(column: "expiration_key", as: Int64.self))
+                case "po_number": .text(try row.decode(column: "po_number", as: String.self).lowercased())
+                case "total_available_licenses": .integer(try row.decode(column: "total_available", as: Int64?.self) ?? 0)
+                default: .integer(try row.decode(column: "order_date", as: Int64.self))
+                }
+                return (value, id)
+            }
+            let (page, next) = paging.page(keys) { $0 }
+            var entitlements: [EntitlementRecord] = []
+            for (_, id) in page {
+                if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID) { entitlements.append(entitlement) }
+            }
+            return (entitlements, next, total)
+        }
+    }
+
+    // MARK: Activations
+
+    /// Sortable columns of the activations log.
+    static let activationColumns = [
+        SortColumn("activation_date", expression: "activated_at", isText: false),
+        SortColumn("product_name", expression: "lower(product_name)", isText: true),
+        SortColumn("quantity", isText: false),
+        SortColumn("project_name", expression: "lower(project_name)", isText: true),
+        SortColumn("project_manager", expression: "lower(project_manager)", isText: true),
+        SortColumn("activated_by", expression: "lower(activated_by)", isText: true),
+        SortColumn("entitlement_id", isText: true),
+        SortColumn("serial_number", expression: "lower(serial_number)", isText: true),
+    ]
+
+    /// What the activations log selects.
+    struct ActivationFilter: Sendable {
+        var organizationID: String
+        var start: Int64?
+        var end: Int64?
+        var productIDs: [String] = []
+        var searchText = ""
+
+        var condition: SQLQueryString {
+            var condition: SQLQueryString = "org_id = \(bind: organizationID)"
+            if let start { condition = "\(condition) AND activated_at >= \(bind: start)" }
+            if let end { condition = "\(condition) AND activated_at < \(bind: end)" }
+            if !productIDs.isEmpty {
+                var list: SQLQueryString = ""
+                for (index, id) in productIDs.enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
+                condition = "\(condition) AND product_id IN (\(list))"
+            }
+            if !searchText.isEmpty {
+                let pattern = containsPattern(searchText)
+                var any: SQLQueryString = ""
+                let columns = ["product_name", "project_name", "project_manager", "activated_by", "serial_number", "entitlement_id"]
+                for (index, column) in columns.enumerated() {
+                    any = "\(any)\(unsafeRaw: index == 0 ? "" : " OR ")lower(\(unsafeRaw: column)) LIKE \(bind: pattern) ESCAPE '\\'"
+                }
+                condition = "\(condition) AND (\(any))"
+            }
+            return condition
+        }
+    }
+
+    /// A page of activations and, when `counting`, how many match.
+    func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
+        async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
+    {
+        try await store.read { database in
+            let total = counting
+                ? try await database.raw("SELECT COUNT(*) AS n FROM activations WHERE \(filter.condition)").first()?.decode(column: "n", as: Int64.self) ?? 0
+                : 0
+            var condition = filter.condition
+            if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
+            let rows = try await database.raw("""
+                SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all().map(ActivationRecord.init(row:))
+            let (page, next) = paging.page(rows) { activation in
+                let value: SortValue = switch paging.column.name {
+                case "product_name": .text(activation.productName.lowercased())
+                case "quantity": .integer(activation.quantity)
+                case "project_name": .text(activation.projectName.lowercased())
+                case "project_manager": .text(activation.projectManager.lowercased())
+                case "activated_by": .text(activation.activatedBy.lowercased())
+                case "entitlement_id": .text(activation.entitlementID)
+                case "serial_number": .text(activation.serialNumber.lowercased())
+                default: .integer(activation.activatedAt)
+                }
+                return (value, activation.id)
+            }
+            return (page, next, total)
+        }
+    }
+}
+
+/// A product the organization holds, with its totals over the organization's entitlements.
+struct HeldProduct: Sendable {
+    let product: ProductRecord
+    let available: Int64
+    let activated: Int64
+
+    init(row: any SQLRow) throws {
+        product = try ProductRecord(row: row)
+        available = try row.decode(column: "available", as: Int64.self)
+        activated = try row.decode(column: "activated", as: Int64.self)
+    }
+
+    var api: Portal_Entitlements_V1_LicensedProduct {
+        .with {
+            $0.product = product.api
+            $0.availableLicenses = available
+            $0.activatedLicenses = activated
+            $0.unactivatedLicenses = available - activated
+        }
+    }
+}

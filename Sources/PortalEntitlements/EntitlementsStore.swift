@@ -1,0 +1,245 @@
+import Foundation
+import PortalAPI
+import PortalOutboxRelay
+import PortalRPC
+import PortalStorage
+import SQLKit
+
+/// The entitlements service's data: the product catalog, each organization's entitlements with one
+/// line per product, and activations — with every transfer and activation recorded in the outbox.
+///
+/// The central invariant (no line ever has more activated than available licenses) holds in the
+/// database itself: activation is one conditional UPDATE, and a CHECK constraint backs it.
+final class EntitlementsStore: Sendable {
+    let store: SQLStore
+
+    init(store: SQLStore) {
+        self.store = store
+    }
+
+    // MARK: Catalog
+
+    /// Creates or replaces a catalog product; returns whether it was new.
+    func upsertProduct(_ product: ProductRecord, now: Int64) async throws -> Bool {
+        try await store.transaction { database in
+            let exists = try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: product.id)").first() != nil
+            try await database.raw("""
+                INSERT INTO products (id, name, license_type, description, deployment_type, updated_at)
+                VALUES (\(bind: product.id), \(bind: product.name), \(bind: product.licenseType), \(bind: product.description),
+                        \(bind: product.deploymentType), \(bind: now))
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, license_type = excluded.license_type,
+                    description = excluded.description, deployment_type = excluded.deployment_type, updated_at = excluded.updated_at
+                """).run()
+            return !exists
+        }
+    }
+
+    // MARK: Transfers
+
+    /// An entitlement as a transfer describes it.
+    struct Transfer: Sendable {
+        let entitlementID: String
+        let organizationID: String
+        let salesOrder: String
+        let poNumber: String
+        let orderDate: Int64
+        let expirationDate: Int64?
+        let lines: [(productID: String, quantity: Int64)]
+    }
+
+    /// Records a transfer. Repeating it is harmless; a repeat that only raises line quantities adds
+    /// them; any other change is `FAILED_PRECONDITION` naming what differs.
+    func transfer(_ transfer: Transfer, actor: AuditOutbox.Actor, now: Int64) async throws -> (EntitlementRecord, created: Bool) {
+        try await store.transaction { database in
+            for line in transfer.lines {
+                guard try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: line.productID)").first() != nil else {
+                    throw RPCError(.failedPrecondition, "lines: product \(line.productID) is not in the catalog; upsert it first")
+                }
+            }
+            if let existing = try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil) {
+                let added = try Self.quantityIncreases(existing: existing, transfer: transfer)
+                for (productID, increase) in added {
+                    try await database.raw("""
+                        UPDATE entitlement_lines SET available = available + \(bind: increase)
+                        WHERE entitlement_id = \(bind: transfer.entitlementID) AND product_id = \(bind: productID)
+                        """).run()
+                }
+                if !added.isEmpty {
+                    let total = added.reduce(0) { $0 + $1.1 }
+                    try await AuditOutbox.append(
+                        database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
+                        message: "Added \(total) licenses to entitlement \(transfer.entitlementID)", actor: actor, subjectKind: .entitlement,
+                        subjectID: transfer.entitlementID, now: now)
+                }
+                return (try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil)!, false)
+            }
+            try await database.raw("""
+                INSERT INTO entitlements (id, org_id, sales_order, po_number, order_date, expiration_date, transferred_at)
+                VALUES (\(bind: transfer.entitlementID), \(bind: transfer.organizationID), \(bind: transfer.salesOrder), \(bind: transfer.poNumber),
+                        \(bind: transfer.orderDate), \(bind: transfer.expirationDate), \(bind: now))
+                """).run()
+            for (position, line) in transfer.lines.enumerated() {
+                try await database.raw("""
+                    INSERT INTO entitlement_lines (entitlement_id, product_id, position, available, activated)
+                    VALUES (\(bind: transfer.entitlementID), \(bind: line.productID), \(bind: position), \(bind: line.quantity), 0)
+                    """).run()
+            }
+            let total = transfer.lines.reduce(0) { $0 + $1.quantity }
+            try await AuditOutbox.append(
+                database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
+                message: "Entitlement \(transfer.entitlementID) transferred: \(total) licenses of \(transfer.lines.count) products (sales order \(transfer.salesOrder))",
+                actor: actor, subjectKind: .entitlement, subjectID: transfer.entitlementID, now: now)
+            return (try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil)!, true)
+        }
+    }
+
+    /// The quantity a repeated transfer adds per product, or the reason it is a conflicting change.
+    private static func quantityIncreases(existing: EntitlementRecord, transfer: Transfer) throws -> [(String, Int64)] {
+        func conflict(_ what: String) -> RPCError {
+            RPCError(.failedPrecondition, "\(what): entitlement \(transfer.entitlementID) was already transferred with a different value; only quantities can grow")
+        }
+        if existing.organizationID != transfer.organizationID { throw conflict("organization_id") }
+        if existing.salesOrder != transfer.salesOrder { throw conflict("sales_order") }
+        if existing.poNumber != transfer.poNumber { throw conflict("po_number") }
+        if existing.orderDate != transfer.orderDate { throw conflict("order_date") }
+        if existing.expirationDate != transfer.expirationDate { throw conflict("expiration_date") }
+        guard Set(existing.lines.map(\.productID)) == Set(transfer.lines.map(\.productID)) else { throw conflict("lines") }
+        var increases: [(String, Int64)] = []
+        for line in transfer.lines {
+            let current = existing.lines.first { $0.productID == line.productID }!
+            if line.quantity < current.available { throw conflict("lines[\(line.productID)].quantity") }
+            if line.quantity > current.available { increases.append((line.productID, line.quantity - current.available)) }
+        }
+        return increases
+    }
+
+    // MARK: Activations
+
+    /// What an activation asks for.
+    struct ActivationRequest: Sendable {
+        let organizationID: String
+        let entitlementID: String
+        let productID: String
+        let quantity: Int64
+        let projectName: String
+        let projectManager: String
+        let serialNumber: String
+        let idempotencyKey: String
+    }
+
+    /// Activates licenses of one line, never more than it has unactivated, whatever runs concurrently.
+    /// A repeated idempotency key returns the first activation and activates nothing more.
+    func activate(_ request: ActivationRequest, actor: AuditOutbox.Actor, now: Int64) async throws -> ActivationRecord {
+        try await store.transaction { database in
+            if let row = try await database.raw("""
+                SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations
+                WHERE org_id = \(bind: request.organizationID) AND idempotency_key = \(bind: request.idempotencyKey)
+                """).first() {
+                let first = try ActivationRecord(row: row)
+                guard first.entitlementID == request.entitlementID, first.productID == request.productID, first.quantity == request.quantity else {
+                    throw RPCError.invalidArgument(field: "idempotency_key", "was already used for a different activation")
+                }
+                return first
+            }
+            guard let entitlement = try await Self.entitlement(database, id: request.entitlementID, organizationID: request.organizationID) else {
+                throw RPCError(.notFound, "entitlement_id: no entitlement \(request.entitlementID)")
+            }
+            if let expiration = entitlement.expirationDate, expiration <= now {
+                throw RPCError(.failedPrecondition, "entitlement_id: entitlement \(request.entitlementID) expired on \(EntitlementRecord.day(expiration)) and cannot be activated")
+            }
+            guard let line = entitlement.lines.first(where: { $0.productID == request.productID }) else {
+                throw RPCError(.notFound, "product_id: entitlement \(request.entitlementID) has no licenses of product \(request.productID)")
+            }
+            // The invariant lives in this statement: it changes the line only if enough is left.
+            let updated = try await database.raw("""
+                UPDATE entitlement_lines SET activated = activated + \(bind: request.quantity)
+                WHERE entitlement_id = \(bind: request.entitlementID) AND product_id = \(bind: request.productID)
+                  AND available - activated >= \(bind: request.quantity)
+                RETURNING activated
+                """).first()
+            guard updated != nil else {
+                let left = line.available - line.activated
+                throw RPCError(.failedPrecondition, "quantity: \(request.quantity) requested but only \(left) of \(line.available) licenses of \(line.productName) are unactivated on entitlement \(request.entitlementID)")
+            }
+            let activationID = "act_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+            try await database.raw("""
+                INSERT INTO activations (id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager,
+                                         serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key)
+                VALUES (\(bind: activationID), \(bind: request.organizationID), \(bind: request.entitlementID), \(bind: request.productID),
+                        \(bind: line.productName), \(bind: request.quantity), \(bind: request.projectName), \(bind: request.projectManager),
+                        \(bind: request.serialNumber), \(bind: actor.displayName), \(bind: actor.memberID), \(bind: now), \(bind: request.idempotencyKey))
+                """).run()
+            try await AuditOutbox.append(
+                database, organizationID: request.organizationID, type: .activations, action: .licensesActivated,
+                message: "Activated \(request.quantity) \(request.quantity == 1 ? "license" : "licenses") of \(line.productName) for project \(request.projectName)",
+                actor: actor, subjectKind: .activation, subjectID: activationID, now: now)
+            let row = try await database.raw("SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE id = \(bind: activationID)").first()!
+            return try ActivationRecord(row: row)
+        }
+    }
+
+    /// Records a `LICENSES` event for each entitlement whose expiration has passed, once.
+    func recordExpirations(now: Int64) async throws -> Int {
+        try await store.transaction { database in
+            let rows = try await database.raw("""
+                SELECT id, org_id, expiration_date FROM entitlements
+                WHERE expiry_recorded_at IS NULL AND expiration_date IS NOT NULL AND expiration_date <= \(bind: now) LIMIT 500
+                """).all()
+            for row in rows {
+                let id = try row.decode(column: "id", as: String.self)
+                let organizationID = try row.decode(column: "org_id", as: String.self)
+                let expiration = try row.decode(column: "expiration_date", as: Int64.self)
+                try await database.raw("UPDATE entitlements SET expiry_recorded_at = \(bind: now) WHERE id = \(bind: id)").run()
+                try await AuditOutbox.append(
+                    database, organizationID: organizationID, type: .licenses, action: .entitlementExpired,
+                    message: "Entitlement \(id) expired on \(EntitlementRecord.day(expiration))", actor: .system, subjectKind: .entitlement,
+                    subjectID: id, now: now)
+            }
+            return rows.count
+        }
+    }
+
+    // MARK: Reading
+
+    /// An entitlement with its lines, or nil; `organizationID` nil matches any organization.
+    static func entitlement(_ database: any SQLDatabase, id: String, organizationID: String?) async throws -> EntitlementRecord? {
+        guard let row = try await database.raw("SELECT * FROM entitlements WHERE id = \(bind: id)").first() else { return nil }
+        let lines = try await database.raw("""
+            SELECT l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
+            FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+            WHERE l.entitlement_id = \(bind: id) ORDER BY l.position
+            """).all().map(EntitlementLineRecord.init(row:))
+        let record = try EntitlementRecord(row: row, lines: lines)
+        if let organizationID, record.organizationID != organizationID { return nil }
+        return record
+    }
+
+    /// One entitlement of the organization (`NOT_FOUND` for another organization's).
+    func entitlement(id: String, organizationID: String) async throws -> EntitlementRecord {
+        guard let record = try await store.read({ database in try await Self.entitlement(database, id: id, organizationID: organizationID) }) else {
+            throw RPCError(.notFound, "entitlement_id: no entitlement \(id)")
+        }
+        return record
+    }
+
+    /// Available, activated and unactivated licenses over all the organization's entitlements.
+    func totals(organizationID: String) async throws -> (available: Int64, activated: Int64) {
+        try await store.read { database in
+            let row = try await database.raw("""
+                SELECT COALESCE(SUM(l.available), 0) AS available, COALESCE(SUM(l.activated), 0) AS activated
+                FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id WHERE e.org_id = \(bind: organizationID)
+                """).first()
+            return (try row?.decode(column: "available", as: Int64.self) ?? 0, try row?.decode(column: "activated", as: Int64.self) ?? 0)
+        }
+    }
+
+    /// The organization's most recent activations, newest first.
+    func recentActivations(organizationID: String, limit: Int) async throws -> [ActivationRecord] {
+        try await store.read { database in
+            try await database.raw("""
+                SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE org_id = \(bind: organizationID)
+                ORDER BY activated_at DESC, id DESC LIMIT \(unsafeRaw: String(limit))
+                """).all().map(ActivationRecord.init(row:))
+        }
+    }
+}

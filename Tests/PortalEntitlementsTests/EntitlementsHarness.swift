@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import PortalAPI
+import PortalApp
+@testable import PortalEntitlements
+import PortalHTTP2
+import PortalRPC
+import SQLKit
+
+/// A real entitlements service on a loopback port with a fresh database, and a client to it.
+struct EntitlementsHarness: Sendable {
+    let client: Portal_Entitlements_V1_EntitlementsClient
+    let component: EntitlementsComponent
+
+    static let admin = PrincipalMetadata.metadata(memberID: "mem_ada", displayName: "Ada Lovelace")
+
+    static func run<Result: Sendable>(_ body: @Sendable (EntitlementsHarness) async throws -> Result) async throws -> Result {
+        let directory = NSTemporaryDirectory() + "entitlements-test-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var logger = Logger(label: "entitlements-test")
+        logger.logLevel = .critical
+        let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger)
+        let (server, _) = ServerAssembly.makeServer(
+            services: [component.service], configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                try await server.run()
+                return nil
+            }
+            let port = try await server.boundAddress().port!
+            let channel = RPCClientChannel(host: "127.0.0.1", port: port)
+            let harness = EntitlementsHarness(client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: component)
+            do {
+                let result = try await body(harness)
+                await channel.close()
+                server.beginGracefulShutdown()
+                while let next = try await group.next() { if next != nil { break } }
+                await component.store.close()
+                return result
+            } catch {
+                await channel.close()
+                server.beginGracefulShutdown()
+                group.cancelAll()
+                await component.store.close()
+                throw error
+            }
+        }
+    }
+
+    /// Upserts catalog products `P1`, `P2`, `P3`.
+    func catalog() async throws {
+        for (id, name) in [("P1", "Nexus Core"), ("P2", "Vision Edge"), ("P3", "Suite Pro")] {
+            _ = try await client.upsertProduct(.with {
+                $0.product = .with {
+                    $0.productID = id
+                    $0.name = name
+                    $0.licenseType = "Subscription"
+                    $0.productDescription = "\(name) licenses"
+                    $0.deploymentType = "Cloud"
+                }
+            })
+        }
+    }
+
+    /// Transfers an entitlement of `lines` to `organizationID`.
+    @discardableResult
+    func transfer(_ id: String, to organizationID: String, lines: [(String, Int64)], expires: Int64? = nil, orderedAt: Int64 = 1_772_000_000)
+        async throws -> Portal_Entitlements_V1_TransferEntitlementResponse
+    {
+        try await client.transferEntitlement(.with {
+            $0.entitlementID = id
+            $0.organizationID = organizationID
+            $0.salesOrder = "SO-\(id)"
+            $0.poNumber = "PO-\(id)"
+            $0.orderDate = Google_Protobuf_Timestamp(seconds: orderedAt)
+            if let expires { $0.expirationDate = Google_Protobuf_Timestamp(seconds: expires) }
+            $0.lines = lines.map { line in .with { $0.productID = line.0; $0.quantity = line.1 } }
+        })
+    }
+
+    /// Activates `quantity` of `product` from `entitlement`.
+    func activate(_ quantity: Int64, of product: String, from entitlement: String, organizationID: String = "org-1", key: String = UUID().uuidString)
+        async throws -> Portal_Entitlements_V1_Activation
+    {
+        try await client.activate(
+            .with {
+                $0.organizationID = organizationID
+                $0.entitlementID = entitlement
+                $0.productID = product
+                $0.quantity = quantity
+                $0.projectName = "Apollo"
+                $0.projectManager = "Grace Hopper"
+                $0.serialNumber = "SN-1"
+                $0.idempotencyKey = key
+            }, metadata: Self.admin
+        ).activation!
+    }
+
+    /// The audit events queued in the outbox, oldest first.
+    func auditEvents() async throws -> [Portal_Audit_V1_NewEvent] {
+        try await component.store.read { database in
+            try await database.raw("SELECT payload FROM outbox WHERE topic = 'audit' ORDER BY seq").all().map { row in
+                try Portal_Audit_V1_NewEvent(serializedBytes: [UInt8](try row.decode(column: "payload", as: Data.self)))
+            }
+        }
+    }
+}

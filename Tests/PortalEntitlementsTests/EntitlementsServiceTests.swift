@@ -1,0 +1,154 @@
+import Foundation
+import PortalAPI
+import PortalRPC
+import Testing
+
+@Suite("Entitlements: transfers, activations and the licensing views")
+struct EntitlementsServiceTests {
+    @Test func twoHundredConcurrentActivationsAgainstFiftyLicensesActivateExactlyFifty() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 50)])
+            let outcomes = try await withThrowingTaskGroup(of: RPCStatusCode.self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        do {
+                            _ = try await harness.activate(1, of: "P1", from: "ENT-1")
+                            return .ok
+                        } catch let error as RPCError {
+                            return error.code
+                        }
+                    }
+                }
+                return try await group.reduce(into: [RPCStatusCode]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .ok }.count == 50)
+            #expect(outcomes.filter { $0 == .failedPrecondition }.count == 150)
+            let summary = try await harness.client.getSummary(.with { $0.organizationID = "org-1" })
+            #expect(summary.activatedLicenses == 50)
+            #expect(summary.unactivatedLicenses == 0)
+        }
+    }
+
+    @Test func activatingMoreThanIsUnactivatedIsRefusedWithTheNumbers() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
+            _ = try await harness.activate(7, of: "P1", from: "ENT-1")
+            let error = try await #require(throws: RPCError.self) { try await harness.activate(4, of: "P1", from: "ENT-1") }
+            #expect(error.code == .failedPrecondition)
+            #expect(error.message.contains("4 requested but only 3 of 10"))
+        }
+    }
+
+    @Test func anExpiredEntitlementCannotBeActivated() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-OLD", to: "org-1", lines: [("P1", 10)], expires: 1_772_100_000)
+            let error = try await #require(throws: RPCError.self) { try await harness.activate(1, of: "P1", from: "ENT-OLD") }
+            #expect(error.code == .failedPrecondition)
+            #expect(error.message.contains("expired"))
+            let entitlement = try await harness.client.getEntitlement(.with {
+                $0.organizationID = "org-1"
+                $0.entitlementID = "ENT-OLD"
+            }).entitlement!
+            #expect(entitlement.status == .expired)
+        }
+    }
+
+    @Test func aRetriedActivationReturnsTheFirstResultAndActivatesNothingMore() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
+            let first = try await harness.activate(3, of: "P1", from: "ENT-1", key: "retry-me")
+            let again = try await harness.activate(3, of: "P1", from: "ENT-1", key: "retry-me")
+            #expect(again.activationID == first.activationID)
+            #expect(try await harness.client.getSummary(.with { $0.organizationID = "org-1" }).activatedLicenses == 3)
+            let misuse = try await #require(throws: RPCError.self) { try await harness.activate(4, of: "P1", from: "ENT-1", key: "retry-me") }
+            #expect(misuse.code == .invalidArgument)
+            #expect(misuse.message.hasPrefix("idempotency_key"))
+        }
+    }
+
+    @Test func transfersAreIdempotentAndMayOnlyAddQuantity() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            #expect(try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)]).created)
+            let repeated = try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)])
+            #expect(!repeated.created)
+            #expect(repeated.entitlement?.totalAvailableLicenses == 15)
+            let grown = try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 12), ("P2", 5)])
+            #expect(grown.entitlement?.totalAvailableLicenses == 17)
+            let shrunk = try await #require(throws: RPCError.self) { try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 9), ("P2", 5)]) }
+            #expect(shrunk.code == .failedPrecondition)
+            let moved = try await #require(throws: RPCError.self) { try await harness.transfer("ENT-1", to: "org-2", lines: [("P1", 12), ("P2", 5)]) }
+            #expect(moved.code == .failedPrecondition)
+            #expect(moved.message.hasPrefix("organization_id"))
+            let events = try await harness.auditEvents()
+            #expect(events.map(\.eventType) == [.licenses, .licenses])
+            #expect(events.map(\.action) == [.entitlementTransferred, .entitlementTransferred])
+        }
+    }
+
+    @Test func activationsAreLoggedAuditedAndListed() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 20)])
+            try await harness.transfer("ENT-2", to: "org-1", lines: [("P1", 5)])
+            try await harness.transfer("ENT-X", to: "org-2", lines: [("P1", 99)])
+            _ = try await harness.activate(2, of: "P1", from: "ENT-1")
+            _ = try await harness.activate(4, of: "P2", from: "ENT-1")
+            _ = try await harness.activate(1, of: "P1", from: "ENT-2")
+
+            let products = try await harness.client.listProducts(.with { $0.organizationID = "org-1" })
+            #expect(products.products.map(\.product!.name) == ["Nexus Core", "Vision Edge"])
+            #expect(products.products.map(\.availableLicenses) == [15, 20])
+            #expect(products.products.map(\.activatedLicenses) == [3, 4])
+            let detail = try await harness.client.getProduct(.with {
+                $0.organizationID = "org-1"
+                $0.productID = "P1"
+            })
+            #expect(Set(detail.entitlements.map(\.entitlementID)) == ["ENT-1", "ENT-2"])
+            let entitlements = try await harness.client.listEntitlements(.with {
+                $0.organizationID = "org-1"
+                $0.orderBy = "total_available_licenses desc"
+            })
+            #expect(entitlements.entitlements.map(\.entitlementID) == ["ENT-1", "ENT-2"])
+            let log = try await harness.client.listActivations(.with {
+                $0.organizationID = "org-1"
+                $0.orderBy = "quantity asc"
+            })
+            #expect(log.activations.map(\.quantity) == [1, 2, 4])
+            #expect(log.activations.allSatisfy { $0.activatedBy == "Ada Lovelace" && $0.serialNumber == "SN-1" })
+            let searched = try await harness.client.listActivations(.with {
+                $0.organizationID = "org-1"
+                $0.searchText = "vision"
+            })
+            #expect(searched.totalSize == 1)
+            let events = try await harness.auditEvents().filter { $0.eventType == .activations }
+            #expect(events.count == 3)
+            #expect(events[0].message == "Activated 2 licenses of Nexus Core for project Apollo")
+            let otherTenant = try await #require(throws: RPCError.self) {
+                try await harness.client.getEntitlement(.with {
+                    $0.organizationID = "org-1"
+                    $0.entitlementID = "ENT-X"
+                })
+            }
+            #expect(otherTenant.code == .notFound)
+        }
+    }
+
+    @Test func activationsExportAsCSVWithEveryColumn() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100)])
+            for _ in 0..<3 { _ = try await harness.activate(1, of: "P1", from: "ENT-1") }
+            var csv: [UInt8] = []
+            for try await chunk in try await harness.client.exportActivationsCsv(.with { $0.organizationID = "org-1" }) { csv += chunk.chunk }
+            let lines = String(decoding: csv, as: UTF8.self).components(separatedBy: "\r\n").dropLast()
+            #expect(lines.count == 4)
+            #expect(lines[0] == "Activation Date,Product Name,Quantity,Project Name,Project Manager,Activated By,Entitlement ID,Serial Number")
+            #expect(lines[1].hasSuffix(",Nexus Core,1,Apollo,Grace Hopper,Ada Lovelace,ENT-1,SN-1"))
+        }
+    }
+}
