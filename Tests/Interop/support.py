@@ -77,6 +77,7 @@ _PROTO_FILES = [
     "google/rpc/status.proto",
     "portal/identity/v1/identity.proto",
     "portal/audit/v1/audit.proto",
+    "portal/entitlements/v1/entitlements.proto",
 ]
 
 _protos: types.SimpleNamespace | None = None
@@ -137,6 +138,8 @@ def protos() -> types.SimpleNamespace:
         identity_grpc=importlib.import_module("portal.identity.v1.identity_pb2_grpc"),
         audit=importlib.import_module("portal.audit.v1.audit_pb2"),
         audit_grpc=importlib.import_module("portal.audit.v1.audit_pb2_grpc"),
+        entitlements=importlib.import_module("portal.entitlements.v1.entitlements_pb2"),
+        entitlements_grpc=importlib.import_module("portal.entitlements.v1.entitlements_pb2_grpc"),
     )
     return _protos
 

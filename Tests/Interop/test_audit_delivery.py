@@ -40,16 +40,20 @@ class FixedPortServer(support.ServerProcess):
 
 @pytest.fixture
 def stack(portal_bin, tmp_path):
-    """An audit service and an identity service that relays to it, each on a fixed port."""
-    audit_port, identity_port = support.free_port(), support.free_port()
+    """An audit service, and identity and entitlements services that relay to it, each on a fixed port."""
+    audit_port, identity_port, entitlements_port = support.free_port(), support.free_port(), support.free_port()
     audit = FixedPortServer([portal_bin, "audit", "--data-dir", str(tmp_path / "audit")], "audit", tmp_path, audit_port)
     identity = FixedPortServer(
         [portal_bin, "identity", "--data-dir", str(tmp_path / "identity"), "--audit-address", f"127.0.0.1:{audit_port}"],
         "identity", tmp_path, identity_port)
+    entitlements = FixedPortServer(
+        [portal_bin, "entitlements", "--data-dir", str(tmp_path / "entitlements"), "--audit-address", f"127.0.0.1:{audit_port}"],
+        "entitlements", tmp_path, entitlements_port)
     audit.start()
     identity.start()
-    yield audit, identity
-    for server in (identity, audit):
+    entitlements.start()
+    yield audit, identity, entitlements
+    for server in (entitlements, identity, audit):
         try:
             server.stop()
         finally:
@@ -100,32 +104,61 @@ def wait_for_count(audit_stub, pb, organization_id: str, expected: int, timeout:
     return event_count(audit_stub, pb, organization_id)
 
 
+def activate_many(entitlements_stub, pb, organization_id: str, count: int) -> None:
+    futures = [
+        entitlements_stub.Activate.future(
+            pb.entitlements.ActivateRequest(
+                organization_id=organization_id, entitlement_id="ENT-OUTAGE", product_id="P-OUTAGE", quantity=1,
+                project_name=f"Project {i}", project_manager="Grace Hopper", idempotency_key=f"outage-{i}"),
+            metadata=ADMIN, timeout=60)
+        for i in range(count)
+    ]
+    for future in futures:
+        future.result()
+
+
 def test_a_thousand_changes_made_while_audit_is_down_arrive_exactly_once(stack, pb):
-    """Stop audit, make 1,000 member changes, start audit: exactly 1,000 new events, right type and user."""
-    audit, identity = stack
+    """Stop audit, make 500 member changes and 500 activations, start audit: exactly 1,000 new events,
+    with the right types and user, in unbroken chains."""
+    audit, identity, entitlements = stack
     identity_stub, audit_stub = stubs(pb, identity, audit)
+    entitlements_stub = pb.entitlements_grpc.EntitlementsServiceStub(support.make_channel(entitlements.port))
     organization_id = new_organization(identity_stub, pb)
-    assert wait_for_count(audit_stub, pb, organization_id, 1) == 1  # the first Admin's invite
+    entitlements_stub.UpsertProduct(pb.entitlements.UpsertProductRequest(product=pb.entitlements.Product(
+        product_id="P-OUTAGE", name="Nexus Core", license_type="Subscription")), timeout=T)
+    entitlements_stub.TransferEntitlement(pb.entitlements.TransferEntitlementRequest(
+        entitlement_id="ENT-OUTAGE", organization_id=organization_id, sales_order="SO-1", order_date=support_timestamp(pb),
+        lines=[pb.entitlements.TransferLine(product_id="P-OUTAGE", quantity=1000)]), timeout=T)
+    assert wait_for_count(audit_stub, pb, organization_id, 2) == 2  # the first Admin's invite and the transfer
 
     audit.stop()
-    invite_many(identity_stub, pb, organization_id, 1000, "outage")
-    time.sleep(1.0)  # the relay tries and fails meanwhile
+    invite_many(identity_stub, pb, organization_id, 500, "outage")
+    activate_many(entitlements_stub, pb, organization_id, 500)
+    time.sleep(1.0)  # the relays try and fail meanwhile
     audit.start()
 
-    assert wait_for_count(audit_stub, pb, organization_id, 1001) == 1001
+    assert wait_for_count(audit_stub, pb, organization_id, 1002) == 1002
     events = all_events(audit_stub, pb, organization_id)
-    new = events[1:]
-    assert len({event.event_id for event in events}) == 1001
-    assert all(event.event_type == pb.audit.EVENT_TYPE_MEMBERS for event in new)
-    assert all(event.user == "Ada Lovelace" and event.actor_member_id == "mem_admin" for event in new)
-    assert sorted(event.message for event in new) == sorted(f"Invited outage{i}@example.com as Viewer" for i in range(1000))
+    assert len({event.event_id for event in events}) == 1002
+    members = [e for e in events if e.event_type == pb.audit.EVENT_TYPE_MEMBERS and e.user != "system"]
+    activations = [e for e in events if e.event_type == pb.audit.EVENT_TYPE_ACTIVATIONS]
+    assert len(members) == 500 and len(activations) == 500
+    assert all(event.user == "Ada Lovelace" and event.actor_member_id == "mem_admin" for event in members + activations)
+    assert sorted(event.message for event in members) == sorted(f"Invited outage{i}@example.com as Viewer" for i in range(500))
+    assert sorted(event.message for event in activations) == sorted(
+        f"Activated 1 license of Nexus Core for project Project {i}" for i in range(500))
     chain = audit_stub.VerifyChain(pb.audit.VerifyChainRequest(organization_id=organization_id), timeout=T)
-    assert chain.ok and chain.events_checked == 1001, chain
+    assert chain.ok and chain.events_checked == 1002, chain
+
+
+def support_timestamp(pb):
+    from google.protobuf.timestamp_pb2 import Timestamp
+    return Timestamp(seconds=1_772_000_000)
 
 
 def test_killing_the_relaying_service_mid_delivery_loses_and_duplicates_nothing(stack, pb):
     """kill -9 the identity service while it relays; after a restart every event arrives once."""
-    audit, identity = stack
+    audit, identity, _ = stack
     identity_stub, audit_stub = stubs(pb, identity, audit)
     organization_id = new_organization(identity_stub, pb)
     invite_many(identity_stub, pb, organization_id, 600, "killed")
