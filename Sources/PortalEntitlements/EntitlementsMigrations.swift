@@ -72,5 +72,17 @@ enum EntitlementsMigrations {
             """,
             "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
         ]),
+        SQLMigration(version: 2, name: "activation counters and an index per sortable column", statements: [
+            "CREATE TABLE activation_counts (org_id TEXT NOT NULL, product_id TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (org_id, product_id))",
+            "INSERT INTO activation_counts SELECT org_id, product_id, COUNT(*) FROM activations GROUP BY org_id, product_id",
+            "CREATE INDEX activations_org_product_date ON activations (org_id, product_id, activated_at, id)",
+            "CREATE INDEX activations_org_product_name ON activations (org_id, lower(product_name), id)",
+            "CREATE INDEX activations_org_quantity ON activations (org_id, quantity, id)",
+            "CREATE INDEX activations_org_project ON activations (org_id, lower(project_name), id)",
+            "CREATE INDEX activations_org_manager ON activations (org_id, lower(project_manager), id)",
+            "CREATE INDEX activations_org_activated_by ON activations (org_id, lower(activated_by), id)",
+            "CREATE INDEX activations_org_entitlement ON activations (org_id, entitlement_id, id)",
+            "CREATE INDEX activations_org_serial ON activations (org_id, lower(serial_number), id)",
+        ]),
     ]
 }

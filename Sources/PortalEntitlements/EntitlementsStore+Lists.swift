@@ -225,14 +225,33 @@ extension EntitlementsStore {
         }
     }
 
+    /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
+    static let countCap = 10_000
+
+    /// `total_size` of the activations log: exact from the counters for organization and product
+    /// filters; counted (up to `countCap`) for date windows and searches.
+    private static func activationCount(_ database: any SQLDatabase, _ filter: ActivationFilter) async throws -> Int64 {
+        if filter.start == nil, filter.end == nil, filter.searchText.isEmpty {
+            var condition: SQLQueryString = "org_id = \(bind: filter.organizationID)"
+            if !filter.productIDs.isEmpty {
+                var list: SQLQueryString = ""
+                for (index, id) in Set(filter.productIDs).enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
+                condition = "\(condition) AND product_id IN (\(list))"
+            }
+            return try await database.raw("SELECT COALESCE(SUM(n), 0) AS n FROM activation_counts WHERE \(condition)").first()?
+                .decode(column: "n", as: Int64.self) ?? 0
+        }
+        return try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+    }
+
     /// A page of activations and, when `counting`, how many match.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
         try await store.read { database in
-            let total = counting
-                ? try await database.raw("SELECT COUNT(*) AS n FROM activations WHERE \(filter.condition)").first()?.decode(column: "n", as: Int64.self) ?? 0
-                : 0
+            let total = counting ? try await Self.activationCount(database, filter) : 0
             var condition = filter.condition
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
             let rows = try await database.raw("""

@@ -169,6 +169,10 @@ final class EntitlementsStore: Sendable {
                         \(bind: line.productName), \(bind: request.quantity), \(bind: request.projectName), \(bind: request.projectManager),
                         \(bind: request.serialNumber), \(bind: actor.displayName), \(bind: actor.memberID), \(bind: now), \(bind: request.idempotencyKey))
                 """).run()
+            try await database.raw("""
+                INSERT INTO activation_counts (org_id, product_id, n) VALUES (\(bind: request.organizationID), \(bind: request.productID), 1)
+                ON CONFLICT (org_id, product_id) DO UPDATE SET n = activation_counts.n + 1
+                """).run()
             try await AuditOutbox.append(
                 database, organizationID: request.organizationID, type: .activations, action: .licensesActivated,
                 message: "Activated \(request.quantity) \(request.quantity == 1 ? "license" : "licenses") of \(line.productName) for project \(request.projectName)",

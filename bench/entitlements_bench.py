@@ -1,0 +1,153 @@
+"""Entitlements benchmark: one organization with ENTITLEMENTS entitlements and ACTIVATIONS activations
+(written straight into the database), then list-query latency, CSV export of every activation with
+the server's memory, and the throughput of durable, acknowledged activations through the service.
+
+Usage: entitlements_bench.py populate DB_PATH  |  entitlements_bench.py measure HOST:PORT SERVER_PID
+(env ENTITLEMENTS=2000 ACTIVATIONS=1000000 SAMPLES=200 ACTIVATE=5000 CONCURRENCY=32)
+"""
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import time
+import uuid
+
+ENTITLEMENTS = int(os.environ.get("ENTITLEMENTS", 2000))
+ACTIVATIONS = int(os.environ.get("ACTIVATIONS", 1_000_000))
+SAMPLES = int(os.environ.get("SAMPLES", 200))
+ACTIVATE = int(os.environ.get("ACTIVATE", 5000))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", 32))
+ORG = "org-bench"
+PRODUCTS = [(f"P{i:02d}", name) for i, name in enumerate(["Nexus Core", "Vision Edge", "Suite Pro", "Atlas Cloud", "Orbit Sync",
+                                                        "Pulse Analytics", "Forge Build", "Harbor Storage", "Beacon Alerts",
+                                                        "Summit Identity", "Quartz Reports", "Meridian Mesh"])]
+PROJECTS = ["Apollo", "Gemini", "Mercury", "Artemis", "Voyager", "Pioneer", "Viking", "Skylab"]
+MANAGERS = ["Grace Hopper", "Margaret Hamilton", "Katherine Johnson", "Dorothy Vaughan", "Mary Jackson"]
+START_MS = 1_700_000_000_000
+
+
+def populate(path):
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = OFF")
+    if db.execute("SELECT COUNT(*) FROM activations").fetchone()[0] >= ACTIVATIONS:
+        print("# already populated")
+        return
+    started = time.perf_counter()
+    rng = random.Random(3)
+    db.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, 'Subscription', ?, 'Cloud', 0)",
+                   [(pid, name, f"{name} licenses") for pid, name in PRODUCTS])
+    lines = {}
+    for e in range(ENTITLEMENTS):
+        eid = f"ENT-{e:05d}"
+        db.execute("INSERT INTO entitlements (id, org_id, sales_order, po_number, order_date, expiration_date, transferred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (eid, ORG, f"SO-{rng.randrange(10**7):07d}", f"PO-{e:05d}", START_MS + e * 3_600_000,
+                    None if e % 4 == 0 else START_MS + (e + 5000) * 86_400_000, START_MS))
+        for position, (pid, _) in enumerate(rng.sample(PRODUCTS, 3)):
+            lines[(eid, pid)] = [position, 1000, 0]
+    keys = list(lines)
+
+    def rows():
+        for i in range(ACTIVATIONS):
+            eid, pid = keys[i % len(keys)]
+            lines[(eid, pid)][2] += 1
+            name = dict(PRODUCTS)[pid]
+            yield (f"act_{i:08d}", ORG, eid, pid, name, 1, rng.choice(PROJECTS) + f" {i % 97}", rng.choice(MANAGERS),
+                   f"SN-{i:08d}" if i % 2 else "", "Ada Lovelace", "mem_ada", START_MS + i * 1000, f"bench-{i}")
+
+    db.executemany("INSERT INTO activations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    db.executemany("INSERT INTO entitlement_lines VALUES (?, ?, ?, ?, ?)",
+                   [(eid, pid, pos, avail, act) for (eid, pid), (pos, avail, act) in lines.items()])
+    # Keep the service's counters true, as its activations would have.
+    db.execute("""INSERT OR REPLACE INTO activation_counts SELECT org_id, product_id, COUNT(*) FROM activations
+                  GROUP BY org_id, product_id""")
+    db.commit()
+    print(f"# populated {ENTITLEMENTS:,} entitlements and {ACTIVATIONS:,} activations in {time.perf_counter() - started:.1f} s")
+
+
+def percentiles(durations):
+    ordered = sorted(durations)
+    return f"p50 {statistics.median(ordered):7.2f} ms  p99 {ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]:7.2f} ms"
+
+
+def measure(address, pid):
+    import grpc
+    sys.path.insert(0, os.environ["STUBS"])
+    from portal.entitlements.v1 import entitlements_pb2 as E
+    from portal.entitlements.v1 import entitlements_pb2_grpc as G
+    from google.protobuf.timestamp_pb2 import Timestamp
+    stub = G.EntitlementsServiceStub(grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]))
+    rng = random.Random(5)
+
+    def timed(call):
+        for _ in range(10):
+            call()
+        durations = []
+        for _ in range(SAMPLES):
+            started = time.perf_counter()
+            call()
+            durations.append((time.perf_counter() - started) * 1000)
+        return percentiles(durations)
+
+    acts = lambda **kw: stub.ListActivations(E.ListActivationsRequest(organization_id=ORG, page_size=50, **kw), timeout=30)
+    print(f"# entitlements benchmark: {ENTITLEMENTS:,} entitlements, {ACTIVATIONS:,} activations in one organization")
+    print("activations: first page (date desc)      ", timed(lambda: acts()))
+    tokens, response = [], acts(order_by="activation_date asc")
+    for _ in range(40):
+        tokens.append(response.next_page_token)
+        response = acts(order_by="activation_date asc", page_token=response.next_page_token)
+    print("activations: deep pages (keyset)         ", timed(lambda: acts(order_by="activation_date asc", page_token=rng.choice(tokens))))
+    print("activations: by product                  ", timed(lambda: acts(product_ids=[rng.choice(PRODUCTS)[0]])))
+    print("activations: sort by project name        ", timed(lambda: acts(order_by=rng.choice(["project_name asc", "project_manager desc", "quantity desc"]))))
+    def day():
+        first = (START_MS // 1000) + rng.randrange(ACTIVATIONS)
+        return acts(activation_date_start=Timestamp(seconds=first), activation_date_end=Timestamp(seconds=first + 86_400))
+    print("activations: one day's window            ", timed(day))
+    print("activations: search, common (\"apollo\")   ", timed(lambda: acts(search_text="apollo")))
+    print("activations: search, rare (a serial)     ", timed(lambda: acts(search_text=f"SN-{rng.randrange(ACTIVATIONS // 2) * 2 + 1:08d}")))
+    ents = lambda **kw: stub.ListEntitlements(E.ListEntitlementsRequest(organization_id=ORG, page_size=50, **kw), timeout=30)
+    print("entitlements: first page                 ", timed(lambda: ents()))
+    print("entitlements: sort by any column         ", timed(lambda: ents(order_by=rng.choice(["product_name asc", "total_available_licenses desc", "expiration_date asc", "status desc", "sales_order asc"]))))
+    print("entitlements: search sales order         ", timed(lambda: ents(search_field=E.ENTITLEMENT_SEARCH_FIELD_SALES_ORDER, search_text=str(rng.randrange(10)))))
+    print("products: list                           ", timed(lambda: stub.ListProducts(E.ListProductsRequest(organization_id=ORG), timeout=30)))
+    print("summary with 5 recent                    ", timed(lambda: stub.GetSummary(E.GetSummaryRequest(organization_id=ORG, recent_activations_limit=5), timeout=30)))
+
+    def rss():
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+    before, peak, rows, size = rss(), 0, 0, 0
+    started = time.perf_counter()
+    for chunk in stub.ExportActivationsCsv(E.ExportActivationsCsvRequest(organization_id=ORG), timeout=600):
+        size += len(chunk.chunk)
+        rows += chunk.chunk.count(b"\r\n")
+        peak = max(peak, rss())
+    elapsed = time.perf_counter() - started
+    print(f"export: {rows - 1:,} rows, {size / 1e6:.1f} MB in {elapsed:.2f} s (target < 5 s); server RSS {before / 1024:.1f} MiB before, "
+          f"peak {peak / 1024:.1f} MiB (+{(peak - before) / 1024:.1f} MiB; target < 50 MB growth)")
+
+    lines = [(e.entitlement_id, line.product_id) for page in [ents(page_size=500)] for e in page.entitlements
+             for line in e.lines if line.unactivated_licenses > 0 and e.status == E.ENTITLEMENT_STATUS_ACTIVE]
+    metadata = [("x-portal-member-id", "mem_ada"), ("x-portal-display-name", "Ada Lovelace")]
+    started = time.perf_counter()
+    pending = []
+    for i in range(ACTIVATE):
+        eid, pid_ = lines[i % len(lines)]
+        pending.append(stub.Activate.future(E.ActivateRequest(
+            organization_id=ORG, entitlement_id=eid, product_id=pid_, quantity=1, project_name="Throughput",
+            project_manager="Grace Hopper", idempotency_key=uuid.uuid4().hex), metadata=metadata, timeout=120))
+        if len(pending) >= CONCURRENCY:
+            pending.pop(0).result()
+    for future in pending:
+        future.result()
+    elapsed = time.perf_counter() - started
+    print(f"activate: {ACTIVATE:,} acknowledged activations in {elapsed:.2f} s = {ACTIVATE / elapsed:,.0f}/s "
+          f"({CONCURRENCY} in flight; target > 2,000/s)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "populate":
+        populate(sys.argv[2])
+    else:
+        measure(sys.argv[2], int(sys.argv[3]))
