@@ -84,5 +84,6 @@ enum EntitlementsMigrations {
             "CREATE INDEX activations_org_entitlement ON activations (org_id, entitlement_id, id)",
             "CREATE INDEX activations_org_serial ON activations (org_id, lower(serial_number), id)",
         ]),
+        SQLMigration(version: 3, name: "rebuild indexes with Unicode lower()", statements: ["REINDEX"]),
     ]
 }

@@ -43,21 +43,10 @@ extension EntitlementsStore {
                 .decode(column: "n", as: Int64.self) ?? 0
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
             let rows = try await database.raw("""
-                SELECT * FROM \(Self.heldProducts(organizationID)) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all().map(HeldProduct.init(row:))
-            let (page, next) = paging.page(rows) { product in
-                let value: SortValue = switch paging.column.name {
-                case "product_name": .text(product.product.name.lowercased())
-                case "product_id": .text(product.product.id)
-                case "license_type": .text(product.product.licenseType.lowercased())
-                case "product_description": .text(product.product.description.lowercased())
-                case "deployment_type": .text(product.product.deploymentType.lowercased())
-                case "available_licenses": .integer(product.available)
-                case "activated_licenses": .integer(product.activated)
-                default: .integer(product.available - product.activated)
-                }
-                return (value, product.product.id)
-            }
+                SELECT *, \(paging.sortKeyColumn) FROM \(Self.heldProducts(organizationID)) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all()
+            let (pageRows, next) = try paging.page(rows, idColumn: "id")
+            let page = try pageRows.map(HeldProduct.init(row:))
             return (page, next, total)
         }
     }
@@ -101,13 +90,13 @@ extension EntitlementsStore {
     /// The organization's entitlements with the sortable derived columns.
     private static func listedEntitlements(_ organizationID: String, now: Int64) -> SQLQueryString {
         """
-        (SELECT e.id, e.sales_order, e.po_number, e.order_date,
+        (SELECT e.id, e.sales_order, e.po_number, e.order_date, e.expiration_date,
                 COALESCE(e.expiration_date, 9223372036854775807) AS expiration_key,
                 CASE WHEN e.expiration_date IS NOT NULL AND e.expiration_date <= \(bind: now) THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
                 (SELECT p.name FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
-                 WHERE fl.entitlement_id = e.id ORDER BY fl.position LIMIT 1) AS first_product_name,
+                 WHERE fl.entitlement_id = e.id ORDER BY lower(p.name), p.id LIMIT 1) AS first_product_name,
                 (SELECT p.description FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
-                 WHERE fl.entitlement_id = e.id ORDER BY fl.position LIMIT 1) AS first_product_description,
+                 WHERE fl.entitlement_id = e.id ORDER BY lower(p.name), p.id LIMIT 1) AS first_product_description,
                 (SELECT SUM(tl.available) FROM entitlement_lines tl WHERE tl.entitlement_id = e.id) AS total_available
          FROM entitlements e WHERE e.org_id = \(bind: organizationID)) AS listed
         """
@@ -126,6 +115,8 @@ extension EntitlementsStore {
             var condition: SQLQueryString = "1 = 1"
             if let orderDateStart { condition = "\(condition) AND order_date >= \(bind: orderDateStart)" }
             if let orderDateEnd { condition = "\(condition) AND order_date < \(bind: orderDateEnd)" }
+            // A perpetual entitlement never matches an expiration range.
+            if expirationStart != nil || expirationEnd != nil { condition = "\(condition) AND expiration_date IS NOT NULL" }
             if let expirationStart { condition = "\(condition) AND expiration_key >= \(bind: expirationStart)" }
             if let expirationEnd { condition = "\(condition) AND expiration_key < \(bind: expirationEnd)" }
             if !searchText.isEmpty {
@@ -156,23 +147,11 @@ extension EntitlementsStore {
             let total = try await database.raw("SELECT COUNT(*) AS n FROM \(source) WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("SELECT * FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))").all()
-            let keys: [(SortValue, String)] = try rows.map { row in
-                let id = try row.decode(column: "id", as: String.self)
-                let value: SortValue = switch paging.column.name {
-                case "entitlement_id": .text(id)
-                case "sales_order": .text(try row.decode(column: "sales_order", as: String.self).lowercased())
-                case "status": .text(try row.decode(column: "status", as: String.self))
-                case "product_name": .text((try row.decode(column: "first_product_name", as: String?.self) ?? "").lowercased())
-                case "product_description": .text((try row.decode(column: "first_product_description", as: String?.self) ?? "").lowercased())
-                case "expiration_date": .integer(try row.decode(column: "expiration_key", as: Int64.self))
-                case "po_number": .text(try row.decode(column: "po_number", as: String.self).lowercased())
-                case "total_available_licenses": .integer(try row.decode(column: "total_available", as: Int64?.self) ?? 0)
-                default: .integer(try row.decode(column: "order_date", as: Int64.self))
-                }
-                return (value, id)
-            }
-            let (page, next) = paging.page(keys) { $0 }
+            let rows = try await database.raw("""
+                SELECT id, \(paging.sortKeyColumn) FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all()
+            let (pageRows, next) = try paging.page(rows, idColumn: "id")
+            let page = try pageRows.map { (SortValue.text(""), try $0.decode(column: "id", as: String.self)) }
             var entitlements: [EntitlementRecord] = []
             for (_, id) in page {
                 if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID) { entitlements.append(entitlement) }
@@ -255,21 +234,10 @@ extension EntitlementsStore {
             var condition = filter.condition
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
             let rows = try await database.raw("""
-                SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all().map(ActivationRecord.init(row:))
-            let (page, next) = paging.page(rows) { activation in
-                let value: SortValue = switch paging.column.name {
-                case "product_name": .text(activation.productName.lowercased())
-                case "quantity": .integer(activation.quantity)
-                case "project_name": .text(activation.projectName.lowercased())
-                case "project_manager": .text(activation.projectManager.lowercased())
-                case "activated_by": .text(activation.activatedBy.lowercased())
-                case "entitlement_id": .text(activation.entitlementID)
-                case "serial_number": .text(activation.serialNumber.lowercased())
-                default: .integer(activation.activatedAt)
-                }
-                return (value, activation.id)
-            }
+                SELECT \(unsafeRaw: ActivationRecord.columns), \(paging.sortKeyColumn) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all()
+            let (pageRows, next) = try paging.page(rows, idColumn: "id")
+            let page = try pageRows.map(ActivationRecord.init(row:))
             return (page, next, total)
         }
     }

@@ -211,7 +211,7 @@ final class EntitlementsStore: Sendable {
         let lines = try await database.raw("""
             SELECT l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
             FROM entitlement_lines l JOIN products p ON p.id = l.product_id
-            WHERE l.entitlement_id = \(bind: id) ORDER BY l.position
+            WHERE l.entitlement_id = \(bind: id) ORDER BY lower(p.name), p.id
             """).all().map(EntitlementLineRecord.init(row:))
         let record = try EntitlementRecord(row: row, lines: lines)
         if let organizationID, record.organizationID != organizationID { return nil }

@@ -48,16 +48,7 @@ extension IdentityStore {
             }
             return try await Self.page(
                 database, table: "members", columns: MemberRecord.columns, filter: filter, paging: paging,
-                make: MemberRecord.init(row:)) { member in
-                switch paging.column.name {
-                case "first_name": .text(member.firstName.lowercased())
-                case "last_name": .text(member.lastName.lowercased())
-                case "email": .text(member.email.lowercased())
-                case "role": .text(member.role.rawValue)
-                case "phone": .text(member.phone)
-                default: .integer(member.createdAt)
-                }
-            }
+                make: MemberRecord.init(row:))
         }
     }
 
@@ -72,34 +63,23 @@ extension IdentityStore {
             if !emailText.isEmpty { filter = "\(filter) AND email_key LIKE \(bind: containsPattern(emailText)) ESCAPE '\\'" }
             return try await Self.page(
                 database, table: "invites", columns: InviteRecord.columns, filter: filter, paging: paging,
-                make: InviteRecord.init(row:)) { invite in
-                switch paging.column.name {
-                case "email": .text(invite.email.lowercased())
-                case "role": .text(invite.role.rawValue)
-                default: .integer(invite.addedOn)
-                }
-            }
+                make: InviteRecord.init(row:))
         }
     }
 
     /// Runs a keyset-paged query and its count.
     private static func page<Record>(
         _ database: any SQLDatabase, table: String, columns: String, filter: SQLQueryString, paging: ListPaging,
-        make: (any SQLRow) throws -> Record, key: (Record) -> SortValue
-    ) async throws -> ([Record], String, Int64) where Record: HasID {
+        make: (any SQLRow) throws -> Record
+    ) async throws -> ([Record], String, Int64) {
         let total = try await database.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table) WHERE \(filter)").first()?
             .decode(column: "n", as: Int64.self) ?? 0
         var condition = filter
         if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
         let rows = try await database.raw("""
-            SELECT \(unsafeRaw: columns) FROM \(unsafeRaw: table) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-            """).all().map(make)
-        let (page, next) = paging.page(rows) { (key($0), $0.id) }
-        return (page, next, total)
+            SELECT \(unsafeRaw: columns), \(paging.sortKeyColumn) FROM \(unsafeRaw: table) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+            """).all()
+        let (page, next) = try paging.page(rows, idColumn: "id")
+        return (try page.map(make), next, total)
     }
 }
-
-/// A record with a string id, the tie-breaker of every sort.
-protocol HasID { var id: String { get } }
-extension MemberRecord: HasID {}
-extension InviteRecord: HasID {}

@@ -113,6 +113,23 @@ public struct ListPaging: Sendable {
         return data.base64URLEncodedString()
     }
 
+    /// The sort expression selected as `sort_key`, so tokens carry exactly the value the database
+    /// compares (its `lower()` is not Swift's `lowercased()` beyond ASCII).
+    public var sortKeyColumn: SQLQueryString {
+        "\(unsafeRaw: column.expression) AS sort_key"
+    }
+
+    /// Splits fetched rows (selected with `sortKeyColumn`) into this page and the next page token.
+    public func page(_ rows: [any SQLRow], idColumn: String) throws -> (rows: [any SQLRow], nextPageToken: String) {
+        guard rows.count > pageSize else { return (rows, "") }
+        let page = Array(rows.prefix(pageSize))
+        let last = page[page.count - 1]
+        let value: SortValue = column.isText
+            ? .text(try last.decode(column: "sort_key", as: String?.self) ?? "")
+            : .integer(try last.decode(column: "sort_key", as: Int64?.self) ?? 0)
+        return (page, token(after: value, id: try last.decode(column: idColumn, as: String.self)))
+    }
+
     /// Splits fetched rows into this page and the next page token (empty on the last page).
     public func page<Row>(_ rows: [Row], key: (Row) -> (SortValue, String)) -> (rows: [Row], nextPageToken: String) {
         guard rows.count > pageSize else { return (rows, "") }

@@ -34,10 +34,12 @@ public final class SQLStore: Service, Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        try await writer.install(customFunction: unicodeLower)
         for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
             try await writer.sql().raw(SQLQueryString(pragma)).run()
         }
         let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        try await reader.install(customFunction: unicodeLower)
         for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
             try await reader.sql().raw(SQLQueryString(pragma)).run()
         }
@@ -119,6 +121,19 @@ public final class SQLStore: Service, Sendable {
             }
             logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
         }
+    }
+}
+
+/// SQLite's own `lower()` folds ASCII only; this replacement folds all of Unicode, as PostgreSQL's
+/// does, so case-insensitive search and sorting agree across backends ("Émile" matches "émile").
+/// Installed on every connection before any migration, so indexes over `lower(...)` agree with it.
+private let unicodeLower = SQLiteCustomFunction("lower", argumentCount: 1, pure: true, indirect: true) { arguments in
+    switch arguments[0] {
+    case .text(let text): text.lowercased()
+    case .null: nil
+    case .integer(let value): String(value)
+    case .float(let value): String(value)
+    case .blob(let buffer): String(buffer: buffer).lowercased()
     }
 }
 

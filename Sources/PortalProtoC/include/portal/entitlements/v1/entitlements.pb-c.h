@@ -422,7 +422,8 @@ struct  Portal__Entitlements__V1__TransferLine
 
 /*
  * Input of TransferEntitlement. Repeating a transfer with identical content returns the stored
- * entitlement; an existing entitlement id with different content is ALREADY_EXISTS.
+ * entitlement; an existing entitlement id with different content is FAILED_PRECONDITION (naming the
+ * field that differs), unless the repeat only raises line quantities, which adds them.
  */
 struct  Portal__Entitlements__V1__TransferEntitlementRequest
 {
