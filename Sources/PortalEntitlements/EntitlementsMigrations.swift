@@ -85,5 +85,24 @@ enum EntitlementsMigrations {
             "CREATE INDEX activations_org_serial ON activations (org_id, lower(serial_number), id)",
         ]),
         SQLMigration(version: 3, name: "rebuild indexes with Unicode lower()", statements: ["REINDEX"]),
+        SQLMigration(version: 4, name: "substring index over the activations log's text columns", statements: [
+            // A trigram index finds any substring of 3+ characters without scanning; the document holds
+            // the searchable columns separated by char(1) (so no match spans two of them) and the
+            // organization as `o<hex>z` (so one organization's token is never inside another's).
+            "CREATE VIRTUAL TABLE activations_fts USING fts5(doc, org, tokenize='trigram case_sensitive 0', content='')",
+            """
+            INSERT INTO activations_fts (rowid, doc, org)
+            SELECT rowid, product_name || char(1) || project_name || char(1) || project_manager || char(1) || activated_by || char(1)
+                          || serial_number || char(1) || entitlement_id, 'o' || hex(org_id) || 'z'
+            FROM activations
+            """,
+            """
+            CREATE TRIGGER activations_index_text AFTER INSERT ON activations BEGIN
+                INSERT INTO activations_fts (rowid, doc, org)
+                VALUES (new.rowid, new.product_name || char(1) || new.project_name || char(1) || new.project_manager || char(1)
+                        || new.activated_by || char(1) || new.serial_number || char(1) || new.entitlement_id, 'o' || hex(new.org_id) || 'z');
+            END
+            """,
+        ]),
     ]
 }

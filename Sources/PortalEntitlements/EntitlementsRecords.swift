@@ -144,6 +144,9 @@ struct ActivationRecord: Sendable {
         activated_by_member_id, activated_at
         """
 
+    /// The columns, qualified for queries that join the search index.
+    static let qualifiedColumns = columns.split(separator: ",").map { "activations." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: String.self)
         organizationID = try row.decode(column: "org_id", as: String.self)

@@ -191,7 +191,9 @@ extension EntitlementsStore {
                 for (index, id) in productIDs.enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
-            if !searchText.isEmpty {
+            if let phrase = searchPhrase {
+                condition = "\(condition) AND EXISTS (SELECT 1 FROM activations_fts WHERE activations_fts MATCH \(bind: "doc : " + phrase) AND activations_fts.rowid = activations.rowid)"
+            } else if !searchText.isEmpty {
                 let pattern = containsPattern(searchText)
                 var any: SQLQueryString = ""
                 let columns = ["product_name", "project_name", "project_manager", "activated_by", "serial_number", "entitlement_id"]
@@ -201,6 +203,18 @@ extension EntitlementsStore {
                 condition = "\(condition) AND (\(any))"
             }
             return condition
+        }
+
+        /// The search text as a trigram-index phrase (a substring match), when it is long enough for
+        /// the index (3+ characters); shorter searches scan with `LIKE`.
+        var searchPhrase: String? {
+            guard searchText.unicodeScalars.count >= 3 else { return nil }
+            return "\"" + searchText.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+
+        /// The index query for this organization's matches.
+        var organizationMatch: String? {
+            searchPhrase.map { "org : \"o" + organizationID.utf8.map { String(format: "%02X", $0) }.joined() + "z\" AND doc : " + $0 }
         }
     }
 
@@ -220,8 +234,18 @@ extension EntitlementsStore {
             return try await database.raw("SELECT COALESCE(SUM(n), 0) AS n FROM activation_counts WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
         }
+        if let match = filter.organizationMatch, filter.start == nil, filter.end == nil, filter.productIDs.isEmpty {
+            return try await searchMatches(database, match)
+        }
         return try await database.raw("""
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+    }
+
+    /// How many of the organization's activations a search matches, up to `countCap`, from the index alone.
+    private static func searchMatches(_ database: any SQLDatabase, _ match: String) async throws -> Int64 {
+        try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_fts WHERE activations_fts MATCH \(bind: match) LIMIT \(unsafeRaw: String(countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
@@ -233,9 +257,20 @@ extension EntitlementsStore {
             let total = counting ? try await Self.activationCount(database, filter) : 0
             var condition = filter.condition
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("""
-                SELECT \(unsafeRaw: ActivationRecord.columns), \(paging.sortKeyColumn) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all()
+            // A selective search is driven by the index and sorted; anything else walks the sort order.
+            let rows: [any SQLRow]
+            if let match = filter.organizationMatch, try await Self.searchMatches(database, match) < Self.countCap {
+                rows = try await database.raw("""
+                    SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn)
+                    FROM (SELECT rowid AS match_rowid FROM activations_fts WHERE activations_fts MATCH \(bind: match)) AS matches
+                    CROSS JOIN activations ON activations.rowid = matches.match_rowid
+                    WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                    """).all()
+            } else {
+                rows = try await database.raw("""
+                    SELECT \(unsafeRaw: ActivationRecord.columns), \(paging.sortKeyColumn) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                    """).all()
+            }
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             let page = try pageRows.map(ActivationRecord.init(row:))
             return (page, next, total)
