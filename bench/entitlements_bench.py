@@ -106,7 +106,7 @@ def measure(address, pid):
     print("activations: one day's window            ", timed(day))
     print("activations: search, common (\"apollo\")   ", timed(lambda: acts(search_text="apollo")))
     print("activations: search, rare (a serial)     ", timed(lambda: acts(search_text=f"SN-{rng.randrange(ACTIVATIONS // 2) * 2 + 1:08d}")))
-    ents = lambda **kw: stub.ListEntitlements(E.ListEntitlementsRequest(organization_id=ORG, page_size=50, **kw), timeout=30)
+    ents = lambda **kw: stub.ListEntitlements(E.ListEntitlementsRequest(organization_id=ORG, **{"page_size": 50, **kw}), timeout=30)
     print("entitlements: first page                 ", timed(lambda: ents()))
     print("entitlements: sort by any column         ", timed(lambda: ents(order_by=rng.choice(["product_name asc", "total_available_licenses desc", "expiration_date asc", "status desc", "sales_order asc"]))))
     print("entitlements: search sales order         ", timed(lambda: ents(search_field=E.ENTITLEMENT_SEARCH_FIELD_SALES_ORDER, search_text=str(rng.randrange(10)))))

@@ -191,9 +191,9 @@ extension EntitlementsStore {
                 for (index, id) in productIDs.enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
-            if let phrase = searchPhrase {
-                condition = "\(condition) AND EXISTS (SELECT 1 FROM activations_fts WHERE activations_fts MATCH \(bind: "doc : " + phrase) AND activations_fts.rowid = activations.rowid)"
-            } else if !searchText.isEmpty {
+            if !searchText.isEmpty {
+                // Checked row by row: cheap when matches are dense (a selective search is instead
+                // driven by the trigram index, see `listActivations`).
                 let pattern = containsPattern(searchText)
                 var any: SQLQueryString = ""
                 let columns = ["product_name", "project_name", "project_manager", "activated_by", "serial_number", "entitlement_id"]
