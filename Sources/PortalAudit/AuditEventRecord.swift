@@ -1,6 +1,7 @@
 import Foundation
 import PortalAPI
 import PortalCrypto
+import PortalStorage
 import SQLKit
 
 /// A stored audit event.
@@ -27,7 +28,7 @@ struct AuditEventRecord: Sendable {
         """
 
     /// The columns, qualified for queries that join the full-text index.
-    static let qualifiedColumns = columns.split(separator: ",").map { "events." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+    static let qualifiedColumns = qualified(columns, table: "events")
 
     init(row: any SQLRow) throws {
         sequence = try row.decode(column: "seq", as: Int64.self)

@@ -59,19 +59,7 @@ enum EntitlementsMigrations {
             """,
             "CREATE UNIQUE INDEX activations_idempotency ON activations (org_id, idempotency_key)",
             "CREATE INDEX activations_org_date ON activations (org_id, activated_at, id)",
-            """
-            CREATE TABLE outbox (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                event_id TEXT NOT NULL UNIQUE,
-                org_id TEXT NOT NULL,
-                topic TEXT NOT NULL,
-                payload BLOB NOT NULL,
-                created_at BIGINT NOT NULL,
-                delivered_at BIGINT
-            )
-            """,
-            "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
-        ]),
+        ] + Outbox.schema),
         SQLMigration(version: 2, name: "activation counters and an index per sortable column", statements: [
             "CREATE TABLE activation_counts (org_id TEXT NOT NULL, product_id TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (org_id, product_id))",
             "INSERT INTO activation_counts SELECT org_id, product_id, COUNT(*) FROM activations GROUP BY org_id, product_id",

@@ -1,5 +1,6 @@
 import Foundation
 import PortalAPI
+import PortalStorage
 import SQLKit
 
 /// A catalog product.
@@ -145,7 +146,7 @@ struct ActivationRecord: Sendable {
         """
 
     /// The columns, qualified for queries that join the search index.
-    static let qualifiedColumns = columns.split(separator: ",").map { "activations." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+    static let qualifiedColumns = qualified(columns, table: "activations")
 
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: String.self)

@@ -57,18 +57,6 @@ enum IdentityMigrations {
             )
             """,
             "CREATE INDEX sessions_member ON sessions (member_id)",
-            """
-            CREATE TABLE outbox (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                event_id TEXT NOT NULL UNIQUE,
-                org_id TEXT NOT NULL,
-                topic TEXT NOT NULL,
-                payload BLOB NOT NULL,
-                created_at BIGINT NOT NULL,
-                delivered_at BIGINT
-            )
-            """,
-            "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
-        ]),
+        ] + Outbox.schema),
     ]
 }

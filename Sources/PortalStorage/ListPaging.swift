@@ -162,3 +162,8 @@ public func containsPattern(_ text: String) -> String {
     }
     return "%" + escaped + "%"
 }
+
+/// `columns` ("a, b, c") with each name prefixed by `table.`, for queries that join another table.
+public func qualified(_ columns: String, table: String) -> String {
+    columns.split(separator: ",").map { "\(table)." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+}

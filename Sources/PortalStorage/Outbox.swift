@@ -6,6 +6,22 @@ import SQLKit
 ///
 /// Expects a table `outbox (seq, event_id UNIQUE, org_id, topic, payload, created_at, delivered_at)`.
 public enum Outbox {
+    /// The outbox table and its index, for a service's first migration.
+    public static let schema = [
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created_at BIGINT NOT NULL,
+            delivered_at BIGINT
+        )
+        """,
+        "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
+    ]
+
     /// One pending message.
     public struct Record: Sendable {
         /// Position in the outbox; delivery follows it.
