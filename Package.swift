@@ -126,19 +126,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // A real server with a fresh database for each service test.
+        .target(
+            name: "PortalTestSupport",
+            dependencies: ["PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PortalTestSupport"),
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
         .testTarget(
             name: "PortalEntitlementsTests",
-            dependencies: ["PortalEntitlements", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
+            dependencies: ["PortalEntitlements", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalAuditTests",
-            dependencies: ["PortalAudit", "PortalOutboxRelay", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
+            dependencies: ["PortalAudit", "PortalTestSupport", "PortalOutboxRelay", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalIdentityTests",
-            dependencies: ["PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
+            dependencies: ["PortalIdentity", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalHTTP2Tests",
             dependencies: ["PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices", "PortalTestServices"]),

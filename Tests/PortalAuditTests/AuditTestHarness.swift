@@ -1,3 +1,4 @@
+import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
@@ -15,36 +16,13 @@ struct AuditHarness: Sendable {
     let dataDirectory: String
 
     static func run<Result: Sendable>(_ body: @Sendable (AuditHarness) async throws -> Result) async throws -> Result {
-        let directory = NSTemporaryDirectory() + "audit-test-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var logger = Logger(label: "audit-test")
-        logger.logLevel = .critical
-        let component = try await AuditComponent.start(dataDirectory: directory, logger: logger)
-        let (server, _) = ServerAssembly.makeServer(
-            services: [component.service], configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                try await server.run()
-                return nil
-            }
-            let port = try await server.boundAddress().port!
-            let channel = RPCClientChannel(host: "127.0.0.1", port: port)
-            let harness = AuditHarness(client: Portal_Audit_V1_AuditClient(channel: channel), channel: channel, component: component, dataDirectory: directory)
-            defer { server.beginGracefulShutdown() }
-            do {
-                let result = try await body(harness)
-                await channel.close()
-                server.beginGracefulShutdown()
-                while let next = try await group.next() { if next != nil { break } }
-                await component.store.close()
-                return result
-            } catch {
-                await channel.close()
-                server.beginGracefulShutdown()
-                group.cancelAll()
-                await component.store.close()
-                throw error
-            }
+        let box = ComponentBox<AuditComponent>()
+        return try await withServiceServer(named: "audit", start: { directory, logger in
+            let component = try await AuditComponent.start(dataDirectory: directory, logger: logger)
+            box.value = component
+            return ([component.service], component.store)
+        }) { channel, directory in
+            try await body(AuditHarness(client: Portal_Audit_V1_AuditClient(channel: channel), channel: channel, component: box.value!, dataDirectory: directory))
         }
     }
 

@@ -1,3 +1,4 @@
+import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
@@ -15,35 +16,13 @@ struct EntitlementsHarness: Sendable {
     static let admin = PrincipalMetadata.metadata(memberID: "mem_ada", displayName: "Ada Lovelace")
 
     static func run<Result: Sendable>(_ body: @Sendable (EntitlementsHarness) async throws -> Result) async throws -> Result {
-        let directory = NSTemporaryDirectory() + "entitlements-test-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var logger = Logger(label: "entitlements-test")
-        logger.logLevel = .critical
-        let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger)
-        let (server, _) = ServerAssembly.makeServer(
-            services: [component.service], configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                try await server.run()
-                return nil
-            }
-            let port = try await server.boundAddress().port!
-            let channel = RPCClientChannel(host: "127.0.0.1", port: port)
-            let harness = EntitlementsHarness(client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: component)
-            do {
-                let result = try await body(harness)
-                await channel.close()
-                server.beginGracefulShutdown()
-                while let next = try await group.next() { if next != nil { break } }
-                await component.store.close()
-                return result
-            } catch {
-                await channel.close()
-                server.beginGracefulShutdown()
-                group.cancelAll()
-                await component.store.close()
-                throw error
-            }
+        let box = ComponentBox<EntitlementsComponent>()
+        return try await withServiceServer(named: "entitlements", start: { directory, logger in
+            let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger)
+            box.value = component
+            return ([component.service], component.store)
+        }) { channel, _ in
+            try await body(EntitlementsHarness(client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: box.value!))
         }
     }
 

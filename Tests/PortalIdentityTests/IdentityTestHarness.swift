@@ -1,3 +1,4 @@
+import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
@@ -16,38 +17,15 @@ struct IdentityHarness: Sendable {
 
     /// Runs `body` against a fresh service; everything is torn down afterwards.
     static func run<Result: Sendable>(_ body: @Sendable (IdentityHarness) async throws -> Result) async throws -> Result {
-        let directory = NSTemporaryDirectory() + "identity-test-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var logger = Logger(label: "identity-test")
-        logger.logLevel = .critical
-        var settings = IdentityComponent.Settings(dataDirectory: directory)
-        settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
-        let component = try await IdentityComponent.start(settings: settings, logger: logger)
-        let (server, _) = ServerAssembly.makeServer(
-            services: [component.service], configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
-        return try await withThrowingTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                try await server.run()
-                return nil
-            }
-            let port = try await server.boundAddress().port!
-            let channel = RPCClientChannel(host: "127.0.0.1", port: port)
-            let harness = IdentityHarness(
-                client: Portal_Identity_V1_IdentityClient(channel: channel), component: component, dataDirectory: directory)
-            do {
-                let result = try await body(harness)
-                await channel.close()
-                server.beginGracefulShutdown()
-                while let next = try await group.next() { if next != nil { break } }
-                await component.store.close()
-                return result
-            } catch {
-                await channel.close()
-                server.beginGracefulShutdown()
-                group.cancelAll()
-                await component.store.close()
-                throw error
-            }
+        let box = ComponentBox<IdentityComponent>()
+        return try await withServiceServer(named: "identity", start: { directory, logger in
+            var settings = IdentityComponent.Settings(dataDirectory: directory)
+            settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
+            let component = try await IdentityComponent.start(settings: settings, logger: logger)
+            box.value = component
+            return ([component.service], component.store)
+        }) { channel, directory in
+            try await body(IdentityHarness(client: Portal_Identity_V1_IdentityClient(channel: channel), component: box.value!, dataDirectory: directory))
         }
     }
 
