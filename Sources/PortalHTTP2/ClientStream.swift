@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Fields marked "event loop" are only touched on the connection's event loop; the rest is immutable
 /// or guarded by `shared`, which is why the class is `@unchecked Sendable`.
-final class ClientStream: ClientCallStream, @unchecked Sendable {
+final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable {
     let method: MethodDescriptor
     let eventLoop: any EventLoop
     let inbound: InboundMessageQueue

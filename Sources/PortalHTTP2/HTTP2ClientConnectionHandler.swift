@@ -162,7 +162,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     /// Returns the window a stream owes once its caller has caught up with buffered responses.
     func repayWindow(streamID: Int32) {
         guard let stream = streams[streamID] else { return }
-        let count = stream.receiveWindow.repay(buffered: stream.inbound.bufferedBytes)
+        let count = stream.repayWindow()
         guard count > 0 else { return }
         session.consumeStream(streamID: streamID, count: count)
         flushSoon()
@@ -207,8 +207,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             return
         }
         do {
-            for message in try stream.deframer.append(bytes) { stream.inbound.push(message) }
-            session.consumeStream(streamID: streamID, count: stream.receiveWindow.received(bytes.count, buffered: stream.inbound.bufferedBytes))
+            session.consumeStream(streamID: streamID, count: try stream.receive(bytes))
         } catch {
             session.consumeStream(streamID: streamID, count: bytes.count)
             cancel(stream, with: error.error)

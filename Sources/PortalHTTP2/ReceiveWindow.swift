@@ -25,3 +25,27 @@ struct ReceiveWindow {
         return owed
     }
 }
+
+/// The receiving half client and server streams share: DATA bytes become messages for the reader,
+/// and the peer's window reopens as the reader keeps up. Used on the connection's event loop only.
+protocol MessageReceiver: AnyObject {
+    /// Splits DATA bytes into messages.
+    var deframer: GRPCMessageDeframer { get set }
+    /// Whole messages waiting for the reader.
+    var inbound: InboundMessageQueue { get }
+    /// What of the peer's send window the stream still owes it.
+    var receiveWindow: ReceiveWindow { get set }
+}
+
+extension MessageReceiver {
+    /// Deframes `bytes` and queues the whole messages; returns how many bytes of window to reopen now.
+    func receive(_ bytes: UnsafeRawBufferPointer) throws(GRPCMessageDeframer.Failure) -> Int {
+        for message in try deframer.append(bytes) { inbound.push(message) }
+        return receiveWindow.received(bytes.count, buffered: inbound.bufferedBytes)
+    }
+
+    /// The window to reopen now that the reader took messages.
+    func repayWindow() -> Int {
+        receiveWindow.repay(buffered: inbound.bufferedBytes)
+    }
+}

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Fields marked "event loop" are only touched on the connection's event loop; the rest is immutable
 /// or guarded by `shared`. That split is why the class is `@unchecked Sendable`.
-final class ServerStream: ServerCallStream, @unchecked Sendable {
+final class ServerStream: ServerCallStream, MessageReceiver, @unchecked Sendable {
     /// Response bytes buffered beyond this make a streaming handler wait (backpressure).
     static let highWaterMark = 256 << 10
     /// A waiting handler resumes once the buffer drains below this.
