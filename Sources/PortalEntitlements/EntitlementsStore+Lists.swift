@@ -151,9 +151,8 @@ extension EntitlementsStore {
                 SELECT id, \(paging.sortKeyColumn) FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
                 """).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
-            let page = try pageRows.map { (SortValue.text(""), try $0.decode(column: "id", as: String.self)) }
             var entitlements: [EntitlementRecord] = []
-            for (_, id) in page {
+            for id in try pageRows.map({ try $0.decode(column: "id", as: String.self) }) {
                 if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID) { entitlements.append(entitlement) }
             }
             return (entitlements, next, total)

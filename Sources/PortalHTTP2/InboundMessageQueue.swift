@@ -108,9 +108,6 @@ final class CallTermination: Sendable {
 
     private let state = Mutex(State())
 
-    /// Whether the signal has fired.
-    var hasFired: Bool { state.withLock { $0.fired } }
-
     /// Fires the signal (idempotent).
     func fire() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -66,14 +66,4 @@ public enum Outbox {
             }
         }
     }
-
-    /// How many messages of `topic` wait, and the age in milliseconds of the oldest.
-    public static func backlog(_ database: any SQLDatabase, topic: String, now: Int64) async throws -> (count: Int, oldestAgeMilliseconds: Int64) {
-        let row = try await database.raw("""
-            SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE topic = \(bind: topic) AND delivered_at IS NULL
-            """).first()
-        let count = try row?.decode(column: "n", as: Int.self) ?? 0
-        let oldest = try row?.decode(column: "oldest", as: Int64?.self) ?? nil
-        return (count, oldest.map { now - $0 } ?? 0)
-    }
 }

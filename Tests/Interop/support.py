@@ -551,6 +551,17 @@ def grpc_request_headers(path: str = "/portal.testing.v1.Echo/Get", extra: list 
     return headers
 
 
+def recv_chunk(sock: socket.socket, timeout: float) -> bytes | None:
+    """Up to 1 MiB from `sock`: None when nothing came within `timeout`, b"" once the peer closed."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1 << 20)
+    except socket.timeout:
+        return None
+    except (ConnectionResetError, BrokenPipeError):
+        return b""
+
+
 @dataclass
 class StreamResult:
     """What came back on one HTTP/2 stream."""
@@ -688,13 +699,9 @@ class RawH2Client:
         """Reads once (up to `timeout`) and handles the events; False when the connection is closed."""
         if self.closed:
             return False
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(1 << 20)
-        except socket.timeout:
+        data = recv_chunk(self.sock, timeout)
+        if data is None:
             return True
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
         if not data:
             self.closed = True
             return False
@@ -913,13 +920,9 @@ class RawFrameConnection:
         """Reads once; False once the server has closed the connection."""
         if self.closed:
             return False
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(1 << 20)
-        except socket.timeout:
+        data = recv_chunk(self.sock, timeout)
+        if data is None:
             return True
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
         if not data:
             self.closed = True
             return False
