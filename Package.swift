@@ -83,6 +83,7 @@ let package = Package(
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalOutboxRelay",
                 .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

@@ -8,13 +8,15 @@ import SQLKit
 /// The entitlements service's data: the product catalog, each organization's entitlements with one
 /// line per product, and activations — with every transfer and activation recorded in the outbox.
 ///
-/// The central invariant (no line ever has more activated than available licenses) holds in the
-/// database itself: activation is one conditional UPDATE, and a CHECK constraint backs it.
+/// The central invariant (no line ever has more activated than available licenses) is checked by
+/// activation under the database's write lock, and a CHECK constraint on the lines backs it.
 final class EntitlementsStore: Sendable {
     let store: SQLStore
+    private let activations: ActivationBatcher
 
     init(store: SQLStore) {
         self.store = store
+        activations = ActivationBatcher(store: store)
     }
 
     // MARK: Catalog
@@ -129,57 +131,11 @@ final class EntitlementsStore: Sendable {
 
     /// Activates licenses of one line, never more than it has unactivated, whatever runs concurrently.
     /// A repeated idempotency key returns the first activation and activates nothing more.
+    ///
+    /// Concurrent activations share a transaction (see `ActivationBatcher`); each still succeeds or
+    /// fails on its own, as if they had run one after another.
     func activate(_ request: ActivationRequest, actor: AuditOutbox.Actor, now: Int64) async throws -> ActivationRecord {
-        try await store.transaction { database in
-            if let row = try await database.raw("""
-                SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations
-                WHERE org_id = \(bind: request.organizationID) AND idempotency_key = \(bind: request.idempotencyKey)
-                """).first() {
-                let first = try ActivationRecord(row: row)
-                guard first.entitlementID == request.entitlementID, first.productID == request.productID, first.quantity == request.quantity else {
-                    throw RPCError.invalidArgument(field: "idempotency_key", "was already used for a different activation")
-                }
-                return first
-            }
-            guard let entitlement = try await Self.entitlement(database, id: request.entitlementID, organizationID: request.organizationID) else {
-                throw RPCError(.notFound, "entitlement_id: no entitlement \(request.entitlementID)")
-            }
-            if let expiration = entitlement.expirationDate, expiration <= now {
-                throw RPCError(.failedPrecondition, "entitlement_id: entitlement \(request.entitlementID) expired on \(EntitlementRecord.day(expiration)) and cannot be activated")
-            }
-            guard let line = entitlement.lines.first(where: { $0.productID == request.productID }) else {
-                throw RPCError(.notFound, "product_id: entitlement \(request.entitlementID) has no licenses of product \(request.productID)")
-            }
-            // The invariant lives in this statement: it changes the line only if enough is left.
-            let updated = try await database.raw("""
-                UPDATE entitlement_lines SET activated = activated + \(bind: request.quantity)
-                WHERE entitlement_id = \(bind: request.entitlementID) AND product_id = \(bind: request.productID)
-                  AND available - activated >= \(bind: request.quantity)
-                RETURNING activated
-                """).first()
-            guard updated != nil else {
-                let left = line.available - line.activated
-                throw RPCError(.failedPrecondition, "quantity: \(request.quantity) requested but only \(left) of \(line.available) licenses of \(line.productName) are unactivated on entitlement \(request.entitlementID)")
-            }
-            let activationID = "act_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-            try await database.raw("""
-                INSERT INTO activations (id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager,
-                                         serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key)
-                VALUES (\(bind: activationID), \(bind: request.organizationID), \(bind: request.entitlementID), \(bind: request.productID),
-                        \(bind: line.productName), \(bind: request.quantity), \(bind: request.projectName), \(bind: request.projectManager),
-                        \(bind: request.serialNumber), \(bind: actor.displayName), \(bind: actor.memberID), \(bind: now), \(bind: request.idempotencyKey))
-                """).run()
-            try await database.raw("""
-                INSERT INTO activation_counts (org_id, product_id, n) VALUES (\(bind: request.organizationID), \(bind: request.productID), 1)
-                ON CONFLICT (org_id, product_id) DO UPDATE SET n = activation_counts.n + 1
-                """).run()
-            try await AuditOutbox.append(
-                database, organizationID: request.organizationID, type: .activations, action: .licensesActivated,
-                message: "Activated \(request.quantity) \(request.quantity == 1 ? "license" : "licenses") of \(line.productName) for project \(request.projectName)",
-                actor: actor, subjectKind: .activation, subjectID: activationID, now: now)
-            let row = try await database.raw("SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE id = \(bind: activationID)").first()!
-            return try ActivationRecord(row: row)
-        }
+        try await activations.activate(PendingActivation(request: request, actor: actor, now: now))
     }
 
     /// Records a `LICENSES` event for each entitlement whose expiration has passed, once.

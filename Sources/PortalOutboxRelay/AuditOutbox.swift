@@ -27,7 +27,25 @@ public enum AuditOutbox {
         _ database: any SQLDatabase, organizationID: String, type: Portal_Audit_V1_EventType, action: Portal_Audit_V1_EventAction,
         message: String, actor: Actor, subjectKind: Portal_Audit_V1_SubjectKind, subjectID: String, now: Int64
     ) async throws {
-        let event = Portal_Audit_V1_NewEvent.with {
+        try await append(database, events: [
+            event(organizationID: organizationID, type: type, action: action, message: message, actor: actor, subjectKind: subjectKind, subjectID: subjectID, now: now),
+        ])
+    }
+
+    /// Queues events in order with one statement.
+    public static func append(_ database: any SQLDatabase, events: [Portal_Audit_V1_NewEvent]) async throws {
+        let messages = events.map { event in
+            Outbox.Message(eventID: event.eventID, organizationID: event.organizationID, payload: event.serializedBytes(), createdAt: event.time?.milliseconds ?? 0)
+        }
+        try await Outbox.append(database, topic: AuditOutboxRelay.topic, messages: messages)
+    }
+
+    /// An event with a fresh id, for `append(_:events:)`.
+    public static func event(
+        organizationID: String, type: Portal_Audit_V1_EventType, action: Portal_Audit_V1_EventAction,
+        message: String, actor: Actor, subjectKind: Portal_Audit_V1_SubjectKind, subjectID: String, now: Int64
+    ) -> Portal_Audit_V1_NewEvent {
+        .with {
             $0.eventID = UUID().uuidString.lowercased()
             $0.organizationID = organizationID
             $0.time = Google_Protobuf_Timestamp(milliseconds: now)
@@ -39,7 +57,5 @@ public enum AuditOutbox {
             $0.subjectKind = subjectKind
             $0.subjectID = subjectID
         }
-        try await Outbox.append(
-            database, topic: AuditOutboxRelay.topic, eventID: event.eventID, organizationID: organizationID, payload: event.serializedBytes(), now: now)
     }
 }

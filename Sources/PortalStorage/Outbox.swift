@@ -34,12 +34,38 @@ public enum Outbox {
         public let payload: [UInt8]
     }
 
+    /// A message to queue.
+    public struct Message: Sendable {
+        /// The message's unique id (the receiver deduplicates by it).
+        public let eventID: String
+        /// The organization the message belongs to.
+        public let organizationID: String
+        /// The serialized message.
+        public let payload: [UInt8]
+        /// When the change it records was made (milliseconds).
+        public let createdAt: Int64
+
+        /// A message.
+        public init(eventID: String, organizationID: String, payload: [UInt8], createdAt: Int64) {
+            self.eventID = eventID
+            self.organizationID = organizationID
+            self.payload = payload
+            self.createdAt = createdAt
+        }
+    }
+
     /// Adds a message; call inside the transaction that makes the change.
     public static func append(_ database: any SQLDatabase, topic: String, eventID: String, organizationID: String, payload: [UInt8], now: Int64) async throws {
-        try await database.raw("""
-            INSERT INTO outbox (event_id, org_id, topic, payload, created_at)
-            VALUES (\(bind: eventID), \(bind: organizationID), \(bind: topic), \(bind: Data(payload)), \(bind: now))
-            """).run()
+        try await append(database, topic: topic, messages: [Message(eventID: eventID, organizationID: organizationID, payload: payload, createdAt: now)])
+    }
+
+    /// Adds messages in order with one statement; call inside the transaction that makes the changes.
+    public static func append(_ database: any SQLDatabase, topic: String, messages: [Message]) async throws {
+        guard !messages.isEmpty else { return }
+        let rows: [SQLQueryString] = messages.map { message in
+            "(\(bind: message.eventID), \(bind: message.organizationID), \(bind: topic), \(bind: Data(message.payload)), \(bind: message.createdAt))"
+        }
+        try await database.raw("INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES \(rows.joined(separator: ", "))").run()
     }
 
     /// The oldest undelivered messages of `topic`, at most `limit`.

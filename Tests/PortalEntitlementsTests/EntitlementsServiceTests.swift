@@ -1,5 +1,6 @@
 import Foundation
 import PortalAPI
+@testable import PortalEntitlements
 import PortalRPC
 import Testing
 
@@ -149,6 +150,67 @@ struct EntitlementsServiceTests {
             #expect(lines.count == 4)
             #expect(lines[0] == "Activation Date,Product Name,Quantity,Project Name,Project Manager,Activated By,Entitlement ID,Serial Number")
             #expect(lines[1].hasSuffix(",Nexus Core,1,Apollo,Grace Hopper,Ada Lovelace,ENT-1,SN-1"))
+        }
+    }
+}
+
+/// Activations that share one transaction (group commit) are decided exactly as if they ran one after another.
+@Suite("Entitlements: activations batched into one transaction")
+struct ActivationBatchTests {
+    @Test func eachActivationInABatchGetsItsOwnOutcome() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)])
+            try await harness.transfer("ENT-OLD", to: "org-1", lines: [("P1", 10)], expires: 1_772_100_000)
+            try await harness.transfer("ENT-X", to: "org-2", lines: [("P1", 10)])
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            func pending(_ quantity: Int64, _ product: String, _ entitlement: String, key: String) -> PendingActivation {
+                PendingActivation(
+                    request: .init(
+                        organizationID: "org-1", entitlementID: entitlement, productID: product, quantity: quantity, projectName: "Apollo",
+                        projectManager: "Grace Hopper", serialNumber: "", idempotencyKey: key),
+                    actor: .init(memberID: "mem_ada", displayName: "Ada Lovelace"), now: now)
+            }
+            let batch = [
+                pending(4, "P1", "ENT-1", key: "a"),
+                pending(7, "P1", "ENT-1", key: "b"),
+                pending(4, "P1", "ENT-1", key: "a"),
+                pending(3, "P1", "ENT-1", key: "a"),
+                pending(6, "P1", "ENT-1", key: "c"),
+                pending(1, "P1", "ENT-X", key: "d"),
+                pending(1, "P1", "ENT-OLD", key: "e"),
+                pending(1, "P3", "ENT-1", key: "f"),
+                pending(5, "P2", "ENT-1", key: "g"),
+            ]
+            let outcomes = try await harness.component.store.transaction { database in try await ActivationBatch(batch).run(database) }
+            func code(_ index: Int) -> RPCStatusCode? {
+                if case .failure(let error as RPCError) = outcomes[index] { return error.code }
+                return nil
+            }
+            let first = try outcomes[0].get()
+            #expect(first.quantity == 4)
+            #expect(code(1) == .failedPrecondition)
+            if case .failure(let error as RPCError) = outcomes[1] { #expect(error.message.contains("only 6 of 10")) }
+            #expect(try outcomes[2].get().id == first.id)
+            #expect(code(3) == .invalidArgument)
+            #expect(try outcomes[4].get().quantity == 6)
+            #expect(code(5) == .notFound)
+            #expect(code(6) == .failedPrecondition)
+            #expect(code(7) == .notFound)
+            #expect(try outcomes[8].get().productName == "Vision Edge")
+
+            let entitlement = try await harness.client.getEntitlement(.with {
+                $0.organizationID = "org-1"
+                $0.entitlementID = "ENT-1"
+            }).entitlement!
+            #expect(entitlement.lines.map(\.activatedLicenses) == [10, 5])
+            let log = try await harness.client.listActivations(.with { $0.organizationID = "org-1" })
+            #expect(log.totalSize == 3)
+            #expect(Set(log.activations.map(\.activationID)) == Set([0, 4, 8].map { try! outcomes[$0].get().id }))
+            #expect(try await harness.auditEvents().filter { $0.eventType == .activations }.map(\.subjectID) == [0, 4, 8].map { try! outcomes[$0].get().id })
+
+            let retried = try await harness.activate(4, of: "P1", from: "ENT-1", key: "a")
+            #expect(retried.activationID == first.id)
         }
     }
 }

@@ -1,0 +1,63 @@
+import Foundation
+import PortalOutboxRelay
+import PortalStorage
+
+/// An activation waiting for its transaction.
+struct PendingActivation: Sendable {
+    let request: EntitlementsStore.ActivationRequest
+    let actor: AuditOutbox.Actor
+    let now: Int64
+}
+
+/// Gathers concurrent activations into shared transactions (group commit).
+///
+/// SQLite has one writer, and each statement costs a thread hop; one transaction per activation
+/// caps throughput at a few hundred a second. Activations that arrive while a transaction runs wait
+/// and go together into the next one, which takes the same handful of statements for one activation
+/// or a hundred (`ActivationBatch`). A batch that fails as a whole (not one activation's refusal, but
+/// the database) is retried one activation per transaction, so each caller gets its own outcome.
+actor ActivationBatcher {
+    /// The most activations one transaction takes.
+    static let maxBatch = 128
+
+    private let store: SQLStore
+    private var waiting: [(activation: PendingActivation, continuation: CheckedContinuation<ActivationRecord, any Error>)] = []
+    private var draining = false
+
+    init(store: SQLStore) {
+        self.store = store
+    }
+
+    /// Queues the activation for the next transaction and returns its outcome once committed.
+    func activate(_ activation: PendingActivation) async throws -> ActivationRecord {
+        try await withCheckedThrowingContinuation { continuation in
+            waiting.append((activation, continuation))
+            if !draining {
+                draining = true
+                Task { await drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = Array(waiting.prefix(Self.maxBatch))
+            waiting.removeFirst(batch.count)
+            let outcomes = await run(batch.map(\.activation))
+            for (entry, outcome) in zip(batch, outcomes) { entry.continuation.resume(with: outcome) }
+        }
+        draining = false
+    }
+
+    private func run(_ batch: [PendingActivation]) async -> [Result<ActivationRecord, any Error>] {
+        do {
+            return try await store.transaction { database in try await ActivationBatch(batch).run(database) }
+        } catch where batch.count > 1 {
+            var outcomes: [Result<ActivationRecord, any Error>] = []
+            for activation in batch { outcomes.append(contentsOf: await run([activation])) }
+            return outcomes
+        } catch {
+            return [.failure(error)]
+        }
+    }
+}
