@@ -92,5 +92,27 @@ enum EntitlementsMigrations {
             END
             """,
         ]),
+        SQLMigration(version: 5, name: "trigram index without positions, with its term counts", statements: [
+            // Searches look up the rarest trigrams of the text (counts from `activations_terms`), take
+            // the rows holding all of them and check each with LIKE, so positions are never needed.
+            // Tenancy is checked on the activations themselves, as for every other query.
+            "DROP TRIGGER activations_index_text",
+            "DROP TABLE activations_fts",
+            "CREATE VIRTUAL TABLE activations_text USING fts5(doc, tokenize='trigram case_sensitive 0', content='', detail=none)",
+            "CREATE VIRTUAL TABLE activations_terms USING fts5vocab(activations_text, row)",
+            """
+            INSERT INTO activations_text (rowid, doc)
+            SELECT rowid, product_name || char(1) || project_name || char(1) || project_manager || char(1) || activated_by || char(1)
+                          || serial_number || char(1) || entitlement_id
+            FROM activations
+            """,
+            """
+            CREATE TRIGGER activations_index_text AFTER INSERT ON activations BEGIN
+                INSERT INTO activations_text (rowid, doc)
+                VALUES (new.rowid, new.product_name || char(1) || new.project_name || char(1) || new.project_manager || char(1)
+                        || new.activated_by || char(1) || new.serial_number || char(1) || new.entitlement_id);
+            END
+            """,
+        ]),
     ]
 }

@@ -204,24 +204,30 @@ extension EntitlementsStore {
             return condition
         }
 
-        /// The search text as a trigram-index phrase (a substring match), when it is long enough for
-        /// the index (3+ characters); shorter searches scan with `LIKE`.
-        var searchPhrase: String? {
-            guard searchText.unicodeScalars.count >= 3 else { return nil }
-            return "\"" + searchText.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        /// The distinct trigrams of the search text (at most `maxTerms`), when it is long enough for
+        /// the trigram index (3+ characters); shorter searches are checked row by row.
+        var searchTrigrams: [String]? {
+            let scalars = Array(searchText.lowercased().unicodeScalars)
+            guard scalars.count >= 3 else { return nil }
+            var seen = Set<String>()
+            var trigrams: [String] = []
+            for start in 0...(scalars.count - 3) where trigrams.count < Self.maxTerms {
+                var trigram = String.UnicodeScalarView()
+                trigram.append(contentsOf: scalars[start..<start + 3])
+                if seen.insert(String(trigram)).inserted { trigrams.append(String(trigram)) }
+            }
+            return trigrams
         }
 
-        /// The index query for this organization's matches.
-        var organizationMatch: String? {
-            searchPhrase.map { "org : \"o" + organizationID.utf8.map { String(format: "%02X", $0) }.joined() + "z\" AND doc : " + $0 }
-        }
+        /// The most trigrams of one search text looked up in the index.
+        static let maxTerms = 32
     }
 
     /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
     static let countCap = 10_000
 
-    /// `total_size` of the activations log: exact from the counters for organization and product
-    /// filters; counted (up to `countCap`) for date windows and searches.
+    /// `total_size` of the activations log without a search: exact from the counters for
+    /// organization and product filters, counted (up to `countCap`) for date windows and short searches.
     private static func activationCount(_ database: any SQLDatabase, _ filter: ActivationFilter) async throws -> Int64 {
         if filter.start == nil, filter.end == nil, filter.searchText.isEmpty {
             var condition: SQLQueryString = "org_id = \(bind: filter.organizationID)"
@@ -233,50 +239,74 @@ extension EntitlementsStore {
             return try await database.raw("SELECT COALESCE(SUM(n), 0) AS n FROM activation_counts WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
         }
-        if let match = filter.organizationMatch, filter.start == nil, filter.end == nil, filter.productIDs.isEmpty {
-            return try await searchMatches(database, match)
-        }
         return try await database.raw("""
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-    /// How many of the organization's activations a search matches, up to `countCap`, from the index alone.
-    private static func searchMatches(_ database: any SQLDatabase, _ match: String) async throws -> Int64 {
+    /// The index query for rows holding the search's three rarest trigrams: a superset of the matches
+    /// (each candidate is then checked with LIKE), and usually a small one.
+    private static func candidateMatch(_ database: any SQLDatabase, trigrams: [String]) async throws -> String {
+        let lookups: [SQLQueryString] = trigrams.map { "SELECT term, doc FROM activations_terms WHERE term = \(bind: $0)" }
+        var documents: [String: Int64] = [:]
+        for row in try await database.raw("\(lookups.joined(separator: " UNION ALL "))").all() {
+            documents[try row.decode(column: "term", as: String.self)] = try row.decode(column: "doc", as: Int64.self)
+        }
+        let rarest = trigrams.sorted { documents[$0, default: 0] < documents[$1, default: 0] }.prefix(3)
+        return rarest.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+    }
+
+    /// The activations among the index candidates (`match`), for a query's FROM clause.
+    private static func candidates(_ match: String) -> SQLQueryString {
+        """
+        (SELECT rowid AS match_rowid FROM activations_text WHERE activations_text MATCH \(bind: match)) AS matches
+        CROSS JOIN activations ON activations.rowid = matches.match_rowid
+        """
+    }
+
+    /// How many rows hold the candidate trigrams, up to `limit`, from the index alone.
+    private static func candidateCount(_ database: any SQLDatabase, _ match: String, limit: Int) async throws -> Int {
         try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_fts WHERE activations_fts MATCH \(bind: match) LIMIT \(unsafeRaw: String(countCap))) AS capped
-            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_text WHERE activations_text MATCH \(bind: match) LIMIT \(unsafeRaw: String(limit))) AS capped
+            """).first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
     /// A page of activations and, when `counting`, how many match.
+    ///
+    /// A search of 3+ characters takes its candidates from the trigram index. When they are few, the
+    /// page is picked from them; when they are many, matches are dense, and walking the sort order
+    /// checking rows finds a page quickly. Either way `total_size` counts verified candidates.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
         try await store.read { database in
-            let total = counting ? try await Self.activationCount(database, filter) : 0
             var condition = filter.condition
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
-            // A selective search is driven by the index and sorted; anything else walks the sort order.
-            let rows: [any SQLRow]
-            if let match = filter.organizationMatch, try await Self.searchMatches(database, match) < Self.countCap {
-                rows = try await database.raw("""
-                    SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn)
-                    FROM (SELECT rowid AS match_rowid FROM activations_fts WHERE activations_fts MATCH \(bind: match)) AS matches
-                    CROSS JOIN activations ON activations.rowid = matches.match_rowid
-                    WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                    """).all()
-            } else {
-                rows = try await database.raw("""
-                    SELECT \(unsafeRaw: ActivationRecord.columns), \(paging.sortKeyColumn) FROM activations WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                    """).all()
+            var source: SQLQueryString = "activations"
+            var total: Int64 = 0
+            if let trigrams = filter.searchTrigrams {
+                let match = try await Self.candidateMatch(database, trigrams: trigrams)
+                if counting {
+                    total = try await database.raw("""
+                        SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(Self.candidates(match)) WHERE \(filter.condition) LIMIT \(unsafeRaw: String(Self.countCap))) AS capped
+                        """).first()?.decode(column: "n", as: Int64.self) ?? 0
+                }
+                if try await Self.candidateCount(database, match, limit: Self.countCap + 1) <= Self.countCap {
+                    source = Self.candidates(match)
+                }
+            } else if counting {
+                total = try await Self.activationCount(database, filter)
             }
+            let rows = try await database.raw("""
+                SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn) FROM \(source)
+                WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                """).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             let page = try pageRows.map(ActivationRecord.init(row:))
             return (page, next, total)
         }
     }
 }
-
 /// A product the organization holds, with its totals over the organization's entitlements.
 struct HeldProduct: Sendable {
     let product: ProductRecord
