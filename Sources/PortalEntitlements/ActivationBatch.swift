@@ -148,12 +148,18 @@ struct ActivationBatch {
         let increases: [SQLQueryString] = lineIncreases.map { line, increase in
             "SELECT \(bind: line.entitlementID) AS entitlement_id, \(bind: line.productID) AS product_id, \(bind: increase) AS increase"
         }
-        // The CHECK constraint on the lines backs the decisions made above.
-        try await database.raw("""
+        // Conditional, like a single activation's update, and backed by the lines' CHECK constraint:
+        // should the counts read above ever be stale, the batch fails whole and nothing is written.
+        let changed = try await database.raw("""
             UPDATE entitlement_lines SET activated = activated + increases.increase
             FROM (\(increases.joined(separator: " UNION ALL "))) AS increases
             WHERE entitlement_lines.entitlement_id = increases.entitlement_id AND entitlement_lines.product_id = increases.product_id
-            """).run()
+              AND entitlement_lines.available - entitlement_lines.activated >= increases.increase
+            RETURNING entitlement_lines.entitlement_id
+            """).all()
+        guard changed.count == lineIncreases.count else {
+            throw RPCError(.aborted, "activation: licenses changed while the activation was decided; try again")
+        }
         let rows: [SQLQueryString] = accepted.map { record, idempotencyKey in
             """
             (\(bind: record.id), \(bind: record.organizationID), \(bind: record.entitlementID), \(bind: record.productID), \(bind: record.productName),
