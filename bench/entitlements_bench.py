@@ -53,10 +53,14 @@ def populate(path):
             eid, pid = keys[i % len(keys)]
             lines[(eid, pid)][2] += 1
             name = dict(PRODUCTS)[pid]
-            yield (f"act_{i:08d}", ORG, eid, pid, name, 1, rng.choice(PROJECTS) + f" {i % 97}", rng.choice(MANAGERS),
+            row = (f"act_{i:08d}", ORG, eid, pid, name, 1, rng.choice(PROJECTS) + f" {i % 97}", rng.choice(MANAGERS),
                    f"SN-{i:08d}" if i % 2 else "", "Ada Lovelace", "mem_ada", START_MS + i * 1000, f"bench-{i}")
+            # The service's search document: the searchable columns, lowercased, joined by char(1).
+            yield row + ("\x01".join([row[4], row[6], row[7], row[9], row[8], row[2]]).lower(),)
 
-    db.executemany("INSERT INTO activations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    db.executemany("""INSERT INTO activations (id, org_id, entitlement_id, product_id, product_name, quantity, project_name,
+                      project_manager, serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key,
+                      search_doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows())
     db.executemany("INSERT INTO entitlement_lines VALUES (?, ?, ?, ?, ?)",
                    [(eid, pid, pos, avail, act) for (eid, pid), (pos, avail, act) in lines.items()])
     # Keep the service's counters true, as its activations would have.

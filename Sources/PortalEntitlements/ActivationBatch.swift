@@ -164,12 +164,13 @@ struct ActivationBatch {
             """
             (\(bind: record.id), \(bind: record.organizationID), \(bind: record.entitlementID), \(bind: record.productID), \(bind: record.productName),
              \(bind: record.quantity), \(bind: record.projectName), \(bind: record.projectManager), \(bind: record.serialNumber),
-             \(bind: record.activatedBy), \(bind: record.activatedByMemberID), \(bind: record.activatedAt), \(bind: idempotencyKey))
+             \(bind: record.activatedBy), \(bind: record.activatedByMemberID), \(bind: record.activatedAt), \(bind: idempotencyKey),
+             \(bind: record.searchDocument))
             """
         }
         try await database.raw("""
             INSERT INTO activations (id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager,
-                                     serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key)
+                                     serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key, search_doc)
             VALUES \(rows.joined(separator: ", "))
             """).run()
         let counters: [SQLQueryString] = counterIncreases.map { key, increase in "(\(bind: key.organizationID), \(bind: key.productID), \(bind: increase))" }

@@ -146,6 +146,12 @@ struct ActivationRecord: Sendable {
         activated_by_member_id, activated_at
         """
 
+    /// The searchable columns as one lowercase text (the `search_doc` column), separated so that no
+    /// match spans two of them.
+    var searchDocument: String {
+        [productName, projectName, projectManager, activatedBy, serialNumber, entitlementID].joined(separator: "\u{1}").lowercased()
+    }
+
     /// The columns, qualified for queries that join the search index.
     static let qualifiedColumns = qualified(columns, table: "activations")
 

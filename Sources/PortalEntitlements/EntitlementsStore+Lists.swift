@@ -191,15 +191,7 @@ extension EntitlementsStore {
                 condition = "\(condition) AND product_id IN (\(list))"
             }
             if !searchText.isEmpty {
-                // Checked row by row: cheap when matches are dense (a selective search is instead
-                // driven by the trigram index, see `listActivations`).
-                let pattern = containsPattern(searchText)
-                var any: SQLQueryString = ""
-                let columns = ["product_name", "project_name", "project_manager", "activated_by", "serial_number", "entitlement_id"]
-                for (index, column) in columns.enumerated() {
-                    any = "\(any)\(unsafeRaw: index == 0 ? "" : " OR ")lower(\(unsafeRaw: column)) LIKE \(bind: pattern) ESCAPE '\\'"
-                }
-                condition = "\(condition) AND (\(any))"
+                condition = "\(condition) AND search_doc LIKE \(bind: containsPattern(searchText)) ESCAPE '\\'"
             }
             return condition
         }
@@ -220,7 +212,10 @@ extension EntitlementsStore {
         }
 
         /// The most trigrams of one search text looked up in the index.
-        static let maxTerms = 32
+        static let maxTerms = 12
+
+        /// The search text as an index phrase: rows holding it as a substring.
+        var searchPhrase: String { "\"" + searchText.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
     }
 
     /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
@@ -244,38 +239,46 @@ extension EntitlementsStore {
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-    /// The index query for rows holding the search's three rarest trigrams: a superset of the matches
-    /// (each candidate is then checked with LIKE), and usually a small one.
-    private static func candidateMatch(_ database: any SQLDatabase, trigrams: [String]) async throws -> String {
-        let lookups: [SQLQueryString] = trigrams.map { "SELECT term, doc FROM activations_terms WHERE term = \(bind: $0)" }
-        var documents: [String: Int64] = [:]
-        for row in try await database.raw("\(lookups.joined(separator: " UNION ALL "))").all() {
-            documents[try row.decode(column: "term", as: String.self)] = try row.decode(column: "doc", as: Int64.self)
+    /// Below this many rows a trigram is rare enough to drive a search.
+    static let rareTrigram = 5_000
+
+    /// How many rows hold each trigram, counted up to `rareTrigram`.
+    private static func trigramCounts(_ database: any SQLDatabase, _ trigrams: [String]) async throws -> [String: Int] {
+        let counts: [SQLQueryString] = trigrams.map { trigram in
+            let term = "\"" + trigram.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            return """
+                SELECT \(bind: trigram) AS trigram, (SELECT COUNT(*) FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: term)
+                LIMIT \(unsafeRaw: String(rareTrigram))) AS capped) AS n
+                """
         }
-        let rarest = trigrams.sorted { documents[$0, default: 0] < documents[$1, default: 0] }.prefix(3)
-        return rarest.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+        var result: [String: Int] = [:]
+        for row in try await database.raw("\(counts.joined(separator: " UNION ALL "))").all() {
+            result[try row.decode(column: "trigram", as: String.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        return result
+    }
+
+    /// The index query a search's candidates come from: the rows holding its three rarest trigrams
+    /// when one is rare (a small superset, checked with LIKE), else the rows holding the whole text.
+    private static func candidateMatch(_ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String]) async throws -> String {
+        let counts = try await trigramCounts(database, trigrams)
+        let rarest = trigrams.sorted { counts[$0, default: 0] < counts[$1, default: 0] }
+        guard counts[rarest[0], default: 0] < rareTrigram else { return filter.searchPhrase }
+        return rarest.prefix(3).map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
     }
 
     /// The activations among the index candidates (`match`), for a query's FROM clause.
     private static func candidates(_ match: String) -> SQLQueryString {
         """
-        (SELECT rowid AS match_rowid FROM activations_text WHERE activations_text MATCH \(bind: match)) AS matches
+        (SELECT rowid AS match_rowid FROM activations_search WHERE activations_search MATCH \(bind: match)) AS matches
         CROSS JOIN activations ON activations.rowid = matches.match_rowid
         """
     }
 
-    /// How many rows hold the candidate trigrams, up to `limit`, from the index alone.
-    private static func candidateCount(_ database: any SQLDatabase, _ match: String, limit: Int) async throws -> Int {
-        try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_text WHERE activations_text MATCH \(bind: match) LIMIT \(unsafeRaw: String(limit))) AS capped
-            """).first()?.decode(column: "n", as: Int.self) ?? 0
-    }
-
     /// A page of activations and, when `counting`, how many match.
     ///
-    /// A search of 3+ characters takes its candidates from the trigram index. When they are few, the
-    /// page is picked from them; when they are many, matches are dense, and walking the sort order
-    /// checking rows finds a page quickly. Either way `total_size` counts verified candidates.
+    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`);
+    /// shorter ones check rows while walking the sort order.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
@@ -285,15 +288,14 @@ extension EntitlementsStore {
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
             if let trigrams = filter.searchTrigrams {
-                let match = try await Self.candidateMatch(database, trigrams: trigrams)
-                if counting {
-                    total = try await database.raw("""
-                        SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(Self.candidates(match)) WHERE \(filter.condition) LIMIT \(unsafeRaw: String(Self.countCap))) AS capped
-                        """).first()?.decode(column: "n", as: Int64.self) ?? 0
-                }
-                if try await Self.candidateCount(database, match, limit: Self.countCap + 1) <= Self.countCap {
-                    source = Self.candidates(match)
-                }
+                // Matches are counted (up to the cap) among the index candidates. When fewer than the
+                // cap, the page is picked from them; otherwise matches are dense, and walking the sort
+                // order checking rows finds a page quickly.
+                let match = try await Self.candidateMatch(database, filter, trigrams: trigrams)
+                total = try await database.raw("""
+                    SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(Self.candidates(match)) WHERE \(filter.condition) LIMIT \(unsafeRaw: String(Self.countCap))) AS capped
+                    """).first()?.decode(column: "n", as: Int64.self) ?? 0
+                if total < Self.countCap { source = Self.candidates(match) }
             } else if counting {
                 total = try await Self.activationCount(database, filter)
             }
@@ -307,6 +309,7 @@ extension EntitlementsStore {
         }
     }
 }
+
 /// A product the organization holds, with its totals over the organization's entitlements.
 struct HeldProduct: Sendable {
     let product: ProductRecord
