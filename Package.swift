@@ -9,6 +9,8 @@ let package = Package(
         .executable(name: "portal-test-server", targets: ["portal-test-server"]),
         .library(name: "PortalAPI", targets: ["PortalAPI"]),
         .library(name: "PortalHTTP2", targets: ["PortalHTTP2"]),
+        .library(name: "PortalClient", targets: ["PortalClient"]),
+        .executable(name: "portalctl", targets: ["portalctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -98,12 +100,16 @@ let package = Package(
             ]),
         // grpc.health.v1 and server reflection, served by every server.
         .target(name: "PortalStandardServices", dependencies: ["PortalAPI", "PortalRPC"]),
+        // The gateway: the role-aware portal facade over the three backends.
+        .target(name: "PortalGateway", dependencies: ["PortalAPI", "PortalRPC", "PortalCrypto"]),
+        // The client library for Swift programs calling the portal.
+        .target(name: "PortalClient", dependencies: ["PortalAPI", "PortalRPC", "PortalHTTP2"]),
         // Service assembly and configuration shared by the executables and tests.
         .target(
             name: "PortalApp",
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
-                "PortalEntitlements",
+                "PortalEntitlements", "PortalGateway",
                 "PortalStorage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -126,6 +132,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .executableTarget(
+            name: "portalctl",
+            dependencies: ["PortalClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // A real server with a fresh database for each service test.
         .target(

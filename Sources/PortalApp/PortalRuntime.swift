@@ -2,6 +2,7 @@ import Logging
 import PortalHTTP2
 import PortalAudit
 import PortalEntitlements
+import PortalGateway
 import PortalIdentity
 import PortalOutboxRelay
 import PortalStorage
@@ -20,8 +21,12 @@ public struct ServiceSettings: Sendable {
     public var dataDirectory: String
     /// An SMTP server (`host:port`) for invite mail; nil spools mail under the data directory.
     public var smtpServer: String?
-    /// Where the audit service listens (`host:port`), for the audit outbox relay.
+    /// Where the audit service listens (`host:port`): the audit outbox relays and the gateway call it.
     public var auditAddress = "127.0.0.1:\(PortalServiceKind.audit.defaultPort)"
+    /// Where the identity service listens (`host:port`), for the gateway.
+    public var identityAddress = "127.0.0.1:\(PortalServiceKind.identity.defaultPort)"
+    /// Where the entitlements service listens (`host:port`), for the gateway.
+    public var entitlementsAddress = "127.0.0.1:\(PortalServiceKind.entitlements.defaultPort)"
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -70,7 +75,10 @@ public enum PortalRuntime {
             workers += entitlements.workers
             workers.append(try auditRelay(for: entitlements.store, settings: settings, logger: logger))
         case .gateway:
-            break
+            domain.append(PortalGatewayService(backends: GatewayBackends(
+                identity: try channel(to: settings.identityAddress, flag: "identity address"),
+                entitlements: try channel(to: settings.entitlementsAddress, flag: "entitlements address"),
+                audit: try channel(to: settings.auditAddress, flag: "audit address"))))
         }
         let server = ServerAssembly.makeServer(
             services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
@@ -81,13 +89,16 @@ public enum PortalRuntime {
 
     /// A relay delivering `store`'s audit outbox to the audit service.
     static func auditRelay(for store: SQLStore, settings: ServiceSettings, logger: Logger) throws -> AuditOutboxRelay {
-        let parts = settings.auditAddress.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else {
-            throw RPCError(.invalidArgument, "audit address: expected host:port, not \(settings.auditAddress)")
+        AuditOutboxRelay(store: store, channel: try channel(to: settings.auditAddress, flag: "audit address"), logger: logger)
+    }
+
+    /// A client channel to another service at `address` (`host:port`).
+    static func channel(to address: String, flag: String) throws -> RPCClientChannel {
+        let parts = address.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else {
+            throw RPCError(.invalidArgument, "\(flag): expected host:port, not \(address)")
         }
-        let channel = RPCClientChannel(
-            host: String(parts[0]), port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
-        return AuditOutboxRelay(store: store, channel: channel, logger: logger)
+        return RPCClientChannel(host: String(parts[0]), port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

@@ -3,43 +3,60 @@ import Foundation
 /// Builds RFC 4180 CSV text: comma-separated, CRLF line ends, cells quoted when they need it, and
 /// cells that a spreadsheet would run as a formula neutralised with a leading apostrophe.
 public struct CSVWriter: Sendable {
-    /// The text so far.
-    public private(set) var text = ""
+    private var bytes: [UInt8] = []
 
     /// An empty writer.
     public init() {}
 
     /// Appends one row.
     public mutating func appendRow(_ cells: [String]) {
-        text += cells.map(Self.cell).joined(separator: ",") + "\r\n"
+        for (index, cell) in cells.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            Self.append(cell, to: &bytes)
+        }
+        bytes.append(contentsOf: [UInt8(ascii: "\r"), UInt8(ascii: "\n")])
     }
 
     /// Bytes written and not yet taken.
-    public var byteCount: Int { text.utf8.count }
+    public var byteCount: Int { bytes.count }
 
     /// Takes the text written so far as UTF-8 bytes, leaving the writer empty.
     public mutating func takeBytes() -> [UInt8] {
-        defer { text = "" }
-        return Array(text.utf8)
+        defer { bytes.removeAll(keepingCapacity: true) }
+        return bytes
     }
 
     /// One cell: formula-neutralised, then quoted when it holds a comma, quote or line break.
     public static func cell(_ value: String) -> String {
-        var value = value
-        if let first = value.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) {
-            value = "'" + value
-        }
-        // Scalars, not Characters: "\r\n" or a comma followed by a combining mark is one Character.
-        guard value.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        var quoted = String.UnicodeScalarView()
-        quoted.append("\"")
-        for scalar in value.unicodeScalars {
-            quoted.append(scalar)
-            if scalar == "\"" { quoted.append("\"") }
-        }
-        quoted.append("\"")
-        return String(quoted)
+        var bytes: [UInt8] = []
+        append(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// Writes one cell's UTF-8. Every character it looks for is ASCII, and an ASCII byte in UTF-8 is
+    /// always a whole scalar, so checking bytes is checking scalars ("\r\n", or a comma followed by a
+    /// combining mark, is one Character but two scalars).
+    private static func append(_ value: String, to bytes: inout [UInt8]) {
+        var value = value
+        value.withUTF8 { utf8 in
+            let neutralise = utf8.first.map(formulaStarts.contains) ?? false
+            let quote = utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+            if quote { bytes.append(UInt8(ascii: "\"")) }
+            if neutralise { bytes.append(UInt8(ascii: "'")) }
+            if quote {
+                for byte in utf8 {
+                    bytes.append(byte)
+                    if byte == UInt8(ascii: "\"") { bytes.append(byte) }
+                }
+                bytes.append(UInt8(ascii: "\""))
+            } else {
+                bytes.append(contentsOf: utf8)
+            }
+        }
+    }
+
+    /// First characters that make a spreadsheet run a cell as a formula.
+    private static let formulaStarts: Set<UInt8> = [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), UInt8(ascii: "\t"), UInt8(ascii: "\r")]
 }
 
 /// Formats times as the portal shows them: `05 Mar 2026, 14:07:09`, in UTC or a named IANA zone.

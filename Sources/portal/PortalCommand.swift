@@ -33,6 +33,12 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("audit-address"), help: "The audit service's host:port, where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
     var auditAddress: String?
 
+    @Option(name: .customLong("identity-address"), help: "The identity service's host:port, for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052).")
+    var identityAddress: String?
+
+    @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port, for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
+    var entitlementsAddress: String?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
@@ -53,18 +59,22 @@ struct ServiceOptions: ParsableArguments {
         let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
         var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
         settings.smtpServer = smtpServer
-        if let address = auditAddress ?? ProcessInfo.processInfo.environment["PORTAL_AUDIT_ADDRESS"] {
-            settings.auditAddress = address
-        }
+        let environment = ProcessInfo.processInfo.environment
+        if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
+        if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }
+        if let address = entitlementsAddress ?? environment["PORTAL_ENTITLEMENTS_ADDRESS"] { settings.entitlementsAddress = address }
         return settings
     }
 
-    func start(_ kinds: [PortalServiceKind]) async throws {
+    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "portal")
         var services: [any Service] = []
         for kind in kinds {
             services += try await PortalRuntime.makeServices(settings(for: kind), logger: logger)
+        }
+        if seedDemo {
+            services.append(DemoSeeder(dataDirectory: dataDirectory, host: host, logger: logger))
         }
         try await PortalRuntime.run(services, logger: logger)
     }
@@ -98,9 +108,13 @@ struct Audit: AsyncParsableCommand {
     func run() async throws { try await options.start([.audit]) }
 }
 
-/// `portal dev`: all four services in one process on their default ports, loopback only.
+/// `portal dev`: all four services in one process on their default ports, loopback only, with a
+/// demo organization seeded into a fresh data directory.
 struct Dev: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run all four services in one process on this machine.")
+    static let configuration = CommandConfiguration(abstract: "Run all four services in one process on this machine, with demo data.")
+
+    @Flag(name: .customLong("no-demo"), help: "Do not seed the demo organization into a fresh data directory.")
+    var noDemo = false
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -117,6 +131,6 @@ struct Dev: AsyncParsableCommand {
         options.dataDirectory = dataDirectory
         options.logLevel = logLevel
         options.port = nil
-        try await options.start(PortalServiceKind.allCases)
+        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo)
     }
 }

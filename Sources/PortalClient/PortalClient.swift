@@ -1,0 +1,83 @@
+@_exported import PortalAPI
+import PortalHTTP2
+@_exported import PortalRPC
+import Synchronization
+
+/// A connection to the portal gateway for Swift programs: sign in once, then call every portal RPC
+/// through `portal` with typed async methods; each call carries the session's bearer token.
+///
+/// ```swift
+/// let client = PortalClient(host: "127.0.0.1", port: 50050)
+/// try await client.login(organizationID: "org_…", email: "ada@example.com", password: "…")
+/// let dashboard = try await client.portal.getDashboard(.init())
+/// ```
+public final class PortalClient: Sendable {
+    /// The typed calls of `portal.gateway.v1.PortalService`.
+    public let portal: Portal_Gateway_V1_PortalClient
+    private let channel: RPCClientChannel
+    private let token: SessionToken
+
+    /// A client of the gateway at `host:port` (connects on the first call, reconnects when needed).
+    public init(host: String = "127.0.0.1", port: Int = 50050, sessionToken: String? = nil) {
+        channel = RPCClientChannel(host: host, port: port)
+        token = SessionToken(sessionToken)
+        portal = Portal_Gateway_V1_PortalClient(channel: BearerTokenChannel(base: channel, token: token))
+    }
+
+    /// The bearer token calls carry: set by `login`, or by the program (a saved session).
+    public var sessionToken: String? {
+        get { token.value }
+        set { token.value = newValue }
+    }
+
+    /// Signs in and keeps the session token for the calls that follow.
+    @discardableResult
+    public func login(organizationID: String, email: String, password: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
+        let response = try await portal.login(.with {
+            $0.organizationID = organizationID
+            $0.email = email
+            $0.password = password
+        }, options: options)
+        token.value = response.sessionToken
+        return response
+    }
+
+    /// Ends the session at the gateway and forgets its token.
+    public func logout(options: CallOptions = .init()) async throws {
+        _ = try await portal.logout(.init(), options: options)
+        token.value = nil
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await channel.close()
+    }
+}
+
+/// The session token shared by a client's calls.
+final class SessionToken: Sendable {
+    private let state: Mutex<String?>
+
+    init(_ value: String?) {
+        state = Mutex(value)
+    }
+
+    var value: String? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call that goes through it.
+struct BearerTokenChannel: RPCChannel {
+    let base: any RPCChannel
+    let token: SessionToken
+
+    func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream {
+        var metadata = metadata
+        if let value = token.value, metadata.firstString(forKey: "authorization") == nil {
+            metadata.addString("Bearer \(value)", forKey: "authorization")
+        }
+        return try await base.openCall(method, metadata: metadata, options: options)
+    }
+}

@@ -1,0 +1,147 @@
+import PortalAPI
+import PortalRPC
+
+/// The portal facade (`portal.gateway.v1.PortalService`): authenticates each caller from their
+/// bearer token, applies the role table, and serves every screen from the backends, always scoped
+/// to the caller's own organization.
+public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
+    let backends: GatewayBackends
+    let sessions: SessionCache
+
+    /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime`.
+    public init(backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1)) {
+        self.backends = backends
+        sessions = SessionCache(lifetime: sessionCacheLifetime)
+    }
+
+    // MARK: Authentication
+
+    /// The bearer token of the call, or `UNAUTHENTICATED`.
+    static func bearerToken(_ context: ServerContext) throws -> String {
+        guard let header = context.requestMetadata.firstString(forKey: "authorization") else {
+            throw RPCError(.unauthenticated, "authorization: no bearer token; sign in with Login first")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+            throw RPCError(.unauthenticated, "authorization: expected \"Bearer <token>\"")
+        }
+        return String(parts[1])
+    }
+
+    /// The caller, once their token resolves and their role holds `capability`.
+    func authorize(_ context: ServerContext, _ capability: Capability) async throws -> (Caller, BackendCall) {
+        let token = try Self.bearerToken(context)
+        let lookup = try BackendCall(context, caller: nil)
+        let caller = try await sessions.caller(for: token) { [backends] token in
+            let session = try await lookup.run("identity") { metadata, options in
+                try await backends.identity.authenticate(.with { $0.sessionToken = token }, metadata: metadata, options: options)
+            }
+            guard let principal = session.principal else { throw RPCError(.unauthenticated, "authorization: the session has ended") }
+            return Caller(principal: principal, expiresAt: session.expiresAt)
+        }
+        try RoleTable.require(capability, of: caller)
+        return (caller, try BackendCall(context, caller: caller))
+    }
+
+    // MARK: Sign-in
+
+    public func login(request: Portal_Gateway_V1_LoginRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LoginResponse {
+        let call = try BackendCall(context, caller: nil)
+        let session = try await call.run("identity") { metadata, options in
+            try await backends.identity.login(.with {
+                $0.organizationID = request.organizationID
+                $0.email = request.email
+                $0.password = request.password
+            }, metadata: metadata, options: options)
+        }
+        return .with {
+            $0.sessionToken = session.sessionToken
+            $0.expiresAt = session.expiresAt
+            $0.principal = session.principal
+        }
+    }
+
+    public func acceptInvite(request: Portal_Gateway_V1_AcceptInviteRequest, context: ServerContext) async throws -> Portal_Gateway_V1_AcceptInviteResponse {
+        let call = try BackendCall(context, caller: nil)
+        let accepted = try await call.run("identity") { metadata, options in
+            try await backends.identity.acceptInvite(.with {
+                $0.inviteSecret = request.inviteSecret
+                $0.firstName = request.firstName
+                $0.lastName = request.lastName
+                $0.password = request.password
+            }, metadata: metadata, options: options)
+        }
+        guard let member = accepted.member else { throw RPCError(.internal, "identity accepted the invite without returning the member") }
+        let session = try await call.run("identity") { metadata, options in
+            try await backends.identity.login(.with {
+                $0.organizationID = member.organizationID
+                $0.email = member.email
+                $0.password = request.password
+            }, metadata: metadata, options: options)
+        }
+        return .with {
+            $0.member = member
+            $0.sessionToken = session.sessionToken
+            $0.expiresAt = session.expiresAt
+        }
+    }
+
+    public func logout(request: Portal_Gateway_V1_LogoutRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LogoutResponse {
+        let token = try Self.bearerToken(context)
+        let (_, call) = try await authorize(context, .viewPortal)
+        _ = try await call.run("identity") { metadata, options in
+            try await backends.identity.logout(.with { $0.sessionToken = token }, metadata: metadata, options: options)
+        }
+        await sessions.forget(token: token)
+        return .init()
+    }
+
+    public func whoAmI(request: Portal_Gateway_V1_WhoAmIRequest, context: ServerContext) async throws -> Portal_Gateway_V1_WhoAmIResponse {
+        let (caller, _) = try await authorize(context, .viewPortal)
+        return .with {
+            $0.principal = caller.principal
+            $0.expiresAt = caller.expiresAt
+        }
+    }
+
+    // MARK: Dashboard
+
+    /// How many recent activations and events the dashboard shows.
+    static let dashboardRecentCount: Int32 = 5
+
+    public func getDashboard(request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetDashboardResponse {
+        let (caller, call) = try await authorize(context, .viewPortal)
+        let organizationID = caller.organizationID
+        let showsMembers = RoleTable.allows(caller.principal.role, .seeMemberCount)
+        // The three backends answer concurrently, each within the caller's deadline.
+        async let summary = call.run("entitlements") { metadata, options in
+            try await backends.entitlements.getSummary(.with {
+                $0.organizationID = organizationID
+                $0.recentActivationsLimit = Self.dashboardRecentCount
+            }, metadata: metadata, options: options)
+        }
+        async let events = call.run("audit") { metadata, options in
+            try await backends.audit.recentEvents(.with {
+                $0.organizationID = organizationID
+                $0.limit = Self.dashboardRecentCount
+            }, metadata: metadata, options: options)
+        }
+        async let members = showsMembers ? memberCount(organizationID, call) : nil
+        let (licenses, recentEvents, memberCount) = try await (summary, events, members)
+        return .with {
+            $0.availableLicenses = licenses.availableLicenses
+            $0.activatedLicenses = licenses.activatedLicenses
+            $0.unactivatedLicenses = licenses.unactivatedLicenses
+            $0.totalMembers = memberCount
+            $0.recentActivations = licenses.recentActivations
+            $0.recentEvents = recentEvents.events
+            $0.quickActions = RoleTable.allows(caller.principal.role, .manageMembers) ? [.inviteMember] : []
+        }
+    }
+
+    private func memberCount(_ organizationID: String, _ call: BackendCall) async throws -> Int64 {
+        try await call.run("identity") { metadata, options in
+            try await backends.identity.countMembers(.with { $0.organizationID = organizationID }, metadata: metadata, options: options).totalMembers
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import PortalCrypto
+import PortalRPC
+
+/// Remembers which caller a bearer token stands for, for at most `lifetime` (one second by default),
+/// so a busy portal does not ask identity on every call while deleting a member or changing a role
+/// still bites within that second.
+///
+/// Tokens are held only as SHA-256 digests. Concurrent lookups of one token share a single request
+/// to identity; refusals are never remembered.
+actor SessionCache {
+    private struct Entry {
+        let caller: Caller
+        let fetchedAt: ContinuousClock.Instant
+    }
+
+    private let lifetime: Duration
+    private let capacity: Int
+    private var entries: [[UInt8]: Entry] = [:]
+    private var inFlight: [[UInt8]: Task<Caller, any Error>] = [:]
+
+    init(lifetime: Duration = .seconds(1), capacity: Int = 100_000) {
+        self.lifetime = lifetime
+        self.capacity = capacity
+    }
+
+    /// The caller `token` stands for: remembered, or resolved with `resolve` now.
+    func caller(for token: String, resolve: @escaping @Sendable (String) async throws -> Caller) async throws -> Caller {
+        let key = SecretHashing.sha256(token)
+        let now = ContinuousClock.now
+        if let entry = entries[key], now - entry.fetchedAt < lifetime { return entry.caller }
+        if let pending = inFlight[key] { return try await pending.value }
+        let lookup = Task { try await resolve(token) }
+        inFlight[key] = lookup
+        do {
+            let caller = try await lookup.value
+            inFlight[key] = nil
+            remember(caller, key: key, at: now)
+            return caller
+        } catch {
+            inFlight[key] = nil
+            entries[key] = nil
+            throw error
+        }
+    }
+
+    /// Forgets the token at once (logout).
+    func forget(token: String) {
+        entries[SecretHashing.sha256(token)] = nil
+    }
+
+    /// Forgets every token of a member at once (deleted, or role changed through this gateway).
+    func forget(memberID: String) {
+        entries = entries.filter { $0.value.caller.principal.memberID != memberID }
+    }
+
+    private func remember(_ caller: Caller, key: [UInt8], at now: ContinuousClock.Instant) {
+        if entries.count >= capacity {
+            entries = entries.filter { now - $0.value.fetchedAt < lifetime }
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        }
+        entries[key] = Entry(caller: caller, fetchedAt: now)
+    }
+}
