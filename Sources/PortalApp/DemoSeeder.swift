@@ -38,7 +38,7 @@ public struct DemoSeeder: Service {
                 organizationID = try await seed()
                 try organizationID.write(toFile: markerPath, atomically: true, encoding: .utf8)
             }
-            print("""
+            FileHandle.standardOutput.write(Data("""
 
                 End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.defaultPort).
                 Demo organization \(organizationID). Sign in as an Admin or a Viewer:
@@ -46,8 +46,7 @@ public struct DemoSeeder: Service {
                   portalctl login --org \(organizationID) --email ada@northwind.example --password \(Self.password)
                   portalctl login --org \(organizationID) --email grace@northwind.example --password \(Self.password)
 
-                """)
-            fflush(stdout)
+                """.utf8))
         } catch {
             logger.error("could not seed the demo organization", metadata: ["error": "\(error)"])
         }

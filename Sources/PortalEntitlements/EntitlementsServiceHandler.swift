@@ -165,26 +165,40 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
             throw RPCError.invalidArgument(field: "time_zone", "\"\(request.timeZone)\" is not an IANA time zone")
         }
-        var token = ""
+        func page(after token: String) -> Task<(activations: [ActivationRecord], nextPageToken: String, totalSize: Int64), any Error> {
+            Task {
+                let paging = try ListPaging(
+                    pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
+                    defaultOrder: "activation_date desc", maxPageSize: Self.exportStep)
+                return try await store.listActivations(filter, paging: paging, counting: false)
+            }
+        }
         var csv = CSVWriter()
         csv.appendRow(["Activation Date", "Product Name", "Quantity", "Project Name", "Project Manager", "Activated By", "Entitlement ID", "Serial Number"])
-        repeat {
+        // The next page is read while this one is formatted and sent: the database and the encoding
+        // work in parallel.
+        var next = page(after: "")
+        defer { next.cancel() }
+        while true {
             try context.checkLive()
-            let paging = try ListPaging(
-                pageSize: 2000, pageToken: token, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
-                defaultOrder: "activation_date desc", maxPageSize: 2000)
-            let page = try await store.listActivations(filter, paging: paging, counting: false)
-            for activation in page.activations {
+            let current = try await next.value
+            if !current.nextPageToken.isEmpty { next = page(after: current.nextPageToken) }
+            for activation in current.activations {
                 csv.appendRow([
                     timeFormat.format(milliseconds: activation.activatedAt), activation.productName, String(activation.quantity), activation.projectName,
                     activation.projectManager, activation.activatedBy, activation.entitlementID, activation.serialNumber,
                 ])
-                if csv.byteCount >= 64 << 10 { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
+                if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
             }
-            token = page.nextPageToken
-        } while !token.isEmpty
+            if current.nextPageToken.isEmpty { break }
+        }
         if csv.byteCount > 0 { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
     }
+
+    /// Rows an export reads at a time.
+    static let exportStep = 2000
+    /// Bytes of CSV per streamed message.
+    static let chunkBytes = 64 << 10
 
     public func getSummary(request: Portal_Entitlements_V1_GetSummaryRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_GetSummaryResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")

@@ -7,6 +7,8 @@ import PortalRPC
 public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     let backends: GatewayBackends
     let sessions: SessionCache
+    /// Concurrent dashboards of one organization share their backend reads.
+    let dashboards = SharedReads<String, DashboardData>()
 
     /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime`.
     public init(backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1)) {
@@ -109,11 +111,31 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     /// How many recent activations and events the dashboard shows.
     static let dashboardRecentCount: Int32 = 5
 
+    /// What the dashboard reads from the backends for one organization.
+    struct DashboardData: Sendable {
+        let licenses: Portal_Entitlements_V1_GetSummaryResponse
+        let events: [Portal_Audit_V1_Event]
+        let memberCount: Int64
+    }
+
     public func getDashboard(request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetDashboardResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
-        let organizationID = caller.organizationID
-        let showsMembers = RoleTable.allows(caller.principal.role, .seeMemberCount)
-        // The three backends answer concurrently, each within the caller's deadline.
+        let data = try await dashboards.value(for: caller.organizationID) { [backends] in
+            try await Self.readDashboard(caller.organizationID, call, backends)
+        }
+        return .with {
+            $0.availableLicenses = data.licenses.availableLicenses
+            $0.activatedLicenses = data.licenses.activatedLicenses
+            $0.unactivatedLicenses = data.licenses.unactivatedLicenses
+            $0.totalMembers = RoleTable.allows(caller.principal.role, .seeMemberCount) ? data.memberCount : nil
+            $0.recentActivations = data.licenses.recentActivations
+            $0.recentEvents = data.events
+            $0.quickActions = RoleTable.allows(caller.principal.role, .manageMembers) ? [.inviteMember] : []
+        }
+    }
+
+    /// Asks the three backends concurrently, each within the caller's deadline.
+    private static func readDashboard(_ organizationID: String, _ call: BackendCall, _ backends: GatewayBackends) async throws -> DashboardData {
         async let summary = call.run("entitlements") { metadata, options in
             try await backends.entitlements.getSummary(.with {
                 $0.organizationID = organizationID
@@ -124,24 +146,11 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
             try await backends.audit.recentEvents(.with {
                 $0.organizationID = organizationID
                 $0.limit = Self.dashboardRecentCount
-            }, metadata: metadata, options: options)
+            }, metadata: metadata, options: options).events
         }
-        async let members = showsMembers ? memberCount(organizationID, call) : nil
-        let (licenses, recentEvents, memberCount) = try await (summary, events, members)
-        return .with {
-            $0.availableLicenses = licenses.availableLicenses
-            $0.activatedLicenses = licenses.activatedLicenses
-            $0.unactivatedLicenses = licenses.unactivatedLicenses
-            $0.totalMembers = memberCount
-            $0.recentActivations = licenses.recentActivations
-            $0.recentEvents = recentEvents.events
-            $0.quickActions = RoleTable.allows(caller.principal.role, .manageMembers) ? [.inviteMember] : []
-        }
-    }
-
-    private func memberCount(_ organizationID: String, _ call: BackendCall) async throws -> Int64 {
-        try await call.run("identity") { metadata, options in
+        async let members = call.run("identity") { metadata, options in
             try await backends.identity.countMembers(.with { $0.organizationID = organizationID }, metadata: metadata, options: options).totalMembers
         }
+        return DashboardData(licenses: try await summary, events: try await events, memberCount: try await members)
     }
 }
