@@ -145,6 +145,7 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
+        .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC"]),
         .testTarget(
             name: "PortalEntitlementsTests",
             dependencies: ["PortalEntitlements", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
