@@ -48,14 +48,8 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     // MARK: Sign-in
 
     public func login(request: Portal_Gateway_V1_LoginRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LoginResponse {
-        let call = try BackendCall(context, caller: nil)
-        let session = try await call.run("identity") { metadata, options in
-            try await backends.identity.login(.with {
-                $0.organizationID = request.organizationID
-                $0.email = request.email
-                $0.password = request.password
-            }, metadata: metadata, options: options)
-        }
+        let session = try await openSession(
+            organizationID: request.organizationID, email: request.email, password: request.password, call: try BackendCall(context, caller: nil))
         return .with {
             $0.sessionToken = session.sessionToken
             $0.expiresAt = session.expiresAt
@@ -74,17 +68,22 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
             }, metadata: metadata, options: options)
         }
         guard let member = accepted.member else { throw RPCError(.internal, "identity accepted the invite without returning the member") }
-        let session = try await call.run("identity") { metadata, options in
-            try await backends.identity.login(.with {
-                $0.organizationID = member.organizationID
-                $0.email = member.email
-                $0.password = request.password
-            }, metadata: metadata, options: options)
-        }
+        let session = try await openSession(organizationID: member.organizationID, email: member.email, password: request.password, call: call)
         return .with {
             $0.member = member
             $0.sessionToken = session.sessionToken
             $0.expiresAt = session.expiresAt
+        }
+    }
+
+    /// Logs a member in at identity.
+    private func openSession(organizationID: String, email: String, password: String, call: BackendCall) async throws -> Portal_Identity_V1_LoginResponse {
+        try await call.run("identity") { metadata, options in
+            try await backends.identity.login(.with {
+                $0.organizationID = organizationID
+                $0.email = email
+                $0.password = password
+            }, metadata: metadata, options: options)
         }
     }
 
