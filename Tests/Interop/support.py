@@ -78,6 +78,7 @@ _PROTO_FILES = [
     "portal/identity/v1/identity.proto",
     "portal/audit/v1/audit.proto",
     "portal/entitlements/v1/entitlements.proto",
+    "portal/gateway/v1/portal.proto",
 ]
 
 _protos: types.SimpleNamespace | None = None
@@ -140,6 +141,8 @@ def protos() -> types.SimpleNamespace:
         audit_grpc=importlib.import_module("portal.audit.v1.audit_pb2_grpc"),
         entitlements=importlib.import_module("portal.entitlements.v1.entitlements_pb2"),
         entitlements_grpc=importlib.import_module("portal.entitlements.v1.entitlements_pb2_grpc"),
+        gateway=importlib.import_module("portal.gateway.v1.portal_pb2"),
+        gateway_grpc=importlib.import_module("portal.gateway.v1.portal_pb2_grpc"),
     )
     return _protos
 
