@@ -275,27 +275,58 @@ extension EntitlementsStore {
         """
     }
 
+    /// How many rows the index query `match` finds, up to `limit`, from the index alone (before the
+    /// tenancy and filter checks).
+    private static func candidateCount(_ database: any SQLDatabase, _ match: String, limit: Int) async throws -> Int {
+        try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: match)
+            LIMIT \(unsafeRaw: String(limit))) AS capped
+            """).first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// How many rows of `source` meet `condition`, up to `countCap`.
+    private static func cappedCount(_ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString) async throws -> Int64 {
+        try await database.raw("""
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(source) WHERE \(condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+    }
+
     /// A page of activations and, when `counting`, how many match.
     ///
-    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`);
-    /// shorter ones check rows while walking the sort order.
+    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`).
+    /// When they are fewer than the cap, matches are counted and paged among them — a first page in
+    /// one pass, with a window count. When they are more, matches are counted (up to the cap) among
+    /// them; if the cap is reached they are dense, and walking the sort order checking rows finds a
+    /// page quickly.
+    /// Shorter searches check rows while walking.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
         try await store.read { database in
+            let keyset = paging.keysetCondition(idColumn: "id")
             var condition = filter.condition
-            if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
+            if let keyset { condition = "\(condition) AND \(keyset)" }
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
             if let trigrams = filter.searchTrigrams {
-                // Matches are counted (up to the cap) among the index candidates. When fewer than the
-                // cap, the page is picked from them; otherwise matches are dense, and walking the sort
-                // order checking rows finds a page quickly.
                 let match = try await Self.candidateMatch(database, filter, trigrams: trigrams)
-                total = try await database.raw("""
-                    SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(Self.candidates(match)) WHERE \(filter.condition) LIMIT \(unsafeRaw: String(Self.countCap))) AS capped
-                    """).first()?.decode(column: "n", as: Int64.self) ?? 0
-                if total < Self.countCap { source = Self.candidates(match) }
+                if try await Self.candidateCount(database, match, limit: Self.countCap + 1) <= Self.countCap {
+                    source = Self.candidates(match)
+                    if keyset == nil {
+                        let rows = try await database.raw("""
+                            SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn), COUNT(*) OVER () AS matched
+                            FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
+                            """).all()
+                        let (pageRows, next) = try paging.page(rows, idColumn: "id")
+                        total = try rows.first?.decode(column: "matched", as: Int64.self) ?? 0
+                        return (try pageRows.map(ActivationRecord.init(row:)), next, total)
+                    }
+                    if counting { total = try await Self.cappedCount(database, from: source, where: filter.condition) }
+                } else {
+                    // Many candidates, perhaps mostly other organizations': the count decides.
+                    total = try await Self.cappedCount(database, from: Self.candidates(match), where: filter.condition)
+                    if total < Self.countCap { source = Self.candidates(match) }
+                }
             } else if counting {
                 total = try await Self.activationCount(database, filter)
             }
@@ -304,8 +335,7 @@ extension EntitlementsStore {
                 WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
                 """).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
-            let page = try pageRows.map(ActivationRecord.init(row:))
-            return (page, next, total)
+            return (try pageRows.map(ActivationRecord.init(row:)), next, total)
         }
     }
 }

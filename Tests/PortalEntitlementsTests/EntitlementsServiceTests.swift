@@ -214,3 +214,39 @@ struct ActivationBatchTests {
         }
     }
 }
+
+@Suite("Entitlements: searching the activations log")
+struct ActivationSearchTests {
+    @Test func searchPagesCoverEveryMatchOnceWithTheSameTotal() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100), ("P2", 100)])
+            try await harness.transfer("ENT-X", to: "org-2", lines: [("P2", 100)])
+            for _ in 0..<25 { _ = try await harness.activate(1, of: "P2", from: "ENT-1") }
+            for _ in 0..<5 { _ = try await harness.activate(1, of: "P1", from: "ENT-1") }
+            for _ in 0..<7 { _ = try await harness.activate(1, of: "P2", from: "ENT-X", organizationID: "org-2") }
+            for text in ["vision", "VISION EDGE", "sion ed"] {
+                var seen: [String] = []
+                var token = ""
+                repeat {
+                    let page = try await harness.client.listActivations(.with {
+                        $0.organizationID = "org-1"
+                        $0.searchText = text
+                        $0.pageSize = 10
+                        $0.pageToken = token
+                    })
+                    #expect(page.totalSize == 25, "\(text)")
+                    #expect(page.activations.allSatisfy { $0.productName == "Vision Edge" && $0.organizationID == "org-1" })
+                    seen += page.activations.map(\.activationID)
+                    token = page.nextPageToken
+                } while !token.isEmpty
+                #expect(seen.count == 25 && Set(seen).count == 25, "\(text)")
+            }
+            let none = try await harness.client.listActivations(.with {
+                $0.organizationID = "org-1"
+                $0.searchText = "vision edgeX"
+            })
+            #expect(none.totalSize == 0 && none.activations.isEmpty)
+        }
+    }
+}
