@@ -63,9 +63,11 @@ def populate(path):
                       search_doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows())
     db.executemany("INSERT INTO entitlement_lines VALUES (?, ?, ?, ?, ?)",
                    [(eid, pid, pos, avail, act) for (eid, pid), (pos, avail, act) in lines.items()])
-    # Keep the service's counters true, as its activations would have.
-    db.execute("""INSERT OR REPLACE INTO activation_counts SELECT org_id, product_id, COUNT(*) FROM activations
-                  GROUP BY org_id, product_id""")
+    # Keep the service's per-product totals true, as its transfers and activations would have.
+    db.execute("""INSERT OR REPLACE INTO product_totals
+                  SELECT e.org_id, l.product_id, SUM(l.available), SUM(l.activated),
+                         (SELECT COUNT(*) FROM activations a WHERE a.org_id = e.org_id AND a.product_id = l.product_id)
+                  FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id GROUP BY e.org_id, l.product_id""")
     db.commit()
     print(f"# populated {ENTITLEMENTS:,} entitlements and {ACTIVATIONS:,} activations in {time.perf_counter() - started:.1f} s")
 

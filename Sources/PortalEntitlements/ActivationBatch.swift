@@ -137,13 +137,14 @@ struct ActivationBatch {
 
     // MARK: Writes
 
-    /// Records the accepted activations, their line counts, the list counters and one audit event each.
+    /// Records the accepted activations, their line counts, the per-product totals and one audit event each.
     private func write(_ accepted: [(record: ActivationRecord, idempotencyKey: String)], _ database: any SQLDatabase) async throws {
         var lineIncreases: [LineKey: Int64] = [:]
-        var counterIncreases: [CounterKey: Int64] = [:]
+        var totalIncreases: [CounterKey: (activated: Int64, activations: Int64)] = [:]
         for (record, _) in accepted {
             lineIncreases[LineKey(entitlementID: record.entitlementID, productID: record.productID), default: 0] += record.quantity
-            counterIncreases[CounterKey(organizationID: record.organizationID, productID: record.productID), default: 0] += 1
+            totalIncreases[CounterKey(organizationID: record.organizationID, productID: record.productID), default: (0, 0)].activated += record.quantity
+            totalIncreases[CounterKey(organizationID: record.organizationID, productID: record.productID)]!.activations += 1
         }
         let increases: [SQLQueryString] = lineIncreases.map { line, increase in
             "SELECT \(bind: line.entitlementID) AS entitlement_id, \(bind: line.productID) AS product_id, \(bind: increase) AS increase"
@@ -173,10 +174,13 @@ struct ActivationBatch {
                                      serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key, search_doc)
             VALUES \(rows.joined(separator: ", "))
             """).run()
-        let counters: [SQLQueryString] = counterIncreases.map { key, increase in "(\(bind: key.organizationID), \(bind: key.productID), \(bind: increase))" }
+        let totals: [SQLQueryString] = totalIncreases.map { key, increase in
+            "(\(bind: key.organizationID), \(bind: key.productID), 0, \(bind: increase.activated), \(bind: increase.activations))"
+        }
         try await database.raw("""
-            INSERT INTO activation_counts (org_id, product_id, n) VALUES \(counters.joined(separator: ", "))
-            ON CONFLICT (org_id, product_id) DO UPDATE SET n = activation_counts.n + excluded.n
+            INSERT INTO product_totals (org_id, product_id, available, activated, activations) VALUES \(totals.joined(separator: ", "))
+            ON CONFLICT (org_id, product_id) DO UPDATE
+            SET activated = product_totals.activated + excluded.activated, activations = product_totals.activations + excluded.activations
             """).run()
         try await AuditOutbox.append(database, events: accepted.map { record, _ in
             AuditOutbox.event(

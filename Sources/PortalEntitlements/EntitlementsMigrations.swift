@@ -124,5 +124,28 @@ enum EntitlementsMigrations {
             "CREATE INDEX activations_org_date_search ON activations (org_id, activated_at, id, search_doc)",
             "DROP INDEX activations_org_date",
         ]),
+        SQLMigration(version: 8, name: "per-product totals for each organization", statements: [
+            // Licenses available and activated, and activations, per organization and product: the
+            // products list, the summary and the log's total_size read these few rows instead of
+            // summing every entitlement line. Transfers and activations keep them in their transaction.
+            """
+            CREATE TABLE product_totals (
+                org_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                available BIGINT NOT NULL,
+                activated BIGINT NOT NULL,
+                activations BIGINT NOT NULL,
+                PRIMARY KEY (org_id, product_id)
+            )
+            """,
+            """
+            INSERT INTO product_totals (org_id, product_id, available, activated, activations)
+            SELECT e.org_id, l.product_id, SUM(l.available), SUM(l.activated),
+                   COALESCE((SELECT c.n FROM activation_counts c WHERE c.org_id = e.org_id AND c.product_id = l.product_id), 0)
+            FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id
+            GROUP BY e.org_id, l.product_id
+            """,
+            "DROP TABLE activation_counts",
+        ]),
     ]
 }

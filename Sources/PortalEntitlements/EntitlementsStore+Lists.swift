@@ -22,10 +22,9 @@ extension EntitlementsStore {
     private static func heldProducts(_ organizationID: String) -> SQLQueryString {
         """
         (SELECT p.id, p.name, p.license_type, p.description, p.deployment_type,
-                SUM(l.available) AS available, SUM(l.activated) AS activated, SUM(l.available - l.activated) AS unactivated
-         FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id JOIN products p ON p.id = l.product_id
-         WHERE e.org_id = \(bind: organizationID)
-         GROUP BY p.id, p.name, p.license_type, p.description, p.deployment_type) AS held
+                t.available, t.activated, t.available - t.activated AS unactivated
+         FROM product_totals t JOIN products p ON p.id = t.product_id
+         WHERE t.org_id = \(bind: organizationID)) AS held
         """
     }
 
@@ -231,7 +230,7 @@ extension EntitlementsStore {
                 for (index, id) in Set(filter.productIDs).enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
-            return try await database.raw("SELECT COALESCE(SUM(n), 0) AS n FROM activation_counts WHERE \(condition)").first()?
+            return try await database.raw("SELECT COALESCE(SUM(activations), 0) AS n FROM product_totals WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
         }
         return try await database.raw("""
@@ -258,13 +257,16 @@ extension EntitlementsStore {
         return result
     }
 
-    /// The index query a search's candidates come from: the rows holding its three rarest trigrams
-    /// when one is rare (a small superset, checked with LIKE), else the rows holding the whole text.
+    /// The index query a search's candidates come from: the rows holding its (up to three) rare
+    /// trigrams when it has one (a small superset, checked with LIKE), else the rows holding the whole
+    /// text.
     private static func candidateMatch(_ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String]) async throws -> String {
         let counts = try await trigramCounts(database, trigrams)
         let rarest = trigrams.sorted { counts[$0, default: 0] < counts[$1, default: 0] }
         guard counts[rarest[0], default: 0] < rareTrigram else { return filter.searchPhrase }
-        return rarest.prefix(3).map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+        // Only rare trigrams narrow the candidates; joining a common one costs more than it saves.
+        return rarest.prefix(3).filter { counts[$0, default: 0] < rareTrigram }
+            .map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
     }
 
     /// The activations among the index candidates (`match`), for a query's FROM clause.

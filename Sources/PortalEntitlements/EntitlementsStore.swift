@@ -65,6 +65,7 @@ final class EntitlementsStore: Sendable {
                         UPDATE entitlement_lines SET available = available + \(bind: increase)
                         WHERE entitlement_id = \(bind: transfer.entitlementID) AND product_id = \(bind: productID)
                         """).run()
+                    try await Self.addAvailable(database, increase, of: productID, organizationID: transfer.organizationID)
                 }
                 if !added.isEmpty {
                     let total = added.reduce(0) { $0 + $1.1 }
@@ -85,6 +86,7 @@ final class EntitlementsStore: Sendable {
                     INSERT INTO entitlement_lines (entitlement_id, product_id, position, available, activated)
                     VALUES (\(bind: transfer.entitlementID), \(bind: line.productID), \(bind: position), \(bind: line.quantity), 0)
                     """).run()
+                try await Self.addAvailable(database, line.quantity, of: line.productID, organizationID: transfer.organizationID)
             }
             let total = transfer.lines.reduce(0) { $0 + $1.quantity }
             try await AuditOutbox.append(
@@ -93,6 +95,15 @@ final class EntitlementsStore: Sendable {
                 actor: actor, subjectKind: .entitlement, subjectID: transfer.entitlementID, now: now)
             return (try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil)!, true)
         }
+    }
+
+    /// Adds transferred licenses to the organization's totals for the product.
+    private static func addAvailable(_ database: any SQLDatabase, _ quantity: Int64, of productID: String, organizationID: String) async throws {
+        try await database.raw("""
+            INSERT INTO product_totals (org_id, product_id, available, activated, activations)
+            VALUES (\(bind: organizationID), \(bind: productID), \(bind: quantity), 0, 0)
+            ON CONFLICT (org_id, product_id) DO UPDATE SET available = product_totals.available + excluded.available
+            """).run()
     }
 
     /// The quantity a repeated transfer adds per product, or the reason it is a conflicting change.
@@ -186,8 +197,8 @@ final class EntitlementsStore: Sendable {
     func totals(organizationID: String) async throws -> (available: Int64, activated: Int64) {
         try await store.read { database in
             let row = try await database.raw("""
-                SELECT COALESCE(SUM(l.available), 0) AS available, COALESCE(SUM(l.activated), 0) AS activated
-                FROM entitlement_lines l JOIN entitlements e ON e.id = l.entitlement_id WHERE e.org_id = \(bind: organizationID)
+                SELECT COALESCE(SUM(available), 0) AS available, COALESCE(SUM(activated), 0) AS activated
+                FROM product_totals WHERE org_id = \(bind: organizationID)
                 """).first()
             return (try row?.decode(column: "available", as: Int64.self) ?? 0, try row?.decode(column: "activated", as: Int64.self) ?? 0)
         }
