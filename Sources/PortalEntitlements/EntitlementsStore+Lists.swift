@@ -277,15 +277,6 @@ extension EntitlementsStore {
         """
     }
 
-    /// How many rows the index query `match` finds, up to `limit`, from the index alone (before the
-    /// tenancy and filter checks).
-    private static func candidateCount(_ database: any SQLDatabase, _ match: String, limit: Int) async throws -> Int {
-        try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: match)
-            LIMIT \(unsafeRaw: String(limit))) AS capped
-            """).first()?.decode(column: "n", as: Int.self) ?? 0
-    }
-
     /// How many rows of `source` meet `condition`, up to `countCap`.
     private static func cappedCount(_ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString) async throws -> Int64 {
         try await database.raw("""
@@ -295,12 +286,11 @@ extension EntitlementsStore {
 
     /// A page of activations and, when `counting`, how many match.
     ///
-    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`).
-    /// When they are fewer than the cap, matches are counted and paged among them — a first page in
-    /// one pass, with a window count. When they are more, matches are counted (up to the cap) among
-    /// them; if the cap is reached they are dense, and walking the sort order checking rows finds a
-    /// page quickly.
-    /// Shorter searches check rows while walking.
+    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`)
+    /// and counts its matches among them, up to the cap. Below the cap the page is picked from them —
+    /// for a first page in the same pass: the first `countCap` matches are counted with a window and
+    /// sorted. At the cap matches are dense, and walking the sort order checking rows finds a page
+    /// quickly. Shorter searches check rows while walking.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
@@ -311,23 +301,22 @@ extension EntitlementsStore {
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
             if let trigrams = filter.searchTrigrams {
-                let match = try await Self.candidateMatch(database, filter, trigrams: trigrams)
-                if try await Self.candidateCount(database, match, limit: Self.countCap + 1) <= Self.countCap {
-                    source = Self.candidates(match)
-                    if keyset == nil {
-                        let rows = try await database.raw("""
-                            SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn), COUNT(*) OVER () AS matched
-                            FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                            """).all()
+                let candidates = Self.candidates(try await Self.candidateMatch(database, filter, trigrams: trigrams))
+                if keyset == nil {
+                    let rows = try await database.raw("""
+                        SELECT *, COUNT(*) OVER () AS matched FROM (
+                            SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn) FROM \(candidates)
+                            WHERE \(condition) LIMIT \(unsafeRaw: String(Self.countCap))
+                        ) AS capped \(paging.orderAndLimit(idColumn: "id"))
+                        """).all()
+                    total = try rows.first?.decode(column: "matched", as: Int64.self) ?? 0
+                    if total < Self.countCap {
                         let (pageRows, next) = try paging.page(rows, idColumn: "id")
-                        total = try rows.first?.decode(column: "matched", as: Int64.self) ?? 0
                         return (try pageRows.map(ActivationRecord.init(row:)), next, total)
                     }
-                    if counting { total = try await Self.cappedCount(database, from: source, where: filter.condition) }
                 } else {
-                    // Many candidates, perhaps mostly other organizations': the count decides.
-                    total = try await Self.cappedCount(database, from: Self.candidates(match), where: filter.condition)
-                    if total < Self.countCap { source = Self.candidates(match) }
+                    total = try await Self.cappedCount(database, from: candidates, where: filter.condition)
+                    if total < Self.countCap { source = candidates }
                 }
             } else if counting {
                 total = try await Self.activationCount(database, filter)

@@ -241,6 +241,13 @@ struct ActivationSearchTests {
                     token = page.nextPageToken
                 } while !token.isEmpty
                 #expect(seen.count == 25 && Set(seen).count == 25, "\(text)")
+                let oldestFirst = try await harness.client.listActivations(.with {
+                    $0.organizationID = "org-1"
+                    $0.searchText = text
+                    $0.pageSize = 10
+                    $0.orderBy = "activation_date asc"
+                })
+                #expect(oldestFirst.activations.map(\.activationID) == Array(seen.suffix(10).reversed()), "\(text)")
             }
             let none = try await harness.client.listActivations(.with {
                 $0.organizationID = "org-1"
