@@ -15,10 +15,15 @@ public struct EntitlementsComponent: Sendable {
 
     /// Opens (and migrates) `entitlements.sqlite` under `dataDirectory` and builds the service.
     public static func start(dataDirectory: String, logger: Logger) async throws -> EntitlementsComponent {
+        try await start(dataDirectory: dataDirectory, logger: logger, searchLimits: .init())
+    }
+
+    /// `start(dataDirectory:logger:)` with other search limits (tests reach every search plan with few rows).
+    static func start(dataDirectory: String, logger: Logger, searchLimits: EntitlementsStore.SearchLimits) async throws -> EntitlementsComponent {
         let store = try await SQLStore.open(
             path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"), migrations: EntitlementsMigrations.all,
             logger: logger)
-        let entitlements = EntitlementsStore(store: store)
+        let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
         let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
         return EntitlementsComponent(
             service: EntitlementsServiceHandler(store: entitlements, clock: clock),

@@ -217,12 +217,10 @@ extension EntitlementsStore {
         var searchPhrase: String { "\"" + searchText.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
     }
 
-    /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
-    static let countCap = 10_000
 
     /// `total_size` of the activations log without a search: exact from the counters for
     /// organization and product filters, counted (up to `countCap`) for date windows and short searches.
-    private static func activationCount(_ database: any SQLDatabase, _ filter: ActivationFilter) async throws -> Int64 {
+    private static func activationCount(_ database: any SQLDatabase, _ filter: ActivationFilter, limits: SearchLimits) async throws -> Int64 {
         if filter.start == nil, filter.end == nil, filter.searchText.isEmpty {
             var condition: SQLQueryString = "org_id = \(bind: filter.organizationID)"
             if !filter.productIDs.isEmpty {
@@ -234,20 +232,18 @@ extension EntitlementsStore {
                 .decode(column: "n", as: Int64.self) ?? 0
         }
         return try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) LIMIT \(unsafeRaw: String(limits.countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-    /// Below this many rows a trigram is rare enough to drive a search.
-    static let rareTrigram = 5_000
 
-    /// How many rows hold each trigram, counted up to `rareTrigram`.
-    private static func trigramCounts(_ database: any SQLDatabase, _ trigrams: [String]) async throws -> [String: Int] {
+    /// How many rows hold each trigram, counted up to `limits.rareTrigram`.
+    private static func trigramCounts(_ database: any SQLDatabase, _ trigrams: [String], limits: SearchLimits) async throws -> [String: Int] {
         let counts: [SQLQueryString] = trigrams.map { trigram in
             let term = "\"" + trigram.replacingOccurrences(of: "\"", with: "\"\"") + "\""
             return """
                 SELECT \(bind: trigram) AS trigram, (SELECT COUNT(*) FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: term)
-                LIMIT \(unsafeRaw: String(rareTrigram))) AS capped) AS n
+                LIMIT \(unsafeRaw: String(limits.rareTrigram))) AS capped) AS n
                 """
         }
         var result: [String: Int] = [:]
@@ -258,15 +254,18 @@ extension EntitlementsStore {
     }
 
     /// The index query a search's candidates come from: the rows holding its (up to three) rare
-    /// trigrams when it has one (a small superset, checked with LIKE), else the rows holding the whole
-    /// text.
-    private static func candidateMatch(_ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String]) async throws -> String {
-        let counts = try await trigramCounts(database, trigrams)
+    /// trigrams when it has one (a superset of the matches, checked with LIKE, and fewer than
+    /// `limits.rareTrigram` rows), else the rows holding the whole text (perhaps very many).
+    private static func candidateMatch(_ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String], limits: SearchLimits) async throws
+        -> (match: String, fewerThanRare: Bool)
+    {
+        let counts = try await trigramCounts(database, trigrams, limits: limits)
         let rarest = trigrams.sorted { counts[$0, default: 0] < counts[$1, default: 0] }
-        guard counts[rarest[0], default: 0] < rareTrigram else { return filter.searchPhrase }
+        guard counts[rarest[0], default: 0] < limits.rareTrigram else { return (filter.searchPhrase, false) }
         // Only rare trigrams narrow the candidates; joining a common one costs more than it saves.
-        return rarest.prefix(3).filter { counts[$0, default: 0] < rareTrigram }
+        let match = rarest.prefix(3).filter { counts[$0, default: 0] < limits.rareTrigram }
             .map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+        return (match, true)
     }
 
     /// The activations among the index candidates (`match`), for a query's FROM clause.
@@ -277,49 +276,46 @@ extension EntitlementsStore {
         """
     }
 
-    /// How many rows of `source` meet `condition`, up to `countCap`.
-    private static func cappedCount(_ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString) async throws -> Int64 {
+    /// How many rows of `source` meet `condition`, up to `cap`.
+    private static func cappedCount(_ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString, cap: Int) async throws -> Int64 {
         try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(source) WHERE \(condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(source) WHERE \(condition) LIMIT \(unsafeRaw: String(cap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
     /// A page of activations and, when `counting`, how many match.
     ///
     /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`)
-    /// and counts its matches among them, up to the cap. Below the cap the page is picked from them —
-    /// for a first page in the same pass: the first `countCap` matches are counted with a window and
-    /// sorted. At the cap matches are dense, and walking the sort order checking rows finds a page
-    /// quickly. Shorter searches check rows while walking.
+    /// and counts its matches among them, up to the cap (when candidates are few, a first page is
+    /// counted and sorted in one pass). Below the cap the page is picked from the candidates; at the
+    /// cap matches are dense, and walking the sort order checking rows finds a page quickly. Shorter
+    /// searches check rows while walking.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
-        try await store.read { database in
+        let limits = searchLimits
+        return try await store.read { database in
             let keyset = paging.keysetCondition(idColumn: "id")
             var condition = filter.condition
             if let keyset { condition = "\(condition) AND \(keyset)" }
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
             if let trigrams = filter.searchTrigrams {
-                let candidates = Self.candidates(try await Self.candidateMatch(database, filter, trigrams: trigrams))
-                if keyset == nil {
+                let (match, fewerThanRare) = try await Self.candidateMatch(database, filter, trigrams: trigrams, limits: limits)
+                let candidates = Self.candidates(match)
+                if fewerThanRare, keyset == nil {
+                    // Few candidates: count and sort every match in one pass.
                     let rows = try await database.raw("""
-                        SELECT *, COUNT(*) OVER () AS matched FROM (
-                            SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn) FROM \(candidates)
-                            WHERE \(condition) LIMIT \(unsafeRaw: String(Self.countCap))
-                        ) AS capped \(paging.orderAndLimit(idColumn: "id"))
+                        SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn), COUNT(*) OVER () AS matched
+                        FROM \(candidates) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
                         """).all()
-                    total = try rows.first?.decode(column: "matched", as: Int64.self) ?? 0
-                    if total < Self.countCap {
-                        let (pageRows, next) = try paging.page(rows, idColumn: "id")
-                        return (try pageRows.map(ActivationRecord.init(row:)), next, total)
-                    }
-                } else {
-                    total = try await Self.cappedCount(database, from: candidates, where: filter.condition)
-                    if total < Self.countCap { source = candidates }
+                    let (pageRows, next) = try paging.page(rows, idColumn: "id")
+                    return (try pageRows.map(ActivationRecord.init(row:)), next, try rows.first?.decode(column: "matched", as: Int64.self) ?? 0)
                 }
+                total = try await Self.cappedCount(database, from: candidates, where: filter.condition, cap: limits.countCap)
+                if total < limits.countCap { source = candidates }
             } else if counting {
-                total = try await Self.activationCount(database, filter)
+                total = try await Self.activationCount(database, filter, limits: limits)
             }
             let rows = try await database.raw("""
                 SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn) FROM \(source)

@@ -12,11 +12,21 @@ import SQLKit
 /// activation under the database's write lock, and a CHECK constraint on the lines backs it.
 final class EntitlementsStore: Sendable {
     let store: SQLStore
+    let searchLimits: SearchLimits
     private let activations: ActivationBatcher
 
-    init(store: SQLStore) {
+    init(store: SQLStore, searchLimits: SearchLimits = .init()) {
         self.store = store
+        self.searchLimits = searchLimits
         activations = ActivationBatcher(store: store)
+    }
+
+    /// How activation searches decide between their plans.
+    struct SearchLimits: Sendable {
+        /// Below this many rows a trigram is rare enough to drive a search.
+        var rareTrigram = 5_000
+        /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
+        var countCap = 10_000
     }
 
     // MARK: Catalog

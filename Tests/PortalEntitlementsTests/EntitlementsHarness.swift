@@ -15,10 +15,12 @@ struct EntitlementsHarness: Sendable {
 
     static let admin = PrincipalMetadata.metadata(memberID: "mem_ada", displayName: "Ada Lovelace")
 
-    static func run<Result: Sendable>(_ body: @Sendable (EntitlementsHarness) async throws -> Result) async throws -> Result {
+    static func run<Result: Sendable>(
+        searchLimits: EntitlementsStore.SearchLimits = .init(), _ body: @Sendable (EntitlementsHarness) async throws -> Result
+    ) async throws -> Result {
         let box = ComponentBox<EntitlementsComponent>()
         return try await withServiceServer(named: "entitlements", start: { directory, logger in
-            let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger)
+            let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger, searchLimits: searchLimits)
             box.value = component
             return ([component.service], component.store)
         }) { channel, _ in
@@ -58,9 +60,10 @@ struct EntitlementsHarness: Sendable {
     }
 
     /// Activates `quantity` of `product` from `entitlement`.
-    func activate(_ quantity: Int64, of product: String, from entitlement: String, organizationID: String = "org-1", key: String = UUID().uuidString)
-        async throws -> Portal_Entitlements_V1_Activation
-    {
+    func activate(
+        _ quantity: Int64, of product: String, from entitlement: String, organizationID: String = "org-1", key: String = UUID().uuidString,
+        serialNumber: String = "SN-1"
+    ) async throws -> Portal_Entitlements_V1_Activation {
         try await client.activate(
             .with {
                 $0.organizationID = organizationID
@@ -69,7 +72,7 @@ struct EntitlementsHarness: Sendable {
                 $0.quantity = quantity
                 $0.projectName = "Apollo"
                 $0.projectManager = "Grace Hopper"
-                $0.serialNumber = "SN-1"
+                $0.serialNumber = serialNumber
                 $0.idempotencyKey = key
             }, metadata: Self.admin
         ).activation!

@@ -256,4 +256,49 @@ struct ActivationSearchTests {
             #expect(none.totalSize == 0 && none.activations.isEmpty)
         }
     }
+
+    /// Every match exactly once across the pages of `text`, and the total each page reports.
+    static func pages(_ text: String, _ harness: EntitlementsHarness) async throws -> (ids: [String], totals: Set<Int64>) {
+        var ids: [String] = []
+        var totals = Set<Int64>()
+        var token = ""
+        repeat {
+            let page = try await harness.client.listActivations(.with {
+                $0.organizationID = "org-1"
+                $0.searchText = text
+                $0.pageSize = 4
+                $0.pageToken = token
+            })
+            #expect(page.activations.allSatisfy { $0.organizationID == "org-1" })
+            ids += page.activations.map(\.activationID)
+            totals.insert(page.totalSize)
+            token = page.nextPageToken
+        } while !token.isEmpty
+        return (ids, totals)
+    }
+
+    @Test func everySearchPlanFindsEachMatchOnce() async throws {
+        // Small limits reach every plan with a few rows: common trigrams (the whole phrase), dense
+        // matches (the count reaches its cap and pages walk the log), and rare trigrams.
+        try await EntitlementsHarness.run(searchLimits: .init(rareTrigram: 3, countCap: 8)) { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100), ("P2", 100)])
+            try await harness.transfer("ENT-X", to: "org-2", lines: [("P2", 100)])
+            for _ in 0..<20 { _ = try await harness.activate(1, of: "P2", from: "ENT-1") }
+            for _ in 0..<5 { _ = try await harness.activate(1, of: "P1", from: "ENT-1") }
+            for _ in 0..<7 { _ = try await harness.activate(1, of: "P2", from: "ENT-X", organizationID: "org-2") }
+            let unique = try await harness.activate(1, of: "P1", from: "ENT-1", serialNumber: "QX-7731")
+
+            let dense = try await Self.pages("vision", harness)
+            #expect(dense.ids.count == 20 && Set(dense.ids).count == 20)
+            #expect(dense.totals == [8])  // the cap
+            let common = try await Self.pages("nexus", harness)
+            #expect(common.ids.count == 6 && Set(common.ids).count == 6)
+            #expect(common.totals == [6])
+            let rare = try await Self.pages("qx-773", harness)
+            #expect(rare.ids == [unique.activationID])
+            #expect(rare.totals == [1])
+            #expect(try await Self.pages("qx-7739", harness).ids.isEmpty)
+        }
+    }
 }
