@@ -63,6 +63,13 @@ def populate(path):
                       search_doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows())
     db.executemany("INSERT INTO entitlement_lines VALUES (?, ?, ?, ?, ?)",
                    [(eid, pid, pos, avail, act) for (eid, pid), (pos, avail, act) in lines.items()])
+    # Keep each entitlement's listing columns true, as its transfer would have.
+    db.execute("""UPDATE entitlements SET
+        first_product_name = (SELECT p.name FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                              WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1),
+        first_product_description = (SELECT p.description FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                                     WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1),
+        total_available = (SELECT SUM(l.available) FROM entitlement_lines l WHERE l.entitlement_id = entitlements.id)""")
     # Keep the service's per-product totals true, as its transfers and activations would have.
     db.execute("""INSERT OR REPLACE INTO product_totals
                   SELECT e.org_id, l.product_id, SUM(l.available), SUM(l.activated),

@@ -147,5 +147,14 @@ enum EntitlementsMigrations {
             """,
             "DROP TABLE activation_counts",
         ]),
+        SQLMigration(version: 9, name: "entitlements carry their listing columns", statements: [
+            // The entitlements list sorts by the first product (by name) and the total available;
+            // kept on the entitlement (refreshed by transfers and catalog changes) they need no
+            // per-row subqueries.
+            "ALTER TABLE entitlements ADD COLUMN first_product_name TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE entitlements ADD COLUMN first_product_description TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE entitlements ADD COLUMN total_available BIGINT NOT NULL DEFAULT 0",
+            "UPDATE entitlements SET " + EntitlementsStore.listingColumns,
+        ]),
     ]
 }

@@ -60,12 +60,8 @@ extension EntitlementsStore {
                 SELECT e.id FROM entitlements e JOIN entitlement_lines l ON l.entitlement_id = e.id
                 WHERE e.org_id = \(bind: organizationID) AND l.product_id = \(bind: productID) ORDER BY e.order_date DESC, e.id
                 """).all().map { try $0.decode(column: "id", as: String.self) }
-            var entitlements: [(EntitlementRecord, EntitlementLineRecord)] = []
-            for id in ids {
-                if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID),
-                   let line = entitlement.lines.first(where: { $0.productID == productID }) {
-                    entitlements.append((entitlement, line))
-                }
+            let entitlements = try await Self.entitlements(database, ids: ids, organizationID: organizationID).compactMap { entitlement in
+                entitlement.lines.first { $0.productID == productID }.map { (entitlement, $0) }
             }
             return (try HeldProduct(row: row), entitlements)
         }
@@ -89,14 +85,10 @@ extension EntitlementsStore {
     /// The organization's entitlements with the sortable derived columns.
     private static func listedEntitlements(_ organizationID: String, now: Int64) -> SQLQueryString {
         """
-        (SELECT e.id, e.sales_order, e.po_number, e.order_date, e.expiration_date,
+        (SELECT e.id, e.sales_order, e.po_number, e.order_date, e.expiration_date, e.first_product_name,
+                e.first_product_description, e.total_available,
                 COALESCE(e.expiration_date, 9223372036854775807) AS expiration_key,
-                CASE WHEN e.expiration_date IS NOT NULL AND e.expiration_date <= \(bind: now) THEN 'EXPIRED' ELSE 'ACTIVE' END AS status,
-                (SELECT p.name FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
-                 WHERE fl.entitlement_id = e.id ORDER BY lower(p.name), p.id LIMIT 1) AS first_product_name,
-                (SELECT p.description FROM entitlement_lines fl JOIN products p ON p.id = fl.product_id
-                 WHERE fl.entitlement_id = e.id ORDER BY lower(p.name), p.id LIMIT 1) AS first_product_description,
-                (SELECT SUM(tl.available) FROM entitlement_lines tl WHERE tl.entitlement_id = e.id) AS total_available
+                CASE WHEN e.expiration_date IS NOT NULL AND e.expiration_date <= \(bind: now) THEN 'EXPIRED' ELSE 'ACTIVE' END AS status
          FROM entitlements e WHERE e.org_id = \(bind: organizationID)) AS listed
         """
     }
@@ -150,11 +142,8 @@ extension EntitlementsStore {
                 SELECT id, \(paging.sortKeyColumn) FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
                 """).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
-            var entitlements: [EntitlementRecord] = []
-            for id in try pageRows.map({ try $0.decode(column: "id", as: String.self) }) {
-                if let entitlement = try await Self.entitlement(database, id: id, organizationID: organizationID) { entitlements.append(entitlement) }
-            }
-            return (entitlements, next, total)
+            let ids = try pageRows.map { try $0.decode(column: "id", as: String.self) }
+            return (try await Self.entitlements(database, ids: ids, organizationID: organizationID), next, total)
         }
     }
 

@@ -42,8 +42,27 @@ final class EntitlementsStore: Sendable {
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, license_type = excluded.license_type,
                     description = excluded.description, deployment_type = excluded.deployment_type, updated_at = excluded.updated_at
                 """).run()
+            try await database.raw("""
+                UPDATE entitlements SET \(unsafeRaw: Self.listingColumns)
+                WHERE id IN (SELECT entitlement_id FROM entitlement_lines WHERE product_id = \(bind: product.id))
+                """).run()
             return !exists
         }
+    }
+
+    /// The assignments that recompute an entitlement's listing columns (first product by name, its
+    /// description, total available) from its lines, for `UPDATE entitlements SET …`.
+    static let listingColumns = """
+        first_product_name = COALESCE((SELECT p.name FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                                       WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1), ''),
+        first_product_description = COALESCE((SELECT p.description FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                                              WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1), ''),
+        total_available = COALESCE((SELECT SUM(l.available) FROM entitlement_lines l WHERE l.entitlement_id = entitlements.id), 0)
+        """
+
+    /// Recomputes one entitlement's listing columns after its lines changed.
+    private static func refreshListing(_ database: any SQLDatabase, entitlementID: String) async throws {
+        try await database.raw("UPDATE entitlements SET \(unsafeRaw: listingColumns) WHERE id = \(bind: entitlementID)").run()
     }
 
     // MARK: Transfers
@@ -78,6 +97,7 @@ final class EntitlementsStore: Sendable {
                     try await Self.addAvailable(database, increase, of: productID, organizationID: transfer.organizationID)
                 }
                 if !added.isEmpty {
+                    try await Self.refreshListing(database, entitlementID: transfer.entitlementID)
                     let total = added.reduce(0) { $0 + $1.1 }
                     try await AuditOutbox.append(
                         database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
@@ -98,6 +118,7 @@ final class EntitlementsStore: Sendable {
                     """).run()
                 try await Self.addAvailable(database, line.quantity, of: line.productID, organizationID: transfer.organizationID)
             }
+            try await Self.refreshListing(database, entitlementID: transfer.entitlementID)
             let total = transfer.lines.reduce(0) { $0 + $1.quantity }
             try await AuditOutbox.append(
                 database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
@@ -184,15 +205,29 @@ final class EntitlementsStore: Sendable {
 
     /// An entitlement with its lines, or nil; `organizationID` nil matches any organization.
     static func entitlement(_ database: any SQLDatabase, id: String, organizationID: String?) async throws -> EntitlementRecord? {
-        guard let row = try await database.raw("SELECT * FROM entitlements WHERE id = \(bind: id)").first() else { return nil }
-        let lines = try await database.raw("""
-            SELECT l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
+        try await entitlements(database, ids: [id], organizationID: organizationID).first
+    }
+
+    /// Entitlements with their lines, in the order of `ids` (two queries whatever their number);
+    /// ids that do not exist, or belong to another organization than a non-nil `organizationID`, are left out.
+    static func entitlements(_ database: any SQLDatabase, ids: [String], organizationID: String?) async throws -> [EntitlementRecord] {
+        guard !ids.isEmpty else { return [] }
+        let list = ids.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
+        var lines: [String: [EntitlementLineRecord]] = [:]
+        for row in try await database.raw("""
+            SELECT l.entitlement_id, l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
             FROM entitlement_lines l JOIN products p ON p.id = l.product_id
-            WHERE l.entitlement_id = \(bind: id) ORDER BY lower(p.name), p.id
-            """).all().map(EntitlementLineRecord.init(row:))
-        let record = try EntitlementRecord(row: row, lines: lines)
-        if let organizationID, record.organizationID != organizationID { return nil }
-        return record
+            WHERE l.entitlement_id IN (\(list)) ORDER BY lower(p.name), p.id
+            """).all() {
+            lines[try row.decode(column: "entitlement_id", as: String.self), default: []].append(try EntitlementLineRecord(row: row))
+        }
+        var records: [String: EntitlementRecord] = [:]
+        for row in try await database.raw("SELECT * FROM entitlements WHERE id IN (\(list))").all() {
+            let id = try row.decode(column: "id", as: String.self)
+            let record = try EntitlementRecord(row: row, lines: lines[id] ?? [])
+            if organizationID == nil || record.organizationID == organizationID { records[id] = record }
+        }
+        return ids.compactMap { records[$0] }
     }
 
     /// One entitlement of the organization (`NOT_FOUND` for another organization's).

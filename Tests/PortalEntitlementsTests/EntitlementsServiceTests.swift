@@ -154,6 +154,38 @@ struct EntitlementsServiceTests {
     }
 }
 
+/// The entitlements list's sortable columns follow transfers and catalog changes.
+@Suite("Entitlements: listing columns")
+struct EntitlementListingTests {
+    @Test func sortingFollowsRenamedProductsAndGrownQuantities() async throws {
+        try await EntitlementsHarness.run { harness in
+            try await harness.catalog()
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
+            try await harness.transfer("ENT-2", to: "org-1", lines: [("P2", 5), ("P3", 6)])
+            func order(_ orderBy: String) async throws -> [String] {
+                try await harness.client.listEntitlements(.with {
+                    $0.organizationID = "org-1"
+                    $0.orderBy = orderBy
+                }).entitlements.map(\.entitlementID)
+            }
+            #expect(try await order("product_name asc") == ["ENT-1", "ENT-2"])  // Nexus Core < Suite Pro
+            #expect(try await order("total_available_licenses asc") == ["ENT-1", "ENT-2"])  // 10 < 11
+            _ = try await harness.client.upsertProduct(.with {
+                $0.product = .with {
+                    $0.productID = "P1"
+                    $0.name = "Zeta Core"
+                    $0.licenseType = "Subscription"
+                    $0.productDescription = "Renamed"
+                    $0.deploymentType = "Cloud"
+                }
+            })
+            #expect(try await order("product_name asc") == ["ENT-2", "ENT-1"])  // Suite Pro < Zeta Core
+            try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 12)])
+            #expect(try await order("total_available_licenses desc") == ["ENT-1", "ENT-2"])  // 12 > 11
+        }
+    }
+}
+
 /// Activations that share one transaction (group commit) are decided exactly as if they ran one after another.
 @Suite("Entitlements: activations batched into one transaction")
 struct ActivationBatchTests {
