@@ -24,7 +24,7 @@ final class EntitlementsStore: Sendable {
     /// How activation searches decide between their plans.
     struct SearchLimits: Sendable {
         /// Below this many rows a trigram is rare enough to drive a search.
-        var rareTrigram = 5_000
+        var rareTrigram = 10_000
         /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
         var countCap = 10_000
     }
