@@ -41,6 +41,21 @@ struct BackendCall: Sendable {
         streamOptions = CallOptions(timeout: remaining)
     }
 
+    /// A read shared by several callers (see `SharedReads`): no caller's deadline or identity, since
+    /// each caller's own deadline is enforced on its own call; it carries the request id of the call
+    /// that started it, for the logs.
+    static func shared(startedBy context: ServerContext) -> BackendCall {
+        var metadata = Metadata()
+        metadata.addString(context.requestID, forKey: "x-request-id")
+        return BackendCall(metadata: metadata, options: CallOptions(timeout: defaultTimeout), streamOptions: CallOptions(timeout: defaultTimeout))
+    }
+
+    private init(metadata: Metadata, options: CallOptions, streamOptions: CallOptions) {
+        self.metadata = metadata
+        self.options = options
+        self.streamOptions = streamOptions
+    }
+
     /// Runs `body` against the backend called `backend`; its refusals pass through unchanged, and a
     /// backend that cannot be reached is `UNAVAILABLE` naming it.
     func run<Result: Sendable>(_ backend: String, _ body: (Metadata, CallOptions) async throws -> Result) async throws -> Result {

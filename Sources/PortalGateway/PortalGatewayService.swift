@@ -33,7 +33,7 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     /// The caller, once their token resolves and their role holds `capability`.
     func authorize(_ context: ServerContext, _ capability: Capability) async throws -> (Caller, BackendCall) {
         let token = try Self.bearerToken(context)
-        let lookup = try BackendCall(context, caller: nil)
+        let lookup = BackendCall.shared(startedBy: context)  // concurrent lookups of one token share it
         let caller = try await sessions.caller(for: token) { [backends] token in
             let session = try await lookup.run("identity") { metadata, options in
                 try await backends.identity.authenticate(.with { $0.sessionToken = token }, metadata: metadata, options: options)
@@ -118,9 +118,12 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     }
 
     public func getDashboard(request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetDashboardResponse {
-        let (caller, call) = try await authorize(context, .viewPortal)
+        let (caller, _) = try await authorize(context, .viewPortal)
+        // Shared with other callers, so the read carries no one's deadline; this call's own deadline
+        // still ends it (the transport enforces it).
+        let shared = BackendCall.shared(startedBy: context)
         let data = try await dashboards.value(for: caller.organizationID) { [backends] in
-            try await Self.readDashboard(caller.organizationID, call, backends)
+            try await Self.readDashboard(caller.organizationID, shared, backends)
         }
         return .with {
             $0.availableLicenses = data.licenses.availableLicenses

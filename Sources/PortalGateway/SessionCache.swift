@@ -18,6 +18,9 @@ actor SessionCache {
     private let capacity: Int
     private var entries: [[UInt8]: Entry] = [:]
     private var inFlight: [[UInt8]: Task<Caller, any Error>] = [:]
+    /// When tokens and members were last forgotten: a lookup that started before must not be remembered.
+    private var forgottenTokens: [[UInt8]: ContinuousClock.Instant] = [:]
+    private var forgottenMembers: [String: ContinuousClock.Instant] = [:]
 
     init(lifetime: Duration = .seconds(1), capacity: Int = 100_000) {
         self.lifetime = lifetime
@@ -35,7 +38,7 @@ actor SessionCache {
         do {
             let caller = try await lookup.value
             inFlight[key] = nil
-            remember(caller, key: key, at: now)
+            if !forgotten(key: key, memberID: caller.principal.memberID, since: now) { remember(caller, key: key, at: now) }
             return caller
         } catch {
             inFlight[key] = nil
@@ -44,14 +47,29 @@ actor SessionCache {
         }
     }
 
-    /// Forgets the token at once (logout).
+    /// Forgets the token at once (logout), including a lookup of it under way.
     func forget(token: String) {
-        entries[SecretHashing.sha256(token)] = nil
+        let key = SecretHashing.sha256(token)
+        entries[key] = nil
+        forgottenTokens[key] = .now
+        inFlight[key] = nil
     }
 
-    /// Forgets every token of a member at once (deleted, or role changed through this gateway).
+    /// Forgets every token of a member at once (deleted, or role changed through this gateway),
+    /// including lookups under way.
     func forget(memberID: String) {
         entries = entries.filter { $0.value.caller.principal.memberID != memberID }
+        forgottenMembers[memberID] = .now
+        inFlight.removeAll()
+    }
+
+    /// Whether the token or member was forgotten after a lookup that started at `start`; drops
+    /// records older than any lookup still running could be.
+    private func forgotten(key: [UInt8], memberID: String, since start: ContinuousClock.Instant) -> Bool {
+        let horizon = ContinuousClock.now - BackendCall.defaultTimeout - lifetime
+        forgottenTokens = forgottenTokens.filter { $0.value > horizon }
+        forgottenMembers = forgottenMembers.filter { $0.value > horizon }
+        return (forgottenTokens[key].map { $0 >= start } ?? false) || (forgottenMembers[memberID].map { $0 >= start } ?? false)
     }
 
     private func remember(_ caller: Caller, key: [UInt8], at now: ContinuousClock.Instant) {

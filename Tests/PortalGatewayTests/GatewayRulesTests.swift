@@ -83,6 +83,22 @@ struct SessionCacheTests {
         #expect(counter.value == 3)
     }
 
+    @Test func aLookupUnderWayWhenTheTokenIsForgottenIsNotRemembered() async throws {
+        let cache = SessionCache()
+        let counter = ReadCounter()
+        let resolve: @Sendable (String) async throws -> Caller = { _ in
+            _ = counter.next()
+            try await Task.sleep(for: .milliseconds(100))
+            return Self.caller("mem-1")
+        }
+        async let first = cache.caller(for: "token-1", resolve: resolve)
+        try await Task.sleep(for: .milliseconds(30))
+        await cache.forget(token: "token-1")  // logout while the lookup runs
+        _ = try await first
+        _ = try await cache.caller(for: "token-1", resolve: resolve)
+        #expect(counter.value == 2)
+    }
+
     @Test func refusalsAreNeverRemembered() async throws {
         let cache = SessionCache()
         await #expect(throws: RPCError.self) {
