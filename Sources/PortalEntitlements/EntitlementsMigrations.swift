@@ -154,7 +154,62 @@ enum EntitlementsMigrations {
             "ALTER TABLE entitlements ADD COLUMN first_product_name TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE entitlements ADD COLUMN first_product_description TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE entitlements ADD COLUMN total_available BIGINT NOT NULL DEFAULT 0",
-            "UPDATE entitlements SET " + EntitlementsStore.listingColumns,
+            """
+            UPDATE entitlements SET
+                first_product_name = COALESCE((SELECT p.name FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                                               WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1), ''),
+                first_product_description = COALESCE((SELECT p.description FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                                                      WHERE l.entitlement_id = entitlements.id ORDER BY lower(p.name), p.id LIMIT 1), ''),
+                total_available = COALESCE((SELECT SUM(l.available) FROM entitlement_lines l WHERE l.entitlement_id = entitlements.id), 0)
+            """,
+        ]),
+        SQLMigration(version: 10, name: "activations keyed by a stable integer sequence", statements: [
+            // The search index is keyed by the activation's row id; a table without an INTEGER
+            // PRIMARY KEY may have its row ids renumbered by VACUUM, which would silently detach it.
+            // `seq` keeps today's row ids, so the index stays valid as it is.
+            """
+            CREATE TABLE activations_keyed (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                org_id TEXT NOT NULL,
+                entitlement_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                product_name TEXT NOT NULL,
+                quantity BIGINT NOT NULL,
+                project_name TEXT NOT NULL,
+                project_manager TEXT NOT NULL,
+                serial_number TEXT NOT NULL,
+                activated_by TEXT NOT NULL,
+                activated_by_member_id TEXT NOT NULL,
+                activated_at BIGINT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                search_doc TEXT NOT NULL
+            )
+            """,
+            """
+            INSERT INTO activations_keyed (seq, id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager,
+                                           serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key, search_doc)
+            SELECT rowid, id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager,
+                   serial_number, activated_by, activated_by_member_id, activated_at, idempotency_key, search_doc
+            FROM activations ORDER BY rowid
+            """,
+            "DROP TABLE activations",
+            "ALTER TABLE activations_keyed RENAME TO activations",
+            "CREATE UNIQUE INDEX activations_idempotency ON activations (org_id, idempotency_key)",
+            "CREATE INDEX activations_org_date_search ON activations (org_id, activated_at, id, search_doc)",
+            "CREATE INDEX activations_org_product_date ON activations (org_id, product_id, activated_at, id)",
+            "CREATE INDEX activations_org_product_name ON activations (org_id, lower(product_name), id)",
+            "CREATE INDEX activations_org_quantity ON activations (org_id, quantity, id)",
+            "CREATE INDEX activations_org_project ON activations (org_id, lower(project_name), id)",
+            "CREATE INDEX activations_org_manager ON activations (org_id, lower(project_manager), id)",
+            "CREATE INDEX activations_org_activated_by ON activations (org_id, lower(activated_by), id)",
+            "CREATE INDEX activations_org_entitlement ON activations (org_id, entitlement_id, id)",
+            "CREATE INDEX activations_org_serial ON activations (org_id, lower(serial_number), id)",
+            """
+            CREATE TRIGGER activations_index_search AFTER INSERT ON activations BEGIN
+                INSERT INTO activations_search (rowid, search_doc) VALUES (new.seq, new.search_doc);
+            END
+            """,
         ]),
     ]
 }

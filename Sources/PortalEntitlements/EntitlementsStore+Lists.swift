@@ -261,8 +261,14 @@ extension EntitlementsStore {
     private static func candidates(_ match: String) -> SQLQueryString {
         """
         (SELECT rowid AS match_rowid FROM activations_search WHERE activations_search MATCH \(bind: match)) AS matches
-        CROSS JOIN activations ON activations.rowid = matches.match_rowid
+        CROSS JOIN activations ON activations.seq = matches.match_rowid
         """
+    }
+
+    /// How many activations the organization has (from its per-product totals).
+    private static func organizationActivations(_ database: any SQLDatabase, _ organizationID: String) async throws -> Int {
+        try await database.raw("SELECT COALESCE(SUM(activations), 0) AS n FROM product_totals WHERE org_id = \(bind: organizationID)").first()?
+            .decode(column: "n", as: Int.self) ?? 0
     }
 
     /// How many rows of `source` meet `condition`, up to `cap`.
@@ -277,8 +283,10 @@ extension EntitlementsStore {
     /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`)
     /// and counts its matches among them, up to the cap (when candidates are few, a first page is
     /// counted and sorted in one pass). Below the cap the page is picked from the candidates; at the
-    /// cap matches are dense, and walking the sort order checking rows finds a page quickly. Shorter
-    /// searches check rows while walking.
+    /// cap matches are dense, and walking the sort order checking rows finds a page quickly. When
+    /// every trigram is common and the organization is small, its own rows are counted and walked
+    /// instead of a phrase's candidates across all organizations. Shorter searches check rows while
+    /// walking.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
@@ -301,8 +309,12 @@ extension EntitlementsStore {
                     let (pageRows, next) = try paging.page(rows, idColumn: "id")
                     return (try pageRows.map(ActivationRecord.init(row:)), next, try rows.first?.decode(column: "matched", as: Int64.self) ?? 0)
                 }
-                total = try await Self.cappedCount(database, from: candidates, where: filter.condition, cap: limits.countCap)
-                if total < limits.countCap { source = candidates }
+                if try await Self.organizationActivations(database, filter.organizationID) <= limits.ownRowsScan {
+                    total = try await Self.cappedCount(database, from: "activations", where: filter.condition, cap: limits.countCap)
+                } else {
+                    total = try await Self.cappedCount(database, from: candidates, where: filter.condition, cap: limits.countCap)
+                    if total < limits.countCap { source = candidates }
+                }
             } else if counting {
                 total = try await Self.activationCount(database, filter, limits: limits)
             }

@@ -27,6 +27,9 @@ final class EntitlementsStore: Sendable {
         var rareTrigram = 10_000
         /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
         var countCap = 10_000
+        /// An organization with at most this many activations searches its own rows rather than a
+        /// phrase's candidates across every organization (which may be mostly others').
+        var ownRowsScan = 50_000
     }
 
     // MARK: Catalog
@@ -211,21 +214,23 @@ final class EntitlementsStore: Sendable {
     /// Entitlements with their lines, in the order of `ids` (two queries whatever their number);
     /// ids that do not exist, or belong to another organization than a non-nil `organizationID`, are left out.
     static func entitlements(_ database: any SQLDatabase, ids: [String], organizationID: String?) async throws -> [EntitlementRecord] {
-        guard !ids.isEmpty else { return [] }
-        let list = ids.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
-        var lines: [String: [EntitlementLineRecord]] = [:]
-        for row in try await database.raw("""
-            SELECT l.entitlement_id, l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
-            FROM entitlement_lines l JOIN products p ON p.id = l.product_id
-            WHERE l.entitlement_id IN (\(list)) ORDER BY lower(p.name), p.id
-            """).all() {
-            lines[try row.decode(column: "entitlement_id", as: String.self), default: []].append(try EntitlementLineRecord(row: row))
-        }
         var records: [String: EntitlementRecord] = [:]
-        for row in try await database.raw("SELECT * FROM entitlements WHERE id IN (\(list))").all() {
-            let id = try row.decode(column: "id", as: String.self)
-            let record = try EntitlementRecord(row: row, lines: lines[id] ?? [])
-            if organizationID == nil || record.organizationID == organizationID { records[id] = record }
+        // In chunks: a product held by very many entitlements must not exceed the bound-parameter limit.
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let list = ids[start..<min(start + 500, ids.count)].map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
+            var lines: [String: [EntitlementLineRecord]] = [:]
+            for row in try await database.raw("""
+                SELECT l.entitlement_id, l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
+                FROM entitlement_lines l JOIN products p ON p.id = l.product_id
+                WHERE l.entitlement_id IN (\(list)) ORDER BY lower(p.name), p.id
+                """).all() {
+                lines[try row.decode(column: "entitlement_id", as: String.self), default: []].append(try EntitlementLineRecord(row: row))
+            }
+            for row in try await database.raw("SELECT * FROM entitlements WHERE id IN (\(list))").all() {
+                let id = try row.decode(column: "id", as: String.self)
+                let record = try EntitlementRecord(row: row, lines: lines[id] ?? [])
+                if organizationID == nil || record.organizationID == organizationID { records[id] = record }
+            }
         }
         return ids.compactMap { records[$0] }
     }
