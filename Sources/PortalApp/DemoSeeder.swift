@@ -48,7 +48,9 @@ public struct DemoSeeder: Service {
 
                 """.utf8))
         } catch {
-            logger.error("could not seed the demo organization", metadata: ["error": "\(error)"])
+            logger.error(
+                "could not seed the demo organization; the services run without it (remove the data directory to seed afresh)",
+                metadata: ["error": "\(error)", "data_dir": "\(dataDirectory)"])
         }
         try? await gracefulShutdown()
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PortalHTTP2
 import PortalAudit
@@ -94,11 +95,13 @@ public enum PortalRuntime {
 
     /// A client channel to another service at `address` (`host:port`).
     static func channel(to address: String, flag: String) throws -> RPCClientChannel {
-        let parts = address.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else {
+        // host:port, or [IPv6]:port
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
+              case let host = address[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty
+        else {
             throw RPCError(.invalidArgument, "\(flag): expected host:port, not \(address)")
         }
-        return RPCClientChannel(host: String(parts[0]), port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
+        return RPCClientChannel(host: host, port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

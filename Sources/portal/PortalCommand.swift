@@ -125,12 +125,23 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level.")
     var logLevel: String = "info"
 
+    func validate() throws {
+        if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
+            throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
+        }
+    }
+
     func run() async throws {
         var options = try ServiceOptions.parse([])
         options.host = host
         options.dataDirectory = dataDirectory
         options.logLevel = logLevel
         options.port = nil
+        // The services find each other where they listen (loopback when they listen everywhere).
+        let reachable = ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
+        options.auditAddress = "\(reachable):\(PortalServiceKind.audit.defaultPort)"
+        options.identityAddress = "\(reachable):\(PortalServiceKind.identity.defaultPort)"
+        options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.defaultPort)"
         try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo)
     }
 }

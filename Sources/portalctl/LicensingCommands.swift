@@ -138,22 +138,30 @@ struct Activate: AsyncParsableCommand {
     @Option(help: "Project name.") var project: String
     @Option(help: "Project manager.") var manager: String
     @Option(help: "Device serial number.") var serial: String = ""
-    @Option(help: "Idempotency key: repeating a command with the same key activates once (default: a new key).")
-    var key: String = UUID().uuidString
+    @Option(help: "Idempotency key: repeating a command with the same key activates once (default: a new key, printed).")
+    var key: String?
 
     func run() async throws {
+        let key = key ?? UUID().uuidString
         try await global.run { client in
-            let activation = try await client.portal.activate(.with {
-                $0.entitlementID = entitlement
-                $0.productID = product
-                $0.quantity = quantity
-                $0.projectName = project
-                $0.projectManager = manager
-                $0.serialNumber = serial
-                $0.idempotencyKey = key
-            }, options: global.callOptions).activation ?? .init()
+            let activation: Portal_Entitlements_V1_Activation
+            do {
+                activation = try await client.portal.activate(.with {
+                    $0.entitlementID = entitlement
+                    $0.productID = product
+                    $0.quantity = quantity
+                    $0.projectName = project
+                    $0.projectManager = manager
+                    $0.serialNumber = serial
+                    $0.idempotencyKey = key
+                }, options: global.callOptions).activation ?? .init()
+            } catch let error as RPCError where [.unavailable, .deadlineExceeded, .unknown, .internal, .cancelled].contains(error.code) {
+                // The outcome is unknown: the activation may have been recorded.
+                FileHandle.standardError.write(Data("portalctl: retry with --key \(key) so the activation happens at most once\n".utf8))
+                throw error
+            }
             if global.json { return try Output.json(JSONRecords.activation(activation)) }
-            print("Activated \(activation.quantity) of \(activation.productName) for \(activation.projectName) (activation \(activation.activationID)).")
+            print("Activated \(activation.quantity) of \(activation.productName) for \(activation.projectName) (activation \(activation.activationID), key \(key)).")
         }
     }
 }

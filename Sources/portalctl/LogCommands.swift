@@ -2,12 +2,18 @@ import ArgumentParser
 import Foundation
 import PortalClient
 
-/// Writes an export's chunks to `path` as they arrive, showing progress on standard error.
+/// Writes an export's chunks to `path` as they arrive, showing progress on standard error. The
+/// rows go to `path.partial` first; only a complete export replaces `path`.
 func writeExport<Chunk: Sendable>(_ chunks: ResponseStream<Chunk>, to path: String, bytes: (Chunk) -> [UInt8]) async throws {
-    guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-        throw ValidationError("--csv: cannot write \(path)")
+    let partial = path + ".partial"
+    guard FileManager.default.createFile(atPath: partial, contents: nil), let file = FileHandle(forWritingAtPath: partial) else {
+        throw ValidationError("--csv: cannot write \(partial)")
     }
-    defer { try? file.close() }
+    var complete = false
+    defer {
+        try? file.close()
+        if !complete { unlink(partial) }
+    }
     let interactive = isatty(STDERR_FILENO) == 1
     var written = 0
     var rows = 0
@@ -22,6 +28,9 @@ func writeExport<Chunk: Sendable>(_ chunks: ResponseStream<Chunk>, to path: Stri
             FileHandle.standardError.write(Data("\rExporting… \(max(rows - 1, 0)) rows, \(String(format: "%.1f", Double(written) / 1e6)) MB".utf8))
         }
     }
+    try file.synchronize()
+    guard rename(partial, path) == 0 else { throw ValidationError("--csv: cannot write \(path): \(String(cString: strerror(errno)))") }
+    complete = true
     if interactive { FileHandle.standardError.write(Data("\r".utf8)) }
     FileHandle.standardError.write(Data("Exported \(max(rows - 1, 0)) rows (\(String(format: "%.1f", Double(written) / 1e6)) MB) to \(path)\n".utf8))
 }

@@ -4,9 +4,9 @@ import PortalClient
 
 /// `portalctl`: the End Customer Portal from the command line, for people and scripts.
 ///
-/// Exit codes: 0 success, 1 the portal could not be reached or failed, 2 bad command line,
-/// 3 not signed in (or the session ended), 4 the role does not allow it, 5 not found,
-/// 6 refused (invalid or conflicting request, precondition not met).
+/// Exit codes: 0 success, 1 the portal could not be reached or failed, 3 not signed in (or the
+/// session ended), 4 the role does not allow it, 5 not found, 6 refused (invalid or conflicting
+/// request, precondition not met), 64 bad command line.
 @main
 struct PortalCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,8 +15,8 @@ struct PortalCtl: AsyncParsableCommand {
         discussion: """
             Sign in once with `portalctl login`; the session is kept in ~/.config/portalctl/session \
             (or --session / PORTALCTL_SESSION) until it expires or you log out.
-            Exit codes: 0 success, 1 unreachable or failed, 2 usage, 3 not signed in, 4 not allowed for your role, \
-            5 not found, 6 refused.
+            Exit codes: 0 success, 1 unreachable or failed, 3 not signed in, 4 not allowed for your role, \
+            5 not found, 6 refused, 64 bad command line.
             """,
         subcommands: [
             Login.self, AcceptInvite.self, Logout.self, WhoAmI.self, Dashboard.self,

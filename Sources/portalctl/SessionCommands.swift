@@ -12,10 +12,26 @@ func readPassword(_ given: String?, prompt: String) throws -> String {
     return typed
 }
 
-/// Saves the session token where later commands find it (readable by the owner only).
+/// Saves the session token where later commands find it, readable by the owner only from the first
+/// byte on (written to a new 0600 file, then renamed into place).
 func saveSession(_ token: String, to path: String) throws {
-    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+    let folder = (path as NSString).deletingLastPathComponent
+    if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+    let temporary = path + ".\(getpid()).new"
+    let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o600)
+    guard descriptor >= 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
+    let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    do {
+        try file.write(contentsOf: Data(token.utf8))
+        try file.synchronize()
+        try file.close()
+        guard rename(temporary, path) == 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
+    } catch {
+        unlink(temporary)
+        throw error
+    }
 }
 
 struct Login: AsyncParsableCommand {
@@ -73,7 +89,11 @@ struct Logout: AsyncParsableCommand {
 
     func run() async throws {
         try await global.run { client in
-            try await client.logout(options: global.callOptions)
+            do {
+                try await client.logout(options: global.callOptions)
+            } catch let error as RPCError where error.code == .unauthenticated {
+                // The session had already ended: nothing left to end but the saved token.
+            }
             try? FileManager.default.removeItem(atPath: global.sessionFile)
             if !global.json { print("Signed out.") }
         }
