@@ -24,6 +24,8 @@ public struct ServiceSettings: Sendable {
     public var smtpServer: String?
     /// Where the audit service listens (`host:port`): the audit outbox relays and the gateway call it.
     public var auditAddress = "127.0.0.1:\(PortalServiceKind.audit.defaultPort)"
+    /// How long an identity session lasts after login; nil keeps the service's default (12 hours).
+    public var sessionLifetime: Duration?
     /// Where the identity service listens (`host:port`), for the gateway.
     public var identityAddress = "127.0.0.1:\(PortalServiceKind.identity.defaultPort)"
     /// Where the entitlements service listens (`host:port`), for the gateway.
@@ -60,6 +62,7 @@ public enum PortalRuntime {
         case .identity:
             var identitySettings = IdentityComponent.Settings(dataDirectory: settings.dataDirectory)
             identitySettings.smtpServer = settings.smtpServer
+            if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
             domain.append(identity.service)
             databases.append(identity.store)

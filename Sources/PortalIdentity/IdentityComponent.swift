@@ -20,6 +20,8 @@ public struct IdentityComponent: Sendable {
         public var acceptURL = "https://portal.invalid/accept-invite?code={secret}"
         /// scrypt cost for new password hashes.
         public var passwordParameters = SecretHashing.ScryptParameters.standard
+        /// How long a session lasts after login, whatever happens (12 hours).
+        public var sessionLifetime: Duration = .seconds(12 * 3600)
 
         /// Settings storing data under `dataDirectory`.
         public init(dataDirectory: String) {
@@ -38,7 +40,9 @@ public struct IdentityComponent: Sendable {
     public static func start(settings: Settings, logger: Logger) async throws -> IdentityComponent {
         let store = try await SQLStore.open(
             path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"), migrations: IdentityMigrations.all, logger: logger)
-        let identityStore = IdentityStore(store: store, sessionPolicy: SessionPolicy())
+        var sessions = SessionPolicy()
+        sessions.lifetime = Int64(settings.sessionLifetime / .milliseconds(1))
+        let identityStore = IdentityStore(store: store, sessionPolicy: sessions)
         let transport: any MailTransport
         if let smtp = settings.smtpServer {
             let parts = smtp.split(separator: ":")

@@ -33,6 +33,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("audit-address"), help: "The audit service's host:port, where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
     var auditAddress: String?
 
+    @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
+    var sessionLifetime: Int?
+
     @Option(name: .customLong("identity-address"), help: "The identity service's host:port, for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052).")
     var identityAddress: String?
 
@@ -49,7 +52,13 @@ struct ServiceOptions: ParsableArguments {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port: \(port) is not a TCP port")
         }
+        if let lifetime = sessionLifetimeSeconds, lifetime < 1 {
+            throw ValidationError("--session-lifetime: must be at least 1 second, not \(lifetime)")
+        }
     }
+
+    /// `--session-lifetime`, else `PORTAL_SESSION_LIFETIME`.
+    var sessionLifetimeSeconds: Int? { sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init) }
 
     /// `--smtp`, else `PORTAL_SMTP`.
     var smtpServer: String? { smtp ?? ProcessInfo.processInfo.environment["PORTAL_SMTP"] }
@@ -59,6 +68,7 @@ struct ServiceOptions: ParsableArguments {
         let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
         var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
         settings.smtpServer = smtpServer
+        settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
         let environment = ProcessInfo.processInfo.environment
         if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
         if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }

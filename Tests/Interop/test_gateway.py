@@ -1129,6 +1129,54 @@ def test_the_last_admin_can_be_neither_deleted_nor_demoted(world):
 
 
 # --------------------------------------------------------------------------------------------
+# 4b. An expired session is refused by every RPC
+
+SESSION_LIFETIME = 2
+
+
+@pytest.fixture(scope="module")
+def expired_session(stack):
+    """A gateway over an identity service whose sessions last SESSION_LIFETIME seconds, and a token
+    of it that worked (and sat in the gateway's cache) before it expired."""
+    identity_server = stack.launch("identity", "short-session-identity-data", "--session-lifetime", str(SESSION_LIFETIME),
+                                   "--audit-address", stack.audit_server.address)
+    gateway_server = stack.launch(
+        "gateway", "short-session-gateway-data", "--identity-address", identity_server.address,
+        "--entitlements-address", stack.entitlements_server.address, "--audit-address", stack.audit_server.address)
+    identity = P.identity_grpc.IdentityServiceStub(stack.channel(identity_server.port))
+    portal = P.gateway_grpc.PortalServiceStub(stack.channel(gateway_server.port))
+    data = stack.root / "short-session-identity-data"
+    before = support.spool_files(data)
+    email = f"erin.expired@{unique('org')}.example.com"
+    organization = identity.CreateOrganization(
+        I.CreateOrganizationRequest(name=f"Expiry Co {unique()}", first_admin_email=email, idempotency_key=unique("key-")),
+        timeout=T).organization
+    identity.AcceptInvite(I.AcceptInviteRequest(
+        invite_secret=support.wait_for_invite_secret(data, email, before), first_name="Erin", last_name="Expired", password=PASSWORD),
+        timeout=T)
+    session = portal.Login(G.LoginRequest(organization_id=organization.organization_id, email=email, password=PASSWORD), timeout=T)
+    assert portal.WhoAmI(G.WhoAmIRequest(), metadata=bearer(session.session_token), timeout=T).principal.email == email
+    # Past the session's end and past the gateway's one-second cache.
+    time.sleep(SESSION_LIFETIME + 1.2)
+    return portal, session.session_token
+
+
+@pytest.mark.parametrize("rpc", [rpc for rpc in RPCS if rpc not in {"Login", "AcceptInvite"}])
+def test_an_expired_session_is_refused_by_every_rpc(expired_session, rpc):
+    """Every RPC that needs a session answers an expired one with UNAUTHENTICATED."""
+    portal, token = expired_session
+    method = getattr(portal, rpc)
+    request = getattr(G, f"{rpc}Request")()
+
+    def call():
+        if rpc in STREAMING_RPCS:
+            return list(method(request, metadata=bearer(token), timeout=T))
+        return method(request, metadata=bearer(token), timeout=T)
+
+    refused(call, UNAUTHENTICATED)
+
+
+# --------------------------------------------------------------------------------------------
 # 5. Deleted members and role changes bite within a second
 
 BITE_LIMIT = 1.2
