@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import PortalHTTP2
 import PortalAudit
 import PortalEntitlements
@@ -24,6 +26,8 @@ public struct ServiceSettings: Sendable {
     public var smtpServer: String?
     /// Where the audit service listens (`host:port`): the audit outbox relays and the gateway call it.
     public var auditAddress = "127.0.0.1:\(PortalServiceKind.audit.defaultPort)"
+    /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`); nil serves none.
+    public var adminPort: Int?
     /// How long an identity session lasts after login; nil keeps the service's default (12 hours).
     public var sessionLifetime: Duration?
     /// Where the identity service listens (`host:port`), for the gateway.
@@ -42,6 +46,14 @@ public struct ServiceSettings: Sendable {
 
 /// Starts portal services and runs them until SIGTERM or SIGINT.
 public enum PortalRuntime {
+    /// Every metric of the process, exposed on the admin ports.
+    public static let metrics = PrometheusCollectorRegistry()
+
+    /// The metrics system for every executable: Prometheus, into `metrics`. Call once, at start.
+    public static func bootstrapMetrics() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
+    }
+
     /// The logging system for every executable: JSON lines on standard error.
     public static func bootstrapLogging(level: Logger.Level) {
         LoggingSystem.bootstrap { label in
@@ -84,11 +96,14 @@ public enum PortalRuntime {
                 entitlements: try channel(to: settings.entitlementsAddress, flag: "entitlements address"),
                 audit: try channel(to: settings.auditAddress, flag: "audit address"))))
         }
-        let server = ServerAssembly.makeServer(
-            services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger
-        ).server
-        // A service group shuts services down in reverse order: workers, then the server, then databases.
-        return databases + [server] + workers
+        let (server, health) = ServerAssembly.makeServer(
+            services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger)
+        let admin: [any Service] = settings.adminPort.map { port in
+            [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]
+        } ?? []
+        // A service group shuts services down in reverse order: workers, then the server, then the
+        // admin port (which reports the server's shutdown meanwhile), then databases.
+        return databases + admin + [server] + workers
     }
 
     /// A relay delivering `store`'s audit outbox to the audit service.

@@ -6,7 +6,7 @@ import PortalStandardServices
 
 /// Builds a server with the standard services (health, reflection) and interceptors around `services`.
 public enum ServerAssembly {
-    /// A server hosting `services`, health and reflection, with access logs.
+    /// A server hosting `services`, health and reflection, with access logs and call metrics.
     ///
     /// Every call already has a request id (the client's `x-request-id`, or a fresh one) that the
     /// transport returns in the response headers and the access log records.
@@ -25,7 +25,7 @@ public enum ServerAssembly {
             ReflectionService(hostedServices: hosted + standardNames),
             ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
         ]
-        let interceptors: [any ServerInterceptor] = [AccessLogInterceptor(logger: logger)] + extraInterceptors
+        let interceptors: [any ServerInterceptor] = [AccessLogInterceptor(logger: logger), MetricsInterceptor()] + extraInterceptors
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors, logger: logger,
             eventLoopGroup: EventLoops.shared, onShutdown: { health.markAllNotServing() })

@@ -34,6 +34,9 @@ public final class HealthService: Grpc_Health_V1_HealthService {
         for watcher in watchers { watcher.yield(status) }
     }
 
+    /// Whether the server itself (`""`) is SERVING: its readiness.
+    public var isServing: Bool { state.withLock { $0.statuses[""] == .serving } }
+
     /// Marks every known service NOT_SERVING, as a server does when it starts shutting down.
     public func markAllNotServing() {
         let services = state.withLock { Array($0.statuses.keys) }

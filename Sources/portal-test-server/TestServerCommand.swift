@@ -3,6 +3,7 @@ import Logging
 import PortalApp
 import PortalHTTP2
 import PortalTestServices
+import ServiceLifecycle
 
 /// `portal-test-server`: serves the Echo and Bench services for interoperability tests and benchmarks.
 @main
@@ -19,11 +20,18 @@ struct TestServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz (none by default; metrics are recorded only with it).")
+    var adminPort: Int?
+
     func run() async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "portal-test-server")
-        let (server, _) = ServerAssembly.makeServer(
+        if adminPort != nil { PortalRuntime.bootstrapMetrics() }
+        let (server, health) = ServerAssembly.makeServer(
             services: [EchoService(), BenchService()], configuration: RPCServer.Configuration(host: host, port: port), logger: logger)
-        try await PortalRuntime.run([server], logger: logger)
+        let admin: [any Service] = adminPort.map { port in
+            [AdminHTTPServer(host: host, port: port, registry: PortalRuntime.metrics, isReady: { health.isServing }, logger: logger)]
+        } ?? []
+        try await PortalRuntime.run(admin + [server], logger: logger)
     }
 }

@@ -33,6 +33,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("audit-address"), help: "The audit service's host:port, where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
     var auditAddress: String?
 
+    @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz over HTTP (env PORTAL_ADMIN_PORT; none by default).")
+    var adminPort: Int?
+
     @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
     var sessionLifetime: Int?
 
@@ -52,10 +55,16 @@ struct ServiceOptions: ParsableArguments {
         if let port, !(0...65535).contains(port) {
             throw ValidationError("--port: \(port) is not a TCP port")
         }
+        if let adminPort = adminPortNumber, !(1...65535).contains(adminPort) {
+            throw ValidationError("--admin-port: \(adminPort) is not a TCP port")
+        }
         if let lifetime = sessionLifetimeSeconds, lifetime < 1 {
             throw ValidationError("--session-lifetime: must be at least 1 second, not \(lifetime)")
         }
     }
+
+    /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
+    var adminPortNumber: Int? { adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init) }
 
     /// `--session-lifetime`, else `PORTAL_SESSION_LIFETIME`.
     var sessionLifetimeSeconds: Int? { sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init) }
@@ -69,6 +78,7 @@ struct ServiceOptions: ParsableArguments {
         var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
         settings.smtpServer = smtpServer
         settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
+        settings.adminPort = adminPortNumber
         let environment = ProcessInfo.processInfo.environment
         if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
         if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }
@@ -76,12 +86,15 @@ struct ServiceOptions: ParsableArguments {
         return settings
     }
 
-    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false) async throws {
+    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false, devAdminPorts: Bool = false) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        PortalRuntime.bootstrapMetrics()
         let logger = Logger(label: "portal")
         var services: [any Service] = []
         for kind in kinds {
-            services += try await PortalRuntime.makeServices(settings(for: kind), logger: logger)
+            var kindSettings = try settings(for: kind)
+            if devAdminPorts { kindSettings.adminPort = kind.defaultPort + 1000 }
+            services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
         }
         if seedDemo {
             services.append(DemoSeeder(dataDirectory: dataDirectory, host: host, logger: logger))
@@ -152,6 +165,6 @@ struct Dev: AsyncParsableCommand {
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.defaultPort)"
         options.identityAddress = "\(reachable):\(PortalServiceKind.identity.defaultPort)"
         options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.defaultPort)"
-        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo)
+        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, devAdminPorts: true)
     }
 }

@@ -1,0 +1,78 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// The admin port of a service, plain HTTP/1.1 for the platform: `GET /metrics` (Prometheus text
+/// exposition of every metric of the process), `GET /healthz` (200 while the process runs) and
+/// `GET /readyz` (200 while the server is serving, 503 once it is shutting down).
+public final class AdminHTTPServer: Service, Sendable {
+    private let host: String
+    private let port: Int
+    private let registry: PrometheusCollectorRegistry
+    private let isReady: @Sendable () -> Bool
+    private let logger: Logger
+
+    /// A server on `host:port` exposing `registry`, ready while `isReady` says so.
+    public init(host: String, port: Int, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool, logger: Logger) {
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.isReady = isReady
+        self.logger = logger
+    }
+
+    /// Serves until graceful shutdown (it is listed first, so it stops after the servers it reports on).
+    public func run() async throws {
+        let registry = registry
+        let isReady = isReady
+        let channel = try await ServerBootstrap(group: EventLoops.shared)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(AdminRequestHandler(registry: registry, isReady: isReady))
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("admin port listening", metadata: ["address": "\(host):\(port)"])
+        try? await gracefulShutdown()
+        try? await channel.close()
+    }
+}
+
+/// Answers one admin request per HTTP/1.1 request.
+private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let registry: PrometheusCollectorRegistry
+    private let isReady: @Sendable () -> Bool
+
+    init(registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool) {
+        self.registry = registry
+        self.isReady = isReady
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let request) = unwrapInboundIn(data) else { return }
+        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
+        let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) = switch (request.method, path) {
+        case (.GET, "/metrics"): (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+        case (.GET, "/healthz"): (.ok, "text/plain", Array("ok\n".utf8))
+        case (.GET, "/readyz"): isReady() ? (.ok, "text/plain", Array("ready\n".utf8)) : (.serviceUnavailable, "text/plain", Array("shutting down\n".utf8))
+        case (.GET, _): (.notFound, "text/plain", Array("not found: /metrics, /healthz and /readyz are served here\n".utf8))
+        default: (.methodNotAllowed, "text/plain", Array("only GET\n".utf8))
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(body.count))
+        let keepAlive = request.isKeepAlive
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}

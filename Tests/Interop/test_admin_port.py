@@ -1,0 +1,89 @@
+"""The admin port of a `portal` service: Prometheus metrics of its calls, liveness and readiness
+over plain HTTP, as a platform's scraper and probes use them."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import support
+
+AUDIT = "portal.audit.v1.AuditService"
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    """GETs `path` on the admin port; returns (HTTP status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8")
+
+
+def samples(port: int) -> dict[tuple[str, frozenset], float]:
+    """Every sample of /metrics, keyed by (sample name, labels)."""
+    status, body = get(port, "/metrics")
+    assert status == 200
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+@pytest.fixture
+def audit_with_admin_port(portal_bin, start_server, tmp_path):
+    """`portal audit` with an admin port; returns (server, admin port)."""
+    admin_port = support.free_port()
+    server = start_server([portal_bin, "audit", "--data-dir", str(tmp_path / "audit-data"), "--admin-port", str(admin_port)])
+    return server, admin_port
+
+
+def test_metrics_count_calls_by_method_and_status_with_their_durations(audit_with_admin_port, pb):
+    server, admin_port = audit_with_admin_port
+    stub = pb.audit_grpc.AuditServiceStub(support.make_channel(server.port))
+    for _ in range(3):
+        stub.ListEvents(pb.audit.ListEventsRequest(organization_id="org-1"), timeout=5)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListEvents(pb.audit.ListEventsRequest(), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    found = samples(admin_port)
+    labels = {"service": AUDIT, "method": "ListEvents"}
+    assert found[("portal_rpc_calls_total", frozenset({**labels, "code": "OK"}.items()))] == 3
+    assert found[("portal_rpc_calls_total", frozenset({**labels, "code": "INVALID_ARGUMENT"}.items()))] == 1
+    assert found[("portal_rpc_call_duration_seconds_count", frozenset(labels.items()))] == 4
+    assert found[("portal_rpc_call_duration_seconds_sum", frozenset(labels.items()))] > 0
+    assert found[("portal_rpc_calls_in_flight", frozenset(labels.items()))] == 0
+    # The startup health checks are counted too, under the standard service's name.
+    health = {"service": "grpc.health.v1.Health", "method": "Check", "code": "OK"}
+    assert found[("portal_rpc_calls_total", frozenset(health.items()))] >= 1
+
+
+def test_liveness_readiness_and_unknown_paths(audit_with_admin_port):
+    _, admin_port = audit_with_admin_port
+    assert get(admin_port, "/healthz") == (200, "ok\n")
+    assert get(admin_port, "/readyz") == (200, "ready\n")
+    status, body = get(admin_port, "/nowhere")
+    assert status == 404 and "/metrics" in body
+
+
+def test_readiness_turns_503_while_the_server_drains(test_server_bin, start_server, pb):
+    """On SIGTERM the server stops being ready at once while an in-flight call still drains (and
+    completes); liveness stays 200 meanwhile."""
+    admin_port = support.free_port()
+    server = start_server([test_server_bin, "--admin-port", str(admin_port)])
+    assert get(admin_port, "/readyz")[0] == 200
+    stub = pb.echo_grpc.EchoStub(support.make_channel(server.port))
+    slow = stub.Get.future(pb.echo.EchoRequest(message="draining", delay_ms=2000), timeout=10)
+    time.sleep(0.3)  # the call is in flight
+    server.terminate()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline and get(admin_port, "/readyz")[0] != 503:
+        time.sleep(0.05)
+    assert get(admin_port, "/readyz") == (503, "shutting down\n")
+    assert get(admin_port, "/healthz")[0] == 200
+    assert slow.result().message == "draining"
+    assert server.wait_exit() == 0
