@@ -1,3 +1,4 @@
+import Synchronization
 import PortalAPI
 import PortalRPC
 import PortalStorage
@@ -245,10 +246,16 @@ extension EntitlementsStore {
     /// The index query a search's candidates come from: the rows holding its (up to three) rare
     /// trigrams when it has one (a superset of the matches, checked with LIKE, and fewer than
     /// `limits.rareTrigram` rows), else the rows holding the whole text (perhaps very many).
-    private static func candidateMatch(_ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String], limits: SearchLimits) async throws
-        -> (match: String, fewerThanRare: Bool)
-    {
-        let counts = try await trigramCounts(database, trigrams, limits: limits)
+    private static func candidateMatch(
+        _ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String], limits: SearchLimits, cache: TrigramCountCache
+    ) async throws -> (match: String, fewerThanRare: Bool) {
+        var counts = cache.counts(of: trigrams)
+        let missing = trigrams.filter { counts[$0] == nil }
+        if !missing.isEmpty {
+            let fresh = try await trigramCounts(database, missing, limits: limits)
+            cache.remember(fresh)
+            counts.merge(fresh) { _, new in new }
+        }
         let rarest = trigrams.sorted { counts[$0, default: 0] < counts[$1, default: 0] }
         guard counts[rarest[0], default: 0] < limits.rareTrigram else { return (filter.searchPhrase, false) }
         // Only rare trigrams narrow the candidates; joining a common one costs more than it saves.
@@ -291,6 +298,7 @@ extension EntitlementsStore {
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
         let limits = searchLimits
+        let cache = trigramCounts
         return try await store.read { database in
             let keyset = paging.keysetCondition(idColumn: "id")
             var condition = filter.condition
@@ -298,7 +306,7 @@ extension EntitlementsStore {
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
             if let trigrams = filter.searchTrigrams {
-                let (match, fewerThanRare) = try await Self.candidateMatch(database, filter, trigrams: trigrams, limits: limits)
+                let (match, fewerThanRare) = try await Self.candidateMatch(database, filter, trigrams: trigrams, limits: limits, cache: cache)
                 let candidates = Self.candidates(match)
                 if fewerThanRare, keyset == nil {
                     // Few candidates: count and sort every match in one pass.
@@ -346,6 +354,45 @@ struct HeldProduct: Sendable {
             $0.availableLicenses = available
             $0.activatedLicenses = activated
             $0.unactivatedLicenses = available - activated
+        }
+    }
+}
+
+/// How many activations hold each trigram (capped), remembered for a minute: the counts only choose
+/// a search's plan (never its results), and they change slowly.
+final class TrigramCountCache: Sendable {
+    private struct Entry {
+        let count: Int
+        let countedAt: ContinuousClock.Instant
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    private let lifetime: Duration
+    private let capacity: Int
+
+    init(lifetime: Duration = .seconds(60), capacity: Int = 20_000) {
+        self.lifetime = lifetime
+        self.capacity = capacity
+    }
+
+    /// The remembered counts among `trigrams` that are still fresh.
+    func counts(of trigrams: [String]) -> [String: Int] {
+        let now = ContinuousClock.now
+        return entries.withLock { entries in
+            var found: [String: Int] = [:]
+            for trigram in trigrams {
+                if let entry = entries[trigram], now - entry.countedAt < lifetime { found[trigram] = entry.count }
+            }
+            return found
+        }
+    }
+
+    /// Remembers fresh counts.
+    func remember(_ counts: [String: Int]) {
+        let now = ContinuousClock.now
+        entries.withLock { entries in
+            if entries.count + counts.count > capacity { entries.removeAll(keepingCapacity: true) }
+            for (trigram, count) in counts { entries[trigram] = Entry(count: count, countedAt: now) }
         }
     }
 }

@@ -13,6 +13,8 @@ import SQLKit
 final class EntitlementsStore: Sendable {
     let store: SQLStore
     let searchLimits: SearchLimits
+    /// Trigram counts that chose recent searches' plans.
+    let trigramCounts = TrigramCountCache()
     private let activations: ActivationBatcher
 
     init(store: SQLStore, searchLimits: SearchLimits = .init()) {
