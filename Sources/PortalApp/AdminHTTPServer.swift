@@ -75,4 +75,9 @@ private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
     }
+
+    /// A malformed request or a broken connection ends the connection, nothing else.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
 }
