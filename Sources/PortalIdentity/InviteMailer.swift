@@ -48,11 +48,14 @@ final class InviteMailer: Service, Sendable {
                     }
                 }
                 var failures = 0
+                let gauges = OutboxGauges(topic: InviteMail.topic)
                 for await _ in wakeUps.cancelOnGracefulShutdown() {
                     do {
                         while try await deliverBatch() > 0 {}
                         failures = 0
+                        try? await gauges.record(store)
                     } catch {
+                        try? await gauges.record(store)
                         failures += 1
                         let backoff = Duration.seconds(min(60, 1 << min(failures, 6)))
                         logger.error("mail delivery failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])

@@ -33,16 +33,19 @@ public final class AuditOutboxRelay: Service, Sendable {
     /// Relays until graceful shutdown.
     public func run() async throws {
         var failures = 0
+        let gauges = OutboxGauges(topic: Self.topic)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let sent = try await relayBatch()
                 failures = 0
+                try? await gauges.record(store)
                 if sent == 0 { await pause(pollInterval) }
             } catch is CancellationError {
                 break
             } catch {
                 failures += 1
                 let delay = Duration.milliseconds(min(30_000, 200 << min(failures - 1, 8)))
+                try? await gauges.record(store)
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("audit delivery failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(failures)"])
                 }

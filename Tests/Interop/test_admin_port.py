@@ -87,3 +87,28 @@ def test_readiness_turns_503_while_the_server_drains(test_server_bin, start_serv
     assert get(admin_port, "/healthz")[0] == 200
     assert slow.result().message == "draining"
     assert server.wait_exit() == 0
+
+
+def test_outbox_backlog_and_age_show_an_unreachable_receiver(portal_bin, start_server, tmp_path, pb):
+    """With the audit service unreachable, identity's audit events wait in its outbox: the backlog
+    and the age of the oldest show it, while invite mail (spooled) drains to zero."""
+    admin_port = support.free_port()
+    server = start_server([portal_bin, "identity", "--data-dir", str(tmp_path / "identity-data"), "--admin-port", str(admin_port),
+                           "--audit-address", f"127.0.0.1:{support.free_port()}"])
+    stub = pb.identity_grpc.IdentityServiceStub(support.make_channel(server.port))
+    stub.CreateOrganization(pb.identity.CreateOrganizationRequest(
+        name="Backlog Co", first_admin_email="ada@backlog.example.com", idempotency_key="backlog-1"), timeout=5)
+
+    def backlog() -> tuple[float, float, float]:
+        found = samples(admin_port)
+        return (found.get(("portal_outbox_backlog", frozenset({"topic": "audit"}.items())), -1),
+                found.get(("portal_outbox_oldest_age_seconds", frozenset({"topic": "audit"}.items())), -1),
+                found.get(("portal_outbox_backlog", frozenset({"topic": "mail"}.items())), -1))
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (backlog()[0] >= 1 and backlog()[1] > 0 and backlog()[2] == 0):
+        time.sleep(0.2)
+    audit_waiting, oldest_age, mail_waiting = backlog()
+    assert audit_waiting >= 1, "the audit events should wait in the outbox"
+    assert oldest_age > 0
+    assert mail_waiting == 0, "the invite mail should have been spooled"

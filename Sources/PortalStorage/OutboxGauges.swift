@@ -1,0 +1,33 @@
+import Foundation
+import Metrics
+import SQLKit
+
+/// The outbox's backlog as metrics, per topic: messages waiting (`portal_outbox_backlog`) and the
+/// age of the oldest (`portal_outbox_oldest_age_seconds`, 0 when none waits). A drain records them
+/// after each attempt, so a stuck receiver shows as a growing age.
+public struct OutboxGauges: Sendable {
+    private let topic: String
+    private let backlog: Gauge
+    private let oldestAge: Gauge
+
+    /// Gauges for `topic`.
+    public init(topic: String) {
+        self.topic = topic
+        backlog = Gauge(label: "portal_outbox_backlog", dimensions: [("topic", topic)])
+        oldestAge = Gauge(label: "portal_outbox_oldest_age_seconds", dimensions: [("topic", topic)])
+    }
+
+    /// Reads the backlog from `store` and records it.
+    public func record(_ store: SQLStore) async throws {
+        let topic = topic
+        let (waiting, oldest) = try await store.read { database in
+            let row = try await database.raw("""
+                SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM outbox WHERE topic = \(bind: topic) AND delivered_at IS NULL
+                """).first()
+            return (try row?.decode(column: "waiting", as: Int.self) ?? 0, try row?.decode(column: "oldest", as: Int64?.self))
+        }
+        backlog.record(waiting)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        oldestAge.record(oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0)
+    }
+}
