@@ -13,7 +13,7 @@ struct Caller: Sendable {
 
     /// The metadata that tells a backend who acts, so its audit events name them.
     var backendMetadata: Metadata {
-        PrincipalMetadata.metadata(memberID: principal.memberID, displayName: principal.displayName)
+        PrincipalMetadata.metadata(memberID: principal.memberID, displayName: principal.displayName, organizationID: principal.organizationID)
     }
 }
 

@@ -41,6 +41,10 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
             guard let principal = session.principal else { throw RPCError(.unauthenticated, "authorization: the session has ended") }
             return Caller(principal: principal, expiresAt: session.expiresAt)
         }
+        // The access log names the caller's organization (never the token).
+        context.principal = RPCPrincipal(
+            subject: caller.principal.memberID, organizationID: caller.organizationID, role: caller.isAdmin ? "ADMIN" : "VIEWER",
+            displayName: caller.principal.displayName)
         try RoleTable.require(capability, of: caller)
         return (caller, try BackendCall(context, caller: caller))
     }

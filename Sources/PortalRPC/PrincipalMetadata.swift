@@ -7,12 +7,15 @@ public enum PrincipalMetadata {
     public static let memberID = "x-portal-member-id"
     /// The acting member's display name, for audit records.
     public static let displayName = "x-portal-display-name"
+    /// The acting member's organization, for logs (backends scope data by the request's own field).
+    public static let organizationID = "x-portal-organization-id"
 
-    /// Metadata naming `memberID` and `displayName` as the caller.
-    public static func metadata(memberID: String, displayName: String) -> Metadata {
+    /// Metadata naming `memberID` and `displayName` (of `organizationID`, when given) as the caller.
+    public static func metadata(memberID: String, displayName: String, organizationID: String? = nil) -> Metadata {
         var metadata = Metadata()
         metadata.addString(memberID, forKey: Self.memberID)
         metadata.addString(displayName, forKey: Self.displayName)
+        if let organizationID { metadata.addString(organizationID, forKey: Self.organizationID) }
         return metadata
     }
 }

@@ -25,7 +25,9 @@ public struct AccessLogInterceptor: ServerInterceptor {
                     "duration_ms": .string(Self.milliseconds(elapsed)),
                     "peer": .string(context.peer),
                 ]
-                if let organization = context.principal?.organizationID { metadata["organization"] = .string(organization) }
+                if let organization = context.principal?.organizationID ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID) {
+                    metadata["organization"] = .string(organization)
+                }
                 logger.info("rpc", metadata: metadata)
             }
         }

@@ -15,6 +15,7 @@ import csv
 import datetime
 import io
 import itertools
+import json
 import re
 import secrets
 import socket
@@ -147,7 +148,7 @@ class Stack:
     def launch(self, service: str, data_dir: str, *args: str) -> support.ServerProcess:
         """Starts `portal <service>` on a free port and waits until it is healthy."""
         process = support.ServerProcess(
-            [self.portal_bin, service, "--data-dir", str(self.root / data_dir), "--log-level", "warning", *args],
+            [self.portal_bin, service, "--data-dir", str(self.root / data_dir), "--log-level", "info", *args],
             f"{service}-{unique()}", self.root / "logs")
         self.processes.append(process)
         return process.start()
@@ -1174,6 +1175,35 @@ def test_an_expired_session_is_refused_by_every_rpc(expired_session, rpc):
         return method(request, metadata=bearer(token), timeout=T)
 
     refused(call, UNAUTHENTICATED)
+
+
+def access_log(process: support.ServerProcess) -> list[dict]:
+    """The JSON access-log lines a process wrote so far."""
+    lines = []
+    for line in process.stderr_path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == "rpc":
+            lines.append(entry)
+    return lines
+
+
+def test_access_logs_name_the_organization_and_never_the_token(world):
+    """The gateway's and the backend's access logs name the caller's organization for a call made
+    with a bearer token; the token itself appears in no log."""
+    stack, token = world.stack, world.tokens["admin_a"]
+    stack.as_(token, "ListProducts", G.ListProductsRequest(search_text=unique("logged-")))
+
+    def logged() -> bool:
+        gateway = [e for e in access_log(stack.gateway_server) if e["method"].endswith("PortalService/ListProducts")]
+        backend = [e for e in access_log(stack.entitlements_server) if e["method"].endswith("EntitlementsService/ListProducts")]
+        return any(e.get("organization") == world.org_a.id for e in gateway) and any(e.get("organization") == world.org_a.id for e in backend)
+
+    assert support.wait_until(logged, timeout=5), "no access-log line named organization A for the call"
+    for process in stack.processes:
+        assert token not in process.stderr_path.read_text(errors="replace"), f"{process.name} logged a session token"
 
 
 # --------------------------------------------------------------------------------------------
