@@ -207,7 +207,7 @@ final class AuditStore: Sendable {
             }
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
             if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
-            if let match = ftsMatch {
+            if ftsMatch != nil {
                 // The row is the organization's already, so the check needs only the words.
                 condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: Self.ftsQuery(searchText)!) AND events_fts.rowid = events.seq)"
             }

@@ -17,7 +17,7 @@ actor SharedReads<Key: Hashable & Sendable, Value: Sendable> {
         } else if let running = current[key] {
             task = Task {
                 _ = await running.result
-                await self.promote(key)
+                self.promote(key)  // on this actor: the Task inherits its isolation
                 return try await read()
             }
             next[key] = task
