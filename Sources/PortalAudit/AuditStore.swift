@@ -228,7 +228,7 @@ final class AuditStore: Sendable {
         static func ftsQuery(_ text: String) -> String? {
             let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
             guard !words.isEmpty else { return nil }
-            return words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " ")
+            return words.map { ftsString(String($0)) }.joined(separator: " ")
         }
     }
 

@@ -204,7 +204,7 @@ extension EntitlementsStore {
         static let maxTerms = 12
 
         /// The search text as an index phrase: rows holding it as a substring.
-        var searchPhrase: String { "\"" + searchText.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        var searchPhrase: String { ftsString(searchText) }
     }
 
 
@@ -230,9 +230,8 @@ extension EntitlementsStore {
     /// How many rows hold each trigram, counted up to `limits.rareTrigram`.
     private static func trigramCounts(_ database: any SQLDatabase, _ trigrams: [String], limits: SearchLimits) async throws -> [String: Int] {
         let counts: [SQLQueryString] = trigrams.map { trigram in
-            let term = "\"" + trigram.replacingOccurrences(of: "\"", with: "\"\"") + "\""
             return """
-                SELECT \(bind: trigram) AS trigram, (SELECT COUNT(*) FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: term)
+                SELECT \(bind: trigram) AS trigram, (SELECT COUNT(*) FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: ftsString(trigram))
                 LIMIT \(unsafeRaw: String(limits.rareTrigram))) AS capped) AS n
                 """
         }
@@ -260,7 +259,7 @@ extension EntitlementsStore {
         guard counts[rarest[0], default: 0] < limits.rareTrigram else { return (filter.searchPhrase, false) }
         // Only rare trigrams narrow the candidates; joining a common one costs more than it saves.
         let match = rarest.prefix(3).filter { counts[$0, default: 0] < limits.rareTrigram }
-            .map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
+            .map(ftsString).joined(separator: " AND ")
         return (match, true)
     }
 

@@ -53,7 +53,7 @@ final class InviteMailer: Service, Sendable {
                     do {
                         while try await deliverBatch() > 0 {}
                         failures = 0
-                        try? await gauges.record(store)
+                        gauges.recordDrained()
                     } catch {
                         try? await gauges.record(store)
                         failures += 1

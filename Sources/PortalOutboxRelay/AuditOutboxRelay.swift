@@ -38,7 +38,7 @@ public final class AuditOutboxRelay: Service, Sendable {
             do {
                 let sent = try await relayBatch()
                 failures = 0
-                try? await gauges.record(store)
+                if sent < batchSize { gauges.recordDrained() } else { try? await gauges.record(store) }
                 if sent == 0 { await pause(pollInterval) }
             } catch is CancellationError {
                 break

@@ -153,6 +153,11 @@ extension Data {
     }
 }
 
+/// An FTS5 string: `text` quoted, quotes doubled, so a `MATCH` takes it as written (no operators).
+public func ftsString(_ text: String) -> String {
+    "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+}
+
 /// Builds a case-insensitive `LIKE` pattern that matches `text` anywhere, escaping wildcards.
 public func containsPattern(_ text: String) -> String {
     var escaped = ""

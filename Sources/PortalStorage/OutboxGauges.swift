@@ -4,7 +4,8 @@ import SQLKit
 
 /// The outbox's backlog as metrics, per topic: messages waiting (`portal_outbox_backlog`) and the
 /// age of the oldest (`portal_outbox_oldest_age_seconds`, 0 when none waits). A drain records them
-/// after each attempt, so a stuck receiver shows as a growing age.
+/// after each attempt — counting only when it is behind or failing — so a stuck receiver shows as a
+/// growing age.
 public struct OutboxGauges: Sendable {
     private let topic: String
     private let backlog: Gauge
@@ -17,7 +18,13 @@ public struct OutboxGauges: Sendable {
         oldestAge = Gauge(label: "portal_outbox_oldest_age_seconds", dimensions: [("topic", topic)])
     }
 
-    /// Reads the backlog from `store` and records it.
+    /// Records an empty backlog, after a drain delivered everything it found (no query needed).
+    public func recordDrained() {
+        backlog.record(0)
+        oldestAge.record(0)
+    }
+
+    /// Reads the backlog from `store` and records it (when a drain is behind or failing).
     public func record(_ store: SQLStore) async throws {
         let topic = topic
         let (waiting, oldest) = try await store.read { database in
