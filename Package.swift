@@ -36,15 +36,16 @@ let package = Package(
         .target(name: "PortalRPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // Generated messages, typed clients and server protocols for every service.
         .target(name: "PortalAPI", dependencies: ["PortalProtoC", "PortalProtobuf", "PortalRPC"]),
-        // gRPC over HTTP/2: SwiftNIO owns the sockets, nghttp2 the framing.
+        // gRPC over HTTP/2: SwiftNIO owns the sockets, nghttp2 the framing, OpenSSL the TLS.
         .target(
             name: "PortalHTTP2",
             dependencies: [
-                "CNGHTTP2", "PortalRPC", "PortalAPI",
+                "CNGHTTP2", "COpenSSL", "PortalRPC", "PortalAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]),
         // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
         .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC", .product(name: "NIOPosix", package: "swift-nio")]),
@@ -135,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "portal",
             dependencies: [
-                "PortalApp",
+                "PortalApp", "PortalHTTP2",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

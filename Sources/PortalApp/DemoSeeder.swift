@@ -17,12 +17,15 @@ public struct DemoSeeder: Service {
 
     private let dataDirectory: String
     private let host: String
+    private let tls: ServiceTLS?
     private let logger: Logger
 
-    /// A seeder for the services `portal dev` runs on `host` with data under `dataDirectory`.
-    public init(dataDirectory: String, host: String, logger: Logger) {
+    /// A seeder for the services `portal dev` runs on `host` with data under `dataDirectory`; with
+    /// `tls` it calls them over TLS presenting that certificate.
+    public init(dataDirectory: String, host: String, tls: ServiceTLS? = nil, logger: Logger) {
         self.dataDirectory = dataDirectory
         self.host = host
+        self.tls = tls
         self.logger = logger
     }
 
@@ -63,8 +66,10 @@ public struct DemoSeeder: Service {
     }
 
     private func seed() async throws -> String {
-        let identityChannel = RPCClientChannel(host: host, port: PortalServiceKind.identity.defaultPort, eventLoopGroup: EventLoops.shared)
-        let entitlementsChannel = RPCClientChannel(host: host, port: PortalServiceKind.entitlements.defaultPort, eventLoopGroup: EventLoops.shared)
+        let clientTLS = try tls?.clientSource(logger: logger)
+        let identityChannel = try PortalRuntime.channel(to: "\(host):\(PortalServiceKind.identity.defaultPort)", flag: "identity", tls: clientTLS)
+        let entitlementsChannel = try PortalRuntime.channel(
+            to: "\(host):\(PortalServiceKind.entitlements.defaultPort)", flag: "entitlements", tls: clientTLS)
         defer {
             Task {
                 await identityChannel.close()

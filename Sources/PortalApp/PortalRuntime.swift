@@ -34,6 +34,8 @@ public struct ServiceSettings: Sendable {
     public var identityAddress = "127.0.0.1:\(PortalServiceKind.identity.defaultPort)"
     /// Where the entitlements service listens (`host:port`), for the gateway.
     public var entitlementsAddress = "127.0.0.1:\(PortalServiceKind.entitlements.defaultPort)"
+    /// TLS for the server and the calls it makes; nil serves and calls in cleartext.
+    public var tls: ServiceTLS?
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -67,6 +69,8 @@ public enum PortalRuntime {
     public static func makeServices(_ settings: ServiceSettings, logger: Logger) async throws -> [any Service] {
         var logger = logger
         logger[metadataKey: "service"] = .string(settings.kind.rawValue)
+        let serverTLS = try settings.tls?.serverSource(logger: logger)
+        let clientTLS = try settings.tls?.clientSource(logger: logger)
         var domain: [any RPCService] = []
         var databases: [any Service] = []
         var workers: [any Service] = []
@@ -79,7 +83,7 @@ public enum PortalRuntime {
             domain.append(identity.service)
             databases.append(identity.store)
             workers += identity.workers
-            workers.append(try auditRelay(for: identity.store, settings: settings, logger: logger))
+            workers.append(try auditRelay(for: identity.store, settings: settings, tls: clientTLS, logger: logger))
         case .audit:
             let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
             domain.append(audit.service)
@@ -89,15 +93,17 @@ public enum PortalRuntime {
             domain.append(entitlements.service)
             databases.append(entitlements.store)
             workers += entitlements.workers
-            workers.append(try auditRelay(for: entitlements.store, settings: settings, logger: logger))
+            workers.append(try auditRelay(for: entitlements.store, settings: settings, tls: clientTLS, logger: logger))
         case .gateway:
             domain.append(PortalGatewayService(backends: GatewayBackends(
-                identity: try channel(to: settings.identityAddress, flag: "identity address"),
-                entitlements: try channel(to: settings.entitlementsAddress, flag: "entitlements address"),
-                audit: try channel(to: settings.auditAddress, flag: "audit address"))))
+                identity: try channel(to: settings.identityAddress, flag: "identity address", tls: clientTLS),
+                entitlements: try channel(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS),
+                audit: try channel(to: settings.auditAddress, flag: "audit address", tls: clientTLS))))
         }
+        var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
+        configuration.tls = serverTLS
         let (server, health) = ServerAssembly.makeServer(
-            services: domain, configuration: RPCServer.Configuration(host: settings.host, port: settings.port), logger: logger)
+            services: domain, configuration: configuration, logger: logger, extraInterceptors: settings.tls.map { [$0.policy] } ?? [])
         let admin: [any Service] = settings.adminPort.map { port in
             [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]
         } ?? []
@@ -107,19 +113,21 @@ public enum PortalRuntime {
     }
 
     /// A relay delivering `store`'s audit outbox to the audit service.
-    static func auditRelay(for store: SQLStore, settings: ServiceSettings, logger: Logger) throws -> AuditOutboxRelay {
-        AuditOutboxRelay(store: store, channel: try channel(to: settings.auditAddress, flag: "audit address"), logger: logger)
+    static func auditRelay(for store: SQLStore, settings: ServiceSettings, tls: TLSContextSource?, logger: Logger) throws -> AuditOutboxRelay {
+        AuditOutboxRelay(store: store, channel: try channel(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
     }
 
-    /// A client channel to another service at `address` (`host:port`).
-    static func channel(to address: String, flag: String) throws -> RPCClientChannel {
+    /// A client channel to another service at `address` (`host:port`), over TLS when `tls` is given.
+    static func channel(to address: String, flag: String, tls: TLSContextSource? = nil) throws -> RPCClientChannel {
         // host:port, or [IPv6]:port
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
               case let host = address[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty
         else {
             throw RPCError(.invalidArgument, "\(flag): expected host:port, not \(address)")
         }
-        return RPCClientChannel(host: host, port: port, configuration: .init(), eventLoopGroup: EventLoops.shared)
+        var configuration = RPCClientChannel.Configuration()
+        configuration.tls = tls
+        return RPCClientChannel(host: host, port: port, configuration: configuration, eventLoopGroup: EventLoops.shared)
     }
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.

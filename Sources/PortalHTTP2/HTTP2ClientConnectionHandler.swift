@@ -9,6 +9,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     typealias OutboundOut = ByteBuffer
 
     private let authority: String
+    private let scheme: String
     private let limits: HTTP2Limits
     private let onUnusable: @Sendable () -> Void
     private var session: NGHTTP2Session!
@@ -18,9 +19,10 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     private var flushScheduled = false
     private(set) var isUsable = true
 
-    /// Creates a handler; `onUnusable` runs once when the connection stops taking new calls.
-    init(authority: String, limits: HTTP2Limits, onUnusable: @escaping @Sendable () -> Void) {
+    /// Creates a handler (`secure` over TLS); `onUnusable` runs once when the connection stops taking new calls.
+    init(authority: String, secure: Bool, limits: HTTP2Limits, onUnusable: @escaping @Sendable () -> Void) {
         self.authority = authority
+        self.scheme = secure ? "https" : "http"
         self.limits = limits
         self.onUnusable = onUnusable
     }
@@ -110,7 +112,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes, connection: self,
             eventLoop: context.eventLoop)
         var headers = [
-            (":method", "POST"), (":scheme", "http"), (":path", method.path), (":authority", authority),
+            (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "portal-swift/1.0"),
             ("grpc-accept-encoding", "identity"),
         ]

@@ -33,11 +33,14 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     private var outputClosed = false
 
     private let calls: AsyncStream<ServerStream>.Continuation
+    private let transport: TransportSecurity
     private var requestIDs = RequestID.Generator()
 
-    /// Creates the handler; every call it starts goes to `calls`, which it finishes when the connection closes.
-    init(configuration: ServerConnectionConfiguration, calls: AsyncStream<ServerStream>.Continuation) {
+    /// Creates the handler for a connection secured as `transport`; every call it starts goes to
+    /// `calls`, which it finishes when the connection closes.
+    init(configuration: ServerConnectionConfiguration, transport: TransportSecurity, calls: AsyncStream<ServerStream>.Continuation) {
         self.configuration = configuration
+        self.transport = transport
         self.calls = calls
         resetBudget = TokenBucket(capacity: Double(configuration.limits.streamResetBurst), perSecond: Double(configuration.limits.streamResetRate))
     }
@@ -261,7 +264,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         }
         let context = ServerContext(
             method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer,
-            requestID: requestID)
+            requestID: requestID, transport: transport)
         let stream = ServerStream(
             id: streamID, route: route, context: context, maxMessageBytes: configuration.maxReceiveMessageBytes,
             connection: self, eventLoop: self.context!.eventLoop)

@@ -5,6 +5,10 @@ import Synchronization
 
 /// A client channel to one gRPC server: one multiplexed HTTP/2 connection, reconnected on demand.
 ///
+/// Cleartext HTTP/2 with prior knowledge, or TLS (ALPN `h2`, the server's certificate checked against
+/// the CA and the host name) when `Configuration.tls` is set; a failed handshake fails the call with
+/// `UNAVAILABLE` and the reason.
+///
 /// When connecting fails the channel waits with exponential backoff (1 s doubling by 1.6 up to
 /// 120 s, with jitter, as gRPC's connection-backoff spec describes) and fails calls fast with
 /// `UNAVAILABLE` meanwhile. Call `close()` when done.
@@ -21,6 +25,10 @@ public final class RPCClientChannel: RPCChannel, Sendable {
         public var maxBackoff: Duration = .seconds(120)
         /// HTTP/2 settings and limits.
         public var limits = HTTP2Limits()
+        /// The CA that verifies the server and the certificate presented to it; nil connects in cleartext.
+        public var tls: TLSContextSource?
+        /// The name the server's certificate must carry; nil expects the host connected to.
+        public var serverName: String?
 
         /// The defaults above.
         public init() {}
@@ -118,6 +126,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     private func connect() -> EventLoopFuture<(key: ObjectIdentifier, handler: Connection)> {
         let authority = "\(host):\(port)"
         let limits = configuration.limits
+        let tls: (context: TLSContext, serverName: String)? = configuration.tls.map { ($0.current(), configuration.serverName ?? host) }
         return ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
@@ -125,21 +134,32 @@ public final class RPCClientChannel: RPCChannel, Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let key = ObjectIdentifier(channel)
-                    let handler = HTTP2ClientConnectionHandler(authority: authority, limits: limits) { [weak self] in
+                    if let tls {
+                        let connection = try TLSConnection(context: tls.context, serverName: tls.serverName)
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: connection))
+                    }
+                    let handler = HTTP2ClientConnectionHandler(authority: authority, secure: tls != nil, limits: limits) { [weak self] in
                         self?.forget(channelKey: key)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .connect(host: host, port: port)
-            .flatMapThrowing { channel in
+            .flatMap { channel in
                 let key = ObjectIdentifier(channel)
                 self.state.withLock { $0.channels[key] = channel }
                 channel.closeFuture.whenComplete { [weak self] _ in
                     self?.state.withLock { _ = $0.channels.removeValue(forKey: key) }
                 }
-                let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnectionHandler.self)
-                return (key, NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                return channel.eventLoop.makeCompletedFuture {
+                    let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnectionHandler.self)
+                    return (key, NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                }.flatMap { connection in
+                    guard tls != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self) else {
+                        return channel.eventLoop.makeSucceededFuture(connection)
+                    }
+                    return handshake.handshakeResult(on: channel.eventLoop).map { _ in connection }
+                }
             }
     }
 

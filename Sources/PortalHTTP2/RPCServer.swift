@@ -5,7 +5,10 @@ import PortalRPC
 import ServiceLifecycle
 import Synchronization
 
-/// A gRPC server over cleartext HTTP/2 (prior knowledge), hosting a set of services.
+/// A gRPC server over HTTP/2, hosting a set of services: cleartext (prior knowledge), or TLS with ALPN `h2`.
+///
+/// With TLS configured the port still accepts cleartext HTTP/2, for health checks only (see
+/// `TransportPolicyInterceptor`), because Kubernetes gRPC probes cannot speak TLS.
 ///
 /// Run it as a lifecycle `Service`: `run()` serves until graceful shutdown, which stops accepting,
 /// sends GOAWAY, lets in-flight calls finish within `gracePeriod`, then closes what is left.
@@ -24,6 +27,8 @@ public final class RPCServer: Service, Sendable {
         public var limits = HTTP2Limits()
         /// How long in-flight calls may run after shutdown starts.
         public var gracePeriod: Duration = .seconds(10)
+        /// The server's certificate and what it asks of clients; nil serves cleartext only.
+        public var tls: TLSContextSource?
 
         /// A configuration with defaults for everything but the address.
         public init(host: String, port: Int) {
@@ -149,6 +154,20 @@ public final class RPCServer: Service, Sendable {
         let acceptedSink = self.acceptedSink
         let maxConnections = configuration.maxConnections
         let logger = self.logger
+        let tls = configuration.tls
+        let metrics = ConnectionMetrics()
+        let install: @Sendable (any Channel, TransportSecurity) throws -> Void = { [weak self] channel, transport in
+            guard let self, !self.state.withLock({ $0.shuttingDown }) else {
+                channel.close(promise: nil)
+                return
+            }
+            let (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
+            let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration, transport: transport, calls: callSink)
+            try channel.pipeline.syncOperations.addHandler(handler)
+            connections.add(handler, channel: channel)
+            metrics.opened(transport, channel: channel)
+            acceptedSink.yield(AcceptedConnection(executor: EventLoopTaskExecutor(eventLoop: channel.eventLoop), calls: calls))
+        }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -160,11 +179,12 @@ public final class RPCServer: Service, Sendable {
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
-                    let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration, calls: callSink)
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    connections.add(handler, channel: channel)
-                    acceptedSink.yield(AcceptedConnection(executor: EventLoopTaskExecutor(eventLoop: channel.eventLoop), calls: calls))
+                    guard let tls else { return try install(channel, .cleartext) }
+                    let peer = channel.remoteAddress?.description ?? "unknown"
+                    try channel.pipeline.syncOperations.addHandler(TransportSniffer(tls: tls, install: install) { reason in
+                        metrics.handshakeFailed()
+                        logger.info("TLS handshake failed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+                    })
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

@@ -14,6 +14,8 @@ public final class ServerContext: Sendable {
     public let peer: String
     /// The request id: the client's `x-request-id` when valid, otherwise a fresh one.
     public let requestID: String
+    /// How the call's connection is secured, and the client certificate it presented.
+    public let transport: TransportSecurity
 
     private struct Mutable {
         var responseHeaders = Metadata()
@@ -24,12 +26,16 @@ public final class ServerContext: Sendable {
     private let state = Mutex(Mutable())
 
     /// Creates a context; the transport does this for every call.
-    public init(method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, requestID: String) {
+    public init(
+        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, requestID: String,
+        transport: TransportSecurity = .cleartext
+    ) {
         self.method = method
         self.requestMetadata = requestMetadata
         self.deadline = deadline
         self.peer = peer
         self.requestID = requestID
+        self.transport = transport
     }
 
     /// Metadata sent with the response headers (before the first response message).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PortalApp
+import PortalHTTP2
 import ServiceLifecycle
 
 /// `portal`: runs one service of the End Customer Portal, or all of them with `portal dev`.
@@ -45,7 +46,26 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port, for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
     var entitlementsAddress: String?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS 1.3 with ALPN h2, reloaded when the file changes (env PORTAL_TLS_CERT).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert (env PORTAL_TLS_KEY).")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-client-ca"), help: "Require client certificates issued by this PEM CA on every call but health checks (env PORTAL_TLS_CLIENT_CA).")
+    var tlsClientCA: String?
+
+    @Option(name: .customLong("tls-ca"), help: "Call other services over TLS, verifying them with this PEM CA and presenting --tls-cert (env PORTAL_TLS_CA).")
+    var tlsCA: String?
+
+    @Option(name: .customLong("tls-min-version"), help: "Lowest TLS version accepted: 1.3, or 1.2 (env PORTAL_TLS_MIN_VERSION; default 1.3).")
+    var tlsMinimumVersion: String?
+
+    @Option(name: .customLong("gateway-identity"), help: "DNS name in the gateway's client certificate; only it may pass caller metadata to a backend (env PORTAL_GATEWAY_IDENTITY; default gateway).")
+    var gatewayIdentity: String?
+
     func validate() throws {
+        _ = try tls()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
         }
@@ -61,6 +81,38 @@ struct ServiceOptions: ParsableArguments {
         if let lifetime = sessionLifetimeSeconds, lifetime < 1 {
             throw ValidationError("--session-lifetime: must be at least 1 second, not \(lifetime)")
         }
+    }
+
+    /// The TLS options (each falling back to its `PORTAL_TLS_...` variable), or nil when TLS is off.
+    func tls() throws -> ServiceTLS? {
+        let environment = ProcessInfo.processInfo.environment
+        let certificate = tlsCertificate ?? environment["PORTAL_TLS_CERT"]
+        let key = tlsKey ?? environment["PORTAL_TLS_KEY"]
+        let clientCA = tlsClientCA ?? environment["PORTAL_TLS_CLIENT_CA"]
+        let ca = tlsCA ?? environment["PORTAL_TLS_CA"]
+        let minimumVersion = tlsMinimumVersion ?? environment["PORTAL_TLS_MIN_VERSION"]
+        let gateway = gatewayIdentity ?? environment["PORTAL_GATEWAY_IDENTITY"]
+        guard let certificate, let key else {
+            if certificate != nil || key != nil { throw ValidationError("--tls-cert and --tls-key go together; one of them is missing") }
+            if clientCA != nil || ca != nil || minimumVersion != nil {
+                throw ValidationError("--tls-client-ca, --tls-ca and --tls-min-version need --tls-cert and --tls-key")
+            }
+            return nil
+        }
+        var tls = ServiceTLS(certificateFile: certificate, keyFile: key)
+        tls.clientCAFile = clientCA
+        tls.caFile = ca
+        if let minimumVersion {
+            guard let version = TLSVersion(rawValue: minimumVersion) else {
+                throw ValidationError("--tls-min-version: expected 1.2 or 1.3, not \(minimumVersion)")
+            }
+            tls.minimumVersion = version
+        }
+        if let gateway {
+            guard !gateway.isEmpty else { throw ValidationError("--gateway-identity: must not be empty") }
+            tls.gatewayIdentity = gateway
+        }
+        return tls
     }
 
     /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
@@ -79,6 +131,7 @@ struct ServiceOptions: ParsableArguments {
         settings.smtpServer = smtpServer
         settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
         settings.adminPort = adminPortNumber
+        settings.tls = try tls()
         let environment = ProcessInfo.processInfo.environment
         if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
         if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }
@@ -86,7 +139,8 @@ struct ServiceOptions: ParsableArguments {
         return settings
     }
 
-    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false, devAdminPorts: Bool = false) async throws {
+    /// Starts `kinds`; `devCertificates` (a `scripts/dev-certs` folder) gives each its own certificate and mutual TLS.
+    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false, devAdminPorts: Bool = false, devCertificates: String? = nil) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         PortalRuntime.bootstrapMetrics()
         let logger = Logger(label: "portal")
@@ -94,12 +148,26 @@ struct ServiceOptions: ParsableArguments {
         for kind in kinds {
             var kindSettings = try settings(for: kind)
             if devAdminPorts { kindSettings.adminPort = kind.defaultPort + 1000 }
+            if let devCertificates { kindSettings.tls = Self.devTLS(kind, folder: devCertificates) }
             services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
         }
         if seedDemo {
-            services.append(DemoSeeder(dataDirectory: dataDirectory, host: host, logger: logger))
+            let tls = devCertificates.map { Self.devTLS(.gateway, folder: $0) }
+            services.append(DemoSeeder(dataDirectory: dataDirectory, host: host, tls: tls, logger: logger))
         }
         try await PortalRuntime.run(services, logger: logger)
+    }
+}
+
+extension ServiceOptions {
+    /// Mutual TLS for `kind` from a `scripts/dev-certs` folder: its own certificate, the folder's CA both
+    /// ways; backends require client certificates, the gateway (the public entry) does not.
+    static func devTLS(_ kind: PortalServiceKind, folder: String) -> ServiceTLS {
+        let path = { (name: String) in (folder as NSString).appendingPathComponent(name) }
+        var tls = ServiceTLS(certificateFile: path("\(kind.rawValue).crt"), keyFile: path("\(kind.rawValue).key"))
+        tls.caFile = path("ca.crt")
+        if kind != .gateway { tls.clientCAFile = path("ca.crt") }
+        return tls
     }
 }
 
@@ -148,6 +216,9 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("tls"), help: "Serve mutual TLS with the certificates scripts/dev-certs wrote into this folder (cleartext without it).")
+    var tlsFolder: String?
+
     func validate() throws {
         if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
             throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
@@ -165,6 +236,6 @@ struct Dev: AsyncParsableCommand {
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.defaultPort)"
         options.identityAddress = "\(reachable):\(PortalServiceKind.identity.defaultPort)"
         options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.defaultPort)"
-        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, devAdminPorts: true)
+        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, devAdminPorts: true, devCertificates: tlsFolder)
     }
 }
