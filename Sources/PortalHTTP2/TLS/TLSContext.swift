@@ -77,12 +77,13 @@ final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_use_certificate_chain_file(pointer, certificate) == 1 else {
             throw TLSConfigurationError("\(certificateFlag) \(certificate): not a usable PEM certificate (\(openSSLReason()))")
         }
+        let mismatch = TLSConfigurationError("\(keyFlag) \(key) does not match the certificate in \(certificateFlag) \(certificate)")
         guard SSL_CTX_use_PrivateKey_file(pointer, key, SSL_FILETYPE_PEM) == 1 else {
-            throw TLSConfigurationError("\(keyFlag) \(key): not a usable PEM private key (\(openSSLReason()))")
+            let reason = openSSLReason()
+            if reason == "key values mismatch" { throw mismatch }
+            throw TLSConfigurationError("\(keyFlag) \(key): not a usable PEM private key (\(reason))")
         }
-        guard SSL_CTX_check_private_key(pointer) == 1 else {
-            throw TLSConfigurationError("\(keyFlag) \(key) does not match the certificate in \(certificateFlag) \(certificate)")
-        }
+        guard SSL_CTX_check_private_key(pointer) == 1 else { throw mismatch }
     }
 
     private func trust(_ caFile: String, flag: String) throws {
