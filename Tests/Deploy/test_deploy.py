@@ -1,20 +1,26 @@
 """Deployment artefacts: the container image provides every shared library the release binary
-links, and the Kubernetes manifests and compose file are valid and lint-clean.
+links, the Kubernetes manifests and compose file are valid and lint-clean and wire mutual TLS between
+the services, and scripts/dev-certs issues certificates that fit them.
 
 Run as `PORTAL_RELEASE_BIN=<static release build of portal> python -m pytest Tests/Deploy`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 MANIFESTS = sorted(path for path in (DEPLOY / "k8s").glob("*.yaml") if path.name != "kustomization.yaml")
 KUBERNETES_VERSION = "1.30.0"
 # Packages every debian:bookworm-slim image has (the C library, the compiler runtime).
@@ -98,3 +104,212 @@ def test_yaml_is_lint_clean():
     result = subprocess.run([sys.executable, "-m", "yamllint", "-d", config, str(DEPLOY / "k8s"), str(DEPLOY / "compose.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# TLS: every service serves with its own certificate; the backends require client certificates; the
+# gateway and the outbox relays (identity, entitlements → audit) verify the servers they call.
+SERVICES = ("gateway", "entitlements", "identity", "audit")
+BACKENDS = ("entitlements", "identity", "audit")
+CALLERS = ("gateway", "entitlements", "identity")
+TLS_DIR = "/etc/portal/tls"
+
+
+def expected_tls_environment(service: str) -> dict[str, str]:
+    """The PORTAL_TLS_* file settings `service` needs, as the mounted Secret names its files."""
+    expected = {"PORTAL_TLS_CERT": f"{TLS_DIR}/tls.crt", "PORTAL_TLS_KEY": f"{TLS_DIR}/tls.key"}
+    if service in BACKENDS:
+        expected["PORTAL_TLS_CLIENT_CA"] = f"{TLS_DIR}/ca.crt"
+    if service in CALLERS:
+        expected["PORTAL_TLS_CA"] = f"{TLS_DIR}/ca.crt"
+    return expected
+
+
+def tls_environment(environment: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in environment.items()
+            if name in ("PORTAL_TLS_CERT", "PORTAL_TLS_KEY", "PORTAL_TLS_CLIENT_CA", "PORTAL_TLS_CA")}
+
+
+def documents(path: Path) -> list[dict]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def kubernetes_objects(kind: str) -> dict[str, dict]:
+    """The objects of `kind` in deploy/k8s, by name."""
+    return {document["metadata"]["name"]: document
+            for manifest in MANIFESTS for document in documents(manifest) if document["kind"] == kind}
+
+
+def portal_config() -> dict[str, str]:
+    return kubernetes_objects("ConfigMap")["portal-config"]["data"]
+
+
+def test_every_workload_mounts_its_tls_secret_and_names_the_files():
+    workloads = kubernetes_objects("Deployment") | kubernetes_objects("StatefulSet")
+    assert set(workloads) == set(SERVICES)
+    for service, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        [mount] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == TLS_DIR]
+        assert mount.get("readOnly") is True, service
+        assert "subPath" not in mount, f"{service}: a subPath mount never sees a renewed certificate"
+        secret = volumes[mount["name"]]["secret"]
+        assert secret["secretName"] == f"portal-{service}-tls"
+        mode = secret.get("defaultMode", 0o644)
+        assert mode & 0o040 and not mode & 0o007, f"{service}: the key should be group-readable only ({mode:o})"
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"], \
+            f"{service}: the files' group (fsGroup) must be the process's group"
+        environment = {variable["name"]: variable["value"] for variable in container.get("env", [])}
+        assert tls_environment(environment) == expected_tls_environment(service), service
+        assert any(source["configMapRef"]["name"] == "portal-config" for source in container["envFrom"])
+
+
+def test_the_backends_require_client_certificates_and_the_gateway_identity_is_shared():
+    config = portal_config()
+    assert config["PORTAL_GATEWAY_IDENTITY"] == "gateway"
+    assert config.get("PORTAL_TLS_MIN_VERSION", "1.3") in ("1.2", "1.3")
+    workloads = kubernetes_objects("Deployment") | kubernetes_objects("StatefulSet")
+    for service in BACKENDS:
+        [container] = workloads[service]["spec"]["template"]["spec"]["containers"]
+        assert {variable["name"] for variable in container["env"]} >= {"PORTAL_TLS_CLIENT_CA"}, service
+    # The gateway serves the portal's own clients, who have no client certificates.
+    [gateway] = workloads["gateway"]["spec"]["template"]["spec"]["containers"]
+    assert "PORTAL_TLS_CLIENT_CA" not in {variable["name"] for variable in gateway["env"]}
+    # The ports speak TLS now; a Service must not promise cleartext HTTP/2 to proxies.
+    for name, service in kubernetes_objects("Service").items():
+        for port in service["spec"]["ports"]:
+            assert port.get("appProtocol") != "kubernetes.io/h2c", name
+
+
+def test_cert_manager_certificates_produce_the_secrets_the_workloads_mount():
+    folder = DEPLOY / "k8s" / "cert-manager"
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    objects = [document for resource in kustomization["resources"] for document in documents(folder / resource)]
+    issuers = {document["metadata"]["name"]: document for document in objects if document["kind"] == "Issuer"}
+    certificates = {document["spec"]["secretName"]: document["spec"]
+                    for document in objects if document["kind"] == "Certificate"}
+    config = portal_config()
+    # The name each service's callers dial, which its certificate must carry.
+    dialled = {"gateway": config["PORTAL_GATEWAY_IDENTITY"]}
+    for service in BACKENDS:
+        dialled[service] = config[f"PORTAL_{service.upper()}_ADDRESS"].rsplit(":", 1)[0]
+    for service in SERVICES:
+        certificate = certificates[f"portal-{service}-tls"]
+        assert dialled[service] in certificate["dnsNames"], service
+        assert f"{service}.portal.svc.cluster.local" in certificate["dnsNames"], service
+        assert {"server auth", "client auth"} <= set(certificate["usages"]), service
+        issuer = issuers[certificate["issuerRef"]["name"]]
+        assert "ca" in issuer["spec"], f"{service}: a CA issuer writes ca.crt into the Secret"
+        assert certificates[issuer["spec"]["ca"]["secretName"]]["isCA"] is True
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def test_compose_wires_mutual_tls_with_the_certificates_from_dev_certs():
+    services = compose()["services"]
+    certs = services["certs"]
+    assert "./certs:/certs:ro" in certs["volumes"]
+    copied_to = dict(volume.split(":", 1) for volume in certs["volumes"][1:])
+    for service in SERVICES:
+        definition = services[service]
+        assert tls_environment(definition["environment"]) == expected_tls_environment(service), service
+        assert definition["environment"]["PORTAL_GATEWAY_IDENTITY"] == "gateway"
+        [volume] = [volume for volume in definition["volumes"] if volume.split(":")[1] == TLS_DIR]
+        name, _, options = volume.split(":")
+        assert options == "ro", service
+        assert copied_to[name] == f"/tls/{service}", f"{service}: `certs` must fill the volume it mounts"
+        assert definition["depends_on"]["certs"]["condition"] == "service_completed_successfully", service
+
+
+def run_dev_certs(*arguments: str) -> subprocess.CompletedProcess:
+    if not shutil.which("openssl"):
+        pytest.skip("scripts/dev-certs needs the openssl command-line tool")
+    return subprocess.run(["bash", str(ROOT / "scripts" / "dev-certs"), *arguments], capture_output=True, text=True)
+
+
+def openssl(*arguments: str) -> str:
+    result = subprocess.run(["openssl", *arguments], capture_output=True, text=True)
+    assert result.returncode == 0, f"openssl {' '.join(arguments)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def subject_alternative_names(certificate: Path) -> set[str]:
+    text = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(certificate))
+    names = set()
+    for entry in text.splitlines()[1].split(","):
+        kind, _, value = entry.strip().partition(":")
+        names.add(f"DNS:{value}" if kind == "DNS" else f"IP:{ipaddress.ip_address(value)}")
+    return names
+
+
+def test_dev_certs_issues_certificates_every_service_can_serve_and_call_with(tmp_path):
+    out = tmp_path / "certs"
+    result = run_dev_certs("--out", str(out), "--days", "30", "--ip", "10.20.30.40", "--dns", "portal.example.test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ca = out / "ca.crt"
+    assert "CA:TRUE" in openssl("x509", "-noout", "-ext", "basicConstraints", "-in", str(ca))
+    assert "Certificate Sign, CRL Sign" in openssl("x509", "-noout", "-ext", "keyUsage", "-in", str(ca))
+    for service in SERVICES:
+        certificate, key = out / f"{service}.crt", out / f"{service}.key"
+        assert str(certificate) in result.stdout, "it prints what it wrote"
+        for purpose in ("sslserver", "sslclient"):
+            assert openssl("verify", "-CAfile", str(ca), "-purpose", purpose, str(certificate)).strip().endswith("OK")
+        # The names the other services and this machine dial it by, and the extra ones asked for.
+        for name in (service, f"{service}.portal.svc", "localhost", "portal.example.test"):
+            openssl("verify", "-CAfile", str(ca), "-verify_hostname", name, str(certificate))
+        openssl("verify", "-CAfile", str(ca), "-verify_ip", "10.20.30.40", str(certificate))
+        assert subject_alternative_names(certificate) == {
+            f"DNS:{service}", f"DNS:{service}.portal", f"DNS:{service}.portal.svc",
+            f"DNS:{service}.portal.svc.cluster.local", "DNS:localhost", "DNS:portal.example.test",
+            "IP:127.0.0.1", "IP:::1", "IP:10.20.30.40"}
+        usages = openssl("x509", "-noout", "-ext", "extendedKeyUsage", "-in", str(certificate))
+        assert "TLS Web Server Authentication" in usages and "TLS Web Client Authentication" in usages
+        assert "prime256v1" in openssl("pkey", "-noout", "-text", "-in", str(key))
+        assert openssl("pkey", "-pubout", "-in", str(key)) == openssl("x509", "-noout", "-pubkey", "-in", str(certificate))
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, f"{key.name} should be readable by its owner only"
+        openssl("x509", "-noout", "-checkend", str(29 * 86400), "-in", str(certificate))
+        assert subprocess.run(["openssl", "x509", "-noout", "-checkend", str(31 * 86400), "-in", str(certificate)],
+                              capture_output=True).returncode == 1, "--days 30"
+    assert stat.S_IMODE((out / "ca.key").stat().st_mode) == 0o600
+
+
+def test_dev_certs_reuses_its_ca_and_reissues_only_the_services_asked_for(tmp_path):
+    out = tmp_path / "certs"
+    assert run_dev_certs("--out", str(out)).returncode == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    result = run_dev_certs("--out", str(out), "--service", "gateway")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert after.keys() == before.keys(), "no files left behind"
+    assert after["ca.crt"] == before["ca.crt"] and after["ca.key"] == before["ca.key"]
+    assert after["gateway.crt"] != before["gateway.crt"] and after["gateway.key"] != before["gateway.key"]
+    assert all(after[name] == before[name] for name in after if not name.startswith(("gateway.", "ca.")))
+    openssl("verify", "-CAfile", str(out / "ca.crt"), str(out / "gateway.crt"))
+    for arguments in (["--service", "billing"], ["--days", "0"], ["--ip", "10.0.0.1,DNS:evil"], ["--out"], ["--what"]):
+        refused = run_dev_certs("--out", str(tmp_path / "refused"), *arguments)
+        assert refused.returncode != 0 and refused.stderr, arguments
+
+
+def test_the_compose_certs_step_installs_dev_certs_output_for_each_service(tmp_path):
+    """Runs the `certs` service's script on this machine against scripts/dev-certs output."""
+    assert run_dev_certs("--out", str(tmp_path / "certs")).returncode == 0
+    certs = compose()["services"]["certs"]
+    assert certs["entrypoint"] == ["/bin/sh", "-ec"]
+    script = certs["command"][0].replace("$$", "$")
+    if os.geteuid() != 0:
+        script = script.replace("-o 10001 -g 10001 ", "")  # only root may give the files away
+    script = script.replace("/certs/", f"{tmp_path}/certs/").replace("/tls/", f"{tmp_path}/tls/")
+    for service in SERVICES:
+        (tmp_path / "tls" / service).mkdir(parents=True)
+    result = subprocess.run(["/bin/sh", "-ec", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for service in SERVICES:
+        installed = tmp_path / "tls" / service
+        assert sorted(path.name for path in installed.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+        assert (installed / "tls.crt").read_bytes() == (tmp_path / "certs" / f"{service}.crt").read_bytes()
+        assert (installed / "tls.key").read_bytes() == (tmp_path / "certs" / f"{service}.key").read_bytes()
+        assert stat.S_IMODE((installed / "tls.key").stat().st_mode) == 0o400
+        if os.geteuid() == 0:
+            assert (installed / "tls.key").stat().st_uid == 10001
