@@ -20,11 +20,13 @@ public final class SQLStore: Service, Sendable {
     private let writeQueue = AsyncSerialQueue()
     private let readQueue = AsyncSerialQueue()
     private let logger: Logger
+    private let metrics: DatabaseMetrics
 
-    private init(writer: SQLiteConnection, reader: SQLiteConnection, logger: Logger) {
+    private init(writer: SQLiteConnection, reader: SQLiteConnection, name: String, logger: Logger) {
         self.writer = writer
         self.reader = reader
         self.logger = logger
+        self.metrics = DatabaseMetrics(database: name)
     }
 
     /// The write connection's page cache.
@@ -52,7 +54,8 @@ public final class SQLStore: Service, Sendable {
         for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
             try await reader.sql().raw(SQLQueryString(pragma)).run()
         }
-        let store = SQLStore(writer: writer, reader: reader, logger: logger)
+        let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let store = SQLStore(writer: writer, reader: reader, name: name, logger: logger)
         try await store.migrate(migrations)
         return store
     }
@@ -67,7 +70,11 @@ public final class SQLStore: Service, Sendable {
     }
 
     private func runTransaction<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        let queued = ContinuousClock.now
         await writeQueue.acquire()
+        let started = ContinuousClock.now
+        metrics.waited(.transaction, from: queued, to: started)
+        defer { metrics.ran(.transaction, since: started) }
         do {
             let database = writer.sql()
             try await database.raw("BEGIN IMMEDIATE").run()
@@ -88,7 +95,11 @@ public final class SQLStore: Service, Sendable {
 
     /// Runs read-only queries on the read connection.
     public func read<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        let queued = ContinuousClock.now
         await readQueue.acquire()
+        let started = ContinuousClock.now
+        metrics.waited(.read, from: queued, to: started)
+        defer { metrics.ran(.read, since: started) }
         do {
             let result = try await body(reader.sql())
             await readQueue.release()

@@ -62,6 +62,22 @@ def test_metrics_count_calls_by_method_and_status_with_their_durations(audit_wit
     assert found[("portal_rpc_calls_total", frozenset(health.items()))] >= 1
 
 
+def test_metrics_time_the_database(audit_with_admin_port, pb):
+    """Every read and transaction of the service's database: how long it waited for its connection, how long it ran."""
+    server, admin_port = audit_with_admin_port
+    before = samples(admin_port)
+    stub = pb.audit_grpc.AuditServiceStub(support.make_channel(server.port))
+    for _ in range(3):
+        stub.ListEvents(pb.audit.ListEventsRequest(organization_id="org-1"), timeout=5)
+    found = samples(admin_port)
+    reads = frozenset({"database": "audit", "operation": "read"}.items())
+    transactions = frozenset({"database": "audit", "operation": "transaction"}.items())
+    assert found[("portal_db_duration_seconds_count", reads)] >= before[("portal_db_duration_seconds_count", reads)] + 3
+    assert found[("portal_db_wait_seconds_count", reads)] == found[("portal_db_duration_seconds_count", reads)]
+    assert found[("portal_db_duration_seconds_sum", reads)] > 0
+    assert found[("portal_db_duration_seconds_count", transactions)] >= 1  # the migrations at startup
+
+
 def test_liveness_readiness_and_unknown_paths(audit_with_admin_port):
     _, admin_port = audit_with_admin_port
     assert get(admin_port, "/healthz") == (200, "ok\n")
