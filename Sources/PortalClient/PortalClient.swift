@@ -1,4 +1,5 @@
 @_exported import PortalAPI
+@_exported import struct PortalHTTP2.TLSConfigurationError
 import PortalHTTP2
 @_exported import PortalRPC
 import Synchronization
@@ -17,9 +18,25 @@ public final class PortalClient: Sendable {
     private let channel: RPCClientChannel
     private let token: SessionToken
 
-    /// A client of the gateway at `host:port` (connects on the first call, reconnects when needed).
-    public init(host: String = "127.0.0.1", port: Int = 50050, sessionToken: String? = nil) {
-        channel = RPCClientChannel(host: host, port: port)
+    /// A client of the gateway at `host:port` in cleartext (connects on the first call, reconnects when needed).
+    public convenience init(host: String = "127.0.0.1", port: Int = 50050, sessionToken: String? = nil) {
+        self.init(channel: RPCClientChannel(host: host, port: port), sessionToken: sessionToken)
+    }
+
+    /// A client of the gateway at `host:port` over TLS: the gateway's certificate must chain to the PEM CA
+    /// in `caFile` and name `host`; `certificateFile` and `keyFile` present a client certificate.
+    ///
+    /// Throws a `TLSConfigurationError` naming a file that cannot be used.
+    public convenience init(
+        host: String, port: Int = 50050, caFile: String, certificateFile: String? = nil, keyFile: String? = nil, sessionToken: String? = nil
+    ) throws {
+        var configuration = RPCClientChannel.Configuration()
+        configuration.tls = try .client(TLSClientSettings(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile))
+        self.init(channel: RPCClientChannel(host: host, port: port, configuration: configuration), sessionToken: sessionToken)
+    }
+
+    private init(channel: RPCClientChannel, sessionToken: String?) {
+        self.channel = channel
         token = SessionToken(sessionToken)
         portal = Portal_Gateway_V1_PortalClient(channel: BearerTokenChannel(base: channel, token: token))
     }

@@ -34,6 +34,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "File holding the session token (env PORTALCTL_SESSION; default ~/.config/portalctl/session).")
     var session: String?
 
+    @Option(name: .customLong("tls-ca"), help: "Connect over TLS, trusting gateways whose certificate this PEM CA issued (env PORTAL_TLS_CA).")
+    var tlsCA: String?
+
     @Flag(help: "Print JSON instead of tables.")
     var json = false
 
@@ -59,16 +62,25 @@ struct GlobalOptions: ParsableArguments {
 
     var callOptions: CallOptions { CallOptions(timeout: .milliseconds(Int64(timeout * 1000))) }
 
-    /// A client carrying the saved session (or `PORTAL_TOKEN`).
-    func client() -> PortalClient {
+    /// A client carrying the saved session (or `PORTAL_TOKEN`), over TLS with `--tls-ca`.
+    func client() throws -> PortalClient {
         let token = ProcessInfo.processInfo.environment["PORTAL_TOKEN"]
             ?? (try? String(contentsOfFile: sessionFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return PortalClient(host: address!.host, port: address!.port, sessionToken: token)
+        guard let ca = tlsCA ?? ProcessInfo.processInfo.environment["PORTAL_TLS_CA"] else {
+            return PortalClient(host: address!.host, port: address!.port, sessionToken: token)
+        }
+        return try PortalClient(host: address!.host, port: address!.port, caFile: ca, sessionToken: token)
     }
 
     /// Runs `body` with a client, turning a portal refusal into its message and exit code.
     func run(_ body: (PortalClient) async throws -> Void) async throws {
-        let client = client()
+        let client: PortalClient
+        do {
+            client = try self.client()
+        } catch {
+            FileHandle.standardError.write(Data("portalctl: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         do {
             try await body(client)
             await client.close()

@@ -184,9 +184,8 @@ def stack(portal_bin, tmp_path_factory, certs):
 # -- end to end
 
 
-def test_the_portal_flow_runs_end_to_end_over_mutual_tls(stack):
-    """Sign-in, an activation and its audit event cross every hop: gateway → identity, entitlements and
-    audit, and the outbox relays → audit, each over mutual TLS."""
+def sign_up(stack) -> tuple[str, str]:
+    """A new organization whose first Admin has accepted the invite; returns (organization id, email)."""
     domain = f"{unique('org')}.example.com"
     email = f"ada@{domain}"
     before = support.spool_files(stack.root / "identity-data")
@@ -195,16 +194,23 @@ def test_the_portal_flow_runs_end_to_end_over_mutual_tls(stack):
     secret = support.wait_for_invite_secret(stack.root / "identity-data", email, before)
     stack.identity.AcceptInvite(I.AcceptInviteRequest(invite_secret=secret, first_name="Ada", last_name="Lovelace", password=PASSWORD),
                                 timeout=T)
+    return organization.organization_id, email
+
+
+def test_the_portal_flow_runs_end_to_end_over_mutual_tls(stack):
+    """Sign-in, an activation and its audit event cross every hop: gateway → identity, entitlements and
+    audit, and the outbox relays → audit, each over mutual TLS."""
+    organization_id, email = sign_up(stack)
     product_id = unique("SKU-")
     stack.entitlements.UpsertProduct(E.UpsertProductRequest(product=E.Product(
         product_id=product_id, name="Secure Engine", license_type="Subscription", product_description="engine",
         deployment_type="Cloud")), timeout=T)
     entitlement_id = unique("ENT-")
     stack.entitlements.TransferEntitlement(E.TransferEntitlementRequest(
-        entitlement_id=entitlement_id, organization_id=organization.organization_id, sales_order=unique("SO-"),
+        entitlement_id=entitlement_id, organization_id=organization_id, sales_order=unique("SO-"),
         order_date=Timestamp(seconds=1_767_225_600), lines=[E.TransferLine(product_id=product_id, quantity=5)]), timeout=T)
 
-    token = stack.portal.Login(G.LoginRequest(organization_id=organization.organization_id, email=email, password=PASSWORD),
+    token = stack.portal.Login(G.LoginRequest(organization_id=organization_id, email=email, password=PASSWORD),
                                timeout=T).session_token
     auth = [("authorization", f"Bearer {token}")]
     assert stack.portal.WhoAmI(G.WhoAmIRequest(), metadata=auth, timeout=T).principal.email == email
@@ -223,6 +229,27 @@ def test_the_portal_flow_runs_end_to_end_over_mutual_tls(stack):
     events = support.wait_until(audited, timeout=30, interval=0.2)
     assert [event.message for event in events] == [f"Activated 2 licenses of Secure Engine for project {project}"]
     assert events[0].user == "Ada Lovelace"
+
+
+def test_portalctl_signs_in_over_tls(stack, portal_bin, tmp_path):
+    organization_id, email = sign_up(stack)
+    portalctl = str(Path(portal_bin).parent / "portalctl")
+    common = ["--gateway", f"localhost:{stack.gateway_server.port}", "--session", str(tmp_path / "session")]
+
+    def ctl(*args: str, ca: Path | None = stack.certs / "ca.crt") -> subprocess.CompletedProcess:
+        tls = ["--tls-ca", str(ca)] if ca else []
+        return subprocess.run([portalctl, *args, *common, *tls], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "PORTAL_PASSWORD": PASSWORD})
+
+    login = ctl("login", "--org", organization_id, "--email", email)
+    assert login.returncode == 0, login.stderr
+    whoami = ctl("whoami", "--json")
+    assert whoami.returncode == 0 and email in whoami.stdout, whoami.stderr
+    cleartext = ctl("whoami", ca=None)
+    assert cleartext.returncode == 3 and "this server requires TLS" in cleartext.stderr, cleartext.stderr
+    missing = ctl("whoami", ca=tmp_path / "absent.crt")
+    assert missing.returncode == 1
+    assert f"tls-ca {tmp_path / 'absent.crt'}: No such file or directory" in missing.stderr, missing.stderr
 
 
 # -- what a backend asks of its callers

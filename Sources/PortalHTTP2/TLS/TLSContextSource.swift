@@ -37,7 +37,7 @@ public final class TLSContextSource: Sendable {
     }
 
     /// Connects with `settings`; throws a `TLSConfigurationError` naming the file when it cannot.
-    public static func client(_ settings: TLSClientSettings, logger: Logger) throws -> TLSContextSource {
+    public static func client(_ settings: TLSClientSettings, logger: Logger = Logger(label: "portal.tls")) throws -> TLSContextSource {
         try TLSContextSource(files: .client(settings), logger: logger)
     }
 
