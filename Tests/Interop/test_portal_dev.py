@@ -1,0 +1,118 @@
+"""`portal dev`: the four services in one process on their default ports, the demo organization it
+seeds on a fresh data directory, and `portal dev --tls` with certificates from `scripts/dev-certs`;
+driven with `portalctl` as a developer would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+import support
+from test_tls import dev_certs
+
+DEMO_PASSWORD = "portal-demo-2026"
+GATEWAY = 50050
+
+
+class Dev:
+    """A `portal dev` process with its output in files."""
+
+    def __init__(self, portal_bin: str, workdir: Path, *args: str):
+        self.out = workdir / "dev.stdout.log"
+        self.err = workdir / "dev.stderr.log"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen([portal_bin, "dev", "--data-dir", str(workdir / "data"), *args],
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+    def organization(self, timeout: float = 60) -> str:
+        """Waits for the sign-in instructions and returns the demo organization's id."""
+        def printed():
+            if self.proc.poll() is not None:
+                pytest.fail(f"portal dev exited with {self.proc.returncode}:\n{self.err.read_text()[-4000:]}", pytrace=False)
+            found = re.search(r"Demo organization (org_[0-9a-f]+)", self.out.read_text())
+            return found.group(1) if found else None
+        organization = support.wait_until(printed, timeout=timeout, interval=0.2)
+        assert organization, f"no sign-in instructions within {timeout} s:\n{self.err.read_text()[-4000:]}"
+        return organization
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=support.SHUTDOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                pytest.fail("portal dev did not stop within 10 s of SIGTERM", pytrace=False)
+            assert code == 0, self.err.read_text()[-4000:]
+
+
+@pytest.fixture
+def run_dev(portal_bin, tmp_path):
+    started: list[Dev] = []
+
+    def run(*args: str) -> Dev:
+        dev = Dev(portal_bin, tmp_path, *args)
+        started.append(dev)
+        return dev
+
+    yield run
+    for dev in started:
+        dev.stop()
+
+
+def portalctl(portal_bin: str, tmp_path: Path, *args: str, tls_ca: Path | None = None) -> subprocess.CompletedProcess:
+    tls = ["--tls-ca", str(tls_ca)] if tls_ca else []
+    gateway = f"localhost:{GATEWAY}" if tls_ca else f"127.0.0.1:{GATEWAY}"
+    return subprocess.run([str(Path(portal_bin).parent / "portalctl"), *args, "--gateway", gateway, "--session", str(tmp_path / "session"),
+                           *tls], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_the_demo_organization_is_seeded_once_and_signs_in(portal_bin, tmp_path, run_dev):
+    dev = run_dev()
+    organization = dev.organization()
+    login = portalctl(portal_bin, tmp_path, "login", "--org", organization, "--email", "ada@northwind.example",
+                      "--password", DEMO_PASSWORD)
+    assert login.returncode == 0, login.stderr
+    dashboard = portalctl(portal_bin, tmp_path, "dashboard", "--json")
+    assert dashboard.returncode == 0, dashboard.stderr
+    figures = json.loads(dashboard.stdout)
+    assert figures["total_members"] == 4 and figures["activated_licenses"] > 0, figures
+    entitlements = json.loads(portalctl(portal_bin, tmp_path, "entitlements", "--json").stdout)
+    assert len(entitlements["entitlements"]) == 5, entitlements
+    dev.stop()
+
+    again = run_dev()
+    assert again.organization() == organization, "a seeded data directory is not seeded again"
+
+
+def test_portal_dev_tls_serves_every_service_with_mutual_tls(portal_bin, tmp_path, run_dev):
+    certs = dev_certs(tmp_path / "certs")
+    organization = run_dev("--tls", str(certs)).organization()
+    login = portalctl(portal_bin, tmp_path, "login", "--org", organization, "--email", "grace@northwind.example",
+                      "--password", DEMO_PASSWORD, tls_ca=certs / "ca.crt")
+    assert login.returncode == 0, login.stderr
+    whoami = portalctl(portal_bin, tmp_path, "whoami", "--json", tls_ca=certs / "ca.crt")
+    assert whoami.returncode == 0 and "grace@northwind.example" in whoami.stdout, whoami.stderr
+    # Backends require the CA's client certificates; the gateway takes any TLS caller.
+    root = (certs / "ca.crt").read_bytes()
+    entitlements = grpc.secure_channel("localhost:50051", grpc.ssl_channel_credentials(root_certificates=root))
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            support.list_services(entitlements)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        entitlements.close()
+
+
+def test_the_demo_is_refused_off_loopback(portal_bin, tmp_path):
+    result = subprocess.run([portal_bin, "dev", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "data")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64
+    assert "serve it on loopback only, or pass --no-demo" in result.stderr
