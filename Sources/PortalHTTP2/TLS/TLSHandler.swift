@@ -77,7 +77,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         buffer.withUnsafeReadableBytes { connection.receive($0) }
         if state == .handshaking { advanceHandshake(context: context) }
         if state == .established { deliverPlaintext(context: context) }
-        sendOutput(context: context, promise: nil, flush: true)
+        if state != .closed { sendOutput(context: context, promise: nil, flush: true) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -13,6 +13,9 @@ public struct TLSServerSettings: Sendable, Hashable {
     /// PEM private key of the certificate.
     public var keyFile: String
     /// PEM CA certificates that issue client certificates; nil asks for none.
+    ///
+    /// The handshake completes whatever the client presents; the verdict reaches each call as
+    /// `ServerContext.transport`, where `TransportPolicyInterceptor` refuses calls without a valid one.
     public var clientCAFile: String?
     /// The lowest version accepted.
     public var minimumVersion: TLSVersion = .v1_3
