@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -53,13 +56,17 @@ let package = Package(
         .target(
             name: "PortalMail",
             dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
-        // A service's own database (SQLite through SQLKit), migrations, keyset paging and the outbox.
+        // A service's own database (SQLite, or PostgreSQL at scale, through SQLKit), migrations, keyset
+        // paging and the outbox.
         .target(
             name: "PortalStorage",
             dependencies: [
                 "PortalRPC",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -148,7 +155,10 @@ let package = Package(
         // A real server with a fresh database for each service test.
         .target(
             name: "PortalTestSupport",
-            dependencies: ["PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tests/PortalTestSupport"),
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),

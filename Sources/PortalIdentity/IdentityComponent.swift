@@ -22,6 +22,8 @@ public struct IdentityComponent: Sendable {
         public var passwordParameters = SecretHashing.ScryptParameters.standard
         /// How long a session lasts after login, whatever happens (12 hours).
         public var sessionLifetime: Duration = .seconds(12 * 3600)
+        /// A PostgreSQL database shared by every instance; nil keeps `identity.sqlite` in the data directory.
+        public var database: PostgresLocation?
 
         /// Settings storing data under `dataDirectory`.
         public init(dataDirectory: String) {
@@ -38,8 +40,9 @@ public struct IdentityComponent: Sendable {
 
     /// Opens (and migrates) the database and builds the service.
     public static func start(settings: Settings, logger: Logger) async throws -> IdentityComponent {
-        let store = try await SQLStore.open(
-            path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"), migrations: IdentityMigrations.all, logger: logger)
+        let location = settings.database.map(DatabaseLocation.postgres)
+            ?? .sqlite(path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"))
+        let store = try await SQLStore.open(location, name: "identity", migrations: IdentityMigrations.all, logger: logger)
         var sessions = SessionPolicy()
         sessions.lifetime = Int64(settings.sessionLifetime / .milliseconds(1))
         let identityStore = IdentityStore(store: store, sessionPolicy: sessions)

@@ -22,6 +22,22 @@ public enum Outbox {
         "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
     ]
 
+    /// The same table on PostgreSQL.
+    public static let postgresSchema = [
+        """
+        CREATE TABLE outbox (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload BYTEA NOT NULL,
+            created_at BIGINT NOT NULL,
+            delivered_at BIGINT
+        )
+        """,
+        "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
+    ]
+
     /// One pending message.
     public struct Record: Sendable {
         /// Position in the outbox; delivery follows it.
@@ -60,8 +76,17 @@ public enum Outbox {
     }
 
     /// Adds messages in order with one statement; call inside the transaction that makes the changes.
+    ///
+    /// On PostgreSQL, transactions appending for one organization take turns until they commit, so an
+    /// organization's messages are numbered in commit order: a relay never finds a later one committed
+    /// while an earlier one is still in flight in another instance.
     public static func append(_ database: any SQLDatabase, topic: String, messages: [Message]) async throws {
         guard !messages.isEmpty else { return }
+        if database.dialect.name == "postgresql" {
+            for organizationID in Set(messages.map(\.organizationID)).sorted() {
+                try await database.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "outbox:" + organizationID)))").run()
+            }
+        }
         let rows: [SQLQueryString] = messages.map { message in
             "(\(bind: message.eventID), \(bind: message.organizationID), \(bind: topic), \(bind: Data(message.payload)), \(bind: message.createdAt))"
         }

@@ -1,12 +1,13 @@
 import Foundation
 import PortalAPI
 import PortalRPC
+import PortalTestSupport
 import Testing
 
 @Suite("Identity service rules, through a real server and database")
 struct IdentityServiceTests {
-    @Test func theFirstAdminJoinsThroughTheirInviteAndSignsIn() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func theFirstAdminJoinsThroughTheirInviteAndSignsIn(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             #expect(admin.role == .admin)
             #expect(admin.displayName == "Ada Lovelace")
@@ -19,8 +20,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func aDeletedMembersSessionStopsWorkingAtOnce() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func aDeletedMembersSessionStopsWorkingAtOnce(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             _ = try await harness.invite("bob@example.com", role: .viewer, organizationID: organizationID, as: admin)
             let bob = try await harness.accept(email: "bob@example.com", firstName: "Bob", lastName: "Stone")
@@ -43,8 +44,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func theLastAdminCanBeNeitherDemotedNorDeleted() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func theLastAdminCanBeNeitherDemotedNorDeleted(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let demote = try await #require(throws: RPCError.self) {
                 try await harness.client.updateMember(.with {
@@ -65,8 +66,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func fiftyConcurrentInvitesOfOneEmailCreateExactlyOne() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func fiftyConcurrentInvitesOfOneEmailCreateExactlyOne(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let outcomes = try await withThrowingTaskGroup(of: RPCStatusCode.self) { group in
                 for index in 0..<50 {
@@ -87,8 +88,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func aResentInviteKillsTheOldSecret() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func aResentInviteKillsTheOldSecret(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let invite = try await harness.invite("cy@example.com", role: .viewer, organizationID: organizationID, as: admin)
             let oldSecret = try await harness.latestSecret(for: "cy@example.com")
@@ -109,8 +110,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func anotherOrganizationsIdsAreNotFound() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func anotherOrganizationsIdsAreNotFound(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationA, adminA) = try await harness.organizationWithAdmin(name: "A", email: "a@example.com")
             let (organizationB, _) = try await harness.organizationWithAdmin(name: "B", email: "b@example.com")
             let invite = try await harness.invite("x@example.com", role: .viewer, organizationID: organizationA, as: adminA)
@@ -131,8 +132,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func everyChangeQueuesAMembersAuditEventNamingWhoDidIt() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func everyChangeQueuesAMembersAuditEventNamingWhoDidIt(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let invite = try await harness.invite("dee@example.com", role: .viewer, organizationID: organizationID, as: admin)
             _ = try await harness.client.revokeInvite(
@@ -148,8 +149,8 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test func listsRefuseBadArgumentsNamingTheField() async throws {
-        try await IdentityHarness.run { harness in
+    @Test(arguments: TestBackend.available) func listsRefuseBadArgumentsNamingTheField(backend: TestBackend) async throws {
+        try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, _) = try await harness.organizationWithAdmin()
             let cases: [(Portal_Identity_V1_ListMembersRequest, String)] = [
                 (.with { $0.organizationID = organizationID; $0.pageSize = 501 }, "page_size"),

@@ -9,17 +9,19 @@ import PortalHTTP2
 import PortalRPC
 import SQLKit
 
-/// A real identity service on a loopback port with a fresh SQLite database, and a client to it.
+/// A real identity service on a loopback port with a fresh database (SQLite or PostgreSQL), and a client to it.
 struct IdentityHarness: Sendable {
     let client: Portal_Identity_V1_IdentityClient
     let component: IdentityComponent
     let dataDirectory: String
 
-    /// Runs `body` against a fresh service; everything is torn down afterwards.
-    static func run<Result: Sendable>(_ body: @Sendable (IdentityHarness) async throws -> Result) async throws -> Result {
+    /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
+    static func run<Result: Sendable>(on backend: TestBackend = .sqlite, _ body: @Sendable (IdentityHarness) async throws -> Result) async throws -> Result {
         let box = ComponentBox<IdentityComponent>()
+        let database = try await backend.freshDatabase()
         return try await withServiceServer(named: "identity", start: { directory, logger in
             var settings = IdentityComponent.Settings(dataDirectory: directory)
+            settings.database = database
             settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
             let component = try await IdentityComponent.start(settings: settings, logger: logger)
             box.value = component

@@ -1,0 +1,27 @@
+import SQLKit
+
+/// What `SQLStore` needs of a database: write transactions that behave as if run one at a time,
+/// reads of committed data, and a lock that lets one instance at a time migrate the schema.
+protocol DatabaseEngine: Sendable {
+    /// Which SQL the database speaks.
+    var backend: SQLBackend { get }
+
+    /// Runs `body` in one write transaction, committed when it returns, rolled back when it throws;
+    /// it may run `body` again when the database asks for a retry (PostgreSQL serialization failures).
+    func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result
+
+    /// Runs read-only queries, each of which sees committed data.
+    func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result
+
+    /// Runs `body` while no other instance migrates the same database.
+    func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result
+
+    /// Closes the database after the work in flight.
+    func close() async
+}
+
+/// The SQL a store's database speaks, for the few statements that differ (full-text search, DDL).
+public enum SQLBackend: String, Sendable {
+    case sqlite
+    case postgres
+}

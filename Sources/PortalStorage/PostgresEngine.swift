@@ -1,0 +1,142 @@
+import Logging
+import NIOSSL
+import PostgresKit
+import PostgresNIO
+import SQLKit
+
+/// A PostgreSQL database shared by every instance of a service, through a connection pool.
+///
+/// Write transactions run `SERIALIZABLE` and are run again when PostgreSQL reports a serialization
+/// failure or a deadlock, so every rule a store checks inside a transaction holds across instances
+/// exactly as under SQLite's single writer. Reads run one statement at a time on pooled connections.
+final class PostgresEngine: DatabaseEngine {
+    /// Attempts a transaction gets before its serialization failure is returned to the caller.
+    static let maxAttempts = 12
+    /// The advisory lock key migrations hold (any constant; one per database).
+    static let migrationLockKey: Int64 = 0x706f_7274_616c  // "portal"
+
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    var backend: SQLBackend { .postgres }
+
+    private init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    /// Connects to `location` (the pool opens connections as they are needed) and checks it answers.
+    static func open(_ location: PostgresLocation, logger: Logger) async throws -> PostgresEngine {
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: try tls(location))
+        configuration.options.maximumConnections = location.poolSize
+        configuration.options.minimumConnections = 1
+        let engine = PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        do {
+            try await engine.client.withConnection { connection in
+                _ = try await connection.query("SELECT 1", logger: logger)
+            }
+        } catch {
+            await engine.close()
+            throw DatabaseLocationError("database \(location): cannot connect (\(Self.reason(error)))")
+        }
+        return engine
+    }
+
+    private static func tls(_ location: PostgresLocation) throws -> PostgresClient.Configuration.TLS {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch location.tls {
+        case .disable:
+            return .disable
+        case .prefer, .require:
+            configuration.certificateVerification = .none  // libpq's meaning: encrypted, not verified
+            return location.tls == .prefer ? .prefer(configuration) : .require(configuration)
+        case .verifyFull:
+            configuration.certificateVerification = .fullVerification
+            configuration.trustRoots = .file(location.rootCertificateFile ?? "")
+            return .require(configuration)
+        }
+    }
+
+    func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        var attempt = 1
+        while true {
+            do {
+                return try await attemptTransaction(metrics: metrics, body)
+            } catch where attempt < Self.maxAttempts && Self.isRetryable(error) {
+                attempt += 1
+                // Jittered, growing pauses so the transactions that collided do not collide again.
+                let pause = Int64.random(in: 1...Int64(1 << min(attempt, 7)))
+                try await Task.sleep(for: .milliseconds(pause))
+            }
+        }
+    }
+
+    private func attemptTransaction<Result: Sendable>(
+        metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
+        let queued = ContinuousClock.now
+        return try await client.withConnection { connection in
+            let started = ContinuousClock.now
+            metrics.waited(.transaction, from: queued, to: started)
+            defer { metrics.ran(.transaction, since: started) }
+            _ = try await connection.query("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+            do {
+                let result = try await body(connection.sql(queryLogLevel: nil))
+                _ = try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+        let queued = ContinuousClock.now
+        return try await client.withConnection { connection in
+            let started = ContinuousClock.now
+            metrics.waited(.read, from: queued, to: started)
+            defer { metrics.ran(.read, since: started) }
+            return try await body(connection.sql(queryLogLevel: nil))
+        }
+    }
+
+    /// Holds a session advisory lock on one connection while `body` migrates on others.
+    func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
+        try await client.withConnection { connection in
+            _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: logger)
+            do {
+                let result = try await body()
+                _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    /// Serialization failures and deadlocks: the transaction may simply be run again.
+    static func isRetryable(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    /// The server's message for `error`, or its description.
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}
