@@ -10,10 +10,10 @@ public struct AuditComponent: Sendable {
     /// The database; run it as a service listed before the server so it closes last.
     public let store: SQLStore
 
-    /// Opens (and migrates) `audit.sqlite` under `dataDirectory` and builds the service.
-    public static func start(dataDirectory: String, logger: Logger) async throws -> AuditComponent {
-        let store = try await SQLStore.open(
-            path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"), migrations: AuditMigrations.all, logger: logger)
+    /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds the service.
+    public static func start(dataDirectory: String, database: PostgresLocation? = nil, logger: Logger) async throws -> AuditComponent {
+        let location = database.map(DatabaseLocation.postgres) ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
+        let store = try await SQLStore.open(location, name: "audit", migrations: AuditMigrations.all, logger: logger)
         let handler = AuditServiceHandler(store: AuditStore(store: store), clock: { Int64(Date().timeIntervalSince1970 * 1000) })
         return AuditComponent(service: handler, store: store)
     }

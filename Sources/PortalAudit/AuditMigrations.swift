@@ -43,6 +43,45 @@ enum AuditMigrations {
                 last_hash BLOB NOT NULL
             )
             """,
+        ], postgres: [
+            """
+            CREATE TABLE events (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
+                org_id TEXT NOT NULL,
+                org_sequence BIGINT NOT NULL,
+                time BIGINT NOT NULL,
+                event_type TEXT NOT NULL,
+                action TEXT NOT NULL,
+                message TEXT NOT NULL,
+                user_name TEXT NOT NULL,
+                actor_member_id TEXT NOT NULL,
+                subject_kind TEXT NOT NULL,
+                subject_id TEXT NOT NULL,
+                previous_hash BYTEA NOT NULL,
+                hash BYTEA NOT NULL,
+                recorded_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX events_org_sequence ON events (org_id, org_sequence)",
+            "CREATE INDEX events_org_time ON events (org_id, time, event_id)",
+            "CREATE INDEX events_org_type_time ON events (org_id, event_type, time, event_id)",
+            "CREATE INDEX events_org_user_time ON events (org_id, user_name, time, event_id)",
+            """
+            CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'audit events are append-only';
+            END
+            $$
+            """,
+            "CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION events_append_only()",
+            """
+            CREATE TABLE chain_heads (
+                org_id TEXT PRIMARY KEY,
+                last_sequence BIGINT NOT NULL,
+                last_hash BYTEA NOT NULL
+            )
+            """,
         ]),
         SQLMigration(version: 2, name: "event counts per organization, type and user", statements: [
             """
@@ -74,6 +113,15 @@ enum AuditMigrations {
                 INSERT INTO events_fts (rowid, message, user_name, org) VALUES (new.seq, new.message, new.user_name, 'o' || lower(hex(new.org_id)));
             END
             """,
+        ], postgres: [
+            // Words as SQLite's FTS5 tokenizer sees them (runs of letters and digits, any case), in a
+            // GIN index led by the organization (btree_gin), so a search stays within one organization.
+            "CREATE EXTENSION IF NOT EXISTS btree_gin",
+            """
+            ALTER TABLE events ADD COLUMN search_words tsvector GENERATED ALWAYS AS
+                (to_tsvector('simple'::regconfig, regexp_replace(message || ' ' || user_name, '[^[:alnum:]]+', ' ', 'g'))) STORED
+            """,
+            "CREATE INDEX events_search ON events USING GIN (org_id, search_words)",
         ]),
     ]
 }

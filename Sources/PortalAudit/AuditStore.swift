@@ -109,6 +109,7 @@ final class AuditStore: Sendable {
     /// `total_size` for a filter: exact from the counters for organization, type and user filters;
     /// counted (up to `countCap`) for time windows, actors and searches.
     private static func totalSize(_ database: any SQLDatabase, _ filter: Filter) async throws -> Int64 {
+        let backend = SQLBackend(database)
         if filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty, Filter.ftsQuery(filter.searchText) == nil {
             let keys: [(String, String)]
             switch (filter.eventTypes.isEmpty, filter.user.isEmpty) {
@@ -125,25 +126,26 @@ final class AuditStore: Sendable {
             }
             return total
         }
-        if let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
+        if backend == .sqlite, let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
            filter.eventTypes.isEmpty, filter.user.isEmpty {
             return try await searchMatches(database, match)
         }
         return try await database.raw("""
-            SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE \(filter.condition) LIMIT \(unsafeRaw: String(countCap))) AS capped
+            SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE \(filter.condition(backend)) LIMIT \(unsafeRaw: String(countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-    /// How many events of the organization a search matches, up to `countCap`, from the index alone.
+    /// How many events of the organization a search matches, up to `countCap`, from the FTS5 index alone (SQLite).
     private static func searchMatches(_ database: any SQLDatabase, _ match: String) async throws -> Int64 {
         try await database.raw("""
             SELECT COUNT(*) AS n FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH \(bind: match) LIMIT \(unsafeRaw: String(countCap))) AS capped
             """).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-    /// The rows of one page in order. A selective search (fewer than `countCap` matches) is driven by
-    /// the full-text index and sorted; anything else walks the time index and stops at the page's end,
-    /// checking each row against the index when searching.
+    /// The rows of one page in order. On SQLite a selective search (fewer than `countCap` matches) is
+    /// driven by the full-text index and sorted; anything else walks the time index and stops at the
+    /// page's end, checking each row against the index when searching. PostgreSQL's planner chooses
+    /// between its GIN index and the time index itself.
     private static func pageRows(
         _ database: any SQLDatabase, _ filter: Filter, paging: ListPaging, columns: String
     ) async throws -> [any SQLRow] {
@@ -154,9 +156,10 @@ final class AuditStore: Sendable {
             if !paging.descending, let start = filter.timeStart, position >= start { filter.timeStart = nil }
             if paging.descending, let end = filter.timeEnd, position < end { filter.timeEnd = nil }
         }
-        var condition = filter.condition
+        let backend = SQLBackend(database)
+        var condition = filter.condition(backend)
         if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
-        if let match = filter.ftsMatch, try await searchMatches(database, match) < countCap {
+        if backend == .sqlite, let match = filter.ftsMatch, try await searchMatches(database, match) < countCap {
             return try await database.raw("""
                 SELECT \(unsafeRaw: columns) FROM (SELECT rowid AS match_seq FROM events_fts WHERE events_fts MATCH \(bind: match)) AS matches
                 CROSS JOIN events ON events.seq = matches.match_seq
@@ -193,8 +196,8 @@ final class AuditStore: Sendable {
         var user = ""
         var searchText = ""
 
-        /// The `WHERE` condition; text search goes through the FTS5 index.
-        var condition: SQLQueryString {
+        /// The `WHERE` condition; text search goes through the full-text index (FTS5, or PostgreSQL's GIN).
+        func condition(_ backend: SQLBackend) -> SQLQueryString {
             var condition: SQLQueryString = "org_id = \(bind: organizationID)"
             if let timeStart { condition = "\(condition) AND time >= \(bind: timeStart)" }
             if let timeEnd { condition = "\(condition) AND time < \(bind: timeEnd)" }
@@ -207,11 +210,32 @@ final class AuditStore: Sendable {
             }
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
             if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
-            if ftsMatch != nil {
+            if backend == .postgres, let phrases = Self.phrases(searchText) {
+                var query: SQLQueryString = ""
+                for (index, phrase) in phrases.enumerated() {
+                    let term: SQLQueryString = "phraseto_tsquery('simple', \(bind: phrase))"
+                    query = index == 0 ? term : "\(query) && \(term)"
+                }
+                condition = "\(condition) AND search_words @@ (\(query))"
+            } else if ftsMatch != nil {
                 // The row is the organization's already, so the check needs only the words.
                 condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: Self.ftsQuery(searchText)!) AND events_fts.rowid = events.seq)"
             }
             return condition
+        }
+
+        /// The search's words for PostgreSQL, each as the phrase of letter-and-digit runs FTS5 would
+        /// see in it (`ada@example.com` → `ada example com`), all required.
+        static func phrases(_ text: String) -> [String]? {
+            let words = searchWords(text).map { word in
+                word.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).joined(separator: " ")
+            }.filter { !$0.isEmpty }
+            return words.isEmpty ? nil : words
+        }
+
+        /// The search split into words as `ftsQuery` reads them.
+        private static func searchWords(_ text: String) -> [Substring] {
+            text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
         }
 
         /// The full-text query, scoped to the organization: `org : "o6f72…" AND "activated" "licenses"`.
@@ -226,7 +250,7 @@ final class AuditStore: Sendable {
         /// Whole words (case-insensitive): a prefix query makes FTS5 load a word's whole posting list,
         /// which costs tens of milliseconds on a large log, while word lookups stream and stop early.
         static func ftsQuery(_ text: String) -> String? {
-            let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
+            let words = searchWords(text)
             guard !words.isEmpty else { return nil }
             return words.map { ftsString(String($0)) }.joined(separator: " ")
         }

@@ -24,4 +24,9 @@ protocol DatabaseEngine: Sendable {
 public enum SQLBackend: String, Sendable {
     case sqlite
     case postgres
+
+    /// The backend `database` speaks.
+    public init(_ database: any SQLDatabase) {
+        self = database.dialect.name == "postgresql" ? .postgres : .sqlite
+    }
 }

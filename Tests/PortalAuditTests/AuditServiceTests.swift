@@ -2,12 +2,13 @@ import Foundation
 import PortalAPI
 import PortalRPC
 import SQLKit
+import PortalTestSupport
 import Testing
 
 @Suite("Audit log: append, query, export and tamper evidence")
 struct AuditServiceTests {
-    @Test func aRedeliveredEventIsStoredOnce() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func aRedeliveredEventIsStoredOnce(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             let first = AuditHarness.event("org-1", message: "Invited a@example.com as Viewer", id: "event-1")
             #expect(try await harness.append([first]) == (1, 0))
             #expect(try await harness.append([first, AuditHarness.event("org-1", message: "second", id: "event-2")]) == (1, 1))
@@ -16,8 +17,8 @@ struct AuditServiceTests {
         }
     }
 
-    @Test func invalidEventsAreRefusedNamingTheFieldAndNothingIsStored() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func invalidEventsAreRefusedNamingTheFieldAndNothingIsStored(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             var untyped = AuditHarness.event("org-1", message: "x")
             untyped.eventType = .unspecified
             var timeless = AuditHarness.event("org-1", message: "x")
@@ -37,8 +38,8 @@ struct AuditServiceTests {
         }
     }
 
-    @Test func listsFilterSearchSortAndPageWithoutLosingRows() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func listsFilterSearchSortAndPageWithoutLosingRows(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             var events: [Portal_Audit_V1_NewEvent] = []
             for index in 0..<30 {
                 let type: Portal_Audit_V1_EventType = index % 3 == 0 ? .activations : .members
@@ -92,8 +93,8 @@ struct AuditServiceTests {
         }
     }
 
-    @Test func exportsStreamEveryMatchingRowAsCSV() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func exportsStreamEveryMatchingRowAsCSV(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             let events = (0..<3_000).map { index in
                 AuditHarness.event("org-1", message: index == 0 ? "=HYPERLINK(\"x\")" : "Event \(index)", user: "Ada, L.", at: 1_772_719_629 + Int64(index))
             }
@@ -115,8 +116,35 @@ struct AuditServiceTests {
         }
     }
 
-    @Test func theChainVerifiesAndAnEditedRowIsDetected() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func concurrentAppendersKeepTheChainUnbroken(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
+            // Eight appenders at once, each with its own batches of the same two organizations' events,
+            // and some of the same events twice (a relay redelivering).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for appender in 0..<8 {
+                    group.addTask {
+                        for batch in 0..<5 {
+                            let events = (0..<10).flatMap { index in
+                                ["org-a", "org-b"].map { AuditHarness.event($0, message: "Event \(appender)-\(batch)-\(index)", id: "\($0)-\(appender)-\(batch)-\(index)") }
+                            }
+                            _ = try await harness.append(events)
+                            _ = try await harness.append(Array(events.prefix(3)))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for organization in ["org-a", "org-b"] {
+                let verdict = try await harness.client.verifyChain(.with { $0.organizationID = organization })
+                #expect(verdict.ok, "\(organization): \(verdict.reason)")
+                #expect(verdict.eventsChecked == 400)
+                #expect(try await harness.client.listEvents(.with { $0.organizationID = organization }).totalSize == 400)
+            }
+        }
+    }
+
+    @Test(arguments: TestBackend.available) func theChainVerifiesAndAnEditedRowIsDetected(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             _ = try await harness.append((0..<20).map { AuditHarness.event("org-1", message: "Event \($0)", id: "event-\($0)") })
             let healthy = try await harness.client.verifyChain(.with { $0.organizationID = "org-1" })
             #expect(healthy.ok)
@@ -124,7 +152,7 @@ struct AuditServiceTests {
 
             // Someone with access to the database file rewrites history.
             try await harness.component.store.transaction { database in
-                try await database.raw("DROP TRIGGER events_no_update").run()
+                try await database.raw(backend == .postgres ? "DROP TRIGGER events_no_change ON events" : "DROP TRIGGER events_no_update").run()
                 try await database.raw("UPDATE events SET message = 'Nothing happened' WHERE event_id = 'event-7'").run()
             }
             let broken = try await harness.client.verifyChain(.with { $0.organizationID = "org-1" })
@@ -134,8 +162,8 @@ struct AuditServiceTests {
         }
     }
 
-    @Test func storedEventsCannotBeChangedThroughTheDatabase() async throws {
-        try await AuditHarness.run { harness in
+    @Test(arguments: TestBackend.available) func storedEventsCannotBeChangedThroughTheDatabase(backend: TestBackend) async throws {
+        try await AuditHarness.run(on: backend) { harness in
             _ = try await harness.append([AuditHarness.event("org-1", message: "Kept", id: "kept")])
             await #expect(throws: (any Error).self) {
                 try await harness.component.store.transaction { database in

@@ -15,10 +15,12 @@ struct AuditHarness: Sendable {
     let component: AuditComponent
     let dataDirectory: String
 
-    static func run<Result: Sendable>(_ body: @Sendable (AuditHarness) async throws -> Result) async throws -> Result {
+    /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
+    static func run<Result: Sendable>(on backend: TestBackend = .sqlite, _ body: @Sendable (AuditHarness) async throws -> Result) async throws -> Result {
         let box = ComponentBox<AuditComponent>()
+        let database = try await backend.freshDatabase()
         return try await withServiceServer(named: "audit", start: { directory, logger in
-            let component = try await AuditComponent.start(dataDirectory: directory, logger: logger)
+            let component = try await AuditComponent.start(dataDirectory: directory, database: database, logger: logger)
             box.value = component
             return ([component.service], component.store)
         }) { channel, directory in
