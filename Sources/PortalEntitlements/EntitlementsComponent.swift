@@ -13,16 +13,18 @@ public struct EntitlementsComponent: Sendable {
     /// The database; run it as a service listed before the server so it closes last.
     public let store: SQLStore
 
-    /// Opens (and migrates) `entitlements.sqlite` under `dataDirectory` and builds the service.
-    public static func start(dataDirectory: String, logger: Logger) async throws -> EntitlementsComponent {
-        try await start(dataDirectory: dataDirectory, logger: logger, searchLimits: .init())
+    /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and builds the service.
+    public static func start(dataDirectory: String, database: PostgresLocation? = nil, logger: Logger) async throws -> EntitlementsComponent {
+        try await start(dataDirectory: dataDirectory, database: database, logger: logger, searchLimits: .init())
     }
 
-    /// `start(dataDirectory:logger:)` with other search limits (tests reach every search plan with few rows).
-    static func start(dataDirectory: String, logger: Logger, searchLimits: EntitlementsStore.SearchLimits) async throws -> EntitlementsComponent {
-        let store = try await SQLStore.open(
-            path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"), migrations: EntitlementsMigrations.all,
-            logger: logger)
+    /// `start(dataDirectory:database:logger:)` with other search limits (tests reach every search plan with few rows).
+    static func start(
+        dataDirectory: String, database: PostgresLocation? = nil, logger: Logger, searchLimits: EntitlementsStore.SearchLimits
+    ) async throws -> EntitlementsComponent {
+        let location = database.map(DatabaseLocation.postgres)
+            ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"))
+        let store = try await SQLStore.open(location, name: "entitlements", migrations: EntitlementsMigrations.all, logger: logger)
         let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
         let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
         return EntitlementsComponent(

@@ -218,7 +218,7 @@ extension EntitlementsStore {
                 for (index, id) in Set(filter.productIDs).enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
-            return try await database.raw("SELECT COALESCE(SUM(activations), 0) AS n FROM product_totals WHERE \(condition)").first()?
+            return try await database.raw("SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
         }
         return try await database.raw("""
@@ -273,7 +273,7 @@ extension EntitlementsStore {
 
     /// How many activations the organization has (from its per-product totals).
     private static func organizationActivations(_ database: any SQLDatabase, _ organizationID: String) async throws -> Int {
-        try await database.raw("SELECT COALESCE(SUM(activations), 0) AS n FROM product_totals WHERE org_id = \(bind: organizationID)").first()?
+        try await database.raw("SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE org_id = \(bind: organizationID)").first()?
             .decode(column: "n", as: Int.self) ?? 0
     }
 
@@ -286,13 +286,13 @@ extension EntitlementsStore {
 
     /// A page of activations and, when `counting`, how many match.
     ///
-    /// A search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`)
+    /// On SQLite a search of 3+ characters takes its candidates from the trigram index (see `candidateMatch`)
     /// and counts its matches among them, up to the cap (when candidates are few, a first page is
     /// counted and sorted in one pass). Below the cap the page is picked from the candidates; at the
     /// cap matches are dense, and walking the sort order checking rows finds a page quickly. When
     /// every trigram is common and the organization is small, its own rows are counted and walked
     /// instead of a phrase's candidates across all organizations. Shorter searches check rows while
-    /// walking.
+    /// walking. On PostgreSQL the LIKE condition goes through the pg_trgm GIN index as the planner sees fit.
     func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
@@ -304,7 +304,8 @@ extension EntitlementsStore {
             if let keyset { condition = "\(condition) AND \(keyset)" }
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
-            if let trigrams = filter.searchTrigrams {
+            // PostgreSQL's planner reads the LIKE through its trigram index itself (pg_trgm).
+            if SQLBackend(database) == .sqlite, let trigrams = filter.searchTrigrams {
                 let (match, fewerThanRare) = try await Self.candidateMatch(database, filter, trigrams: trigrams, limits: limits, cache: cache)
                 let candidates = Self.candidates(match)
                 if fewerThanRare, keyset == nil {

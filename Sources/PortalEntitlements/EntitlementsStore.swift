@@ -249,7 +249,7 @@ final class EntitlementsStore: Sendable {
     func totals(organizationID: String) async throws -> (available: Int64, activated: Int64) {
         try await store.read { database in
             let row = try await database.raw("""
-                SELECT COALESCE(SUM(available), 0) AS available, COALESCE(SUM(activated), 0) AS activated
+                SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) AS available, CAST(COALESCE(SUM(activated), 0) AS BIGINT) AS activated
                 FROM product_totals WHERE org_id = \(bind: organizationID)
                 """).first()
             return (try row?.decode(column: "available", as: Int64.self) ?? 0, try row?.decode(column: "activated", as: Int64.self) ?? 0)

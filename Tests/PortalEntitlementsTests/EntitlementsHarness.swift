@@ -15,12 +15,16 @@ struct EntitlementsHarness: Sendable {
 
     static let admin = PrincipalMetadata.metadata(memberID: "mem_ada", displayName: "Ada Lovelace")
 
+    /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
     static func run<Result: Sendable>(
-        searchLimits: EntitlementsStore.SearchLimits = .init(), _ body: @Sendable (EntitlementsHarness) async throws -> Result
+        on backend: TestBackend = .sqlite, searchLimits: EntitlementsStore.SearchLimits = .init(),
+        _ body: @Sendable (EntitlementsHarness) async throws -> Result
     ) async throws -> Result {
         let box = ComponentBox<EntitlementsComponent>()
+        let database = try await backend.freshDatabase()
         return try await withServiceServer(named: "entitlements", start: { directory, logger in
-            let component = try await EntitlementsComponent.start(dataDirectory: directory, logger: logger, searchLimits: searchLimits)
+            let component = try await EntitlementsComponent.start(
+                dataDirectory: directory, database: database, logger: logger, searchLimits: searchLimits)
             box.value = component
             return ([component.service], component.store)
         }) { channel, _ in

@@ -2,12 +2,13 @@ import Foundation
 import PortalAPI
 @testable import PortalEntitlements
 import PortalRPC
+import PortalTestSupport
 import Testing
 
 @Suite("Entitlements: transfers, activations and the licensing views")
 struct EntitlementsServiceTests {
-    @Test func twoHundredConcurrentActivationsAgainstFiftyLicensesActivateExactlyFifty() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func twoHundredConcurrentActivationsAgainstFiftyLicensesActivateExactlyFifty(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 50)])
             let outcomes = try await withThrowingTaskGroup(of: RPCStatusCode.self) { group in
@@ -31,8 +32,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func activatingMoreThanIsUnactivatedIsRefusedWithTheNumbers() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func activatingMoreThanIsUnactivatedIsRefusedWithTheNumbers(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
             _ = try await harness.activate(7, of: "P1", from: "ENT-1")
@@ -42,8 +43,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func anExpiredEntitlementCannotBeActivated() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func anExpiredEntitlementCannotBeActivated(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-OLD", to: "org-1", lines: [("P1", 10)], expires: 1_772_100_000)
             let error = try await #require(throws: RPCError.self) { try await harness.activate(1, of: "P1", from: "ENT-OLD") }
@@ -57,8 +58,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func aRetriedActivationReturnsTheFirstResultAndActivatesNothingMore() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func aRetriedActivationReturnsTheFirstResultAndActivatesNothingMore(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
             let first = try await harness.activate(3, of: "P1", from: "ENT-1", key: "retry-me")
@@ -71,8 +72,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func transfersAreIdempotentAndMayOnlyAddQuantity() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func transfersAreIdempotentAndMayOnlyAddQuantity(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             #expect(try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)]).created)
             let repeated = try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)])
@@ -91,8 +92,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func activationsAreLoggedAuditedAndListed() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func activationsAreLoggedAuditedAndListed(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 20)])
             try await harness.transfer("ENT-2", to: "org-1", lines: [("P1", 5)])
@@ -139,8 +140,8 @@ struct EntitlementsServiceTests {
         }
     }
 
-    @Test func activationsExportAsCSVWithEveryColumn() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func activationsExportAsCSVWithEveryColumn(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100)])
             for _ in 0..<3 { _ = try await harness.activate(1, of: "P1", from: "ENT-1") }
@@ -157,8 +158,8 @@ struct EntitlementsServiceTests {
 /// The entitlements list's sortable columns follow transfers and catalog changes.
 @Suite("Entitlements: listing columns")
 struct EntitlementListingTests {
-    @Test func sortingFollowsRenamedProductsAndGrownQuantities() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func sortingFollowsRenamedProductsAndGrownQuantities(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10)])
             try await harness.transfer("ENT-2", to: "org-1", lines: [("P2", 5), ("P3", 6)])
@@ -189,8 +190,8 @@ struct EntitlementListingTests {
 /// Activations that share one transaction (group commit) are decided exactly as if they ran one after another.
 @Suite("Entitlements: activations batched into one transaction")
 struct ActivationBatchTests {
-    @Test func eachActivationInABatchGetsItsOwnOutcome() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func eachActivationInABatchGetsItsOwnOutcome(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 10), ("P2", 5)])
             try await harness.transfer("ENT-OLD", to: "org-1", lines: [("P1", 10)], expires: 1_772_100_000)
@@ -249,8 +250,8 @@ struct ActivationBatchTests {
 
 @Suite("Entitlements: searching the activations log")
 struct ActivationSearchTests {
-    @Test func searchPagesCoverEveryMatchOnceWithTheSameTotal() async throws {
-        try await EntitlementsHarness.run { harness in
+    @Test(arguments: TestBackend.available) func searchPagesCoverEveryMatchOnceWithTheSameTotal(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100), ("P2", 100)])
             try await harness.transfer("ENT-X", to: "org-2", lines: [("P2", 100)])
@@ -309,10 +310,10 @@ struct ActivationSearchTests {
         return (ids, totals)
     }
 
-    @Test func everySearchPlanFindsEachMatchOnce() async throws {
+    @Test(arguments: TestBackend.available) func everySearchPlanFindsEachMatchOnce(backend: TestBackend) async throws {
         // Small limits reach every plan with a few rows: common trigrams (the whole phrase), dense
         // matches (the count reaches its cap and pages walk the log), and rare trigrams.
-        try await EntitlementsHarness.run(searchLimits: .init(rareTrigram: 3, countCap: 8, ownRowsScan: 0)) { harness in
+        try await EntitlementsHarness.run(on: backend, searchLimits: .init(rareTrigram: 3, countCap: 8, ownRowsScan: 0)) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100), ("P2", 100)])
             try await harness.transfer("ENT-X", to: "org-2", lines: [("P2", 100)])
@@ -334,8 +335,8 @@ struct ActivationSearchTests {
         }
     }
 
-    @Test func aSmallOrganizationSearchesItsOwnRowsWhenEveryTrigramIsCommon() async throws {
-        try await EntitlementsHarness.run(searchLimits: .init(rareTrigram: 3, countCap: 8, ownRowsScan: 100)) { harness in
+    @Test(arguments: TestBackend.available) func aSmallOrganizationSearchesItsOwnRowsWhenEveryTrigramIsCommon(backend: TestBackend) async throws {
+        try await EntitlementsHarness.run(on: backend, searchLimits: .init(rareTrigram: 3, countCap: 8, ownRowsScan: 100)) { harness in
             try await harness.catalog()
             try await harness.transfer("ENT-1", to: "org-1", lines: [("P1", 100), ("P2", 100)])
             try await harness.transfer("ENT-X", to: "org-2", lines: [("P2", 100)])
