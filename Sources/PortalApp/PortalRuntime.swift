@@ -36,6 +36,8 @@ public struct ServiceSettings: Sendable {
     public var entitlementsAddress = "127.0.0.1:\(PortalServiceKind.entitlements.defaultPort)"
     /// TLS for the server and the calls it makes; nil serves and calls in cleartext.
     public var tls: ServiceTLS?
+    /// A PostgreSQL database shared by every instance of the service; nil keeps an SQLite file in `dataDirectory`.
+    public var database: PostgresLocation?
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -78,6 +80,7 @@ public enum PortalRuntime {
         case .identity:
             var identitySettings = IdentityComponent.Settings(dataDirectory: settings.dataDirectory)
             identitySettings.smtpServer = settings.smtpServer
+            identitySettings.database = settings.database
             if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
             domain.append(identity.service)
@@ -85,11 +88,11 @@ public enum PortalRuntime {
             workers += identity.workers
             workers.append(try auditRelay(for: identity.store, settings: settings, tls: clientTLS, logger: logger))
         case .audit:
-            let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
+            let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, database: settings.database, logger: logger)
             domain.append(audit.service)
             databases.append(audit.store)
         case .entitlements:
-            let entitlements = try await EntitlementsComponent.start(dataDirectory: settings.dataDirectory, logger: logger)
+            let entitlements = try await EntitlementsComponent.start(dataDirectory: settings.dataDirectory, database: settings.database, logger: logger)
             domain.append(entitlements.service)
             databases.append(entitlements.store)
             workers += entitlements.workers

@@ -27,38 +27,42 @@ final class PostgresEngine: DatabaseEngine {
         runner = Task { await client.run() }
     }
 
-    /// Connects to `location` (the pool opens connections as they are needed) and checks it answers.
+    /// Checks that `location` answers (one connection, so a wrong address or password fails at once
+    /// with the server's reason), then opens the pool, which connects as work arrives.
     static func open(_ location: PostgresLocation, logger: Logger) async throws -> PostgresEngine {
-        var configuration = PostgresClient.Configuration(
+        let tls = try tls(location)
+        var probe = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: try tls(location))
-        configuration.options.maximumConnections = location.poolSize
-        configuration.options.minimumConnections = 1
-        let engine = PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+            database: location.database, tls: tls.connectionTLS)
+        probe.options.connectTimeout = .seconds(10)
         do {
-            try await engine.client.withConnection { connection in
-                _ = try await connection.query("SELECT 1", logger: logger)
-            }
+            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try await connection.close()
         } catch {
-            await engine.close()
             throw DatabaseLocationError("database \(location): cannot connect (\(Self.reason(error)))")
         }
-        return engine
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: tls.clientTLS)
+        configuration.options.maximumConnections = location.poolSize
+        configuration.options.minimumConnections = 1
+        return PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
     }
 
-    private static func tls(_ location: PostgresLocation) throws -> PostgresClient.Configuration.TLS {
+    /// TLS to the server as `sslmode` asks, for the probe connection and for the pool.
+    private static func tls(_ location: PostgresLocation) throws -> (connectionTLS: PostgresConnection.Configuration.TLS, clientTLS: PostgresClient.Configuration.TLS) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         switch location.tls {
         case .disable:
-            return .disable
+            return (.disable, .disable)
         case .prefer, .require:
             configuration.certificateVerification = .none  // libpq's meaning: encrypted, not verified
-            return location.tls == .prefer ? .prefer(configuration) : .require(configuration)
         case .verifyFull:
             configuration.certificateVerification = .fullVerification
             configuration.trustRoots = .file(location.rootCertificateFile ?? "")
-            return .require(configuration)
         }
+        let context = try NIOSSLContext(configuration: configuration)
+        return location.tls == .prefer ? (.prefer(context), .prefer(configuration)) : (.require(context), .require(configuration))
     }
 
     func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
@@ -135,6 +139,7 @@ final class PostgresEngine: DatabaseEngine {
     static func reason(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return "\(underlying)" }
             return "\(error.code)"
         }
         return "\(error)"

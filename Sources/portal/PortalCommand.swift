@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PortalApp
 import PortalHTTP2
+import PortalStorage
 import ServiceLifecycle
 
 /// `portal`: runs one service of the End Customer Portal, or all of them with `portal dev`.
@@ -46,6 +47,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port, for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
     var entitlementsAddress: String?
 
+    @Option(name: .customLong("database"), help: "postgres://user:password@host:port/database[?sslmode=…] shared by every instance of the service; without it an SQLite file in --data-dir (env PORTAL_DATABASE_URL).")
+    var databaseURL: String?
+
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS 1.3 with ALPN h2, reloaded when the file changes (env PORTAL_TLS_CERT).")
     var tlsCertificate: String?
 
@@ -66,6 +70,7 @@ struct ServiceOptions: ParsableArguments {
 
     func validate() throws {
         _ = try tls()
+        _ = try database()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
         }
@@ -115,6 +120,17 @@ struct ServiceOptions: ParsableArguments {
         return tls
     }
 
+    /// `--database`, else `PORTAL_DATABASE_URL`, parsed; nil keeps SQLite.
+    func database() throws -> PostgresLocation? {
+        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTAL_DATABASE_URL"], !url.isEmpty else { return nil }
+        do {
+            guard case .postgres(let location) = try DatabaseLocation.postgres(url: url) else { return nil }
+            return location
+        } catch {
+            throw ValidationError("--\(error)")
+        }
+    }
+
     /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
     var adminPortNumber: Int? { adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init) }
 
@@ -132,6 +148,10 @@ struct ServiceOptions: ParsableArguments {
         settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
         settings.adminPort = adminPortNumber
         settings.tls = try tls()
+        settings.database = try database()
+        if settings.database != nil, kind == .gateway {
+            throw ValidationError("--database: the gateway keeps no data; give the database to entitlements, identity or audit")
+        }
         let environment = ProcessInfo.processInfo.environment
         if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
         if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }
@@ -226,6 +246,9 @@ struct Dev: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if ProcessInfo.processInfo.environment["PORTAL_DATABASE_URL"] != nil {
+            throw ValidationError("portal dev keeps each service's SQLite file in --data-dir; unset PORTAL_DATABASE_URL, or run the services one by one with --database")
+        }
         var options = try ServiceOptions.parse([])
         options.host = host
         options.dataDirectory = dataDirectory
