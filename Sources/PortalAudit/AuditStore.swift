@@ -30,7 +30,7 @@ final class AuditStore: Sendable {
     /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
     /// Returns (stored, duplicates).
     func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
-        try await store.transaction { database in
+        try await store.transaction(serializing: events.map { "audit-chain:" + $0.organizationID }) { database in
             let known = try await Self.storedIDs(database, among: events.map(\.eventID))
             var seen = Set<String>()
             var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
@@ -210,7 +210,10 @@ final class AuditStore: Sendable {
             }
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
             if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
-            if backend == .postgres, let phrases = Self.phrases(searchText) {
+            if backend == .postgres {
+                guard ftsMatch != nil else { return condition }
+                // Words of punctuation alone hold no letters or digits to look for: nothing matches.
+                guard let phrases = Self.phrases(searchText) else { return "\(condition) AND FALSE" }
                 var query: SQLQueryString = ""
                 for (index, phrase) in phrases.enumerated() {
                     let term: SQLQueryString = "phraseto_tsquery('simple', \(bind: phrase))"

@@ -51,7 +51,8 @@ actor ActivationBatcher {
 
     private func run(_ batch: [PendingActivation]) async -> [Result<ActivationRecord, any Error>] {
         do {
-            return try await store.transaction { database in try await ActivationBatch(batch).run(database) }
+            let entitlements = batch.map { "entitlement:" + $0.request.entitlementID }
+            return try await store.transaction(serializing: entitlements) { database in try await ActivationBatch(batch).run(database) }
         } catch where batch.count > 1 {
             var outcomes: [Result<ActivationRecord, any Error>] = []
             for activation in batch { outcomes.append(contentsOf: await run([activation])) }

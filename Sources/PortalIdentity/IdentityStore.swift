@@ -56,7 +56,7 @@ final class IdentityStore: Sendable {
 
     /// Invites `email`; a member or pending invite with that email (any case) is `ALREADY_EXISTS`.
     func createInvite(organizationID: String, email: String, phone: String, role: MemberRole, actor: Actor, now: Milliseconds) async throws -> InviteRecord {
-        try await store.transaction { database in
+        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             return try await Self.insertInvite(
                 database, id: Self.newID("inv"), organizationID: organizationID, organizationName: organization.name, email: email,
@@ -66,7 +66,7 @@ final class IdentityStore: Sendable {
 
     /// Gives a pending invite a new secret and expiry (the old secret stops working) and mails it again.
     func resendInvite(organizationID: String, inviteID: String, actor: Actor, now: Milliseconds) async throws -> InviteRecord {
-        try await store.transaction { database in
+        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
             let secret = SecretHashing.newToken()
@@ -86,7 +86,7 @@ final class IdentityStore: Sendable {
 
     /// Revokes a pending invite.
     func revokeInvite(organizationID: String, inviteID: String, actor: Actor, now: Milliseconds) async throws {
-        try await store.transaction { database in
+        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             _ = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
             try await database.raw("UPDATE invites SET state = 'revoked' WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID)").run()
@@ -142,7 +142,7 @@ final class IdentityStore: Sendable {
 
     /// Changes the fields that are set; demoting the last Admin is `FAILED_PRECONDITION`.
     func updateMember(organizationID: String, memberID: String, changes: MemberChanges, actor: Actor, now: Milliseconds) async throws -> MemberRecord {
-        try await store.transaction { database in
+        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let before = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if before.role == .admin, let role = changes.role, role != .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
                 throw RPCError(.failedPrecondition, "role: \(before.displayName) is the organization's last Admin; make another member Admin first")
@@ -172,7 +172,7 @@ final class IdentityStore: Sendable {
 
     /// Deletes a member and their sessions; deleting the last Admin is `FAILED_PRECONDITION`.
     func deleteMember(organizationID: String, memberID: String, actor: Actor, now: Milliseconds) async throws {
-        try await store.transaction { database in
+        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let member = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if member.role == .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
                 throw RPCError(.failedPrecondition, "member_id: \(member.displayName) is the organization's last Admin and cannot be deleted")
@@ -216,6 +216,12 @@ final class IdentityStore: Sendable {
             throw RPCError(.notFound, "organization_id: no organization \(id)")
         }
         return try OrganizationRecord(row: row)
+    }
+
+    /// The serialization key of an organization's members and invites: changes to one organization
+    /// take turns on PostgreSQL (the last-Admin and one-invite-per-email rules read what others write).
+    static func organizationKey(_ organizationID: String) -> String {
+        "identity-organization:" + organizationID
     }
 
     static func member(_ database: any SQLDatabase, organizationID: String, memberID: String) async throws -> MemberRecord {

@@ -8,7 +8,10 @@ protocol DatabaseEngine: Sendable {
 
     /// Runs `body` in one write transaction, committed when it returns, rolled back when it throws;
     /// it may run `body` again when the database asks for a retry (PostgreSQL serialization failures).
-    func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result
+    /// Transactions naming a common key in `serializing` run one after another.
+    func transaction<Result: Sendable>(
+        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result
 
     /// Runs read-only queries, each of which sees committed data.
     func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result

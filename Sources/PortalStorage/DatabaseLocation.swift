@@ -88,6 +88,12 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
 }
 
+/// A database failure, described by the database (`PostgreSQL 42P01: relation "x" does not exist`).
+public struct DatabaseError: Error, CustomStringConvertible, Sendable {
+    /// What the database reported.
+    public let description: String
+}
+
 /// A database location that cannot be used, with the reason.
 public struct DatabaseLocationError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.

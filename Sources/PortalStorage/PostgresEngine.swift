@@ -8,10 +8,13 @@ import SQLKit
 ///
 /// Write transactions run `SERIALIZABLE` and are run again when PostgreSQL reports a serialization
 /// failure or a deadlock, so every rule a store checks inside a transaction holds across instances
-/// exactly as under SQLite's single writer. Reads run one statement at a time on pooled connections.
+/// exactly as under SQLite's single writer. Transactions that all change one hot row (an audit
+/// chain's head, an entitlement's lines) name it as a key: they then take turns on a session advisory
+/// lock held from before `BEGIN` until after `COMMIT`, so each starts from the last one's result
+/// instead of failing and retrying. Reads run one statement at a time on pooled connections.
 final class PostgresEngine: DatabaseEngine {
     /// Attempts a transaction gets before its serialization failure is returned to the caller.
-    static let maxAttempts = 12
+    static let maxAttempts = 30
     /// The advisory lock key migrations hold (any constant; one per database).
     static let migrationLockKey: Int64 = 0x706f_7274_616c  // "portal"
 
@@ -65,47 +68,78 @@ final class PostgresEngine: DatabaseEngine {
         return location.tls == .prefer ? (.prefer(context), .prefer(configuration)) : (.require(context), .require(configuration))
     }
 
-    func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    func transaction<Result: Sendable>(
+        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
         var attempt = 1
         while true {
             do {
-                return try await attemptTransaction(metrics: metrics, body)
+                return try await attemptTransaction(serializing: keys, metrics: metrics, body)
             } catch where attempt < Self.maxAttempts && Self.isRetryable(error) {
                 attempt += 1
                 // Jittered, growing pauses so the transactions that collided do not collide again.
-                let pause = Int64.random(in: 1...Int64(1 << min(attempt, 7)))
+                let pause = Int64.random(in: 1...Int64(1 << min(attempt, 6)))
                 try await Task.sleep(for: .milliseconds(pause))
+            } catch {
+                throw Self.described(error)
             }
         }
     }
 
     private func attemptTransaction<Result: Sendable>(
-        metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         let queued = ContinuousClock.now
+        let locks = Set(keys).sorted()  // one order everywhere: no two transactions wait on each other
         return try await client.withConnection { connection in
+            for key in locks {
+                _ = try await connection.query("SELECT pg_advisory_lock(hashtext(\(key)))", logger: logger)
+            }
             let started = ContinuousClock.now
             metrics.waited(.transaction, from: queued, to: started)
             defer { metrics.ran(.transaction, since: started) }
-            _ = try await connection.query("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
             do {
-                let result = try await body(connection.sql(queryLogLevel: nil))
-                _ = try await connection.query("COMMIT", logger: logger)
+                let result = try await runTransaction(on: connection, body)
+                try await unlock(locks, on: connection)
                 return result
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                try? await unlock(locks, on: connection)
                 throw error
             }
         }
     }
 
+    private func runTransaction<Result: Sendable>(
+        on connection: PostgresConnection, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
+        _ = try await connection.query("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+        do {
+            let result = try await body(connection.sql(queryLogLevel: nil))
+            _ = try await connection.query("COMMIT", logger: logger)
+            return result
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+    }
+
+    private func unlock(_ keys: [String], on connection: PostgresConnection) async throws {
+        for key in keys.reversed() {
+            _ = try await connection.query("SELECT pg_advisory_unlock(hashtext(\(key)))", logger: logger)
+        }
+    }
+
     func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
         let queued = ContinuousClock.now
-        return try await client.withConnection { connection in
-            let started = ContinuousClock.now
-            metrics.waited(.read, from: queued, to: started)
-            defer { metrics.ran(.read, since: started) }
-            return try await body(connection.sql(queryLogLevel: nil))
+        do {
+            return try await client.withConnection { connection in
+                let started = ContinuousClock.now
+                metrics.waited(.read, from: queued, to: started)
+                defer { metrics.ran(.read, since: started) }
+                return try await body(connection.sql(queryLogLevel: nil))
+            }
+        } catch {
+            throw Self.described(error)
         }
     }
 
@@ -133,6 +167,13 @@ final class PostgresEngine: DatabaseEngine {
     static func isRetryable(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         return state == "40001" || state == "40P01"
+    }
+
+    /// `error` with the server's SQLSTATE and message, when PostgreSQL raised it, for logs (PostgresNIO's
+    /// own description hides both); other errors (an `RPCError` from the body) pass unchanged.
+    static func described(_ error: any Error) -> any Error {
+        guard let error = error as? PSQLError else { return error }
+        return DatabaseError(description: "PostgreSQL \(error.serverInfo?[.sqlState] ?? "error"): \(reason(error))")
     }
 
     /// The server's message for `error`, or its description.

@@ -56,8 +56,14 @@ public final class SQLStore: Service, Sendable {
     /// cancelled meanwhile — a client hanging up must never leave a connection inside an open
     /// transaction — so it runs in a task of its own that the caller awaits. On PostgreSQL `body` may
     /// run more than once (after a serialization failure): it must do database work only.
-    public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
-        try await Task { try await self.engine.transaction(metrics: self.metrics, body) }.value
+    ///
+    /// `serializing` names what the transaction changes that many concurrent ones change too (an
+    /// organization's audit chain, an entitlement): on PostgreSQL such transactions take turns rather
+    /// than collide and retry. SQLite runs every transaction alone anyway.
+    public func transaction<Result: Sendable>(
+        serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
+        try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }.value
     }
 
     /// Runs read-only queries.

@@ -46,7 +46,10 @@ final class SQLiteEngine: DatabaseEngine {
         return SQLiteEngine(writer: writer, reader: reader)
     }
 
-    func transaction<Result: Sendable>(metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    /// Every transaction runs alone on the write connection, so the keys need no lock of their own.
+    func transaction<Result: Sendable>(
+        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
         let queued = ContinuousClock.now
         await writeQueue.acquire()
         let started = ContinuousClock.now

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -290,7 +291,7 @@ class ServerProcess:
 
     @property
     def command(self) -> list[str]:
-        return [*self.argv, "--host", "127.0.0.1", "--port", str(self.port)]
+        return [*self.argv, *database_arguments(self.argv), "--host", "127.0.0.1", "--port", str(self.port)]
 
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "ServerProcess":
         """Starts the server and waits until Health/Check("") answers SERVING."""
@@ -409,6 +410,47 @@ class ServerProcess:
 
 class _PortTaken(Exception):
     pass
+
+
+# --------------------------------------------------------------------------------------------
+# The storage backend: SQLite files by default; PostgreSQL with PORTAL_TEST_BACKEND=postgres
+
+
+DATA_SERVICES = ("entitlements", "identity", "audit")
+
+
+def backend() -> str:
+    """`postgres` when the suite runs the services on PostgreSQL (PORTAL_TEST_BACKEND), else `sqlite`."""
+    return "postgres" if os.environ.get("PORTAL_TEST_BACKEND") == "postgres" else "sqlite"
+
+
+def database_arguments(argv: list[str]) -> list[str]:
+    """`--database URL` for a `portal entitlements|identity|audit --data-dir D` command on PostgreSQL.
+
+    Each data directory gets a database of its own, created on first use, so a restarted server
+    (same data directory) finds its data again, as it would find its SQLite file.
+    """
+    if backend() != "postgres" or len(argv) < 2 or Path(argv[0]).name != "portal" or argv[1] not in DATA_SERVICES:
+        return []
+    if "--data-dir" not in argv or "--database" in argv:
+        return []
+    data_dir = str(Path(argv[argv.index("--data-dir") + 1]).resolve())
+    return ["--database", postgres_database(hashlib.sha1(data_dir.encode()).hexdigest()[:20])]
+
+
+def postgres_database(key: str) -> str:
+    """The URL of database `it_<key>` on the test server (PORTAL_TEST_POSTGRES_URL), created when missing."""
+    server = os.environ.get("PORTAL_TEST_POSTGRES_URL")
+    if not server:
+        pytest.fail("PORTAL_TEST_BACKEND=postgres needs PORTAL_TEST_POSTGRES_URL (scripts/postgres start prints one)", pytrace=False)
+    name = f"it_{key}"
+    parts = urllib.parse.urlsplit(server)
+    admin = urllib.parse.urlunsplit(parts._replace(query=""))
+    exists = subprocess.run(["psql", admin, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if not exists:
+        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], capture_output=True, text=True, check=True)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
 # --------------------------------------------------------------------------------------------

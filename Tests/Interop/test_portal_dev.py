@@ -17,6 +17,8 @@ import pytest
 import support
 from test_tls import dev_certs
 
+pytestmark = pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
+
 DEMO_PASSWORD = "portal-demo-2026"
 GATEWAY = 50050
 
