@@ -24,15 +24,16 @@ public struct ServiceSettings: Sendable {
     public var dataDirectory: String
     /// An SMTP server (`host:port`) for invite mail; nil spools mail under the data directory.
     public var smtpServer: String?
-    /// Where the audit service listens (`host:port`): the audit outbox relays and the gateway call it.
+    /// Where the audit service listens (`host:port`, or several instances' separated by commas): the
+    /// audit outbox relays and the gateway call it.
     public var auditAddress = "127.0.0.1:\(PortalServiceKind.audit.defaultPort)"
     /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`); nil serves none.
     public var adminPort: Int?
     /// How long an identity session lasts after login; nil keeps the service's default (12 hours).
     public var sessionLifetime: Duration?
-    /// Where the identity service listens (`host:port`), for the gateway.
+    /// Where the identity service listens (`host:port`, or several instances' separated by commas), for the gateway.
     public var identityAddress = "127.0.0.1:\(PortalServiceKind.identity.defaultPort)"
-    /// Where the entitlements service listens (`host:port`), for the gateway.
+    /// Where the entitlements service listens (`host:port`, or several instances' separated by commas), for the gateway.
     public var entitlementsAddress = "127.0.0.1:\(PortalServiceKind.entitlements.defaultPort)"
     /// TLS for the server and the calls it makes; nil serves and calls in cleartext.
     public var tls: ServiceTLS?
@@ -99,9 +100,9 @@ public enum PortalRuntime {
             workers.append(try auditRelay(for: entitlements.store, settings: settings, tls: clientTLS, logger: logger))
         case .gateway:
             domain.append(PortalGatewayService(backends: GatewayBackends(
-                identity: try channel(to: settings.identityAddress, flag: "identity address", tls: clientTLS),
-                entitlements: try channel(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS),
-                audit: try channel(to: settings.auditAddress, flag: "audit address", tls: clientTLS))))
+                identity: try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS),
+                entitlements: try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS),
+                audit: try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
         configuration.tls = serverTLS
@@ -117,7 +118,14 @@ public enum PortalRuntime {
 
     /// A relay delivering `store`'s audit outbox to the audit service.
     static func auditRelay(for store: SQLStore, settings: ServiceSettings, tls: TLSContextSource?, logger: Logger) throws -> AuditOutboxRelay {
-        AuditOutboxRelay(store: store, channel: try channel(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
+        AuditOutboxRelay(store: store, channel: try channels(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
+    }
+
+    /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn.
+    static func channels(to addresses: String, flag: String, tls: TLSContextSource?) throws -> any RPCChannel {
+        let list = addresses.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard list.count > 1 else { return try channel(to: addresses, flag: flag, tls: tls) }
+        return RoundRobinChannel(try list.map { try channel(to: $0, flag: flag, tls: tls) })
     }
 
     /// A client channel to another service at `address` (`host:port`), over TLS when `tls` is given.

@@ -51,7 +51,8 @@ final class InviteMailer: Service, Sendable {
                 let gauges = OutboxGauges(topic: InviteMail.topic)
                 for await _ in wakeUps.cancelOnGracefulShutdown() {
                     do {
-                        while try await deliverBatch() > 0 {}
+                        // One instance mails at a time, so nobody gets an invite twice.
+                        while try await store.withLease("outbox-relay:" + InviteMail.topic, { try await self.deliverBatch() }) ?? 0 > 0 {}
                         failures = 0
                         gauges.recordDrained()
                     } catch {

@@ -36,7 +36,11 @@ public final class AuditOutboxRelay: Service, Sendable {
         let gauges = OutboxGauges(topic: Self.topic)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let sent = try await relayBatch()
+                // One instance of the service relays at a time, so events go out once and in order.
+                guard let sent = try await store.withLease("outbox-relay:" + Self.topic, { try await self.relayBatch() }) else {
+                    await pause(pollInterval)
+                    continue
+                }
                 failures = 0
                 if sent < batchSize { gauges.recordDrained() } else { try? await gauges.record(store) }
                 if sent == 0 { await pause(pollInterval) }

@@ -16,6 +16,9 @@ protocol DatabaseEngine: Sendable {
     /// Runs read-only queries, each of which sees committed data.
     func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result
 
+    /// Runs `body` unless another instance holds the lease `name` (then returns nil at once).
+    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result?
+
     /// Runs `body` while no other instance migrates the same database.
     func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result
 

@@ -143,6 +143,28 @@ final class PostgresEngine: DatabaseEngine {
         }
     }
 
+    /// Holds the session advisory lock `name` on one connection, if free, while `body` works on others.
+    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+        do {
+            return try await client.withConnection { connection -> Result? in
+                let rows = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(name))) AS held", logger: logger)
+                var held = false
+                for try await (value) in rows.decode(Bool.self) { held = value }
+                guard held else { return nil }
+                do {
+                    let result = try await body()
+                    _ = try await connection.query("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
+                    return result
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
+                    throw error
+                }
+            }
+        } catch {
+            throw Self.described(error)
+        }
+    }
+
     /// Holds a session advisory lock on one connection while `body` migrates on others.
     func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
         try await client.withConnection { connection in

@@ -66,6 +66,13 @@ public final class SQLStore: Service, Sendable {
         try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }.value
     }
 
+    /// Runs `body` unless another instance of the service holds the lease `name`, in which case it
+    /// returns nil at once. Background workers that must not run twice at the same time across
+    /// instances (an outbox relay, the mailer) take turns this way; with SQLite there is one instance.
+    public func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+        try await engine.withLease(name, body)
+    }
+
     /// Runs read-only queries.
     public func read<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
         try await engine.read(metrics: metrics, body)

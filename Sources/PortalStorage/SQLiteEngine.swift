@@ -89,6 +89,11 @@ final class SQLiteEngine: DatabaseEngine {
         }
     }
 
+    /// One process owns the file: the lease is always free.
+    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+        try await body()
+    }
+
     /// One process owns the file, so migrations need no lock.
     func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
         try await body()

@@ -32,7 +32,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "SMTP server host:port for invite mail; without it mail is spooled under the data directory (env PORTAL_SMTP).")
     var smtp: String?
 
-    @Option(name: .customLong("audit-address"), help: "The audit service's host:port, where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
+    @Option(name: .customLong("audit-address"), help: "The audit service's host:port (several instances: comma-separated, called in turn), where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
     var auditAddress: String?
 
     @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz over HTTP (env PORTAL_ADMIN_PORT; none by default).")
@@ -41,10 +41,10 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
     var sessionLifetime: Int?
 
-    @Option(name: .customLong("identity-address"), help: "The identity service's host:port, for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052).")
+    @Option(name: .customLong("identity-address"), help: "The identity service's host:port (several instances: comma-separated), for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052).")
     var identityAddress: String?
 
-    @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port, for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
+    @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port (several instances: comma-separated), for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
     var entitlementsAddress: String?
 
     @Option(name: .customLong("database"), help: "postgres://user:password@host:port/database[?sslmode=…] shared by every instance of the service; without it an SQLite file in --data-dir (env PORTAL_DATABASE_URL).")
