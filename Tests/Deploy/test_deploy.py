@@ -1,6 +1,7 @@
 """Deployment artefacts: the container image provides every shared library the release binary
-links, the Kubernetes manifests and compose file are valid and lint-clean and wire mutual TLS between
-the services, and scripts/dev-certs issues certificates that fit them.
+links, the Kubernetes manifests (backends on SQLite in deploy/k8s, on PostgreSQL with several replicas
+in deploy/k8s/postgres) and compose file are valid and lint-clean and wire mutual TLS between the
+services, and scripts/dev-certs issues certificates that fit them.
 
 Run as `PORTAL_RELEASE_BIN=<static release build of portal> python -m pytest Tests/Deploy`.
 """
@@ -21,7 +22,24 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-MANIFESTS = sorted(path for path in (DEPLOY / "k8s").glob("*.yaml") if path.name != "kustomization.yaml")
+K8S = DEPLOY / "k8s"
+
+
+def kustomization_files(folder: Path) -> list[Path]:
+    """The manifest files the kustomization in `folder` lists, with those of the folders it includes."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    files = []
+    for resource in kustomization["resources"]:
+        path = (folder / resource).resolve()
+        files += kustomization_files(path) if path.is_dir() else [path]
+    return files
+
+
+# The ways to run the portal: `kubectl apply -k deploy/k8s` (backends on SQLite, one replica each) or
+# `kubectl apply -k deploy/k8s/postgres` (backends on PostgreSQL, several replicas each).
+VARIANTS = {"sqlite": K8S, "postgres": K8S / "postgres"}
+VARIANT_MANIFESTS = {variant: kustomization_files(folder) for variant, folder in VARIANTS.items()}
+ALL_MANIFESTS = sorted({manifest for manifests in VARIANT_MANIFESTS.values() for manifest in manifests})
 KUBERNETES_VERSION = "1.30.0"
 # Packages every debian:bookworm-slim image has (the C library, the compiler runtime).
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1"}
@@ -77,18 +95,44 @@ def test_the_image_runs_as_a_non_root_user_with_a_static_swift_standard_library(
     assert "swift" not in stage.split("COPY --from=build")[0].lower().replace("swift build", ""), "no toolchain in the runtime stage"
 
 
-def test_kubernetes_manifests_validate_against_the_schemas():
+def test_every_manifest_belongs_to_a_variant():
+    """Every file under deploy/k8s (but cert-manager's) is applied by a variant, so the tests see it."""
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name == "kustomization.yaml" or "cert-manager" in path.relative_to(K8S).parts:
+            continue
+        assert path.resolve() in ALL_MANIFESTS, f"{path.relative_to(K8S)} is in no kustomization"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kubernetes_manifests_validate_against_the_schemas(variant):
     result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES_VERSION, *map(str, MANIFESTS)],
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES_VERSION,
+         *map(str, VARIANT_MANIFESTS[variant])],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     kinds = set(re.findall(r"resource (\w+)/", result.stdout))
-    assert {"deployment", "statefulset", "service", "configmap", "poddisruptionbudget", "networkpolicy",
+    assert {"deployment", "service", "configmap", "poddisruptionbudget", "networkpolicy",
             "horizontalpodautoscaler"} <= kinds, kinds
+    assert ("statefulset" in kinds) == (variant == "sqlite"), kinds
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_kustomize_builds_every_listed_object(variant):
+    if not shutil.which("kubectl"):
+        pytest.skip("needs kubectl (kubectl kustomize)")
+    result = subprocess.run(["kubectl", "kustomize", str(VARIANTS[variant])], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    built = {(document["kind"], document["metadata"]["name"])
+             for document in yaml.safe_load_all(result.stdout) if document}
+    listed = {(document["kind"], document["metadata"]["name"])
+              for manifest in VARIANT_MANIFESTS[variant] for document in documents(manifest)}
+    assert built == listed
+    assert all(document["metadata"].get("namespace", "portal") == "portal"
+               for document in yaml.safe_load_all(result.stdout) if document)
 
 
 def test_every_workload_has_grpc_probes_resources_and_a_grace_period():
-    for manifest in MANIFESTS:
+    for manifest in ALL_MANIFESTS:
         text = manifest.read_text()
         if "kind: Deployment" not in text and "kind: StatefulSet" not in text:
             continue
@@ -133,18 +177,24 @@ def documents(path: Path) -> list[dict]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
 
 
-def kubernetes_objects(kind: str) -> dict[str, dict]:
-    """The objects of `kind` in deploy/k8s, by name."""
+def kubernetes_objects(kind: str, variant: str = "sqlite") -> dict[str, dict]:
+    """The objects of `kind` in `variant`'s manifests, by name."""
     return {document["metadata"]["name"]: document
-            for manifest in MANIFESTS for document in documents(manifest) if document["kind"] == kind}
+            for manifest in VARIANT_MANIFESTS[variant] for document in documents(manifest) if document["kind"] == kind}
+
+
+def workloads_of(variant: str) -> dict[str, dict]:
+    """The Deployments and StatefulSets in `variant`'s manifests, by name."""
+    return kubernetes_objects("Deployment", variant) | kubernetes_objects("StatefulSet", variant)
 
 
 def portal_config() -> dict[str, str]:
     return kubernetes_objects("ConfigMap")["portal-config"]["data"]
 
 
-def test_every_workload_mounts_its_tls_secret_and_names_the_files():
-    workloads = kubernetes_objects("Deployment") | kubernetes_objects("StatefulSet")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_workload_mounts_its_tls_secret_and_names_the_files(variant):
+    workloads = workloads_of(variant)
     assert set(workloads) == set(SERVICES)
     for service, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
@@ -159,16 +209,17 @@ def test_every_workload_mounts_its_tls_secret_and_names_the_files():
         assert mode & 0o040 and not mode & 0o007, f"{service}: the key should be group-readable only ({mode:o})"
         assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"], \
             f"{service}: the files' group (fsGroup) must be the process's group"
-        environment = {variable["name"]: variable["value"] for variable in container.get("env", [])}
+        environment = {variable["name"]: variable.get("value") for variable in container.get("env", [])}
         assert tls_environment(environment) == expected_tls_environment(service), service
         assert any(source["configMapRef"]["name"] == "portal-config" for source in container["envFrom"])
 
 
-def test_the_backends_require_client_certificates_and_the_gateway_identity_is_shared():
-    config = portal_config()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_backends_require_client_certificates_and_the_gateway_identity_is_shared(variant):
+    config = kubernetes_objects("ConfigMap", variant)["portal-config"]["data"]
     assert config["PORTAL_GATEWAY_IDENTITY"] == "gateway"
     assert config.get("PORTAL_TLS_MIN_VERSION", "1.3") in ("1.2", "1.3")
-    workloads = kubernetes_objects("Deployment") | kubernetes_objects("StatefulSet")
+    workloads = workloads_of(variant)
     for service in BACKENDS:
         [container] = workloads[service]["spec"]["template"]["spec"]["containers"]
         assert {variable["name"] for variable in container["env"]} >= {"PORTAL_TLS_CLIENT_CA"}, service
@@ -176,9 +227,97 @@ def test_the_backends_require_client_certificates_and_the_gateway_identity_is_sh
     [gateway] = workloads["gateway"]["spec"]["template"]["spec"]["containers"]
     assert "PORTAL_TLS_CLIENT_CA" not in {variable["name"] for variable in gateway["env"]}
     # The ports speak TLS now; a Service must not promise cleartext HTTP/2 to proxies.
-    for name, service in kubernetes_objects("Service").items():
+    for name, service in kubernetes_objects("Service", variant).items():
         for port in service["spec"]["ports"]:
             assert port.get("appProtocol") != "kubernetes.io/h2c", name
+
+
+# PostgreSQL: each backend a Deployment of several replicas sharing its own database, named by a Secret.
+def test_the_sqlite_backends_keep_one_replica_on_a_persistent_volume():
+    for service in BACKENDS:
+        workload = kubernetes_objects("StatefulSet")[service]
+        assert workload["spec"]["replicas"] == 1, f"{service}: SQLite has one writer"
+        assert [claim["metadata"]["name"] for claim in workload["spec"]["volumeClaimTemplates"]] == ["data"]
+        [container] = workload["spec"]["template"]["spec"]["containers"]
+        assert "PORTAL_DATABASE_URL" not in {variable["name"] for variable in container["env"]}, service
+
+
+def test_the_postgres_backends_are_deployments_of_several_replicas_spread_over_nodes():
+    deployments = kubernetes_objects("Deployment", "postgres")
+    assert not kubernetes_objects("StatefulSet", "postgres")
+    for service in BACKENDS:
+        spec = deployments[service]["spec"]
+        assert spec["replicas"] > 1, service
+        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+        pod = spec["template"]["spec"]
+        [preference] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        term = preference["podAffinityTerm"]
+        assert term["topologyKey"] == "kubernetes.io/hostname", service
+        assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"], service
+        assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_the_postgres_backends_take_their_own_database_url_from_a_secret():
+    deployments = kubernetes_objects("Deployment", "postgres")
+    secrets = set()
+    for service in SERVICES:
+        [container] = deployments[service]["spec"]["template"]["spec"]["containers"]
+        variables = {variable["name"]: variable for variable in container["env"]}
+        if service not in BACKENDS:
+            assert "PORTAL_DATABASE_URL" not in variables, "the gateway keeps no data"
+            continue
+        variable = variables["PORTAL_DATABASE_URL"]
+        assert "value" not in variable, f"{service}: the URL holds a password; it belongs in a Secret"
+        assert variable["valueFrom"] == {"secretKeyRef": {"name": f"portal-{service}-database", "key": "url"}}
+        secrets.add(variable["valueFrom"]["secretKeyRef"]["name"])
+    assert len(secrets) == len(BACKENDS), "each backend has a database of its own"
+
+
+def test_the_postgres_backends_claim_no_persistent_volumes():
+    objects = [document for manifest in VARIANT_MANIFESTS["postgres"] for document in documents(manifest)]
+    assert not [document for document in objects if document["kind"] == "PersistentVolumeClaim"]
+    for service in BACKENDS:
+        spec = kubernetes_objects("Deployment", "postgres")[service]["spec"]
+        assert "volumeClaimTemplates" not in spec, service
+        pod = spec["template"]["spec"]
+        assert not [volume for volume in pod["volumes"] if "persistentVolumeClaim" in volume], service
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        [container] = pod["containers"]
+        [data] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/data"]
+        assert volumes[data["name"]] == {"name": data["name"], "emptyDir": {}}, service
+
+
+def test_the_postgres_backends_run_like_the_sqlite_ones():
+    """The same image, probes, resources, security, ports, TLS files and Services; only the storage differs."""
+    for service in BACKENDS:
+        sqlite = kubernetes_objects("StatefulSet")[service]["spec"]["template"]
+        postgres = kubernetes_objects("Deployment", "postgres")[service]["spec"]["template"]
+        assert postgres["metadata"] == sqlite["metadata"], service
+        for key in ("terminationGracePeriodSeconds", "securityContext"):
+            assert postgres["spec"][key] == sqlite["spec"][key], f"{service}: {key}"
+        [sqlite_container] = sqlite["spec"]["containers"]
+        [postgres_container] = postgres["spec"]["containers"]
+        for key in ("image", "args", "envFrom", "ports", "startupProbe", "livenessProbe", "readinessProbe",
+                    "resources", "securityContext", "volumeMounts"):
+            assert postgres_container[key] == sqlite_container[key], f"{service}: {key}"
+        assert [variable for variable in postgres_container["env"] if variable["name"] != "PORTAL_DATABASE_URL"] \
+            == sqlite_container["env"], service
+        tls = [volume for volume in sqlite["spec"]["volumes"] if "secret" in volume]
+        assert tls and all(volume in postgres["spec"]["volumes"] for volume in tls), service
+        assert kubernetes_objects("Service", "postgres")[service] == kubernetes_objects("Service")[service]
+
+
+def test_the_postgres_disruption_budgets_let_a_node_drain_one_replica_at_a_time():
+    deployments = kubernetes_objects("Deployment", "postgres")
+    budgets = kubernetes_objects("PodDisruptionBudget", "postgres")
+    for service in BACKENDS:
+        replicas = deployments[service]["spec"]["replicas"]
+        budget = budgets[service]["spec"]
+        assert budget["selector"] == deployments[service]["spec"]["selector"], service
+        if "maxUnavailable" in budget:
+            assert isinstance(budget["maxUnavailable"], int) and 1 <= budget["maxUnavailable"] < replicas, service
+        else:
+            assert isinstance(budget["minAvailable"], int) and 1 <= budget["minAvailable"] < replicas, service
 
 
 def test_cert_manager_certificates_produce_the_secrets_the_workloads_mount():
