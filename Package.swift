@@ -164,6 +164,7 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
+        .testTarget(name: "PortalStorageTests", dependencies: ["PortalStorage"]),
         .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC"]),
         .testTarget(
             name: "PortalEntitlementsTests",

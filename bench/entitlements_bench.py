@@ -3,6 +3,8 @@
 the server's memory, and the throughput of durable, acknowledged activations through the service.
 
 Usage: entitlements_bench.py populate DB_PATH  |  entitlements_bench.py measure HOST:PORT SERVER_PID
+       entitlements_bench.py copy-to-postgres DB_PATH POSTGRES_URL   (the populated rows, into a migrated database)
+       entitlements_bench.py activate HOST:PORT[,HOST:PORT...]      (activation throughput, calls spread in turn)
 (env ENTITLEMENTS=2000 ACTIVATIONS=1000000 SAMPLES=200 ACTIVATE=5000 CONCURRENCY=32)
 """
 import os
@@ -159,8 +161,67 @@ def measure(address, pid):
           f"({CONCURRENCY} in flight; target > 2,000/s)")
 
 
+def copy_to_postgres(path, url):
+    """Streams the populated SQLite rows into a PostgreSQL database the service has migrated."""
+    import subprocess
+    db = sqlite3.connect(path)
+    tables = {
+        "products": "id, name, license_type, description, deployment_type, updated_at",
+        "entitlements": "id, org_id, sales_order, po_number, order_date, expiration_date, transferred_at, expiry_recorded_at, "
+                        "first_product_name, first_product_description, total_available",
+        "entitlement_lines": "entitlement_id, product_id, position, available, activated",
+        "activations": "id, org_id, entitlement_id, product_id, product_name, quantity, project_name, project_manager, serial_number, "
+                       "activated_by, activated_by_member_id, activated_at, idempotency_key, search_doc",
+        "product_totals": "org_id, product_id, available, activated, activations",
+    }
+    started = time.perf_counter()
+    for table, columns in tables.items():
+        copy = subprocess.Popen(["psql", url, "-qc", f"\\copy {table} ({columns}) FROM STDIN WITH (FORMAT csv)"],
+                                stdin=subprocess.PIPE, text=True)
+        # CSV as PostgreSQL reads it: NULL unquoted and empty, every text quoted (so '' stays '').
+        cell = lambda value: "" if value is None else str(value) if isinstance(value, int) else '"' + value.replace('"', '""') + '"'
+        for row in db.execute(f"SELECT {columns} FROM {table} ORDER BY rowid"):
+            copy.stdin.write(",".join(cell(value) for value in row) + "\n")
+        copy.stdin.close()
+        assert copy.wait() == 0, f"copying {table} failed"
+    subprocess.run(["psql", url, "-qc", "VACUUM ANALYZE"], check=True)
+    print(f"# copied into PostgreSQL in {time.perf_counter() - started:.0f} s")
+
+
+def activate(addresses):
+    """Acknowledged activations per second with CONCURRENCY in flight, spread over `addresses` in turn."""
+    import grpc
+    sys.path.insert(0, os.environ["STUBS"])
+    from portal.entitlements.v1 import entitlements_pb2 as E
+    from portal.entitlements.v1 import entitlements_pb2_grpc as G
+    stubs = [G.EntitlementsServiceStub(grpc.insecure_channel(address)) for address in addresses.split(",")]
+    page = stubs[0].ListEntitlements(E.ListEntitlementsRequest(organization_id=ORG, page_size=500), timeout=30)
+    lines = [(e.entitlement_id, line.product_id) for e in page.entitlements for line in e.lines
+             if line.unactivated_licenses > 0 and e.status == E.ENTITLEMENT_STATUS_ACTIVE]
+    metadata = [("x-portal-member-id", "mem_ada"), ("x-portal-display-name", "Ada Lovelace")]
+    started = time.perf_counter()
+    pending = []
+    for i in range(ACTIVATE):
+        eid, pid_ = lines[i % len(lines)]
+        pending.append(stubs[i % len(stubs)].Activate.future(E.ActivateRequest(
+            organization_id=ORG, entitlement_id=eid, product_id=pid_, quantity=1, project_name="Throughput",
+            project_manager="Grace Hopper", idempotency_key=uuid.uuid4().hex), metadata=metadata, timeout=120))
+        if len(pending) >= CONCURRENCY:
+            pending.pop(0).result()
+    for future in pending:
+        future.result()
+    elapsed = time.perf_counter() - started
+    return ACTIVATE / elapsed
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "populate":
         populate(sys.argv[2])
+    elif sys.argv[1] == "copy-to-postgres":
+        copy_to_postgres(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "activate":
+        rate = activate(sys.argv[2])
+        print(f"activate: {ACTIVATE:,} acknowledged activations over {len(sys.argv[2].split(','))} instance(s) = {rate:,.0f}/s "
+              f"({CONCURRENCY} in flight)")
     else:
         measure(sys.argv[2], int(sys.argv[3]))

@@ -33,8 +33,9 @@ public enum DatabaseLocation: Sendable, Hashable {
             case "sslrootcert":
                 location.rootCertificateFile = item.value
             case "pool_size":
-                guard let size = item.value.flatMap(Int.init), (1...200).contains(size) else {
-                    throw DatabaseLocationError("database: pool_size must be 1 to 200, not \(item.value ?? "")")
+                // Two at least: a migration or a lease holds one connection while the work uses another.
+                guard let size = item.value.flatMap(Int.init), (2...200).contains(size) else {
+                    throw DatabaseLocationError("database: pool_size must be 2 to 200, not \(item.value ?? "")")
                 }
                 location.poolSize = size
             default:

@@ -49,7 +49,11 @@ final class PostgresEngine: DatabaseEngine {
             database: location.database, tls: tls.clientTLS)
         configuration.options.maximumConnections = location.poolSize
         configuration.options.minimumConnections = 1
-        return PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        let engine = PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
+        // The pool serves once its `run()` has begun on the runner task; give it that moment before
+        // the first lease (the migrations), which would otherwise wait with a warning.
+        try await Task.sleep(for: .milliseconds(20))
+        return engine
     }
 
     /// TLS to the server as `sslmode` asks, for the probe connection and for the pool.
@@ -92,8 +96,10 @@ final class PostgresEngine: DatabaseEngine {
         let queued = ContinuousClock.now
         let locks = Set(keys).sorted()  // one order everywhere: no two transactions wait on each other
         return try await client.withConnection { connection in
-            for key in locks {
-                _ = try await connection.query("SELECT pg_advisory_lock(hashtext(\(key)))", logger: logger)
+            if !locks.isEmpty {
+                // One round trip for every key, taken in the sorted order of the subquery.
+                _ = try await connection.query(
+                    "SELECT pg_advisory_lock(hashtext(key)) FROM (SELECT unnest(\(locks)::text[]) AS key ORDER BY 1) AS keys", logger: logger)
             }
             let started = ContinuousClock.now
             metrics.waited(.transaction, from: queued, to: started)
@@ -123,10 +129,10 @@ final class PostgresEngine: DatabaseEngine {
         }
     }
 
+    /// Releases the transaction's keys: every session lock of the connection, which only it holds.
     private func unlock(_ keys: [String], on connection: PostgresConnection) async throws {
-        for key in keys.reversed() {
-            _ = try await connection.query("SELECT pg_advisory_unlock(hashtext(\(key)))", logger: logger)
-        }
+        guard !keys.isEmpty else { return }
+        _ = try await connection.query("SELECT pg_advisory_unlock_all()", logger: logger)
     }
 
     func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
