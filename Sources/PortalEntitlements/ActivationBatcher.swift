@@ -51,8 +51,10 @@ actor ActivationBatcher {
 
     private func run(_ batch: [PendingActivation]) async -> [Result<ActivationRecord, any Error>] {
         do {
-            let entitlements = batch.map { "entitlement:" + $0.request.entitlementID }
-            return try await store.transaction(serializing: entitlements) { database in try await ActivationBatch(batch).run(database) }
+            // Every activation adds to its organization's per-product totals, so an organization's
+            // batches take turns across instances (on PostgreSQL) rather than collide on those rows.
+            let organizations = batch.map { "entitlements-organization:" + $0.request.organizationID }
+            return try await store.transaction(serializing: organizations) { database in try await ActivationBatch(batch).run(database) }
         } catch where batch.count > 1 {
             var outcomes: [Result<ActivationRecord, any Error>] = []
             for activation in batch { outcomes.append(contentsOf: await run([activation])) }
