@@ -7,6 +7,8 @@
 public struct TransportPolicyInterceptor: ServerInterceptor {
     /// The service a cleartext or certificate-less connection may still call.
     public static let healthService = "grpc.health.v1.Health"
+    /// How the refusal of a cleartext call begins, so clients can tell it apart and suggest TLS.
+    public static let cleartextRefusal = "this server requires TLS"
 
     private let requireClientCertificate: Bool
     private let gatewayIdentity: String
@@ -27,7 +29,7 @@ public struct TransportPolicyInterceptor: ServerInterceptor {
 
     private func check(_ context: ServerContext) throws {
         guard case .tls(let certificate) = context.transport else {
-            throw RPCError(.unauthenticated, "this server requires TLS; cleartext connections may call only \(Self.healthService)")
+            throw RPCError(.unauthenticated, "\(Self.cleartextRefusal); cleartext connections may call only \(Self.healthService)")
         }
         guard requireClientCertificate else { return }
         guard let certificate else {

@@ -84,6 +84,10 @@ struct GlobalOptions: ParsableArguments {
         do {
             try await body(client)
             await client.close()
+        } catch let error as RPCError where error.code == .unauthenticated && error.message.hasPrefix(TransportPolicyInterceptor.cleartextRefusal) {
+            await client.close()
+            FileHandle.standardError.write(Data("portalctl: the gateway accepts only TLS; connect with --tls-ca FILE (its CA certificate; env PORTAL_TLS_CA)\n".utf8))
+            throw ExitCode(1)
         } catch let error as RPCError {
             await client.close()
             FileHandle.standardError.write(Data("portalctl: \(Self.explain(error))\n".utf8))

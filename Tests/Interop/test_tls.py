@@ -246,7 +246,8 @@ def test_portalctl_signs_in_over_tls(stack, portal_bin, tmp_path):
     whoami = ctl("whoami", "--json")
     assert whoami.returncode == 0 and email in whoami.stdout, whoami.stderr
     cleartext = ctl("whoami", ca=None)
-    assert cleartext.returncode == 3 and "this server requires TLS" in cleartext.stderr, cleartext.stderr
+    assert cleartext.returncode == 1, cleartext.stderr
+    assert "the gateway accepts only TLS; connect with --tls-ca FILE" in cleartext.stderr, cleartext.stderr
     missing = ctl("whoami", ca=tmp_path / "absent.crt")
     assert missing.returncode == 1
     assert f"tls-ca {tmp_path / 'absent.crt'}: No such file or directory" in missing.stderr, missing.stderr
