@@ -139,7 +139,8 @@ struct EchoEndToEndTests {
         try await withEchoServer { server, port in
             let channel = channel(to: port)
             let client = Portal_Testing_V1_EchoClient(channel: channel)
-            let call = Task { try await client.get(Self.request("finishing") { $0.delayMs = 500 }) }
+            // Long enough to be seen in flight while every other suite loads the machine too.
+            let call = Task { try await client.get(Self.request("finishing") { $0.delayMs = 3000 }) }
             try await expectEventually { try await client.stats(.init()).callsActive == 1 }
             server.beginGracefulShutdown()
             #expect(try await call.value.message == "finishing")
