@@ -22,14 +22,12 @@ struct DatabaseMetrics: Sendable {
         readDuration = timer("portal_db_duration_seconds", .read)
     }
 
-    /// Records that `operation` waited from `queued` to `started` for its connection.
-    func waited(_ operation: Operation, from queued: ContinuousClock.Instant, to started: ContinuousClock.Instant) {
+    /// Runs `body`, which got its connection now after asking at `queued`: records the wait, then the run.
+    func measure<Result>(_ operation: Operation, queuedAt queued: ContinuousClock.Instant, _ body: () async throws -> Result) async rethrows -> Result {
+        let started = ContinuousClock.now
         (operation == .transaction ? transactionWait : readWait).recordNanoseconds(Self.nanoseconds(started - queued))
-    }
-
-    /// Records that `operation` ran from `started` until now.
-    func ran(_ operation: Operation, since started: ContinuousClock.Instant) {
-        (operation == .transaction ? transactionDuration : readDuration).recordNanoseconds(Self.nanoseconds(.now - started))
+        defer { (operation == .transaction ? transactionDuration : readDuration).recordNanoseconds(Self.nanoseconds(.now - started)) }
+        return try await body()
     }
 
     private static func nanoseconds(_ duration: Duration) -> Int64 {

@@ -101,11 +101,8 @@ final class PostgresEngine: DatabaseEngine {
                 _ = try await connection.query(
                     "SELECT pg_advisory_lock(hashtext(key)) FROM (SELECT unnest(\(locks)::text[]) AS key ORDER BY 1) AS keys", logger: logger)
             }
-            let started = ContinuousClock.now
-            metrics.waited(.transaction, from: queued, to: started)
-            defer { metrics.ran(.transaction, since: started) }
             do {
-                let result = try await runTransaction(on: connection, body)
+                let result = try await metrics.measure(.transaction, queuedAt: queued) { try await runTransaction(on: connection, body) }
                 try await unlock(locks, on: connection)
                 return result
             } catch {
@@ -139,10 +136,7 @@ final class PostgresEngine: DatabaseEngine {
         let queued = ContinuousClock.now
         do {
             return try await client.withConnection { connection in
-                let started = ContinuousClock.now
-                metrics.waited(.read, from: queued, to: started)
-                defer { metrics.ran(.read, since: started) }
-                return try await body(connection.sql(queryLogLevel: nil))
+                try await metrics.measure(.read, queuedAt: queued) { try await body(connection.sql(queryLogLevel: nil)) }
             }
         } catch {
             throw Self.described(error)

@@ -50,43 +50,22 @@ final class SQLiteEngine: DatabaseEngine {
     func transaction<Result: Sendable>(
         serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        let queued = ContinuousClock.now
-        await writeQueue.acquire()
-        let started = ContinuousClock.now
-        metrics.waited(.transaction, from: queued, to: started)
-        defer { metrics.ran(.transaction, since: started) }
-        do {
+        try await writeQueue.run(.transaction, metrics: metrics) {
             let database = writer.sql()
             try await database.raw("BEGIN IMMEDIATE").run()
             do {
                 let result = try await body(database)
                 try await database.raw("COMMIT").run()
-                await writeQueue.release()
                 return result
             } catch {
                 try? await database.raw("ROLLBACK").run()
                 throw error
             }
-        } catch {
-            await writeQueue.release()
-            throw error
         }
     }
 
     func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
-        let queued = ContinuousClock.now
-        await readQueue.acquire()
-        let started = ContinuousClock.now
-        metrics.waited(.read, from: queued, to: started)
-        defer { metrics.ran(.read, since: started) }
-        do {
-            let result = try await body(reader.sql())
-            await readQueue.release()
-            return result
-        } catch {
-            await readQueue.release()
-            throw error
-        }
+        try await readQueue.run(.read, metrics: metrics) { try await body(reader.sql()) }
     }
 
     /// One process owns the file: the lease is always free.
@@ -138,6 +117,22 @@ actor AsyncSerialQueue {
             busy = false
         } else {
             waiters.removeFirst().resume()
+        }
+    }
+
+    /// Runs `body` once it is this caller's turn, timing the wait and the run as `operation`.
+    nonisolated func run<Result: Sendable>(
+        _ operation: DatabaseMetrics.Operation, metrics: DatabaseMetrics, _ body: () async throws -> Result
+    ) async throws -> Result {
+        let queued = ContinuousClock.now
+        await acquire()
+        do {
+            let result = try await metrics.measure(operation, queuedAt: queued, body)
+            await release()
+            return result
+        } catch {
+            await release()
+            throw error
         }
     }
 }

@@ -412,6 +412,22 @@ class _PortTaken(Exception):
     pass
 
 
+def stop_all(processes: list[ServerProcess], channels: list[grpc.Channel] = ()) -> None:
+    """Closes `channels`, stops `processes` newest first, and reports any unclean exit afterwards."""
+    for channel in channels:
+        channel.close()
+    failures = []
+    for process in reversed(processes):
+        try:
+            process.stop()
+        except pytest.fail.Exception as failure:
+            failures.append(str(failure))
+        finally:
+            process.kill()
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+
+
 # --------------------------------------------------------------------------------------------
 # The storage backend: SQLite files by default; PostgreSQL with PORTAL_TEST_BACKEND=postgres
 

@@ -169,18 +169,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stops every process, gateways first, and reports any unclean exit afterwards."""
-        for channel in self.channels:
-            channel.close()
-        failures = []
-        for process in reversed(self.processes):
-            try:
-                process.stop()
-            except pytest.fail.Exception as failure:
-                failures.append(str(failure))
-            finally:
-                process.kill()
-        if failures:
-            pytest.fail("\n\n".join(failures), pytrace=False)
+        support.stop_all(self.processes, self.channels)
 
     # -- internal setup through the backends
 

@@ -130,18 +130,7 @@ class Cluster:
         return entitlement_id, product_id
 
     def stop(self) -> None:
-        for channel in self.channels:
-            channel.close()
-        failures = []
-        for process in reversed(self.processes):
-            try:
-                process.stop()
-            except pytest.fail.Exception as failure:
-                failures.append(str(failure))
-            finally:
-                process.kill()
-        if failures:
-            pytest.fail("\n\n".join(failures), pytrace=False)
+        support.stop_all(self.processes, self.channels)
 
 
 @pytest.fixture(scope="module")

@@ -147,18 +147,7 @@ class TLSStack:
         return channel
 
     def stop(self) -> None:
-        for channel in self.channels:
-            channel.close()
-        failures = []
-        for process in reversed(self.processes):
-            try:
-                process.stop()
-            except pytest.fail.Exception as failure:
-                failures.append(str(failure))
-            finally:
-                process.kill()
-        if failures:
-            pytest.fail("\n\n".join(failures), pytrace=False)
+        support.stop_all(self.processes, self.channels)
 
 
 @pytest.fixture(scope="module")
