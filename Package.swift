@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "PortalStorage",
             dependencies: [
-                "PortalRPC",
+                "PortalRPC", "PortalCrypto",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -17,14 +17,16 @@ public struct DemoSeeder: Service {
 
     private let dataDirectory: String
     private let host: String
+    private let portBase: Int
     private let tls: ServiceTLS?
     private let logger: Logger
 
-    /// A seeder for the services `portal dev` runs on `host` with data under `dataDirectory`; with
-    /// `tls` it calls them over TLS presenting that certificate.
-    public init(dataDirectory: String, host: String, tls: ServiceTLS? = nil, logger: Logger) {
+    /// A seeder for the services `portal dev` runs on `host` from `portBase` with data under
+    /// `dataDirectory`; with `tls` it calls them over TLS presenting that certificate.
+    public init(dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort, tls: ServiceTLS? = nil, logger: Logger) {
         self.dataDirectory = dataDirectory
         self.host = host
+        self.portBase = portBase
         self.tls = tls
         self.logger = logger
     }
@@ -41,13 +43,14 @@ public struct DemoSeeder: Service {
                 organizationID = try await seed()
                 try organizationID.write(toFile: markerPath, atomically: true, encoding: .utf8)
             }
+            let gateway = portBase == PortalServiceKind.gateway.defaultPort ? "" : " --gateway \(host):\(portBase)"
             FileHandle.standardOutput.write(Data("""
 
-                End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.defaultPort).
+                End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.port(base: portBase)).
                 Demo organization \(organizationID). Sign in as an Admin or a Viewer:
 
-                  portalctl login --org \(organizationID) --email ada@northwind.example --password \(Self.password)
-                  portalctl login --org \(organizationID) --email grace@northwind.example --password \(Self.password)
+                  portalctl\(gateway) login --org \(organizationID) --email ada@northwind.example --password \(Self.password)
+                  portalctl\(gateway) login --org \(organizationID) --email grace@northwind.example --password \(Self.password)
 
                 """.utf8))
         } catch {
@@ -67,9 +70,9 @@ public struct DemoSeeder: Service {
 
     private func seed() async throws -> String {
         let clientTLS = try tls?.clientSource(logger: logger)
-        let identityChannel = try PortalRuntime.channel(to: "\(host):\(PortalServiceKind.identity.defaultPort)", flag: "identity", tls: clientTLS)
+        let identityChannel = try PortalRuntime.channel(to: "\(host):\(PortalServiceKind.identity.port(base: portBase))", flag: "identity", tls: clientTLS)
         let entitlementsChannel = try PortalRuntime.channel(
-            to: "\(host):\(PortalServiceKind.entitlements.defaultPort)", flag: "entitlements", tls: clientTLS)
+            to: "\(host):\(PortalServiceKind.entitlements.port(base: portBase))", flag: "entitlements", tls: clientTLS)
         defer {
             Task {
                 await identityChannel.close()

@@ -39,6 +39,8 @@ public struct ServiceSettings: Sendable {
     public var tls: ServiceTLS?
     /// A PostgreSQL database shared by every instance of the service; nil keeps an SQLite file in `dataDirectory`.
     public var database: PostgresLocation?
+    /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
+    public var pageTokens = PageTokenKeys.random()
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -68,20 +70,40 @@ public enum PortalRuntime {
         }
     }
 
-    /// A server for one service with its domain services, its databases and the workers that run beside it.
+    /// A server for one service with its domain services, its databases and the workers that run
+    /// beside it, its port already bound. Fails with a `StartupError` naming the service and the cause,
+    /// after closing what it opened.
     public static func makeServices(_ settings: ServiceSettings, logger: Logger) async throws -> [any Service] {
+        var databases: [any Service] = []
+        do {
+            return try await makeServices(settings, databases: &databases, logger: logger)
+        } catch {
+            await abandon(databases)
+            throw StartupError(service: settings.kind, cause: error)
+        }
+    }
+
+    /// Closes services that were made but will never run: databases, and servers' bound ports.
+    public static func abandon(_ services: [any Service]) async {
+        for service in services {
+            if let store = service as? SQLStore { await store.close() }
+            if let server = service as? RPCServer { await server.closeListener() }
+        }
+    }
+
+    private static func makeServices(_ settings: ServiceSettings, databases: inout [any Service], logger: Logger) async throws -> [any Service] {
         var logger = logger
         logger[metadataKey: "service"] = .string(settings.kind.rawValue)
         let serverTLS = try settings.tls?.serverSource(logger: logger)
         let clientTLS = try settings.tls?.clientSource(logger: logger)
         var domain: [any RPCService] = []
-        var databases: [any Service] = []
         var workers: [any Service] = []
         switch settings.kind {
         case .identity:
             var identitySettings = IdentityComponent.Settings(dataDirectory: settings.dataDirectory)
             identitySettings.smtpServer = settings.smtpServer
             identitySettings.database = settings.database
+            identitySettings.pageTokens = settings.pageTokens
             if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
             domain.append(identity.service)
@@ -89,11 +111,13 @@ public enum PortalRuntime {
             workers += identity.workers
             workers.append(try auditRelay(for: identity.store, settings: settings, tls: clientTLS, logger: logger))
         case .audit:
-            let audit = try await AuditComponent.start(dataDirectory: settings.dataDirectory, database: settings.database, logger: logger)
+            let audit = try await AuditComponent.start(
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, logger: logger)
             domain.append(audit.service)
             databases.append(audit.store)
         case .entitlements:
-            let entitlements = try await EntitlementsComponent.start(dataDirectory: settings.dataDirectory, database: settings.database, logger: logger)
+            let entitlements = try await EntitlementsComponent.start(
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, logger: logger)
             domain.append(entitlements.service)
             databases.append(entitlements.store)
             workers += entitlements.workers
@@ -108,6 +132,7 @@ public enum PortalRuntime {
         configuration.tls = serverTLS
         let (server, health) = ServerAssembly.makeServer(
             services: domain, configuration: configuration, logger: logger, extraInterceptors: settings.tls.map { [$0.policy] } ?? [])
+        try await server.listen()
         let admin: [any Service] = settings.adminPort.map { port in
             [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]
         } ?? []
@@ -149,4 +174,16 @@ public enum PortalRuntime {
                 cancellationSignals: [], logger: logger))
         try await group.run()
     }
+}
+
+/// A service that could not start: which one, and why (a port in use, a certificate that does not
+/// load, a database that cannot be reached), in one line.
+public struct StartupError: Error, CustomStringConvertible {
+    /// The service.
+    public let service: PortalServiceKind
+    /// What failed.
+    public let cause: any Error
+
+    /// `gateway: cannot listen on 127.0.0.1:50050: address already in use`.
+    public var description: String { "\(service.rawValue): \(cause)" }
 }

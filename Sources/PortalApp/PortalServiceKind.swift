@@ -14,4 +14,8 @@ public enum PortalServiceKind: String, CaseIterable, Sendable {
         case .audit: 50053
         }
     }
+
+    /// The port the service takes when the four are laid out from `base` (the gateway's port) in
+    /// the order of their default ports.
+    public func port(base: Int) -> Int { base + defaultPort - PortalServiceKind.gateway.defaultPort }
 }

@@ -11,10 +11,12 @@ public struct AuditComponent: Sendable {
     public let store: SQLStore
 
     /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds the service.
-    public static func start(dataDirectory: String, database: PostgresLocation? = nil, logger: Logger) async throws -> AuditComponent {
+    public static func start(
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger
+    ) async throws -> AuditComponent {
         let location = database.map(DatabaseLocation.postgres) ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
         let store = try await SQLStore.open(location, name: "audit", migrations: AuditMigrations.all, logger: logger)
-        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: { Int64(Date().timeIntervalSince1970 * 1000) }, pageTokens: pageTokens)
         return AuditComponent(service: handler, store: store)
     }
 }

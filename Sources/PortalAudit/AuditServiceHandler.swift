@@ -16,10 +16,12 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
 
     private let store: AuditStore
     private let clock: @Sendable () -> Int64
+    private let pageTokens: PageTokenKeys
 
-    init(store: AuditStore, clock: @escaping @Sendable () -> Int64) {
+    init(store: AuditStore, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys) {
         self.store = store
         self.clock = clock
+        self.pageTokens = pageTokens
     }
 
     public func appendEvents(request: Portal_Audit_V1_AppendEventsRequest, context: ServerContext) async throws -> Portal_Audit_V1_AppendEventsResponse {
@@ -40,7 +42,8 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd, types: request.eventTypes,
             actorMemberID: request.actorMemberID, user: request.user, searchText: request.searchText)
         let paging = try ListPaging(
-            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc")
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc",
+            scope: PageTokenScope(pageTokens, list: "events", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let page = try await store.list(filter, paging: paging)
         var response = Portal_Audit_V1_ListEventsResponse()
         response.events = page.events.map(\.api)
@@ -54,11 +57,12 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd, types: request.eventTypes,
             actorMemberID: request.actorMemberID, user: request.user, searchText: request.searchText)
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
-            throw RPCError.invalidArgument(field: "time_zone", "\"\(request.timeZone)\" is not an IANA time zone")
+            throw RPCError.invalidArgument(field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
+        let scope = PageTokenScope(pageTokens, list: "events export", request: request)
         var paging = try ListPaging(
             pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc",
-            maxPageSize: Self.exportStep)
+            maxPageSize: Self.exportStep, scope: scope)
         var csv = CSVWriter()
         csv.appendRow(["Date & Time", "Message", "Type", "User"])
         while true {
@@ -74,7 +78,7 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             }
             paging = try ListPaging(
                 pageSize: Int32(Self.exportStep), pageToken: page.nextPageToken, orderBy: request.orderBy, columns: AuditStore.columns,
-                defaultOrder: "time desc", maxPageSize: Self.exportStep)
+                defaultOrder: "time desc", maxPageSize: Self.exportStep, scope: scope)
         }
     }
 
@@ -139,8 +143,8 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             guard timeEnd.isValid else { throw RPCError.invalidArgument(field: "time_end", "is not a valid time") }
             filter.timeEnd = timeEnd.milliseconds
         }
-        if let start = filter.timeStart, let end = filter.timeEnd, end <= start {
-            throw RPCError.invalidArgument(field: "time_end", "must be after time_start")
+        if let start = filter.timeStart, let end = filter.timeEnd, end < start {
+            throw RPCError.invalidArgument(field: "time_end", "must not be before time_start (equal bounds select nothing)")
         }
         filter.eventTypes = try types.map { type in
             guard let stored = AuditVocabulary.stored(type) else {

@@ -112,11 +112,11 @@ final class AuditStore: Sendable {
         let backend = SQLBackend(database)
         if filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty, Filter.ftsQuery(filter.searchText) == nil {
             let keys: [(String, String)]
-            switch (filter.eventTypes.isEmpty, filter.user.isEmpty) {
-            case (true, true): keys = [("all", "")]
-            case (false, true): keys = Set(filter.eventTypes).map { ("type", $0) }
-            case (true, false): keys = [("user", filter.user)]
-            case (false, false): keys = Set(filter.eventTypes).map { ("type_user", $0 + "|" + filter.user) }
+            switch (filter.eventTypes.isEmpty, filter.userNames) {
+            case (true, nil): keys = [("all", "")]
+            case (false, nil): keys = Set(filter.eventTypes).map { ("type", $0) }
+            case (true, let names?): keys = names.map { ("user", $0) }
+            case (false, let names?): keys = Set(filter.eventTypes).flatMap { type in names.map { ("type_user", type + "|" + $0) } }
             }
             var total: Int64 = 0
             for (dimension, value) in keys {
@@ -127,7 +127,7 @@ final class AuditStore: Sendable {
             return total
         }
         if backend == .sqlite, let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
-           filter.eventTypes.isEmpty, filter.user.isEmpty {
+           filter.eventTypes.isEmpty, filter.userNames == nil {
             return try await searchMatches(database, match)
         }
         return try await database.raw("""
@@ -171,6 +171,19 @@ final class AuditStore: Sendable {
             """).all()
     }
 
+    /// The filter with its user resolved to the stored names it matches ignoring case. An
+    /// organization's distinct user names are few (its members and "system") and already counted, so
+    /// the index on the exact name still serves the query.
+    private static func resolvingUser(_ database: any SQLDatabase, _ filter: Filter) async throws -> Filter {
+        guard !filter.user.isEmpty else { return filter }
+        var filter = filter
+        let wanted = filter.user.lowercased()
+        filter.userNames = try await database.raw("""
+            SELECT value FROM event_counts WHERE org_id = \(bind: filter.organizationID) AND dimension = 'user'
+            """).all().map { try $0.decode(column: "value", as: String.self) }.filter { $0.lowercased() == wanted }
+        return filter
+    }
+
     /// Which of `ids` are already stored, asked 500 at a time.
     private static func storedIDs(_ database: any SQLDatabase, among ids: [String]) async throws -> Set<String> {
         var found = Set<String>()
@@ -193,7 +206,10 @@ final class AuditStore: Sendable {
         var timeEnd: Int64?
         var eventTypes: [String] = []
         var actorMemberID = ""
+        /// The user filter as given; `userNames` holds the stored names it matches.
         var user = ""
+        /// The organization's user names equal to `user` ignoring case (Unicode), or nil without a user filter.
+        var userNames: [String]?
         var searchText = ""
 
         /// The `WHERE` condition; text search goes through the full-text index (FTS5, or PostgreSQL's GIN).
@@ -209,7 +225,14 @@ final class AuditStore: Sendable {
                 condition = "\(condition) AND event_type IN (\(list))"
             }
             if !actorMemberID.isEmpty { condition = "\(condition) AND actor_member_id = \(bind: actorMemberID)" }
-            if !user.isEmpty { condition = "\(condition) AND user_name = \(bind: user)" }
+            if let userNames {
+                guard !userNames.isEmpty else { return "\(condition) AND FALSE" }
+                var list: SQLQueryString = ""
+                for (index, name) in userNames.enumerated() {
+                    list = index == 0 ? "\(bind: name)" : "\(list), \(bind: name)"
+                }
+                condition = "\(condition) AND user_name IN (\(list))"
+            }
             if backend == .postgres {
                 guard ftsMatch != nil else { return condition }
                 // Words of punctuation alone hold no letters or digits to look for: nothing matches.
@@ -265,6 +288,7 @@ final class AuditStore: Sendable {
     /// A page of events and the number matching.
     func list(_ filter: Filter, paging: ListPaging, counting: Bool = true) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
         try await store.read { database in
+            let filter = try await Self.resolvingUser(database, filter)
             let total = counting ? try await Self.totalSize(database, filter) : 0
             let rows = try await Self.pageRows(database, filter, paging: paging, columns: AuditEventRecord.qualifiedColumns)
                 .map(AuditEventRecord.init(row:))
@@ -301,6 +325,7 @@ final class AuditStore: Sendable {
     /// A step of an export: the next rows in order, without counting.
     func exportPage(_ filter: Filter, paging: ListPaging) async throws -> (rows: [ExportRow], nextPageToken: String) {
         try await store.read { database in
+            let filter = try await Self.resolvingUser(database, filter)
             let rows = try await Self.pageRows(
                 database, filter, paging: paging, columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
             ).map(ExportRow.init(row:))

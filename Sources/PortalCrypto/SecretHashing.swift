@@ -59,6 +59,22 @@ public enum SecretHashing {
         return digest
     }
 
+    /// HMAC-SHA256 of `message` under `key`.
+    public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let result = key.withUnsafeBytes { key in
+            message.withUnsafeBytes { message in
+                digest.withUnsafeMutableBufferPointer { output in
+                    HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count,
+                         output.baseAddress, &length)
+                }
+            }
+        }
+        precondition(result != nil && length == 32, "OpenSSL HMAC-SHA256 failed")
+        return digest
+    }
+
     /// Whether two byte strings are equal, taking the same time wherever they differ.
     public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

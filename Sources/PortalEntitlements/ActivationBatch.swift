@@ -51,8 +51,9 @@ struct ActivationBatch {
             let key = IdempotencyKey(organizationID: request.organizationID, key: request.idempotencyKey)
             outcomes.append(Result {
                 if let first = earlier[key] {
-                    guard first.entitlementID == request.entitlementID, first.productID == request.productID, first.quantity == request.quantity else {
-                        throw RPCError.invalidArgument(field: "idempotency_key", "was already used for a different activation")
+                    if let field = Self.firstDifference(first, request) {
+                        throw RPCError.invalidArgument(
+                            field: "idempotency_key", "was already used for a different activation (its \(field) differs); use a new key for a new request")
                     }
                     return first
                 }
@@ -82,6 +83,18 @@ struct ActivationBatch {
         }
         if !accepted.isEmpty { try await write(accepted, database) }
         return outcomes
+    }
+
+    /// The first request field in which a retry differs from the activation its key recorded, if any:
+    /// a key stands for one whole request.
+    static func firstDifference(_ first: ActivationRecord, _ request: EntitlementsStore.ActivationRequest) -> String? {
+        if first.entitlementID != request.entitlementID { return "entitlement_id" }
+        if first.productID != request.productID { return "product_id" }
+        if first.quantity != request.quantity { return "quantity" }
+        if first.projectName != request.projectName { return "project_name" }
+        if first.projectManager != request.projectManager { return "project_manager" }
+        if first.serialNumber != request.serialNumber { return "serial_number" }
+        return nil
     }
 
     // MARK: Reads

@@ -14,13 +14,16 @@ public struct EntitlementsComponent: Sendable {
     public let store: SQLStore
 
     /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and builds the service.
-    public static func start(dataDirectory: String, database: PostgresLocation? = nil, logger: Logger) async throws -> EntitlementsComponent {
-        try await start(dataDirectory: dataDirectory, database: database, logger: logger, searchLimits: .init())
+    public static func start(
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger
+    ) async throws -> EntitlementsComponent {
+        try await start(dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, logger: logger, searchLimits: .init())
     }
 
     /// `start(dataDirectory:database:logger:)` with other search limits (tests reach every search plan with few rows).
     static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, logger: Logger, searchLimits: EntitlementsStore.SearchLimits
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger,
+        searchLimits: EntitlementsStore.SearchLimits
     ) async throws -> EntitlementsComponent {
         let location = database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"))
@@ -28,7 +31,7 @@ public struct EntitlementsComponent: Sendable {
         let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
         let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
         return EntitlementsComponent(
-            service: EntitlementsServiceHandler(store: entitlements, clock: clock),
+            service: EntitlementsServiceHandler(store: entitlements, clock: clock, pageTokens: pageTokens),
             workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], store: store)
     }
 }

@@ -9,10 +9,12 @@ import PortalStorage
 public final class EntitlementsServiceHandler: Portal_Entitlements_V1_EntitlementsService {
     private let store: EntitlementsStore
     private let clock: @Sendable () -> Int64
+    private let pageTokens: PageTokenKeys
 
-    init(store: EntitlementsStore, clock: @escaping @Sendable () -> Int64) {
+    init(store: EntitlementsStore, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys) {
         self.store = store
         self.clock = clock
+        self.pageTokens = pageTokens
     }
 
     // MARK: Catalog and transfers
@@ -68,7 +70,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.productColumns,
-            defaultOrder: "product_name asc")
+            defaultOrder: "product_name asc", scope: PageTokenScope(pageTokens, list: "products", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let page = try await store.listProducts(organizationID: organizationID, paging: paging, searchText: request.searchText)
         return .with {
             $0.products = page.products.map(\.api)
@@ -104,7 +106,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.entitlementColumns,
-            defaultOrder: "order_date desc")
+            defaultOrder: "order_date desc", scope: PageTokenScope(pageTokens, list: "entitlements", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         var filter = EntitlementsStore.EntitlementFilter()
         (filter.orderDateStart, filter.orderDateEnd) = try Self.range(request.orderDateStart, request.orderDateEnd, field: "order_date")
         (filter.expirationStart, filter.expirationEnd) = try Self.range(request.expirationDateStart, request.expirationDateEnd, field: "expiration_date")
@@ -149,7 +151,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             productIDs: request.productIds, searchText: request.searchText)
         let paging = try ListPaging(
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
-            defaultOrder: "activation_date desc")
+            defaultOrder: "activation_date desc", scope: PageTokenScope(pageTokens, list: "activations", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let page = try await store.listActivations(filter, paging: paging)
         return .with {
             $0.activations = page.activations.map(\.api)
@@ -163,13 +165,14 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             organizationID: request.organizationID, start: request.activationDateStart, end: request.activationDateEnd,
             productIDs: request.productIds, searchText: request.searchText)
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
-            throw RPCError.invalidArgument(field: "time_zone", "\"\(request.timeZone)\" is not an IANA time zone")
+            throw RPCError.invalidArgument(field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
+        let scope = PageTokenScope(pageTokens, list: "activations export", request: request)
         func page(after token: String) -> Task<(activations: [ActivationRecord], nextPageToken: String, totalSize: Int64), any Error> {
             Task {
                 let paging = try ListPaging(
                     pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
-                    defaultOrder: "activation_date desc", maxPageSize: Self.exportStep)
+                    defaultOrder: "activation_date desc", maxPageSize: Self.exportStep, scope: scope)
                 return try await store.listActivations(filter, paging: paging, counting: false)
             }
         }
@@ -233,8 +236,8 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
     static func range(_ start: Google_Protobuf_Timestamp?, _ end: Google_Protobuf_Timestamp?, field: String) throws -> (Int64?, Int64?) {
         if let start, !start.isValid { throw RPCError.invalidArgument(field: "\(field)_start", "is not a valid time") }
         if let end, !end.isValid { throw RPCError.invalidArgument(field: "\(field)_end", "is not a valid time") }
-        if let start, let end, end.milliseconds <= start.milliseconds {
-            throw RPCError.invalidArgument(field: "\(field)_end", "must be after \(field)_start")
+        if let start, let end, end.milliseconds < start.milliseconds {
+            throw RPCError.invalidArgument(field: "\(field)_end", "must not be before \(field)_start (equal bounds select nothing)")
         }
         return (start?.milliseconds, end?.milliseconds)
     }

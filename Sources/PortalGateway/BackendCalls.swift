@@ -22,6 +22,8 @@ struct BackendCall: Sendable {
     static let defaultTimeout: Duration = .seconds(10)
 
     let metadata: Metadata
+    /// The portal call's request id, which the user's error messages carry.
+    let requestID: String
     /// For unary calls: the caller's deadline, capped at `defaultTimeout`.
     let options: CallOptions
     /// For streams (exports): the caller's deadline only; a long export may take its time.
@@ -32,6 +34,7 @@ struct BackendCall: Sendable {
         var metadata = caller?.backendMetadata ?? Metadata()
         metadata.addString(context.requestID, forKey: "x-request-id")
         self.metadata = metadata
+        requestID = context.requestID
         var remaining: Duration?
         if let deadline = context.deadline {
             remaining = deadline - .now
@@ -47,24 +50,65 @@ struct BackendCall: Sendable {
     static func shared(startedBy context: ServerContext) -> BackendCall {
         var metadata = Metadata()
         metadata.addString(context.requestID, forKey: "x-request-id")
-        return BackendCall(metadata: metadata, options: CallOptions(timeout: defaultTimeout), streamOptions: CallOptions(timeout: defaultTimeout))
+        return BackendCall(
+            metadata: metadata, requestID: context.requestID, options: CallOptions(timeout: defaultTimeout),
+            streamOptions: CallOptions(timeout: defaultTimeout))
     }
 
-    private init(metadata: Metadata, options: CallOptions, streamOptions: CallOptions) {
+    private init(metadata: Metadata, requestID: String, options: CallOptions, streamOptions: CallOptions) {
         self.metadata = metadata
+        self.requestID = requestID
         self.options = options
         self.streamOptions = streamOptions
     }
 
-    /// Runs `body` against the backend called `backend`; its refusals pass through unchanged, and a
-    /// backend that cannot be reached is `UNAVAILABLE` naming it.
+    /// Runs `body` against the backend called `backend`. Its refusals (invalid arguments, rules,
+    /// not found) pass through unchanged; an outage, a timeout or an internal failure becomes a
+    /// message a portal user understands, naming what is unavailable and the request id, while the
+    /// backend's own error (addresses, causes) stays in the error's `cause` for the access log.
     func run<Result: Sendable>(_ backend: String, _ body: (Metadata, CallOptions) async throws -> Result) async throws -> Result {
         do {
             return try await body(metadata, options)
-        } catch let error as RPCError where error.code == .unavailable {
-            throw RPCError(.unavailable, "the \(backend) service is unavailable: \(error.message)")
-        } catch let error as RPCError where error.code == .deadlineExceeded {
-            throw RPCError(.deadlineExceeded, "the \(backend) service did not answer in time")
+        } catch let error as RPCError {
+            throw userFacing(error, from: backend)
+        }
+    }
+
+    /// `run` for one section of a composed answer (the dashboard): an outage, a timeout or an internal
+    /// failure is a failed section, not a failed call; the backend's refusals still throw.
+    func section<Result: Sendable>(
+        _ backend: String, _ body: (Metadata, CallOptions) async throws -> Result
+    ) async throws -> Swift.Result<Result, RPCError> {
+        do {
+            return .success(try await run(backend, body))
+        } catch let error as RPCError where [.unavailable, .deadlineExceeded, .internal].contains(error.code) {
+            return .failure(error)
+        }
+    }
+
+    /// `error` from `backend` as the portal user sees it.
+    func userFacing(_ error: RPCError, from backend: String) -> RPCError {
+        let capability = Self.capability(of: backend)
+        let reference = "try again in a moment (request \(requestID))"
+        switch error.code {
+        case .unavailable:
+            return RPCError(.unavailable, "\(capability) is unavailable right now; \(reference)", cause: error)
+        case .deadlineExceeded:
+            return RPCError(.deadlineExceeded, "\(capability) did not answer in time; \(reference)", cause: error)
+        case .unknown, .internal, .dataLoss, .unimplemented:
+            return RPCError(.internal, "\(capability) failed to handle the request; \(reference)", cause: error)
+        default:
+            return error
+        }
+    }
+
+    /// What a backend does for the portal user, as a message names it.
+    static func capability(of backend: String) -> String {
+        switch backend {
+        case "identity": "sign-in and member management"
+        case "entitlements": "licensing"
+        case "audit": "the audit log"
+        default: "the \(backend) service"
         }
     }
 

@@ -114,11 +114,12 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     /// How many recent activations and events the dashboard shows.
     static let dashboardRecentCount: Int32 = 5
 
-    /// What the dashboard reads from the backends for one organization.
+    /// What the dashboard reads from the backends for one organization; a section is nil when its
+    /// backend could not answer.
     struct DashboardData: Sendable {
-        let licenses: Portal_Entitlements_V1_GetSummaryResponse
-        let events: [Portal_Audit_V1_Event]
-        let memberCount: Int64
+        let licenses: Portal_Entitlements_V1_GetSummaryResponse?
+        let events: [Portal_Audit_V1_Event]?
+        let memberCount: Int64?
     }
 
     public func getDashboard(request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetDashboardResponse {
@@ -129,34 +130,40 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
         let data = try await dashboards.value(for: caller.organizationID) { [backends] in
             try await Self.readDashboard(caller.organizationID, shared, backends)
         }
+        let seesMembers = RoleTable.allows(caller.principal.role, .seeMemberCount)
         return .with {
-            $0.availableLicenses = data.licenses.availableLicenses
-            $0.activatedLicenses = data.licenses.activatedLicenses
-            $0.unactivatedLicenses = data.licenses.unactivatedLicenses
-            $0.totalMembers = RoleTable.allows(caller.principal.role, .seeMemberCount) ? data.memberCount : nil
-            $0.recentActivations = data.licenses.recentActivations
-            $0.recentEvents = data.events
+            $0.availableLicenses = data.licenses?.availableLicenses ?? 0
+            $0.activatedLicenses = data.licenses?.activatedLicenses ?? 0
+            $0.unactivatedLicenses = data.licenses?.unactivatedLicenses ?? 0
+            $0.totalMembers = seesMembers ? data.memberCount : nil
+            $0.recentActivations = data.licenses?.recentActivations ?? []
+            $0.recentEvents = data.events ?? []
             $0.quickActions = RoleTable.allows(caller.principal.role, .manageMembers) ? [.inviteMember] : []
+            $0.unavailableSections = (data.licenses == nil ? [.licenses] : []) + (data.events == nil ? [.recentEvents] : [])
+                + (seesMembers && data.memberCount == nil ? [.members] : [])
         }
     }
 
-    /// Asks the three backends concurrently, each within the caller's deadline.
+    /// Asks the three backends concurrently, each within the caller's deadline. A backend that is down
+    /// or too slow leaves its section out; only when all three fail does the dashboard fail.
     private static func readDashboard(_ organizationID: String, _ call: BackendCall, _ backends: GatewayBackends) async throws -> DashboardData {
-        async let summary = call.run("entitlements") { metadata, options in
+        async let summary = call.section("entitlements") { metadata, options in
             try await backends.entitlements.getSummary(.with {
                 $0.organizationID = organizationID
                 $0.recentActivationsLimit = Self.dashboardRecentCount
             }, metadata: metadata, options: options)
         }
-        async let events = call.run("audit") { metadata, options in
+        async let events = call.section("audit") { metadata, options in
             try await backends.audit.recentEvents(.with {
                 $0.organizationID = organizationID
                 $0.limit = Self.dashboardRecentCount
             }, metadata: metadata, options: options).events
         }
-        async let members = call.run("identity") { metadata, options in
+        async let members = call.section("identity") { metadata, options in
             try await backends.identity.countMembers(.with { $0.organizationID = organizationID }, metadata: metadata, options: options).totalMembers
         }
-        return DashboardData(licenses: try await summary, events: try await events, memberCount: try await members)
+        let (licenses, recent, count) = (try await summary, try await events, try await members)
+        if case .failure(let error) = licenses, case .failure = recent, case .failure = count { throw error }
+        return DashboardData(licenses: try? licenses.get(), events: try? recent.get(), memberCount: try? count.get())
     }
 }

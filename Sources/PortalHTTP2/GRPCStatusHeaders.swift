@@ -4,30 +4,72 @@ import PortalRPC
 /// Converts between RPC errors and the gRPC status headers: `grpc-status`, a percent-encoded
 /// `grpc-message`, and `grpc-status-details-bin` carrying a `google.rpc.Status`.
 enum GRPCStatusHeaders {
-    /// The trailer fields for an error (or OK when `error` is nil) plus extra metadata.
+    /// Most UTF-8 bytes of `grpc-message` sent; a longer message is cut and ends with "…".
+    static let maxMessageBytes = 1024
+    /// Most bytes of trailers sent: well under the smallest common peer limit (grpcio's 8 KiB), so an
+    /// error always reaches the caller. Status details, then metadata, are dropped to stay within it.
+    static let maxTrailerBytes = 7 << 10
+
+    /// The trailer fields for an error (or OK when `error` is nil) plus extra metadata, within
+    /// `maxTrailerBytes`.
     static func trailers(for error: RPCError?, metadata: Metadata) -> [(String, String)] {
         var fields: [(String, String)] = []
+        var extra = HTTP2Metadata.headerFields(metadata)
         if let error {
             fields.append(("grpc-status", String(error.code.rawValue)))
-            if !error.message.isEmpty { fields.append(("grpc-message", percentEncode(error.message))) }
-            if !error.details.isEmpty {
-                var status = Google_Rpc_Status()
-                status.code = Int32(error.code.rawValue)
-                status.message = error.message
-                status.details = error.details.map { detail in
-                    var any = Google_Protobuf_Any()
-                    any.typeURL = detail.typeURL
-                    any.value = detail.value
-                    return any
+            let message = truncated(error.message, toUTF8Bytes: maxMessageBytes)
+            if !message.isEmpty { fields.append(("grpc-message", percentEncode(message))) }
+            var details = error.details
+            while !details.isEmpty {
+                let encoded = encodedDetails(code: error.code, message: message, details: details)
+                if size(of: fields) + size(of: [("grpc-status-details-bin", encoded)]) <= maxTrailerBytes {
+                    fields.append(("grpc-status-details-bin", encoded))
+                    break
                 }
-                fields.append(("grpc-status-details-bin", Base64.encode(status.serializedBytes())))
+                details.removeLast()
             }
-            fields += HTTP2Metadata.headerFields(error.metadata)
+            extra = HTTP2Metadata.headerFields(error.metadata) + extra
         } else {
             fields.append(("grpc-status", "0"))
         }
-        fields += HTTP2Metadata.headerFields(metadata)
+        var used = size(of: fields)
+        for field in extra where used + size(of: [field]) <= maxTrailerBytes {
+            fields.append(field)
+            used += size(of: [field])
+        }
         return fields
+    }
+
+    /// `message` cut to at most `limit` UTF-8 bytes on a character boundary, ending with "…" when cut.
+    static func truncated(_ message: String, toUTF8Bytes limit: Int) -> String {
+        guard message.utf8.count > limit else { return message }
+        var kept = ""
+        var used = 0
+        for character in message {
+            let bytes = character.utf8.count
+            guard used + bytes <= limit - 3 else { break }
+            kept.append(character)
+            used += bytes
+        }
+        return kept + "…"
+    }
+
+    /// The bytes a header block of `fields` takes (HTTP/2 counts 32 per field beside name and value).
+    private static func size(of fields: [(String, String)]) -> Int {
+        fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 32 }
+    }
+
+    private static func encodedDetails(code: RPCStatusCode, message: String, details: [RPCErrorDetail]) -> String {
+        var status = Google_Rpc_Status()
+        status.code = Int32(code.rawValue)
+        status.message = message
+        status.details = details.map { detail in
+            var any = Google_Protobuf_Any()
+            any.typeURL = detail.typeURL
+            any.value = detail.value
+            return any
+        }
+        return Base64.encode(status.serializedBytes())
     }
 
     /// The error described by received trailers, or nil for status OK.

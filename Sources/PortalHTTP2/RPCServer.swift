@@ -4,6 +4,9 @@ import NIOPosix
 import PortalRPC
 import ServiceLifecycle
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A gRPC server over HTTP/2, hosting a set of services: cleartext (prior knowledge), or TLS with ALPN `h2`.
 ///
@@ -81,12 +84,36 @@ public final class RPCServer: Service, Sendable {
         }
     }
 
-    /// Binds, serves calls until graceful shutdown, and returns once every call has finished.
-    public func run() async throws {
+    /// Binds the listening socket now, so a port in use is found before anything else starts;
+    /// `run()` then serves on it. Throws `ListenError` naming the address and the cause.
+    public func listen() async throws {
+        guard state.withLock({ $0.channel == nil }) else { return }
         let channel: any Channel
         do {
             channel = try await bind()
         } catch {
+            throw ListenError(host: configuration.host, port: configuration.port, cause: error)
+        }
+        state.withLock { $0.channel = channel }
+    }
+
+    /// Closes a socket `listen()` bound, for a server that will never run (another service failed to start).
+    public func closeListener() async {
+        let channel = state.withLock { $0.channel }
+        try? await channel?.close()
+    }
+
+    /// Binds (unless `listen()` did), serves calls until graceful shutdown, and returns once every call has finished.
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            if let bound = state.withLock({ $0.channel }) {
+                channel = bound
+            } else {
+                channel = try await bind()
+            }
+        } catch {
+            let error = ListenError(host: configuration.host, port: configuration.port, cause: error)
             let waiters = state.withLock { state in
                 defer { state.bindWaiters = [] }
                 return state.bindWaiters
@@ -239,5 +266,27 @@ final class ConnectionRegistry: Sendable {
             return false
         }
         if now { callback() }
+    }
+}
+
+/// A server that could not listen: the address and why (`address already in use`, …).
+public struct ListenError: Error, CustomStringConvertible {
+    /// The address asked for.
+    public let host: String
+    /// The port asked for.
+    public let port: Int
+    /// The socket error.
+    public let cause: any Error
+
+    /// `cannot listen on 127.0.0.1:50050: address already in use`.
+    public var description: String {
+        let reason: String
+        if let error = cause as? IOError {
+            reason = String(cString: strerror(error.errnoCode)).lowercased()
+        } else {
+            reason = "\(cause)"
+        }
+        let address = host.contains(":") ? "[\(host)]" : host
+        return "cannot listen on \(address):\(port): \(reason)"
     }
 }

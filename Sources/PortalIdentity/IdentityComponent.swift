@@ -24,6 +24,8 @@ public struct IdentityComponent: Sendable {
         public var sessionLifetime: Duration = .seconds(12 * 3600)
         /// A PostgreSQL database shared by every instance; nil keeps `identity.sqlite` in the data directory.
         public var database: PostgresLocation?
+        /// The keys that sign page tokens; every instance must share them.
+        public var pageTokens = PageTokenKeys.random()
 
         /// Settings storing data under `dataDirectory`.
         public init(dataDirectory: String) {
@@ -59,7 +61,7 @@ public struct IdentityComponent: Sendable {
         let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptURL: settings.acceptURL, logger: logger)
         let handler = IdentityServiceHandler(
             store: identityStore, passwords: PasswordHasher(parameters: settings.passwordParameters),
-            clock: { Int64(Date().timeIntervalSince1970 * 1000) }, onMailQueued: { mailer.wakeUp() })
+            clock: { Int64(Date().timeIntervalSince1970 * 1000) }, pageTokens: settings.pageTokens, onMailQueued: { mailer.wakeUp() })
         return IdentityComponent(service: handler, workers: [mailer], store: store)
     }
 }

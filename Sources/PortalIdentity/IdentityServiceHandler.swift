@@ -12,12 +12,14 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     private let passwords: PasswordHasher
     private let clock: @Sendable () -> Int64
     private let onMailQueued: @Sendable () -> Void
+    private let pageTokens: PageTokenKeys
 
     init(
-        store: IdentityStore, passwords: PasswordHasher, clock: @escaping @Sendable () -> Int64,
+        store: IdentityStore, passwords: PasswordHasher, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys,
         onMailQueued: @escaping @Sendable () -> Void
     ) {
         self.store = store
+        self.pageTokens = pageTokens
         self.passwords = passwords
         self.clock = clock
         self.onMailQueued = onMailQueued
@@ -88,7 +90,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: IdentityStore.memberColumns,
-            defaultOrder: "last_name asc")
+            defaultOrder: "last_name asc", scope: PageTokenScope(pageTokens, list: "members", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let role = request.role == .unspecified ? nil : try IdentityValidation.role(request.role)
         if case .unrecognized(let value) = request.searchField {
             throw RPCError.invalidArgument(field: "search_field", "unknown value \(value)")
@@ -106,7 +108,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: IdentityStore.inviteColumns,
-            defaultOrder: "added_on desc")
+            defaultOrder: "added_on desc", scope: PageTokenScope(pageTokens, list: "invites", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let role = request.role == .unspecified ? nil : try IdentityValidation.role(request.role)
         let now = clock()
         let page = try await store.listInvites(organizationID: organizationID, paging: paging, role: role, emailText: request.searchText)

@@ -36,7 +36,15 @@ final class IdentityStore: Sendable {
                 let row = try await database.raw("""
                     SELECT \(unsafeRaw: InviteRecord.columns) FROM invites WHERE id = \(bind: organization.firstInviteID)
                     """).first()!
-                return (organization, try InviteRecord(row: row))
+                let invite = try InviteRecord(row: row)
+                // A key stands for one whole request.
+                let differing = organization.name != name ? "name"
+                    : IdentityValidation.emailKey(invite.email) != IdentityValidation.emailKey(firstAdminEmail) ? "first_admin_email" : nil
+                if let differing {
+                    throw RPCError.invalidArgument(
+                        field: "idempotency_key", "was already used for a different organization (its \(differing) differs); use a new key for a new request")
+                }
+                return (organization, invite)
             }
             let organizationID = Self.newID("org")
             let inviteID = Self.newID("inv")

@@ -16,7 +16,7 @@ enum IdentityValidation {
               parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
               email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," && $0 != ";" })
         else {
-            throw RPCError.invalidArgument(field: field, "\"\(value)\" is not an email address")
+            throw RPCError.invalidArgument(field: field, "\(RPCError.quote(value)) is not an email address")
         }
         return email
     }
@@ -30,7 +30,7 @@ enum IdentityValidation {
         guard !phone.isEmpty else { return "" }
         let digits = phone.dropFirst()
         guard phone.hasPrefix("+"), (8...15).contains(digits.count), digits.allSatisfy(\.isASCIIDigit), digits.first != "0" else {
-            throw RPCError.invalidArgument(field: field, "\"\(value)\" is not an E.164 phone number (for example +14155550100)")
+            throw RPCError.invalidArgument(field: field, "\(RPCError.quote(value)) is not an E.164 phone number (for example +14155550100)")
         }
         return phone
     }

@@ -46,6 +46,13 @@ extension ProtoMessage {
         return message
     }
 
+    /// A copy of this message changed by `change`.
+    public func updating(_ change: (inout Self) throws -> Void) rethrows -> Self {
+        var copy = self
+        try change(&copy)
+        return copy
+    }
+
     /// Encodes the message and hands the packed bytes to `body` without an intermediate array.
     ///
     /// The buffer is only valid inside `body`.

@@ -40,4 +40,6 @@ public protocol RPCMessage: Sendable {
     init(rpcBytes: [UInt8]) throws
     /// Encodes the message to its wire bytes.
     func rpcBytes() -> [UInt8]
+    /// The first field longer than its schema allows, checked on every request a server decodes.
+    func fieldLimitViolation() -> FieldLimitViolation?
 }

@@ -31,6 +31,15 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     public static func invalidArgument(field: String, _ problem: String) -> RPCError {
         RPCError(.invalidArgument, "\(field): \(problem)")
     }
+
+    /// A caller's value quoted for an error message: its first `limit` characters, then "…", so an
+    /// error never grows with its input.
+    public static func quote(_ value: String, limit: Int = 64) -> String {
+        guard value.unicodeScalars.count > limit else { return "\"\(value)\"" }
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: value.unicodeScalars.prefix(limit))
+        return "\"\(String(scalars))…\""
+    }
 }
 
 /// One `google.protobuf.Any` inside `google.rpc.Status.details`.

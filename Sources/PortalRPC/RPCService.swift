@@ -68,11 +68,14 @@ public struct RPCServerCall: Sendable {
     }
 
     static func decode<Request: RPCMessage>(_ type: Request.Type, _ bytes: [UInt8]) throws -> Request {
+        let request: Request
         do {
-            return try Request(rpcBytes: bytes)
+            request = try Request(rpcBytes: bytes)
         } catch {
             throw RPCError(.invalidArgument, "request: \(error)", cause: error)
         }
+        if let violation = request.fieldLimitViolation() { throw violation.error }
+        return request
     }
 }
 

@@ -15,6 +15,7 @@ public struct AccessLogInterceptor: ServerInterceptor {
     public func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
         let start = ContinuousClock.now
         var code = RPCStatusCode.ok
+        var cause: (any Error)?
         defer {
             if logger.logLevel <= .info {
                 let elapsed = ContinuousClock.now - start
@@ -28,6 +29,9 @@ public struct AccessLogInterceptor: ServerInterceptor {
                 if let organization = context.principal?.organizationID ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID) {
                     metadata["organization"] = .string(organization)
                 }
+                // What lies behind an error the caller saw in plain words (an unreachable backend's
+                // address, an internal failure), for whoever follows up the request id.
+                if let cause { metadata["cause"] = .string(String(describing: cause)) }
                 logger.info("rpc", metadata: metadata)
             }
         }
@@ -35,6 +39,7 @@ public struct AccessLogInterceptor: ServerInterceptor {
             try await next(context)
         } catch let error as RPCError {
             code = error.code
+            cause = error.cause
             throw error
         } catch {
             code = .unknown

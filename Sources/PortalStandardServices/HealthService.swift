@@ -46,7 +46,7 @@ public final class HealthService: Grpc_Health_V1_HealthService {
     /// The current status of `service`, or `NOT_FOUND` for a service the server does not know.
     public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
         guard let status = state.withLock({ $0.statuses[request.service] }) else {
-            throw RPCError(.notFound, "unknown service \(request.service)")
+            throw RPCError(.notFound, "unknown service \(RPCError.quote(request.service))")
         }
         var response = Grpc_Health_V1_HealthCheckResponse()
         response.status = status

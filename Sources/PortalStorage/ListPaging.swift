@@ -28,7 +28,8 @@ public enum SortValue: Sendable, Equatable, Codable {
 /// The paging part of an AIP-style list request, validated: page size, order and keyset position.
 ///
 /// Pages are keyset-based: a token records the sort value and id of the last row served, so pages
-/// stay correct while rows are added. Ties are broken by the row id.
+/// stay correct while rows are added. Ties are broken by the row id. Tokens are signed for their
+/// scope (see `PageTokenKeys`), so an edited, foreign or expired token is refused.
 public struct ListPaging: Sendable {
     /// Default and largest page sizes.
     public static let defaultPageSize = 50, maxPageSize = 500
@@ -41,6 +42,8 @@ public struct ListPaging: Sendable {
     public let descending: Bool
     /// The last row of the previous page, if this is not the first page.
     public let after: (value: SortValue, id: String)?
+    /// What the tokens this paging reads and issues are bound to.
+    private let scope: PageTokenScope
 
     private struct Token: Codable {
         var c: String
@@ -51,18 +54,20 @@ public struct ListPaging: Sendable {
 
     /// Validates `page_size`, `page_token` and `order_by` against the list's sortable `columns`.
     public init(
-        pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String, maxPageSize: Int = ListPaging.maxPageSize
+        pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String, maxPageSize: Int = ListPaging.maxPageSize,
+        scope: PageTokenScope
     ) throws {
+        self.scope = scope
         guard pageSize >= 0 else { throw RPCError.invalidArgument(field: "page_size", "must not be negative") }
         guard pageSize <= maxPageSize else { throw RPCError.invalidArgument(field: "page_size", "must be at most \(maxPageSize)") }
         self.pageSize = pageSize == 0 ? Self.defaultPageSize : Int(pageSize)
 
         let words = (orderBy.isEmpty ? defaultOrder : orderBy).split(separator: " ").map { $0.lowercased() }
         guard (1...2).contains(words.count), let column = columns.first(where: { $0.name == words[0] }) else {
-            throw RPCError.invalidArgument(field: "order_by", "unknown column \"\(orderBy)\"; sortable: \(columns.map(\.name).joined(separator: ", "))")
+            throw RPCError.invalidArgument(field: "order_by", "unknown column \(RPCError.quote(orderBy)); sortable: \(columns.map(\.name).joined(separator: ", "))")
         }
         guard words.count == 1 || words[1] == "asc" || words[1] == "desc" else {
-            throw RPCError.invalidArgument(field: "order_by", "direction must be asc or desc, not \"\(words[1])\"")
+            throw RPCError.invalidArgument(field: "order_by", "direction must be asc or desc, not \(RPCError.quote(words[1]))")
         }
         self.column = column
         descending = words.count == 2 && words[1] == "desc"
@@ -70,7 +75,13 @@ public struct ListPaging: Sendable {
         if pageToken.isEmpty {
             after = nil
         } else {
-            guard let data = Data(base64URL: pageToken), let token = try? JSONDecoder().decode(Token.self, from: data) else {
+            let payload: [UInt8]
+            do throws(PageTokenError) {
+                payload = try scope.keys.open(pageToken, scope: scope.binding)
+            } catch {
+                throw error.rpcError
+            }
+            guard let token = try? JSONDecoder().decode(Token.self, from: Data(payload)) else {
                 throw RPCError.invalidArgument(field: "page_token", "malformed token")
             }
             guard token.c == column.name, token.d == descending else {
@@ -110,7 +121,7 @@ public struct ListPaging: Sendable {
     /// The token for the page after a row with this sort value and id.
     public func token(after value: SortValue, id: String) -> String {
         let data = (try? JSONEncoder().encode(Token(c: column.name, d: descending, v: value, i: id))) ?? Data()
-        return data.base64URLEncodedString()
+        return scope.keys.seal(Array(data), scope: scope.binding)
     }
 
     /// The sort expression selected as `sort_key`, so tokens carry exactly the value the database

@@ -68,9 +68,16 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("gateway-identity"), help: "DNS name in the gateway's client certificate; only it may pass caller metadata to a backend (env PORTAL_GATEWAY_IDENTITY; default gateway).")
     var gatewayIdentity: String?
 
+    @Option(name: .customLong("page-token-key"), help: "Secret (32+ bytes) signing page tokens; every instance of a service must share it, or a page token from one is refused by another (env PORTAL_PAGE_TOKEN_KEY; random per process by default).")
+    var pageTokenKey: String?
+
+    @Option(name: .customLong("previous-page-token-key"), help: "The page token key being rotated out: its tokens are still accepted (env PORTAL_PREVIOUS_PAGE_TOKEN_KEY).")
+    var previousPageTokenKey: String?
+
     func validate() throws {
         _ = try tls()
         _ = try database()
+        _ = try pageTokens()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
         }
@@ -131,6 +138,22 @@ struct ServiceOptions: ParsableArguments {
         }
     }
 
+    /// The page token keys from `--page-token-key` and `--previous-page-token-key` (or their
+    /// variables); a random key of this process without them.
+    func pageTokens() throws -> PageTokenKeys {
+        let environment = ProcessInfo.processInfo.environment
+        let previous = (previousPageTokenKey ?? environment["PORTAL_PREVIOUS_PAGE_TOKEN_KEY"]).map { [$0] } ?? []
+        guard let key = pageTokenKey ?? environment["PORTAL_PAGE_TOKEN_KEY"] else {
+            if !previous.isEmpty { throw ValidationError("--previous-page-token-key needs --page-token-key") }
+            return .random()
+        }
+        do {
+            return try PageTokenKeys(current: key, previous: previous)
+        } catch {
+            throw ValidationError("--page-token-key: \(error)")
+        }
+    }
+
     /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
     var adminPortNumber: Int? { adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init) }
 
@@ -149,6 +172,7 @@ struct ServiceOptions: ParsableArguments {
         settings.adminPort = adminPortNumber
         settings.tls = try tls()
         settings.database = try database()
+        settings.pageTokens = try pageTokens()
         if settings.database != nil, kind == .gateway {
             throw ValidationError("--database: the gateway keeps no data; give the database to entitlements, identity or audit")
         }
@@ -160,20 +184,35 @@ struct ServiceOptions: ParsableArguments {
     }
 
     /// Starts `kinds`; `devCertificates` (a `scripts/dev-certs` folder) gives each its own certificate and mutual TLS.
-    func start(_ kinds: [PortalServiceKind], seedDemo: Bool = false, devAdminPorts: Bool = false, devCertificates: String? = nil) async throws {
+    ///
+    /// With a `portBase` (`portal dev`) the services listen on it and the ports after it, in the
+    /// order of their default ports, and their admin ports 1000 above. Every service binds its port
+    /// before any of them runs, so a port in use stops the process before it serves or seeds anything.
+    func start(
+        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil
+    ) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         PortalRuntime.bootstrapMetrics()
         let logger = Logger(label: "portal")
         var services: [any Service] = []
         for kind in kinds {
             var kindSettings = try settings(for: kind)
-            if devAdminPorts { kindSettings.adminPort = kind.defaultPort + 1000 }
+            if let portBase {
+                kindSettings.port = kind.port(base: portBase)
+                kindSettings.adminPort = kind.port(base: portBase) + 1000
+            }
             if let devCertificates { kindSettings.tls = Self.devTLS(kind, folder: devCertificates) }
-            services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
+            do {
+                services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
+            } catch {
+                await PortalRuntime.abandon(services)
+                throw error
+            }
         }
         if seedDemo {
             let tls = devCertificates.map { Self.devTLS(.gateway, folder: $0) }
-            services.append(DemoSeeder(dataDirectory: dataDirectory, host: host, tls: tls, logger: logger))
+            services.append(DemoSeeder(
+                dataDirectory: dataDirectory, host: host, portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls, logger: logger))
         }
         try await PortalRuntime.run(services, logger: logger)
     }
@@ -239,7 +278,13 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("tls"), help: "Serve mutual TLS with the certificates scripts/dev-certs wrote into this folder (cleartext without it).")
     var tlsFolder: String?
 
+    @Option(name: .customLong("port-base"), help: "First port: the gateway listens on it, entitlements, identity and audit on the next three, their admin ports 1000 above (default 50050).")
+    var portBase: Int = PortalServiceKind.gateway.defaultPort
+
     func validate() throws {
+        guard (1...(65535 - 1003)).contains(portBase) else {
+            throw ValidationError("--port-base: \(portBase) leaves no room for the four services and their admin ports (at most \(65535 - 1003))")
+        }
         if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
             throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
         }
@@ -256,9 +301,9 @@ struct Dev: AsyncParsableCommand {
         options.port = nil
         // The services find each other where they listen (loopback when they listen everywhere).
         let reachable = ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
-        options.auditAddress = "\(reachable):\(PortalServiceKind.audit.defaultPort)"
-        options.identityAddress = "\(reachable):\(PortalServiceKind.identity.defaultPort)"
-        options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.defaultPort)"
-        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, devAdminPorts: true, devCertificates: tlsFolder)
+        options.auditAddress = "\(reachable):\(PortalServiceKind.audit.port(base: portBase))"
+        options.identityAddress = "\(reachable):\(PortalServiceKind.identity.port(base: portBase))"
+        options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.port(base: portBase))"
+        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder)
     }
 }

@@ -66,6 +66,17 @@ public struct Portal_Audit_V1_NewEvent: ProtoMessage, RPCMessage {
         if !subjectID.isEmpty { writer.setString(10, subjectID) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(eventID, 128, "event_id") { return violation }
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(message, 2000, "message") { return violation }
+        if let violation = FieldLimit.characters(user, 320, "user") { return violation }
+        if let violation = FieldLimit.bytes(actorMemberID, 128, "actor_member_id") { return violation }
+        if let violation = FieldLimit.bytes(subjectID, 128, "subject_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.audit.v1.Event`.
@@ -174,6 +185,15 @@ public struct Portal_Audit_V1_AppendEventsRequest: ProtoMessage, RPCMessage {
         writer.setMessages(1, events)
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.items(events, 1000, "events") { return violation }
+        for (index, value) in events.enumerated() {
+            if let violation = value.fieldLimitViolation() { return violation.nested(in: "events[\(index)]") }
+        }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.audit.v1.AppendEventsResponse`.
@@ -269,6 +289,18 @@ public struct Portal_Audit_V1_ListEventsRequest: ProtoMessage, RPCMessage {
         if !user.isEmpty { writer.setString(9, user) }
         if !searchText.isEmpty { writer.setString(10, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.bytes(actorMemberID, 128, "actor_member_id") { return violation }
+        if let violation = FieldLimit.characters(user, 320, "user") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -366,6 +398,18 @@ public struct Portal_Audit_V1_ExportEventsCsvRequest: ProtoMessage, RPCMessage {
         if !timeZone.isEmpty { writer.setString(9, timeZone) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.bytes(actorMemberID, 128, "actor_member_id") { return violation }
+        if let violation = FieldLimit.characters(user, 320, "user") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.audit.v1.ExportEventsCsvResponse`.
@@ -426,6 +470,12 @@ public struct Portal_Audit_V1_RecentEventsRequest: ProtoMessage, RPCMessage {
         if limit != 0 { writer.setScalar(2, limit) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.audit.v1.RecentEventsResponse`.
@@ -481,6 +531,12 @@ public struct Portal_Audit_V1_VerifyChainRequest: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        return nil
     }
 }
 

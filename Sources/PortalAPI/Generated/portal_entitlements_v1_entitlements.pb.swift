@@ -46,6 +46,16 @@ public struct Portal_Entitlements_V1_Product: ProtoMessage, RPCMessage {
         if !deploymentType.isEmpty { writer.setString(5, deploymentType) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        if let violation = FieldLimit.characters(name, 200, "name") { return violation }
+        if let violation = FieldLimit.characters(licenseType, 200, "license_type") { return violation }
+        if let violation = FieldLimit.characters(productDescription, 2000, "product_description") { return violation }
+        if let violation = FieldLimit.characters(deploymentType, 200, "deployment_type") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.LicensedProduct`.
@@ -374,6 +384,12 @@ public struct Portal_Entitlements_V1_UpsertProductRequest: ProtoMessage, RPCMess
         if let value = product { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let value = product, let violation = value.fieldLimitViolation() { return violation.nested(in: "product") }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.UpsertProductResponse`.
@@ -438,6 +454,12 @@ public struct Portal_Entitlements_V1_TransferLine: ProtoMessage, RPCMessage {
         if quantity != 0 { writer.setScalar(2, quantity) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.TransferEntitlementRequest`.
@@ -489,6 +511,19 @@ public struct Portal_Entitlements_V1_TransferEntitlementRequest: ProtoMessage, R
         if let value = expirationDate { writer.setMessage(6, value) }
         writer.setMessages(7, lines)
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(salesOrder, 200, "sales_order") { return violation }
+        if let violation = FieldLimit.characters(poNumber, 200, "po_number") { return violation }
+        if let violation = FieldLimit.items(lines, 1000, "lines") { return violation }
+        for (index, value) in lines.enumerated() {
+            if let violation = value.fieldLimitViolation() { return violation.nested(in: "lines[\(index)]") }
+        }
+        return nil
     }
 }
 
@@ -566,6 +601,15 @@ public struct Portal_Entitlements_V1_ListProductsRequest: ProtoMessage, RPCMessa
         if !searchText.isEmpty { writer.setString(5, searchText) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.ListProductsResponse`.
@@ -633,6 +677,13 @@ public struct Portal_Entitlements_V1_GetProductRequest: ProtoMessage, RPCMessage
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !productID.isEmpty { writer.setString(2, productID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        return nil
     }
 }
 
@@ -730,6 +781,15 @@ public struct Portal_Entitlements_V1_ListEntitlementsRequest: ProtoMessage, RPCM
         if !searchText.isEmpty { writer.setString(10, searchText) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.ListEntitlementsResponse`.
@@ -797,6 +857,13 @@ public struct Portal_Entitlements_V1_GetEntitlementRequest: ProtoMessage, RPCMes
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !entitlementID.isEmpty { writer.setString(2, entitlementID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
+        return nil
     }
 }
 
@@ -882,6 +949,18 @@ public struct Portal_Entitlements_V1_ActivateRequest: ProtoMessage, RPCMessage {
         if !idempotencyKey.isEmpty { writer.setString(8, idempotencyKey) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        if let violation = FieldLimit.characters(projectName, 200, "project_name") { return violation }
+        if let violation = FieldLimit.characters(projectManager, 200, "project_manager") { return violation }
+        if let violation = FieldLimit.characters(serialNumber, 200, "serial_number") { return violation }
+        if let violation = FieldLimit.bytes(idempotencyKey, 128, "idempotency_key") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.ActivateResponse`.
@@ -965,6 +1044,19 @@ public struct Portal_Entitlements_V1_ListActivationsRequest: ProtoMessage, RPCMe
         writer.setStrings(7, productIds)
         if !searchText.isEmpty { writer.setString(8, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(productIds, 100, "product_ids") { return violation }
+        for (index, value) in productIds.enumerated() {
+            if let violation = FieldLimit.bytes(value, 128, "product_ids[\(index)]") { return violation }
+        }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -1054,6 +1146,19 @@ public struct Portal_Entitlements_V1_ExportActivationsCsvRequest: ProtoMessage, 
         if !timeZone.isEmpty { writer.setString(7, timeZone) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(productIds, 100, "product_ids") { return violation }
+        for (index, value) in productIds.enumerated() {
+            if let violation = FieldLimit.bytes(value, 128, "product_ids[\(index)]") { return violation }
+        }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.entitlements.v1.ExportActivationsCsvResponse`.
@@ -1113,6 +1218,12 @@ public struct Portal_Entitlements_V1_GetSummaryRequest: ProtoMessage, RPCMessage
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if recentActivationsLimit != 0 { writer.setScalar(2, recentActivationsLimit) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        return nil
     }
 }
 

@@ -38,6 +38,14 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
         if !password.isEmpty { writer.setString(3, password) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(email, 254, "email") { return violation }
+        if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.LoginResponse`.
@@ -113,6 +121,15 @@ public struct Portal_Gateway_V1_AcceptInviteRequest: ProtoMessage, RPCMessage {
         if !lastName.isEmpty { writer.setString(3, lastName) }
         if !password.isEmpty { writer.setString(4, password) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(inviteSecret, 128, "invite_secret") { return violation }
+        if let violation = FieldLimit.characters(firstName, 100, "first_name") { return violation }
+        if let violation = FieldLimit.characters(lastName, 100, "last_name") { return violation }
+        if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        return nil
     }
 }
 
@@ -296,6 +313,8 @@ public struct Portal_Gateway_V1_GetDashboardResponse: ProtoMessage, RPCMessage {
     public var recentEvents: [Portal_Audit_V1_Event] = []
     /// Field `quick_actions` (7).
     public var quickActions: [Portal_Gateway_V1_QuickAction] = []
+    /// Field `unavailable_sections` (8).
+    public var unavailableSections: [Portal_Gateway_V1_DashboardSection] = []
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -316,6 +335,7 @@ public struct Portal_Gateway_V1_GetDashboardResponse: ProtoMessage, RPCMessage {
         recentActivations = reader.messages(5)
         recentEvents = reader.messages(6)
         quickActions = reader.enumerations(7)
+        unavailableSections = reader.enumerations(8)
         unknownFields = reader.unknownFields
     }
 
@@ -328,6 +348,7 @@ public struct Portal_Gateway_V1_GetDashboardResponse: ProtoMessage, RPCMessage {
         writer.setMessages(5, recentActivations)
         writer.setMessages(6, recentEvents)
         writer.setEnumerations(7, quickActions)
+        writer.setEnumerations(8, unavailableSections)
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -369,6 +390,14 @@ public struct Portal_Gateway_V1_ListProductsRequest: ProtoMessage, RPCMessage {
         if !orderBy.isEmpty { writer.setString(3, orderBy) }
         if !searchText.isEmpty { writer.setString(4, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -433,6 +462,12 @@ public struct Portal_Gateway_V1_GetProductRequest: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if !productID.isEmpty { writer.setString(1, productID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        return nil
     }
 }
 
@@ -526,6 +561,14 @@ public struct Portal_Gateway_V1_ListEntitlementsRequest: ProtoMessage, RPCMessag
         if !searchText.isEmpty { writer.setString(9, searchText) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListEntitlementsResponse`.
@@ -589,6 +632,12 @@ public struct Portal_Gateway_V1_GetEntitlementRequest: ProtoMessage, RPCMessage 
     public func write(to writer: ProtoWriter) {
         if !entitlementID.isEmpty { writer.setString(1, entitlementID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
+        return nil
     }
 }
 
@@ -670,6 +719,17 @@ public struct Portal_Gateway_V1_ActivateRequest: ProtoMessage, RPCMessage {
         if !idempotencyKey.isEmpty { writer.setString(7, idempotencyKey) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
+        if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
+        if let violation = FieldLimit.characters(projectName, 200, "project_name") { return violation }
+        if let violation = FieldLimit.characters(projectManager, 200, "project_manager") { return violation }
+        if let violation = FieldLimit.characters(serialNumber, 200, "serial_number") { return violation }
+        if let violation = FieldLimit.bytes(idempotencyKey, 128, "idempotency_key") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ActivateResponse`.
@@ -749,6 +809,18 @@ public struct Portal_Gateway_V1_ListActivationsRequest: ProtoMessage, RPCMessage
         writer.setStrings(6, productIds)
         if !searchText.isEmpty { writer.setString(7, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(productIds, 100, "product_ids") { return violation }
+        for (index, value) in productIds.enumerated() {
+            if let violation = FieldLimit.bytes(value, 128, "product_ids[\(index)]") { return violation }
+        }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -833,6 +905,18 @@ public struct Portal_Gateway_V1_ExportActivationsCsvRequest: ProtoMessage, RPCMe
         if !searchText.isEmpty { writer.setString(5, searchText) }
         if !timeZone.isEmpty { writer.setString(6, timeZone) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(productIds, 100, "product_ids") { return violation }
+        for (index, value) in productIds.enumerated() {
+            if let violation = FieldLimit.bytes(value, 128, "product_ids[\(index)]") { return violation }
+        }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
+        return nil
     }
 }
 
@@ -921,6 +1005,17 @@ public struct Portal_Gateway_V1_ListAuditEventsRequest: ProtoMessage, RPCMessage
         if !user.isEmpty { writer.setString(8, user) }
         if !searchText.isEmpty { writer.setString(9, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.bytes(actorMemberID, 128, "actor_member_id") { return violation }
+        if let violation = FieldLimit.characters(user, 320, "user") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -1014,6 +1109,17 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvRequest: ProtoMessage, RPCMe
         if !timeZone.isEmpty { writer.setString(8, timeZone) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.bytes(actorMemberID, 128, "actor_member_id") { return violation }
+        if let violation = FieldLimit.characters(user, 320, "user") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ExportAuditEventsCsvResponse`.
@@ -1089,6 +1195,14 @@ public struct Portal_Gateway_V1_ListMembersRequest: ProtoMessage, RPCMessage {
         if searchField.rawValue != 0 { writer.setEnumeration(5, searchField) }
         if !searchText.isEmpty { writer.setString(6, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -1170,6 +1284,14 @@ public struct Portal_Gateway_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
         if !searchText.isEmpty { writer.setString(5, searchText) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListInvitesResponse`.
@@ -1242,6 +1364,13 @@ public struct Portal_Gateway_V1_InviteMemberRequest: ProtoMessage, RPCMessage {
         if role.rawValue != 0 { writer.setEnumeration(3, role) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(email, 254, "email") { return violation }
+        if let violation = FieldLimit.characters(phone, 32, "phone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.InviteMemberResponse`.
@@ -1298,6 +1427,12 @@ public struct Portal_Gateway_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
         if !inviteID.isEmpty { writer.setString(1, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ResendInviteResponse`.
@@ -1353,6 +1488,12 @@ public struct Portal_Gateway_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if !inviteID.isEmpty { writer.setString(1, inviteID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
+        return nil
     }
 }
 
@@ -1422,6 +1563,15 @@ public struct Portal_Gateway_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
         if let value = role { writer.setEnumeration(5, value) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        if let value = firstName, let violation = FieldLimit.characters(value, 100, "first_name") { return violation }
+        if let value = lastName, let violation = FieldLimit.characters(value, 100, "last_name") { return violation }
+        if let value = phone, let violation = FieldLimit.characters(value, 32, "phone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.UpdateMemberResponse`.
@@ -1478,6 +1628,12 @@ public struct Portal_Gateway_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
         if !memberID.isEmpty { writer.setString(1, memberID) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.DeleteMemberResponse`.
@@ -1531,6 +1687,44 @@ public enum Portal_Gateway_V1_QuickAction: ProtoEnum, CaseIterable {
         switch self {
         case .unspecified: return 0
         case .inviteMember: return 1
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// The protobuf enum `portal.gateway.v1.DashboardSection`.
+public enum Portal_Gateway_V1_DashboardSection: ProtoEnum, CaseIterable {
+    case unspecified
+    case licenses
+    case recentEvents
+    case members
+    /// A value this version of the schema does not know.
+    case unrecognized(Int32)
+
+    /// Every known value.
+    public static let allCases: [Portal_Gateway_V1_DashboardSection] = [.unspecified, .licenses, .recentEvents, .members]
+
+    /// The zero value.
+    public init() { self = .unspecified }
+
+    /// Creates the value for a wire number, keeping unknown numbers.
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .licenses
+        case 2: self = .recentEvents
+        case 3: self = .members
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    /// The wire number.
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .licenses: return 1
+        case .recentEvents: return 2
+        case .members: return 3
         case .unrecognized(let value): return value
         }
     }

@@ -242,6 +242,14 @@ public struct Portal_Identity_V1_CreateOrganizationRequest: ProtoMessage, RPCMes
         if !idempotencyKey.isEmpty { writer.setString(3, idempotencyKey) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(name, 100, "name") { return violation }
+        if let violation = FieldLimit.characters(firstAdminEmail, 254, "first_admin_email") { return violation }
+        if let violation = FieldLimit.bytes(idempotencyKey, 128, "idempotency_key") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.CreateOrganizationResponse`.
@@ -314,6 +322,14 @@ public struct Portal_Identity_V1_CreateInviteRequest: ProtoMessage, RPCMessage {
         if role.rawValue != 0 { writer.setEnumeration(4, role) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(email, 254, "email") { return violation }
+        if let violation = FieldLimit.characters(phone, 32, "phone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.CreateInviteResponse`.
@@ -374,6 +390,13 @@ public struct Portal_Identity_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
         if !inviteID.isEmpty { writer.setString(2, inviteID) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.ResendInviteResponse`.
@@ -433,6 +456,13 @@ public struct Portal_Identity_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !inviteID.isEmpty { writer.setString(2, inviteID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
+        return nil
     }
 }
 
@@ -497,6 +527,15 @@ public struct Portal_Identity_V1_AcceptInviteRequest: ProtoMessage, RPCMessage {
         if !lastName.isEmpty { writer.setString(3, lastName) }
         if !password.isEmpty { writer.setString(4, password) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(inviteSecret, 128, "invite_secret") { return violation }
+        if let violation = FieldLimit.characters(firstName, 100, "first_name") { return violation }
+        if let violation = FieldLimit.characters(lastName, 100, "last_name") { return violation }
+        if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        return nil
     }
 }
 
@@ -577,6 +616,15 @@ public struct Portal_Identity_V1_ListMembersRequest: ProtoMessage, RPCMessage {
         if searchField.rawValue != 0 { writer.setEnumeration(6, searchField) }
         if !searchText.isEmpty { writer.setString(7, searchText) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
     }
 }
 
@@ -662,6 +710,15 @@ public struct Portal_Identity_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
         if !searchText.isEmpty { writer.setString(6, searchText) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
+        if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.ListInvitesResponse`.
@@ -729,6 +786,13 @@ public struct Portal_Identity_V1_GetMemberRequest: ProtoMessage, RPCMessage {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !memberID.isEmpty { writer.setString(2, memberID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        return nil
     }
 }
 
@@ -806,6 +870,16 @@ public struct Portal_Identity_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
         if let value = role { writer.setEnumeration(6, value) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        if let value = firstName, let violation = FieldLimit.characters(value, 100, "first_name") { return violation }
+        if let value = lastName, let violation = FieldLimit.characters(value, 100, "last_name") { return violation }
+        if let value = phone, let violation = FieldLimit.characters(value, 32, "phone") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.UpdateMemberResponse`.
@@ -866,6 +940,13 @@ public struct Portal_Identity_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
         if !memberID.isEmpty { writer.setString(2, memberID) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.DeleteMemberResponse`.
@@ -917,6 +998,12 @@ public struct Portal_Identity_V1_CountMembersRequest: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        return nil
     }
 }
 
@@ -990,6 +1077,14 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
         if !password.isEmpty { writer.setString(3, password) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(email, 254, "email") { return violation }
+        if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.LoginResponse`.
@@ -1054,6 +1149,12 @@ public struct Portal_Identity_V1_LogoutRequest: ProtoMessage, RPCMessage {
         if !sessionToken.isEmpty { writer.setString(1, sessionToken) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(sessionToken, 128, "session_token") { return violation }
+        return nil
+    }
 }
 
 /// The protobuf message `portal.identity.v1.LogoutResponse`.
@@ -1105,6 +1206,12 @@ public struct Portal_Identity_V1_AuthenticateRequest: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if !sessionToken.isEmpty { writer.setString(1, sessionToken) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(sessionToken, 128, "session_token") { return violation }
+        return nil
     }
 }
 

@@ -140,11 +140,11 @@ struct  Portal__Audit__V1__NewEvent
 {
   ProtobufCMessage base;
   /*
-   * Caller-chosen UUID; the deduplication key.
+   * Caller-chosen UUID; the deduplication key. At most 128 bytes.
    */
   char *event_id;
   /*
-   * The organization the change belongs to.
+   * The organization the change belongs to. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -160,15 +160,15 @@ struct  Portal__Audit__V1__NewEvent
    */
   Portal__Audit__V1__EventAction action;
   /*
-   * Human-readable description, e.g. "Invited jane@example.com as Viewer".
+   * Human-readable description, e.g. "Invited jane@example.com as Viewer". At most 2,000 characters.
    */
   char *message;
   /*
-   * Display name or email of the acting member; "system" for internal callers.
+   * Display name or email of the acting member; "system" for internal callers. At most 320 characters.
    */
   char *user;
   /*
-   * Member id of the acting member; empty for internal callers.
+   * Member id of the acting member; empty for internal callers. At most 128 bytes.
    */
   char *actor_member_id;
   /*
@@ -176,7 +176,7 @@ struct  Portal__Audit__V1__NewEvent
    */
   Portal__Audit__V1__SubjectKind subject_kind;
   /*
-   * Id of the record changed.
+   * Id of the record changed. At most 128 bytes.
    */
   char *subject_id;
 };
@@ -260,7 +260,7 @@ struct  Portal__Audit__V1__AppendEventsRequest
 {
   ProtobufCMessage base;
   /*
-   * Events to store, in the producer's order; at most 1000.
+   * Events to store, in the producer's order; at most 1000. At most 1,000 items.
    */
   size_t n_events;
   Portal__Audit__V1__NewEvent **events;
@@ -298,7 +298,7 @@ struct  Portal__Audit__V1__ListEventsRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose events are listed.
+   * The organization whose events are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -306,11 +306,11 @@ struct  Portal__Audit__V1__ListEventsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * "time desc" or "time asc".
+   * "time desc" or "time asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -322,20 +322,20 @@ struct  Portal__Audit__V1__ListEventsRequest
    */
   Google__Protobuf__Timestamp *time_end;
   /*
-   * Type filter: only these types; empty means every type.
+   * Type filter: only these types; empty means every type. At most 10 items.
    */
   size_t n_event_types;
   Portal__Audit__V1__EventType *event_types;
   /*
-   * User filter: only events by this member id.
+   * User filter: only events by this member id. At most 128 bytes.
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text exactly, e.g. "system".
+   * User filter: only events whose user equals this text ignoring case (Unicode), e.g. "system". At most 320 characters.
    */
   char *user;
   /*
-   * Full-text search over message and user (every word must match as a whole word, case-insensitive).
+   * Full-text search over message and user (every word must match as a whole word, case-insensitive). At most 200 characters.
    */
   char *search_text;
 };
@@ -377,11 +377,11 @@ struct  Portal__Audit__V1__ExportEventsCsvRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose events are exported.
+   * The organization whose events are exported. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * "time desc" (default) or "time asc".
+   * "time desc" (default) or "time asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -393,25 +393,25 @@ struct  Portal__Audit__V1__ExportEventsCsvRequest
    */
   Google__Protobuf__Timestamp *time_end;
   /*
-   * Type filter: only these types; empty means every type.
+   * Type filter: only these types; empty means every type. At most 10 items.
    */
   size_t n_event_types;
   Portal__Audit__V1__EventType *event_types;
   /*
-   * User filter: only events by this member id.
+   * User filter: only events by this member id. At most 128 bytes.
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text exactly.
+   * User filter: only events whose user equals this text ignoring case (Unicode). At most 320 characters.
    */
   char *user;
   /*
-   * Same matching as ListEventsRequest.search_text.
+   * Same matching as ListEventsRequest.search_text. At most 200 characters.
    */
   char *search_text;
   /*
    * IANA time zone for the `DD MMM YYYY, HH:MM:SS` times, e.g. "America/Chicago"; empty means UTC;
-   * unknown is INVALID_ARGUMENT.
+   * unknown is INVALID_ARGUMENT. At most 64 characters.
    */
   char *time_zone;
 };
@@ -443,7 +443,7 @@ struct  Portal__Audit__V1__RecentEventsRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose events are returned.
+   * The organization whose events are returned. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -480,7 +480,7 @@ struct  Portal__Audit__V1__VerifyChainRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose chain is checked.
+   * The organization whose chain is checked. At most 128 bytes.
    */
   char *organization_id;
 };

@@ -97,23 +97,23 @@ struct  Portal__Entitlements__V1__Product
 {
   ProtobufCMessage base;
   /*
-   * The product id (SKU); unique in the catalog.
+   * The product id (SKU); unique in the catalog. At most 128 bytes.
    */
   char *product_id;
   /*
-   * Display name.
+   * Display name. At most 200 characters.
    */
   char *name;
   /*
-   * License type (the seed's "Product Type"), e.g. "Subscription" or "Perpetual".
+   * License type (the seed's "Product Type"), e.g. "Subscription" or "Perpetual". At most 200 characters.
    */
   char *license_type;
   /*
-   * Human-readable description (named to avoid clashing with Swift's `description`).
+   * Human-readable description (named to avoid clashing with Swift's `description`). At most 2,000 characters.
    */
   char *product_description;
   /*
-   * How the product is deployed, e.g. "On-premises" or "Cloud".
+   * How the product is deployed, e.g. "On-premises" or "Cloud". At most 200 characters.
    */
   char *deployment_type;
 };
@@ -407,7 +407,7 @@ struct  Portal__Entitlements__V1__TransferLine
 {
   ProtobufCMessage base;
   /*
-   * A product id already in the catalog; an unknown id is FAILED_PRECONDITION.
+   * A product id already in the catalog; an unknown id is FAILED_PRECONDITION. At most 128 bytes.
    */
   char *product_id;
   /*
@@ -429,19 +429,19 @@ struct  Portal__Entitlements__V1__TransferEntitlementRequest
 {
   ProtobufCMessage base;
   /*
-   * Entitlement id chosen by the transferring system.
+   * Entitlement id chosen by the transferring system. At most 128 bytes.
    */
   char *entitlement_id;
   /*
-   * The receiving organization.
+   * The receiving organization. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * Sales order number.
+   * Sales order number. At most 200 characters.
    */
   char *sales_order;
   /*
-   * Purchase order number; may be empty.
+   * Purchase order number; may be empty. At most 200 characters.
    */
   char *po_number;
   /*
@@ -453,7 +453,7 @@ struct  Portal__Entitlements__V1__TransferEntitlementRequest
    */
   Google__Protobuf__Timestamp *expiration_date;
   /*
-   * Product lines; at least one.
+   * Product lines; at least one. At most 1,000 items.
    */
   size_t n_lines;
   Portal__Entitlements__V1__TransferLine **lines;
@@ -493,7 +493,7 @@ struct  Portal__Entitlements__V1__ListProductsRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose products are listed.
+   * The organization whose products are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -501,15 +501,15 @@ struct  Portal__Entitlements__V1__ListProductsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "product_name asc".
+   * Sort column and direction, e.g. "product_name asc". At most 64 characters.
    */
   char *order_by;
   /*
-   * Matched against product name and license type.
+   * Matched against product name and license type. At most 200 characters.
    */
   char *search_text;
 };
@@ -550,11 +550,11 @@ struct  Portal__Entitlements__V1__GetProductRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization asking.
+   * The organization asking. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The product id; NOT_FOUND unless the organization holds licenses for it.
+   * The product id; NOT_FOUND unless the organization holds licenses for it. At most 128 bytes.
    */
   char *product_id;
 };
@@ -594,7 +594,7 @@ struct  Portal__Entitlements__V1__ListEntitlementsRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose entitlements are listed.
+   * The organization whose entitlements are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -602,11 +602,11 @@ struct  Portal__Entitlements__V1__ListEntitlementsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "order_date desc".
+   * Sort column and direction, e.g. "order_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -630,7 +630,7 @@ struct  Portal__Entitlements__V1__ListEntitlementsRequest
    */
   Portal__Entitlements__V1__EntitlementSearchField search_field;
   /*
-   * Text searched for in search_field.
+   * Text searched for in search_field. At most 200 characters.
    */
   char *search_text;
 };
@@ -671,11 +671,11 @@ struct  Portal__Entitlements__V1__GetEntitlementRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization asking.
+   * The organization asking. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The entitlement id.
+   * The entitlement id. At most 128 bytes.
    */
   char *entitlement_id;
 };
@@ -707,15 +707,15 @@ struct  Portal__Entitlements__V1__ActivateRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization activating.
+   * The organization activating. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The entitlement to take licenses from; EXPIRED is FAILED_PRECONDITION.
+   * The entitlement to take licenses from; EXPIRED is FAILED_PRECONDITION. At most 128 bytes.
    */
   char *entitlement_id;
   /*
-   * The product line of that entitlement; a product not on it is NOT_FOUND.
+   * The product line of that entitlement; a product not on it is NOT_FOUND. At most 128 bytes.
    */
   char *product_id;
   /*
@@ -724,20 +724,22 @@ struct  Portal__Entitlements__V1__ActivateRequest
    */
   int64_t quantity;
   /*
-   * Project name; required.
+   * Project name; required. At most 200 characters.
    */
   char *project_name;
   /*
-   * Project manager; required.
+   * Project manager; required. At most 200 characters.
    */
   char *project_manager;
   /*
-   * Device serial number; optional (empty means none).
+   * Device serial number; optional (empty means none). At most 200 characters.
    */
   char *serial_number;
   /*
-   * Client-chosen key, unique per organization and required; a retry with the same key returns
-   * the first activation and activates nothing more; reuse with other arguments is INVALID_ARGUMENT.
+   * Client-chosen key, unique per organization and required; a retry with the same key and the
+   * same request returns the first activation and activates nothing more; the same key with any
+   * other field different is INVALID_ARGUMENT naming idempotency_key. Keys are remembered for as
+   * long as the activation exists (activations are never deleted). At most 128 bytes.
    */
   char *idempotency_key;
 };
@@ -771,7 +773,7 @@ struct  Portal__Entitlements__V1__ListActivationsRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose activations are listed.
+   * The organization whose activations are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -779,11 +781,11 @@ struct  Portal__Entitlements__V1__ListActivationsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "activation_date desc".
+   * Sort column and direction, e.g. "activation_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -795,13 +797,13 @@ struct  Portal__Entitlements__V1__ListActivationsRequest
    */
   Google__Protobuf__Timestamp *activation_date_end;
   /*
-   * Product filter: only these product ids; empty means every product.
+   * Product filter: only these product ids; empty means every product. At most 100 items of at most 128 bytes each.
    */
   size_t n_product_ids;
   char **product_ids;
   /*
    * Matched against product name, project name, project manager, activated by, entitlement id
-   * and serial number.
+   * and serial number. At most 200 characters.
    */
   char *search_text;
 };
@@ -843,11 +845,11 @@ struct  Portal__Entitlements__V1__ExportActivationsCsvRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose activations are exported.
+   * The organization whose activations are exported. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * Sort column and direction; default "activation_date desc".
+   * Sort column and direction; default "activation_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -859,17 +861,17 @@ struct  Portal__Entitlements__V1__ExportActivationsCsvRequest
    */
   Google__Protobuf__Timestamp *activation_date_end;
   /*
-   * Product filter: only these product ids; empty means every product.
+   * Product filter: only these product ids; empty means every product. At most 100 items of at most 128 bytes each.
    */
   size_t n_product_ids;
   char **product_ids;
   /*
-   * Same matching as ListActivationsRequest.search_text.
+   * Same matching as ListActivationsRequest.search_text. At most 200 characters.
    */
   char *search_text;
   /*
    * IANA time zone for the `DD MMM YYYY, HH:MM:SS` times, e.g. "Europe/Berlin"; empty means UTC;
-   * unknown is INVALID_ARGUMENT.
+   * unknown is INVALID_ARGUMENT. At most 64 characters.
    */
   char *time_zone;
 };
@@ -901,7 +903,7 @@ struct  Portal__Entitlements__V1__GetSummaryRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization summarised.
+   * The organization summarised. At most 128 bytes.
    */
   char *organization_id;
   /*

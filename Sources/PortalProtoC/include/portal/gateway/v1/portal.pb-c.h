@@ -79,6 +79,28 @@ typedef enum _Portal__Gateway__V1__QuickAction {
   PORTAL__GATEWAY__V1__QUICK_ACTION__QUICK_ACTION_INVITE_MEMBER = 1
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTAL__GATEWAY__V1__QUICK_ACTION)
 } Portal__Gateway__V1__QuickAction;
+/*
+ * A part of the dashboard that comes from one backend.
+ */
+typedef enum _Portal__Gateway__V1__DashboardSection {
+  /*
+   * Not set; never returned.
+   */
+  PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_UNSPECIFIED = 0,
+  /*
+   * The license totals and the recent activations (licensing).
+   */
+  PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_LICENSES = 1,
+  /*
+   * The recent audit events (the audit log).
+   */
+  PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_RECENT_EVENTS = 2,
+  /*
+   * The member count (member management; Admins only).
+   */
+  PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_MEMBERS = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTAL__GATEWAY__V1__DASHBOARD_SECTION)
+} Portal__Gateway__V1__DashboardSection;
 
 /* --- messages --- */
 
@@ -89,15 +111,15 @@ struct  Portal__Gateway__V1__LoginRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization to log in to (the only request naming one: there is no session yet).
+   * The organization to log in to (the only request naming one: there is no session yet). At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's email (case-insensitive).
+   * The member's email (case-insensitive). At most 254 characters.
    */
   char *email;
   /*
-   * The member's password.
+   * The member's password. At most 1,024 bytes.
    */
   char *password;
 };
@@ -137,19 +159,19 @@ struct  Portal__Gateway__V1__AcceptInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The secret from the invite mail.
+   * The secret from the invite mail. At most 128 bytes.
    */
   char *invite_secret;
   /*
-   * First name; required.
+   * First name; required. At most 100 characters.
    */
   char *first_name;
   /*
-   * Last name; required.
+   * Last name; required. At most 100 characters.
    */
   char *last_name;
   /*
-   * Password; at least 12 characters.
+   * Password; at least 12 characters. At most 1,024 bytes.
    */
   char *password;
 };
@@ -289,6 +311,13 @@ struct  Portal__Gateway__V1__GetDashboardResponse
    */
   size_t n_quick_actions;
   Portal__Gateway__V1__QuickAction *quick_actions;
+  /*
+   * Sections that could not be read because their backend is unavailable or too slow right now;
+   * their fields are left at their defaults (total_members absent). Empty when the dashboard is whole.
+   * When every section is unavailable the call fails with UNAVAILABLE instead.
+   */
+  size_t n_unavailable_sections;
+  Portal__Gateway__V1__DashboardSection *unavailable_sections;
   Portal__Gateway__V1__GetDashboardResponse__OptionalTotalMembersCase optional_total_members_case;
   union {
     /*
@@ -299,7 +328,7 @@ struct  Portal__Gateway__V1__GetDashboardResponse
 };
 #define PORTAL__GATEWAY__V1__GET_DASHBOARD_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__get_dashboard_response__descriptor) \
-    , 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, PORTAL__GATEWAY__V1__GET_DASHBOARD_RESPONSE__OPTIONAL_TOTAL_MEMBERS__NOT_SET, {0} }
+    , 0, 0, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, PORTAL__GATEWAY__V1__GET_DASHBOARD_RESPONSE__OPTIONAL_TOTAL_MEMBERS__NOT_SET, {0} }
 
 
 /*
@@ -316,15 +345,15 @@ struct  Portal__Gateway__V1__ListProductsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "product_name asc".
+   * Sort column and direction, e.g. "product_name asc". At most 64 characters.
    */
   char *order_by;
   /*
-   * Matched against product name and license type.
+   * Matched against product name and license type. At most 200 characters.
    */
   char *search_text;
 };
@@ -365,7 +394,7 @@ struct  Portal__Gateway__V1__GetProductRequest
 {
   ProtobufCMessage base;
   /*
-   * The product id (SKU).
+   * The product id (SKU). At most 128 bytes.
    */
   char *product_id;
 };
@@ -408,11 +437,11 @@ struct  Portal__Gateway__V1__ListEntitlementsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "order_date desc".
+   * Sort column and direction, e.g. "order_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -436,7 +465,7 @@ struct  Portal__Gateway__V1__ListEntitlementsRequest
    */
   Portal__Entitlements__V1__EntitlementSearchField search_field;
   /*
-   * Text searched for in search_field.
+   * Text searched for in search_field. At most 200 characters.
    */
   char *search_text;
 };
@@ -477,7 +506,7 @@ struct  Portal__Gateway__V1__GetEntitlementRequest
 {
   ProtobufCMessage base;
   /*
-   * The entitlement id.
+   * The entitlement id. At most 128 bytes.
    */
   char *entitlement_id;
 };
@@ -509,11 +538,11 @@ struct  Portal__Gateway__V1__ActivateRequest
 {
   ProtobufCMessage base;
   /*
-   * The entitlement to take licenses from.
+   * The entitlement to take licenses from. At most 128 bytes.
    */
   char *entitlement_id;
   /*
-   * The product line of that entitlement.
+   * The product line of that entitlement. At most 128 bytes.
    */
   char *product_id;
   /*
@@ -521,19 +550,21 @@ struct  Portal__Gateway__V1__ActivateRequest
    */
   int64_t quantity;
   /*
-   * Project name; required.
+   * Project name; required. At most 200 characters.
    */
   char *project_name;
   /*
-   * Project manager; required.
+   * Project manager; required. At most 200 characters.
    */
   char *project_manager;
   /*
-   * Device serial number; empty for none.
+   * Device serial number; empty for none. At most 200 characters.
    */
   char *serial_number;
   /*
-   * Client-chosen key; a retry with the same key returns the first activation.
+   * Client-chosen key; a retry with the same key and the same request returns the first
+   * activation; the same key with any other field different is INVALID_ARGUMENT naming
+   * idempotency_key. Keys are remembered for as long as the activation exists. At most 128 bytes.
    */
   char *idempotency_key;
 };
@@ -571,11 +602,11 @@ struct  Portal__Gateway__V1__ListActivationsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "activation_date desc".
+   * Sort column and direction, e.g. "activation_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -587,13 +618,13 @@ struct  Portal__Gateway__V1__ListActivationsRequest
    */
   Google__Protobuf__Timestamp *activation_date_end;
   /*
-   * Product filter: only these product ids; empty means every product.
+   * Product filter: only these product ids; empty means every product. At most 100 items of at most 128 bytes each.
    */
   size_t n_product_ids;
   char **product_ids;
   /*
    * Matched against product name, project name, project manager, activated by, entitlement id
-   * and serial number.
+   * and serial number. At most 200 characters.
    */
   char *search_text;
 };
@@ -635,7 +666,7 @@ struct  Portal__Gateway__V1__ExportActivationsCsvRequest
 {
   ProtobufCMessage base;
   /*
-   * Sort column and direction; default "activation_date desc".
+   * Sort column and direction; default "activation_date desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -647,16 +678,16 @@ struct  Portal__Gateway__V1__ExportActivationsCsvRequest
    */
   Google__Protobuf__Timestamp *activation_date_end;
   /*
-   * Product filter: only these product ids; empty means every product.
+   * Product filter: only these product ids; empty means every product. At most 100 items of at most 128 bytes each.
    */
   size_t n_product_ids;
   char **product_ids;
   /*
-   * Same matching as ListActivationsRequest.search_text.
+   * Same matching as ListActivationsRequest.search_text. At most 200 characters.
    */
   char *search_text;
   /*
-   * IANA time zone for the times, e.g. "Europe/Berlin"; empty means UTC.
+   * IANA time zone for the times, e.g. "Europe/Berlin"; empty means UTC. At most 64 characters.
    */
   char *time_zone;
 };
@@ -693,11 +724,11 @@ struct  Portal__Gateway__V1__ListAuditEventsRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * "time desc" or "time asc".
+   * "time desc" or "time asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -709,20 +740,20 @@ struct  Portal__Gateway__V1__ListAuditEventsRequest
    */
   Google__Protobuf__Timestamp *time_end;
   /*
-   * Type filter: only these types; empty means every type.
+   * Type filter: only these types; empty means every type. At most 10 items.
    */
   size_t n_event_types;
   Portal__Audit__V1__EventType *event_types;
   /*
-   * User filter: only events by this member id.
+   * User filter: only events by this member id. At most 128 bytes.
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text (case-insensitive), e.g. "system".
+   * User filter: only events whose user equals this text ignoring case (Unicode), e.g. "system". At most 320 characters.
    */
   char *user;
   /*
-   * Full-text search over message, user and subject id.
+   * Full-text search over message, user and subject id. At most 200 characters.
    */
   char *search_text;
 };
@@ -764,7 +795,7 @@ struct  Portal__Gateway__V1__ExportAuditEventsCsvRequest
 {
   ProtobufCMessage base;
   /*
-   * "time desc" (default) or "time asc".
+   * "time desc" (default) or "time asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -776,24 +807,24 @@ struct  Portal__Gateway__V1__ExportAuditEventsCsvRequest
    */
   Google__Protobuf__Timestamp *time_end;
   /*
-   * Type filter: only these types; empty means every type.
+   * Type filter: only these types; empty means every type. At most 10 items.
    */
   size_t n_event_types;
   Portal__Audit__V1__EventType *event_types;
   /*
-   * User filter: only events by this member id.
+   * User filter: only events by this member id. At most 128 bytes.
    */
   char *actor_member_id;
   /*
-   * User filter: only events whose user equals this text (case-insensitive).
+   * User filter: only events whose user equals this text ignoring case (Unicode). At most 320 characters.
    */
   char *user;
   /*
-   * Same matching as ListAuditEventsRequest.search_text.
+   * Same matching as ListAuditEventsRequest.search_text. At most 200 characters.
    */
   char *search_text;
   /*
-   * IANA time zone for the times, e.g. "America/Chicago"; empty means UTC.
+   * IANA time zone for the times, e.g. "America/Chicago"; empty means UTC. At most 64 characters.
    */
   char *time_zone;
 };
@@ -831,11 +862,11 @@ struct  Portal__Gateway__V1__ListMembersRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "last_name asc".
+   * Sort column and direction, e.g. "last_name asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -847,7 +878,7 @@ struct  Portal__Gateway__V1__ListMembersRequest
    */
   Portal__Identity__V1__MemberSearchField search_field;
   /*
-   * Text searched for in search_field.
+   * Text searched for in search_field. At most 200 characters.
    */
   char *search_text;
 };
@@ -893,11 +924,11 @@ struct  Portal__Gateway__V1__ListInvitesRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "added_on desc".
+   * Sort column and direction, e.g. "added_on desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -905,7 +936,7 @@ struct  Portal__Gateway__V1__ListInvitesRequest
    */
   Portal__Identity__V1__Role role;
   /*
-   * Matched against the invite's email.
+   * Matched against the invite's email. At most 200 characters.
    */
   char *search_text;
 };
@@ -946,11 +977,11 @@ struct  Portal__Gateway__V1__InviteMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * Email to invite; an existing member or pending invite is ALREADY_EXISTS.
+   * Email to invite; an existing member or pending invite is ALREADY_EXISTS. At most 254 characters.
    */
   char *email;
   /*
-   * Phone in E.164 form; empty for none.
+   * Phone in E.164 form; empty for none. At most 32 characters.
    */
   char *phone;
   /*
@@ -986,7 +1017,7 @@ struct  Portal__Gateway__V1__ResendInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The pending invite's id.
+   * The pending invite's id. At most 128 bytes.
    */
   char *invite_id;
 };
@@ -1018,7 +1049,7 @@ struct  Portal__Gateway__V1__RevokeInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The pending invite's id.
+   * The pending invite's id. At most 128 bytes.
    */
   char *invite_id;
 };
@@ -1070,27 +1101,27 @@ struct  Portal__Gateway__V1__UpdateMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * The member's id.
+   * The member's id. At most 128 bytes.
    */
   char *member_id;
   Portal__Gateway__V1__UpdateMemberRequest__OptionalFirstNameCase optional_first_name_case;
   union {
     /*
-     * The new first name.
+     * The new first name. At most 100 characters.
      */
     char *first_name;
   };
   Portal__Gateway__V1__UpdateMemberRequest__OptionalLastNameCase optional_last_name_case;
   union {
     /*
-     * The new last name.
+     * The new last name. At most 100 characters.
      */
     char *last_name;
   };
   Portal__Gateway__V1__UpdateMemberRequest__OptionalPhoneCase optional_phone_case;
   union {
     /*
-     * The new phone.
+     * The new phone. At most 32 characters.
      */
     char *phone;
   };
@@ -1130,7 +1161,7 @@ struct  Portal__Gateway__V1__DeleteMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * The member's id.
+   * The member's id. At most 128 bytes.
    */
   char *member_id;
 };
@@ -2285,6 +2316,7 @@ void portal__gateway__v1__portal_service__delete_member(ProtobufCService *servic
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    portal__gateway__v1__quick_action__descriptor;
+extern const ProtobufCEnumDescriptor    portal__gateway__v1__dashboard_section__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__login_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__login_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__accept_invite_request__descriptor;

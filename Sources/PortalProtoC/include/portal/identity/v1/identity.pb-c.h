@@ -284,15 +284,17 @@ struct  Portal__Identity__V1__CreateOrganizationRequest
 {
   ProtobufCMessage base;
   /*
-   * Display name; required.
+   * Display name; required. At most 100 characters.
    */
   char *name;
   /*
-   * Email of the first Admin, who receives an invite.
+   * Email of the first Admin, who receives an invite. At most 254 characters.
    */
   char *first_admin_email;
   /*
-   * Caller-chosen key; a retry with the same key returns the first result and creates nothing more.
+   * Caller-chosen key; a retry with the same key and the same request returns the first result and
+   * creates nothing more; the same key with another name or email is INVALID_ARGUMENT naming
+   * idempotency_key. Keys are remembered for as long as the organization exists. At most 128 bytes.
    */
   char *idempotency_key;
 };
@@ -328,15 +330,15 @@ struct  Portal__Identity__V1__CreateInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The inviting organization.
+   * The inviting organization. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * Email to invite; an existing member or pending invite is ALREADY_EXISTS.
+   * Email to invite; an existing member or pending invite is ALREADY_EXISTS. At most 254 characters.
    */
   char *email;
   /*
-   * Phone in E.164 form; empty for none; anything else is INVALID_ARGUMENT.
+   * Phone in E.164 form; empty for none; anything else is INVALID_ARGUMENT. At most 32 characters.
    */
   char *phone;
   /*
@@ -372,11 +374,11 @@ struct  Portal__Identity__V1__ResendInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization owning the invite.
+   * The organization owning the invite. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The pending invite's id.
+   * The pending invite's id. At most 128 bytes.
    */
   char *invite_id;
 };
@@ -408,11 +410,11 @@ struct  Portal__Identity__V1__RevokeInviteRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization owning the invite.
+   * The organization owning the invite. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The pending invite's id.
+   * The pending invite's id. At most 128 bytes.
    */
   char *invite_id;
 };
@@ -441,19 +443,19 @@ struct  Portal__Identity__V1__AcceptInviteRequest
   ProtobufCMessage base;
   /*
    * The secret from the invite mail; an unknown or resent-over secret is UNAUTHENTICATED, a used,
-   * revoked or expired invite FAILED_PRECONDITION.
+   * revoked or expired invite FAILED_PRECONDITION. At most 128 bytes.
    */
   char *invite_secret;
   /*
-   * First name; required.
+   * First name; required. At most 100 characters.
    */
   char *first_name;
   /*
-   * Last name; required.
+   * Last name; required. At most 100 characters.
    */
   char *last_name;
   /*
-   * Password; at least 12 characters; stored only as a hash.
+   * Password; at least 12 characters; stored only as a hash. At most 1,024 bytes.
    */
   char *password;
 };
@@ -487,7 +489,7 @@ struct  Portal__Identity__V1__ListMembersRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose members are listed.
+   * The organization whose members are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -495,11 +497,11 @@ struct  Portal__Identity__V1__ListMembersRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "last_name asc".
+   * Sort column and direction, e.g. "last_name asc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -511,7 +513,7 @@ struct  Portal__Identity__V1__ListMembersRequest
    */
   Portal__Identity__V1__MemberSearchField search_field;
   /*
-   * Text searched for in search_field.
+   * Text searched for in search_field. At most 200 characters.
    */
   char *search_text;
 };
@@ -553,7 +555,7 @@ struct  Portal__Identity__V1__ListInvitesRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose invites are listed.
+   * The organization whose invites are listed. At most 128 bytes.
    */
   char *organization_id;
   /*
@@ -561,11 +563,11 @@ struct  Portal__Identity__V1__ListInvitesRequest
    */
   int32_t page_size;
   /*
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
    */
   char *page_token;
   /*
-   * Sort column and direction, e.g. "added_on desc".
+   * Sort column and direction, e.g. "added_on desc". At most 64 characters.
    */
   char *order_by;
   /*
@@ -573,7 +575,7 @@ struct  Portal__Identity__V1__ListInvitesRequest
    */
   Portal__Identity__V1__Role role;
   /*
-   * Matched against the invite's email.
+   * Matched against the invite's email. At most 200 characters.
    */
   char *search_text;
 };
@@ -614,11 +616,11 @@ struct  Portal__Identity__V1__GetMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization owning the member.
+   * The organization owning the member. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's id.
+   * The member's id. At most 128 bytes.
    */
   char *member_id;
 };
@@ -674,31 +676,31 @@ struct  Portal__Identity__V1__UpdateMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization owning the member.
+   * The organization owning the member. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's id.
+   * The member's id. At most 128 bytes.
    */
   char *member_id;
   Portal__Identity__V1__UpdateMemberRequest__OptionalFirstNameCase optional_first_name_case;
   union {
     /*
-     * The new first name.
+     * The new first name. At most 100 characters.
      */
     char *first_name;
   };
   Portal__Identity__V1__UpdateMemberRequest__OptionalLastNameCase optional_last_name_case;
   union {
     /*
-     * The new last name.
+     * The new last name. At most 100 characters.
      */
     char *last_name;
   };
   Portal__Identity__V1__UpdateMemberRequest__OptionalPhoneCase optional_phone_case;
   union {
     /*
-     * The new phone.
+     * The new phone. At most 32 characters.
      */
     char *phone;
   };
@@ -738,11 +740,11 @@ struct  Portal__Identity__V1__DeleteMemberRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization owning the member.
+   * The organization owning the member. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's id.
+   * The member's id. At most 128 bytes.
    */
   char *member_id;
 };
@@ -770,7 +772,7 @@ struct  Portal__Identity__V1__CountMembersRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization whose members are counted.
+   * The organization whose members are counted. At most 128 bytes.
    */
   char *organization_id;
 };
@@ -810,15 +812,15 @@ struct  Portal__Identity__V1__LoginRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization the member belongs to (an email is unique only within one).
+   * The organization the member belongs to (an email is unique only within one). At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's email (case-insensitive).
+   * The member's email (case-insensitive). At most 254 characters.
    */
   char *email;
   /*
-   * The member's password.
+   * The member's password. At most 1,024 bytes.
    */
   char *password;
 };
@@ -858,7 +860,7 @@ struct  Portal__Identity__V1__LogoutRequest
 {
   ProtobufCMessage base;
   /*
-   * The session token to end; an unknown token succeeds (logout is idempotent).
+   * The session token to end; an unknown token succeeds (logout is idempotent). At most 128 bytes.
    */
   char *session_token;
 };
@@ -886,7 +888,7 @@ struct  Portal__Identity__V1__AuthenticateRequest
 {
   ProtobufCMessage base;
   /*
-   * The bearer token to resolve.
+   * The bearer token to resolve. At most 128 bytes.
    */
   char *session_token;
 };

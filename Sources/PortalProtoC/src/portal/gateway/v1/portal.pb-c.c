@@ -2289,7 +2289,7 @@ const ProtobufCMessageDescriptor portal__gateway__v1__get_dashboard_request__des
   (ProtobufCMessageInit) portal__gateway__v1__get_dashboard_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portal__gateway__v1__get_dashboard_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor portal__gateway__v1__get_dashboard_response__field_descriptors[8] =
 {
   {
     "available_licenses",
@@ -2375,6 +2375,18 @@ static const ProtobufCFieldDescriptor portal__gateway__v1__get_dashboard_respons
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unavailable_sections",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Gateway__V1__GetDashboardResponse, n_unavailable_sections),
+    offsetof(Portal__Gateway__V1__GetDashboardResponse, unavailable_sections),
+    &portal__gateway__v1__dashboard_section__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__gateway__v1__get_dashboard_response__field_indices_by_name[] = {
   1,   /* field[1] = activated_licenses */
@@ -2384,11 +2396,12 @@ static const unsigned portal__gateway__v1__get_dashboard_response__field_indices
   5,   /* field[5] = recent_events */
   3,   /* field[3] = total_members */
   2,   /* field[2] = unactivated_licenses */
+  7,   /* field[7] = unavailable_sections */
 };
 static const ProtobufCIntRange portal__gateway__v1__get_dashboard_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor portal__gateway__v1__get_dashboard_response__descriptor =
 {
@@ -2398,7 +2411,7 @@ const ProtobufCMessageDescriptor portal__gateway__v1__get_dashboard_response__de
   "Portal__Gateway__V1__GetDashboardResponse",
   "portal.gateway.v1",
   sizeof(Portal__Gateway__V1__GetDashboardResponse),
-  7,
+  8,
   portal__gateway__v1__get_dashboard_response__field_descriptors,
   portal__gateway__v1__get_dashboard_response__field_indices_by_name,
   1,  portal__gateway__v1__get_dashboard_response__number_ranges,
@@ -4530,6 +4543,38 @@ const ProtobufCEnumDescriptor portal__gateway__v1__quick_action__descriptor =
   portal__gateway__v1__quick_action__enum_values_by_name,
   1,
   portal__gateway__v1__quick_action__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue portal__gateway__v1__dashboard_section__enum_values_by_number[4] =
+{
+  { "DASHBOARD_SECTION_UNSPECIFIED", "PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_UNSPECIFIED", 0 },
+  { "DASHBOARD_SECTION_LICENSES", "PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_LICENSES", 1 },
+  { "DASHBOARD_SECTION_RECENT_EVENTS", "PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_RECENT_EVENTS", 2 },
+  { "DASHBOARD_SECTION_MEMBERS", "PORTAL__GATEWAY__V1__DASHBOARD_SECTION__DASHBOARD_SECTION_MEMBERS", 3 },
+};
+static const ProtobufCIntRange portal__gateway__v1__dashboard_section__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex portal__gateway__v1__dashboard_section__enum_values_by_name[4] =
+{
+  { "DASHBOARD_SECTION_LICENSES", 1 },
+  { "DASHBOARD_SECTION_MEMBERS", 3 },
+  { "DASHBOARD_SECTION_RECENT_EVENTS", 2 },
+  { "DASHBOARD_SECTION_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor portal__gateway__v1__dashboard_section__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.DashboardSection",
+  "DashboardSection",
+  "Portal__Gateway__V1__DashboardSection",
+  "portal.gateway.v1",
+  4,
+  portal__gateway__v1__dashboard_section__enum_values_by_number,
+  4,
+  portal__gateway__v1__dashboard_section__enum_values_by_name,
+  1,
+  portal__gateway__v1__dashboard_section__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__method_descriptors[21] =
