@@ -121,7 +121,7 @@ let package = Package(
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
                 "PortalEntitlements", "PortalGateway",
-                "PortalStorage",
+                "PortalStorage", "PortalCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

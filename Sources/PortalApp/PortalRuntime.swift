@@ -39,6 +39,9 @@ public struct ServiceSettings: Sendable {
     public var tls: ServiceTLS?
     /// A PostgreSQL database shared by every instance of the service; nil keeps an SQLite file in `dataDirectory`.
     public var database: PostgresLocation?
+    /// A secret the gateway presents to the backends and they require before believing caller
+    /// metadata from a peer that is neither on loopback nor vouched for by mutual TLS; nil trusts loopback only.
+    public var internalCredential: String?
     /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
     public var pageTokens = PageTokenKeys.random()
 
@@ -123,15 +126,24 @@ public enum PortalRuntime {
             workers += entitlements.workers
             workers.append(try auditRelay(for: entitlements.store, settings: settings, tls: clientTLS, logger: logger))
         case .gateway:
+            let credentialed = { (channel: any RPCChannel) -> any RPCChannel in
+                settings.internalCredential.map { CredentialedChannel(channel: channel, credential: $0) } ?? channel
+            }
             domain.append(PortalGatewayService(backends: GatewayBackends(
-                identity: try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS),
-                entitlements: try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS),
-                audit: try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))))
+                identity: credentialed(try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
+                entitlements: credentialed(try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)),
+                audit: credentialed(try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS)))))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
         configuration.tls = serverTLS
+        var policies: [any ServerInterceptor] = settings.tls.map { [$0.policy] } ?? []
+        // Mutual TLS names the gateway by its certificate; without it a backend believes caller
+        // metadata only from loopback or with the internal credential.
+        if settings.kind != .gateway, settings.tls?.clientCAFile == nil {
+            policies.append(CallerMetadataPolicy(internalCredential: settings.internalCredential))
+        }
         let (server, health) = ServerAssembly.makeServer(
-            services: domain, configuration: configuration, logger: logger, extraInterceptors: settings.tls.map { [$0.policy] } ?? [])
+            services: domain, configuration: configuration, logger: logger, extraInterceptors: policies)
         try await server.listen()
         let admin: [any Service] = settings.adminPort.map { port in
             [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]

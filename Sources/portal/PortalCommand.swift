@@ -74,7 +74,16 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("previous-page-token-key"), help: "The page token key being rotated out: its tokens are still accepted (env PORTAL_PREVIOUS_PAGE_TOKEN_KEY).")
     var previousPageTokenKey: String?
 
+    @Option(name: .customLong("internal-credential"), help: "Secret (32+ bytes) the gateway presents to the backends; without mutual TLS a backend believes who the caller is only from loopback or with it. Give every service the same value (env PORTAL_INTERNAL_CREDENTIAL).")
+    var internalCredential: String?
+
+    /// `--internal-credential`, else `PORTAL_INTERNAL_CREDENTIAL`.
+    var internalCredentialValue: String? { internalCredential ?? ProcessInfo.processInfo.environment["PORTAL_INTERNAL_CREDENTIAL"] }
+
     func validate() throws {
+        if let credential = internalCredentialValue, credential.utf8.count < 32 {
+            throw ValidationError("--internal-credential: must be at least 32 bytes (for example `openssl rand -base64 32`)")
+        }
         _ = try tls()
         _ = try database()
         _ = try pageTokens()
@@ -173,6 +182,7 @@ struct ServiceOptions: ParsableArguments {
         settings.tls = try tls()
         settings.database = try database()
         settings.pageTokens = try pageTokens()
+        settings.internalCredential = internalCredentialValue
         if settings.database != nil, kind == .gateway {
             throw ValidationError("--database: the gateway keeps no data; give the database to entitlements, identity or audit")
         }

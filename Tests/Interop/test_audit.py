@@ -542,7 +542,8 @@ def test_bad_list_arguments_are_refused_naming_the_field(stub):
         expect_invalid(stub.ListEvents, req(page_token=token, order_by="time asc"), "page_token")
     for order_by in ["time sideways", "message asc", "recorded_at desc", "time desc extra", "sequence"]:
         expect_invalid(stub.ListEvents, req(order_by=order_by), "order_by")
-    expect_invalid_any(stub.ListEvents, req(time_start=ts(BASE_MS), time_end=ts(BASE_MS)), ("time_end", "time_start"))
+    empty = stub.ListEvents(req(time_start=ts(BASE_MS), time_end=ts(BASE_MS)), timeout=10)  # equal bounds select nothing
+    assert (list(empty.events), empty.total_size) == ([], 0)
     expect_invalid_any(stub.ListEvents, req(time_start=ts(BASE_MS), time_end=ts(BASE_MS - 1)), ("time_end", "time_start"))
     expect_invalid(stub.ListEvents, req(time_start=Timestamp(seconds=BASE_MS // 1000, nanos=-5)), "time_start")
     expect_invalid(stub.ListEvents, req(event_types=[UNSPECIFIED]), "event_types")
@@ -887,10 +888,9 @@ def test_nothing_of_another_organization_is_ever_returned(stub):
         assert sorted(e.sequence for e in events) == list(range(1, own_count + 1))
 
     assert list_page(stub, org_a, search_text="only").total_size == 0
-    # A page token of organization A used for organization B still only pages through B.
+    # A page token of organization A is refused for organization B (tokens are bound to their organization).
     token = list_page(stub, org_a, page_size=5).next_page_token
-    page = list_page(stub, org_b, page_size=50, page_token=token)
-    assert {e.organization_id for e in page.events} == {org_b}
+    expect_invalid(stub.ListEvents, A.ListEventsRequest(organization_id=org_b, page_size=50, page_token=token), "page_token")
     # An organization with nothing: empty everywhere.
     empty = new_org()
     response = list_page(stub, empty)
@@ -1117,7 +1117,7 @@ def test_export_refuses_bad_arguments(stub):
     for zone in ["Mars/Olympus_Mons", "Asia/Tokio", "+09:00", "../../etc/passwd", "Not a zone"]:
         expect_invalid(call, req(time_zone=zone), "time_zone")
     expect_invalid(call, req(order_by="message asc"), "order_by")
-    expect_invalid_any(call, req(time_start=ts(BASE_MS), time_end=ts(BASE_MS)), ("time_end", "time_start"))
+    assert b"".join(piece.chunk for piece in call(req(time_start=ts(BASE_MS), time_end=ts(BASE_MS)), timeout=T)).count(b"\r\n") == 1
     expect_invalid(call, req(event_types=[UNSPECIFIED]), "event_types")
     expect_invalid(call, A.ExportEventsCsvRequest(organization_id=""), "organization_id")
 

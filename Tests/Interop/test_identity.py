@@ -1026,13 +1026,15 @@ def test_create_organization_is_idempotent_by_key(idn):
     assert retry.organization == first.organization
     assert retry.first_admin_invite.invite_id == first.first_admin_invite.invite_id
     assert ms(retry.first_admin_invite.added_on) == ms(first.first_admin_invite.added_on)
-    # Same key, different content: still the first result, nothing new.
-    changed = stub.CreateOrganization(
-        I.CreateOrganizationRequest(name="Another Name", first_admin_email=other_email, idempotency_key=key), timeout=T
-    )
-    assert changed.organization == first.organization
-    assert changed.first_admin_invite.invite_id == first.first_admin_invite.invite_id
-    assert changed.first_admin_invite.email == first_email
+    # Same key, different content: refused naming the key (a key stands for one whole request), nothing new.
+    for name, email in (("Another Name", first_email), ("Idempotent Org", other_email)):
+        with pytest.raises(grpc.RpcError) as changed:
+            stub.CreateOrganization(I.CreateOrganizationRequest(name=name, first_admin_email=email, idempotency_key=key), timeout=T)
+        assert changed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert changed.value.details().startswith("idempotency_key: was already used for a different organization"), changed.value.details()
+    # The email compares ignoring case, as emails do.
+    assert stub.CreateOrganization(I.CreateOrganizationRequest(
+        name="Idempotent Org", first_admin_email=first_email.upper(), idempotency_key=key), timeout=T).organization == first.organization
     # Concurrent retries: all the same organization.
     futures = [stub.CreateOrganization.future(request, timeout=T) for _ in range(10)]
     assert outcomes(futures) == [OK] * 10, [f.exception() and f.exception().details() for f in futures]

@@ -242,8 +242,10 @@ struct ActivationBatchTests {
             #expect(Set(log.activations.map(\.activationID)) == Set([0, 4, 8].map { try! outcomes[$0].get().id }))
             #expect(try await harness.auditEvents().filter { $0.eventType == .activations }.map(\.subjectID) == [0, 4, 8].map { try! outcomes[$0].get().id })
 
-            let retried = try await harness.activate(4, of: "P1", from: "ENT-1", key: "a")
+            let retried = try await harness.activate(4, of: "P1", from: "ENT-1", key: "a", serialNumber: "")
             #expect(retried.activationID == first.id)
+            // A key stands for the whole request: any other field is a different activation.
+            await #expect(throws: RPCError.self) { try await harness.activate(4, of: "P1", from: "ENT-1", key: "a", serialNumber: "SN-9") }
         }
     }
 }
