@@ -9,6 +9,8 @@ import Darwin
 #endif
 
 /// Writes one JSON object per line to standard error: time, level, logger label, message, metadata.
+///
+/// Lines go through `LogWriter`, so logging never waits for whoever reads standard error.
 public struct JSONLogHandler: LogHandler {
     /// Metadata added to every line of this logger.
     public var metadata: Logger.Metadata = [:]
@@ -35,15 +37,7 @@ public struct JSONLogHandler: LogHandler {
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
         for key in merged.keys.sorted() { fields.append((key, merged[key]!.description)) }
         let line = "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }.joined(separator: ",") + "}\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        LogWriter.shared.enqueue(Array(line.utf8))
     }
 
     static func quote(_ text: String) -> String {

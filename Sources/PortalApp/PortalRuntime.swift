@@ -180,6 +180,7 @@ public enum PortalRuntime {
 
     /// Runs `services` until a termination signal, then shuts them down gracefully.
     public static func run(_ services: [any Service], logger: Logger) async throws {
+        defer { LogWriter.shared.flush() }
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
