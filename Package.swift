@@ -1,6 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// `PORTAL_FUZZ=1` (set by `scripts/fuzz`) instruments this package's own modules for libFuzzer with
+/// AddressSanitizer and makes `portal-fuzz` a fuzzer; dependencies stay as they are. Without it
+/// `portal-fuzz` replays inputs once.
+let fuzzing = Context.environment["PORTAL_FUZZ"] == "1"
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-enable-testing"]), .define("PORTAL_FUZZING")] : []
+/// libFuzzer without its `main` (`PORTAL_FUZZ_RUNTIME`, found by `scripts/fuzz` in the toolchain):
+/// `portal-fuzz` keeps the entry point an executable target has and starts libFuzzer's driver itself.
+let fuzzerLink: [LinkerSetting] = fuzzing
+    ? [.unsafeFlags(["-sanitize=address", "-Xlinker", Context.environment["PORTAL_FUZZ_RUNTIME"] ?? "", "-lstdc++"])] : []
+
 let package = Package(
     name: "EndCustomerPortal",
     platforms: [.macOS(.v15)],
@@ -34,11 +44,11 @@ let package = Package(
         .target(name: "PortalProtoC", dependencies: ["CProtobufC"], path: "Sources/PortalProtoC", sources: ["src"]),
 
         // Swift values over protobuf-c messages.
-        .target(name: "PortalProtobuf", dependencies: ["CProtobufC"]),
+        .target(name: "PortalProtobuf", dependencies: ["CProtobufC"], swiftSettings: instrumented),
         // The RPC core: status, metadata, descriptors, client and server abstractions. Pure Swift.
-        .target(name: "PortalRPC", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "PortalRPC", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: instrumented),
         // Generated messages, typed clients and server protocols for every service.
-        .target(name: "PortalAPI", dependencies: ["PortalProtoC", "PortalProtobuf", "PortalRPC"]),
+        .target(name: "PortalAPI", dependencies: ["PortalProtoC", "PortalProtobuf", "PortalRPC"], swiftSettings: instrumented),
         // gRPC over HTTP/2: SwiftNIO owns the sockets, nghttp2 the framing, OpenSSL the TLS.
         .target(
             name: "PortalHTTP2",
@@ -49,9 +59,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]),
+            ],
+            swiftSettings: instrumented),
         // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
-        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC", .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: instrumented),
         // Outgoing mail: a spool folder, or an SMTP server.
         .target(
             name: "PortalMail",
@@ -70,9 +81,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]),
+            ],
+            swiftSettings: instrumented),
         // CSV writing and the portal's time format, for exports.
-        .target(name: "PortalCSV"),
+        .target(name: "PortalCSV", swiftSettings: instrumented),
         // Delivers a service's audit outbox to the audit service.
         .target(
             name: "PortalOutboxRelay",
@@ -149,6 +161,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Fuzz targets over the parsers (see scripts/fuzz); without PORTAL_FUZZ=1 a replayer of inputs.
+        .executableTarget(
+            name: "portal-fuzz",
+            dependencies: [
+                "PortalAPI", "PortalCSV", "PortalHTTP2", "PortalRPC", "PortalStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/Fuzz/PortalFuzz",
+            swiftSettings: instrumented,
+            linkerSettings: fuzzerLink),
         .executableTarget(
             name: "portalctl",
             dependencies: ["PortalClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

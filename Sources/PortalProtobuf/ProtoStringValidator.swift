@@ -1,14 +1,19 @@
 import CProtobufC
 
-/// Checks what protobuf-c leaves unchecked: every string field is UTF-8 without NUL characters.
+/// Checks what protobuf-c leaves unchecked: every string field is UTF-8 without NUL characters, and
+/// every field number is valid.
 ///
 /// protobuf-c keeps strings as NUL-terminated C strings, so a NUL inside one would silently cut
-/// it short; proto3 also requires strings to be valid UTF-8. Malformed wire structure is left for
-/// protobuf-c to reject.
+/// it short; proto3 also requires strings to be valid UTF-8. protobuf-c reads a tag of field number
+/// 0 written in more than one byte, and numbers beyond 2^29 - 1, as unknown fields it then cannot
+/// encode again, so both are refused here. Other malformed wire structure is left for protobuf-c to
+/// reject.
 @usableFromInline
 enum ProtoStringValidator {
     /// Nested messages deeper than this are not inspected (protobuf-c decodes them regardless).
     static let maxDepth = 64
+    /// The largest field number protobuf allows.
+    static let maxFieldNumber: UInt64 = (1 << 29) - 1
 
     /// A description of the first bad string field (`"field labels.key: ..."`), or nil.
     @usableFromInline
@@ -16,6 +21,7 @@ enum ProtoStringValidator {
         var index = 0
         while index < bytes.count {
             guard let tag = readVarint(bytes, &index) else { return nil }
+            guard (1...maxFieldNumber).contains(tag >> 3) else { return "field number \(tag >> 3) is not valid" }
             switch tag & 7 {
             case 0:
                 guard readVarint(bytes, &index) != nil else { return nil }
@@ -27,8 +33,7 @@ enum ProtoStringValidator {
                 guard let length = readVarint(bytes, &index), length <= UInt64(bytes.count - index) else { return nil }
                 let body = UnsafeRawBufferPointer(rebasing: bytes[index..<(index + Int(length))])
                 index += Int(length)
-                guard tag >> 3 <= UInt64(UInt32.max),
-                      let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3)) else { continue }
+                guard let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3)) else { continue }
                 let name = String(cString: field.pointee.name)
                 switch field.pointee.type {
                 case PROTOBUF_C_TYPE_STRING:

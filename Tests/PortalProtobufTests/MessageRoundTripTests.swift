@@ -169,6 +169,19 @@ struct StringValidationTests {
         }
     }
 
+    /// Found by the protobuf fuzz target: protobuf-c read these as unknown fields it could not encode again.
+    @Test(arguments: [
+        [0x80, 0x00, 0x00] as [UInt8],  // field 0 in a two-byte tag, varint 0
+        [0xF8, 0xFF, 0xFF, 0xFF, 0x1F, 0x01],  // field 2^32 - 1 (beyond 2^29 - 1), varint 1
+    ])
+    func invalidFieldNumbersAreRefused(bytes: [UInt8]) {
+        #expect {
+            _ = try Bench_V1_Resp(serializedBytes: bytes)
+        } throws: { error in
+            (error as? ProtoDecodingError)?.description.contains("is not valid") == true
+        }
+    }
+
     @Test func bytesFieldsMayHoldAnything() throws {
         var message = Portal_Testing_V1_AllKinds()
         message.bytesValue = [0, 0xFF, 0]
