@@ -12,7 +12,7 @@ final class MetricsInterceptor: ServerInterceptor {
         let inFlight: Meter
         private let service: String
         private let method: String
-        private let calls = Mutex<[RPCStatusCode: Counter]>([:])
+        private let calls = Locked<[RPCStatusCode: Counter]>([:])
 
         init(service: String, method: String) {
             self.service = service
@@ -31,7 +31,7 @@ final class MetricsInterceptor: ServerInterceptor {
         }
     }
 
-    private let methods = Mutex<[String: MethodMetrics]>([:])
+    private let methods = Locked<[String: MethodMetrics]>([:])
 
     func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
         let metrics = methods.withLock { methods in

@@ -1,5 +1,6 @@
 @_exported import PortalAPI
 @_exported import struct PortalHTTP2.TLSConfigurationError
+import PortalRPC
 import PortalHTTP2
 @_exported import PortalRPC
 import Synchronization
@@ -73,10 +74,10 @@ public final class PortalClient: Sendable {
 
 /// The session token shared by a client's calls.
 final class SessionToken: Sendable {
-    private let state: Mutex<String?>
+    private let state: Locked<String?>
 
     init(_ value: String?) {
-        state = Mutex(value)
+        state = Locked(value)
     }
 
     var value: String? {

@@ -369,7 +369,7 @@ final class TrigramCountCache: Sendable {
         let countedAt: ContinuousClock.Instant
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Locked<[String: Entry]>([:])
     private let lifetime: Duration
     private let capacity: Int
 

@@ -23,7 +23,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
         var trailersWaiters: [CheckedContinuation<Metadata, any Error>] = []
     }
 
-    private let shared = Mutex(Shared())
+    private let shared = Locked(Shared())
 
     // Event loop state.
     var id: Int32 = 0 {

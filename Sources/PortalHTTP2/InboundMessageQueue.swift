@@ -15,7 +15,7 @@ final class InboundMessageQueue: Sendable {
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let onConsume: (@Sendable () -> Void)?
 
     init(onConsume: (@Sendable () -> Void)?) {
@@ -106,7 +106,7 @@ final class CallTermination: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Fires the signal (idempotent).
     func fire() {

@@ -38,7 +38,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     private let port: Int
     private let configuration: Configuration
     private let group: any EventLoopGroup
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private typealias Connection = NIOLoopBound<HTTP2ClientConnectionHandler>
 

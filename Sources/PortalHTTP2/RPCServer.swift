@@ -48,7 +48,7 @@ public final class RPCServer: Service, Sendable {
     private let connections = ConnectionRegistry()
     private let acceptedConnections: AsyncStream<AcceptedConnection>
     private let acceptedSink: AsyncStream<AcceptedConnection>.Continuation
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let onShutdown: @Sendable () -> Void
 
     private struct State {
@@ -232,7 +232,7 @@ final class ConnectionRegistry: Sendable {
         var whenEmpty: (@Sendable () -> Void)?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var count: Int { state.withLock { $0.connections.count } }
 

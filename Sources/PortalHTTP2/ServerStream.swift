@@ -27,7 +27,7 @@ final class ServerStream: ServerCallStream, MessageReceiver, @unchecked Sendable
         var closedError: RPCError?
     }
 
-    private let shared = Mutex(Shared())
+    private let shared = Locked(Shared())
 
     // Event loop state.
     var deframer: GRPCMessageDeframer

@@ -1,3 +1,4 @@
+import PortalRPC
 import Synchronization
 
 /// Limits failed logins per account and per source address, so passwords cannot be guessed quickly.
@@ -13,7 +14,7 @@ final class LoginRateLimiter: Sendable {
 
     private let burst: Double
     private let refillPerSecond: Double
-    private let budgets = Mutex<[String: Budget]>([:])
+    private let budgets = Locked<[String: Budget]>([:])
 
     init(burst: Int = 10, refillPerMinute: Double = 5) {
         self.burst = Double(burst)

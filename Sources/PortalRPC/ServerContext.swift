@@ -1,3 +1,4 @@
+import PortalRPC
 import Synchronization
 
 /// What a handler knows about its call, and the metadata it wants to send back.
@@ -23,7 +24,7 @@ public final class ServerContext: Sendable {
         var principal: RPCPrincipal?
     }
 
-    private let state = Mutex(Mutable())
+    private let state = Locked(Mutable())
 
     /// Creates a context; the transport does this for every call.
     public init(

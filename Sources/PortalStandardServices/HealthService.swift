@@ -15,7 +15,7 @@ public final class HealthService: Grpc_Health_V1_HealthService {
         var nextWatcher = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Creates the service with the server itself (`""`) and `services` SERVING.
     public init(services: [String] = []) {

@@ -13,7 +13,7 @@ public final class EchoService: Portal_Testing_V1_EchoService {
         var active = 0
     }
 
-    private let counters = Mutex(Counters())
+    private let counters = Locked(Counters())
 
     /// Creates the service.
     public init() {}

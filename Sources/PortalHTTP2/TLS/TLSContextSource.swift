@@ -1,3 +1,4 @@
+import PortalRPC
 import Glibc
 import Logging
 import Synchronization
@@ -22,13 +23,13 @@ public final class TLSContextSource: Sendable {
 
     private let files: Files
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private init(files: Files, logger: Logger) throws {
         self.files = files
         self.logger = logger
         let stamps = Self.stamps(of: Self.paths(files))
-        state = Mutex(State(context: try Self.load(files), stamps: stamps, checkedAt: .now))
+        state = Locked(State(context: try Self.load(files), stamps: stamps, checkedAt: .now))
     }
 
     /// Serves with `settings`; throws a `TLSConfigurationError` naming the file when it cannot.
