@@ -88,8 +88,8 @@ def test_new_connections_are_answered_quickly_while_the_server_is_saturated(fres
 
 def test_a_log_nobody_reads_does_not_stop_the_server(test_server_bin, tmp_path):
     """A server whose standard error is a pipe that is never read: thousands of calls (each logging
-    an access line, far more than the pipe holds) still complete, and new connections still get
-    SETTINGS and health answers at once. Logging waits for no reader."""
+    an access line, far more than the pipe holds) still complete, new connections still get
+    SETTINGS and health answers at once, and SIGTERM still ends it. Logging waits for no reader."""
     port = support.free_port()
     server = subprocess.Popen([test_server_bin, "--host", "127.0.0.1", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -117,9 +117,13 @@ def test_a_log_nobody_reads_does_not_stop_the_server(test_server_bin, tmp_path):
         assert max(time_to_settings(port) for _ in range(10)) < SETTINGS_P99_LIMIT
         assert time_to_health(port) < HEALTH_P99_LIMIT
         channel.close()
+        # Shutdown does not wait for the reader either.
+        server.terminate()
+        assert server.wait(timeout=support.SHUTDOWN_TIMEOUT + 5) == 0
     finally:
-        server.kill()
-        server.wait(timeout=10)
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)
 
 
 def _serving(channel) -> bool:
