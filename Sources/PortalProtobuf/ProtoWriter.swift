@@ -134,9 +134,22 @@ public struct ProtoWriter {
     /// Sets a map field; `entry` writes one key/value pair into an entry (key field 1, value field 2).
     @inlinable
     public func setMap<Key, Value>(_ number: UInt32, _ map: [Key: Value], entry: (ProtoWriter, Key, Value) -> Void) {
-        guard !map.isEmpty else { return }
+        // Entries in a fixed order (a Dictionary's own order depends on its history), so equal
+        // messages always encode to equal bytes; only bool keys take this path.
+        setEntries(number, map.sorted { String(describing: $0.key) < String(describing: $1.key) }, entry: entry)
+    }
+
+    /// Sets a map field with its entries in key order, so equal messages encode to equal bytes.
+    @inlinable
+    public func setMap<Key: Comparable, Value>(_ number: UInt32, _ map: [Key: Value], entry: (ProtoWriter, Key, Value) -> Void) {
+        setEntries(number, map.sorted { $0.key < $1.key }, entry: entry)
+    }
+
+    @usableFromInline
+    func setEntries<Key, Value>(_ number: UInt32, _ entries: [(key: Key, value: Value)], entry: (ProtoWriter, Key, Value) -> Void) {
+        guard !entries.isEmpty else { return }
         let field = layout.field(number)
-        setPointers(number, map.map { key, value in
+        setPointers(number, entries.map { key, value in
             let child = nested(field)
             entry(child, key, value)
             return child.base

@@ -182,6 +182,19 @@ struct StringValidationTests {
         }
     }
 
+    /// Found by the protobuf fuzz target: map entries followed the Dictionary's own order, so equal
+    /// messages could encode to different bytes.
+    @Test func equalMapsEncodeToEqualBytes() throws {
+        var forward = Portal_Testing_V1_AllKinds()
+        var backward = Portal_Testing_V1_AllKinds()
+        for key in 0..<50 { forward.labels["k\(key)"] = "v"; forward.nestedByID[Int32(key)] = .init() }
+        for key in (0..<50).reversed() { backward.labels["k\(key)"] = "v"; backward.nestedByID[Int32(key)] = .init() }
+        #expect(forward == backward)
+        #expect(forward.serializedBytes() == backward.serializedBytes())
+        let decoded = try Portal_Testing_V1_AllKinds(serializedBytes: forward.serializedBytes())
+        #expect(decoded.serializedBytes() == forward.serializedBytes())
+    }
+
     @Test func bytesFieldsMayHoldAnything() throws {
         var message = Portal_Testing_V1_AllKinds()
         message.bytesValue = [0, 0xFF, 0]
