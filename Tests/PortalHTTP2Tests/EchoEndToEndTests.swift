@@ -80,11 +80,13 @@ struct EchoEndToEndTests {
             let client = Portal_Testing_V1_EchoClient(channel: channel)
             let started = ContinuousClock.now
             let error = try await #require(throws: RPCError.self) {
-                try await client.get(Self.request("slow") { $0.delayMs = 5000 }, options: CallOptions(timeout: .milliseconds(200)))
+                try await client.get(Self.request("slow") { $0.delayMs = 30_000 }, options: CallOptions(timeout: .milliseconds(200)))
             }
             #expect(error.code == .deadlineExceeded)
             #expect(ContinuousClock.now - started < .seconds(2))
-            try await expectEventually { try await client.stats(.init()).callsCancelled == 1 }
+            // The handler would sleep 30 s: only a cancellation ends it sooner. The wait is generous
+            // because every server of the test process shares two event loops with busy suites.
+            try await expectEventually(timeout: .seconds(20)) { try await client.stats(.init()).callsCancelled == 1 }
             #expect(try await client.stats(.init()).callsActive == 0)
             await channel.close()
         }
