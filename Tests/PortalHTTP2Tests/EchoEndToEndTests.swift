@@ -79,13 +79,16 @@ struct EchoEndToEndTests {
             let channel = channel(to: port)
             let client = Portal_Testing_V1_EchoClient(channel: channel)
             let started = ContinuousClock.now
-            let error = try await #require(throws: RPCError.self) {
-                try await client.get(Self.request("slow") { $0.delayMs = 30_000 }, options: CallOptions(timeout: .milliseconds(200)))
+            // A deadline long enough for the handler to start even on a busy test process (a request
+            // whose deadline passes before it is read never reaches its handler), a handler that
+            // would sleep 30 s: only the deadline's cancellation ends it sooner.
+            let call = Task {
+                try await client.get(Self.request("slow") { $0.delayMs = 30_000 }, options: CallOptions(timeout: .seconds(2)))
             }
+            try await expectEventually(timeout: .seconds(2)) { try await client.stats(.init()).callsActive == 1 }
+            let error = try await #require(throws: RPCError.self) { try await call.value }
             #expect(error.code == .deadlineExceeded)
-            #expect(ContinuousClock.now - started < .seconds(2))
-            // The handler would sleep 30 s: only a cancellation ends it sooner. The wait is generous
-            // because every server of the test process shares two event loops with busy suites.
+            #expect(ContinuousClock.now - started < .seconds(4))
             try await expectEventually(timeout: .seconds(20)) { try await client.stats(.init()).callsCancelled == 1 }
             #expect(try await client.stats(.init()).callsActive == 0)
             await channel.close()
