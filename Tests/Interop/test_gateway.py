@@ -1325,8 +1325,11 @@ def test_a_backend_that_never_ran_is_unavailable_naming_it(world):
     assert time.monotonic() - started < 3.0, message
     assert_plain_outage_message(message, "licensing")
     request_id = re.search(r"\(request ([A-Za-z0-9._-]+)\)$", message).group(1)
-    logged = [line for line in access_log(gateway) if line.get("request_id") == request_id]
-    assert logged and "127.0.0.1" in logged[0].get("cause", ""), f"the log keeps the cause for the request id: {logged}"
+    def logged() -> list[dict]:
+        return [line for line in access_log(gateway) if line.get("request_id") == request_id]
+
+    assert support.wait_until(lambda: logged() and "127.0.0.1" in logged()[0].get("cause", ""), timeout=5), \
+        f"the log keeps the cause for the request id: {logged()}"
     dashboard = portal.GetDashboard(G.GetDashboardRequest(), metadata=metadata, timeout=5)
     assert list(dashboard.unavailable_sections) == [G.DASHBOARD_SECTION_LICENSES] and dashboard.available_licenses == 0
     refused(lambda: portal.ListActivations(G.ListActivationsRequest(), metadata=metadata, timeout=5), UNAVAILABLE)

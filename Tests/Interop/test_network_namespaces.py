@@ -282,8 +282,9 @@ def test_the_flow_crosses_namespaces_over_mutual_tls(hosts, portal):
     assert activated.quantity == 1
     assert portal.dashboard(10).activated_licenses >= 1
     # The backends saw the gateway arrive from its own address, not loopback.
-    log = (portal.services["entitlements"].root / "entitlements.stderr.log").read_text()
-    assert f'"peer":"[IPv4]{fabric.address("gateway")}/{fabric.address("gateway")}:' in log
+    log = portal.services["entitlements"].root / "entitlements.stderr.log"
+    peer = f'"peer":"[IPv4]{fabric.address("gateway")}/{fabric.address("gateway")}:'
+    assert support.wait_until(lambda: peer in log.read_text(), timeout=5), log.read_text()[-2000:]
 
 
 def test_the_gateway_reconnects_to_a_restarted_backend(hosts, portal):

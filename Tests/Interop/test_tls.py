@@ -320,7 +320,9 @@ def test_the_gateway_refuses_a_backend_certificate_for_another_name(stack, tmp_p
     assert code == grpc.StatusCode.UNAVAILABLE
     # The user reads what is unavailable; the gateway's log keeps why, under the request id.
     assert details.startswith("sign-in and member management is unavailable right now"), details
-    assert "certificate was refused: IP address mismatch" in gateway.stderr_path.read_text(), gateway.stderr_text()
+    # Logs are written by a thread of their own: give the line a moment to arrive.
+    assert support.wait_until(lambda: "certificate was refused: IP address mismatch" in gateway.stderr_path.read_text(), timeout=5), \
+        gateway.stderr_text()
 
 
 def test_the_gateway_refuses_backends_when_it_trusts_another_ca(stack, foreign):
@@ -331,7 +333,8 @@ def test_the_gateway_refuses_backends_when_it_trusts_another_ca(stack, foreign):
                                                  timeout=T))
     assert code == grpc.StatusCode.UNAVAILABLE
     assert details.startswith("sign-in and member management is unavailable right now"), details
-    assert "the server's certificate was refused: " in gateway.stderr_path.read_text(), gateway.stderr_text()
+    assert support.wait_until(lambda: "the server's certificate was refused: " in gateway.stderr_path.read_text(), timeout=5), \
+        gateway.stderr_text()
 
 
 # -- negotiation
