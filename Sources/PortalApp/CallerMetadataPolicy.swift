@@ -1,4 +1,3 @@
-import Foundation
 import PortalCrypto
 import PortalRPC
 
@@ -32,14 +31,7 @@ struct CallerMetadataPolicy: ServerInterceptor {
            SecretHashing.constantTimeEqual(SecretHashing.sha256(presented), credentialDigest) {
             return true
         }
-        return Self.isLoopback(peer: context.peer)
-    }
-
-    /// Whether a peer description such as `[IPv4]127.0.0.1/127.0.0.1:5000` is a loopback address.
-    static func isLoopback(peer: String) -> Bool {
-        let host = peer.split(separator: "/").last.map(String.init) ?? peer
-        guard let colon = host.lastIndex(of: ":") else { return false }
-        let address = host[..<colon].trimmingCharacters(in: ["[", "]"])
+        let address = context.peerAddress
         return address.hasPrefix("127.") || address == "::1" || address.hasPrefix("::ffff:127.")
     }
 }

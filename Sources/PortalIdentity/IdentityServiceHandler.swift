@@ -165,7 +165,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         guard !request.email.isEmpty else { throw RPCError.invalidArgument(field: "email", "is required") }
         guard !request.password.isEmpty else { throw RPCError.invalidArgument(field: "password", "is required") }
-        let keys = ["account:\(organizationID):\(IdentityValidation.emailKey(request.email))", "source:\(Self.sourceAddress(context.peer))"]
+        let keys = ["account:\(organizationID):\(IdentityValidation.emailKey(request.email))", "source:\(context.peerAddress)"]
         guard limiter.allows(keys) else {
             throw RPCError(.resourceExhausted, "too many failed sign-in attempts; wait a few minutes and try again")
         }
@@ -210,10 +210,4 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         return Actor(memberID: memberID, displayName: name)
     }
 
-    /// The IP part of a peer description such as `[IPv4]127.0.0.1/127.0.0.1:5000`.
-    static func sourceAddress(_ peer: String) -> String {
-        let host = peer.split(separator: "/").last.map(String.init) ?? peer
-        guard let colon = host.lastIndex(of: ":") else { return host }
-        return String(host[..<colon])
-    }
 }

@@ -13,6 +13,13 @@ public final class ServerContext: Sendable {
     public let deadline: ContinuousClock.Instant?
     /// The remote address, for logs.
     public let peer: String
+
+    /// The IP part of `peer` (`127.0.0.1` of `[IPv4]127.0.0.1/127.0.0.1:5000`, `::1` of an IPv6 peer).
+    public var peerAddress: String {
+        let host = peer.split(separator: "/").last.map(String.init) ?? peer
+        guard let colon = host.lastIndex(of: ":") else { return host }
+        return String(host[..<colon])
+    }
     /// The request id: the client's `x-request-id` when valid, otherwise a fresh one.
     public let requestID: String
     /// How the call's connection is secured, and the client certificate it presented.
