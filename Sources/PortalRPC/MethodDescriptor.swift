@@ -8,12 +8,15 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     public let kind: RPCKind
     /// The HTTP/2 `:path`, `/service/method`.
     public let path: String
+    /// Whether the proto marks the method `idempotency_level = NO_SIDE_EFFECTS`: it only reads.
+    public let hasNoSideEffects: Bool
 
     /// Creates a descriptor.
-    public init(service: String, method: String, kind: RPCKind) {
+    public init(service: String, method: String, kind: RPCKind, hasNoSideEffects: Bool = false) {
         self.service = service
         self.method = method
         self.kind = kind
+        self.hasNoSideEffects = hasNoSideEffects
         path = "/\(service)/\(method)"
     }
 

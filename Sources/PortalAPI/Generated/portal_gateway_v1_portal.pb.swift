@@ -1741,31 +1741,31 @@ public enum Portal_Gateway_V1_PortalMethods {
     /// `portal.gateway.v1.PortalService/Logout`.
     public static let logout = MethodDescriptor(service: serviceName, method: "Logout", kind: .unary)
     /// `portal.gateway.v1.PortalService/WhoAmI`.
-    public static let whoAmI = MethodDescriptor(service: serviceName, method: "WhoAmI", kind: .unary)
+    public static let whoAmI = MethodDescriptor(service: serviceName, method: "WhoAmI", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/GetDashboard`.
-    public static let getDashboard = MethodDescriptor(service: serviceName, method: "GetDashboard", kind: .unary)
+    public static let getDashboard = MethodDescriptor(service: serviceName, method: "GetDashboard", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListProducts`.
-    public static let listProducts = MethodDescriptor(service: serviceName, method: "ListProducts", kind: .unary)
+    public static let listProducts = MethodDescriptor(service: serviceName, method: "ListProducts", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/GetProduct`.
-    public static let getProduct = MethodDescriptor(service: serviceName, method: "GetProduct", kind: .unary)
+    public static let getProduct = MethodDescriptor(service: serviceName, method: "GetProduct", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListEntitlements`.
-    public static let listEntitlements = MethodDescriptor(service: serviceName, method: "ListEntitlements", kind: .unary)
+    public static let listEntitlements = MethodDescriptor(service: serviceName, method: "ListEntitlements", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/GetEntitlement`.
-    public static let getEntitlement = MethodDescriptor(service: serviceName, method: "GetEntitlement", kind: .unary)
+    public static let getEntitlement = MethodDescriptor(service: serviceName, method: "GetEntitlement", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/Activate`.
     public static let activate = MethodDescriptor(service: serviceName, method: "Activate", kind: .unary)
     /// `portal.gateway.v1.PortalService/ListActivations`.
-    public static let listActivations = MethodDescriptor(service: serviceName, method: "ListActivations", kind: .unary)
+    public static let listActivations = MethodDescriptor(service: serviceName, method: "ListActivations", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ExportActivationsCsv`.
-    public static let exportActivationsCsv = MethodDescriptor(service: serviceName, method: "ExportActivationsCsv", kind: .serverStreaming)
+    public static let exportActivationsCsv = MethodDescriptor(service: serviceName, method: "ExportActivationsCsv", kind: .serverStreaming, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListAuditEvents`.
-    public static let listAuditEvents = MethodDescriptor(service: serviceName, method: "ListAuditEvents", kind: .unary)
+    public static let listAuditEvents = MethodDescriptor(service: serviceName, method: "ListAuditEvents", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ExportAuditEventsCsv`.
-    public static let exportAuditEventsCsv = MethodDescriptor(service: serviceName, method: "ExportAuditEventsCsv", kind: .serverStreaming)
+    public static let exportAuditEventsCsv = MethodDescriptor(service: serviceName, method: "ExportAuditEventsCsv", kind: .serverStreaming, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListMembers`.
-    public static let listMembers = MethodDescriptor(service: serviceName, method: "ListMembers", kind: .unary)
+    public static let listMembers = MethodDescriptor(service: serviceName, method: "ListMembers", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListInvites`.
-    public static let listInvites = MethodDescriptor(service: serviceName, method: "ListInvites", kind: .unary)
+    public static let listInvites = MethodDescriptor(service: serviceName, method: "ListInvites", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/InviteMember`.
     public static let inviteMember = MethodDescriptor(service: serviceName, method: "InviteMember", kind: .unary)
     /// `portal.gateway.v1.PortalService/ResendInvite`.
