@@ -45,6 +45,28 @@ static inline void portal_SSL_CTX_select_alpn_h2(SSL_CTX *ctx) {
     SSL_CTX_set_alpn_select_cb(ctx, portal_alpn_select_h2, NULL);
 }
 
+/* Web listeners speak HTTP/1.1: chosen when offered; a client offering no ALPN gets none. */
+static inline int portal_alpn_select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                                            const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl; (void)arg;
+    unsigned int i = 0;
+    while (i < inlen) {
+        unsigned int length = in[i];
+        if (i + 1 + length > inlen) break;
+        if (length == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + length;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static inline void portal_SSL_CTX_select_alpn_http11(SSL_CTX *ctx) {
+    SSL_CTX_set_alpn_select_cb(ctx, portal_alpn_select_http11, NULL);
+}
+
 /* Client certificates are requested and verified, but the handshake goes on whatever the outcome:
    the verdict (SSL_get_verify_result) is judged per call, so callers get a status naming the reason. */
 static inline int portal_verify_record_only(int preverified, X509_STORE_CTX *store) {

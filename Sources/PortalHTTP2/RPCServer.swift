@@ -129,7 +129,7 @@ public final class RPCServer: Service, Sendable {
         for waiter in waiters { waiter.resume(returning: channel.localAddress!) }
         logger.info("listening", metadata: ["address": "\(channel.localAddress!)"])
 
-        let dispatcher = ServerCallDispatcher(interceptors: interceptors, logger: logger)
+        let dispatcher = ServerCallDispatcher(executor: ServerCallExecutor(interceptors: interceptors, logger: logger))
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await connection in acceptedConnections {

@@ -4,7 +4,7 @@ import PortalRPC
 /// TLS inside the NIO pipeline: ciphertext from the socket, plaintext to the HTTP/2 handler after it.
 ///
 /// Writes made before the handshake finishes wait, then go out encrypted. The handshake must finish
-/// within `handshakeTimeout` and negotiate ALPN `h2`, or the connection closes. Lives on its
+/// within `handshakeTimeout` and (for gRPC) negotiate ALPN `h2`, or the connection closes. Lives on its
 /// connection's event loop.
 final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -21,6 +21,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State { case handshaking, established, closed }
 
     private let connection: TLSConnection
+    private let requiresHTTP2: Bool
     private let handshakeTimeout: TimeAmount
     private let onEstablished: (any Channel, Established) throws -> Void
     private let onFailure: (String) -> Void
@@ -34,11 +35,12 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A handler for `connection`; `onEstablished` runs once the handshake succeeded, before any plaintext is read.
     init(
-        connection: TLSConnection, handshakeTimeout: TimeAmount = .seconds(10),
+        connection: TLSConnection, requiresHTTP2: Bool = true, handshakeTimeout: TimeAmount = .seconds(10),
         onEstablished: @escaping (any Channel, Established) throws -> Void = { _, _ in },
         onFailure: @escaping (String) -> Void = { _ in }
     ) {
         self.connection = connection
+        self.requiresHTTP2 = requiresHTTP2
         self.handshakeTimeout = handshakeTimeout
         self.onEstablished = onEstablished
         self.onFailure = onFailure
@@ -98,7 +100,7 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendOutput(context: context, promise: nil, flush: true)  // the alert tells the peer why
             fail(context: context, reason: reason)
         case .done:
-            guard connection.negotiatedProtocol == "h2" else {
+            guard !requiresHTTP2 || connection.negotiatedProtocol == "h2" else {
                 fail(context: context, reason: "the peer did not negotiate HTTP/2 (ALPN h2)")
                 return
             }

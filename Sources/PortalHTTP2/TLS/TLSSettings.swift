@@ -6,6 +6,14 @@ public enum TLSVersion: String, Sendable, CaseIterable {
     case v1_3 = "1.3"
 }
 
+/// The protocol a TLS server speaks inside TLS.
+public enum TLSApplicationProtocol: Sendable, Hashable {
+    /// HTTP/2, required by ALPN `h2` (gRPC).
+    case http2
+    /// HTTP/1.1, by ALPN `http/1.1` when the client offers it (browsers on the web listener).
+    case http1
+}
+
 /// A server's TLS certificate and key, and the CA whose client certificates it asks for.
 public struct TLSServerSettings: Sendable, Hashable {
     /// PEM certificate chain: the server's certificate first, then intermediates.
@@ -19,6 +27,8 @@ public struct TLSServerSettings: Sendable, Hashable {
     public var clientCAFile: String?
     /// The lowest version accepted.
     public var minimumVersion: TLSVersion = .v1_3
+    /// The protocol spoken inside TLS, chosen by ALPN: HTTP/2 for gRPC, HTTP/1.1 for the web listener.
+    public var applicationProtocol: TLSApplicationProtocol = .http2
 
     /// Settings serving `certificateFile` with `keyFile`.
     public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil) {

@@ -1,0 +1,27 @@
+/// Request ids: the client's when it is safe to log, otherwise a fresh one.
+public enum RequestID {
+    /// The client's id when it has 1 to 128 characters from `[A-Za-z0-9._-]`.
+    public static func accepting(_ candidate: String) -> String? {
+        guard (1...128).contains(candidate.utf8.count),
+              candidate.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+        else { return nil }
+        return candidate
+    }
+
+    /// Fresh ids for one connection: a random 64-bit prefix and a counter, unique without a syscall per call.
+    public struct Generator {
+        private let prefix: String
+        private var counter: UInt64 = 0
+
+        public init() {
+            let hex = String(UInt64.random(in: .min ... .max), radix: 16)
+            prefix = String(repeating: "0", count: 16 - hex.count) + hex
+        }
+
+        /// The next id of this connection.
+        public mutating func next() -> String {
+            counter += 1
+            return prefix + "-" + String(counter, radix: 16)
+        }
+    }
+}
