@@ -10,7 +10,10 @@ import Synchronization
 ///
 /// ```swift
 /// let client = PortalClient(host: "127.0.0.1", port: 50050)
-/// try await client.login(organizationID: "org_…", email: "ada@example.com", password: "…")
+/// let signIn = try await client.login(email: "ada@example.com", password: "…")
+/// if let choice = signIn.organizationChoices.first {  // a member of several organizations chooses one
+///     try await client.login(choiceToken: signIn.choiceToken, organizationID: choice.organizationID)
+/// }
 /// let dashboard = try await client.portal.getDashboard(.init())
 /// ```
 public final class PortalClient: Sendable {
@@ -48,15 +51,38 @@ public final class PortalClient: Sendable {
         set { token.value = newValue }
     }
 
-    /// Signs in and keeps the session token for the calls that follow.
+    /// Signs in to one organization and keeps the session token for the calls that follow.
     @discardableResult
     public func login(organizationID: String, email: String, password: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
-        let response = try await portal.login(.with {
+        try await keepSession(portal.login(.with {
             $0.organizationID = organizationID
             $0.email = email
             $0.password = password
-        }, options: options)
-        token.value = response.sessionToken
+        }, options: options))
+    }
+
+    /// Signs in with email and password alone. A member of one organization is signed in (the token
+    /// is kept); a member of several gets no session but `choiceToken` and `organizationChoices`:
+    /// finish with `login(choiceToken:organizationID:)` within 5 minutes.
+    @discardableResult
+    public func login(email: String, password: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
+        try await keepSession(portal.login(.with {
+            $0.email = email
+            $0.password = password
+        }, options: options))
+    }
+
+    /// Finishes a sign-in that offered a choice, in the organization chosen, and keeps the session token.
+    @discardableResult
+    public func login(choiceToken: String, organizationID: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
+        try await keepSession(portal.login(.with {
+            $0.choiceToken = choiceToken
+            $0.organizationID = organizationID
+        }, options: options))
+    }
+
+    private func keepSession(_ response: Portal_Gateway_V1_LoginResponse) -> Portal_Gateway_V1_LoginResponse {
+        if !response.sessionToken.isEmpty { token.value = response.sessionToken }
         return response
     }
 

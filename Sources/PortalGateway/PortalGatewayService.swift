@@ -52,12 +52,22 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     // MARK: Sign-in
 
     public func login(request: Portal_Gateway_V1_LoginRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LoginResponse {
-        let session = try await openSession(
-            organizationID: request.organizationID, email: request.email, password: request.password, call: try BackendCall(context, caller: nil))
+        let call = try BackendCall(context, caller: nil)
+        let answer = try await call.run("identity") { metadata, options in
+            try await backends.identity.login(.with {
+                $0.organizationID = request.organizationID
+                $0.email = request.email
+                $0.password = request.password
+                $0.choiceToken = request.choiceToken
+            }, metadata: metadata, options: options)
+        }
         return .with {
-            $0.sessionToken = session.sessionToken
-            $0.expiresAt = session.expiresAt
-            $0.principal = session.principal
+            $0.sessionToken = answer.sessionToken
+            $0.expiresAt = answer.expiresAt
+            $0.principal = answer.principal
+            $0.choiceToken = answer.choiceToken
+            $0.choiceExpiresAt = answer.choiceExpiresAt
+            $0.organizationChoices = answer.organizationChoices
         }
     }
 
@@ -102,10 +112,24 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     }
 
     public func whoAmI(request: Portal_Gateway_V1_WhoAmIRequest, context: ServerContext) async throws -> Portal_Gateway_V1_WhoAmIResponse {
-        let (caller, _) = try await authorize(context, .viewPortal)
+        let (caller, call) = try await authorize(context, .viewPortal)
+        let memberships: Portal_Identity_V1_ListMembershipsResponse
+        do {
+            memberships = try await call.run("identity") { metadata, options in
+                try await backends.identity.listMemberships(.with {
+                    $0.organizationID = caller.organizationID
+                    $0.memberID = caller.principal.memberID
+                }, metadata: metadata, options: options)
+            }
+        } catch let error as RPCError where error.code == .notFound {
+            // Deleted since the token was last resolved: the session has ended.
+            await sessions.forget(token: try Self.bearerToken(context))
+            throw RPCError(.unauthenticated, "authorization: the session has ended", cause: error)
+        }
         return .with {
             $0.principal = caller.principal
             $0.expiresAt = caller.expiresAt
+            $0.organizations = memberships.memberships
         }
     }
 

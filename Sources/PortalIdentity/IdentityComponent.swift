@@ -26,6 +26,10 @@ public struct IdentityComponent: Sendable {
         public var database: PostgresLocation?
         /// The keys that sign page tokens; every instance must share them.
         public var pageTokens = PageTokenKeys.random()
+        /// Checks and hashes passwords; nil uses scrypt with `passwordParameters`.
+        public var passwords: (any PasswordChecking)?
+        /// The time, in milliseconds since the Unix epoch (the wall clock unless a test moves it).
+        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
         /// Settings storing data under `dataDirectory`.
         public init(dataDirectory: String) {
@@ -60,8 +64,8 @@ public struct IdentityComponent: Sendable {
         }
         let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptURL: settings.acceptURL, logger: logger)
         let handler = IdentityServiceHandler(
-            store: identityStore, passwords: PasswordHasher(parameters: settings.passwordParameters),
-            clock: { Int64(Date().timeIntervalSince1970 * 1000) }, pageTokens: settings.pageTokens, onMailQueued: { mailer.wakeUp() })
+            store: identityStore, passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
+            clock: settings.clock, pageTokens: settings.pageTokens, onMailQueued: { mailer.wakeUp() })
         return IdentityComponent(service: handler, workers: [mailer], store: store)
     }
 }

@@ -112,5 +112,34 @@ enum IdentityMigrations {
             """,
             "CREATE INDEX sessions_member ON sessions (member_id)",
         ] + Outbox.postgresSchema),
+        SQLMigration(version: 2, name: "sign-in by email alone: organization choices, members by email", statements: [
+            // One row per organization a sign-in may continue in; the token is stored only hashed,
+            // works once, and is dropped once it has expired.
+            """
+            CREATE TABLE login_choices (
+                token_hash BLOB NOT NULL,
+                org_id TEXT NOT NULL,
+                member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (token_hash, org_id)
+            )
+            """,
+            "CREATE INDEX login_choices_expiry ON login_choices (expires_at)",
+            "CREATE INDEX login_choices_member ON login_choices (member_id)",
+            "CREATE INDEX members_email ON members (email_key)",
+        ], postgres: [
+            """
+            CREATE TABLE login_choices (
+                token_hash BYTEA NOT NULL,
+                org_id TEXT NOT NULL,
+                member_id TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (token_hash, org_id)
+            )
+            """,
+            "CREATE INDEX login_choices_expiry ON login_choices (expires_at)",
+            "CREATE INDEX login_choices_member ON login_choices (member_id)",
+            "CREATE INDEX members_email ON members (email_key)",
+        ]),
     ]
 }

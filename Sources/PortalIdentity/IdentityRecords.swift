@@ -81,6 +81,51 @@ struct MemberRecord: Sendable {
     }
 }
 
+/// A membership an email and password may sign in to: the member, their password hash and the
+/// organization's name.
+struct SignInCandidate: Sendable {
+    let member: MemberRecord
+    let passwordHash: String
+    let organizationName: String
+
+    init(row: any SQLRow) throws {
+        member = try MemberRecord(row: row)
+        passwordHash = try row.decode(column: "password_hash", as: String.self)
+        organizationName = try row.decode(column: "org_name", as: String.self)
+    }
+
+    /// The organization as a sign-in offers it to choose from.
+    var choice: Portal_Identity_V1_OrganizationChoice {
+        .with {
+            $0.organizationID = member.organizationID
+            $0.name = organizationName
+        }
+    }
+}
+
+/// One organization a person (an email) is a member of, and their role there.
+struct MembershipRecord: Sendable {
+    let organizationID: String
+    let organizationName: String
+    let role: MemberRole
+
+    init(row: any SQLRow) throws {
+        organizationID = try row.decode(column: "org_id", as: String.self)
+        organizationName = try row.decode(column: "org_name", as: String.self)
+        role = MemberRole(stored: try row.decode(column: "role", as: String.self)) ?? .viewer
+    }
+
+    /// The membership as the API shows it; `current` marks the organization asked about.
+    func api(currentOrganizationID: String) -> Portal_Identity_V1_Membership {
+        .with {
+            $0.organizationID = organizationID
+            $0.organizationName = organizationName
+            $0.role = role.api
+            $0.current = organizationID == currentOrganizationID
+        }
+    }
+}
+
 /// A stored invite (without its secret hash).
 struct InviteRecord: Sendable {
     let id: String

@@ -7,15 +7,15 @@ import PortalStorage
 /// `portal.identity.v1.IdentityService`: validates every request, applies the rules and answers
 /// with the right status; the data lives in `IdentityStore`.
 public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
-    private let store: IdentityStore
-    private let limiter = LoginRateLimiter()
-    private let passwords: PasswordHasher
-    private let clock: @Sendable () -> Int64
+    let store: IdentityStore
+    let limiter = LoginRateLimiter()
+    let passwords: any PasswordChecking
+    let clock: @Sendable () -> Int64
     private let onMailQueued: @Sendable () -> Void
     private let pageTokens: PageTokenKeys
 
     init(
-        store: IdentityStore, passwords: PasswordHasher, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys,
+        store: IdentityStore, passwords: any PasswordChecking, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys,
         onMailQueued: @escaping @Sendable () -> Void
     ) {
         self.store = store
@@ -156,46 +156,6 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         response.totalMembers = counts.total
         response.adminCount = counts.admins
         response.viewerCount = counts.viewers
-        return response
-    }
-
-    // MARK: Sessions
-
-    public func login(request: Portal_Identity_V1_LoginRequest, context: ServerContext) async throws -> Portal_Identity_V1_LoginResponse {
-        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
-        guard !request.email.isEmpty else { throw RPCError.invalidArgument(field: "email", "is required") }
-        guard !request.password.isEmpty else { throw RPCError.invalidArgument(field: "password", "is required") }
-        let keys = ["account:\(organizationID):\(IdentityValidation.emailKey(request.email))", "source:\(context.peerAddress)"]
-        guard limiter.allows(keys) else {
-            throw RPCError(.resourceExhausted, "too many failed sign-in attempts; wait a few minutes and try again")
-        }
-        let found = try await store.credentials(organizationID: organizationID, email: request.email)
-        // Unknown accounts are checked against a decoy hash, so both answers take the same time.
-        let matches = try await passwords.verify(request.password, against: found?.passwordHash ?? SecretHashing.decoyPasswordHash)
-        guard let (member, _) = found, matches else {
-            limiter.recordFailure(keys)
-            throw RPCError(.unauthenticated, "email or password is incorrect")
-        }
-        let session = try await store.openSession(member: member, now: clock())
-        var response = Portal_Identity_V1_LoginResponse()
-        response.sessionToken = session.token
-        response.expiresAt = Google_Protobuf_Timestamp(milliseconds: session.expiresAt)
-        response.principal = member.principal
-        return response
-    }
-
-    public func logout(request: Portal_Identity_V1_LogoutRequest, context: ServerContext) async throws -> Portal_Identity_V1_LogoutResponse {
-        guard !request.sessionToken.isEmpty else { throw RPCError.invalidArgument(field: "session_token", "is required") }
-        try await store.closeSession(token: request.sessionToken)
-        return Portal_Identity_V1_LogoutResponse()
-    }
-
-    public func authenticate(request: Portal_Identity_V1_AuthenticateRequest, context: ServerContext) async throws -> Portal_Identity_V1_AuthenticateResponse {
-        guard !request.sessionToken.isEmpty else { throw RPCError(.unauthenticated, "session_token: is required") }
-        let (member, expiresAt) = try await store.authenticate(token: request.sessionToken, now: clock())
-        var response = Portal_Identity_V1_AuthenticateResponse()
-        response.principal = member.principal
-        response.expiresAt = Google_Protobuf_Timestamp(milliseconds: expiresAt)
         return response
     }
 

@@ -16,19 +16,40 @@ extension IdentityStore {
         }
     }
 
+    /// Every membership of `email`, in any organization, with its password hash and the
+    /// organization's name, by organization name; empty when the email is nobody's.
+    func credentials(email: String) async throws -> [SignInCandidate] {
+        try await store.read { database in
+            try await database.raw("""
+                SELECT m.id, m.org_id, m.email, m.first_name, m.last_name, m.phone, m.role, m.created_at, m.password_hash,
+                       o.name AS org_name
+                FROM members m JOIN organizations o ON o.id = m.org_id
+                WHERE m.email_key = \(bind: IdentityValidation.emailKey(email))
+                ORDER BY lower(o.name), o.id
+                """).all().map(SignInCandidate.init(row:))
+        }
+    }
+
     /// Opens a session for a member whose password was checked; returns the token (stored only hashed).
     func openSession(member: MemberRecord, now: Milliseconds) async throws -> (token: String, expiresAt: Milliseconds) {
-        let token = SecretHashing.newToken()
-        let expiresAt = now + sessionPolicy.lifetime
-        try await store.transaction { database in
+        try await store.transaction { [sessionPolicy] database in
             // The member may have been deleted between the password check and now.
             _ = try await Self.member(database, organizationID: member.organizationID, memberID: member.id)
-            try await database.raw("""
-                INSERT INTO sessions (token_hash, member_id, org_id, created_at, expires_at, last_seen_at)
-                VALUES (\(bind: Data(SecretHashing.sha256(token))), \(bind: member.id), \(bind: member.organizationID), \(bind: now),
-                        \(bind: expiresAt), \(bind: now))
-                """).run()
+            return try await Self.insertSession(database, member: member, lifetime: sessionPolicy.lifetime, now: now)
         }
+    }
+
+    /// Inserts a new session of `member`; returns its token (stored only hashed) and expiry.
+    static func insertSession(
+        _ database: any SQLDatabase, member: MemberRecord, lifetime: Milliseconds, now: Milliseconds
+    ) async throws -> (token: String, expiresAt: Milliseconds) {
+        let token = SecretHashing.newToken()
+        let expiresAt = now + lifetime
+        try await database.raw("""
+            INSERT INTO sessions (token_hash, member_id, org_id, created_at, expires_at, last_seen_at)
+            VALUES (\(bind: Data(SecretHashing.sha256(token))), \(bind: member.id), \(bind: member.organizationID), \(bind: now),
+                    \(bind: expiresAt), \(bind: now))
+            """).run()
         return (token, expiresAt)
     }
 

@@ -479,13 +479,15 @@ def check_logout(cell: Cell, response) -> None:
 
 
 def check_whoami(cell: Cell, response) -> None:
-    """The principal is the caller, with their current role."""
+    """The principal is the caller, with their current role, and their one organization is current."""
     account = cell.account
     principal = response.principal
     assert (principal.member_id, principal.organization_id, principal.display_name, principal.email) == (
         account.member_id, account.organization_id, account.display_name, account.email)
     assert principal.role == account.member.role
     assert response.expires_at.seconds > time.time()
+    assert [(o.organization_id, o.role, o.current) for o in response.organizations] == [
+        (account.organization_id, account.member.role, True)]
 
 
 def check_dashboard(cell: Cell, response) -> None:
@@ -779,6 +781,56 @@ def test_sign_in_whoami_logout(world):
     token = world.tokens["viewer_a"]
     for header in (f"Basic {token}", "Bearer", token, f"Token {token}", f"Bearer {token}x"):
         refused(lambda: stack.call("WhoAmI", G.WhoAmIRequest(), [("authorization", header)]), UNAUTHENTICATED)
+
+
+def test_sign_in_without_an_organization(world):
+    """Email and password alone: a member of one organization is signed in at once; a member of two
+    gets a choice token and both organizations, chooses one with a second Login, and WhoAmI lists
+    both with the chosen one current; the choice token works once; a wrong password and an unknown
+    email get the same answer."""
+    stack = world.stack
+    single = stack.add_member(world.org_b, "Solo", "Single")
+    signed_in = stack.portal.Login(G.LoginRequest(email=single.email.upper(), password=PASSWORD), timeout=T)
+    assert signed_in.principal.member_id == single.member_id and not signed_in.choice_token
+    who = stack.as_(signed_in.session_token, "WhoAmI", G.WhoAmIRequest())
+    assert [(o.organization_id, o.current) for o in who.organizations] == [(world.org_b.id, True)]
+
+    (org_c,) = stack.create_orgs(("Cara", "Choice"))
+    in_a = stack.add_member(world.org_a, "Mona", "Multi")
+    before = stack.spool()
+    stack.invite(org_c, in_a.email, I.ROLE_ADMIN)
+    in_c = stack.accept(stack.secret_for(in_a.email, before), "Mona", "Multi")
+    memberships = stack.identity.ListMemberships(
+        I.ListMembershipsRequest(organization_id=world.org_a.id, member_id=in_a.member_id), timeout=T).memberships
+    expected = [(m.organization_id, m.organization_name) for m in memberships]
+    assert {organization for organization, _ in expected} == {world.org_a.id, org_c.id}
+
+    offer = stack.portal.Login(G.LoginRequest(email=in_a.email, password=PASSWORD), timeout=T)
+    assert offer.session_token == "" and not offer.HasField("principal")
+    assert offer.choice_token and offer.choice_expires_at.seconds > time.time() + 240
+    assert [(c.organization_id, c.name) for c in offer.organization_choices] == expected
+    chosen = stack.portal.Login(G.LoginRequest(choice_token=offer.choice_token, organization_id=org_c.id), timeout=T)
+    assert (chosen.principal.member_id, chosen.principal.organization_id, chosen.principal.role) == (
+        in_c.member_id, org_c.id, I.ROLE_ADMIN)
+    who = stack.as_(chosen.session_token, "WhoAmI", G.WhoAmIRequest())
+    assert who.principal.organization_id == org_c.id
+    assert [(o.organization_id, o.organization_name) for o in who.organizations] == expected
+    assert {o.organization_id: (o.role, o.current) for o in who.organizations} == {
+        world.org_a.id: (I.ROLE_VIEWER, False), org_c.id: (I.ROLE_ADMIN, True)}
+    # Admin of C now: the members screen is open to this session.
+    assert stack.as_(chosen.session_token, "ListMembers", G.ListMembersRequest()).total_size == 2
+
+    message = refused(lambda: stack.portal.Login(
+        G.LoginRequest(choice_token=offer.choice_token, organization_id=world.org_a.id), timeout=T), UNAUTHENTICATED)
+    assert message.startswith("choice_token:"), message
+    # Switching: Login to the other organization, with the password.
+    switched = stack.portal.Login(G.LoginRequest(organization_id=world.org_a.id, email=in_a.email, password=PASSWORD), timeout=T)
+    assert switched.principal.member_id == in_a.member_id and switched.principal.role == I.ROLE_VIEWER
+
+    wrong = refused(lambda: stack.portal.Login(G.LoginRequest(email=in_a.email, password=PASSWORD + "!"), timeout=T), UNAUTHENTICATED)
+    unknown = refused(lambda: stack.portal.Login(
+        G.LoginRequest(email=f"nobody.{unique()}@example.com", password=PASSWORD), timeout=T), UNAUTHENTICATED)
+    assert wrong == unknown == "email or password is incorrect"
 
 
 def test_accept_invite_through_the_gateway(world):

@@ -446,13 +446,14 @@ EMPTY_ORG_CALLS = {
     "UpdateMember": lambda: I.UpdateMemberRequest(member_id="mem_x", first_name="X"),
     "DeleteMember": lambda: I.DeleteMemberRequest(member_id="mem_x"),
     "CountMembers": lambda: I.CountMembersRequest(),
-    "Login": lambda: I.LoginRequest(email="x@example.com", password=PASSWORD),
+    "ListMemberships": lambda: I.ListMembershipsRequest(member_id="mem_x"),
+    "Login (choice token)": lambda: I.LoginRequest(choice_token="c" * 43),
 }
 
 
 @pytest.mark.parametrize("method", sorted(EMPTY_ORG_CALLS))
 def test_empty_organization_id_is_invalid_argument(idn, method):
-    expect_error(getattr(idn.stub, method), EMPTY_ORG_CALLS[method](), INVALID_ARGUMENT, "organization_id")
+    expect_error(getattr(idn.stub, method.split(" ")[0]), EMPTY_ORG_CALLS[method](), INVALID_ARGUMENT, "organization_id")
 
 
 @pytest.mark.parametrize(
@@ -648,9 +649,85 @@ def test_login_refusals_look_the_same_and_bad_tokens_are_unauthenticated(idn):
     unknown_email = refused(org.email("nobody"), PASSWORD)
     invited_only = refused(org.email("not.yet"), PASSWORD)
     assert wrong_password.details() == unknown_email.details() == invited_only.details()
+    # Without an organization, the same answer.
+    for email, password in ((org.admin_email, "wrong password!"), (org.email("nobody"), PASSWORD), (org.email("not.yet"), PASSWORD)):
+        error = expect_error(stub.Login, I.LoginRequest(email=email, password=password), UNAUTHENTICATED)
+        assert error.details() == wrong_password.details() == "email or password is incorrect"
     for token in ["not-a-token", "A" * 43]:
         expect_error(stub.Authenticate, I.AuthenticateRequest(session_token=token), UNAUTHENTICATED)
         stub.Logout(I.LogoutRequest(session_token=token), timeout=T)  # idempotent for unknown tokens
+
+
+# --------------------------------------------------------------------------------------------
+# 2b. Signing in without an organization; a person's organizations
+
+
+def person_in_two_orgs(idn: Identity) -> tuple[Org, Org, list]:
+    """Two organizations whose first Admin of the first is also a Viewer of the second; returns
+    them and the two organizations in the order a sign-in offers them (by name, then id)."""
+    first, second = create_org(idn), create_org(idn)
+    add_member(idn, second, first.admin_email.upper(), "Ada", "Twice", role=VIEWER)
+    offered = sorted([first, second], key=lambda org: (org.name.lower(), org.id))
+    return first, second, offered
+
+
+def test_login_without_organization_signs_a_member_of_one_in_directly(idn):
+    org = create_org(idn)
+    response = call_ok(idn.stub.Login, I.LoginRequest(email=org.admin_email.upper(), password=PASSWORD), "login by email")
+    assert response.session_token and not response.choice_token and list(response.organization_choices) == []
+    assert_principal(response.principal, org.admin)
+    assert_principal(authenticate(idn, response.session_token).principal, org.admin)
+
+
+def test_login_without_organization_offers_a_choice_to_a_member_of_several(fresh_idn):
+    """(A server of its own: the refused choices below spend the source address's sign-in budget.)"""
+    idn = fresh_idn
+    first, second, offered = person_in_two_orgs(idn)
+    started = now_ms()
+    response = call_ok(idn.stub.Login, I.LoginRequest(email=first.admin_email, password=PASSWORD), "login by email")
+    assert response.session_token == "" and not response.HasField("principal") and not response.HasField("expires_at")
+    assert len(response.choice_token) >= 32
+    assert started + 5 * 60_000 - 2_000 <= ms(response.choice_expires_at) <= now_ms() + 5 * 60_000 + 2_000
+    assert [(c.organization_id, c.name) for c in response.organization_choices] == [(o.id, o.name) for o in offered]
+
+    # Another organization, or none, is refused without using the token up.
+    stranger = create_org(idn)
+    error = expect_error(idn.stub.Login, I.LoginRequest(choice_token=response.choice_token, organization_id=stranger.id),
+                         UNAUTHENTICATED, "choice_token")
+    assert "is not one of this sign-in's organizations" in error.details()
+    expect_error(idn.stub.Login, I.LoginRequest(choice_token=response.choice_token), INVALID_ARGUMENT, "organization_id")
+
+    chosen = call_ok(idn.stub.Login, I.LoginRequest(choice_token=response.choice_token, organization_id=second.id), "choose")
+    assert chosen.principal.organization_id == second.id and chosen.principal.role == VIEWER
+    assert chosen.principal.email == first.admin_email.upper()
+    assert authenticate(idn, chosen.session_token).principal.organization_id == second.id
+
+    # Single use: neither organization opens with it again.
+    for org in (first, second):
+        error = expect_error(idn.stub.Login, I.LoginRequest(choice_token=response.choice_token, organization_id=org.id),
+                             UNAUTHENTICATED, "choice_token")
+        assert "already used" in error.details()
+    expect_error(idn.stub.Login, I.LoginRequest(choice_token="never-issued", organization_id=first.id), UNAUTHENTICATED, "choice_token")
+
+    # Naming the organization still signs in there directly.
+    direct = login(idn, first, first.admin_email)
+    assert_principal(direct.principal, first.admin)
+    assert not direct.choice_token
+
+
+def test_list_memberships_names_every_organization_of_the_email(idn):
+    first, second, offered = person_in_two_orgs(idn)
+    member = first.admin
+    response = call_ok(idn.stub.ListMemberships, I.ListMembershipsRequest(organization_id=first.id, member_id=member.member_id),
+                       "ListMemberships", metadata=acting(member))
+    assert [(m.organization_id, m.organization_name, m.current) for m in response.memberships] == [
+        (o.id, o.name, o.id == first.id) for o in offered]
+    roles = {m.organization_id: m.role for m in response.memberships}
+    assert roles == {first.id: ADMIN, second.id: VIEWER}
+    # Only about oneself; a member of another organization is NOT_FOUND.
+    expect_error(idn.stub.ListMemberships, I.ListMembershipsRequest(organization_id=first.id, member_id=member.member_id),
+                 grpc.StatusCode.PERMISSION_DENIED, "member_id", metadata=acting(second.admin))
+    expect_error(idn.stub.ListMemberships, I.ListMembershipsRequest(organization_id=second.id, member_id=member.member_id), NOT_FOUND)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1081,6 +1158,18 @@ def test_failed_logins_are_limited_per_account(fresh_idn):
     assert call_ok(stub.Login, right, "login 13 s after the budget ran out").principal.member_id == org.admin.member_id
     expect_error(stub.Login, wrong, UNAUTHENTICATED)
     expect_error(stub.Login, wrong, RESOURCE_EXHAUSTED)
+
+
+def test_failed_logins_without_organization_are_limited(fresh_idn):
+    """Signing in by email alone spends the same budgets: the 11th failure is refused before any
+    password is checked, the right password too."""
+    org = create_org(fresh_idn)
+    stub = fresh_idn.stub
+    wrong = I.LoginRequest(email=org.admin_email, password="wrong password!")
+    for attempt in range(10):
+        expect_error(stub.Login, wrong, UNAUTHENTICATED)
+    expect_error(stub.Login, wrong, RESOURCE_EXHAUSTED)
+    expect_error(stub.Login, I.LoginRequest(email=org.admin_email, password=PASSWORD), RESOURCE_EXHAUSTED)
 
 
 def test_failed_logins_are_limited_per_source_address(fresh_idn):

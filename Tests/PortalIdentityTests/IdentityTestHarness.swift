@@ -16,13 +16,19 @@ struct IdentityHarness: Sendable {
     let dataDirectory: String
 
     /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
-    static func run<Result: Sendable>(on backend: TestBackend = .sqlite, _ body: @Sendable (IdentityHarness) async throws -> Result) async throws -> Result {
+    /// `clock` and `passwords` replace the wall clock and the password hasher when given.
+    static func run<Result: Sendable>(
+        on backend: TestBackend = .sqlite, clock: (@Sendable () -> Int64)? = nil, passwords: (any PasswordChecking)? = nil,
+        _ body: @Sendable (IdentityHarness) async throws -> Result
+    ) async throws -> Result {
         let box = ComponentBox<IdentityComponent>()
         let database = try await backend.freshDatabase()
         return try await withServiceServer(named: "identity", start: { directory, logger in
             var settings = IdentityComponent.Settings(dataDirectory: directory)
             settings.database = database
             settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
+            settings.passwords = passwords
+            if let clock { settings.clock = clock }
             let component = try await IdentityComponent.start(settings: settings, logger: logger)
             box.value = component
             return ([component.service], component.store)

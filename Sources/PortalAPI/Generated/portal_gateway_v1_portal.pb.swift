@@ -12,6 +12,8 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
     public var email: String = ""
     /// Field `password` (3).
     public var password: String = ""
+    /// Field `choice_token` (4).
+    public var choiceToken: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -28,6 +30,7 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
         organizationID = reader.string(1)
         email = reader.string(2)
         password = reader.string(3)
+        choiceToken = reader.string(4)
         unknownFields = reader.unknownFields
     }
 
@@ -36,6 +39,7 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !email.isEmpty { writer.setString(2, email) }
         if !password.isEmpty { writer.setString(3, password) }
+        if !choiceToken.isEmpty { writer.setString(4, choiceToken) }
         writer.setUnknownFields(unknownFields)
     }
 
@@ -44,6 +48,7 @@ public struct Portal_Gateway_V1_LoginRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
         if let violation = FieldLimit.characters(email, 254, "email") { return violation }
         if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        if let violation = FieldLimit.bytes(choiceToken, 128, "choice_token") { return violation }
         return nil
     }
 }
@@ -56,6 +61,12 @@ public struct Portal_Gateway_V1_LoginResponse: ProtoMessage, RPCMessage {
     public var expiresAt: Google_Protobuf_Timestamp? = nil
     /// Field `principal` (3).
     public var principal: Portal_Identity_V1_Principal? = nil
+    /// Field `choice_token` (4).
+    public var choiceToken: String = ""
+    /// Field `choice_expires_at` (5).
+    public var choiceExpiresAt: Google_Protobuf_Timestamp? = nil
+    /// Field `organization_choices` (6).
+    public var organizationChoices: [Portal_Identity_V1_OrganizationChoice] = []
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -72,6 +83,9 @@ public struct Portal_Gateway_V1_LoginResponse: ProtoMessage, RPCMessage {
         sessionToken = reader.string(1)
         expiresAt = reader.message(2)
         principal = reader.message(3)
+        choiceToken = reader.string(4)
+        choiceExpiresAt = reader.message(5)
+        organizationChoices = reader.messages(6)
         unknownFields = reader.unknownFields
     }
 
@@ -80,6 +94,9 @@ public struct Portal_Gateway_V1_LoginResponse: ProtoMessage, RPCMessage {
         if !sessionToken.isEmpty { writer.setString(1, sessionToken) }
         if let value = expiresAt { writer.setMessage(2, value) }
         if let value = principal { writer.setMessage(3, value) }
+        if !choiceToken.isEmpty { writer.setString(4, choiceToken) }
+        if let value = choiceExpiresAt { writer.setMessage(5, value) }
+        writer.setMessages(6, organizationChoices)
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -247,6 +264,8 @@ public struct Portal_Gateway_V1_WhoAmIResponse: ProtoMessage, RPCMessage {
     public var principal: Portal_Identity_V1_Principal? = nil
     /// Field `expires_at` (2).
     public var expiresAt: Google_Protobuf_Timestamp? = nil
+    /// Field `organizations` (3).
+    public var organizations: [Portal_Identity_V1_Membership] = []
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -262,6 +281,7 @@ public struct Portal_Gateway_V1_WhoAmIResponse: ProtoMessage, RPCMessage {
     public init(reading reader: ProtoReader) {
         principal = reader.message(1)
         expiresAt = reader.message(2)
+        organizations = reader.messages(3)
         unknownFields = reader.unknownFields
     }
 
@@ -269,6 +289,7 @@ public struct Portal_Gateway_V1_WhoAmIResponse: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if let value = principal { writer.setMessage(1, value) }
         if let value = expiresAt { writer.setMessage(2, value) }
+        writer.setMessages(3, organizations)
         writer.setUnknownFields(unknownFields)
     }
 }

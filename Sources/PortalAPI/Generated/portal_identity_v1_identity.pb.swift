@@ -1051,6 +1051,8 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
     public var email: String = ""
     /// Field `password` (3).
     public var password: String = ""
+    /// Field `choice_token` (4).
+    public var choiceToken: String = ""
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -1067,6 +1069,7 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
         organizationID = reader.string(1)
         email = reader.string(2)
         password = reader.string(3)
+        choiceToken = reader.string(4)
         unknownFields = reader.unknownFields
     }
 
@@ -1075,6 +1078,7 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
         if !organizationID.isEmpty { writer.setString(1, organizationID) }
         if !email.isEmpty { writer.setString(2, email) }
         if !password.isEmpty { writer.setString(3, password) }
+        if !choiceToken.isEmpty { writer.setString(4, choiceToken) }
         writer.setUnknownFields(unknownFields)
     }
 
@@ -1083,6 +1087,7 @@ public struct Portal_Identity_V1_LoginRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
         if let violation = FieldLimit.characters(email, 254, "email") { return violation }
         if let violation = FieldLimit.bytes(password, 1024, "password") { return violation }
+        if let violation = FieldLimit.bytes(choiceToken, 128, "choice_token") { return violation }
         return nil
     }
 }
@@ -1095,6 +1100,12 @@ public struct Portal_Identity_V1_LoginResponse: ProtoMessage, RPCMessage {
     public var expiresAt: Google_Protobuf_Timestamp? = nil
     /// Field `principal` (3).
     public var principal: Portal_Identity_V1_Principal? = nil
+    /// Field `choice_token` (4).
+    public var choiceToken: String = ""
+    /// Field `choice_expires_at` (5).
+    public var choiceExpiresAt: Google_Protobuf_Timestamp? = nil
+    /// Field `organization_choices` (6).
+    public var organizationChoices: [Portal_Identity_V1_OrganizationChoice] = []
     /// Fields this version of the schema does not know.
     public var unknownFields = ProtoUnknownFields()
 
@@ -1111,6 +1122,9 @@ public struct Portal_Identity_V1_LoginResponse: ProtoMessage, RPCMessage {
         sessionToken = reader.string(1)
         expiresAt = reader.message(2)
         principal = reader.message(3)
+        choiceToken = reader.string(4)
+        choiceExpiresAt = reader.message(5)
+        organizationChoices = reader.messages(6)
         unknownFields = reader.unknownFields
     }
 
@@ -1119,6 +1133,41 @@ public struct Portal_Identity_V1_LoginResponse: ProtoMessage, RPCMessage {
         if !sessionToken.isEmpty { writer.setString(1, sessionToken) }
         if let value = expiresAt { writer.setMessage(2, value) }
         if let value = principal { writer.setMessage(3, value) }
+        if !choiceToken.isEmpty { writer.setString(4, choiceToken) }
+        if let value = choiceExpiresAt { writer.setMessage(5, value) }
+        writer.setMessages(6, organizationChoices)
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.identity.v1.OrganizationChoice`.
+public struct Portal_Identity_V1_OrganizationChoice: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `name` (2).
+    public var name: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__organization_choice())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.OrganizationChoice"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        name = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !name.isEmpty { writer.setString(2, name) }
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -1243,6 +1292,113 @@ public struct Portal_Identity_V1_AuthenticateResponse: ProtoMessage, RPCMessage 
     public func write(to writer: ProtoWriter) {
         if let value = principal { writer.setMessage(1, value) }
         if let value = expiresAt { writer.setMessage(2, value) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.identity.v1.Membership`.
+public struct Portal_Identity_V1_Membership: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `organization_name` (2).
+    public var organizationName: String = ""
+    /// Field `role` (3).
+    public var role: Portal_Identity_V1_Role = Portal_Identity_V1_Role()
+    /// Field `current` (4).
+    public var current: Bool = false
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__membership())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.Membership"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        organizationName = reader.string(2)
+        role = reader.enumeration(3)
+        current = reader.scalar(4, as: Bool.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !organizationName.isEmpty { writer.setString(2, organizationName) }
+        if role.rawValue != 0 { writer.setEnumeration(3, role) }
+        if current { writer.setScalar(4, current) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.identity.v1.ListMembershipsRequest`.
+public struct Portal_Identity_V1_ListMembershipsRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `member_id` (2).
+    public var memberID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__list_memberships_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.ListMembershipsRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        memberID = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !memberID.isEmpty { writer.setString(2, memberID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.identity.v1.ListMembershipsResponse`.
+public struct Portal_Identity_V1_ListMembershipsResponse: ProtoMessage, RPCMessage {
+    /// Field `memberships` (1).
+    public var memberships: [Portal_Identity_V1_Membership] = []
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__list_memberships_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.ListMembershipsResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        memberships = reader.messages(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setMessages(1, memberships)
         writer.setUnknownFields(unknownFields)
     }
 }
@@ -1393,8 +1549,10 @@ public enum Portal_Identity_V1_IdentityMethods {
     public static let logout = MethodDescriptor(service: serviceName, method: "Logout", kind: .unary)
     /// `portal.identity.v1.IdentityService/Authenticate`.
     public static let authenticate = MethodDescriptor(service: serviceName, method: "Authenticate", kind: .unary)
+    /// `portal.identity.v1.IdentityService/ListMemberships`.
+    public static let listMemberships = MethodDescriptor(service: serviceName, method: "ListMemberships", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [createOrganization, createInvite, resendInvite, revokeInvite, acceptInvite, listMembers, listInvites, getMember, updateMember, deleteMember, countMembers, login, logout, authenticate]
+    public static let all: [MethodDescriptor] = [createOrganization, createInvite, resendInvite, revokeInvite, acceptInvite, listMembers, listInvites, getMember, updateMember, deleteMember, countMembers, login, logout, authenticate, listMemberships]
 }
 
 /// Implemented by a server of `portal.identity.v1.IdentityService`.
@@ -1427,6 +1585,8 @@ public protocol Portal_Identity_V1_IdentityService: RPCService {
     func logout(request: Portal_Identity_V1_LogoutRequest, context: ServerContext) async throws -> Portal_Identity_V1_LogoutResponse
     /// Handles `Authenticate`.
     func authenticate(request: Portal_Identity_V1_AuthenticateRequest, context: ServerContext) async throws -> Portal_Identity_V1_AuthenticateResponse
+    /// Handles `ListMemberships`.
+    func listMemberships(request: Portal_Identity_V1_ListMembershipsRequest, context: ServerContext) async throws -> Portal_Identity_V1_ListMembershipsResponse
 }
 
 extension Portal_Identity_V1_IdentityService {
@@ -1491,6 +1651,10 @@ extension Portal_Identity_V1_IdentityService {
             RPCRoute(Portal_Identity_V1_IdentityMethods.authenticate) { call in
                 let request = try await call.singleRequest(Portal_Identity_V1_AuthenticateRequest.self)
                 try await call.respond(with: try await self.authenticate(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Identity_V1_IdentityMethods.listMemberships) { call in
+                let request = try await call.singleRequest(Portal_Identity_V1_ListMembershipsRequest.self)
+                try await call.respond(with: try await self.listMemberships(request: request, context: call.context))
             },
         ]
     }
@@ -1574,5 +1738,10 @@ public struct Portal_Identity_V1_IdentityClient: Sendable {
     /// Calls `Authenticate` and returns its response.
     public func authenticate(_ request: Portal_Identity_V1_AuthenticateRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Identity_V1_AuthenticateResponse {
         try await channel.unary(Portal_Identity_V1_IdentityMethods.authenticate, request: request, response: Portal_Identity_V1_AuthenticateResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `ListMemberships` and returns its response.
+    public func listMemberships(_ request: Portal_Identity_V1_ListMembershipsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Identity_V1_ListMembershipsResponse {
+        try await channel.unary(Portal_Identity_V1_IdentityMethods.listMemberships, request: request, response: Portal_Identity_V1_ListMembershipsResponse.self, metadata: metadata, options: options)
     }
 }

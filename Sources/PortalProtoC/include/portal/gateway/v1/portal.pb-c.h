@@ -105,51 +105,79 @@ typedef enum _Portal__Gateway__V1__DashboardSection {
 /* --- messages --- */
 
 /*
- * Input of Login.
+ * Input of Login, in one of three forms:
+ * - email and password alone: signs in where they are valid; a member of several organizations
+ *   gets a choice (see LoginResponse) instead of a session;
+ * - choice_token and organization_id: opens the session in the organization chosen;
+ * - organization_id, email and password: signs in to that organization directly (API clients).
+ * A wrong password and an unknown email are the same UNAUTHENTICATED "email or password is incorrect".
  */
 struct  Portal__Gateway__V1__LoginRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization to log in to (the only request naming one: there is no session yet). At most 128 bytes.
+   * The organization to sign in to (the only request naming one: there is no session yet); empty to
+   * find it from the email and password. At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's email (case-insensitive). At most 254 characters.
+   * The member's email (case-insensitive); required without choice_token. At most 254 characters.
    */
   char *email;
   /*
-   * The member's password. At most 1,024 bytes.
+   * The member's password; required without choice_token. At most 1,024 bytes.
    */
   char *password;
+  /*
+   * The choice token of an earlier Login, with organization_id one of its organization_choices
+   * (email and password are then ignored). It works once and for 5 minutes; a used, expired or
+   * unknown token, or an organization that was not offered, is UNAUTHENTICATED naming choice_token.
+   * At most 128 bytes.
+   */
+  char *choice_token;
 };
 #define PORTAL__GATEWAY__V1__LOGIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__login_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
- * Result of Login.
+ * Result of Login: a session, or — when email and password alone are valid in several
+ * organizations — no session but a choice token and the organizations to choose from.
  */
 struct  Portal__Gateway__V1__LoginResponse
 {
   ProtobufCMessage base;
   /*
-   * Opaque bearer token for the `authorization` metadata.
+   * Opaque bearer token for the `authorization` metadata; empty when a choice is needed.
    */
   char *session_token;
   /*
-   * When the token stops working.
+   * When the token stops working; absent when a choice is needed.
    */
   Google__Protobuf__Timestamp *expires_at;
   /*
-   * The member logged in.
+   * The member logged in; absent when a choice is needed.
    */
   Portal__Identity__V1__Principal *principal;
+  /*
+   * Set when a choice is needed: send it back in LoginRequest.choice_token with the chosen
+   * organization_id. Single-use.
+   */
+  char *choice_token;
+  /*
+   * When choice_token stops working (5 minutes after it was issued).
+   */
+  Google__Protobuf__Timestamp *choice_expires_at;
+  /*
+   * The organizations to choose from (where the email and password are valid), by name.
+   */
+  size_t n_organization_choices;
+  Portal__Identity__V1__OrganizationChoice **organization_choices;
 };
 #define PORTAL__GATEWAY__V1__LOGIN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__login_response__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, NULL, 0,NULL }
 
 
 /*
@@ -254,10 +282,17 @@ struct  Portal__Gateway__V1__WhoAmIResponse
    * When the caller's token stops working.
    */
   Google__Protobuf__Timestamp *expires_at;
+  /*
+   * Every organization the caller's email is a member of, by name, the session's own marked
+   * current. To switch to another, Login to it (organization_id, email and password), then Logout
+   * the old session: a session belongs to one organization.
+   */
+  size_t n_organizations;
+  Portal__Identity__V1__Membership **organizations;
 };
 #define PORTAL__GATEWAY__V1__WHO_AM_IRESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__who_am_iresponse__descriptor) \
-    , NULL, NULL }
+    , NULL, NULL, 0,NULL }
 
 
 /*

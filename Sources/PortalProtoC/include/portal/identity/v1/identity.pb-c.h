@@ -44,10 +44,14 @@ typedef struct Portal__Identity__V1__CountMembersRequest Portal__Identity__V1__C
 typedef struct Portal__Identity__V1__CountMembersResponse Portal__Identity__V1__CountMembersResponse;
 typedef struct Portal__Identity__V1__LoginRequest Portal__Identity__V1__LoginRequest;
 typedef struct Portal__Identity__V1__LoginResponse Portal__Identity__V1__LoginResponse;
+typedef struct Portal__Identity__V1__OrganizationChoice Portal__Identity__V1__OrganizationChoice;
 typedef struct Portal__Identity__V1__LogoutRequest Portal__Identity__V1__LogoutRequest;
 typedef struct Portal__Identity__V1__LogoutResponse Portal__Identity__V1__LogoutResponse;
 typedef struct Portal__Identity__V1__AuthenticateRequest Portal__Identity__V1__AuthenticateRequest;
 typedef struct Portal__Identity__V1__AuthenticateResponse Portal__Identity__V1__AuthenticateResponse;
+typedef struct Portal__Identity__V1__Membership Portal__Identity__V1__Membership;
+typedef struct Portal__Identity__V1__ListMembershipsRequest Portal__Identity__V1__ListMembershipsRequest;
+typedef struct Portal__Identity__V1__ListMembershipsResponse Portal__Identity__V1__ListMembershipsResponse;
 
 
 /* --- enums --- */
@@ -806,51 +810,99 @@ struct  Portal__Identity__V1__CountMembersResponse
 
 
 /*
- * Input of Login; a wrong email or password are the same UNAUTHENTICATED.
+ * Input of Login, in one of three forms:
+ * - organization_id, email and password: signs in to that organization;
+ * - email and password alone: signs in where they are valid (see LoginResponse);
+ * - choice_token and organization_id: finishes a sign-in that matched several organizations, in the
+ *   one chosen (email and password are then ignored).
+ * A wrong password and an unknown email are the same UNAUTHENTICATED "email or password is
+ * incorrect", and take the same time (an unknown email is checked against a decoy hash).
  */
 struct  Portal__Identity__V1__LoginRequest
 {
   ProtobufCMessage base;
   /*
-   * The organization the member belongs to (an email is unique only within one). At most 128 bytes.
+   * The organization to sign in to; empty to find it from the email and password (an email is
+   * unique only within one organization). At most 128 bytes.
    */
   char *organization_id;
   /*
-   * The member's email (case-insensitive). At most 254 characters.
+   * The member's email (case-insensitive); required without choice_token. At most 254 characters.
    */
   char *email;
   /*
-   * The member's password. At most 1,024 bytes.
+   * The member's password; required without choice_token. At most 1,024 bytes.
    */
   char *password;
+  /*
+   * The choice token of an earlier Login, with organization_id one of its organization_choices. It
+   * works once and for 5 minutes; a used, expired or unknown token, or an organization that was not
+   * offered, is UNAUTHENTICATED naming choice_token. At most 128 bytes.
+   */
+  char *choice_token;
 };
 #define PORTAL__IDENTITY__V1__LOGIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__login_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
- * Result of Login.
+ * Result of Login: a session, or — when email and password alone are valid in several
+ * organizations — no session but a choice token and the organizations to choose from.
  */
 struct  Portal__Identity__V1__LoginResponse
 {
   ProtobufCMessage base;
   /*
-   * Opaque bearer token; stored by the service only as a hash.
+   * Opaque bearer token; stored by the service only as a hash. Empty when a choice is needed.
    */
   char *session_token;
   /*
-   * When the token stops working.
+   * When the token stops working; absent when a choice is needed.
    */
   Google__Protobuf__Timestamp *expires_at;
   /*
-   * The member logged in.
+   * The member logged in; absent when a choice is needed.
    */
   Portal__Identity__V1__Principal *principal;
+  /*
+   * Set when a choice is needed: send it back in LoginRequest.choice_token with the chosen
+   * organization_id. Random, single-use, stored by the service only as a hash.
+   */
+  char *choice_token;
+  /*
+   * When choice_token stops working (5 minutes after it was issued).
+   */
+  Google__Protobuf__Timestamp *choice_expires_at;
+  /*
+   * The organizations where the email and password are valid, by name; set with choice_token.
+   */
+  size_t n_organization_choices;
+  Portal__Identity__V1__OrganizationChoice **organization_choices;
 };
 #define PORTAL__IDENTITY__V1__LOGIN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__login_response__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, NULL, 0,NULL }
+
+
+/*
+ * An organization a sign-in may continue in.
+ */
+struct  Portal__Identity__V1__OrganizationChoice
+{
+  ProtobufCMessage base;
+  /*
+   * The organization's id, for LoginRequest.organization_id.
+   */
+  char *organization_id;
+  /*
+   * The organization's display name.
+   */
+  char *name;
+};
+#define PORTAL__IDENTITY__V1__ORGANIZATION_CHOICE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__organization_choice__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -915,6 +967,72 @@ struct  Portal__Identity__V1__AuthenticateResponse
 #define PORTAL__IDENTITY__V1__AUTHENTICATE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__authenticate_response__descriptor) \
     , NULL, NULL }
+
+
+/*
+ * One of a person's organizations: one where their email is a member.
+ */
+struct  Portal__Identity__V1__Membership
+{
+  ProtobufCMessage base;
+  /*
+   * The organization's id.
+   */
+  char *organization_id;
+  /*
+   * The organization's display name.
+   */
+  char *organization_name;
+  /*
+   * The person's role there.
+   */
+  Portal__Identity__V1__Role role;
+  /*
+   * Whether this is the organization asked about (the caller's current one).
+   */
+  protobuf_c_boolean current;
+};
+#define PORTAL__IDENTITY__V1__MEMBERSHIP__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__membership__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PORTAL__IDENTITY__V1__ROLE__ROLE_UNSPECIFIED, 0 }
+
+
+/*
+ * Input of ListMemberships.
+ */
+struct  Portal__Identity__V1__ListMembershipsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The member's organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The member whose organizations are listed; NOT_FOUND unless a member of organization_id. At most 128 bytes.
+   */
+  char *member_id;
+};
+#define PORTAL__IDENTITY__V1__LIST_MEMBERSHIPS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__list_memberships_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of ListMemberships.
+ */
+struct  Portal__Identity__V1__ListMembershipsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Every organization with a member of the member's email (the member's own included, marked
+   * current), by name, then id.
+   */
+  size_t n_memberships;
+  Portal__Identity__V1__Membership **memberships;
+};
+#define PORTAL__IDENTITY__V1__LIST_MEMBERSHIPS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__list_memberships_response__descriptor) \
+    , 0,NULL }
 
 
 /* Portal__Identity__V1__Organization methods */
@@ -1449,6 +1567,25 @@ Portal__Identity__V1__LoginResponse *
 void   portal__identity__v1__login_response__free_unpacked
                      (Portal__Identity__V1__LoginResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__OrganizationChoice methods */
+void   portal__identity__v1__organization_choice__init
+                     (Portal__Identity__V1__OrganizationChoice         *message);
+size_t portal__identity__v1__organization_choice__get_packed_size
+                     (const Portal__Identity__V1__OrganizationChoice   *message);
+size_t portal__identity__v1__organization_choice__pack
+                     (const Portal__Identity__V1__OrganizationChoice   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__organization_choice__pack_to_buffer
+                     (const Portal__Identity__V1__OrganizationChoice   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__OrganizationChoice *
+       portal__identity__v1__organization_choice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__organization_choice__free_unpacked
+                     (Portal__Identity__V1__OrganizationChoice *message,
+                      ProtobufCAllocator *allocator);
 /* Portal__Identity__V1__LogoutRequest methods */
 void   portal__identity__v1__logout_request__init
                      (Portal__Identity__V1__LogoutRequest         *message);
@@ -1524,6 +1661,63 @@ Portal__Identity__V1__AuthenticateResponse *
                       const uint8_t       *data);
 void   portal__identity__v1__authenticate_response__free_unpacked
                      (Portal__Identity__V1__AuthenticateResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__Membership methods */
+void   portal__identity__v1__membership__init
+                     (Portal__Identity__V1__Membership         *message);
+size_t portal__identity__v1__membership__get_packed_size
+                     (const Portal__Identity__V1__Membership   *message);
+size_t portal__identity__v1__membership__pack
+                     (const Portal__Identity__V1__Membership   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__membership__pack_to_buffer
+                     (const Portal__Identity__V1__Membership   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__Membership *
+       portal__identity__v1__membership__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__membership__free_unpacked
+                     (Portal__Identity__V1__Membership *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__ListMembershipsRequest methods */
+void   portal__identity__v1__list_memberships_request__init
+                     (Portal__Identity__V1__ListMembershipsRequest         *message);
+size_t portal__identity__v1__list_memberships_request__get_packed_size
+                     (const Portal__Identity__V1__ListMembershipsRequest   *message);
+size_t portal__identity__v1__list_memberships_request__pack
+                     (const Portal__Identity__V1__ListMembershipsRequest   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__list_memberships_request__pack_to_buffer
+                     (const Portal__Identity__V1__ListMembershipsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__ListMembershipsRequest *
+       portal__identity__v1__list_memberships_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__list_memberships_request__free_unpacked
+                     (Portal__Identity__V1__ListMembershipsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__ListMembershipsResponse methods */
+void   portal__identity__v1__list_memberships_response__init
+                     (Portal__Identity__V1__ListMembershipsResponse         *message);
+size_t portal__identity__v1__list_memberships_response__get_packed_size
+                     (const Portal__Identity__V1__ListMembershipsResponse   *message);
+size_t portal__identity__v1__list_memberships_response__pack
+                     (const Portal__Identity__V1__ListMembershipsResponse   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__list_memberships_response__pack_to_buffer
+                     (const Portal__Identity__V1__ListMembershipsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__ListMembershipsResponse *
+       portal__identity__v1__list_memberships_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__list_memberships_response__free_unpacked
+                     (Portal__Identity__V1__ListMembershipsResponse *message,
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
@@ -1611,6 +1805,9 @@ typedef void (*Portal__Identity__V1__LoginRequest_Closure)
 typedef void (*Portal__Identity__V1__LoginResponse_Closure)
                  (const Portal__Identity__V1__LoginResponse *message,
                   void *closure_data);
+typedef void (*Portal__Identity__V1__OrganizationChoice_Closure)
+                 (const Portal__Identity__V1__OrganizationChoice *message,
+                  void *closure_data);
 typedef void (*Portal__Identity__V1__LogoutRequest_Closure)
                  (const Portal__Identity__V1__LogoutRequest *message,
                   void *closure_data);
@@ -1622,6 +1819,15 @@ typedef void (*Portal__Identity__V1__AuthenticateRequest_Closure)
                   void *closure_data);
 typedef void (*Portal__Identity__V1__AuthenticateResponse_Closure)
                  (const Portal__Identity__V1__AuthenticateResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Identity__V1__Membership_Closure)
+                 (const Portal__Identity__V1__Membership *message,
+                  void *closure_data);
+typedef void (*Portal__Identity__V1__ListMembershipsRequest_Closure)
+                 (const Portal__Identity__V1__ListMembershipsRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Identity__V1__ListMembershipsResponse_Closure)
+                 (const Portal__Identity__V1__ListMembershipsResponse *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -1686,6 +1892,10 @@ struct Portal__Identity__V1__IdentityService_Service
                        const Portal__Identity__V1__AuthenticateRequest *input,
                        Portal__Identity__V1__AuthenticateResponse_Closure closure,
                        void *closure_data);
+  void (*list_memberships)(Portal__Identity__V1__IdentityService_Service *service,
+                           const Portal__Identity__V1__ListMembershipsRequest *input,
+                           Portal__Identity__V1__ListMembershipsResponse_Closure closure,
+                           void *closure_data);
 };
 typedef void (*Portal__Identity__V1__IdentityService_ServiceDestroy)(Portal__Identity__V1__IdentityService_Service *);
 void portal__identity__v1__identity_service__init (Portal__Identity__V1__IdentityService_Service *service,
@@ -1707,7 +1917,8 @@ void portal__identity__v1__identity_service__init (Portal__Identity__V1__Identit
       function_prefix__ ## count_members,\
       function_prefix__ ## login,\
       function_prefix__ ## logout,\
-      function_prefix__ ## authenticate  }
+      function_prefix__ ## authenticate,\
+      function_prefix__ ## list_memberships  }
 void portal__identity__v1__identity_service__create_organization(ProtobufCService *service,
                                                                  const Portal__Identity__V1__CreateOrganizationRequest *input,
                                                                  Portal__Identity__V1__CreateOrganizationResponse_Closure closure,
@@ -1764,6 +1975,10 @@ void portal__identity__v1__identity_service__authenticate(ProtobufCService *serv
                                                           const Portal__Identity__V1__AuthenticateRequest *input,
                                                           Portal__Identity__V1__AuthenticateResponse_Closure closure,
                                                           void *closure_data);
+void portal__identity__v1__identity_service__list_memberships(ProtobufCService *service,
+                                                              const Portal__Identity__V1__ListMembershipsRequest *input,
+                                                              Portal__Identity__V1__ListMembershipsResponse_Closure closure,
+                                                              void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1798,10 +2013,14 @@ extern const ProtobufCMessageDescriptor portal__identity__v1__count_members_requ
 extern const ProtobufCMessageDescriptor portal__identity__v1__count_members_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__login_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__login_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__organization_choice__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__logout_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__logout_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__authenticate_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__authenticate_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__membership__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_response__descriptor;
 extern const ProtobufCServiceDescriptor portal__identity__v1__identity_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1897,7 +1897,7 @@ void   portal__gateway__v1__delete_member_response__free_unpacked
   assert(message->base.descriptor == &portal__gateway__v1__delete_member_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor portal__gateway__v1__login_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor portal__gateway__v1__login_request__field_descriptors[4] =
 {
   {
     "organization_id",
@@ -1935,8 +1935,21 @@ static const ProtobufCFieldDescriptor portal__gateway__v1__login_request__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "choice_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__LoginRequest, choice_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__gateway__v1__login_request__field_indices_by_name[] = {
+  3,   /* field[3] = choice_token */
   1,   /* field[1] = email */
   0,   /* field[0] = organization_id */
   2,   /* field[2] = password */
@@ -1944,7 +1957,7 @@ static const unsigned portal__gateway__v1__login_request__field_indices_by_name[
 static const ProtobufCIntRange portal__gateway__v1__login_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor portal__gateway__v1__login_request__descriptor =
 {
@@ -1954,14 +1967,14 @@ const ProtobufCMessageDescriptor portal__gateway__v1__login_request__descriptor 
   "Portal__Gateway__V1__LoginRequest",
   "portal.gateway.v1",
   sizeof(Portal__Gateway__V1__LoginRequest),
-  3,
+  4,
   portal__gateway__v1__login_request__field_descriptors,
   portal__gateway__v1__login_request__field_indices_by_name,
   1,  portal__gateway__v1__login_request__number_ranges,
   (ProtobufCMessageInit) portal__gateway__v1__login_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portal__gateway__v1__login_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor portal__gateway__v1__login_response__field_descriptors[6] =
 {
   {
     "session_token",
@@ -1999,16 +2012,55 @@ static const ProtobufCFieldDescriptor portal__gateway__v1__login_response__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "choice_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__LoginResponse, choice_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "choice_expires_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__LoginResponse, choice_expires_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organization_choices",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Gateway__V1__LoginResponse, n_organization_choices),
+    offsetof(Portal__Gateway__V1__LoginResponse, organization_choices),
+    &portal__identity__v1__organization_choice__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__gateway__v1__login_response__field_indices_by_name[] = {
+  4,   /* field[4] = choice_expires_at */
+  3,   /* field[3] = choice_token */
   1,   /* field[1] = expires_at */
+  5,   /* field[5] = organization_choices */
   2,   /* field[2] = principal */
   0,   /* field[0] = session_token */
 };
 static const ProtobufCIntRange portal__gateway__v1__login_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor portal__gateway__v1__login_response__descriptor =
 {
@@ -2018,7 +2070,7 @@ const ProtobufCMessageDescriptor portal__gateway__v1__login_response__descriptor
   "Portal__Gateway__V1__LoginResponse",
   "portal.gateway.v1",
   sizeof(Portal__Gateway__V1__LoginResponse),
-  3,
+  6,
   portal__gateway__v1__login_response__field_descriptors,
   portal__gateway__v1__login_response__field_indices_by_name,
   1,  portal__gateway__v1__login_response__number_ranges,
@@ -2220,7 +2272,7 @@ const ProtobufCMessageDescriptor portal__gateway__v1__who_am_irequest__descripto
   (ProtobufCMessageInit) portal__gateway__v1__who_am_irequest__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portal__gateway__v1__who_am_iresponse__field_descriptors[2] =
+static const ProtobufCFieldDescriptor portal__gateway__v1__who_am_iresponse__field_descriptors[3] =
 {
   {
     "principal",
@@ -2246,15 +2298,28 @@ static const ProtobufCFieldDescriptor portal__gateway__v1__who_am_iresponse__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "organizations",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Gateway__V1__WhoAmIResponse, n_organizations),
+    offsetof(Portal__Gateway__V1__WhoAmIResponse, organizations),
+    &portal__identity__v1__membership__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__gateway__v1__who_am_iresponse__field_indices_by_name[] = {
   1,   /* field[1] = expires_at */
+  2,   /* field[2] = organizations */
   0,   /* field[0] = principal */
 };
 static const ProtobufCIntRange portal__gateway__v1__who_am_iresponse__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor portal__gateway__v1__who_am_iresponse__descriptor =
 {
@@ -2264,7 +2329,7 @@ const ProtobufCMessageDescriptor portal__gateway__v1__who_am_iresponse__descript
   "Portal__Gateway__V1__WhoAmIResponse",
   "portal.gateway.v1",
   sizeof(Portal__Gateway__V1__WhoAmIResponse),
-  2,
+  3,
   portal__gateway__v1__who_am_iresponse__field_descriptors,
   portal__gateway__v1__who_am_iresponse__field_indices_by_name,
   1,  portal__gateway__v1__who_am_iresponse__number_ranges,

@@ -1267,6 +1267,51 @@ void   portal__identity__v1__login_response__free_unpacked
   assert(message->base.descriptor == &portal__identity__v1__login_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__identity__v1__organization_choice__init
+                     (Portal__Identity__V1__OrganizationChoice         *message)
+{
+  static const Portal__Identity__V1__OrganizationChoice init_value = PORTAL__IDENTITY__V1__ORGANIZATION_CHOICE__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__organization_choice__get_packed_size
+                     (const Portal__Identity__V1__OrganizationChoice *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__organization_choice__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__organization_choice__pack
+                     (const Portal__Identity__V1__OrganizationChoice *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__organization_choice__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__organization_choice__pack_to_buffer
+                     (const Portal__Identity__V1__OrganizationChoice *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__organization_choice__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__OrganizationChoice *
+       portal__identity__v1__organization_choice__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__OrganizationChoice *)
+     protobuf_c_message_unpack (&portal__identity__v1__organization_choice__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__organization_choice__free_unpacked
+                     (Portal__Identity__V1__OrganizationChoice *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__organization_choice__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portal__identity__v1__logout_request__init
                      (Portal__Identity__V1__LogoutRequest         *message)
 {
@@ -1445,6 +1490,141 @@ void   portal__identity__v1__authenticate_response__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &portal__identity__v1__authenticate_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__identity__v1__membership__init
+                     (Portal__Identity__V1__Membership         *message)
+{
+  static const Portal__Identity__V1__Membership init_value = PORTAL__IDENTITY__V1__MEMBERSHIP__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__membership__get_packed_size
+                     (const Portal__Identity__V1__Membership *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__membership__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__membership__pack
+                     (const Portal__Identity__V1__Membership *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__membership__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__membership__pack_to_buffer
+                     (const Portal__Identity__V1__Membership *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__membership__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__Membership *
+       portal__identity__v1__membership__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__Membership *)
+     protobuf_c_message_unpack (&portal__identity__v1__membership__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__membership__free_unpacked
+                     (Portal__Identity__V1__Membership *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__membership__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__identity__v1__list_memberships_request__init
+                     (Portal__Identity__V1__ListMembershipsRequest         *message)
+{
+  static const Portal__Identity__V1__ListMembershipsRequest init_value = PORTAL__IDENTITY__V1__LIST_MEMBERSHIPS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__list_memberships_request__get_packed_size
+                     (const Portal__Identity__V1__ListMembershipsRequest *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__list_memberships_request__pack
+                     (const Portal__Identity__V1__ListMembershipsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__list_memberships_request__pack_to_buffer
+                     (const Portal__Identity__V1__ListMembershipsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__ListMembershipsRequest *
+       portal__identity__v1__list_memberships_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__ListMembershipsRequest *)
+     protobuf_c_message_unpack (&portal__identity__v1__list_memberships_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__list_memberships_request__free_unpacked
+                     (Portal__Identity__V1__ListMembershipsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__identity__v1__list_memberships_response__init
+                     (Portal__Identity__V1__ListMembershipsResponse         *message)
+{
+  static const Portal__Identity__V1__ListMembershipsResponse init_value = PORTAL__IDENTITY__V1__LIST_MEMBERSHIPS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__list_memberships_response__get_packed_size
+                     (const Portal__Identity__V1__ListMembershipsResponse *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__list_memberships_response__pack
+                     (const Portal__Identity__V1__ListMembershipsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__list_memberships_response__pack_to_buffer
+                     (const Portal__Identity__V1__ListMembershipsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__ListMembershipsResponse *
+       portal__identity__v1__list_memberships_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__ListMembershipsResponse *)
+     protobuf_c_message_unpack (&portal__identity__v1__list_memberships_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__list_memberships_response__free_unpacked
+                     (Portal__Identity__V1__ListMembershipsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__list_memberships_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 static const ProtobufCFieldDescriptor portal__identity__v1__organization__field_descriptors[3] =
@@ -3149,7 +3329,7 @@ const ProtobufCMessageDescriptor portal__identity__v1__count_members_response__d
   (ProtobufCMessageInit) portal__identity__v1__count_members_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portal__identity__v1__login_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor portal__identity__v1__login_request__field_descriptors[4] =
 {
   {
     "organization_id",
@@ -3187,8 +3367,21 @@ static const ProtobufCFieldDescriptor portal__identity__v1__login_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "choice_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__LoginRequest, choice_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__identity__v1__login_request__field_indices_by_name[] = {
+  3,   /* field[3] = choice_token */
   1,   /* field[1] = email */
   0,   /* field[0] = organization_id */
   2,   /* field[2] = password */
@@ -3196,7 +3389,7 @@ static const unsigned portal__identity__v1__login_request__field_indices_by_name
 static const ProtobufCIntRange portal__identity__v1__login_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor portal__identity__v1__login_request__descriptor =
 {
@@ -3206,14 +3399,14 @@ const ProtobufCMessageDescriptor portal__identity__v1__login_request__descriptor
   "Portal__Identity__V1__LoginRequest",
   "portal.identity.v1",
   sizeof(Portal__Identity__V1__LoginRequest),
-  3,
+  4,
   portal__identity__v1__login_request__field_descriptors,
   portal__identity__v1__login_request__field_indices_by_name,
   1,  portal__identity__v1__login_request__number_ranges,
   (ProtobufCMessageInit) portal__identity__v1__login_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portal__identity__v1__login_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor portal__identity__v1__login_response__field_descriptors[6] =
 {
   {
     "session_token",
@@ -3251,16 +3444,55 @@ static const ProtobufCFieldDescriptor portal__identity__v1__login_response__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "choice_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__LoginResponse, choice_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "choice_expires_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__LoginResponse, choice_expires_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organization_choices",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Identity__V1__LoginResponse, n_organization_choices),
+    offsetof(Portal__Identity__V1__LoginResponse, organization_choices),
+    &portal__identity__v1__organization_choice__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portal__identity__v1__login_response__field_indices_by_name[] = {
+  4,   /* field[4] = choice_expires_at */
+  3,   /* field[3] = choice_token */
   1,   /* field[1] = expires_at */
+  5,   /* field[5] = organization_choices */
   2,   /* field[2] = principal */
   0,   /* field[0] = session_token */
 };
 static const ProtobufCIntRange portal__identity__v1__login_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor portal__identity__v1__login_response__descriptor =
 {
@@ -3270,11 +3502,62 @@ const ProtobufCMessageDescriptor portal__identity__v1__login_response__descripto
   "Portal__Identity__V1__LoginResponse",
   "portal.identity.v1",
   sizeof(Portal__Identity__V1__LoginResponse),
-  3,
+  6,
   portal__identity__v1__login_response__field_descriptors,
   portal__identity__v1__login_response__field_indices_by_name,
   1,  portal__identity__v1__login_response__number_ranges,
   (ProtobufCMessageInit) portal__identity__v1__login_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__identity__v1__organization_choice__field_descriptors[2] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__OrganizationChoice, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__OrganizationChoice, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__organization_choice__field_indices_by_name[] = {
+  1,   /* field[1] = name */
+  0,   /* field[0] = organization_id */
+};
+static const ProtobufCIntRange portal__identity__v1__organization_choice__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__organization_choice__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.OrganizationChoice",
+  "OrganizationChoice",
+  "Portal__Identity__V1__OrganizationChoice",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__OrganizationChoice),
+  2,
+  portal__identity__v1__organization_choice__field_descriptors,
+  portal__identity__v1__organization_choice__field_indices_by_name,
+  1,  portal__identity__v1__organization_choice__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__organization_choice__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor portal__identity__v1__logout_request__field_descriptors[1] =
@@ -3422,6 +3705,172 @@ const ProtobufCMessageDescriptor portal__identity__v1__authenticate_response__de
   (ProtobufCMessageInit) portal__identity__v1__authenticate_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__identity__v1__membership__field_descriptors[4] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__Membership, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organization_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__Membership, organization_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__Membership, role),
+    &portal__identity__v1__role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "current",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__Membership, current),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__membership__field_indices_by_name[] = {
+  3,   /* field[3] = current */
+  0,   /* field[0] = organization_id */
+  1,   /* field[1] = organization_name */
+  2,   /* field[2] = role */
+};
+static const ProtobufCIntRange portal__identity__v1__membership__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__membership__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.Membership",
+  "Membership",
+  "Portal__Identity__V1__Membership",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__Membership),
+  4,
+  portal__identity__v1__membership__field_descriptors,
+  portal__identity__v1__membership__field_indices_by_name,
+  1,  portal__identity__v1__membership__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__membership__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__identity__v1__list_memberships_request__field_descriptors[2] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__ListMembershipsRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__ListMembershipsRequest, member_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__list_memberships_request__field_indices_by_name[] = {
+  1,   /* field[1] = member_id */
+  0,   /* field[0] = organization_id */
+};
+static const ProtobufCIntRange portal__identity__v1__list_memberships_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.ListMembershipsRequest",
+  "ListMembershipsRequest",
+  "Portal__Identity__V1__ListMembershipsRequest",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__ListMembershipsRequest),
+  2,
+  portal__identity__v1__list_memberships_request__field_descriptors,
+  portal__identity__v1__list_memberships_request__field_indices_by_name,
+  1,  portal__identity__v1__list_memberships_request__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__list_memberships_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__identity__v1__list_memberships_response__field_descriptors[1] =
+{
+  {
+    "memberships",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Identity__V1__ListMembershipsResponse, n_memberships),
+    offsetof(Portal__Identity__V1__ListMembershipsResponse, memberships),
+    &portal__identity__v1__membership__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__list_memberships_response__field_indices_by_name[] = {
+  0,   /* field[0] = memberships */
+};
+static const ProtobufCIntRange portal__identity__v1__list_memberships_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.ListMembershipsResponse",
+  "ListMembershipsResponse",
+  "Portal__Identity__V1__ListMembershipsResponse",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__ListMembershipsResponse),
+  1,
+  portal__identity__v1__list_memberships_response__field_descriptors,
+  portal__identity__v1__list_memberships_response__field_indices_by_name,
+  1,  portal__identity__v1__list_memberships_response__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__list_memberships_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue portal__identity__v1__role__enum_values_by_number[3] =
 {
   { "ROLE_UNSPECIFIED", "PORTAL__IDENTITY__V1__ROLE__ROLE_UNSPECIFIED", 0 },
@@ -3518,7 +3967,7 @@ const ProtobufCEnumDescriptor portal__identity__v1__invite_status__descriptor =
   portal__identity__v1__invite_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__method_descriptors[14] =
+static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__method_descriptors[15] =
 {
   { "CreateOrganization", &portal__identity__v1__create_organization_request__descriptor, &portal__identity__v1__create_organization_response__descriptor },
   { "CreateInvite", &portal__identity__v1__create_invite_request__descriptor, &portal__identity__v1__create_invite_response__descriptor },
@@ -3534,6 +3983,7 @@ static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__m
   { "Login", &portal__identity__v1__login_request__descriptor, &portal__identity__v1__login_response__descriptor },
   { "Logout", &portal__identity__v1__logout_request__descriptor, &portal__identity__v1__logout_response__descriptor },
   { "Authenticate", &portal__identity__v1__authenticate_request__descriptor, &portal__identity__v1__authenticate_response__descriptor },
+  { "ListMemberships", &portal__identity__v1__list_memberships_request__descriptor, &portal__identity__v1__list_memberships_response__descriptor },
 };
 const unsigned portal__identity__v1__identity_service__method_indices_by_name[] = {
   4,        /* AcceptInvite */
@@ -3545,6 +3995,7 @@ const unsigned portal__identity__v1__identity_service__method_indices_by_name[] 
   7,        /* GetMember */
   6,        /* ListInvites */
   5,        /* ListMembers */
+  14,        /* ListMemberships */
   11,        /* Login */
   12,        /* Logout */
   2,        /* ResendInvite */
@@ -3558,7 +4009,7 @@ const ProtobufCServiceDescriptor portal__identity__v1__identity_service__descrip
   "IdentityService",
   "Portal__Identity__V1__IdentityService",
   "portal.identity.v1",
-  14,
+  15,
   portal__identity__v1__identity_service__method_descriptors,
   portal__identity__v1__identity_service__method_indices_by_name
 };
@@ -3673,6 +4124,14 @@ void portal__identity__v1__identity_service__authenticate(ProtobufCService *serv
 {
   assert(service->descriptor == &portal__identity__v1__identity_service__descriptor);
   service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__identity__v1__identity_service__list_memberships(ProtobufCService *service,
+                                                              const Portal__Identity__V1__ListMembershipsRequest *input,
+                                                              Portal__Identity__V1__ListMembershipsResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &portal__identity__v1__identity_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__identity__v1__identity_service__init (Portal__Identity__V1__IdentityService_Service *service,
                                                    Portal__Identity__V1__IdentityService_ServiceDestroy destroy)
