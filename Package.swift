@@ -125,6 +125,21 @@ let package = Package(
         .target(name: "PortalStandardServices", dependencies: ["PortalAPI", "PortalRPC"]),
         // The gateway: the role-aware portal facade over the three backends.
         .target(name: "PortalGateway", dependencies: ["PortalAPI", "PortalRPC", "PortalCrypto"]),
+        // Canonical proto3 JSON for every embedded message type, from the proto descriptors.
+        .target(name: "PortalProtoJSON", dependencies: ["PortalRPC"], swiftSettings: instrumented),
+        // The gateway's web listener: Connect JSON over the gateway's routes, cookie sessions, CSV
+        // downloads and the embedded portal pages (Site/, embedded by scripts/embed-site).
+        .target(
+            name: "PortalWeb",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalProtoJSON",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Site"]),
         // The client library for Swift programs calling the portal.
         .target(name: "PortalClient", dependencies: ["PortalAPI", "PortalRPC", "PortalHTTP2"]),
         // Service assembly and configuration shared by the executables and tests.
@@ -132,7 +147,7 @@ let package = Package(
             name: "PortalApp",
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
-                "PortalEntitlements", "PortalGateway",
+                "PortalEntitlements", "PortalGateway", "PortalWeb", "PortalProtoJSON",
                 "PortalStorage", "PortalCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -172,6 +187,8 @@ let package = Package(
             path: "Tests/Fuzz/PortalFuzz",
             swiftSettings: instrumented,
             linkerSettings: fuzzerLink),
+        // Answers JSON conversion requests on stdin, for the Python json_format comparison (Tests/Interop).
+        .executableTarget(name: "portal-json-oracle", dependencies: ["PortalAPI", "PortalProtoJSON"], path: "Tests/JSONOracle"),
         .executableTarget(
             name: "portalctl",
             dependencies: ["PortalClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -185,6 +202,7 @@ let package = Package(
             ],
             path: "Tests/PortalTestSupport"),
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
+        .testTarget(name: "PortalProtoJSONTests", dependencies: ["PortalProtoJSON", "PortalAPI", "PortalProtobuf", "PortalRPC"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),

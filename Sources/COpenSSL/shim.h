@@ -45,10 +45,10 @@ static inline void portal_SSL_CTX_select_alpn_h2(SSL_CTX *ctx) {
     SSL_CTX_set_alpn_select_cb(ctx, portal_alpn_select_h2, NULL);
 }
 
-/* Web listeners speak HTTP/1.1: chosen when offered; a client offering no ALPN gets none. */
-static inline int portal_alpn_select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                                            const unsigned char *in, unsigned int inlen, void *arg) {
-    (void)ssl; (void)arg;
+/* Web listeners speak HTTP/2 when the browser offers h2, else HTTP/1.1; a client offering no ALPN gets none. */
+static inline int portal_alpn_select_web(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                                         const unsigned char *in, unsigned int inlen, void *arg) {
+    if (portal_alpn_select_h2(ssl, out, outlen, in, inlen, arg) == SSL_TLSEXT_ERR_OK) return SSL_TLSEXT_ERR_OK;
     unsigned int i = 0;
     while (i < inlen) {
         unsigned int length = in[i];
@@ -63,8 +63,8 @@ static inline int portal_alpn_select_http11(SSL *ssl, const unsigned char **out,
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static inline void portal_SSL_CTX_select_alpn_http11(SSL_CTX *ctx) {
-    SSL_CTX_set_alpn_select_cb(ctx, portal_alpn_select_http11, NULL);
+static inline void portal_SSL_CTX_select_alpn_web(SSL_CTX *ctx) {
+    SSL_CTX_set_alpn_select_cb(ctx, portal_alpn_select_web, NULL);
 }
 
 /* Client certificates are requested and verified, but the handshake goes on whatever the outcome:

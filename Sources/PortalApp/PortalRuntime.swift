@@ -9,7 +9,10 @@ import PortalGateway
 import PortalIdentity
 import PortalOutboxRelay
 import PortalStorage
+import PortalAPI
+import PortalProtoJSON
 import PortalRPC
+import PortalWeb
 import ServiceLifecycle
 
 /// Where one service listens and keeps its data.
@@ -42,6 +45,8 @@ public struct ServiceSettings: Sendable {
     /// A secret the gateway presents to the backends and they require before believing caller
     /// metadata from a peer that is neither on loopback nor vouched for by mutual TLS; nil trusts loopback only.
     public var internalCredential: String?
+    /// The gateway's web listener port (Connect JSON, CSV downloads, the portal's pages); nil serves none.
+    public var webPort: Int?
     /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
     public var pageTokens = PageTokenKeys.random()
 
@@ -91,6 +96,7 @@ public enum PortalRuntime {
         for service in services {
             if let store = service as? SQLStore { await store.close() }
             if let server = service as? RPCServer { await server.closeListener() }
+            if let server = service as? WebServer { await server.closeListener() }
         }
     }
 
@@ -145,12 +151,33 @@ public enum PortalRuntime {
         let (server, health) = ServerAssembly.makeServer(
             services: domain, configuration: configuration, logger: logger, extraInterceptors: policies)
         try await server.listen()
+        var web: [any Service] = []
+        if settings.kind == .gateway, let webPort = settings.webPort {
+            do {
+                web.append(try await webServer(serving: domain, port: webPort, settings: settings, logger: logger))
+            } catch {
+                await server.closeListener()
+                throw error
+            }
+        }
         let admin: [any Service] = settings.adminPort.map { port in
             [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]
         } ?? []
-        // A service group shuts services down in reverse order: workers, then the server, then the
-        // admin port (which reports the server's shutdown meanwhile), then databases.
-        return databases + admin + [server] + workers
+        // A service group shuts services down in reverse order: workers, then the servers, then the
+        // admin port (which reports the servers' shutdown meanwhile), then databases.
+        return databases + admin + [server] + web + workers
+    }
+
+    /// The gateway's web listener over `services`, its port bound: HTTPS with the gateway's certificate when it has one.
+    static func webServer(serving services: [any RPCService], port: Int, settings: ServiceSettings, logger: Logger) async throws -> WebServer {
+        var configuration = WebServer.Configuration(host: settings.host, port: port)
+        configuration.tls = try settings.tls?.webSource(logger: logger)
+        let application = WebApplication(
+            services: services, interceptors: ServerAssembly.standardInterceptors(logger: logger),
+            codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), logger: logger)
+        let server = WebServer(configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
+        try await server.listen()
+        return server
     }
 
     /// A relay delivering `store`'s audit outbox to the audit service.

@@ -25,10 +25,15 @@ public enum ServerAssembly {
             ReflectionService(hostedServices: hosted + standardNames),
             ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
         ]
-        let interceptors: [any ServerInterceptor] = [AccessLogInterceptor(logger: logger), MetricsInterceptor()] + extraInterceptors
+        let interceptors = standardInterceptors(logger: logger) + extraInterceptors
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors, logger: logger,
             eventLoopGroup: EventLoops.shared, onShutdown: { health.markAllNotServing() })
         return (server, health)
+    }
+
+    /// The interceptors every call runs through, on every transport: access logs and call metrics.
+    public static func standardInterceptors(logger: Logger) -> [any ServerInterceptor] {
+        [AccessLogInterceptor(logger: logger), MetricsInterceptor()]
     }
 }

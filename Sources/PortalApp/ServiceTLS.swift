@@ -30,6 +30,14 @@ public struct ServiceTLS: Sendable {
         return try .server(settings, logger: logger)
     }
 
+    /// The web listener's side: the same certificate, HTTP/2 or HTTP/1.1 inside, no client certificates asked.
+    func webSource(logger: Logger) throws -> TLSContextSource {
+        var settings = TLSServerSettings(certificateFile: certificateFile, keyFile: keyFile)
+        settings.minimumVersion = minimumVersion
+        settings.applicationProtocol = .web
+        return try .server(settings, logger: logger)
+    }
+
     /// The client side for calls to other services (presenting this certificate), or nil for cleartext calls.
     func clientSource(logger: Logger) throws -> TLSContextSource? {
         guard let caFile else { return nil }

@@ -9,8 +9,10 @@ struct ServerConnectionConfiguration: Sendable {
     var services: Set<String>
     /// HTTP/2 settings and abuse limits.
     var limits: HTTP2Limits
-    /// The largest request message accepted.
+    /// The largest request message accepted (and, on a web listener, the largest plain request body).
     var maxReceiveMessageBytes: Int
+    /// On a web listener, what answers plain HTTP requests (anything not `application/grpc`); nil elsewhere.
+    var web: WebRequestHandler?
 }
 
 /// Serves gRPC on one accepted connection: feeds socket bytes to nghttp2 and turns streams into calls.
@@ -24,6 +26,8 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     private var session: NGHTTP2Session!
     private var context: ChannelHandlerContext?
     private var streams: [Int32: ServerStream] = [:]
+    /// Plain HTTP requests of a web listener, by stream.
+    private var exchanges: [Int32: HTTP2WebExchange] = [:]
     /// The request header block being received, and its stream (blocks never interleave).
     private var head: (streamID: Int32, fields: RequestHead)?
     private var flushScheduled = false
@@ -88,6 +92,8 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             stream.abort(RPCError(.cancelled, "connection closed"))
         }
         streams.removeAll()
+        for exchange in exchanges.values { exchange.close() }
+        exchanges.removeAll()
         head = nil
         calls.finish()
         context.fireChannelInactive()
@@ -118,9 +124,9 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     ///
     /// Deferred to a later event-loop turn: this runs inside nghttp2 callbacks, which must not re-enter it.
     private func closeIfIdle() {
-        guard closing, streams.isEmpty, let context else { return }
+        guard closing, streams.isEmpty, exchanges.isEmpty, let context else { return }
         context.eventLoop.assumeIsolated().execute {
-            guard self.streams.isEmpty else { return }
+            guard self.streams.isEmpty, self.exchanges.isEmpty else { return }
             self.flushNow()
             self.closeAfterFlushing()
         }
@@ -233,6 +239,12 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     private func startCall(streamID: Int32, head: RequestHead, endStream: Bool) {
+        if configuration.web != nil, !head.isGRPC {
+            let exchange = HTTP2WebExchange(id: streamID, head: head)
+            exchanges[streamID] = exchange
+            if endStream { launchWeb(exchange) }
+            return
+        }
         let requestID = head.requestID.flatMap(RequestID.accepting) ?? requestIDs.next()
         guard head.isPost else {
             session.submitResponse(streamID: streamID, headers: [(":status", "405")], hasBody: false)
@@ -282,7 +294,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     // MARK: HTTP2SessionDelegate
 
     func sessionBeganHeaders(streamID: Int32) {
-        head = streams[streamID] == nil ? (streamID, RequestHead()) : nil
+        head = streams[streamID] == nil && exchanges[streamID] == nil ? (streamID, RequestHead(keepingFields: configuration.web != nil)) : nil
     }
 
     func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
@@ -303,13 +315,18 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
                 return
             }
             startCall(streamID: streamID, head: head.fields, endStream: endStream)
-        } else if endStream, let stream = streams[streamID] {
-            sessionReceivedEndOfData(streamID: stream.id)
+        } else if endStream, streams[streamID] != nil || exchanges[streamID] != nil {
+            sessionReceivedEndOfData(streamID: streamID)
         }
     }
 
     func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
         session.consumeConnection(count: bytes.count)
+        if let exchange = exchanges[streamID] {
+            session.consumeStream(streamID: streamID, count: bytes.count)
+            receiveWebBody(exchange, bytes)
+            return
+        }
         guard let stream = streams[streamID], !stream.finished else {
             // Data for a call that already ended is discarded, but its window is returned.
             session.consumeStream(streamID: streamID, count: bytes.count)
@@ -324,6 +341,10 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     func sessionReceivedEndOfData(streamID: Int32) {
+        if let exchange = exchanges[streamID] {
+            launchWeb(exchange)
+            return
+        }
         guard let stream = streams[streamID], !stream.finished else { return }
         do {
             try stream.deframer.finish()
@@ -335,6 +356,11 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
         if head?.streamID == streamID { head = nil }
+        if let exchange = exchanges.removeValue(forKey: streamID) {
+            exchange.close()
+            closeIfIdle()
+            return
+        }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.closed = true
         stream.abort(RPCError(.cancelled, stream.finished ? "call finished" : "call cancelled by the client"))
@@ -355,6 +381,7 @@ final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
+        if let exchange = exchanges[streamID] { return readWebBody(exchange, into: buffer) }
         guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
         let count = stream.outbound.read(into: buffer)
         if count > 0 {
@@ -389,5 +416,98 @@ struct TokenBucket {
         guard tokens >= 1 else { return false }
         tokens -= 1
         return true
+    }
+}
+
+// MARK: Plain HTTP requests on a web listener
+
+extension HTTP2ServerConnectionHandler {
+    /// Takes body bytes of a plain request, answering 413 once they pass the limit.
+    private func receiveWebBody(_ exchange: HTTP2WebExchange, _ bytes: UnsafeRawBufferPointer) {
+        guard !exchange.refused, exchange.task == nil else { return }
+        guard exchange.body.count + bytes.count <= configuration.maxReceiveMessageBytes else {
+            exchange.refused = true
+            exchange.body = []
+            let text = Array("the request body is larger than \(configuration.maxReceiveMessageBytes) bytes\n".utf8)
+            startWebResponse(streamID: exchange.id, status: 413, headers: [("content-type", "text/plain; charset=utf-8")], body: text, ends: true)
+            return
+        }
+        exchange.body.append(contentsOf: bytes)
+    }
+
+    /// Hands a complete plain request to the web application, in a task of its own.
+    fileprivate func launchWeb(_ exchange: HTTP2WebExchange) {
+        guard !exchange.refused, exchange.task == nil, let web = configuration.web, let context else { return }
+        let request = exchange.request(peer: peer, transport: transport)
+        exchange.body = []
+        let responder = HTTP2WebResponder(connection: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: exchange.id)
+        exchange.task = Task {
+            await web(request, responder)
+            await responder.ensureEnded()
+        }
+    }
+
+    /// Sends a plain response's headers, and its whole body when `ends`; a streamed body follows part by part.
+    func startWebResponse(streamID: Int32, status: Int, headers: [(String, String)], body: [UInt8], ends: Bool) {
+        guard let exchange = exchanges[streamID], !exchange.closed, !exchange.responseStarted else { return }
+        exchange.responseStarted = true
+        exchange.responseEnded = ends
+        exchange.outbound.append(body)
+        // HTTP/2 carries no connection-specific fields.
+        let fields = [(":status", String(status))] + headers.filter { !["connection", "keep-alive", "transfer-encoding"].contains($0.0) }
+        session.submitResponse(streamID: streamID, headers: fields, hasBody: !(ends && body.isEmpty))
+        flushSoon()
+    }
+
+    /// Queues one part of a streamed plain response; `waiter` resumes once it has been sent.
+    func writeWebPart(streamID: Int32, _ part: [UInt8], waiter: CheckedContinuation<Void, any Error>) {
+        guard let exchange = exchanges[streamID], !exchange.closed, exchange.responseStarted, !exchange.responseEnded else {
+            waiter.resume(throwing: RPCError(.cancelled, "the client closed the stream"))
+            return
+        }
+        exchange.outbound.append(part)
+        exchange.drainWaiter = waiter
+        session.resumeBody(streamID: streamID)
+        flushSoon()
+    }
+
+    /// Ends a streamed plain response once its queued parts are sent.
+    func finishWebResponse(streamID: Int32) {
+        guard let exchange = exchanges[streamID], !exchange.closed else { return }
+        exchange.responseEnded = true
+        session.resumeBody(streamID: streamID)
+        flushSoon()
+    }
+
+    /// Breaks off a plain response with RST_STREAM(CANCEL), so the client sees it incomplete.
+    func abortWebResponse(streamID: Int32) {
+        guard let exchange = exchanges[streamID], !exchange.closed else { return }
+        session.resetStream(streamID: streamID, errorCode: 8)
+        flushSoon()
+    }
+
+    fileprivate func readWebBody(_ exchange: HTTP2WebExchange, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
+        let count = exchange.outbound.read(into: buffer)
+        if exchange.outbound.count == 0 {
+            exchange.drainWaiter?.resume()
+            exchange.drainWaiter = nil
+            if exchange.responseEnded { return .endWithTrailers(count, []) }
+        }
+        return count > 0 ? .bytes(count) : .deferred
+    }
+}
+
+/// Installs HTTP/2 for plain HTTP requests on a web listener's connection (h2 inside TLS, or h2c).
+public enum HTTP2WebConnection {
+    /// Adds the HTTP/2 handler to `channel` (on its event loop): every request goes to `handler`;
+    /// bodies over `maxBodyBytes` are answered 413.
+    public static func install(
+        on channel: any Channel, transport: TransportSecurity, limits: HTTP2Limits = HTTP2Limits(), maxBodyBytes: Int,
+        handler: @escaping WebRequestHandler
+    ) throws {
+        let configuration = ServerConnectionConfiguration(
+            routes: [:], services: [], limits: limits, maxReceiveMessageBytes: maxBodyBytes, web: handler)
+        let (_, calls) = AsyncStream.makeStream(of: ServerStream.self)
+        try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnectionHandler(configuration: configuration, transport: transport, calls: calls))
     }
 }

@@ -278,6 +278,13 @@ public struct ListenError: Error, CustomStringConvertible {
     /// The socket error.
     public let cause: any Error
 
+    /// An error for a listener at `host:port` that could not bind.
+    public init(host: String, port: Int, cause: any Error) {
+        self.host = host
+        self.port = port
+        self.cause = cause
+    }
+
     /// `cannot listen on 127.0.0.1:50050: address already in use`.
     public var description: String {
         let reason: String

@@ -21,10 +21,30 @@ struct RequestHead {
     var metadata = Metadata()
     /// Bytes counted against the header list limit (name + value + 32 per field, as HTTP/2 counts).
     var size = 0
+    /// Every regular field as text, kept only on web listeners (nil elsewhere), for plain HTTP requests.
+    var fields: [(String, String)]?
+    /// `:method`, kept with `fields`.
+    var method = ""
+    /// `:authority`, kept with `fields`.
+    var authority = ""
+
+    /// A head that keeps every field as text when `keepingFields` (web listeners).
+    init(keepingFields: Bool = false) {
+        fields = keepingFields ? [] : nil
+    }
 
     /// Records one field.
     mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         size += name.count + value.count + 32
+        if fields != nil {
+            if name.matches(":method") {
+                method = String(decoding: value, as: UTF8.self)
+            } else if name.matches(":authority") {
+                authority = String(decoding: value, as: UTF8.self)
+            } else if name.first != UInt8(ascii: ":") {
+                fields!.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            }
+        }
         if name.first == UInt8(ascii: ":") {
             if name.matches(":method") {
                 isPost = value.matches("POST")

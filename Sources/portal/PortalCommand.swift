@@ -38,6 +38,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz over HTTP (env PORTAL_ADMIN_PORT; none by default).")
     var adminPort: Int?
 
+    @Option(name: .customLong("web-port"), help: "Gateway only: port for browsers — the portal's pages, its API as Connect JSON and CSV downloads, over HTTPS with --tls-cert (env PORTAL_WEB_PORT; none by default).")
+    var webPort: Int?
+
     @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
     var sessionLifetime: Int?
 
@@ -98,6 +101,9 @@ struct ServiceOptions: ParsableArguments {
         }
         if let adminPort = adminPortNumber, !(1...65535).contains(adminPort) {
             throw ValidationError("--admin-port: \(adminPort) is not a TCP port")
+        }
+        if let webPort = webPortNumber, !(1...65535).contains(webPort) {
+            throw ValidationError("--web-port: \(webPort) is not a TCP port")
         }
         if let lifetime = sessionLifetimeSeconds, lifetime < 1 {
             throw ValidationError("--session-lifetime: must be at least 1 second, not \(lifetime)")
@@ -166,6 +172,9 @@ struct ServiceOptions: ParsableArguments {
     /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
     var adminPortNumber: Int? { adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init) }
 
+    /// `--web-port`, else `PORTAL_WEB_PORT`.
+    var webPortNumber: Int? { webPort ?? ProcessInfo.processInfo.environment["PORTAL_WEB_PORT"].flatMap(Int.init) }
+
     /// `--session-lifetime`, else `PORTAL_SESSION_LIFETIME`.
     var sessionLifetimeSeconds: Int? { sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init) }
 
@@ -179,6 +188,11 @@ struct ServiceOptions: ParsableArguments {
         settings.smtpServer = smtpServer
         settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
         settings.adminPort = adminPortNumber
+        if kind == .gateway {
+            settings.webPort = webPortNumber
+        } else if webPort != nil {
+            throw ValidationError("--web-port: only the gateway serves browsers")
+        }
         settings.tls = try tls()
         settings.database = try database()
         settings.pageTokens = try pageTokens()
@@ -199,7 +213,7 @@ struct ServiceOptions: ParsableArguments {
     /// order of their default ports, and their admin ports 1000 above. Every service binds its port
     /// before any of them runs, so a port in use stops the process before it serves or seeds anything.
     func start(
-        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil
+        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil, webPort: Int? = nil
     ) async throws {
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         PortalRuntime.bootstrapMetrics()
@@ -212,6 +226,7 @@ struct ServiceOptions: ParsableArguments {
                 kindSettings.adminPort = kind.port(base: portBase) + 1000
             }
             if let devCertificates { kindSettings.tls = Self.devTLS(kind, folder: devCertificates) }
+            if kind == .gateway, let webPort { kindSettings.webPort = webPort }
             do {
                 services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
             } catch {
@@ -291,9 +306,20 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("port-base"), help: "First port: the gateway listens on it, entitlements, identity and audit on the next three, their admin ports 1000 above (default 50050).")
     var portBase: Int = PortalServiceKind.gateway.defaultPort
 
+    @Option(name: .customLong("web-port"), help: "Port of the web portal (default 8080; with --port-base, the port after audit's).")
+    var webPort: Int?
+
+    /// Where the web portal listens.
+    var webPortNumber: Int {
+        webPort ?? (portBase == PortalServiceKind.gateway.defaultPort ? 8080 : PortalServiceKind.audit.port(base: portBase) + 1)
+    }
+
     func validate() throws {
         guard (1...(65535 - 1003)).contains(portBase) else {
             throw ValidationError("--port-base: \(portBase) leaves no room for the four services and their admin ports (at most \(65535 - 1003))")
+        }
+        if let webPort, !(1...65535).contains(webPort) {
+            throw ValidationError("--web-port: \(webPort) is not a TCP port")
         }
         if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
             throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
@@ -309,11 +335,12 @@ struct Dev: AsyncParsableCommand {
         options.dataDirectory = dataDirectory
         options.logLevel = logLevel
         options.port = nil
+        options.webPort = nil
         // The services find each other where they listen (loopback when they listen everywhere).
         let reachable = ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.port(base: portBase))"
         options.identityAddress = "\(reachable):\(PortalServiceKind.identity.port(base: portBase))"
         options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.port(base: portBase))"
-        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder)
+        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder, webPort: webPortNumber)
     }
 }

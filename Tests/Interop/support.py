@@ -246,6 +246,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_base() -> int:
+    """A `portal dev --port-base` whose four service ports, their admin ports and the web port are free now."""
+    for _ in range(50):
+        base = free_port()
+        if base + 1003 > 65535:
+            continue
+        sockets = []
+        try:
+            for port in [base + offset for offset in (0, 1, 2, 3, 4, 1000, 1001, 1002, 1003)]:
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port base found")
+
+
 def read_rss_bytes(pid: int) -> int:
     """Resident memory of a process, from /proc/<pid>/status VmRSS."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:

@@ -406,7 +406,7 @@ def test_a_port_in_use_ends_the_service_in_one_line_naming_it(portal_bin, tmp_pa
 def test_portal_dev_with_a_port_in_use_stops_before_seeding(portal_bin, tmp_path):
     """`portal dev --port-base B` with B + 2 (identity) taken exits 1 naming identity and the port,
     and leaves no demo organization behind."""
-    base = free_base()
+    base = support.free_port_base()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 2))
         taken.listen()
@@ -417,31 +417,9 @@ def test_portal_dev_with_a_port_in_use_stops_before_seeding(portal_bin, tmp_path
     assert not (tmp_path / "data" / "demo-organization.txt").exists()
 
 
-def free_base() -> int:
-    """A port base whose four service ports and four admin ports are free now."""
-    for _ in range(50):
-        base = support.free_port()
-        if base + 1003 > 65535:
-            continue
-        ports = [base + offset for offset in (0, 1, 2, 3, 1000, 1001, 1002, 1003)]
-        sockets = []
-        try:
-            for port in ports:
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    pytest.skip("no free port base found")
-
-
 @pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
 def test_portal_dev_moves_every_port_with_its_base(portal_bin, tmp_path):
-    base = free_base()
+    base = support.free_port_base()
     process = subprocess.Popen([portal_bin, "dev", "--no-demo", "--port-base", str(base), "--data-dir", str(tmp_path / "data")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
@@ -452,6 +430,8 @@ def test_portal_dev_moves_every_port_with_its_base(portal_bin, tmp_path):
         import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{base + 1000}/healthz", timeout=5) as response:
             assert response.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{base + 4}/", timeout=5) as response:
+            assert response.status == 200 and b"End Customer Portal" in response.read(), "the web portal follows the base"
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0

@@ -20,13 +20,13 @@ final class TLSContext: @unchecked Sendable {
         SSL_CTX_free(pointer)
     }
 
-    /// A server context: certificate and key, ALPN `h2` required (or `http/1.1` chosen), client certificates requested when a CA is set.
+    /// A server context: certificate and key, ALPN `h2` required (or, on a web listener, `h2` or `http/1.1` chosen), client certificates requested when a CA is set.
     static func server(_ settings: TLSServerSettings) throws -> TLSContext {
         let context = try make(role: .server, minimumVersion: settings.minimumVersion)
         try context.useCertificate(settings.certificateFile, key: settings.keyFile, certificateFlag: "tls-cert", keyFlag: "tls-key")
         switch settings.applicationProtocol {
         case .http2: portal_SSL_CTX_select_alpn_h2(context.pointer)
-        case .http1: portal_SSL_CTX_select_alpn_http11(context.pointer)
+        case .web: portal_SSL_CTX_select_alpn_web(context.pointer)
         }
         if let clientCA = settings.clientCAFile {
             try context.trust(clientCA, flag: "tls-client-ca")

@@ -16,6 +16,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     struct Established {
         var version: String
         var clientCertificate: ClientCertificate?
+        /// The protocol ALPN chose (`h2`, `http/1.1`), nil when none.
+        var applicationProtocol: String?
     }
 
     private enum State { case handshaking, established, closed }
@@ -106,7 +108,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             state = .established
             timeout?.cancel()
-            let established = Established(version: connection.version, clientCertificate: connection.peerCertificate())
+            let established = Established(
+                version: connection.version, clientCertificate: connection.peerCertificate(), applicationProtocol: connection.negotiatedProtocol)
             do {
                 try onEstablished(context.channel, established)
             } catch {

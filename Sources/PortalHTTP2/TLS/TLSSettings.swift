@@ -10,8 +10,8 @@ public enum TLSVersion: String, Sendable, CaseIterable {
 public enum TLSApplicationProtocol: Sendable, Hashable {
     /// HTTP/2, required by ALPN `h2` (gRPC).
     case http2
-    /// HTTP/1.1, by ALPN `http/1.1` when the client offers it (browsers on the web listener).
-    case http1
+    /// HTTP/2 when the client offers `h2`, else HTTP/1.1 (browsers on the web listener).
+    case web
 }
 
 /// A server's TLS certificate and key, and the CA whose client certificates it asks for.
@@ -27,7 +27,7 @@ public struct TLSServerSettings: Sendable, Hashable {
     public var clientCAFile: String?
     /// The lowest version accepted.
     public var minimumVersion: TLSVersion = .v1_3
-    /// The protocol spoken inside TLS, chosen by ALPN: HTTP/2 for gRPC, HTTP/1.1 for the web listener.
+    /// The protocol spoken inside TLS, chosen by ALPN: HTTP/2 for gRPC, HTTP/2 or HTTP/1.1 for the web listener.
     public var applicationProtocol: TLSApplicationProtocol = .http2
 
     /// Settings serving `certificateFile` with `keyFile`.

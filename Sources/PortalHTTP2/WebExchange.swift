@@ -1,0 +1,106 @@
+import Foundation
+import PortalRPC
+
+/// One plain HTTP request (not gRPC) for a web listener, its body read in full within the listener's limits.
+public struct WebRequest: Sendable {
+    /// `GET`, `HEAD`, `POST`, …
+    public var method: String
+    /// The path, percent-encoded as sent, without the query.
+    public var path: String
+    /// The query parameters in order, decoded.
+    public var query: [(name: String, value: String)]
+    /// The header fields, names lower-cased.
+    public var headers: [(name: String, value: String)]
+    /// The body.
+    public var body: [UInt8]
+    /// The peer, for logs and per-address limits.
+    public var peer: String
+    /// How the connection is secured.
+    public var transport: TransportSecurity
+
+    /// Creates a request.
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = [], peer: String = "unknown",
+        transport: TransportSecurity = .cleartext
+    ) {
+        self.method = method
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        path = parts.first.map(String.init) ?? "/"
+        query = parts.count > 1 ? FormDecoding.parameters(String(parts[1])) : []
+        self.headers = headers.map { (name: $0.name.lowercased(), value: $0.value) }
+        self.body = body
+        self.peer = peer
+        self.transport = transport
+    }
+
+    /// The first value of header `name` (lower-case).
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name == name }?.value
+    }
+
+    /// The first value of query parameter `name`.
+    public func queryValue(_ name: String) -> String? {
+        query.first { $0.name == name }?.value
+    }
+
+    /// The media type of `content-type`, lower-cased, without parameters.
+    public var mediaType: String? {
+        header("content-type").map { $0.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? "" }
+    }
+}
+
+/// Where a handler writes its response: at once, or as a stream of body parts with backpressure.
+public protocol WebResponder: Sendable {
+    /// Sends a whole response.
+    func respond(status: Int, headers: [(String, String)], body: [UInt8]) async
+    /// Starts a streamed response; each part is written and flushed before `write` returns.
+    func startStream(status: Int, headers: [(String, String)]) async throws
+    /// Writes one part of a streamed body and waits until the connection has taken it.
+    func write(_ part: [UInt8]) async throws
+    /// Ends a streamed body.
+    func finishStream() async
+    /// Breaks off a streamed body, so the client sees an incomplete response rather than a short one.
+    func abortStream() async
+}
+
+/// `application/x-www-form-urlencoded` decoding, as URL query strings use it.
+enum FormDecoding {
+    /// `a=1&b=x%20y` → [("a", "1"), ("b", "x y")]; `+` is a space.
+    static func parameters(_ query: String) -> [(name: String, value: String)] {
+        query.split(separator: "&").compactMap { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = parts.first.flatMap({ percentDecoded($0) }), !name.isEmpty else { return nil }
+            let value = parts.count > 1 ? percentDecoded(parts[1]) ?? "" : ""
+            return (name, value)
+        }
+    }
+
+    /// Percent-decodes `text` (`+` as space); nil when an escape is malformed or the bytes are not UTF-8.
+    static func percentDecoded(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                bytes.append(high << 4 | low)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Answers plain HTTP requests: what a web listener runs for each request, over HTTP/1.1 or HTTP/2.
+public typealias WebRequestHandler = @Sendable (WebRequest, any WebResponder) async -> Void

@@ -1,0 +1,62 @@
+import Foundation
+import PortalAPI
+import PortalHTTP2
+import PortalRPC
+
+/// Browser sessions: `Login` and `AcceptInvite` on the web listener put the session token in an
+/// `HttpOnly`, `Secure`, `SameSite=Strict` cookie instead of the response body, requests carrying
+/// the cookie act with its token, and `Logout` clears it. API clients keep using bearer tokens.
+struct SessionCookies: Sendable {
+    /// The cookie's name; `__Host-` makes browsers refuse it unless it is `Secure`, host-only and on `/`.
+    static let name = "__Host-portal-session"
+
+    private static let login = "/portal.gateway.v1.PortalService/Login"
+    private static let acceptInvite = "/portal.gateway.v1.PortalService/AcceptInvite"
+    private static let logout = "/portal.gateway.v1.PortalService/Logout"
+
+    /// The clock deciding cookie lifetimes, in Unix seconds.
+    var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+
+    /// The session token in the request's cookie, if any.
+    func token(in request: WebRequest) -> String? {
+        for (name, value) in request.headers where name == "cookie" {
+            for pair in value.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == Self.name else { continue }
+                let token = parts[1].trimmingCharacters(in: .whitespaces)
+                if !token.isEmpty { return token }
+            }
+        }
+        return nil
+    }
+
+    /// For sign-in methods, takes the session token out of `response` and returns the `Set-Cookie`
+    /// value carrying it; for `Logout`, the value that clears the cookie; nil for other methods.
+    func moveToCookie(path: String, response: inout [UInt8], transport: TransportSecurity) throws -> String? {
+        switch path {
+        case Self.login:
+            var message = try Portal_Gateway_V1_LoginResponse(rpcBytes: response)
+            guard !message.sessionToken.isEmpty else { return nil }
+            defer { response = message.rpcBytes() }
+            let cookie = setCookie(message.sessionToken, expiresAt: message.expiresAt?.seconds)
+            message.sessionToken = ""
+            return cookie
+        case Self.acceptInvite:
+            var message = try Portal_Gateway_V1_AcceptInviteResponse(rpcBytes: response)
+            guard !message.sessionToken.isEmpty else { return nil }
+            defer { response = message.rpcBytes() }
+            let cookie = setCookie(message.sessionToken, expiresAt: message.expiresAt?.seconds)
+            message.sessionToken = ""
+            return cookie
+        case Self.logout:
+            return "\(Self.name)=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
+        default:
+            return nil
+        }
+    }
+
+    private func setCookie(_ token: String, expiresAt: Int64?) -> String {
+        let lifetime = max(0, (expiresAt ?? now()) - now())
+        return "\(Self.name)=\(token); Path=/; Max-Age=\(lifetime); Secure; HttpOnly; SameSite=Strict"
+    }
+}
