@@ -54,11 +54,13 @@ struct ConversionErrorTests {
     }
 
     @Test(arguments: [
-        #"{"int32Value": 1,}"#, #"{"int32Value": 01}"#, #"{"int32Value": NaN}"#, "{/* no */}", "{\"stringValue\": \"a\u{1}\"}",
-        #"{"stringValue": "\ud800"}"#, #"{'a': 1}"#, #"{"int32Value": 1} {}"#, "", #"{"int32Value": +1}"#, #"{"int32Value": .5}"#,
+        (#"{"int32Value": 1,}"#, ""), (#"{"int32Value": 01}"#, ""), ("{/* no */}", ""), (#"{'a': 1}"#, ""), (#"{"int32Value": 1} {}"#, ""),
+        ("", ""), (#"{"int32Value": NaN}"#, "int32Value: "), ("{\"stringValue\": \"a\u{1}\"}", "stringValue: "),
+        (#"{"stringValue": "\ud800"}"#, "stringValue: "), (#"{"int32Value": +1}"#, "int32Value: "), (#"{"nested": {"weight": .5}}"#, "nested.weight: "),
+        (#"{"repeatedInt32": [1, 2,]}"#, "repeatedInt32[2]: "),
     ])
-    func malformedJSONIsRefused(json: String) {
-        #expect(CodecFixture.jsonError(json)?.hasPrefix("invalid JSON at byte ") == true)
+    func malformedJSONIsRefusedNamingWhereItWas(json: String, path: String) {
+        #expect(CodecFixture.jsonError(json)?.hasPrefix(path + "invalid JSON at byte ") == true, "\(json)")
     }
 
     @Test func invalidUTF8InJSONIsRefused() {
