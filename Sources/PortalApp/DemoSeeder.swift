@@ -10,7 +10,9 @@ import ServiceLifecycle
 ///
 /// The organization has a dozen products, entitlements (one expired, one perpetual), activations,
 /// Admins and a Viewer who accepted their invites (secrets read from the mail spool, as a person
-/// would read their mail), and pending invites. A data directory seeded once is never seeded again.
+/// would read their mail), and pending invites. A second, smaller organization has Ada as a Viewer,
+/// so signing in as her shows the choice of organization. A data directory seeded once is never
+/// seeded again.
 public struct DemoSeeder: Service {
     /// The demo members' password.
     public static let password = "portal-demo-2026"
@@ -47,10 +49,11 @@ public struct DemoSeeder: Service {
             FileHandle.standardOutput.write(Data("""
 
                 End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.port(base: portBase)).
-                Demo organization \(organizationID). Sign in as an Admin or a Viewer:
+                Demo organization \(organizationID). Sign in as a Viewer, or as Ada, an Admin here and a Viewer of
+                \(Self.secondOrganizationName), who chooses between the two:
 
-                  portalctl\(gateway) login --org \(organizationID) --email ada@northwind.example --password \(Self.password)
-                  portalctl\(gateway) login --org \(organizationID) --email grace@northwind.example --password \(Self.password)
+                  portalctl\(gateway) login --email grace@northwind.example --password \(Self.password)
+                  portalctl\(gateway) login --email ada@northwind.example --password \(Self.password)
 
                 """.utf8))
         } catch {
@@ -90,7 +93,7 @@ public struct DemoSeeder: Service {
             })
         }
         let organizationID = organization.organization!.organizationID
-        let ada = try await accept("ada@northwind.example", "Ada", "Lovelace", backends)
+        let ada = try await accept("ada@northwind.example", "Ada", "Lovelace", organizationID: organizationID, backends)
         let asAda = PrincipalMetadata.metadata(memberID: ada.memberID, displayName: "Ada Lovelace")
         for (email, role, first, last) in [
             ("grace@northwind.example", Portal_Identity_V1_Role.viewer, "Grace", "Hopper"),
@@ -98,7 +101,7 @@ public struct DemoSeeder: Service {
             ("margaret@northwind.example", .viewer, "Margaret", "Hamilton"),
         ] {
             try await invite(email, role: role, organizationID: organizationID, as: asAda, backends)
-            _ = try await accept(email, first, last, backends)
+            _ = try await accept(email, first, last, organizationID: organizationID, backends)
         }
         try await invite("dorothy@northwind.example", role: .viewer, organizationID: organizationID, as: asAda, backends)
         try await invite("mary@northwind.example", role: .admin, organizationID: organizationID, as: asAda, backends)
@@ -145,8 +148,37 @@ public struct DemoSeeder: Service {
                 $0.idempotencyKey = "demo-activation-\(index)"
             }, metadata: asAda)
         }
+        try await seedSecondOrganization(backends)
         logger.info("seeded the demo organization", metadata: ["organization": "\(organizationID)"])
         return organizationID
+    }
+
+    /// The second organization's name.
+    static let secondOrganizationName = "Tailspin Venues"
+
+    /// A second organization, led by Lin, where Ada (with the same password) is a Viewer, holding
+    /// one entitlement: Ada's sign-in offers both organizations.
+    private func seedSecondOrganization(_ backends: Backends) async throws {
+        let created = try await backends.identity.createOrganization(.with {
+            $0.name = Self.secondOrganizationName
+            $0.firstAdminEmail = "lin@tailspin.example"
+            $0.idempotencyKey = "demo-organization-2"
+        })
+        let organizationID = created.organization!.organizationID
+        let lin = try await accept("lin@tailspin.example", "Lin", "Chen", organizationID: organizationID, backends)
+        let asLin = PrincipalMetadata.metadata(memberID: lin.memberID, displayName: "Lin Chen")
+        try await invite("ada@northwind.example", role: .viewer, organizationID: organizationID, as: asLin, backends)
+        _ = try await accept("ada@northwind.example", "Ada", "Lovelace", organizationID: organizationID, backends)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = try await backends.entitlements.transferEntitlement(.with {
+            $0.entitlementID = "ENT-250114"
+            $0.organizationID = organizationID
+            $0.salesOrder = "QSO-1051420"
+            $0.poNumber = "PO-TS-0114"
+            $0.orderDate = Google_Protobuf_Timestamp(milliseconds: now - 20 * 86_400_000)
+            $0.expirationDate = Google_Protobuf_Timestamp(milliseconds: now + 345 * 86_400_000)
+            $0.lines = [.with { $0.productID = "QSC-VISION-4K"; $0.quantity = 12 }, .with { $0.productID = "QSC-PULSE"; $0.quantity = 4 }]
+        })
     }
 
     /// Runs `body`, retrying while the services are still starting (up to 30 seconds).
@@ -171,9 +203,11 @@ public struct DemoSeeder: Service {
         }, metadata: actor)
     }
 
-    /// Accepts the invite mailed to `email`, reading its secret from the mail spool.
-    private func accept(_ email: String, _ firstName: String, _ lastName: String, _ backends: Backends) async throws -> Portal_Identity_V1_Member {
-        let secret = try await inviteSecret(for: email)
+    /// Accepts the invite to `organizationID` mailed to `email`, reading its secret from the mail spool.
+    private func accept(
+        _ email: String, _ firstName: String, _ lastName: String, organizationID: String, _ backends: Backends
+    ) async throws -> Portal_Identity_V1_Member {
+        let secret = try await inviteSecret(for: email, organizationID: organizationID)
         return try await backends.identity.acceptInvite(.with {
             $0.inviteSecret = secret
             $0.firstName = firstName
@@ -182,14 +216,14 @@ public struct DemoSeeder: Service {
         }).member!
     }
 
-    /// The invite code in the spooled mail to `email`, waiting (up to 30 seconds) for the mailer.
-    private func inviteSecret(for email: String) async throws -> String {
+    /// The invite code in the spooled mail to `email` from `organizationID`, waiting (up to 30 seconds) for the mailer.
+    private func inviteSecret(for email: String, organizationID: String) async throws -> String {
         let spool = (dataDirectory as NSString).appendingPathComponent("mail-spool")
         let giveUp = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < giveUp {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".eml") {
                 guard let text = try? String(contentsOfFile: (spool as NSString).appendingPathComponent(name), encoding: .utf8),
-                      text.contains("To: \(email)") else { continue }
+                      text.contains("To: \(email)"), text.contains("X-Portal-Organization: \(organizationID)") else { continue }
                 if let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("Invite code: ") }) {
                     return String(line.dropFirst("Invite code: ".count))
                 }

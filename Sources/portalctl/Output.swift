@@ -108,6 +108,15 @@ enum JSONRecords {
                 "display_name": principal.displayName, "email": principal.email]
     }
 
+    static func membership(_ membership: Portal_Identity_V1_Membership) -> [String: Any] {
+        ["organization_id": membership.organizationID, "name": membership.organizationName, "role": role(membership.role),
+         "current": membership.current]
+    }
+
+    static func choice(_ choice: Portal_Identity_V1_OrganizationChoice) -> [String: Any] {
+        ["organization_id": choice.organizationID, "name": choice.name]
+    }
+
     static func product(_ held: Portal_Entitlements_V1_LicensedProduct) -> [String: Any] {
         let product = held.product ?? .init()
         return ["product_id": product.productID, "name": product.name, "license_type": product.licenseType,

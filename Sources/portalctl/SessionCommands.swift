@@ -12,40 +12,34 @@ func readPassword(_ given: String?, prompt: String) throws -> String {
     return typed
 }
 
-/// Saves the session token where later commands find it, readable by the owner only from the first
-/// byte on (written to a new 0600 file, then renamed into place).
-func saveSession(_ token: String, to path: String) throws {
-    let folder = (path as NSString).deletingLastPathComponent
-    if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    }
-    let temporary = path + ".\(getpid()).new"
-    let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o600)
-    guard descriptor >= 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
-    let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-    do {
-        try file.write(contentsOf: Data(token.utf8))
-        try file.synchronize()
-        try file.close()
-        guard rename(temporary, path) == 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
-    } catch {
-        unlink(temporary)
-        throw error
-    }
-}
-
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sign in and keep the session for later commands.")
+    static let configuration = CommandConfiguration(
+        abstract: "Sign in with your email and password, and keep the session for later commands.",
+        discussion: """
+            When your email belongs to several organizations you choose one: from a list on a terminal, \
+            or with --org ID (which also signs in to that organization directly, as before).
+            """)
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Your organization's id.") var org: String
+    @Option(help: "The organization to sign in to (needed only to choose without being asked).") var org: String?
     @Option(help: "Your email.") var email: String
     @Option(help: "Your password (or env PORTAL_PASSWORD; asked for when absent).") var password: String?
 
     func run() async throws {
         let password = try readPassword(password, prompt: "Password: ")
         try await global.run { client in
-            let session = try await client.login(organizationID: org, email: email, password: password, options: global.callOptions)
-            try saveSession(session.sessionToken, to: global.sessionFile)
+            let session: Portal_Gateway_V1_LoginResponse
+            if let org {
+                session = try await client.login(organizationID: org, email: email, password: password, options: global.callOptions)
+            } else {
+                let signIn = try await client.login(email: email, password: password, options: global.callOptions)
+                if signIn.choiceToken.isEmpty {
+                    session = signIn
+                } else {
+                    let chosen = try OrganizationPrompt.choose(from: signIn.organizationChoices, json: global.json)
+                    session = try await client.login(choiceToken: signIn.choiceToken, organizationID: chosen, options: global.callOptions)
+                }
+            }
+            try global.save(sessionToken: session.sessionToken)
             if global.json {
                 try Output.json(["principal": JSONRecords.principal(session.principal), "expires_at": Output.iso(session.expiresAt)])
             } else {
@@ -73,7 +67,7 @@ struct AcceptInvite: AsyncParsableCommand {
                 $0.lastName = lastName
                 $0.password = password
             }, options: global.callOptions)
-            try saveSession(accepted.sessionToken, to: global.sessionFile)
+            try global.save(sessionToken: accepted.sessionToken)
             if global.json {
                 try Output.json(["member": JSONRecords.member(accepted.member ?? .init()), "expires_at": Output.iso(accepted.expiresAt)])
             } else {
@@ -101,7 +95,7 @@ struct Logout: AsyncParsableCommand {
 }
 
 struct WhoAmI: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show who you are signed in as.")
+    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show who you are signed in as, and your organizations.")
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -109,12 +103,54 @@ struct WhoAmI: AsyncParsableCommand {
             let me = try await client.portal.whoAmI(.init(), options: global.callOptions)
             let principal = me.principal ?? .init()
             if global.json {
-                try Output.json(["principal": JSONRecords.principal(principal), "expires_at": Output.iso(me.expiresAt)])
+                try Output.json([
+                    "principal": JSONRecords.principal(principal), "expires_at": Output.iso(me.expiresAt),
+                    "organizations": me.organizations.map(JSONRecords.membership),
+                ])
             } else {
                 Output.fields([
                     ("Name", principal.displayName), ("Email", principal.email), ("Role", JSONRecords.role(principal.role).capitalized),
                     ("Organization", principal.organizationID), ("Session ends", Output.time(me.expiresAt)),
                 ])
+                print("\nYour organizations")
+                Output.table(["", "Organization", "Name", "Role"], me.organizations.map {
+                    [$0.current ? "*" : "", $0.organizationID, $0.organizationName, JSONRecords.role($0.role).capitalized]
+                })
+                if me.organizations.count > 1 { print("\nSwitch with: portalctl switch ORGANIZATION") }
+            }
+        }
+    }
+}
+
+struct SwitchOrganization: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switch", abstract: "Switch to another of your organizations (signs in there with your password).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The organization's id, as `portalctl whoami` lists it.") var organization: String
+    @Option(help: "Your password (or env PORTAL_PASSWORD; asked for when absent).") var password: String?
+
+    func run() async throws {
+        try await global.run { client in
+            let me = try await client.portal.whoAmI(.init(), options: global.callOptions)
+            guard let target = me.organizations.first(where: { $0.organizationID == organization }) else {
+                throw RPCError(.notFound, "you are not a member of \(organization); `portalctl whoami` lists your organizations")
+            }
+            let email = me.principal?.email ?? ""
+            if !target.current {
+                let password = try readPassword(password, prompt: "Password for \(email): ")
+                let previous = client.sessionToken
+                let session = try await client.login(organizationID: organization, email: email, password: password, options: global.callOptions)
+                try global.save(sessionToken: session.sessionToken)
+                // A session belongs to one organization: the one left behind is ended.
+                if let previous {
+                    _ = try? await client.portal.logout(.init(), metadata: ["authorization": "Bearer \(previous)"], options: global.callOptions)
+                }
+            }
+            if global.json {
+                try Output.json(["organization": JSONRecords.membership(target), "switched": !target.current])
+            } else {
+                let role = JSONRecords.role(target.role).capitalized
+                print(target.current ? "Already in \(target.organizationName) (\(role))." : "Switched to \(target.organizationName) as \(role).")
             }
         }
     }

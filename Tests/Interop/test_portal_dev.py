@@ -6,6 +6,8 @@ driven with `portalctl` as a developer would.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import signal
 import subprocess
@@ -111,6 +113,71 @@ def test_portal_dev_tls_serves_every_service_with_mutual_tls(portal_bin, tmp_pat
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         entitlements.close()
+
+
+def run_portalctl(portal_bin: str, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """The real portalctl with exactly `args` (no --gateway, --tls-ca or --session added); standard
+    input is not a terminal unless `stdin` is one."""
+    return subprocess.run([str(Path(portal_bin).parent / "portalctl"), *args], stdin=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_portalctl_signs_in_without_an_organization_and_remembers_the_tls_gateway(portal_bin, tmp_path, run_dev):
+    """Against `portal dev --tls`: `portalctl --gateway … --tls-ca … login --email …` (options before
+    the command, no --org) signs in; later commands need neither --gateway nor --tls-ca; Ada, a member
+    of both demo organizations, is asked to choose (with --org without a terminal, from a list on
+    one), sees both in `whoami`, and switches with `portalctl switch`."""
+    certs = dev_certs(tmp_path / "certs")
+    northwind = run_dev("--tls", str(certs)).organization()
+    connect = ["--gateway", f"localhost:{GATEWAY}", "--tls-ca", str(certs / "ca.crt")]
+    grace = ["--session", str(tmp_path / "grace-session")]
+
+    login = run_portalctl(portal_bin, *connect, *grace, "login", "--email", "grace@northwind.example", "--password", DEMO_PASSWORD)
+    assert login.returncode == 0, login.stderr
+    assert "Signed in as Grace Hopper (Viewer)" in login.stdout
+    dashboard = run_portalctl(portal_bin, *grace, "dashboard", "--json")
+    assert dashboard.returncode == 0, dashboard.stderr
+    assert json.loads(dashboard.stdout)["activated_licenses"] > 0 and "total_members" not in json.loads(dashboard.stdout)
+    saved = json.loads((tmp_path / "grace-session").read_text())
+    assert saved["gateway"] == f"localhost:{GATEWAY}" and saved["tls_ca"] == str((certs / "ca.crt").resolve())
+    assert (tmp_path / "grace-session").stat().st_mode & 0o777 == 0o600
+
+    # Ada is a member of two organizations: without a terminal she is told to choose with --org.
+    ada = ["--session", str(tmp_path / "ada-session")]
+    ask = run_portalctl(portal_bin, *connect, *ada, "login", "--email", "ada@northwind.example", "--password", DEMO_PASSWORD)
+    assert ask.returncode == 64, ask.stderr
+    offered = re.findall(r"--org (org_[0-9a-f]+)\s+(.+)", ask.stderr)
+    assert [name for _, name in offered] == ["Northwind Robotics", "Tailspin Venues"], ask.stderr
+    tailspin = offered[1][0]
+    assert offered[0][0] == northwind and not (tmp_path / "ada-session").exists()
+
+    chosen = run_portalctl(portal_bin, *connect, *ada, "login", "--email", "ada@northwind.example", "--password", DEMO_PASSWORD,
+                           "--org", tailspin)
+    assert chosen.returncode == 0, chosen.stderr
+    me = json.loads(run_portalctl(portal_bin, *ada, "whoami", "--json").stdout)
+    assert me["principal"]["organization_id"] == tailspin and me["principal"]["role"] == "VIEWER"
+    assert [(o["name"], o["role"], o["current"]) for o in me["organizations"]] == [
+        ("Northwind Robotics", "ADMIN", False), ("Tailspin Venues", "VIEWER", True)]
+
+    switched = run_portalctl(portal_bin, *ada, "switch", northwind, "--password", DEMO_PASSWORD)
+    assert switched.returncode == 0 and "Switched to Northwind Robotics as Admin." in switched.stdout, switched.stderr
+    figures = json.loads(run_portalctl(portal_bin, *ada, "dashboard", "--json").stdout)
+    assert figures["total_members"] == 4, figures
+    assert run_portalctl(portal_bin, *ada, "switch", "org_not_mine", "--password", DEMO_PASSWORD).returncode == 5
+
+    # On a terminal she picks from a list.
+    primary, secondary = pty.openpty()
+    try:
+        os.write(primary, b"2\n")
+        picked = run_portalctl(portal_bin, *connect, "--session", str(tmp_path / "tty-session"), "login",
+                               "--email", "ada@northwind.example", "--password", DEMO_PASSWORD, stdin=secondary)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert picked.returncode == 0, picked.stderr
+    assert "1  Northwind Robotics" in picked.stderr and "2  Tailspin Venues" in picked.stderr and "Organization [1-2]:" in picked.stderr
+    me = json.loads(run_portalctl(portal_bin, "--session", str(tmp_path / "tty-session"), "whoami", "--json").stdout)
+    assert me["principal"]["organization_id"] == tailspin
 
 
 def test_the_demo_is_refused_off_loopback(portal_bin, tmp_path):

@@ -223,18 +223,20 @@ def test_the_portal_flow_runs_end_to_end_over_mutual_tls(stack):
 def test_portalctl_signs_in_over_tls(stack, portal_bin, tmp_path):
     organization_id, email = sign_up(stack)
     portalctl = str(Path(portal_bin).parent / "portalctl")
-    common = ["--gateway", f"localhost:{stack.gateway_server.port}", "--session", str(tmp_path / "session")]
+    common = ["--gateway", f"localhost:{stack.gateway_server.port}"]
 
-    def ctl(*args: str, ca: Path | None = stack.certs / "ca.crt") -> subprocess.CompletedProcess:
+    def ctl(*args: str, ca: Path | None = stack.certs / "ca.crt", session: Path = tmp_path / "session") -> subprocess.CompletedProcess:
         tls = ["--tls-ca", str(ca)] if ca else []
-        return subprocess.run([portalctl, *args, *common, *tls], capture_output=True, text=True, timeout=60,
-                              env={"PATH": "/usr/bin:/bin", "PORTAL_PASSWORD": PASSWORD})
+        return subprocess.run([portalctl, *args, *common, "--session", str(session), *tls], capture_output=True, text=True,
+                              timeout=60, env={"PATH": "/usr/bin:/bin", "PORTAL_PASSWORD": PASSWORD})
 
     login = ctl("login", "--org", organization_id, "--email", email)
     assert login.returncode == 0, login.stderr
     whoami = ctl("whoami", "--json")
     assert whoami.returncode == 0 and email in whoami.stdout, whoami.stderr
-    cleartext = ctl("whoami", ca=None)
+    # The session remembers the CA; without one (a session never signed in over TLS) the call is cleartext.
+    assert ctl("whoami", ca=None).returncode == 0
+    cleartext = ctl("whoami", ca=None, session=tmp_path / "no-session")
     assert cleartext.returncode == 1, cleartext.stderr
     assert "the gateway accepts only TLS; connect with --tls-ca FILE" in cleartext.stderr, cleartext.stderr
     missing = ctl("whoami", ca=tmp_path / "absent.crt")
