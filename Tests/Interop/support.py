@@ -658,6 +658,7 @@ class StreamResult:
     message_count: int = 0
     payload_bytes: int = 0
     keep_messages: bool = True
+    plain: bool = False  # a plain HTTP body (the web listener), not gRPC messages
     ended: bool = False
     reset_code: int | None = None
 
@@ -698,8 +699,11 @@ class StreamResult:
         return list(self.headers) + list(self.trailers)
 
     def absorb(self, data: bytes) -> None:
-        """Appends DATA bytes, splitting complete gRPC messages off the front."""
+        """Appends DATA bytes, splitting complete gRPC messages off the front (unless the body is plain)."""
         self.body.extend(data)
+        if self.plain:
+            self.payload_bytes += len(data)
+            return
         while len(self.body) >= 5:
             flag, length = struct.unpack(">BI", self.body[:5])
             if len(self.body) < 5 + length:
@@ -745,10 +749,10 @@ class RawH2Client:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def start_request(self, headers: list, end_stream: bool = False, keep_messages: bool = True) -> int:
+    def start_request(self, headers: list, end_stream: bool = False, keep_messages: bool = True, plain: bool = False) -> int:
         stream_id = self.conn.get_next_available_stream_id()
         self.conn.send_headers(stream_id, headers, end_stream=end_stream)
-        self.streams[stream_id] = StreamResult(stream_id, keep_messages=keep_messages)
+        self.streams[stream_id] = StreamResult(stream_id, keep_messages=keep_messages, plain=plain)
         self.flush()
         return stream_id
 
@@ -769,11 +773,11 @@ class RawH2Client:
             self.conn.end_stream(stream_id)
             self.flush()
 
-    def request(self, headers: list, body: bytes = b"", keep_messages: bool = True) -> int:
+    def request(self, headers: list, body: bytes = b"", keep_messages: bool = True, plain: bool = False) -> int:
         """Starts a request with `body` as its complete DATA, then half-closes."""
         if not body:
-            return self.start_request(headers, end_stream=True, keep_messages=keep_messages)
-        stream_id = self.start_request(headers, end_stream=False, keep_messages=keep_messages)
+            return self.start_request(headers, end_stream=True, keep_messages=keep_messages, plain=plain)
+        stream_id = self.start_request(headers, end_stream=False, keep_messages=keep_messages, plain=plain)
         self.send_body(stream_id, body, end_stream=True)
         return stream_id
 

@@ -436,9 +436,9 @@ def test_the_streaming_export_over_connect_ends_with_an_end_of_stream_message(wo
     assert refused.status == 200 and messages == [] and end["error"]["code"] == "permission_denied"
 
 
-def test_a_slow_reader_of_a_large_download_keeps_the_gateway_small(world):
-    """200,000 audit events (about 16 MB of CSV) read at a crawl: the gateway's memory stays bounded
-    because each chunk waits for the socket, and the download, read to its end, is whole."""
+@pytest.fixture(scope="module")
+def large_log(world):
+    """An organization with 200,000 audit events (about 17 MiB of CSV); yields (event count, session token)."""
     stack = world.stack
     org = stack.create_orgs(("Sloane", "Slow"))[0]
     events, batch = 200_000, 1_000
@@ -447,10 +447,16 @@ def test_a_slow_reader_of_a_large_download_keeps_the_gateway_small(world):
             A.NewEvent(event_id=f"{org.id}-{i}", organization_id=org.id, time=Timestamp(seconds=1_767_225_600 + i),
                        event_type=1 + i % 3, action=1, message=f"event number {i} of the slow download test",
                        user="Sloane Slow") for i in range(first, first + batch)]), timeout=120)
-    token = stack.login(org.admin)
-    gateway = stack.gateway_server
+    return events, stack.login(org.admin)
+
+
+def test_a_slow_reader_of_a_large_download_keeps_the_gateway_small(world, large_log):
+    """Over HTTP/1.1, read at a crawl: the gateway's memory stays bounded because each chunk waits for
+    the socket, and the download, read to its end, is whole."""
+    events, token = large_log
+    gateway = world.stack.gateway_server
     before = support.read_rss_bytes(gateway.pid)
-    sock = socket.create_connection(("127.0.0.1", stack.web_port))
+    sock = socket.create_connection(("127.0.0.1", world.stack.web_port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
     sock.sendall((f"GET /exports/audit-events.csv HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {COOKIE}={token}\r\n"
                   "Connection: close\r\n\r\n").encode())
@@ -472,8 +478,35 @@ def test_a_slow_reader_of_a_large_download_keeps_the_gateway_small(world):
     text = dechunk(body).decode()
     assert text.count("\n") >= events, "the whole export arrived"
     assert slow_part < len(received) // 4, "the reader was slow for most of the download"
-    print(f"gateway RSS grew by {(peak - before) / 2**20:.1f} MiB during a slow download of {len(text) / 2**20:.1f} MiB")
+    print(f"HTTP/1.1: gateway RSS grew by {(peak - before) / 2**20:.1f} MiB during a slow download of {len(text) / 2**20:.1f} MiB")
     assert peak - before < 48 << 20, f"the gateway grew by {(peak - before) >> 20} MiB while a reader was slow"
+
+
+def test_a_reader_granting_no_http2_window_keeps_the_gateway_small(world, large_log):
+    """Over HTTP/2 (h2c), a client that grants no flow-control window for 3 s: the gateway holds the
+    export back; once the client reads, the whole file arrives."""
+    events, token = large_log
+    gateway = world.stack.gateway_server
+    with support.RawH2Client(world.stack.web_port, auto_ack=False) as client:
+        client.drain(0.2)
+        before = support.read_rss_bytes(gateway.pid)
+        stream = client.request([(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1"),
+                                 (":path", "/exports/audit-events.csv"), ("cookie", f"{COOKIE}={token}")], plain=True)
+        peak, stop = before, time.monotonic() + 3
+        while time.monotonic() < stop:
+            client.read_some(timeout=0.05)
+            peak = max(peak, support.read_rss_bytes(gateway.pid))
+        held_back = len(client.streams[stream].body)
+        client.auto_ack = True
+        client.conn.increment_flow_control_window(64 << 20)
+        client.conn.increment_flow_control_window(64 << 20, stream_id=stream)
+        client.flush()
+        result = client.wait_for(stream, timeout=120)
+    assert result.http_status == 200 and result.ended, result.describe()
+    assert held_back <= 1 << 20, f"{held_back} bytes arrived without a window"
+    assert bytes(result.body).decode().count("\n") >= events
+    print(f"HTTP/2: gateway RSS grew by {(peak - before) / 2**20:.1f} MiB while the client granted no window")
+    assert peak - before < 48 << 20
 
 
 def dechunk(body: bytes) -> bytes:
