@@ -21,15 +21,21 @@ public struct DemoSeeder: Service {
     private let host: String
     private let portBase: Int
     private let tls: ServiceTLS?
+    private let webURL: String?
     private let logger: Logger
 
     /// A seeder for the services `portal dev` runs on `host` from `portBase` with data under
-    /// `dataDirectory`; with `tls` it calls them over TLS presenting that certificate.
-    public init(dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort, tls: ServiceTLS? = nil, logger: Logger) {
+    /// `dataDirectory`; with `tls` it calls them over TLS presenting that certificate. `webURL`, the
+    /// web portal's address, is printed first.
+    public init(
+        dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort, tls: ServiceTLS? = nil,
+        webURL: String? = nil, logger: Logger
+    ) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.portBase = portBase
         self.tls = tls
+        self.webURL = webURL
         self.logger = logger
     }
 
@@ -46,9 +52,11 @@ public struct DemoSeeder: Service {
                 try organizationID.write(toFile: markerPath, atomically: true, encoding: .utf8)
             }
             let gateway = portBase == PortalServiceKind.gateway.defaultPort ? "" : " --gateway \(host):\(portBase)"
+            let portal = webURL.map { "The portal: \($0) (sign in with the emails below).\n" } ?? ""
             FileHandle.standardOutput.write(Data("""
 
                 End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.port(base: portBase)).
+                \(portal)
                 Demo organization \(organizationID). Sign in as a Viewer, or as Ada, an Admin here and a Viewer of
                 \(Self.secondOrganizationName), who chooses between the two:
 

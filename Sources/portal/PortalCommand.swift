@@ -236,8 +236,12 @@ struct ServiceOptions: ParsableArguments {
         }
         if seedDemo {
             let tls = devCertificates.map { Self.devTLS(.gateway, folder: $0) }
+            // The dev certificates name localhost, so over TLS the portal is reached by that name.
+            let webHost = devCertificates != nil ? "localhost" : host.contains(":") ? "[\(host)]" : host
+            let webURL = webPort.map { "\(devCertificates != nil ? "https" : "http")://\(webHost):\($0)/" }
             services.append(DemoSeeder(
-                dataDirectory: dataDirectory, host: host, portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls, logger: logger))
+                dataDirectory: dataDirectory, host: host, portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls,
+                webURL: webURL, logger: logger))
         }
         try await PortalRuntime.run(services, logger: logger)
     }

@@ -55,10 +55,10 @@ def test_sign_in_call_and_sign_out_in_chromium(portal, browser, host):
     violations: list[str] = []
     page.on("console", lambda message: violations.append(message.text) if message.type == "error" else None)
     page.goto(origin + "/")
-    page.get_by_label("Email").fill("ada@northwind.example")
+    page.get_by_label("Email").fill("grace@northwind.example")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Signed in as Ada Lovelace").wait_for(timeout=15_000)
+    page.get_by_role("heading", name="Signed in as Grace Hopper").wait_for(timeout=15_000)
 
     cookies = {cookie["name"]: cookie for cookie in context.cookies(origin)}
     session = cookies.get("__Host-portal-session")
@@ -86,4 +86,26 @@ def test_sign_in_call_and_sign_out_in_chromium(portal, browser, host):
     page.get_by_role("button", name="Sign in").wait_for(timeout=10_000)
     refused_session = [text for text in violations if "401" not in text]
     assert not refused_session, f"console errors (CSP violations among them): {refused_session}"
+    context.close()
+
+
+def test_a_member_of_two_organizations_chooses_one(portal, browser):
+    """Ada's email and password open two organizations: the page asks which, and the session opens there."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{portal}/")
+    page.get_by_label("Email").fill("ada@northwind.example")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    choices = page.get_by_role("radio")
+    choices.first.wait_for(timeout=15_000)
+    names = [page.locator(f"label[for={choices.nth(i).get_attribute('id')}]").text_content() for i in range(choices.count())]
+    assert sorted(names) == ["Northwind Robotics", "Tailspin Venues"], names
+    assert not {cookie["name"] for cookie in context.cookies()}, "no session before the choice"
+    page.get_by_role("radio", name="Tailspin Venues").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("heading", name="Signed in as Ada Lovelace").wait_for(timeout=15_000)
+    shown = page.locator("#summary dd").all_text_contents()
+    assert "ROLE_VIEWER" in shown, shown
+    page.screenshot(path=str(SCREENSHOTS / "chose-organization.png"))
     context.close()

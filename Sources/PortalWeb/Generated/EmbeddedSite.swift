@@ -48,7 +48,7 @@ enum EmbeddedSite {
             MC4yNXJlbSAwLjVyZW07IH0KZHQgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9CmRkIHsgbWFyZ2luOiAwIDAgMC41cmVtIDA7IH0K
             I3N0YXR1cyB7IG1pbi1oZWlnaHQ6IDEuNWVtOyB9Cg==
             """),
-        EmbeddedFile(path: "/portal.js", etag: #""bdc002409311dca7f538""#, base64: """
+        EmbeddedFile(path: "/portal.js", etag: #""3e221e943de9cb2a9592""#, base64: """
             Ly8gVGhlIG1pbmltYWwgcG9ydGFsIHBhZ2U6IHNpZ24gaW4gd2l0aCBlbWFpbCBhbmQgcGFzc3dvcmQgKGNob29zaW5nIGFuIG9y
             Z2FuaXphdGlvbiB3aGVuIHRoZQovLyBjcmVkZW50aWFscyBvcGVuIHNldmVyYWwpLCBzaG93IHdobyBpcyBzaWduZWQgaW4gYW5k
             IHRoZSBkYXNoYm9hcmQncyBmaWd1cmVzLCBzaWduIG91dC4KLy8gVGhlIHNlc3Npb24gbGl2ZXMgaW4gYW4gSHR0cE9ubHkgY29v
@@ -83,29 +83,30 @@ enum EmbeddedSite {
             IkxvZ2luIiwgeyBlbWFpbDogJCgiZW1haWwiKS52YWx1ZSwgcGFzc3dvcmQ6ICQoInBhc3N3b3JkIikudmFsdWUgfSk7CiAgICBp
             ZiAocmVzdWx0LmNob2ljZVRva2VuKSB7CiAgICAgIHBlbmRpbmdDaG9pY2UgPSByZXN1bHQuY2hvaWNlVG9rZW47CiAgICAgIGNv
             bnN0IGNob2ljZXMgPSAkKCJjaG9pY2VzIik7CiAgICAgIGNob2ljZXMucmVwbGFjZUNoaWxkcmVuKCk7CiAgICAgIChyZXN1bHQu
-            b3JnYW5pemF0aW9ucyB8fCBbXSkuZm9yRWFjaCgob3JnYW5pemF0aW9uLCBpbmRleCkgPT4gewogICAgICAgIGNvbnN0IGlucHV0
-            ID0gZG9jdW1lbnQuY3JlYXRlRWxlbWVudCgiaW5wdXQiKTsKICAgICAgICBpbnB1dC50eXBlID0gInJhZGlvIjsKICAgICAgICBp
-            bnB1dC5uYW1lID0gIm9yZ2FuaXphdGlvbiI7CiAgICAgICAgaW5wdXQuaWQgPSBgb3JnYW5pemF0aW9uLSR7aW5kZXh9YDsKICAg
-            ICAgICBpbnB1dC52YWx1ZSA9IG9yZ2FuaXphdGlvbi5pZDsKICAgICAgICBpbnB1dC5jaGVja2VkID0gaW5kZXggPT09IDA7CiAg
-            ICAgICAgY29uc3QgbGFiZWwgPSBkb2N1bWVudC5jcmVhdGVFbGVtZW50KCJsYWJlbCIpOwogICAgICAgIGxhYmVsLmh0bWxGb3Ig
-            PSBpbnB1dC5pZDsKICAgICAgICBsYWJlbC50ZXh0Q29udGVudCA9IG9yZ2FuaXphdGlvbi5uYW1lIHx8IG9yZ2FuaXphdGlvbi5p
-            ZDsKICAgICAgICBjaG9pY2VzLmFwcGVuZChpbnB1dCwgbGFiZWwpOwogICAgICB9KTsKICAgICAgJCgic2lnbi1pbi1mb3JtIiku
-            aGlkZGVuID0gdHJ1ZTsKICAgICAgJCgiY2hvb3NlLWZvcm0iKS5oaWRkZW4gPSBmYWxzZTsKICAgICAgc2F5KCJZb3VyIGVtYWls
-            IG9wZW5zIHNldmVyYWwgb3JnYW5pemF0aW9uczogY2hvb3NlIG9uZS4iKTsKICAgICAgcmV0dXJuOwogICAgfQogICAgJCgicGFz
-            c3dvcmQiKS52YWx1ZSA9ICIiOwogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNheShl
-            cnJvci5jb2RlID09PSAidW5hdXRoZW50aWNhdGVkIiA/ICJUaGUgZW1haWwgb3IgcGFzc3dvcmQgaXMgaW5jb3JyZWN0LiIgOiBl
-            cnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIGNob29zZShldmVudCkgewogIGV2ZW50LnByZXZlbnREZWZhdWx0
-            KCk7CiAgY29uc3Qgc2VsZWN0ZWQgPSBkb2N1bWVudC5xdWVyeVNlbGVjdG9yKCJpbnB1dFtuYW1lPW9yZ2FuaXphdGlvbl06Y2hl
-            Y2tlZCIpOwogIGlmICghc2VsZWN0ZWQgfHwgIXBlbmRpbmdDaG9pY2UpIHJldHVybjsKICB0cnkgewogICAgYXdhaXQgY2FsbCgi
-            TG9naW4iLCB7IGNob2ljZVRva2VuOiBwZW5kaW5nQ2hvaWNlLCBvcmdhbml6YXRpb25JZDogc2VsZWN0ZWQudmFsdWUgfSk7CiAg
-            ICBwZW5kaW5nQ2hvaWNlID0gbnVsbDsKICAgICQoImNob29zZS1mb3JtIikuaGlkZGVuID0gdHJ1ZTsKICAgICQoInNpZ24taW4t
-            Zm9ybSIpLmhpZGRlbiA9IGZhbHNlOwogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNh
-            eShlcnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHNpZ25PdXQoKSB7CiAgdHJ5IHsKICAgIGF3YWl0IGNhbGwo
-            IkxvZ291dCIpOwogIH0gZmluYWxseSB7CiAgICBzaG93KCJzaWduLWluIik7CiAgICBzYXkoIllvdSBhcmUgc2lnbmVkIG91dC4i
-            KTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHN0YXJ0KCkgewogICQoInNpZ24taW4tZm9ybSIpLmFkZEV2ZW50TGlzdGVuZXIoInN1
-            Ym1pdCIsIHNpZ25Jbik7CiAgJCgiY2hvb3NlLWZvcm0iKS5hZGRFdmVudExpc3RlbmVyKCJzdWJtaXQiLCBjaG9vc2UpOwogICQo
-            InNpZ24tb3V0IikuYWRkRXZlbnRMaXN0ZW5lcigiY2xpY2siLCBzaWduT3V0KTsKICB0cnkgewogICAgYXdhaXQgc2hvd1NpZ25l
-            ZEluKCk7CiAgfSBjYXRjaCB7CiAgICBzaG93KCJzaWduLWluIik7CiAgfQp9CgpzdGFydCgpOwo=
+            b3JnYW5pemF0aW9uQ2hvaWNlcyB8fCBbXSkuZm9yRWFjaCgob3JnYW5pemF0aW9uLCBpbmRleCkgPT4gewogICAgICAgIGNvbnN0
+            IGlucHV0ID0gZG9jdW1lbnQuY3JlYXRlRWxlbWVudCgiaW5wdXQiKTsKICAgICAgICBpbnB1dC50eXBlID0gInJhZGlvIjsKICAg
+            ICAgICBpbnB1dC5uYW1lID0gIm9yZ2FuaXphdGlvbiI7CiAgICAgICAgaW5wdXQuaWQgPSBgb3JnYW5pemF0aW9uLSR7aW5kZXh9
+            YDsKICAgICAgICBpbnB1dC52YWx1ZSA9IG9yZ2FuaXphdGlvbi5vcmdhbml6YXRpb25JZDsKICAgICAgICBpbnB1dC5jaGVja2Vk
+            ID0gaW5kZXggPT09IDA7CiAgICAgICAgY29uc3QgbGFiZWwgPSBkb2N1bWVudC5jcmVhdGVFbGVtZW50KCJsYWJlbCIpOwogICAg
+            ICAgIGxhYmVsLmh0bWxGb3IgPSBpbnB1dC5pZDsKICAgICAgICBsYWJlbC50ZXh0Q29udGVudCA9IG9yZ2FuaXphdGlvbi5uYW1l
+            IHx8IG9yZ2FuaXphdGlvbi5vcmdhbml6YXRpb25JZDsKICAgICAgICBjaG9pY2VzLmFwcGVuZChpbnB1dCwgbGFiZWwpOwogICAg
+            ICB9KTsKICAgICAgJCgic2lnbi1pbi1mb3JtIikuaGlkZGVuID0gdHJ1ZTsKICAgICAgJCgiY2hvb3NlLWZvcm0iKS5oaWRkZW4g
+            PSBmYWxzZTsKICAgICAgc2F5KCJZb3VyIGVtYWlsIG9wZW5zIHNldmVyYWwgb3JnYW5pemF0aW9uczogY2hvb3NlIG9uZS4iKTsK
+            ICAgICAgcmV0dXJuOwogICAgfQogICAgJCgicGFzc3dvcmQiKS52YWx1ZSA9ICIiOwogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7
+            CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNheShlcnJvci5jb2RlID09PSAidW5hdXRoZW50aWNhdGVkIiA/ICJUaGUgZW1haWwg
+            b3IgcGFzc3dvcmQgaXMgaW5jb3JyZWN0LiIgOiBlcnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIGNob29zZShl
+            dmVudCkgewogIGV2ZW50LnByZXZlbnREZWZhdWx0KCk7CiAgY29uc3Qgc2VsZWN0ZWQgPSBkb2N1bWVudC5xdWVyeVNlbGVjdG9y
+            KCJpbnB1dFtuYW1lPW9yZ2FuaXphdGlvbl06Y2hlY2tlZCIpOwogIGlmICghc2VsZWN0ZWQgfHwgIXBlbmRpbmdDaG9pY2UpIHJl
+            dHVybjsKICB0cnkgewogICAgYXdhaXQgY2FsbCgiTG9naW4iLCB7IGNob2ljZVRva2VuOiBwZW5kaW5nQ2hvaWNlLCBvcmdhbml6
+            YXRpb25JZDogc2VsZWN0ZWQudmFsdWUgfSk7CiAgICBwZW5kaW5nQ2hvaWNlID0gbnVsbDsKICAgICQoImNob29zZS1mb3JtIiku
+            aGlkZGVuID0gdHJ1ZTsKICAgICQoInNpZ24taW4tZm9ybSIpLmhpZGRlbiA9IGZhbHNlOwogICAgYXdhaXQgc2hvd1NpZ25lZElu
+            KCk7CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNheShlcnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHNpZ25P
+            dXQoKSB7CiAgdHJ5IHsKICAgIGF3YWl0IGNhbGwoIkxvZ291dCIpOwogIH0gZmluYWxseSB7CiAgICBzaG93KCJzaWduLWluIik7
+            CiAgICBzYXkoIllvdSBhcmUgc2lnbmVkIG91dC4iKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHN0YXJ0KCkgewogICQoInNpZ24t
+            aW4tZm9ybSIpLmFkZEV2ZW50TGlzdGVuZXIoInN1Ym1pdCIsIHNpZ25Jbik7CiAgJCgiY2hvb3NlLWZvcm0iKS5hZGRFdmVudExp
+            c3RlbmVyKCJzdWJtaXQiLCBjaG9vc2UpOwogICQoInNpZ24tb3V0IikuYWRkRXZlbnRMaXN0ZW5lcigiY2xpY2siLCBzaWduT3V0
+            KTsKICB0cnkgewogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7CiAgfSBjYXRjaCB7CiAgICBzaG93KCJzaWduLWluIik7CiAgfQp9
+            CgpzdGFydCgpOwo=
             """),
     ]
 }

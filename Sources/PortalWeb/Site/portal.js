@@ -68,16 +68,16 @@ async function signIn(event) {
       pendingChoice = result.choiceToken;
       const choices = $("choices");
       choices.replaceChildren();
-      (result.organizations || []).forEach((organization, index) => {
+      (result.organizationChoices || []).forEach((organization, index) => {
         const input = document.createElement("input");
         input.type = "radio";
         input.name = "organization";
         input.id = `organization-${index}`;
-        input.value = organization.id;
+        input.value = organization.organizationId;
         input.checked = index === 0;
         const label = document.createElement("label");
         label.htmlFor = input.id;
-        label.textContent = organization.name || organization.id;
+        label.textContent = organization.name || organization.organizationId;
         choices.append(input, label);
       });
       $("sign-in-form").hidden = true;
