@@ -69,7 +69,7 @@ struct BinaryEncoder {
         let elements: [JSONValue]
         switch value {
         case .array(let values): elements = values
-        case .string where valuesAreText: elements = [value]
+        case .string where valuesAreText, .object where valuesAreText: elements = [value]
         default: throw ProtoJSONError("expected an array, not \(value.typeName)")
         }
         var packed = WireWriter()

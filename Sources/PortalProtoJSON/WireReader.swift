@@ -91,9 +91,3 @@ struct WireReader {
         }
     }
 }
-
-/// Limits that keep hostile input from exhausting the stack.
-enum ProtoJSONLimits {
-    /// The deepest nesting of JSON arrays and objects, and of messages, that is converted.
-    static let maximumDepth = 100
-}

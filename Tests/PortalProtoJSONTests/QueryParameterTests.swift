@@ -41,6 +41,11 @@ struct QueryParameterTests {
         #expect(decoded.labels == ["team": "licensing"] && decoded.nestedByID[3]?.label == "three")
     }
 
+    @Test func aRepeatedMessageTakesOneElementFromDottedNames() throws {
+        let decoded = try message([("repeatedNested.label", "only"), ("repeatedNested.weight", "2")])
+        #expect(decoded.repeatedNested == [CodecFixture.nested(label: "only", weight: 2)])
+    }
+
     @Test func noParametersIsTheEmptyMessage() throws {
         #expect(try message([]) == AllKinds())
     }
@@ -55,5 +60,7 @@ struct QueryParameterTests {
         #expect(error([("nested", "x"), ("nested.label", "y")]) == "nested: given both as a value and as fields")
         #expect(error([("nested..label", "x")]) == "nested..label: invalid parameter name")
         #expect(error([("int32Value", "1"), ("int32_value", "1")]) == "int32Value: field given more than once")
+        let deepName = Array(repeating: "nested", count: 101).joined(separator: ".")
+        #expect(error([(deepName, "1")]) == "\(deepName): parameter name nested more than 100 deep")
     }
 }
