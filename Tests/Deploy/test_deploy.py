@@ -226,6 +226,10 @@ def test_the_backends_require_client_certificates_and_the_gateway_identity_is_sh
     # The gateway serves the portal's own clients, who have no client certificates.
     [gateway] = workloads["gateway"]["spec"]["template"]["spec"]["containers"]
     assert "PORTAL_TLS_CLIENT_CA" not in {variable["name"] for variable in gateway["env"]}
+    # Browsers reach the web listener over HTTPS: the port the gateway is told is the one it exposes.
+    web_port = {variable["name"]: variable.get("value") for variable in gateway["env"]}["PORTAL_WEB_PORT"]
+    assert {"name": "web", "containerPort": int(web_port)} in gateway["ports"]
+    assert "web" in {port["targetPort"] for port in kubernetes_objects("Service", variant)["gateway"]["spec"]["ports"]}
     # The ports speak TLS now; a Service must not promise cleartext HTTP/2 to proxies.
     for name, service in kubernetes_objects("Service", variant).items():
         for port in service["spec"]["ports"]:
