@@ -1,12 +1,15 @@
 """Gateway benchmark helpers: populate a demo organization through the services' RPCs, print a
 session token, verify the dashboard answers, and measure the gateway's added latency.
 
-Usage: gateway_bench.py populate | token | describe | latency TOKEN
+Usage: gateway_bench.py populate | token | describe | latency TOKEN | json-cost TOKEN ORACLE
 (env STUBS, DATA_DIR, GATEWAY, ENTITLEMENTS, IDENTITY, AUDIT ports; ACTIVATIONS=100000 SAMPLES=2000)
 """
+import base64
 import glob
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -132,6 +135,32 @@ def latency(session):
     print(f"dashboard (3 backends), one caller     p50 {dashboard[0]:6.2f} ms  p99 {dashboard[1]:6.2f} ms")
 
 
+def json_cost(session, oracle):
+    """What the web listener's JSON mapping costs per call: the dashboard's and a 50-row activations
+    page's responses converted from binary to JSON, and back, by the codec in a release build
+    (portal-json-oracle, mean of 20,000 conversions each)."""
+    bearer = [("authorization", f"Bearer {session}")]
+    dashboard = gateway.GetDashboard(P.GetDashboardRequest(), metadata=bearer, timeout=30)
+    page = gateway.ListActivations(P.ListActivationsRequest(page_size=50), metadata=bearer, timeout=30)
+    process = subprocess.Popen([oracle], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(request):
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        return json.loads(process.stdout.readline())
+
+    for label, message in (("dashboard", dashboard), ("activations page of 50", page)):
+        name = message.DESCRIPTOR.full_name
+        binary = message.SerializeToString()
+        to_json = ask({"type": name, "binary": base64.b64encode(binary).decode(), "repeat": 20000})
+        back = ask({"type": name, "json": to_json["json"], "repeat": 20000})
+        assert base64.b64decode(back["binary"]) and "error" not in back, back
+        print(f"JSON mapping, {label}: {len(binary):,} B binary -> {len(to_json['json']):,} B JSON "
+              f"{int(to_json['nanosecondsEach']) / 1000:.1f} us, JSON -> binary {int(back['nanosecondsEach']) / 1000:.1f} us")
+    process.stdin.close()
+    process.wait()
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "populate":
@@ -140,5 +169,7 @@ if __name__ == "__main__":
         print(token())
     elif command == "describe":
         print(describe())
+    elif command == "json-cost":
+        json_cost(sys.argv[2], sys.argv[3])
     else:
         latency(sys.argv[2])

@@ -45,7 +45,8 @@ struct ConnectEndpoint: Sendable {
         let json: [UInt8]
         let streaming: Bool
         if request.method == "GET" {
-            guard method.hasNoSideEffects, !method.serverStreaming else {
+            // The generator marks methods declared `idempotency_level = NO_SIDE_EFFECTS`.
+            guard route.method.hasNoSideEffects, route.method.kind == .unary else {
                 throw RPCError(.unimplemented, "\(route.method.path) changes data; call it with POST")
             }
             guard request.queryValue("connect") == "v1" else { throw RPCError.invalidArgument(field: "connect", "must be v1") }
