@@ -39,3 +39,13 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 }
+
+/// JSON text for documents written outside the codec (error bodies, log lines).
+public enum JSONText {
+    /// `value` as a JSON string literal, escaped as the codec escapes strings.
+    public static func quoted(_ value: String) -> String {
+        var writer = JSONWriter()
+        writer.writeString(value)
+        return writer.text
+    }
+}

@@ -1,3 +1,4 @@
+import PortalProtoJSON
 import PortalRPC
 
 /// The Connect protocol's wire details: code names, HTTP statuses, error bodies and stream envelopes.
@@ -119,32 +120,5 @@ enum HTTPMetadata {
             case .binary(let bytes): (entry.key, Base64.encode(bytes))
             }
         }
-    }
-}
-
-/// JSON text for the few documents the web layer writes itself (errors, stream ends).
-enum JSONText {
-    /// `value` as a JSON string literal.
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c"  // harmless in any context a response might land in
-            case ">": out += "\\u003e"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -35,24 +35,27 @@ struct SessionCookies: Sendable {
     func moveToCookie(path: String, response: inout [UInt8], transport: TransportSecurity) throws -> String? {
         switch path {
         case Self.login:
-            var message = try Portal_Gateway_V1_LoginResponse(rpcBytes: response)
-            guard !message.sessionToken.isEmpty else { return nil }
-            defer { response = message.rpcBytes() }
-            let cookie = setCookie(message.sessionToken, expiresAt: message.expiresAt?.seconds)
-            message.sessionToken = ""
-            return cookie
+            return try moveToken(Portal_Gateway_V1_LoginResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
         case Self.acceptInvite:
-            var message = try Portal_Gateway_V1_AcceptInviteResponse(rpcBytes: response)
-            guard !message.sessionToken.isEmpty else { return nil }
-            defer { response = message.rpcBytes() }
-            let cookie = setCookie(message.sessionToken, expiresAt: message.expiresAt?.seconds)
-            message.sessionToken = ""
-            return cookie
+            return try moveToken(Portal_Gateway_V1_AcceptInviteResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
         case Self.logout:
             return "\(Self.name)=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
         default:
             return nil
         }
+    }
+
+    /// Clears the response's session token (re-encoding it) and returns the cookie carrying it; nil when it has none.
+    private func moveToken<Response: RPCMessage>(
+        _ type: Response.Type, in response: inout [UInt8], token: WritableKeyPath<Response, String>,
+        expiresAt: KeyPath<Response, Google_Protobuf_Timestamp?>
+    ) throws -> String? {
+        var message = try Response(rpcBytes: response)
+        guard !message[keyPath: token].isEmpty else { return nil }
+        let cookie = setCookie(message[keyPath: token], expiresAt: message[keyPath: expiresAt]?.seconds)
+        message[keyPath: token] = ""
+        response = message.rpcBytes()
+        return cookie
     }
 
     private func setCookie(_ token: String, expiresAt: Int64?) -> String {
