@@ -28,16 +28,22 @@ enum BrowserSecurity {
     /// Browsers send `Sec-Fetch-Site`; older ones at least `Origin` on every cross-origin request that
     /// could change data. A request with neither comes from a program, not a page, and carries no
     /// browser's cookies on a victim's behalf.
-    static func crossSiteRefusal(_ request: WebRequest) -> String? {
+    ///
+    /// A page (`forPage`) may also be opened by a top-level navigation from another site — the link
+    /// in an invite mail — since the session cookie is `SameSite=Strict` and does not travel with it.
+    static func crossSiteRefusal(_ request: WebRequest, forPage: Bool) -> String? {
         let readOnly = request.method == "GET" || request.method == "HEAD"
         if let site = request.header("sec-fetch-site") {
             switch site {
             case "same-origin": return nil
             case "none" where readOnly: return nil  // the user typed the address or followed a bookmark
+            case _ where forPage && readOnly && request.header("sec-fetch-mode") == "navigate"
+                && (request.header("sec-fetch-dest") ?? "document") == "document":
+                return nil
             default: return "sec-fetch-site: \(site) requests are refused; the portal serves its own pages only"
             }
         }
-        if let origin = request.header("origin") {
+        if let origin = request.header("origin"), !(forPage && readOnly) {
             let scheme = request.transport == .cleartext ? "http" : "https"
             guard let host = request.header("host"), origin == "\(scheme)://\(host)" else {
                 return "origin: requests from \(RPCError.quote(origin)) are refused; the portal serves its own pages only"

@@ -128,7 +128,7 @@ struct ConnectEndpoint: Sendable {
             guard started.withLock({ started in defer { started = true }; return !started }) else { return }
             try await responder.startStream(status: 200, headers: headers + HTTPMetadata.fields(context.responseHeaders))
         }
-        var error = await runner.run(route, request: input, context: context) { message in
+        let error = await runner.run(route, request: input, context: context) { message in
             let json: [UInt8]
             do {
                 json = try codec.json(fromBinary: message, messageType: method.outputType)
@@ -143,9 +143,8 @@ struct ConnectEndpoint: Sendable {
             let end = ConnectProtocol.endOfStreamJSON(error: error, trailers: error == nil ? context.responseTrailers : [:])
             try await responder.write(ConnectProtocol.envelope(flags: ConnectProtocol.endStreamFlag, Array(end.utf8)))
             await responder.finishStream()
-        } catch let failure {
-            error = failure.asRPCError
-            await responder.abortStream()
+        } catch {
+            await responder.abortStream()  // the client is gone or too slow to take the end of the stream
         }
     }
 

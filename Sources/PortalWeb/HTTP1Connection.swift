@@ -100,7 +100,8 @@ final class HTTP1Connection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, running == nil || running!.isCancelled {
+        // Nothing read or written for the idle timeout: a response in progress would have written.
+        if event is IdleStateHandler.IdleStateEvent {
             context.close(promise: nil)
             return
         }

@@ -31,7 +31,9 @@ public struct WebApplication: Sendable {
     /// Answers one request.
     public func handle(_ request: WebRequest, responder: some WebResponder) async {
         let secured = SecuredResponder(base: responder, headers: BrowserSecurity.responseHeaders(overTLS: request.transport != .cleartext))
-        if let refusal = BrowserSecurity.crossSiteRefusal(request) {
+        let isAPI = routes[request.path] != nil || servicePrefixes.contains(where: request.path.hasPrefix)
+            || CSVDownloads.exports[request.path] != nil
+        if let refusal = BrowserSecurity.crossSiteRefusal(request, forPage: !isAPI) {
             await connect.respond(error: RPCError(.permissionDenied, refusal), requestID: RequestIDs.next(), responder: secured)
             return
         }

@@ -346,6 +346,13 @@ def test_cross_site_and_malformed_requests_are_refused(world):
     as_form = web.request("POST", SERVICE + "WhoAmI", b"a=b", {"Content-Type": "application/x-www-form-urlencoded",
                                                                  "Connect-Protocol-Version": "1", **cookie})
     assert as_form.status == 400 and "content-type" in as_form.json()["message"]
+    # A link from another site (an invite mail in a webmail) opens a page, never the API or a download.
+    navigate = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    assert web.request("GET", "/accept-invite?code=abc", headers=navigate).status == 200
+    assert web.request("GET", f"{SERVICE}WhoAmI?connect=v1&encoding=json&message=%7B%7D", headers={**navigate, **cookie}).status == 403
+    assert web.request("GET", "/exports/activations.csv", headers={**navigate, **cookie}).status == 403
+    assert web.request("GET", "/portal.js", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+                                                    "Sec-Fetch-Dest": "script"}).status == 403
     preflight = web.request("OPTIONS", SERVICE + "WhoAmI", headers={"Origin": "https://evil.example",
                                                                     "Access-Control-Request-Method": "POST"})
     assert preflight.status in (403, 405)
