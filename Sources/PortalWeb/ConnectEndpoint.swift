@@ -99,7 +99,8 @@ struct ConnectEndpoint: Sendable {
     private func serveUnary(_ route: RPCRoute, method: ProtoJSONMethod, input: [UInt8], context: ServerContext, responder: some WebResponder) async {
         let response = Locked<[UInt8]?>(nil)
         if let error = await runner.run(route, request: input, context: context, onResponse: { message in response.withLock { $0 = message } }) {
-            await respond(error: error, requestID: context.requestID, responder: responder)
+            let cookie = sessions.afterFailure(path: route.method.path).map { [("set-cookie", $0)] } ?? []
+            await respond(error: error, requestID: context.requestID, responder: responder, extraHeaders: cookie)
             return
         }
         guard var output = response.withLock({ $0 }) else {
@@ -110,7 +111,7 @@ struct ConnectEndpoint: Sendable {
         headers += HTTPMetadata.fields(context.responseHeaders)
         headers += HTTPMetadata.fields(context.responseTrailers).map { ("trailer-\($0.0)", $0.1) }
         do {
-            if let cookie = try sessions.moveToCookie(path: route.method.path, response: &output, transport: context.transport) {
+            if let cookie = try sessions.moveToCookie(path: route.method.path, response: &output) {
                 headers.append(("set-cookie", cookie))
             }
             let json = try codec.json(fromBinary: output, messageType: method.outputType)
@@ -149,8 +150,8 @@ struct ConnectEndpoint: Sendable {
     }
 
     /// A unary error: Connect's HTTP status and JSON body.
-    func respond(error: RPCError, requestID: String, responder: some WebResponder) async {
-        var headers = apiHeaders(contentType: ConnectProtocol.unaryJSON, requestID: requestID)
+    func respond(error: RPCError, requestID: String, responder: some WebResponder, extraHeaders: [(String, String)] = []) async {
+        var headers = apiHeaders(contentType: ConnectProtocol.unaryJSON, requestID: requestID) + extraHeaders
         headers += HTTPMetadata.fields(error.metadata)
         await responder.respond(status: ConnectProtocol.httpStatus(error.code), headers: headers, body: Array(ConnectProtocol.errorJSON(error).utf8))
     }

@@ -32,18 +32,26 @@ struct SessionCookies: Sendable {
 
     /// For sign-in methods, takes the session token out of `response` and returns the `Set-Cookie`
     /// value carrying it; for `Logout`, the value that clears the cookie; nil for other methods.
-    func moveToCookie(path: String, response: inout [UInt8], transport: TransportSecurity) throws -> String? {
+    func moveToCookie(path: String, response: inout [UInt8]) throws -> String? {
         switch path {
         case Self.login:
             return try moveToken(Portal_Gateway_V1_LoginResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
         case Self.acceptInvite:
             return try moveToken(Portal_Gateway_V1_AcceptInviteResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
         case Self.logout:
-            return "\(Self.name)=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
+            return Self.clearing
         default:
             return nil
         }
     }
+
+    /// The `Set-Cookie` value for a failed call: `Logout` clears the cookie even when its session had
+    /// already ended, so the browser forgets it; nil for other methods.
+    func afterFailure(path: String) -> String? {
+        path == Self.logout ? Self.clearing : nil
+    }
+
+    private static let clearing = "\(name)=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict"
 
     /// Clears the response's session token (re-encoding it) and returns the cookie carrying it; nil when it has none.
     private func moveToken<Response: RPCMessage>(

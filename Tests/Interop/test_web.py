@@ -250,6 +250,8 @@ def test_login_sets_a_host_only_secure_http_only_strict_cookie_and_logout_clears
     assert cleared == "" and attributes["max-age"] == "0"
     after = web.unary("WhoAmI", {}, {"Cookie": f"{COOKIE}={token}"})
     assert after.status == 401 and after.json()["code"] == "unauthenticated"
+    again = web.unary("Logout", {}, {"Cookie": f"{COOKIE}={token}"})
+    assert again.status == 401 and again.cookie() == ("", again.cookie()[1]), "a stale cookie is cleared too"
 
 
 def test_api_clients_keep_bearer_tokens(world):
