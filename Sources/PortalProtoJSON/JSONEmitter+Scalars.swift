@@ -19,7 +19,10 @@ extension JSONEmitter {
         case (.sfixed64, .fixed64(let raw)): writer.writeString(String(Int64(bitPattern: raw)))
         case (.double, .fixed64(let raw)): writeFloatingPoint(Double(bitPattern: raw))
         case (.string, .delimited(let range)):
-            guard String(validating: bytes[range], as: UTF8.self) != nil else { throw ProtoJSONError("invalid UTF-8 in a string") }
+            // ASCII is valid UTF-8 as it stands; anything else is checked by decoding it.
+            guard bytes[range].allSatisfy({ $0 < 0x80 }) || String(validating: bytes[range], as: UTF8.self) != nil else {
+                throw ProtoJSONError("invalid UTF-8 in a string")
+            }
             writer.writeString(utf8: bytes[range])
         case (.bytes, .delimited(let range)): writer.writeString(Base64Text.encode(bytes[range]))
         default: throw ProtoJSONError("wire type does not match the field")
