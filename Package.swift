@@ -180,7 +180,7 @@ let package = Package(
         .executableTarget(
             name: "portal-fuzz",
             dependencies: [
-                "PortalAPI", "PortalCSV", "PortalHTTP2", "PortalRPC", "PortalStorage",
+                "PortalAPI", "PortalCSV", "PortalHTTP2", "PortalProtoJSON", "PortalRPC", "PortalStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

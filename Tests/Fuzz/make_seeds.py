@@ -5,6 +5,7 @@ the protos or the targets change."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import sys
@@ -111,8 +112,27 @@ def csv_seeds() -> None:
     write("csv", "formulas-and-breaks", b"=SUM(A1)\x00+1\x00-2\x00@x\x00\tt\x00\rr\x01line\r\nbreak\x00\xc3\xa9\x00")
 
 
+def protojson_seeds() -> None:
+    """Seeds for the JSON codec: a type name, a newline, a mode byte (even JSON, odd binary, multiple
+    of 4 query parameters) and the payload."""
+    def seed(name: str, type_name: str, mode: int, payload: bytes) -> None:
+        write("protojson", name, type_name.encode() + b"\n" + bytes([mode]) + payload)
+
+    seed("login-json", "portal.gateway.v1.LoginRequest", 2, b'{"email":"ada@northwind.example","password":"secret","organizationId":"org_1"}')
+    seed("all-kinds-json", "portal.testing.v1.AllKinds", 2, json.dumps({
+        "int64Value": "-9223372036854775808", "uint64Value": "18446744073709551615", "doubleValue": "NaN",
+        "floatValue": 1.5, "bytesValue": "AP8=", "stringValue": "\u00e9\n", "repeatedInt32": [1, -1], "labels": {"k": "v"},
+        "maybeString": "", "boolValue": True}).encode())
+    seed("timestamp-json", "portal.audit.v1.NewEvent", 2, b'{"time":"2026-01-01T10:00:00.123456789+01:00","eventType":"EVENT_TYPE_MEMBERS","message":"x"}')
+    seed("any-json", "google.rpc.Status", 2, b'{"code":3,"details":[{"@type":"type.googleapis.com/google.protobuf.Timestamp","value":"1970-01-01T00:00:00Z"}]}')
+    seed("all-kinds-binary", "portal.testing.v1.AllKinds", 1, examples()["Portal_Testing_V1_AllKinds"])
+    seed("activations-query", "portal.gateway.v1.ExportActivationsCsvRequest", 4,
+         b"productIds=SKU-1&productIds=SKU-2&activationDateStart=2026-01-01T00:00:00Z&timeZone=Europe/Berlin")
+
+
 if __name__ == "__main__":
     protobuf_seeds()
+    protojson_seeds()
     deframer_seeds()
     http2_seeds()
     page_token_seeds()
