@@ -42,7 +42,7 @@ def browser():
         pytest.fail(f"no Chromium at {CHROMIUM}: scripts/install-deps test installs Debian's", pytrace=False)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield browser
         browser.close()
 
