@@ -4,6 +4,96 @@
 enum EmbeddedSite {
     /// Every file, by path.
     static let files: [EmbeddedFile] = [
+        EmbeddedFile(path: "/app/connect.js", etag: #""d3c01a5e40c5bdec27af""#, base64: """
+            Ly8gQ2FsbHMgdGhlIHBvcnRhbCdzIEFQSSB3aXRoIHRoZSBDb25uZWN0IHByb3RvY29sJ3MgSlNPTjogdW5hcnkgUE9TVHMsIEdF
+            VHMgZm9yIG1ldGhvZHMgd2l0aG91dCBzaWRlCi8vIGVmZmVjdHMsIGFuZCB0aGUgc2Vzc2lvbiBrZXB0IGJ5IHRoZSBicm93c2Vy
+            IGluIGFuIEh0dHBPbmx5IGNvb2tpZS4KCi8qKiBUaGUgcG9ydGFsJ3Mgc2VydmljZSBwYXRoLiAqLwpleHBvcnQgY29uc3Qgc2Vy
+            dmljZVBhdGggPSAiL3BvcnRhbC5nYXRld2F5LnYxLlBvcnRhbFNlcnZpY2UvIjsKCi8qKiBBIHJlZnVzZWQgb3IgZmFpbGVkIGNh
+            bGw6IENvbm5lY3QncyBjb2RlIChgcGVybWlzc2lvbl9kZW5pZWRgLCDigKYpIGFuZCB0aGUgc2VydmVyJ3MgbWVzc2FnZS4gKi8K
+            ZXhwb3J0IGNsYXNzIENvbm5lY3RFcnJvciBleHRlbmRzIEVycm9yIHsKICBjb25zdHJ1Y3Rvcihjb2RlLCBtZXNzYWdlLCBzdGF0
+            dXMgPSAwKSB7CiAgICBzdXBlcihtZXNzYWdlKTsKICAgIHRoaXMubmFtZSA9ICJDb25uZWN0RXJyb3IiOwogICAgdGhpcy5jb2Rl
+            ID0gY29kZTsKICAgIHRoaXMuc3RhdHVzID0gc3RhdHVzOwogIH0KfQoKLyoqIFRoZSBDb25uZWN0IGVycm9yIGFuIEhUVFAgcmVz
+            cG9uc2UgY2Fycmllcywgb3IgYSBwbGFpbiBvbmUgbmFtaW5nIGl0cyBzdGF0dXMuICovCmV4cG9ydCBhc3luYyBmdW5jdGlvbiBl
+            cnJvckZyb20ocmVzcG9uc2UpIHsKICBsZXQgYm9keSA9IHt9OwogIHRyeSB7CiAgICBib2R5ID0gYXdhaXQgcmVzcG9uc2UuanNv
+            bigpOwogIH0gY2F0Y2ggewogICAgLy8gTm90IEpTT046IGEgcHJveHkncyBwYWdlLCBhIHJlc2V0IGNvbm5lY3Rpb24uCiAgfQog
+            IGNvbnN0IGNvZGUgPSB0eXBlb2YgYm9keS5jb2RlID09PSAic3RyaW5nIiA/IGJvZHkuY29kZSA6IGNvZGVGb3JTdGF0dXMocmVz
+            cG9uc2Uuc3RhdHVzKTsKICBjb25zdCBtZXNzYWdlID0gdHlwZW9mIGJvZHkubWVzc2FnZSA9PT0gInN0cmluZyIgJiYgYm9keS5t
+            ZXNzYWdlID8gYm9keS5tZXNzYWdlIDogYHRoZSBzZXJ2ZXIgYW5zd2VyZWQgJHtyZXNwb25zZS5zdGF0dXN9YDsKICByZXR1cm4g
+            bmV3IENvbm5lY3RFcnJvcihjb2RlLCBtZXNzYWdlLCByZXNwb25zZS5zdGF0dXMpOwp9CgovKiogQ29ubmVjdCdzIGNvZGUgZm9y
+            IGFuIEhUVFAgc3RhdHVzIHdpdGhvdXQgYSBDb25uZWN0IGJvZHkuICovCmV4cG9ydCBmdW5jdGlvbiBjb2RlRm9yU3RhdHVzKHN0
+            YXR1cykgewogIHN3aXRjaCAoc3RhdHVzKSB7CiAgICBjYXNlIDQwMDogcmV0dXJuICJpbnZhbGlkX2FyZ3VtZW50IjsKICAgIGNh
+            c2UgNDAxOiByZXR1cm4gInVuYXV0aGVudGljYXRlZCI7CiAgICBjYXNlIDQwMzogcmV0dXJuICJwZXJtaXNzaW9uX2RlbmllZCI7
+            CiAgICBjYXNlIDQwNDogcmV0dXJuICJ1bmltcGxlbWVudGVkIjsKICAgIGNhc2UgNDA4OiByZXR1cm4gImRlYWRsaW5lX2V4Y2Vl
+            ZGVkIjsKICAgIGNhc2UgNDA5OiByZXR1cm4gImFib3J0ZWQiOwogICAgY2FzZSA0MTI6IHJldHVybiAiZmFpbGVkX3ByZWNvbmRp
+            dGlvbiI7CiAgICBjYXNlIDQxMzogcmV0dXJuICJyZXNvdXJjZV9leGhhdXN0ZWQiOwogICAgY2FzZSA0MTU6IHJldHVybiAiaW50
+            ZXJuYWwiOwogICAgY2FzZSA0Mjk6IHJldHVybiAidW5hdmFpbGFibGUiOwogICAgY2FzZSA0MzE6IHJldHVybiAicmVzb3VyY2Vf
+            ZXhoYXVzdGVkIjsKICAgIGNhc2UgNTAyOiBjYXNlIDUwMzogY2FzZSA1MDQ6IHJldHVybiAidW5hdmFpbGFibGUiOwogICAgZGVm
+            YXVsdDogcmV0dXJuICJ1bmtub3duIjsKICB9Cn0KCi8qKiBUaGUgcXVlcnkgb2YgYSBDb25uZWN0IEdFVCBmb3IgYHJlcXVlc3Rg
+            IChKU09OLCBVUkwtZW5jb2RlZCkuICovCmV4cG9ydCBmdW5jdGlvbiBnZXRRdWVyeShyZXF1ZXN0KSB7CiAgY29uc3QgcGFyYW1z
+            ID0gbmV3IFVSTFNlYXJjaFBhcmFtcyh7IGNvbm5lY3Q6ICJ2MSIsIGVuY29kaW5nOiAianNvbiIsIG1lc3NhZ2U6IEpTT04uc3Ry
+            aW5naWZ5KHJlcXVlc3QpIH0pOwogIHJldHVybiBwYXJhbXMudG9TdHJpbmcoKTsKfQoKLyoqCiAqIENhbGxzIGBtZXRob2RgIHdp
+            dGggYHJlcXVlc3RgIChhIEpTT04tcmVhZHkgb2JqZWN0KTsgcmVzb2x2ZXMgdG8gdGhlIEpTT04gcmVzcG9uc2Ugb3IgcmVqZWN0
+            cyB3aXRoIGEKICogQ29ubmVjdEVycm9yLiBgcmVhZDogdHJ1ZWAgdXNlcyBHRVQgKGZvciBtZXRob2RzIHdpdGhvdXQgc2lkZSBl
+            ZmZlY3RzKSwgd2hpY2ggYnJvd3NlcnMgbWF5IHJlcGVhdAogKiBzYWZlbHkuIGBmZXRjaEltcGxgIGlzIGZvciB0ZXN0cy4KICov
+            CmV4cG9ydCBhc3luYyBmdW5jdGlvbiBjYWxsKG1ldGhvZCwgcmVxdWVzdCA9IHt9LCB7IHJlYWQgPSBmYWxzZSwgc2lnbmFsLCB0
+            aW1lb3V0TXMsIGZldGNoSW1wbCA9IGdsb2JhbFRoaXMuZmV0Y2ggfSA9IHt9KSB7CiAgY29uc3QgaGVhZGVycyA9IHt9OwogIGlm
+            ICh0aW1lb3V0TXMpIGhlYWRlcnNbIkNvbm5lY3QtVGltZW91dC1NcyJdID0gU3RyaW5nKHRpbWVvdXRNcyk7CiAgbGV0IHJlc3Bv
+            bnNlOwogIHRyeSB7CiAgICByZXNwb25zZSA9IHJlYWQKICAgICAgPyBhd2FpdCBmZXRjaEltcGwoYCR7c2VydmljZVBhdGh9JHtt
+            ZXRob2R9PyR7Z2V0UXVlcnkocmVxdWVzdCl9YCwgeyBtZXRob2Q6ICJHRVQiLCBoZWFkZXJzLCBzaWduYWwsIGNyZWRlbnRpYWxz
+            OiAic2FtZS1vcmlnaW4iIH0pCiAgICAgIDogYXdhaXQgZmV0Y2hJbXBsKHNlcnZpY2VQYXRoICsgbWV0aG9kLCB7CiAgICAgICAg
+            ICBtZXRob2Q6ICJQT1NUIiwKICAgICAgICAgIGhlYWRlcnM6IHsgLi4uaGVhZGVycywgIkNvbnRlbnQtVHlwZSI6ICJhcHBsaWNh
+            dGlvbi9qc29uIiwgIkNvbm5lY3QtUHJvdG9jb2wtVmVyc2lvbiI6ICIxIiB9LAogICAgICAgICAgYm9keTogSlNPTi5zdHJpbmdp
+            ZnkocmVxdWVzdCksCiAgICAgICAgICBzaWduYWwsCiAgICAgICAgICBjcmVkZW50aWFsczogInNhbWUtb3JpZ2luIiwKICAgICAg
+            ICB9KTsKICB9IGNhdGNoIChlcnJvcikgewogICAgaWYgKGVycm9yICYmIGVycm9yLm5hbWUgPT09ICJBYm9ydEVycm9yIikgdGhy
+            b3cgZXJyb3I7CiAgICB0aHJvdyBuZXcgQ29ubmVjdEVycm9yKCJ1bmF2YWlsYWJsZSIsICJ0aGUgcG9ydGFsIGNhbm5vdCBiZSBy
+            ZWFjaGVkOyBjaGVjayB5b3VyIGNvbm5lY3Rpb24gYW5kIHRyeSBhZ2FpbiIpOwogIH0KICBpZiAoIXJlc3BvbnNlLm9rKSB0aHJv
+            dyBhd2FpdCBlcnJvckZyb20ocmVzcG9uc2UpOwogIHJldHVybiByZXNwb25zZS5qc29uKCk7Cn0K
+            """),
+        EmbeddedFile(path: "/app/dom.js", etag: #""369a2a73e46108c119d1""#, base64: """
+            Ly8gQnVpbGRzIERPTSBub2RlcyB3aXRoIGVsZW1lbnQgQVBJcyBhbmQgdGV4dENvbnRlbnQgb25seTogdGhlIHBvcnRhbCdzIENv
+            bnRlbnQtU2VjdXJpdHktUG9saWN5IGFuZAovLyBUcnVzdGVkIFR5cGVzIGZvcmJpZCBIVE1MIHN0cmluZ3MsIGFuZCB0ZXh0IHNl
+            dCB0aGlzIHdheSBjYW4gbmV2ZXIgYmVjb21lIG1hcmt1cC4KCi8qKgogKiBBbiBlbGVtZW50OiBgaCgiYnV0dG9uIiwgeyB0eXBl
+            OiAiYnV0dG9uIiwgb25jbGljazogZiwgImFyaWEtbGFiZWwiOiAiQ2xvc2UiIH0sICJDbG9zZSIpYC4KICogQXR0cmlidXRlcyBz
+            dGFydGluZyB3aXRoIGBvbmAgYmVjb21lIGxpc3RlbmVyczsgYGNsYXNzYCwgYGhpZGRlbmAgYW5kIGBkYXRhc2V0YCBhcmUgdW5k
+            ZXJzdG9vZDsKICogY2hpbGRyZW4gYXJlIG5vZGVzIG9yIHRleHQgKG51bGwgYW5kIGZhbHNlIGFyZSBza2lwcGVkKS4KICovCmV4
+            cG9ydCBmdW5jdGlvbiBoKHRhZywgYXR0cmlidXRlcyA9IHt9LCAuLi5jaGlsZHJlbikgewogIGNvbnN0IGVsZW1lbnQgPSBkb2N1
+            bWVudC5jcmVhdGVFbGVtZW50KHRhZyk7CiAgZm9yIChjb25zdCBbbmFtZSwgdmFsdWVdIG9mIE9iamVjdC5lbnRyaWVzKGF0dHJp
+            YnV0ZXMgPz8ge30pKSB7CiAgICBpZiAodmFsdWUgPT09IHVuZGVmaW5lZCB8fCB2YWx1ZSA9PT0gbnVsbCB8fCB2YWx1ZSA9PT0g
+            ZmFsc2UpIGNvbnRpbnVlOwogICAgaWYgKG5hbWUuc3RhcnRzV2l0aCgib24iKSAmJiB0eXBlb2YgdmFsdWUgPT09ICJmdW5jdGlv
+            biIpIHsKICAgICAgZWxlbWVudC5hZGRFdmVudExpc3RlbmVyKG5hbWUuc2xpY2UoMikudG9Mb3dlckNhc2UoKSwgdmFsdWUpOwog
+            ICAgfSBlbHNlIGlmIChuYW1lID09PSAiZGF0YXNldCIpIHsKICAgICAgT2JqZWN0LmFzc2lnbihlbGVtZW50LmRhdGFzZXQsIHZh
+            bHVlKTsKICAgIH0gZWxzZSBpZiAodmFsdWUgPT09IHRydWUpIHsKICAgICAgZWxlbWVudC5zZXRBdHRyaWJ1dGUobmFtZSwgIiIp
+            OwogICAgfSBlbHNlIHsKICAgICAgZWxlbWVudC5zZXRBdHRyaWJ1dGUobmFtZSwgU3RyaW5nKHZhbHVlKSk7CiAgICB9CiAgfQog
+            IGFwcGVuZChlbGVtZW50LCBjaGlsZHJlbik7CiAgcmV0dXJuIGVsZW1lbnQ7Cn0KCi8qKiBBcHBlbmRzIGNoaWxkcmVuIChub2Rl
+            cywgdGV4dCwgYXJyYXlzIG9mIHRoZW0pLCBza2lwcGluZyBudWxsIGFuZCBmYWxzZS4gKi8KZXhwb3J0IGZ1bmN0aW9uIGFwcGVu
+            ZChwYXJlbnQsIGNoaWxkcmVuKSB7CiAgZm9yIChjb25zdCBjaGlsZCBvZiBjaGlsZHJlbi5mbGF0KEluZmluaXR5KSkgewogICAg
+            aWYgKGNoaWxkID09PSBudWxsIHx8IGNoaWxkID09PSB1bmRlZmluZWQgfHwgY2hpbGQgPT09IGZhbHNlKSBjb250aW51ZTsKICAg
+            IHBhcmVudC5hcHBlbmQodHlwZW9mIGNoaWxkID09PSAic3RyaW5nIiB8fCB0eXBlb2YgY2hpbGQgPT09ICJudW1iZXIiID8gZG9j
+            dW1lbnQuY3JlYXRlVGV4dE5vZGUoU3RyaW5nKGNoaWxkKSkgOiBjaGlsZCk7CiAgfQogIHJldHVybiBwYXJlbnQ7Cn0K
+            """),
+        EmbeddedFile(path: "/app/format.js", etag: #""9915c324d9dc32d324ee""#, base64: """
+            Ly8gSG93IHRoZSBwb3J0YWwgc2hvd3MgdGltZXMgYW5kIG51bWJlcnM6IHRoZSBwcm9kdWN0J3MgYEREIE1NTSBZWVlZLCBISDpN
+            TTpTU2AsIGluIHRoZSB2aWV3ZXIncyB0aW1lCi8vIHpvbmUgb3IgaW4gVVRDLgoKY29uc3QgbW9udGhzID0gWyJKYW4iLCAiRmVi
+            IiwgIk1hciIsICJBcHIiLCAiTWF5IiwgIkp1biIsICJKdWwiLCAiQXVnIiwgIlNlcCIsICJPY3QiLCAiTm92IiwgIkRlYyJdOwoK
+            LyoqIFRoZSBwYXJ0cyBvZiBgZGF0ZWAgaW4gYHRpbWVab25lYCAoYW4gSUFOQSBuYW1lOyB1bmRlZmluZWQgZm9yIHRoZSBicm93
+            c2VyJ3Mgb3duKS4gKi8KZnVuY3Rpb24gcGFydHMoZGF0ZSwgdGltZVpvbmUpIHsKICBjb25zdCBmb3JtYXR0ZXIgPSBuZXcgSW50
+            bC5EYXRlVGltZUZvcm1hdCgiZW4tR0IiLCB7CiAgICB0aW1lWm9uZSwgeWVhcjogIm51bWVyaWMiLCBtb250aDogIjItZGlnaXQi
+            LCBkYXk6ICIyLWRpZ2l0IiwgaG91cjogIjItZGlnaXQiLCBtaW51dGU6ICIyLWRpZ2l0Iiwgc2Vjb25kOiAiMi1kaWdpdCIsCiAg
+            ICBob3VyQ3ljbGU6ICJoMjMiLAogIH0pOwogIGNvbnN0IGZvdW5kID0ge307CiAgZm9yIChjb25zdCB7IHR5cGUsIHZhbHVlIH0g
+            b2YgZm9ybWF0dGVyLmZvcm1hdFRvUGFydHMoZGF0ZSkpIGZvdW5kW3R5cGVdID0gdmFsdWU7CiAgcmV0dXJuIGZvdW5kOwp9Cgov
+            KiogYDA1IE1hciAyMDI2LCAxNDowNzowOWAgZm9yIGFuIFJGQyAzMzM5IHRpbWUgKG9yIGEgRGF0ZSk7IGVtcHR5IGZvciBub25l
+            LiAqLwpleHBvcnQgZnVuY3Rpb24gZGF0ZVRpbWUodmFsdWUsIHRpbWVab25lKSB7CiAgaWYgKCF2YWx1ZSkgcmV0dXJuICIiOwog
+            IGNvbnN0IGRhdGUgPSB2YWx1ZSBpbnN0YW5jZW9mIERhdGUgPyB2YWx1ZSA6IG5ldyBEYXRlKHZhbHVlKTsKICBpZiAoTnVtYmVy
+            LmlzTmFOKGRhdGUuZ2V0VGltZSgpKSkgcmV0dXJuICIiOwogIGNvbnN0IHAgPSBwYXJ0cyhkYXRlLCB0aW1lWm9uZSk7CiAgcmV0
+            dXJuIGAke3AuZGF5fSAke21vbnRoc1tOdW1iZXIocC5tb250aCkgLSAxXX0gJHtwLnllYXJ9LCAke3AuaG91cn06JHtwLm1pbnV0
+            ZX06JHtwLnNlY29uZH1gOwp9CgovKiogYDA1IE1hciAyMDI2YCBmb3IgYW4gUkZDIDMzMzkgdGltZSAob3IgYSBEYXRlKTsgZW1w
+            dHkgZm9yIG5vbmUuICovCmV4cG9ydCBmdW5jdGlvbiBkYXRlKHZhbHVlLCB0aW1lWm9uZSkgewogIGNvbnN0IHRleHQgPSBkYXRl
+            VGltZSh2YWx1ZSwgdGltZVpvbmUpOwogIHJldHVybiB0ZXh0ID8gdGV4dC5zbGljZSgwLCB0ZXh0LmluZGV4T2YoIiwiKSkgOiAi
+            IjsKfQoKLyoqIEEgY291bnQgYXMgcGVvcGxlIHJlYWQgaXQgKGAxMiwzNDVgKTsgNjQtYml0IGNvdW50cyBhcnJpdmUgYXMgc3Ry
+            aW5ncyBpbiBKU09OLiAqLwpleHBvcnQgZnVuY3Rpb24gY291bnQodmFsdWUpIHsKICBjb25zdCBudW1iZXIgPSB0eXBlb2YgdmFs
+            dWUgPT09ICJzdHJpbmciID8gTnVtYmVyKHZhbHVlKSA6IHZhbHVlID8/IDA7CiAgcmV0dXJuIE51bWJlci5pc0Zpbml0ZShudW1i
+            ZXIpID8gbnVtYmVyLnRvTG9jYWxlU3RyaW5nKCJlbi1VUyIpIDogU3RyaW5nKHZhbHVlKTsKfQo=
+            """),
         EmbeddedFile(path: "/favicon.svg", etag: #""37417fe4279f5751661a""#, base64: """
             PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAzMiAzMiI+PHJlY3Qgd2lkdGg9IjMy
             IiBoZWlnaHQ9IjMyIiByeD0iNiIgZmlsbD0iIzFmNWZiZiIvPjxwYXRoIGQ9Ik05IDIzVjloOGE1IDUgMCAwIDEgMCAxMGgtNHY0
@@ -48,65 +138,54 @@ enum EmbeddedSite {
             MC4yNXJlbSAwLjVyZW07IH0KZHQgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9CmRkIHsgbWFyZ2luOiAwIDAgMC41cmVtIDA7IH0K
             I3N0YXR1cyB7IG1pbi1oZWlnaHQ6IDEuNWVtOyB9Cg==
             """),
-        EmbeddedFile(path: "/portal.js", etag: #""3e221e943de9cb2a9592""#, base64: """
+        EmbeddedFile(path: "/portal.js", etag: #""b91dce30b2c0ef0bf165""#, base64: """
             Ly8gVGhlIG1pbmltYWwgcG9ydGFsIHBhZ2U6IHNpZ24gaW4gd2l0aCBlbWFpbCBhbmQgcGFzc3dvcmQgKGNob29zaW5nIGFuIG9y
             Z2FuaXphdGlvbiB3aGVuIHRoZQovLyBjcmVkZW50aWFscyBvcGVuIHNldmVyYWwpLCBzaG93IHdobyBpcyBzaWduZWQgaW4gYW5k
             IHRoZSBkYXNoYm9hcmQncyBmaWd1cmVzLCBzaWduIG91dC4KLy8gVGhlIHNlc3Npb24gbGl2ZXMgaW4gYW4gSHR0cE9ubHkgY29v
-            a2llIHRoZSBwYWdlIG5ldmVyIHNlZXM7IGNhbGxzIHVzZSB0aGUgQ29ubmVjdCBwcm90b2NvbC4KCmNvbnN0IHNlcnZpY2UgPSAi
-            L3BvcnRhbC5nYXRld2F5LnYxLlBvcnRhbFNlcnZpY2UvIjsKCi8qKiBDYWxscyBhIHVuYXJ5IG1ldGhvZCB3aXRoIGEgSlNPTiBy
-            ZXF1ZXN0OyByZXNvbHZlcyB0byB0aGUgSlNPTiByZXNwb25zZSBvciB0aHJvd3MgaXRzIENvbm5lY3QgZXJyb3IuICovCmFzeW5j
-            IGZ1bmN0aW9uIGNhbGwobWV0aG9kLCByZXF1ZXN0ID0ge30pIHsKICBjb25zdCByZXNwb25zZSA9IGF3YWl0IGZldGNoKHNlcnZp
-            Y2UgKyBtZXRob2QsIHsKICAgIG1ldGhvZDogIlBPU1QiLAogICAgaGVhZGVyczogeyAiQ29udGVudC1UeXBlIjogImFwcGxpY2F0
-            aW9uL2pzb24iLCAiQ29ubmVjdC1Qcm90b2NvbC1WZXJzaW9uIjogIjEiIH0sCiAgICBib2R5OiBKU09OLnN0cmluZ2lmeShyZXF1
-            ZXN0KSwKICAgIGNyZWRlbnRpYWxzOiAic2FtZS1vcmlnaW4iLAogIH0pOwogIGNvbnN0IGJvZHkgPSBhd2FpdCByZXNwb25zZS5q
-            c29uKCkuY2F0Y2goKCkgPT4gKHt9KSk7CiAgaWYgKCFyZXNwb25zZS5vaykgewogICAgY29uc3QgZXJyb3IgPSBuZXcgRXJyb3Io
-            Ym9keS5tZXNzYWdlIHx8IGB0aGUgcmVxdWVzdCBmYWlsZWQgKCR7cmVzcG9uc2Uuc3RhdHVzfSlgKTsKICAgIGVycm9yLmNvZGUg
-            PSBib2R5LmNvZGUgfHwgInVua25vd24iOwogICAgdGhyb3cgZXJyb3I7CiAgfQogIHJldHVybiBib2R5Owp9Cgpjb25zdCAkID0g
-            KGlkKSA9PiBkb2N1bWVudC5nZXRFbGVtZW50QnlJZChpZCk7CgpmdW5jdGlvbiBzYXkodGV4dCkgewogICQoInN0YXR1cyIpLnRl
-            eHRDb250ZW50ID0gdGV4dDsKfQoKZnVuY3Rpb24gc2hvdyhzZWN0aW9uKSB7CiAgJCgic2lnbi1pbiIpLmhpZGRlbiA9IHNlY3Rp
-            b24gIT09ICJzaWduLWluIjsKICAkKCJzaWduZWQtaW4iKS5oaWRkZW4gPSBzZWN0aW9uICE9PSAic2lnbmVkLWluIjsKfQoKZnVu
-            Y3Rpb24gcm93KGxpc3QsIHRlcm0sIHZhbHVlKSB7CiAgY29uc3QgZHQgPSBkb2N1bWVudC5jcmVhdGVFbGVtZW50KCJkdCIpOwog
-            IGR0LnRleHRDb250ZW50ID0gdGVybTsKICBjb25zdCBkZCA9IGRvY3VtZW50LmNyZWF0ZUVsZW1lbnQoImRkIik7CiAgZGQudGV4
-            dENvbnRlbnQgPSB2YWx1ZTsKICBsaXN0LmFwcGVuZChkdCwgZGQpOwp9Cgphc3luYyBmdW5jdGlvbiBzaG93U2lnbmVkSW4oKSB7
-            CiAgY29uc3QgbWUgPSBhd2FpdCBjYWxsKCJXaG9BbUkiKTsKICBjb25zdCBkYXNoYm9hcmQgPSBhd2FpdCBjYWxsKCJHZXREYXNo
-            Ym9hcmQiKTsKICBjb25zdCBwcmluY2lwYWwgPSBtZS5wcmluY2lwYWwgfHwge307CiAgJCgiZ3JlZXRpbmciKS50ZXh0Q29udGVu
-            dCA9IGBTaWduZWQgaW4gYXMgJHtwcmluY2lwYWwuZGlzcGxheU5hbWUgfHwgcHJpbmNpcGFsLmVtYWlsIHx8ICJ5b3UifWA7CiAg
-            Y29uc3Qgc3VtbWFyeSA9ICQoInN1bW1hcnkiKTsKICBzdW1tYXJ5LnJlcGxhY2VDaGlsZHJlbigpOwogIHJvdyhzdW1tYXJ5LCAi
-            T3JnYW5pemF0aW9uIiwgcHJpbmNpcGFsLm9yZ2FuaXphdGlvbklkIHx8ICIiKTsKICByb3coc3VtbWFyeSwgIlJvbGUiLCBwcmlu
-            Y2lwYWwucm9sZSB8fCAiIik7CiAgcm93KHN1bW1hcnksICJBdmFpbGFibGUgbGljZW5zZXMiLCBkYXNoYm9hcmQuYXZhaWxhYmxl
-            TGljZW5zZXMgfHwgIjAiKTsKICByb3coc3VtbWFyeSwgIkFjdGl2YXRlZCBsaWNlbnNlcyIsIGRhc2hib2FyZC5hY3RpdmF0ZWRM
-            aWNlbnNlcyB8fCAiMCIpOwogIHJvdyhzdW1tYXJ5LCAiVW5hY3RpdmF0ZWQgbGljZW5zZXMiLCBkYXNoYm9hcmQudW5hY3RpdmF0
-            ZWRMaWNlbnNlcyB8fCAiMCIpOwogIGlmIChkYXNoYm9hcmQudG90YWxNZW1iZXJzICE9PSB1bmRlZmluZWQpIHJvdyhzdW1tYXJ5
-            LCAiVG90YWwgbWVtYmVycyIsIGRhc2hib2FyZC50b3RhbE1lbWJlcnMpOwogIHNob3coInNpZ25lZC1pbiIpOwogIHNheSgiIik7
-            Cn0KCmxldCBwZW5kaW5nQ2hvaWNlID0gbnVsbDsKCmFzeW5jIGZ1bmN0aW9uIHNpZ25JbihldmVudCkgewogIGV2ZW50LnByZXZl
-            bnREZWZhdWx0KCk7CiAgc2F5KCJTaWduaW5nIGlu4oCmIik7CiAgdHJ5IHsKICAgIGNvbnN0IHJlc3VsdCA9IGF3YWl0IGNhbGwo
-            IkxvZ2luIiwgeyBlbWFpbDogJCgiZW1haWwiKS52YWx1ZSwgcGFzc3dvcmQ6ICQoInBhc3N3b3JkIikudmFsdWUgfSk7CiAgICBp
-            ZiAocmVzdWx0LmNob2ljZVRva2VuKSB7CiAgICAgIHBlbmRpbmdDaG9pY2UgPSByZXN1bHQuY2hvaWNlVG9rZW47CiAgICAgIGNv
-            bnN0IGNob2ljZXMgPSAkKCJjaG9pY2VzIik7CiAgICAgIGNob2ljZXMucmVwbGFjZUNoaWxkcmVuKCk7CiAgICAgIChyZXN1bHQu
-            b3JnYW5pemF0aW9uQ2hvaWNlcyB8fCBbXSkuZm9yRWFjaCgob3JnYW5pemF0aW9uLCBpbmRleCkgPT4gewogICAgICAgIGNvbnN0
-            IGlucHV0ID0gZG9jdW1lbnQuY3JlYXRlRWxlbWVudCgiaW5wdXQiKTsKICAgICAgICBpbnB1dC50eXBlID0gInJhZGlvIjsKICAg
-            ICAgICBpbnB1dC5uYW1lID0gIm9yZ2FuaXphdGlvbiI7CiAgICAgICAgaW5wdXQuaWQgPSBgb3JnYW5pemF0aW9uLSR7aW5kZXh9
-            YDsKICAgICAgICBpbnB1dC52YWx1ZSA9IG9yZ2FuaXphdGlvbi5vcmdhbml6YXRpb25JZDsKICAgICAgICBpbnB1dC5jaGVja2Vk
-            ID0gaW5kZXggPT09IDA7CiAgICAgICAgY29uc3QgbGFiZWwgPSBkb2N1bWVudC5jcmVhdGVFbGVtZW50KCJsYWJlbCIpOwogICAg
-            ICAgIGxhYmVsLmh0bWxGb3IgPSBpbnB1dC5pZDsKICAgICAgICBsYWJlbC50ZXh0Q29udGVudCA9IG9yZ2FuaXphdGlvbi5uYW1l
-            IHx8IG9yZ2FuaXphdGlvbi5vcmdhbml6YXRpb25JZDsKICAgICAgICBjaG9pY2VzLmFwcGVuZChpbnB1dCwgbGFiZWwpOwogICAg
-            ICB9KTsKICAgICAgJCgic2lnbi1pbi1mb3JtIikuaGlkZGVuID0gdHJ1ZTsKICAgICAgJCgiY2hvb3NlLWZvcm0iKS5oaWRkZW4g
-            PSBmYWxzZTsKICAgICAgc2F5KCJZb3VyIGVtYWlsIG9wZW5zIHNldmVyYWwgb3JnYW5pemF0aW9uczogY2hvb3NlIG9uZS4iKTsK
-            ICAgICAgcmV0dXJuOwogICAgfQogICAgJCgicGFzc3dvcmQiKS52YWx1ZSA9ICIiOwogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7
-            CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNheShlcnJvci5jb2RlID09PSAidW5hdXRoZW50aWNhdGVkIiA/ICJUaGUgZW1haWwg
-            b3IgcGFzc3dvcmQgaXMgaW5jb3JyZWN0LiIgOiBlcnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIGNob29zZShl
-            dmVudCkgewogIGV2ZW50LnByZXZlbnREZWZhdWx0KCk7CiAgY29uc3Qgc2VsZWN0ZWQgPSBkb2N1bWVudC5xdWVyeVNlbGVjdG9y
-            KCJpbnB1dFtuYW1lPW9yZ2FuaXphdGlvbl06Y2hlY2tlZCIpOwogIGlmICghc2VsZWN0ZWQgfHwgIXBlbmRpbmdDaG9pY2UpIHJl
-            dHVybjsKICB0cnkgewogICAgYXdhaXQgY2FsbCgiTG9naW4iLCB7IGNob2ljZVRva2VuOiBwZW5kaW5nQ2hvaWNlLCBvcmdhbml6
-            YXRpb25JZDogc2VsZWN0ZWQudmFsdWUgfSk7CiAgICBwZW5kaW5nQ2hvaWNlID0gbnVsbDsKICAgICQoImNob29zZS1mb3JtIiku
-            aGlkZGVuID0gdHJ1ZTsKICAgICQoInNpZ24taW4tZm9ybSIpLmhpZGRlbiA9IGZhbHNlOwogICAgYXdhaXQgc2hvd1NpZ25lZElu
-            KCk7CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIHNheShlcnJvci5tZXNzYWdlKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHNpZ25P
-            dXQoKSB7CiAgdHJ5IHsKICAgIGF3YWl0IGNhbGwoIkxvZ291dCIpOwogIH0gZmluYWxseSB7CiAgICBzaG93KCJzaWduLWluIik7
-            CiAgICBzYXkoIllvdSBhcmUgc2lnbmVkIG91dC4iKTsKICB9Cn0KCmFzeW5jIGZ1bmN0aW9uIHN0YXJ0KCkgewogICQoInNpZ24t
-            aW4tZm9ybSIpLmFkZEV2ZW50TGlzdGVuZXIoInN1Ym1pdCIsIHNpZ25Jbik7CiAgJCgiY2hvb3NlLWZvcm0iKS5hZGRFdmVudExp
-            c3RlbmVyKCJzdWJtaXQiLCBjaG9vc2UpOwogICQoInNpZ24tb3V0IikuYWRkRXZlbnRMaXN0ZW5lcigiY2xpY2siLCBzaWduT3V0
-            KTsKICB0cnkgewogICAgYXdhaXQgc2hvd1NpZ25lZEluKCk7CiAgfSBjYXRjaCB7CiAgICBzaG93KCJzaWduLWluIik7CiAgfQp9
-            CgpzdGFydCgpOwo=
+            a2llIHRoZSBwYWdlIG5ldmVyIHNlZXM7IGNhbGxzIHVzZSB0aGUgQ29ubmVjdCBwcm90b2NvbC4KCmltcG9ydCB7IGNhbGwgfSBm
+            cm9tICIvYXBwL2Nvbm5lY3QuanMiOwppbXBvcnQgeyBoIH0gZnJvbSAiL2FwcC9kb20uanMiOwppbXBvcnQgeyBjb3VudCB9IGZy
+            b20gIi9hcHAvZm9ybWF0LmpzIjsKCmNvbnN0ICQgPSAoaWQpID0+IGRvY3VtZW50LmdldEVsZW1lbnRCeUlkKGlkKTsKCmZ1bmN0
+            aW9uIHNheSh0ZXh0KSB7CiAgJCgic3RhdHVzIikudGV4dENvbnRlbnQgPSB0ZXh0Owp9CgpmdW5jdGlvbiBzaG93KHNlY3Rpb24p
+            IHsKICAkKCJzaWduLWluIikuaGlkZGVuID0gc2VjdGlvbiAhPT0gInNpZ24taW4iOwogICQoInNpZ25lZC1pbiIpLmhpZGRlbiA9
+            IHNlY3Rpb24gIT09ICJzaWduZWQtaW4iOwp9CgpmdW5jdGlvbiByb3cobGlzdCwgdGVybSwgdmFsdWUpIHsKICBsaXN0LmFwcGVu
+            ZChoKCJkdCIsIHt9LCB0ZXJtKSwgaCgiZGQiLCB7fSwgdmFsdWUpKTsKfQoKYXN5bmMgZnVuY3Rpb24gc2hvd1NpZ25lZEluKCkg
+            ewogIGNvbnN0IG1lID0gYXdhaXQgY2FsbCgiV2hvQW1JIiwge30sIHsgcmVhZDogdHJ1ZSB9KTsKICBjb25zdCBkYXNoYm9hcmQg
+            PSBhd2FpdCBjYWxsKCJHZXREYXNoYm9hcmQiLCB7fSwgeyByZWFkOiB0cnVlIH0pOwogIGNvbnN0IHByaW5jaXBhbCA9IG1lLnBy
+            aW5jaXBhbCB8fCB7fTsKICAkKCJncmVldGluZyIpLnRleHRDb250ZW50ID0gYFNpZ25lZCBpbiBhcyAke3ByaW5jaXBhbC5kaXNw
+            bGF5TmFtZSB8fCBwcmluY2lwYWwuZW1haWwgfHwgInlvdSJ9YDsKICBjb25zdCBzdW1tYXJ5ID0gJCgic3VtbWFyeSIpOwogIHN1
+            bW1hcnkucmVwbGFjZUNoaWxkcmVuKCk7CiAgcm93KHN1bW1hcnksICJPcmdhbml6YXRpb24iLCBwcmluY2lwYWwub3JnYW5pemF0
+            aW9uSWQgfHwgIiIpOwogIHJvdyhzdW1tYXJ5LCAiUm9sZSIsIHByaW5jaXBhbC5yb2xlIHx8ICIiKTsKICByb3coc3VtbWFyeSwg
+            IkF2YWlsYWJsZSBsaWNlbnNlcyIsIGNvdW50KGRhc2hib2FyZC5hdmFpbGFibGVMaWNlbnNlcykpOwogIHJvdyhzdW1tYXJ5LCAi
+            QWN0aXZhdGVkIGxpY2Vuc2VzIiwgY291bnQoZGFzaGJvYXJkLmFjdGl2YXRlZExpY2Vuc2VzKSk7CiAgcm93KHN1bW1hcnksICJV
+            bmFjdGl2YXRlZCBsaWNlbnNlcyIsIGNvdW50KGRhc2hib2FyZC51bmFjdGl2YXRlZExpY2Vuc2VzKSk7CiAgaWYgKGRhc2hib2Fy
+            ZC50b3RhbE1lbWJlcnMgIT09IHVuZGVmaW5lZCkgcm93KHN1bW1hcnksICJUb3RhbCBtZW1iZXJzIiwgY291bnQoZGFzaGJvYXJk
+            LnRvdGFsTWVtYmVycykpOwogIHNob3coInNpZ25lZC1pbiIpOwogIHNheSgiIik7Cn0KCmxldCBwZW5kaW5nQ2hvaWNlID0gbnVs
+            bDsKCmFzeW5jIGZ1bmN0aW9uIHNpZ25JbihldmVudCkgewogIGV2ZW50LnByZXZlbnREZWZhdWx0KCk7CiAgc2F5KCJTaWduaW5n
+            IGlu4oCmIik7CiAgdHJ5IHsKICAgIGNvbnN0IHJlc3VsdCA9IGF3YWl0IGNhbGwoIkxvZ2luIiwgeyBlbWFpbDogJCgiZW1haWwi
+            KS52YWx1ZSwgcGFzc3dvcmQ6ICQoInBhc3N3b3JkIikudmFsdWUgfSk7CiAgICBpZiAocmVzdWx0LmNob2ljZVRva2VuKSB7CiAg
+            ICAgIHBlbmRpbmdDaG9pY2UgPSByZXN1bHQuY2hvaWNlVG9rZW47CiAgICAgIGNvbnN0IGNob2ljZXMgPSAkKCJjaG9pY2VzIik7
+            CiAgICAgIGNob2ljZXMucmVwbGFjZUNoaWxkcmVuKCk7CiAgICAgIChyZXN1bHQub3JnYW5pemF0aW9uQ2hvaWNlcyB8fCBbXSku
+            Zm9yRWFjaCgob3JnYW5pemF0aW9uLCBpbmRleCkgPT4gewogICAgICAgIGNvbnN0IGlkID0gYG9yZ2FuaXphdGlvbi0ke2luZGV4
+            fWA7CiAgICAgICAgY2hvaWNlcy5hcHBlbmQoCiAgICAgICAgICBoKCJpbnB1dCIsIHsgdHlwZTogInJhZGlvIiwgbmFtZTogIm9y
+            Z2FuaXphdGlvbiIsIGlkLCB2YWx1ZTogb3JnYW5pemF0aW9uLm9yZ2FuaXphdGlvbklkLCBjaGVja2VkOiBpbmRleCA9PT0gMCB9
+            KSwKICAgICAgICAgIGgoImxhYmVsIiwgeyBmb3I6IGlkIH0sIG9yZ2FuaXphdGlvbi5uYW1lIHx8IG9yZ2FuaXphdGlvbi5vcmdh
+            bml6YXRpb25JZCksCiAgICAgICAgKTsKICAgICAgfSk7CiAgICAgICQoInNpZ24taW4tZm9ybSIpLmhpZGRlbiA9IHRydWU7CiAg
+            ICAgICQoImNob29zZS1mb3JtIikuaGlkZGVuID0gZmFsc2U7CiAgICAgIHNheSgiWW91ciBlbWFpbCBvcGVucyBzZXZlcmFsIG9y
+            Z2FuaXphdGlvbnM6IGNob29zZSBvbmUuIik7CiAgICAgIHJldHVybjsKICAgIH0KICAgICQoInBhc3N3b3JkIikudmFsdWUgPSAi
+            IjsKICAgIGF3YWl0IHNob3dTaWduZWRJbigpOwogIH0gY2F0Y2ggKGVycm9yKSB7CiAgICBzYXkoZXJyb3IuY29kZSA9PT0gInVu
+            YXV0aGVudGljYXRlZCIgPyAiVGhlIGVtYWlsIG9yIHBhc3N3b3JkIGlzIGluY29ycmVjdC4iIDogZXJyb3IubWVzc2FnZSk7CiAg
+            fQp9Cgphc3luYyBmdW5jdGlvbiBjaG9vc2UoZXZlbnQpIHsKICBldmVudC5wcmV2ZW50RGVmYXVsdCgpOwogIGNvbnN0IHNlbGVj
+            dGVkID0gZG9jdW1lbnQucXVlcnlTZWxlY3RvcigiaW5wdXRbbmFtZT1vcmdhbml6YXRpb25dOmNoZWNrZWQiKTsKICBpZiAoIXNl
+            bGVjdGVkIHx8ICFwZW5kaW5nQ2hvaWNlKSByZXR1cm47CiAgdHJ5IHsKICAgIGF3YWl0IGNhbGwoIkxvZ2luIiwgeyBjaG9pY2VU
+            b2tlbjogcGVuZGluZ0Nob2ljZSwgb3JnYW5pemF0aW9uSWQ6IHNlbGVjdGVkLnZhbHVlIH0pOwogICAgcGVuZGluZ0Nob2ljZSA9
+            IG51bGw7CiAgICAkKCJjaG9vc2UtZm9ybSIpLmhpZGRlbiA9IHRydWU7CiAgICAkKCJzaWduLWluLWZvcm0iKS5oaWRkZW4gPSBm
+            YWxzZTsKICAgIGF3YWl0IHNob3dTaWduZWRJbigpOwogIH0gY2F0Y2ggKGVycm9yKSB7CiAgICBzYXkoZXJyb3IubWVzc2FnZSk7
+            CiAgfQp9Cgphc3luYyBmdW5jdGlvbiBzaWduT3V0KCkgewogIHRyeSB7CiAgICBhd2FpdCBjYWxsKCJMb2dvdXQiKTsKICB9IGZp
+            bmFsbHkgewogICAgc2hvdygic2lnbi1pbiIpOwogICAgc2F5KCJZb3UgYXJlIHNpZ25lZCBvdXQuIik7CiAgfQp9Cgphc3luYyBm
+            dW5jdGlvbiBzdGFydCgpIHsKICAkKCJzaWduLWluLWZvcm0iKS5hZGRFdmVudExpc3RlbmVyKCJzdWJtaXQiLCBzaWduSW4pOwog
+            ICQoImNob29zZS1mb3JtIikuYWRkRXZlbnRMaXN0ZW5lcigic3VibWl0IiwgY2hvb3NlKTsKICAkKCJzaWduLW91dCIpLmFkZEV2
+            ZW50TGlzdGVuZXIoImNsaWNrIiwgc2lnbk91dCk7CiAgdHJ5IHsKICAgIGF3YWl0IHNob3dTaWduZWRJbigpOwogIH0gY2F0Y2gg
+            ewogICAgc2hvdygic2lnbi1pbiIpOwogIH0KfQoKc3RhcnQoKTsK
             """),
     ]
 }

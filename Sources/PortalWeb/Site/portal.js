@@ -2,24 +2,9 @@
 // credentials open several), show who is signed in and the dashboard's figures, sign out.
 // The session lives in an HttpOnly cookie the page never sees; calls use the Connect protocol.
 
-const service = "/portal.gateway.v1.PortalService/";
-
-/** Calls a unary method with a JSON request; resolves to the JSON response or throws its Connect error. */
-async function call(method, request = {}) {
-  const response = await fetch(service + method, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "Connect-Protocol-Version": "1" },
-    body: JSON.stringify(request),
-    credentials: "same-origin",
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.message || `the request failed (${response.status})`);
-    error.code = body.code || "unknown";
-    throw error;
-  }
-  return body;
-}
+import { call } from "/app/connect.js";
+import { h } from "/app/dom.js";
+import { count } from "/app/format.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,26 +18,22 @@ function show(section) {
 }
 
 function row(list, term, value) {
-  const dt = document.createElement("dt");
-  dt.textContent = term;
-  const dd = document.createElement("dd");
-  dd.textContent = value;
-  list.append(dt, dd);
+  list.append(h("dt", {}, term), h("dd", {}, value));
 }
 
 async function showSignedIn() {
-  const me = await call("WhoAmI");
-  const dashboard = await call("GetDashboard");
+  const me = await call("WhoAmI", {}, { read: true });
+  const dashboard = await call("GetDashboard", {}, { read: true });
   const principal = me.principal || {};
   $("greeting").textContent = `Signed in as ${principal.displayName || principal.email || "you"}`;
   const summary = $("summary");
   summary.replaceChildren();
   row(summary, "Organization", principal.organizationId || "");
   row(summary, "Role", principal.role || "");
-  row(summary, "Available licenses", dashboard.availableLicenses || "0");
-  row(summary, "Activated licenses", dashboard.activatedLicenses || "0");
-  row(summary, "Unactivated licenses", dashboard.unactivatedLicenses || "0");
-  if (dashboard.totalMembers !== undefined) row(summary, "Total members", dashboard.totalMembers);
+  row(summary, "Available licenses", count(dashboard.availableLicenses));
+  row(summary, "Activated licenses", count(dashboard.activatedLicenses));
+  row(summary, "Unactivated licenses", count(dashboard.unactivatedLicenses));
+  if (dashboard.totalMembers !== undefined) row(summary, "Total members", count(dashboard.totalMembers));
   show("signed-in");
   say("");
 }
@@ -69,16 +50,11 @@ async function signIn(event) {
       const choices = $("choices");
       choices.replaceChildren();
       (result.organizationChoices || []).forEach((organization, index) => {
-        const input = document.createElement("input");
-        input.type = "radio";
-        input.name = "organization";
-        input.id = `organization-${index}`;
-        input.value = organization.organizationId;
-        input.checked = index === 0;
-        const label = document.createElement("label");
-        label.htmlFor = input.id;
-        label.textContent = organization.name || organization.organizationId;
-        choices.append(input, label);
+        const id = `organization-${index}`;
+        choices.append(
+          h("input", { type: "radio", name: "organization", id, value: organization.organizationId, checked: index === 0 }),
+          h("label", { for: id }, organization.name || organization.organizationId),
+        );
       });
       $("sign-in-form").hidden = true;
       $("choose-form").hidden = false;
