@@ -17,8 +17,7 @@ struct CallerMetadataPolicy: ServerInterceptor {
     }
 
     func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
-        let principalKeys = [PrincipalMetadata.memberID, PrincipalMetadata.displayName, PrincipalMetadata.organizationID]
-        if let key = principalKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }), !isTrusted(context) {
+        if let key = PrincipalMetadata.vouchedKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }), !isTrusted(context) {
             throw RPCError(
                 .permissionDenied,
                 "\(key): caller metadata is accepted only from the gateway (a loopback peer, mutual TLS, or the internal credential)")

@@ -33,6 +33,8 @@ struct BackendCall: Sendable {
     init(_ context: ServerContext, caller: Caller?) throws {
         var metadata = caller?.backendMetadata ?? Metadata()
         metadata.addString(context.requestID, forKey: "x-request-id")
+        // The client's own address (never one it claims): identity limits failed sign-ins per client.
+        metadata.addString(context.peerAddress, forKey: PrincipalMetadata.clientAddress)
         self.metadata = metadata
         requestID = context.requestID
         var remaining: Duration?

@@ -12,7 +12,7 @@ extension IdentityServiceHandler {
         guard !request.email.isEmpty else { throw RPCError.invalidArgument(field: "email", "is required") }
         guard !request.password.isEmpty else { throw RPCError.invalidArgument(field: "password", "is required") }
         let emailKey = IdentityValidation.emailKey(request.email)
-        let source = "source:\(context.peerAddress)"
+        let source = "source:\(Self.clientAddress(context))"
         // A sign-in without an organization spends the email's budget; one with an organization spends
         // that account's, and its failures count against the email's too.
         if request.organizationID.isEmpty {
@@ -61,7 +61,7 @@ extension IdentityServiceHandler {
     private func loginWithChoice(_ request: Portal_Identity_V1_LoginRequest, _ context: ServerContext) async throws -> Portal_Identity_V1_LoginResponse {
         let token = try IdentityValidation.id(request.choiceToken, field: "choice_token")
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
-        let keys = ["source:\(context.peerAddress)"]
+        let keys = ["source:\(Self.clientAddress(context))"]
         try requireBudget(keys)
         do {
             let session = try await store.openSession(choiceToken: token, organizationID: organizationID, now: clock())
@@ -117,5 +117,13 @@ extension IdentityServiceHandler {
         var response = Portal_Identity_V1_ListMembershipsResponse()
         response.memberships = memberships.map { $0.api(currentOrganizationID: organizationID) }
         return response
+    }
+}
+
+extension IdentityServiceHandler {
+    /// Where a sign-in comes from: the client's address the gateway vouches for (the policies refuse
+    /// the key from anyone else), or the caller's own address for a direct internal call.
+    static func clientAddress(_ context: ServerContext) -> String {
+        context.requestMetadata.firstString(forKey: PrincipalMetadata.clientAddress) ?? context.peerAddress
     }
 }

@@ -9,6 +9,12 @@ public enum PrincipalMetadata {
     public static let displayName = "x-portal-display-name"
     /// The acting member's organization, for logs (backends scope data by the request's own field).
     public static let organizationID = "x-portal-organization-id"
+    /// The address of the person's client as the gateway saw it, so identity's sign-in limits count
+    /// each client on its own rather than everyone behind one gateway together.
+    public static let clientAddress = "x-portal-client-address"
+
+    /// The keys a backend believes only from the gateway (see the caller-metadata policies).
+    public static let vouchedKeys = [memberID, displayName, organizationID, clientAddress]
 
     /// Metadata naming `memberID` and `displayName` (of `organizationID`, when given) as the caller.
     public static func metadata(memberID: String, displayName: String, organizationID: String? = nil) -> Metadata {

@@ -38,8 +38,7 @@ public struct TransportPolicyInterceptor: ServerInterceptor {
         if let reason = certificate.verificationError {
             throw RPCError(.unauthenticated, "client certificate \(certificate.subject) was refused: \(reason)")
         }
-        let principalKeys = [PrincipalMetadata.memberID, PrincipalMetadata.displayName, PrincipalMetadata.organizationID]
-        if let key = principalKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }),
+        if let key = PrincipalMetadata.vouchedKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }),
            !certificate.dnsNames.contains(gatewayIdentity) {
             throw RPCError(
                 .permissionDenied,

@@ -527,3 +527,24 @@ def dechunk(body: bytes) -> bytes:
             return bytes(out)
         out += rest[:size]
         rest = rest[size + 2:]
+
+
+def test_failed_sign_ins_from_one_client_do_not_lock_out_another(world):
+    """Identity limits failed sign-ins per client address, as the gateway saw it: a client guessing
+    passwords from 127.0.0.2 runs out of attempts, and a person signing in from 127.0.0.3 through the
+    same gateway is not held back by it."""
+    def login(source: str, email: str, password: str) -> Response:
+        connection = http.client.HTTPConnection("127.0.0.1", world.stack.web_port, timeout=30, source_address=(source, 0))
+        try:
+            body = json.dumps({"email": email, "password": password}).encode()
+            connection.request("POST", SERVICE + "Login", body, {"Content-Type": "application/json", "Connect-Protocol-Version": "1"})
+            reply = connection.getresponse()
+            return Response(reply.status, reply.getheaders(), reply.read())
+        finally:
+            connection.close()
+
+    statuses = [login("127.0.0.2", f"guess.{unique()}@example.com", "not-the-password").status for _ in range(14)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    viewer = world.viewer_a
+    person = login("127.0.0.3", viewer.email, viewer.password)
+    assert person.status == 200 and person.cookie(), person.body
