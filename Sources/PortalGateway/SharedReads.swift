@@ -1,3 +1,5 @@
+import PortalRPC
+
 /// Lets concurrent requests for the same data share one read, without ever answering a request with
 /// data read before it arrived.
 ///
@@ -25,9 +27,53 @@ actor SharedReads<Key: Hashable & Sendable, Value: Sendable> {
             task = Task { try await read() }
             current[key] = task
         }
-        let result = await task.result
+        let result = await Self.waitCancellably(for: task)
         if current[key] == task { current[key] = nil }
         return try result.get()
+    }
+
+    /// The outcome of `task`, or `CancellationError` as soon as the waiting request is cancelled (its
+    /// deadline passed, its client left): a shared read that hangs must not hold a request that has
+    /// already been answered. The read itself goes on for the others waiting on it.
+    private static func waitCancellably(for task: Task<Value, any Error>) async -> Result<Value, any Error> {
+        let waiter = Waiter()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                guard waiter.install(continuation) else { return }
+                Task { waiter.resume(with: await task.result) }
+            }
+        } onCancel: {
+            waiter.resume(with: .failure(CancellationError()))
+        }
+    }
+
+    /// One waiter's continuation, resumed once: by the read's outcome or by cancellation, whichever comes first.
+    private final class Waiter: Sendable {
+        private let state = Locked<(continuation: CheckedContinuation<Result<Value, any Error>, Never>?, outcome: Result<Value, any Error>?)>(
+            (nil, nil))
+
+        /// Keeps `continuation`; false (having resumed it) when the outcome is already known.
+        func install(_ continuation: CheckedContinuation<Result<Value, any Error>, Never>) -> Bool {
+            let known = state.withLock { state -> Result<Value, any Error>? in
+                if let outcome = state.outcome { return outcome }
+                state.continuation = continuation
+                return nil
+            }
+            guard let known else { return true }
+            continuation.resume(returning: known)
+            return false
+        }
+
+        /// Resumes the waiter with `outcome`, unless it was resumed already.
+        func resume(with outcome: Result<Value, any Error>) {
+            let continuation = state.withLock { state -> CheckedContinuation<Result<Value, any Error>, Never>? in
+                guard state.outcome == nil else { return nil }
+                state.outcome = outcome
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(returning: outcome)
+        }
     }
 
     /// The queued read is about to start: later arrivals queue behind it.

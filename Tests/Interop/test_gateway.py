@@ -1512,6 +1512,30 @@ def test_a_short_caller_deadline_ends_a_call_to_a_hanging_backend(hanging_audit_
     assert portal.ListProducts(G.ListProductsRequest(), metadata=metadata, timeout=T).total_size > 0
 
 
+def test_calls_answered_at_their_deadline_do_not_linger_in_the_gateway(world):
+    """Dashboards whose shared audit read hangs are answered at their deadlines, and their handlers
+    end then too: the gateway, asked to stop right after, exits at once instead of waiting out its
+    grace period for handlers still blocked on the hanging read."""
+    silent = SilentBackend()
+    try:
+        gateway = world.stack.start_gateway(f"gateway-linger-{unique()}", silent.address)
+        channel = support.make_channel(gateway.port)
+        portal = P.gateway_grpc.PortalServiceStub(channel)
+        token = portal.Login(G.LoginRequest(
+            organization_id=world.org_a.id, email=world.org_a.admin.email, password=PASSWORD), timeout=T).session_token
+        for deadline in (0.001, 0.3, 0.3):
+            refused(lambda: portal.GetDashboard(G.GetDashboardRequest(), metadata=bearer(token), timeout=deadline), DEADLINE_EXCEEDED)
+        channel.close()
+        started = time.monotonic()
+        gateway.terminate()
+        code = gateway.wait_exit(support.SHUTDOWN_TIMEOUT)
+        took = time.monotonic() - started
+        assert code == 0, f"the gateway exited with {code}"
+        assert took < 3, f"the gateway took {took:.1f} s to stop: handlers were still waiting on the hanging read"
+    finally:
+        silent.close()
+
+
 def test_the_gateway_itself_ends_a_call_at_the_callers_deadline(hanging_audit_gateway, world):
     """The gateway, not only the client, gives up at the caller's deadline: a raw request with
     grpc-timeout 300m whose backend hangs gets grpc-status DEADLINE_EXCEEDED from the gateway in time."""

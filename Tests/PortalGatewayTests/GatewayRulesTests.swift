@@ -57,6 +57,22 @@ struct SharedReadsTests {
         await #expect(throws: Broken.self) { try await reads.value(for: "org-1") { throw Broken() } }
         #expect(try await reads.value(for: "org-1") { 7 } == 7)
     }
+
+    @Test func aCancelledWaiterStopsWaitingWhileTheReadGoesOnForTheOthers() async throws {
+        let reads = SharedReads<String, Int>()
+        let hanging: @Sendable () async throws -> Int = {
+            try? await Task.sleep(for: .seconds(2))  // a backend that answers late, whatever happens to the callers
+            return 42
+        }
+        let cancelled = Task { try await reads.value(for: "org-1", read: hanging) }
+        let patient = Task { try await reads.value(for: "org-1", read: hanging) }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        #expect(ContinuousClock.now - started < .milliseconds(500), "the cancelled caller waited for the read")
+        #expect(try await patient.value == 42)
+    }
 }
 
 @Suite("Gateway: session cache")
