@@ -29,7 +29,7 @@ struct CSVDownloads: Sendable {
     let sessions: SessionCookies
     let connect: ConnectEndpoint
 
-    /// Serves the download at `request.path`, or nil when there is none there.
+    /// Serves the download at `request.path`; false when no download lives there.
     func serve(_ request: WebRequest, responder: some WebResponder) async -> Bool {
         guard let export = Self.exports[request.path] else { return false }
         let requestID = request.header("x-request-id").flatMap(RequestID.accepting) ?? RequestIDs.next()
