@@ -44,9 +44,7 @@ final class HTTP2WebExchange {
 final class HTTP2WebResponder: WebResponder, Sendable {
     private let connection: NIOLoopBound<HTTP2ServerConnectionHandler>
     private let streamID: Int32
-    private let state = Locked(State.idle)
-
-    private enum State { case idle, streaming, ended }
+    private let progress = ResponseProgress()
 
     init(connection: NIOLoopBound<HTTP2ServerConnectionHandler>, streamID: Int32) {
         self.connection = connection
@@ -59,21 +57,19 @@ final class HTTP2WebResponder: WebResponder, Sendable {
     }
 
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) async {
-        guard state.withLock({ state in defer { state = .ended }; return state == .idle }) else { return }
+        guard progress.beginWhole() else { return }
         let streamID = streamID
         onLoop { $0.startWebResponse(streamID: streamID, status: status, headers: headers, body: body, ends: true) }
     }
 
     func startStream(status: Int, headers: [(String, String)]) async throws {
-        guard state.withLock({ state in defer { if state == .idle { state = .streaming } }; return state == .idle }) else {
-            throw RPCError(.internal, "the response has already started")
-        }
+        try progress.beginStream()
         let streamID = streamID
         onLoop { $0.startWebResponse(streamID: streamID, status: status, headers: headers, body: [], ends: false) }
     }
 
     func write(_ part: [UInt8]) async throws {
-        guard state.withLock({ $0 == .streaming }) else { throw RPCError(.internal, "no streamed response is open") }
+        try progress.requireStream()
         guard !part.isEmpty else { return }
         let streamID = streamID
         let connection = connection
@@ -83,23 +79,19 @@ final class HTTP2WebResponder: WebResponder, Sendable {
     }
 
     func finishStream() async {
-        guard state.withLock({ state in defer { state = .ended }; return state == .streaming }) else { return }
+        guard progress.endStream() else { return }
         let streamID = streamID
         onLoop { $0.finishWebResponse(streamID: streamID) }
     }
 
     func abortStream() async {
-        state.withLock { $0 = .ended }
+        progress.abandon()
         let streamID = streamID
         onLoop { $0.abortWebResponse(streamID: streamID) }
     }
 
     /// Ends a response the application left open, so the stream is never stuck.
     func ensureEnded() async {
-        switch state.withLock({ $0 }) {
-        case .idle: await respond(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("no response\n".utf8))
-        case .streaming: await abortStream()
-        case .ended: break
-        }
+        await progress.ensureEnded(self)
     }
 }

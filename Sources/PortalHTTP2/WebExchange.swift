@@ -96,3 +96,60 @@ enum FormDecoding {
 
 /// Answers plain HTTP requests: what a web listener runs for each request, over HTTP/1.1 or HTTP/2.
 public typealias WebRequestHandler = @Sendable (WebRequest, any WebResponder) async -> Void
+
+/// Where one plain response stands — not begun, streaming, or ended — for the responders of both
+/// HTTP versions, so each response is answered once and streamed parts only follow a streamed head.
+public final class ResponseProgress: Sendable {
+    private enum Phase { case idle, streaming, ended }
+
+    private let phase = Locked(Phase.idle)
+
+    /// A response not yet begun.
+    public init() {}
+
+    /// Claims the response for a whole answer; false when one has already begun.
+    public func beginWhole() -> Bool {
+        phase.withLock { phase in
+            defer { phase = .ended }
+            return phase == .idle
+        }
+    }
+
+    /// Claims the response for a streamed answer; throws when one has already begun.
+    public func beginStream() throws {
+        let began = phase.withLock { phase in
+            guard phase == .idle else { return false }
+            phase = .streaming
+            return true
+        }
+        if !began { throw RPCError(.internal, "the response has already started") }
+    }
+
+    /// Throws unless a streamed answer is open.
+    public func requireStream() throws {
+        guard phase.withLock({ $0 == .streaming }) else { throw RPCError(.internal, "no streamed response is open") }
+    }
+
+    /// Ends a streamed answer; false when none was open.
+    public func endStream() -> Bool {
+        phase.withLock { phase in
+            defer { phase = .ended }
+            return phase == .streaming
+        }
+    }
+
+    /// Marks the response ended, however far it got.
+    public func abandon() {
+        phase.withLock { $0 = .ended }
+    }
+
+    /// Ends a response its application left open (it should not), so the connection is never stuck:
+    /// a 500 when nothing was sent, a broken-off stream otherwise.
+    public func ensureEnded(_ responder: some WebResponder) async {
+        switch phase.withLock({ $0 }) {
+        case .idle: await responder.respond(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("no response\n".utf8))
+        case .streaming: await responder.abortStream()
+        case .ended: break
+        }
+    }
+}

@@ -51,23 +51,17 @@ struct CSVDownloads: Sendable {
             ("content-type", "text/csv; charset=utf-8"), ("content-disposition", "attachment; filename=\"\(export.fileName)\""),
             ("cache-control", "no-store"), ("x-request-id", requestID),
         ]
-        let started = Locked(false)
-        let start: @Sendable () async throws -> Void = {
-            guard started.withLock({ started in defer { started = true }; return !started }) else { return }
-            try await responder.startStream(status: 200, headers: headers)
-        }
+        let stream = DeferredStream(responder: responder) { headers }
         let error = await runner.run(route, request: input, context: context) { message in
-            let bytes = try export.chunk(message)
-            try await start()
-            try await responder.write(bytes)
+            try await stream.write(try export.chunk(message))
         }
-        if started.withLock({ $0 }) {
+        if stream.isOpen {
             // Headers are gone: a failure can only break the download off, so it is not mistaken for a whole file.
             if error == nil { await responder.finishStream() } else { await responder.abortStream() }
         } else if let error {
             await connect.respond(error: error, requestID: requestID, responder: responder)
         } else {
-            try? await start()
+            try? await stream.open()
             await responder.finishStream()
         }
         return true

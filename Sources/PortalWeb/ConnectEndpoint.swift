@@ -122,13 +122,9 @@ struct ConnectEndpoint: Sendable {
     }
 
     private func serveStream(_ route: RPCRoute, method: ProtoJSONMethod, input: [UInt8], context: ServerContext, responder: some WebResponder) async {
-        let started = Locked(false)
         let headers = apiHeaders(contentType: ConnectProtocol.streamingJSON, requestID: context.requestID)
+        let stream = DeferredStream(responder: responder) { headers + HTTPMetadata.fields(context.responseHeaders) }
         let codec = codec
-        let start: @Sendable () async throws -> Void = {
-            guard started.withLock({ started in defer { started = true }; return !started }) else { return }
-            try await responder.startStream(status: 200, headers: headers + HTTPMetadata.fields(context.responseHeaders))
-        }
         let error = await runner.run(route, request: input, context: context) { message in
             let json: [UInt8]
             do {
@@ -136,13 +132,11 @@ struct ConnectEndpoint: Sendable {
             } catch {
                 throw RPCError(.internal, "a response could not be written as JSON: \(error)")
             }
-            try await start()
-            try await responder.write(ConnectProtocol.envelope(flags: 0, json))
+            try await stream.write(ConnectProtocol.envelope(flags: 0, json))
         }
         do {
-            try await start()
             let end = ConnectProtocol.endOfStreamJSON(error: error, trailers: error == nil ? context.responseTrailers : [:])
-            try await responder.write(ConnectProtocol.envelope(flags: ConnectProtocol.endStreamFlag, Array(end.utf8)))
+            try await stream.write(ConnectProtocol.envelope(flags: ConnectProtocol.endStreamFlag, Array(end.utf8)))
             await responder.finishStream()
         } catch {
             await responder.abortStream()  // the client is gone or too slow to take the end of the stream

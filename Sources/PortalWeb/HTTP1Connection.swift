@@ -127,9 +127,7 @@ final class HTTP1Responder: WebResponder, Sendable {
     private let version: HTTPVersion
     private let keepAlive: Bool
     private let tracker: RequestTracker
-    private let state = Locked(State.idle)
-
-    private enum State { case idle, streaming, ended }
+    private let progress = ResponseProgress()
 
     init(channel: any Channel, version: HTTPVersion, keepAlive: Bool, tracker: RequestTracker) {
         self.channel = channel
@@ -147,7 +145,7 @@ final class HTTP1Responder: WebResponder, Sendable {
     }
 
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) async {
-        guard state.withLock({ state in defer { state = .ended }; return state == .idle }) else { return }
+        guard progress.beginWhole() else { return }
         var headers = headers
         if !headers.contains(where: { $0.0 == "content-length" }) { headers.append(("content-length", String(body.count))) }
         channel.write(head(status: status, headers: headers), promise: nil)
@@ -157,36 +155,30 @@ final class HTTP1Responder: WebResponder, Sendable {
     }
 
     func startStream(status: Int, headers: [(String, String)]) async throws {
-        guard state.withLock({ state in defer { if state == .idle { state = .streaming } }; return state == .idle }) else {
-            throw RPCError(.internal, "the response has already started")
-        }
+        try progress.beginStream()
         // Without a content-length, HTTP/1.1 sends the body chunked: each write is one chunk.
         try await channel.writeAndFlush(head(status: status, headers: headers))
     }
 
     func write(_ part: [UInt8]) async throws {
-        guard state.withLock({ $0 == .streaming }) else { throw RPCError(.internal, "no streamed response is open") }
+        try progress.requireStream()
         guard !part.isEmpty else { return }
         try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: part))))
     }
 
     func finishStream() async {
-        guard state.withLock({ state in defer { state = .ended }; return state == .streaming }) else { return }
+        guard progress.endStream() else { return }
         try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
         if closesAfter { try? await channel.close() }
     }
 
     func abortStream() async {
-        state.withLock { $0 = .ended }
+        progress.abandon()
         try? await channel.close()
     }
 
     /// Ends a response the application left open (it should not), so the connection is never stuck.
     func ensureEnded() async {
-        switch state.withLock({ $0 }) {
-        case .idle: await respond(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("no response\n".utf8))
-        case .streaming: await abortStream()
-        case .ended: break
-        }
+        await progress.ensureEnded(self)
     }
 }
