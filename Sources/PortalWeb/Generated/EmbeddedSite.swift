@@ -121,7 +121,7 @@ enum EmbeddedSite {
             dHRvbj4KICAgIDwvc2VjdGlvbj4KICAgIDxwIGlkPSJzdGF0dXMiIHJvbGU9InN0YXR1cyIgYXJpYS1saXZlPSJwb2xpdGUiPjwv
             cD4KICA8L21haW4+CjwvYm9keT4KPC9odG1sPgo=
             """),
-        EmbeddedFile(path: "/portal.css", etag: #""e87c514570a797c93415""#, base64: """
+        EmbeddedFile(path: "/portal.css", etag: #""514176f3377c4492dd36""#, base64: """
             OnJvb3QgeyBjb2xvci1zY2hlbWU6IGxpZ2h0IGRhcms7IC0tYWNjZW50OiAjMWY1ZmJmOyAtLXRleHQ6ICMxYjFmMjQ7IC0tYmc6
             ICNmZmZmZmY7IC0tbXV0ZWQ6ICM1YjY0NzA7IH0KQG1lZGlhIChwcmVmZXJzLWNvbG9yLXNjaGVtZTogZGFyaykgeyA6cm9vdCB7
             IC0tYWNjZW50OiAjN2ZiMGZmOyAtLXRleHQ6ICNlOGViZWY7IC0tYmc6ICMxNTE4MWM7IC0tbXV0ZWQ6ICNhN2FmYmE7IH0gfQoq
@@ -135,8 +135,8 @@ enum EmbeddedSite {
             OiA0cHg7IGN1cnNvcjogcG9pbnRlcjsgfQo6Zm9jdXMtdmlzaWJsZSB7IG91dGxpbmU6IDNweCBzb2xpZCB2YXIoLS1hY2NlbnQp
             OyBvdXRsaW5lLW9mZnNldDogMnB4OyB9Ci5za2lwLWxpbmsgeyBwb3NpdGlvbjogYWJzb2x1dGU7IGxlZnQ6IC05OTlweDsgfQou
             c2tpcC1saW5rOmZvY3VzIHsgbGVmdDogMXJlbTsgdG9wOiAwLjVyZW07IGJhY2tncm91bmQ6IHZhcigtLWJnKTsgcGFkZGluZzog
-            MC4yNXJlbSAwLjVyZW07IH0KZHQgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9CmRkIHsgbWFyZ2luOiAwIDAgMC41cmVtIDA7IH0K
-            I3N0YXR1cyB7IG1pbi1oZWlnaHQ6IDEuNWVtOyB9Cg==
+            MC4yNXJlbSAwLjVyZW07IH0KZHQgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9CmRkIHsgbWFyZ2luOiAwIDAgMC41cmVtIDA7IG92
+            ZXJmbG93LXdyYXA6IGFueXdoZXJlOyB9CiNzdGF0dXMgeyBtaW4taGVpZ2h0OiAxLjVlbTsgfQo=
             """),
         EmbeddedFile(path: "/portal.js", etag: #""b91dce30b2c0ef0bf165""#, base64: """
             Ly8gVGhlIG1pbmltYWwgcG9ydGFsIHBhZ2U6IHNpZ24gaW4gd2l0aCBlbWFpbCBhbmQgcGFzc3dvcmQgKGNob29zaW5nIGFuIG9y
