@@ -34,3 +34,33 @@ export function count(value) {
   const number = typeof value === "string" ? Number(value) : value ?? 0;
   return Number.isFinite(number) ? number.toLocaleString("en-US") : String(value);
 }
+
+/** `Admin` or `Viewer` for a role as the API names it. */
+export function roleName(role) {
+  return { ROLE_ADMIN: "Admin", ROLE_VIEWER: "Viewer" }[role] ?? "";
+}
+
+/** `Members`, `Licenses` or `Activations` for an event type as the API names it. */
+export function eventTypeName(type) {
+  return { EVENT_TYPE_MEMBERS: "Members", EVENT_TYPE_LICENSES: "Licenses", EVENT_TYPE_ACTIVATIONS: "Activations" }[type] ?? "";
+}
+
+/** `Active` or `Expired` for an entitlement status as the API names it. */
+export function statusName(status) {
+  return { ENTITLEMENT_STATUS_ACTIVE: "Active", ENTITLEMENT_STATUS_EXPIRED: "Expired" }[status] ?? "";
+}
+
+/** The viewer's own IANA time zone (`Europe/Berlin`), or UTC when the browser does not say. */
+export function localTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch {
+    return "UTC";
+  }
+}
+
+/** A person's name from first and last name, else their email. */
+export function personName(person) {
+  const name = [person?.firstName, person?.lastName].filter(Boolean).join(" ");
+  return name || person?.displayName || person?.email || "";
+}
