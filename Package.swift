@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "PortalWeb",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalProtoJSON",
+                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalProtoJSON", "PortalCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -171,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "portal",
             dependencies: [
-                "PortalApp", "PortalHTTP2", "PortalStorage",
+                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -26,7 +26,7 @@ public struct DemoSeeder: Service {
 
     /// A seeder for the services `portal dev` runs on `host` from `portBase` with data under
     /// `dataDirectory`; with `tls` it calls them over TLS presenting that certificate. `webURL`, the
-    /// web portal's address, is printed first.
+    /// web portal's address, is printed last, with the sign-ins a person uses there.
     public init(
         dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort, tls: ServiceTLS? = nil,
         webURL: String? = nil, logger: Logger
@@ -51,25 +51,43 @@ public struct DemoSeeder: Service {
                 organizationID = try await seed()
                 try organizationID.write(toFile: markerPath, atomically: true, encoding: .utf8)
             }
-            let gateway = portBase == PortalServiceKind.gateway.defaultPort ? "" : " --gateway \(host):\(portBase)"
-            let portal = webURL.map { "The portal: \($0) (sign in with the emails below).\n" } ?? ""
-            FileHandle.standardOutput.write(Data("""
-
-                End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.port(base: portBase)).
-                \(portal)
-                Demo organization \(organizationID). Sign in as a Viewer, or as Ada, an Admin here and a Viewer of
-                \(Self.secondOrganizationName), who chooses between the two:
-
-                  portalctl\(gateway) login --email grace@northwind.example --password \(Self.password)
-                  portalctl\(gateway) login --email ada@northwind.example --password \(Self.password)
-
-                """.utf8))
+            FileHandle.standardOutput.write(Data(instructions(organizationID: organizationID).utf8))
         } catch {
             logger.error(
                 "could not seed the demo organization; the services run without it (remove the data directory to seed afresh)",
                 metadata: ["error": "\(error)", "data_dir": "\(dataDirectory)"])
         }
         try? await gracefulShutdown()
+    }
+
+    /// How to sign in, ending with what a person types into the web portal in a browser.
+    func instructions(organizationID: String) -> String {
+        let gateway = portBase == PortalServiceKind.gateway.defaultPort ? "" : " --gateway \(host):\(portBase)"
+        var text = """
+
+            End Customer Portal is running: gateway \(host):\(PortalServiceKind.gateway.port(base: portBase)).
+
+            Demo organization \(organizationID) (Northwind Robotics). Sign in from the command line as a Viewer,
+            or as Ada, an Admin here and a Viewer of \(Self.secondOrganizationName), who chooses between the two:
+
+              portalctl\(gateway) login --email grace@northwind.example --password \(Self.password)
+              portalctl\(gateway) login --email ada@northwind.example --password \(Self.password)
+              portalctl dashboard
+
+            """
+        if let webURL {
+            text += """
+
+                The portal: \(webURL)
+                Sign in there with the password \(Self.password) and one of these emails:
+
+                  grace@northwind.example   a Viewer of Northwind Robotics
+                  ada@northwind.example     an Admin of Northwind Robotics and a Viewer of \(Self.secondOrganizationName): chooses one
+                  lin@tailspin.example      the Admin of \(Self.secondOrganizationName)
+
+                """
+        }
+        return text
     }
 
     // MARK: Seeding

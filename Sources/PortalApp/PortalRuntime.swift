@@ -47,6 +47,12 @@ public struct ServiceSettings: Sendable {
     public var internalCredential: String?
     /// The gateway's web listener port (Connect JSON, CSV downloads, the portal's pages); nil serves none.
     public var webPort: Int?
+    /// A folder the web listener serves the portal's files from, read at each request, instead of
+    /// the copy embedded in the binary (for working on the portal); nil serves the embedded copy.
+    public var siteDirectory: String?
+    /// The accept link in invite mail (identity), a URL in which `{secret}` stands for the invite's
+    /// secret; nil keeps the identity service's placeholder link.
+    public var inviteURL: String?
     /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
     public var pageTokens = PageTokenKeys.random()
 
@@ -114,6 +120,7 @@ public enum PortalRuntime {
             identitySettings.database = settings.database
             identitySettings.pageTokens = settings.pageTokens
             if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
+            if let inviteURL = settings.inviteURL { identitySettings.acceptURL = inviteURL }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
             domain.append(identity.service)
             databases.append(identity.store)
@@ -172,9 +179,15 @@ public enum PortalRuntime {
     static func webServer(serving services: [any RPCService], port: Int, settings: ServiceSettings, logger: Logger) async throws -> WebServer {
         var configuration = WebServer.Configuration(host: settings.host, port: port)
         configuration.tls = try settings.tls?.webSource(logger: logger)
+        let siteFolder = try settings.siteDirectory.map(SiteFolder.init(path:))
+        if let siteFolder {
+            logger.warning(
+                "the web portal's files are served from disk, read at each request, not the copy built into this binary (--site-dir)",
+                metadata: ["site_dir": "\(siteFolder.root)"])
+        }
         let application = WebApplication(
             services: services, interceptors: ServerAssembly.standardInterceptors(logger: logger),
-            codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), logger: logger)
+            codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), siteFolder: siteFolder, logger: logger)
         let server = WebServer(configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
         try await server.listen()
         return server

@@ -16,7 +16,8 @@ public struct IdentityComponent: Sendable {
         public var mailFrom = "no-reply@portal.invalid"
         /// An SMTP server (`host:port`) to send invite mail to; nil spools it to `mail-spool` under the data directory.
         public var smtpServer: String?
-        /// The accept link in invite mail; `{secret}` is replaced by the invite secret.
+        /// The accept link in invite mail, an `http` or `https` URL in which `{secret}` is replaced by the
+        /// invite secret (checked by `InviteLinkTemplate` at start); point it at the web portal.
         public var acceptURL = "https://portal.invalid/accept-invite?code={secret}"
         /// scrypt cost for new password hashes.
         public var passwordParameters = SecretHashing.ScryptParameters.standard
@@ -48,6 +49,7 @@ public struct IdentityComponent: Sendable {
     public static func start(settings: Settings, logger: Logger) async throws -> IdentityComponent {
         let location = settings.database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"))
+        let acceptLink = try InviteLinkTemplate(settings.acceptURL)
         let store = try await SQLStore.open(location, name: "identity", migrations: IdentityMigrations.all, logger: logger)
         var sessions = SessionPolicy()
         sessions.lifetime = Int64(settings.sessionLifetime / .milliseconds(1))
@@ -62,7 +64,7 @@ public struct IdentityComponent: Sendable {
         } else {
             transport = try SpoolMailTransport(folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
         }
-        let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptURL: settings.acceptURL, logger: logger)
+        let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, logger: logger)
         let handler = IdentityServiceHandler(
             store: identityStore, passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
             clock: settings.clock, pageTokens: settings.pageTokens, onMailQueued: { mailer.wakeUp() })

@@ -16,8 +16,8 @@ struct InviteMail: Codable, Sendable {
     let expiresAt: Int64
 
     /// The message as RFC 5322 text (CRLF line endings).
-    func rfc5322(from sender: String, messageID: String, acceptURL: String) -> String {
-        let link = acceptURL.replacingOccurrences(of: "{secret}", with: secret)
+    func rfc5322(from sender: String, messageID: String, acceptLink: InviteLinkTemplate) -> String {
+        let link = acceptLink.link(secret: secret)
         let lines = [
             "From: \(sender)",
             "To: \(to)",

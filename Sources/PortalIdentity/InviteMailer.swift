@@ -14,17 +14,17 @@ final class InviteMailer: Service, Sendable {
     private let store: SQLStore
     private let transport: any MailTransport
     private let from: String
-    private let acceptURL: String
+    private let acceptLink: InviteLinkTemplate
     private let pollInterval: Duration
     private let logger: Logger
     private let wakeUps: AsyncStream<Void>
     private let wakeUpSink: AsyncStream<Void>.Continuation
 
-    init(store: SQLStore, transport: any MailTransport, from: String, acceptURL: String, pollInterval: Duration = .seconds(1), logger: Logger) {
+    init(store: SQLStore, transport: any MailTransport, from: String, acceptLink: InviteLinkTemplate, pollInterval: Duration = .seconds(1), logger: Logger) {
         self.store = store
         self.transport = transport
         self.from = from
-        self.acceptURL = acceptURL
+        self.acceptLink = acceptLink
         self.pollInterval = pollInterval
         self.logger = logger
         (wakeUps, wakeUpSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -77,7 +77,7 @@ final class InviteMailer: Service, Sendable {
             let mail = try JSONDecoder().decode(InviteMail.self, from: Data(record.payload))
             try await transport.deliver(OutgoingMail(
                 id: record.eventID, sender: from, recipient: mail.to,
-                text: mail.rfc5322(from: "End Customer Portal <\(from)>", messageID: record.eventID, acceptURL: acceptURL)))
+                text: mail.rfc5322(from: "End Customer Portal <\(from)>", messageID: record.eventID, acceptLink: acceptLink)))
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             try await store.transaction { database in
                 try await Outbox.markDelivered(database, sequences: [record.sequence], now: now, scrubPayload: true)

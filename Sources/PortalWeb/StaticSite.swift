@@ -18,19 +18,30 @@ struct EmbeddedFile: Sendable {
     }
 }
 
-/// Serves the embedded web portal: its files with their content types and ETags, and `index.html`
-/// for every other path without a file extension (the portal's own client-side routes).
+/// Serves the web portal: its files with their content types and ETags, and `index.html` for every
+/// other path without a file extension (the portal's own client-side routes). The files are the
+/// copy embedded in the binary, or those of a folder read at each request.
 struct StaticSite: Sendable {
-    private let files: [String: EmbeddedFile]
+    private enum Source: Sendable {
+        case embedded([String: EmbeddedFile])
+        case folder(SiteFolder)
+    }
+
+    private let source: Source
 
     /// A site of `files` (by default the portal embedded in the binary).
     init(files: [EmbeddedFile] = EmbeddedSite.files) {
-        self.files = Dictionary(files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+        source = .embedded(Dictionary(files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// A site of the files in `folder`, read at each request.
+    init(folder: SiteFolder) {
+        source = .folder(folder)
     }
 
     /// Answers a `GET` or `HEAD` for `request.path`.
     func serve(_ request: WebRequest, responder: some WebResponder) async {
-        guard let file = file(for: request.path) else {
+        guard let file = await file(for: request.path) else {
             await responder.respond(status: 404, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("not found\n".utf8))
             return
         }
@@ -44,11 +55,22 @@ struct StaticSite: Sendable {
         await responder.respond(status: 200, headers: headers, body: request.method == "HEAD" ? [] : file.bytes)
     }
 
-    private func file(for path: String) -> EmbeddedFile? {
-        if path == "/" { return files["/index.html"] }
-        if let file = files[path] { return file }
-        let last = path.split(separator: "/").last ?? ""
-        return last.contains(".") ? nil : files["/index.html"]
+    private func file(for path: String) async -> EmbeddedFile? {
+        let isRoute = !(path.split(separator: "/").last ?? "").contains(".")
+        switch source {
+        case .embedded(let files):
+            if path == "/" { return files["/index.html"] }
+            if let file = files[path] { return file }
+            return isRoute ? files["/index.html"] : nil
+        case .folder(let folder):
+            switch await folder.lookUp(path == "/" ? "/index.html" : path) {
+            case .file(let file): return file
+            case .refused: return nil
+            case .missing: break
+            }
+            guard isRoute, case .file(let index) = await folder.lookUp("/index.html") else { return nil }
+            return index
+        }
     }
 
     /// The content type of a file by its extension.

@@ -13,8 +13,11 @@ public struct WebApplication: Sendable {
     private let servicePrefixes: [String]
 
     /// An application over `services`' routes, run through `interceptors` as gRPC calls are;
-    /// `codec` converts their messages to and from JSON.
-    public init(services: [any RPCService], interceptors: [any ServerInterceptor], codec: ProtoJSONCodec, logger: Logger) {
+    /// `codec` converts their messages to and from JSON. It serves the portal embedded in the
+    /// binary, or with `siteFolder` the files of that folder as they are at each request.
+    public init(
+        services: [any RPCService], interceptors: [any ServerInterceptor], codec: ProtoJSONCodec, siteFolder: SiteFolder? = nil, logger: Logger
+    ) {
         var routes: [String: RPCRoute] = [:]
         for service in services {
             for route in service.routes { routes[route.method.path] = route }
@@ -25,7 +28,7 @@ public struct WebApplication: Sendable {
         let sessions = SessionCookies()
         connect = ConnectEndpoint(runner: runner, codec: codec, sessions: sessions)
         downloads = CSVDownloads(runner: runner, codec: codec, sessions: sessions, connect: connect)
-        site = StaticSite()
+        site = siteFolder.map(StaticSite.init(folder:)) ?? StaticSite()
     }
 
     /// Answers one request.

@@ -3,7 +3,10 @@ import Foundation
 import Logging
 import PortalApp
 import PortalHTTP2
+import PortalIdentity
+import PortalRPC
 import PortalStorage
+import PortalWeb
 import ServiceLifecycle
 
 /// `portal`: runs one service of the End Customer Portal, or all of them with `portal dev`.
@@ -40,6 +43,12 @@ struct ServiceOptions: ParsableArguments {
 
     @Option(name: .customLong("web-port"), help: "Gateway only: port for browsers — the portal's pages, its API as Connect JSON and CSV downloads, over HTTPS with --tls-cert (env PORTAL_WEB_PORT; none by default).")
     var webPort: Int?
+
+    @Option(name: .customLong("site-dir"), help: "Gateway only, for working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR).")
+    var siteDirectory: String?
+
+    @Option(name: .customLong("invite-url"), help: "Identity: the accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret, such as https://portal.example.com/accept-invite?code={secret} (env PORTAL_INVITE_URL).")
+    var inviteURL: String?
 
     @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
     var sessionLifetime: Int?
@@ -108,6 +117,26 @@ struct ServiceOptions: ParsableArguments {
         if let lifetime = sessionLifetimeSeconds, lifetime < 1 {
             throw ValidationError("--session-lifetime: must be at least 1 second, not \(lifetime)")
         }
+        if let inviteURL { try Self.checkInviteURL(inviteURL) }
+        if let siteDirectory { try Self.checkSiteDirectory(siteDirectory) }
+    }
+
+    /// Fails with a usage error unless `url` is an http(s) URL containing `{secret}`.
+    static func checkInviteURL(_ url: String) throws {
+        do {
+            _ = try InviteLinkTemplate(url)
+        } catch let error as RPCError {
+            throw ValidationError("--invite-url: \(error.message)")
+        }
+    }
+
+    /// Fails with a usage error unless `path` is a folder the web listener can serve.
+    static func checkSiteDirectory(_ path: String) throws {
+        do {
+            _ = try SiteFolder(path: path)
+        } catch let error as RPCError {
+            throw ValidationError(error.message)
+        }
     }
 
     /// The TLS options (each falling back to its `PORTAL_TLS_...` variable), or nil when TLS is off.
@@ -175,6 +204,12 @@ struct ServiceOptions: ParsableArguments {
     /// `--web-port`, else `PORTAL_WEB_PORT`.
     var webPortNumber: Int? { webPort ?? ProcessInfo.processInfo.environment["PORTAL_WEB_PORT"].flatMap(Int.init) }
 
+    /// `--site-dir`, else `PORTAL_SITE_DIR`.
+    var siteDirectoryPath: String? { siteDirectory ?? ProcessInfo.processInfo.environment["PORTAL_SITE_DIR"] }
+
+    /// `--invite-url`, else `PORTAL_INVITE_URL`.
+    var inviteURLValue: String? { inviteURL ?? ProcessInfo.processInfo.environment["PORTAL_INVITE_URL"] }
+
     /// `--session-lifetime`, else `PORTAL_SESSION_LIFETIME`.
     var sessionLifetimeSeconds: Int? { sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init) }
 
@@ -190,8 +225,16 @@ struct ServiceOptions: ParsableArguments {
         settings.adminPort = adminPortNumber
         if kind == .gateway {
             settings.webPort = webPortNumber
+            settings.siteDirectory = siteDirectoryPath
+            if let siteDirectory = settings.siteDirectory { try Self.checkSiteDirectory(siteDirectory) }
         } else if webPort != nil {
             throw ValidationError("--web-port: only the gateway serves browsers")
+        }
+        if kind == .identity {
+            settings.inviteURL = inviteURLValue
+            if let inviteURL = settings.inviteURL { try Self.checkInviteURL(inviteURL) }
+        } else if inviteURL != nil {
+            throw ValidationError("--invite-url: only the identity service sends invite mail")
         }
         settings.tls = try tls()
         settings.database = try database()
@@ -212,9 +255,18 @@ struct ServiceOptions: ParsableArguments {
     /// With a `portBase` (`portal dev`) the services listen on it and the ports after it, in the
     /// order of their default ports, and their admin ports 1000 above. Every service binds its port
     /// before any of them runs, so a port in use stops the process before it serves or seeds anything.
+    /// `webPort` and `inviteURL` replace the gateway's web port and identity's invite link; `webURL`,
+    /// where the web portal is reached, is printed with the demo's sign-ins.
     func start(
-        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil, webPort: Int? = nil
+        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil, webPort: Int? = nil,
+        webURL: String? = nil, inviteURL: String? = nil
     ) async throws {
+        if siteDirectory != nil, !kinds.contains(.gateway) {
+            throw ValidationError("--site-dir: only the gateway serves browsers")
+        }
+        if kinds.contains(.gateway), siteDirectoryPath != nil, (webPort ?? webPortNumber) == nil {
+            throw ValidationError("--site-dir: the gateway serves the portal's files only on its --web-port")
+        }
         PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         PortalRuntime.bootstrapMetrics()
         let logger = Logger(label: "portal")
@@ -227,6 +279,7 @@ struct ServiceOptions: ParsableArguments {
             }
             if let devCertificates { kindSettings.tls = Self.devTLS(kind, folder: devCertificates) }
             if kind == .gateway, let webPort { kindSettings.webPort = webPort }
+            if kind == .identity, let inviteURL { kindSettings.inviteURL = inviteURL }
             do {
                 services += try await PortalRuntime.makeServices(kindSettings, logger: logger)
             } catch {
@@ -236,9 +289,6 @@ struct ServiceOptions: ParsableArguments {
         }
         if seedDemo {
             let tls = devCertificates.map { Self.devTLS(.gateway, folder: $0) }
-            // The dev certificates name localhost, so over TLS the portal is reached by that name.
-            let webHost = devCertificates != nil ? "localhost" : host.contains(":") ? "[\(host)]" : host
-            let webURL = webPort.map { "\(devCertificates != nil ? "https" : "http")://\(webHost):\($0)/" }
             services.append(DemoSeeder(
                 dataDirectory: dataDirectory, host: host, portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls,
                 webURL: webURL, logger: logger))
@@ -313,9 +363,31 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("web-port"), help: "Port of the web portal (default 8080; with --port-base, the port after audit's).")
     var webPort: Int?
 
+    @Option(name: .customLong("invite-url"), help: "The accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret (env PORTAL_INVITE_URL; default: the web portal's /accept-invite?code={secret}).")
+    var inviteURL: String?
+
+    @Option(name: .customLong("site-dir"), help: "For working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR).")
+    var siteDirectory: String?
+
     /// Where the web portal listens.
     var webPortNumber: Int {
         webPort ?? (portBase == PortalServiceKind.gateway.defaultPort ? 8080 : PortalServiceKind.audit.port(base: portBase) + 1)
+    }
+
+    /// Where the services reach each other: `host`, or loopback when they listen everywhere.
+    var reachableHost: String {
+        ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
+    }
+
+    /// The web portal's address, `http://127.0.0.1:8080/`; with `--tls`, `https://localhost:8080/`, as
+    /// the dev certificates name localhost.
+    var webURL: String {
+        tlsFolder != nil ? "https://localhost:\(webPortNumber)/" : "http://\(reachableHost):\(webPortNumber)/"
+    }
+
+    /// The accept link in invite mail: `--invite-url`, else `PORTAL_INVITE_URL`, else the web portal's own page.
+    var inviteURLValue: String {
+        inviteURL ?? ProcessInfo.processInfo.environment["PORTAL_INVITE_URL"] ?? "\(webURL)accept-invite?code=\(InviteLinkTemplate.placeholder)"
     }
 
     func validate() throws {
@@ -325,6 +397,8 @@ struct Dev: AsyncParsableCommand {
         if let webPort, !(1...65535).contains(webPort) {
             throw ValidationError("--web-port: \(webPort) is not a TCP port")
         }
+        if let inviteURL { try ServiceOptions.checkInviteURL(inviteURL) }
+        if let siteDirectory { try ServiceOptions.checkSiteDirectory(siteDirectory) }
         if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
             throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
         }
@@ -340,11 +414,15 @@ struct Dev: AsyncParsableCommand {
         options.logLevel = logLevel
         options.port = nil
         options.webPort = nil
+        options.inviteURL = nil
+        options.siteDirectory = siteDirectory
         // The services find each other where they listen (loopback when they listen everywhere).
-        let reachable = ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
+        let reachable = reachableHost
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.port(base: portBase))"
         options.identityAddress = "\(reachable):\(PortalServiceKind.identity.port(base: portBase))"
         options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.port(base: portBase))"
-        try await options.start(PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder, webPort: webPortNumber)
+        try await options.start(
+            PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder, webPort: webPortNumber,
+            webURL: webURL, inviteURL: inviteURLValue)
     }
 }

@@ -5,6 +5,7 @@ driven with `portalctl` as a developer would.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pty
@@ -96,9 +97,56 @@ def test_the_demo_organization_is_seeded_once_and_signs_in(portal_bin, tmp_path,
     assert again.organization() == organization, "a seeded data directory is not seeded again"
 
 
+def accept_links(data_dir: Path, email: str) -> list[tuple[str, str]]:
+    """The accept link and invite code of every spooled invite mail to `email`."""
+    links = []
+    for mail in support.invite_mails(data_dir, email):
+        link = next(line.split(":", 1)[1].strip() for line in mail.body.splitlines() if line.startswith("Accept the invite:"))
+        links.append((link, mail.secret))
+    return links
+
+
+def test_invite_mail_opens_the_web_portal_and_the_instructions_end_with_its_sign_ins(portal_bin, tmp_path, run_dev):
+    """Invite mail from `portal dev` links to the web portal it serves (moved with --port-base), whose
+    page answers the link; the printed instructions end with that address and the browser sign-ins."""
+    base = support.free_port_base()
+    dev = run_dev("--port-base", str(base))
+    dev.organization()
+    portal = f"http://127.0.0.1:{base + 4}/"
+    links = accept_links(tmp_path / "data", "dorothy@northwind.example")
+    assert links, "no invite mail to the pending invitee in the spool"
+    for link, code in links:
+        assert link == f"{portal}accept-invite?code={code}", link
+    connection = http.client.HTTPConnection("127.0.0.1", base + 4, timeout=10)
+    try:
+        connection.request("GET", links[0][0].removeprefix(portal[:-1]), headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+        page = connection.getresponse()
+        assert page.status == 200 and page.getheader("content-type") == "text/html; charset=utf-8"
+    finally:
+        connection.close()
+
+    printed = dev.out.read_text()
+    assert re.search(r"portalctl --gateway 127\.0\.0\.1:\d+ login --email grace@northwind\.example", printed), printed
+    browser = printed[printed.rindex("portalctl"):]
+    assert f"The portal: {portal}" in browser and DEMO_PASSWORD in browser, printed
+    for email, role in [("grace@northwind.example", "Viewer"), ("ada@northwind.example", "Admin"), ("lin@tailspin.example", "Admin")]:
+        line = next((line for line in browser.splitlines() if email in line), "")
+        assert role in line, f"{email} is not listed as {role} after the portalctl lines:\n{printed}"
+    assert "lin@tailspin.example" in printed.rstrip().splitlines()[-1], "the output ends with the browser sign-ins"
+
+
+def test_portal_dev_refuses_an_invite_url_without_the_secret(portal_bin, tmp_path):
+    result = subprocess.run([portal_bin, "dev", "--invite-url", "https://portal.example.com/accept-invite", "--data-dir",
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64 and "--invite-url:" in result.stderr and "{secret}" in result.stderr, result.stderr
+
+
 def test_portal_dev_tls_serves_every_service_with_mutual_tls(portal_bin, tmp_path, run_dev):
     certs = dev_certs(tmp_path / "certs")
     organization = run_dev("--tls", str(certs)).organization()
+    # Over TLS the invite mail links to the portal by the name its certificate carries.
+    links = accept_links(tmp_path / "data", "mary@northwind.example")
+    assert links and all(link == f"https://localhost:8080/accept-invite?code={code}" for link, code in links), links
     login = portalctl(portal_bin, tmp_path, "login", "--org", organization, "--email", "grace@northwind.example",
                       "--password", DEMO_PASSWORD, tls_ca=certs / "ca.crt")
     assert login.returncode == 0, login.stderr

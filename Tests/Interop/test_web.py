@@ -7,8 +7,10 @@ the gRPC exports, and a slow reader of a large download holds the server's memor
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import os
 import re
 import socket
 import struct
@@ -406,6 +408,58 @@ def test_the_embedded_portal_is_served_with_types_etags_and_a_route_fallback(wor
     head = web.request("HEAD", "/portal.js")
     assert head.status == 200 and head.body == b"" and int(head.header("content-length")) == len(script.body)
     assert web.request("DELETE", "/").status == 405
+
+
+def test_site_dir_serves_the_folder_as_it_is_at_each_request_and_nothing_outside_it(portal_bin, start_server, tmp_path):
+    """`--site-dir`: the portal's files come from a folder, read at each request (a change shows
+    without a restart), with the embedded copy's content types, ETags and route fallback; `..`,
+    hidden names, symbolic links leading out of the folder and anything but a regular file are 404."""
+    site, outside = tmp_path / "site", tmp_path / "outside"
+    (site / "app").mkdir(parents=True)
+    outside.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>first</title>")
+    (site / "app" / "main.js").write_text("export const version = 1;\n")
+    (site / "portal.css").write_text("body { margin: 0; }\n")
+    (site / ".env").write_text("SECRET=hidden\n")
+    (outside / "secret.txt").write_text("not for browsers\n")
+    (site / "escape").symlink_to(outside, target_is_directory=True)
+    (site / "secret.txt").symlink_to(outside / "secret.txt")
+    (site / "passwd").symlink_to("/etc/passwd")
+    (site / "linked.js").symlink_to(site / "app" / "main.js")
+    os.mkfifo(site / "pipe.js")
+    web_port = support.free_port()
+    unreachable = f"127.0.0.1:{support.free_port()}"
+    gateway = start_server([portal_bin, "gateway", "--data-dir", str(tmp_path / "gateway-data"), "--web-port", str(web_port),
+                            "--site-dir", str(site), "--identity-address", unreachable, "--entitlements-address", unreachable,
+                            "--audit-address", unreachable], "site-dir-gateway")
+    web = Web(web_port)
+
+    script = web.request("GET", "/app/main.js")
+    assert script.status == 200 and script.body == b"export const version = 1;\n"
+    assert script.header("content-type") == "text/javascript; charset=utf-8" and script.header("cache-control") == "no-cache"
+    etag = script.header("etag")
+    assert etag == '"' + hashlib.sha256(script.body).hexdigest()[:20] + '"', "the embedded copy's validator"
+    assert web.request("GET", "/app/main.js", headers={"If-None-Match": etag}).status == 304
+    assert web.request("GET", "/portal.css").header("content-type") == "text/css; charset=utf-8"
+    assert web.request("GET", "/linked.js").body == script.body, "a link inside the folder is followed"
+
+    (site / "app" / "main.js").write_text("export const version = 2;\n")
+    changed = web.request("GET", "/app/main.js", headers={"If-None-Match": etag})
+    assert changed.status == 200 and changed.body == b"export const version = 2;\n" and changed.header("etag") != etag
+    (site / "index.html").write_text("<!doctype html><title>second</title>")
+    for path in ("/", "/index.html", "/licensing/products", "/accept-invite?code=abc", "/app"):
+        page = web.request("GET", path)
+        assert page.status == 200 and page.body == b"<!doctype html><title>second</title>", path
+        assert page.header("content-type") == "text/html; charset=utf-8", path
+    assert web.request("GET", "/missing.js").status == 404
+
+    for path in ("/../etc/passwd", "/app/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/app/..%2f..%2f..%2fetc%2fpasswd",
+                 "/./index.html", "/.env", "/escape/secret.txt", "/escape", "/secret.txt", "/passwd", "/pipe.js", "/index.html%00.js"):
+        refused = web.request("GET", path, timeout=5)
+        assert refused.status == 404, f"{path} answered {refused.status}"
+        assert b"not for browsers" not in refused.body and b"root:" not in refused.body and b"SECRET" not in refused.body, path
+    gateway.assert_running("after the refused paths")
+    assert "served from disk" in gateway.stderr_text(), "the gateway warns that it serves the portal from disk"
 
 
 # --------------------------------------------------------------------------------------------
