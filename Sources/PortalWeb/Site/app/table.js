@@ -3,7 +3,8 @@
 
 import { h } from "/app/dom.js";
 import { chooseColumns, visibleColumns } from "/app/columns.js";
-import { ariaSort, nextOrder, pageSize, withParams } from "/app/query.js";
+import { ariaSort, nextOrder, pageSize } from "/app/query.js";
+import { withParams } from "/app/router.js";
 import { disclosure } from "/app/widgets.js";
 import { count } from "/app/format.js";
 

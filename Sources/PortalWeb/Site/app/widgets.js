@@ -104,7 +104,8 @@ export function timeZoneToggle(ctx, localZone) {
   return h("button", {
     type: "button", id: "time-zone", class: "secondary", "aria-pressed": String(utc),
     onclick: () => ctx.navigate(withParamsKeepingPage(ctx, { tz: utc ? "" : "utc" }), { focus: "time-zone", replace: true }),
-  }, utc ? `Times in UTC (show ${localZone})` : `Times in ${localZone} (show UTC)`);
+    title: utc ? `Times are shown in UTC; press to show them in ${localZone}` : `Times are shown in ${localZone}; press to show them in UTC`,
+  }, "Show times in UTC");
 }
 
 /** The current address with `changes`, on the same page of the list. */

@@ -3,7 +3,8 @@
 
 import { h } from "/app/dom.js";
 import { count, dateTime, localTimeZone } from "/app/format.js";
-import { activationsRequest, dateRangeProblem, exportQuery, withParams } from "/app/query.js";
+import { activationsRequest, dateRangeProblem, exportQuery } from "/app/query.js";
+import { withParams } from "/app/router.js";
 import { columnChooser, dataTable, pager } from "/app/table.js";
 import { dateField, explain, exportLink, problem, searchForm, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
 

@@ -3,7 +3,8 @@
 
 import { h } from "/app/dom.js";
 import { dateTime, eventTypeName, localTimeZone } from "/app/format.js";
-import { auditRequest, dateRangeProblem, exportQuery, withParams } from "/app/query.js";
+import { auditRequest, dateRangeProblem, exportQuery } from "/app/query.js";
+import { withParams } from "/app/router.js";
 import { dataTable, pager } from "/app/table.js";
 import { dateField, explain, exportLink, problem, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
 

@@ -4,7 +4,8 @@
 
 import { h } from "/app/dom.js";
 import { count, date, statusName } from "/app/format.js";
-import { dateRangeProblem, entitlementsRequest, productsRequest, withParams } from "/app/query.js";
+import { dateRangeProblem, entitlementsRequest, productsRequest } from "/app/query.js";
+import { withParams } from "/app/router.js";
 import { columnChooser, dataTable, pager } from "/app/table.js";
 import { dateField, explain, linkTabs, problem, searchForm, selectField, toolbar } from "/app/widgets.js";
 import { detailPanel, facts } from "/app/panel.js";

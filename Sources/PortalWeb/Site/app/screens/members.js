@@ -3,7 +3,8 @@
 
 import { h } from "/app/dom.js";
 import { date, dateTime, personName, roleName } from "/app/format.js";
-import { invitesRequest, membersRequest, withParams } from "/app/query.js";
+import { invitesRequest, membersRequest } from "/app/query.js";
+import { withParams } from "/app/router.js";
 import { columnChooser, dataTable, pager } from "/app/table.js";
 import { explain, linkTabs, problem, searchForm, selectField, toolbar } from "/app/widgets.js";
 import { confirmDialog, formDialog, inputField, radioGroup } from "/app/dialog.js";
