@@ -10,9 +10,9 @@ export function dayStart(text, utc = false) {
   if (!found) return undefined;
   const [year, month, day] = [Number(found[1]), Number(found[2]) - 1, Number(found[3])];
   const date = utc ? new Date(Date.UTC(year, month, day)) : new Date(year, month, day);
-  const dayOfMonth = utc ? date.getUTCDate() : date.getDate();
-  // 2026-02-31 would roll over into March: not a date.
-  return dayOfMonth === day ? date.toISOString() : undefined;
+  const parts = utc ? [date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()] : [date.getFullYear(), date.getMonth(), date.getDate()];
+  // 2026-02-31 or 2026-13-01 would roll over into the next month or year: not a date.
+  return parts[0] === year && parts[1] === month && parts[2] === day ? date.toISOString() : undefined;
 }
 
 /** The start of the day after `text` (an end date includes its whole day); undefined if not a date. */
