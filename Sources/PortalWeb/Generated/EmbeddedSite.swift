@@ -1334,7 +1334,7 @@ enum EmbeddedSite {
             PC9kaXY+CiAgPGRpdiBpZD0idG9hc3QiIGNsYXNzPSJ0b2FzdCIgcm9sZT0ic3RhdHVzIiBhcmlhLWxpdmU9InBvbGl0ZSIgaGlk
             ZGVuPjwvZGl2Pgo8L2JvZHk+CjwvaHRtbD4K
             """),
-        EmbeddedFile(path: "/portal.css", etag: #""63ae87e165272bc79ad6""#, base64: """
+        EmbeddedFile(path: "/portal.css", etag: #""0e6cecae50f7bb8d25b1""#, base64: """
             LyogVGhlIEVuZCBDdXN0b21lciBQb3J0YWwncyBsb29rOiBsaWdodCBhbmQgZGFyayB0aGVtZXMgKHRoZSBzeXN0ZW0ncywgb3Ig
             dGhlIG9uZSBjaG9zZW4pLCByZWFkYWJsZQogICBmcm9tIDM2MCBweCBwaG9uZXMgdG8gd2lkZSBkZXNrdG9wcywgd2l0aCBhIHZp
             c2libGUgZm9jdXMgcmluZyBldmVyeXdoZXJlLiAqLwoKOnJvb3QgewogIGNvbG9yLXNjaGVtZTogbGlnaHQ7CiAgLS1iZzogI2Y1
@@ -1493,7 +1493,9 @@ enum EmbeddedSite {
             ciB7IHBhZGRpbmc6IDAuNXJlbSAwLjc1cmVtOyB9CiAgLm9yZ2FuaXphdGlvbiB7IGRpc3BsYXk6IG5vbmU7IH0KICAudG9vbGJh
             ciAuZmllbGQsIC50b29sYmFyIGZvcm0uc2VhcmNoLCAudG9vbGJhciBmb3JtLnNlYXJjaCAuZmllbGQgeyBmbGV4OiAxIDEgMTAw
             JTsgfQogIC5wYW5lbCB7IHBhZGRpbmc6IDFyZW07IH0KICAuZmFjdHMgeyBncmlkLXRlbXBsYXRlLWNvbHVtbnM6IDFmcjsgfQog
-            IC5mYWN0cyBkZCB7IG1hcmdpbi1ib3R0b206IDAuNHJlbTsgfQogIGgxIHsgZm9udC1zaXplOiAxLjM1cmVtOyB9Cn0K
+            IC5mYWN0cyBkZCB7IG1hcmdpbi1ib3R0b206IDAuNHJlbTsgfQogIGgxIHsgZm9udC1zaXplOiAxLjM1cmVtOyB9Cn0KLmFjY291
+            bnQtbWVudSA+ICogeyBtYXJnaW46IDAgMCAwLjc1cmVtOyB9Ci5hY2NvdW50LW1lbnUgPiA6bGFzdC1jaGlsZCB7IG1hcmdpbi1i
+            b3R0b206IDA7IH0K
             """),
         EmbeddedFile(path: "/portal.js", etag: #""76140a17810ff4356288""#, base64: """
             Ly8gVGhlIHdlYiBwb3J0YWwncyBlbnRyeSBwb2ludDogc3RhcnRzIHRoZSBhcHAgKHJvdXRlciwgc2Vzc2lvbiwgc2NyZWVucykg
