@@ -29,7 +29,7 @@ struct ConnectEndpoint: Sendable {
         if prepared.streaming {
             await serveStream(route, method: method, input: prepared.input, context: context, responder: responder)
         } else {
-            await serveUnary(route, method: method, input: prepared.input, context: context, responder: responder)
+            await serveUnary(route, method: method, input: prepared.input, context: context, request: request, responder: responder)
         }
     }
 
@@ -96,7 +96,9 @@ struct ConnectEndpoint: Sendable {
         }
     }
 
-    private func serveUnary(_ route: RPCRoute, method: ProtoJSONMethod, input: [UInt8], context: ServerContext, responder: some WebResponder) async {
+    private func serveUnary(
+        _ route: RPCRoute, method: ProtoJSONMethod, input: [UInt8], context: ServerContext, request: WebRequest, responder: some WebResponder
+    ) async {
         let response = Locked<[UInt8]?>(nil)
         if let error = await runner.run(route, request: input, context: context, onResponse: { message in response.withLock { $0 = message } }) {
             let cookie = sessions.afterFailure(path: route.method.path).map { [("set-cookie", $0)] } ?? []
@@ -113,6 +115,7 @@ struct ConnectEndpoint: Sendable {
         do {
             if let cookie = try sessions.moveToCookie(path: route.method.path, response: &output) {
                 headers.append(("set-cookie", cookie))
+                await endReplacedSession(of: request, path: route.method.path, requestID: context.requestID)
             }
             let json = try codec.json(fromBinary: output, messageType: method.outputType)
             await responder.respond(status: 200, headers: headers, body: json)
@@ -144,6 +147,18 @@ struct ConnectEndpoint: Sendable {
     }
 
     /// A unary error: Connect's HTTP status and JSON body.
+    /// A sign-in that replaces the browser's session cookie (switching organization, accepting an invite
+    /// while signed in) ends the session the old cookie held: no browser holds it any more, so it
+    /// must not stay valid until it expires. A failure here leaves the new session in place.
+    private func endReplacedSession(of request: WebRequest, path: String, requestID: String) async {
+        guard sessions.startsSession(path: path), request.header("authorization") == nil, let replaced = sessions.token(in: request),
+              let logout = runner.routes[SessionCookies.logoutPath] else { return }
+        let context = ServerContext(
+            method: logout.method, requestMetadata: WebCallRunner.metadata(of: request, sessionToken: replaced),
+            deadline: .now + .seconds(5), peer: request.peer, requestID: requestID, transport: request.transport)
+        _ = await runner.run(logout, request: [], context: context, onResponse: { _ in })
+    }
+
     func respond(error: RPCError, requestID: String, responder: some WebResponder, extraHeaders: [(String, String)] = []) async {
         var headers = apiHeaders(contentType: ConnectProtocol.unaryJSON, requestID: requestID) + extraHeaders
         headers += HTTPMetadata.fields(error.metadata)

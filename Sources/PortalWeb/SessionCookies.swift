@@ -12,7 +12,9 @@ struct SessionCookies: Sendable {
 
     private static let login = "/portal.gateway.v1.PortalService/Login"
     private static let acceptInvite = "/portal.gateway.v1.PortalService/AcceptInvite"
-    private static let logout = "/portal.gateway.v1.PortalService/Logout"
+    private static let logout = logoutPath
+    /// The method that ends a session.
+    static let logoutPath = "/portal.gateway.v1.PortalService/Logout"
 
     /// The clock deciding cookie lifetimes, in Unix seconds.
     var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
@@ -43,6 +45,11 @@ struct SessionCookies: Sendable {
         default:
             return nil
         }
+    }
+
+    /// Whether `path` is a sign-in method, whose success gives the browser a new session cookie.
+    func startsSession(path: String) -> Bool {
+        path == Self.login || path == Self.acceptInvite
     }
 
     /// The `Set-Cookie` value for a failed call: `Logout` clears the cookie even when its session had

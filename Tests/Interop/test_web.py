@@ -256,6 +256,26 @@ def test_login_sets_a_host_only_secure_http_only_strict_cookie_and_logout_clears
     assert again.status == 401 and again.cookie() == ("", again.cookie()[1]), "a stale cookie is cleared too"
 
 
+def test_signing_in_again_ends_the_session_the_old_cookie_held(world):
+    """Switching organization (or signing in again) replaces the cookie; the replaced session stops working
+    at once instead of staying valid, unseen, until it expires. A failed sign-in keeps the old one."""
+    web, viewer = world.stack.web, world.viewer_a
+    _, first = sign_in(web, viewer)
+    wrong = web.unary("Login", {"organizationId": viewer.organization_id, "email": viewer.email, "password": "not the password"},
+                      {"Cookie": f"{COOKIE}={first}"})
+    assert wrong.status == 401 and not wrong.cookie()
+    assert web.unary("WhoAmI", {}, {"Cookie": f"{COOKIE}={first}"}).status == 200, "a failed sign-in ends nothing"
+
+    again = web.unary("Login", {"organizationId": viewer.organization_id, "email": viewer.email, "password": viewer.password},
+                      {"Cookie": f"{COOKIE}={first}"})
+    assert again.status == 200
+    second = again.cookie()[0]
+    assert second and second != first
+    assert web.unary("WhoAmI", {}, {"Cookie": f"{COOKIE}={second}"}).status == 200
+    replaced = web.unary("WhoAmI", {}, {"Cookie": f"{COOKIE}={first}"})
+    assert replaced.status == 401 and replaced.json()["code"] == "unauthenticated"
+
+
 def test_api_clients_keep_bearer_tokens(world):
     """A bearer header wins over the cookie, and a gRPC session works over the web listener too."""
     web = world.stack.web
