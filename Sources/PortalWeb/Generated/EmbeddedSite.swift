@@ -89,7 +89,7 @@ enum EmbeddedSite {
             ZWN0TmFtZX0uYCwgeyB2aXNpYmxlOiB0cnVlIH0pOwogICAgICByZXR1cm4gYWN0aXZhdGlvbiA/PyB7fTsKICAgIH0sCiAgfSk7
             Cn0K
             """),
-        EmbeddedFile(path: "/app/app.js", etag: #""33d4c1faa1abb9729585""#, base64: """
+        EmbeddedFile(path: "/app/app.js", etag: #""5e43fa0c466e93b4ecd2""#, base64: """
             Ly8gVGhlIHBvcnRhbCBhcHA6IHRoZSBzZXNzaW9uLCB0aGUgaGVhZGVyIGFuZCBuYXZpZ2F0aW9uLCBhbmQgcmVuZGVyaW5nIHRo
             ZSBzY3JlZW4gdGhlIFVSTCBuYW1lcy4KLy8gRXZlcnkgc2NyZWVuIGlzIGEgbW9kdWxlIHdob3NlIGByZW5kZXIoY3R4KWAgcmVz
             b2x2ZXMgdG8gaXRzIGNvbnRlbnQ7IG5hdmlnYXRpb24gaXMgdGhlIEhpc3RvcnkgQVBJLgoKaW1wb3J0IHsgY2FsbCwgQ29ubmVj
@@ -106,104 +106,116 @@ enum EmbeddedSite {
             OiBzaWduSW4sICJhY2NlcHQtaW52aXRlIjogYWNjZXB0SW52aXRlIH07CgovKiogUmFpc2VkIHRvIHN0b3AgcmVuZGVyaW5nIGEg
             c2NyZWVuIHdoZW4gdGhlIHNlc3Npb24gaGFzIGVuZGVkICh0aGUgYXBwIGhhcyBtb3ZlZCB0byBzaWduLWluKS4gKi8KY2xhc3Mg
             U2lnbmVkT3V0IGV4dGVuZHMgRXJyb3Ige30KCi8qKiBXaG8gaXMgc2lnbmVkIGluOiBXaG9BbUkncyBhbnN3ZXIsIG9yIG51bGwu
-            ICovCmNvbnN0IHNlc3Npb24gPSB7IG1lOiBudWxsIH07CmxldCBmbGFzaCA9ICIiOwpsZXQgcmVuZGVyQ291bnQgPSAwOwoKY29u
-            c3QgbWFpbiA9ICgpID0+IGRvY3VtZW50LmdldEVsZW1lbnRCeUlkKCJtYWluIik7CgovKiogV2hldGhlciB0aGUgc2lnbmVkLWlu
-            IG1lbWJlciBpcyBhbiBBZG1pbiBvZiB0aGUgY3VycmVudCBvcmdhbml6YXRpb24uICovCmZ1bmN0aW9uIGlzQWRtaW4oKSB7CiAg
-            cmV0dXJuIHNlc3Npb24ubWU/LnByaW5jaXBhbD8ucm9sZSA9PT0gIlJPTEVfQURNSU4iOwp9CgovKiogQ2FsbHMgdGhlIEFQSTsg
-            YW4gZW5kZWQgc2Vzc2lvbiBsZWFkcyB0byBzaWduLWluLCBrZWVwaW5nIHRoZSBhZGRyZXNzIHRvIGNvbWUgYmFjayB0by4gKi8K
-            YXN5bmMgZnVuY3Rpb24gYXBpKG1ldGhvZCwgcmVxdWVzdCA9IHt9LCBvcHRpb25zID0ge30pIHsKICB0cnkgewogICAgcmV0dXJu
-            IGF3YWl0IGNhbGwobWV0aG9kLCByZXF1ZXN0LCBvcHRpb25zKTsKICB9IGNhdGNoIChlcnJvcikgewogICAgaWYgKGVycm9yIGlu
-            c3RhbmNlb2YgQ29ubmVjdEVycm9yICYmIGVycm9yLmNvZGUgPT09ICJ1bmF1dGhlbnRpY2F0ZWQiICYmIHNlc3Npb24ubWUpIHsK
-            ICAgICAgc2Vzc2lvbi5tZSA9IG51bGw7CiAgICAgIGZsYXNoID0gIllvdXIgc2Vzc2lvbiBoYXMgZW5kZWQuIFNpZ24gaW4gYWdh
-            aW4gdG8gY29udGludWUuIjsKICAgICAgY29uc3QgbmV4dCA9IGxvY2F0aW9uLnBhdGhuYW1lICsgbG9jYXRpb24uc2VhcmNoOwog
-            ICAgICBuYXZpZ2F0ZShgL3NpZ24taW4/bmV4dD0ke2VuY29kZVVSSUNvbXBvbmVudChuZXh0KX1gLCB7IHJlcGxhY2U6IHRydWUg
-            fSk7CiAgICAgIHRocm93IG5ldyBTaWduZWRPdXQoKTsKICAgIH0KICAgIHRocm93IGVycm9yOwogIH0KfQoKLyoqIExvYWRzIHdo
-            byBpcyBzaWduZWQgaW47IGZhbHNlIHdoZW4gbm9ib2R5IGlzLiAqLwphc3luYyBmdW5jdGlvbiBsb2FkU2Vzc2lvbigpIHsKICB0
-            cnkgewogICAgc2Vzc2lvbi5tZSA9IGF3YWl0IGNhbGwoIldob0FtSSIsIHt9LCB7IHJlYWQ6IHRydWUgfSk7CiAgICByZXR1cm4g
-            dHJ1ZTsKICB9IGNhdGNoIChlcnJvcikgewogICAgc2Vzc2lvbi5tZSA9IG51bGw7CiAgICBpZiAoZXJyb3IgaW5zdGFuY2VvZiBD
-            b25uZWN0RXJyb3IgJiYgZXJyb3IuY29kZSA9PT0gInVuYXV0aGVudGljYXRlZCIpIHJldHVybiBmYWxzZTsKICAgIHRocm93IGVy
-            cm9yOwogIH0KfQoKLyoqIFNheXMgYHRleHRgIHRvIHNjcmVlbiByZWFkZXJzIChhbmQgc2hvd3MgaXQgYnJpZWZseSB3aGVuIGB2
-            aXNpYmxlYCkuICovCmV4cG9ydCBmdW5jdGlvbiBhbm5vdW5jZSh0ZXh0LCB7IHZpc2libGUgPSBmYWxzZSB9ID0ge30pIHsKICBj
-            b25zdCBzdGF0dXMgPSBkb2N1bWVudC5nZXRFbGVtZW50QnlJZCgic3RhdHVzIik7CiAgc3RhdHVzLnRleHRDb250ZW50ID0gIiI7
-            CiAgcmVxdWVzdEFuaW1hdGlvbkZyYW1lKCgpID0+IHsgc3RhdHVzLnRleHRDb250ZW50ID0gdGV4dDsgfSk7CiAgaWYgKHZpc2li
-            bGUpIHsKICAgIGNvbnN0IHRvYXN0ID0gZG9jdW1lbnQuZ2V0RWxlbWVudEJ5SWQoInRvYXN0Iik7CiAgICB0b2FzdC50ZXh0Q29u
-            dGVudCA9IHRleHQ7CiAgICB0b2FzdC5oaWRkZW4gPSBmYWxzZTsKICAgIGNsZWFyVGltZW91dChhbm5vdW5jZS50aW1lcik7CiAg
-            ICBhbm5vdW5jZS50aW1lciA9IHNldFRpbWVvdXQoKCkgPT4geyB0b2FzdC5oaWRkZW4gPSB0cnVlOyB9LCA2MDAwKTsKICB9Cn0K
-            Ci8qKiBHb2VzIHRvIGB1cmxgIGluIHRoZSBhcHAgKGEgbmV3IGhpc3RvcnkgZW50cnkgdW5sZXNzIGByZXBsYWNlYCksIHRoZW4g
-            cmVuZGVycyBpdC4gKi8KZXhwb3J0IGZ1bmN0aW9uIG5hdmlnYXRlKHVybCwgeyByZXBsYWNlID0gZmFsc2UsIHN0YXRlID0gbnVs
-            bCwgZm9jdXMgfSA9IHt9KSB7CiAgaWYgKHJlcGxhY2UpIGhpc3RvcnkucmVwbGFjZVN0YXRlKHN0YXRlLCAiIiwgdXJsKTsKICBl
-            bHNlIGhpc3RvcnkucHVzaFN0YXRlKHN0YXRlLCAiIiwgdXJsKTsKICByZW5kZXIoeyBmb2N1cyB9KTsKfQoKLyoqIFVwZGF0ZXMg
-            dGhlIGhlYWRlciBhbmQgbmF2aWdhdGlvbiBmb3IgdGhlIHNlc3Npb24gYW5kIHRoZSBjdXJyZW50IHNjcmVlbi4gKi8KZnVuY3Rp
-            b24gdXBkYXRlQ2hyb21lKHJvdXRlKSB7CiAgY29uc3Qgc2lnbmVkSW4gPSBCb29sZWFuKHNlc3Npb24ubWUpICYmICFyb3V0ZS5w
-            dWJsaWM7CiAgY29uc3QgbmF2ID0gZG9jdW1lbnQuZ2V0RWxlbWVudEJ5SWQoInByaW1hcnktbmF2Iik7CiAgbmF2LmhpZGRlbiA9
-            ICFzaWduZWRJbjsKICBmb3IgKGNvbnN0IGl0ZW0gb2YgbmF2LnF1ZXJ5U2VsZWN0b3JBbGwoIltkYXRhLWFkbWluXSIpKSBpdGVt
-            LmhpZGRlbiA9ICFpc0FkbWluKCk7CiAgZm9yIChjb25zdCBsaW5rIG9mIG5hdi5xdWVyeVNlbGVjdG9yQWxsKCJhW2RhdGEtc2Ny
-            ZWVuXSIpKSB7CiAgICBpZiAobGluay5kYXRhc2V0LnNjcmVlbiA9PT0gcm91dGUuc2NyZWVuKSBsaW5rLnNldEF0dHJpYnV0ZSgi
-            YXJpYS1jdXJyZW50IiwgInBhZ2UiKTsKICAgIGVsc2UgbGluay5yZW1vdmVBdHRyaWJ1dGUoImFyaWEtY3VycmVudCIpOwogIH0K
-            ICBjb25zdCBhY2NvdW50ID0gZG9jdW1lbnQuZ2V0RWxlbWVudEJ5SWQoImFjY291bnQiKTsKICBhY2NvdW50LnJlcGxhY2VDaGls
-            ZHJlbihzaWduZWRJbiA/IGFjY291bnRNZW51KHNlc3Npb24ubWUsIHsgYXBpLCBuYXZpZ2F0ZSwgc2lnbk91dCwgYW5ub3VuY2Us
-            IHJlbG9hZFNlc3Npb24gfSkgOiAiIik7Cn0KCi8qKiBFbmRzIHRoZSBzZXNzaW9uIGFuZCBnb2VzIHRvIHNpZ24taW4uICovCmFz
-            eW5jIGZ1bmN0aW9uIHNpZ25PdXQoKSB7CiAgdHJ5IHsKICAgIGF3YWl0IGNhbGwoIkxvZ291dCIpOwogIH0gY2F0Y2ggewogICAg
-            Ly8gU2lnbmVkIG91dCBoZXJlIGVpdGhlciB3YXk6IHRoZSBjb29raWUgaXMgY2xlYXJlZCBieSB0aGUgc2VydmVyIG9yIGFscmVh
-            ZHkgZ29uZS4KICB9CiAgc2Vzc2lvbi5tZSA9IG51bGw7CiAgZmxhc2ggPSAiWW91IGFyZSBzaWduZWQgb3V0LiI7CiAgbmF2aWdh
-            dGUoIi9zaWduLWluIiwgeyByZXBsYWNlOiBmYWxzZSB9KTsKfQoKLyoqIFJlbG9hZHMgV2hvQW1JIGFmdGVyIHNpZ25pbmcgaW4g
-            b3Igc3dpdGNoaW5nIG9yZ2FuaXphdGlvbi4gKi8KYXN5bmMgZnVuY3Rpb24gcmVsb2FkU2Vzc2lvbigpIHsKICBhd2FpdCBsb2Fk
-            U2Vzc2lvbigpOwp9CgovKiogVGhlIGNvbnRlbnQgc2hvd24gZm9yIGFuIGFkZHJlc3MgdGhhdCBuYW1lcyBubyBzY3JlZW4sIG9y
-            IGEgc2NyZWVuIHRoaXMgcm9sZSBkb2VzIG5vdCBoYXZlLiAqLwpmdW5jdGlvbiBub3RGb3VuZCh0ZXh0KSB7CiAgcmV0dXJuIGgo
-            InNlY3Rpb24iLCB7fSwgaCgiaDEiLCB7IHRhYmluZGV4OiAiLTEiIH0sICJQYWdlIG5vdCBmb3VuZCIpLCBoKCJwIiwge30sIHRl
-            eHQpLCBoKCJwIiwge30sIGgoImEiLCB7IGhyZWY6ICIvIiB9LCAiR28gdG8gdGhlIGRhc2hib2FyZCIpKSk7Cn0KCi8qKiBSZW5k
-            ZXJzIHRoZSBzY3JlZW4gdGhlIGN1cnJlbnQgVVJMIG5hbWVzLiBMYXRlciBuYXZpZ2F0aW9ucyB3aW4gb3ZlciBzbG93ZXIgZWFy
-            bGllciBvbmVzLiAqLwpleHBvcnQgYXN5bmMgZnVuY3Rpb24gcmVuZGVyKHsgZm9jdXMgfSA9IHt9KSB7CiAgY29uc3QgdGlja2V0
-            ID0gKytyZW5kZXJDb3VudDsKICBjb25zdCB1cmwgPSBuZXcgVVJMKGxvY2F0aW9uLmhyZWYpOwogIGNvbnN0IGZvdW5kID0gbWF0
-            Y2godXJsLnBhdGhuYW1lKTsKICBpZiAoZm91bmQucmVkaXJlY3QpIHsKICAgIGhpc3RvcnkucmVwbGFjZVN0YXRlKGhpc3Rvcnku
-            c3RhdGUsICIiLCBmb3VuZC5yZWRpcmVjdCArIHVybC5zZWFyY2gpOwogICAgcmV0dXJuIHJlbmRlcih7IGZvY3VzIH0pOwogIH0K
-            ICBjb25zdCByb3V0ZSA9IGZvdW5kOwogIGNvbnN0IHZpZXcgPSBtYWluKCk7CiAgY29uc3Qgc2FtZVBhdGggPSB2aWV3LmRhdGFz
-            ZXQucGF0aCA9PT0gdXJsLnBhdGhuYW1lOwogIHZpZXcuZGF0YXNldC5zdGF0ZSA9ICJsb2FkaW5nIjsKICB2aWV3LnNldEF0dHJp
-            YnV0ZSgiYXJpYS1idXN5IiwgInRydWUiKTsKICBjb25zdCBzbG93ID0gc2V0VGltZW91dCgoKSA9PiB7IGlmICh0aWNrZXQgPT09
-            IHJlbmRlckNvdW50KSBhbm5vdW5jZSgiTG9hZGluZ+KApiIpOyB9LCA0MDApOwogIHRyeSB7CiAgICBpZiAoIXJvdXRlLnB1Ymxp
-            YyAmJiAhc2Vzc2lvbi5tZSAmJiAhKGF3YWl0IGxvYWRTZXNzaW9uKCkpKSB7CiAgICAgIGNvbnN0IG5leHQgPSB1cmwucGF0aG5h
-            bWUgKyB1cmwuc2VhcmNoOwogICAgICBoaXN0b3J5LnJlcGxhY2VTdGF0ZShudWxsLCAiIiwgbmV4dCA9PT0gIi8iID8gIi9zaWdu
-            LWluIiA6IGAvc2lnbi1pbj9uZXh0PSR7ZW5jb2RlVVJJQ29tcG9uZW50KG5leHQpfWApOwogICAgICByZXR1cm4gcmVuZGVyKCk7
-            CiAgICB9CiAgICBpZiAodGlja2V0ICE9PSByZW5kZXJDb3VudCkgcmV0dXJuOwogICAgbGV0IGNvbnRlbnQ7CiAgICBpZiAocm91
-            dGUuc2NyZWVuID09PSAibm90LWZvdW5kIikgewogICAgICBjb250ZW50ID0gbm90Rm91bmQoIlRoZXJlIGlzIG5vIHBhZ2UgYXQg
-            dGhpcyBhZGRyZXNzLiIpOwogICAgfSBlbHNlIGlmIChyb3V0ZS5hZG1pbiAmJiAhaXNBZG1pbigpKSB7CiAgICAgIGNvbnRlbnQg
-            PSBub3RGb3VuZCgiVGhpcyBwYWdlIGlzIGZvciBBZG1pbnMgb2YgeW91ciBvcmdhbml6YXRpb24uIik7CiAgICB9IGVsc2Ugewog
-            ICAgICBjb25zdCBjdHggPSB7CiAgICAgICAgcm91dGUsIHBhdGg6IHVybC5wYXRobmFtZSwgcGFyYW1zOiB1cmwuc2VhcmNoUGFy
-            YW1zLCBoaXN0b3J5OiBoaXN0b3J5LnN0YXRlID8/IHt9LAogICAgICAgIHNlc3Npb24sIGlzQWRtaW46IGlzQWRtaW4oKSwgYXBp
-            LCBuYXZpZ2F0ZSwgYW5ub3VuY2UsIHJlbmRlciwgcmVsb2FkU2Vzc2lvbiwgc2lnbk91dCwKICAgICAgICB0YWtlRmxhc2g6ICgp
-            ID0+IHsgY29uc3QgdGV4dCA9IGZsYXNoOyBmbGFzaCA9ICIiOyByZXR1cm4gdGV4dDsgfSwKICAgICAgICBuZXh0OiBzYWZlUmV0
-            dXJuKHVybC5zZWFyY2hQYXJhbXMuZ2V0KCJuZXh0IikpLAogICAgICB9OwogICAgICBjb250ZW50ID0gYXdhaXQgc2NyZWVuc1ty
-            b3V0ZS5zY3JlZW5dLnJlbmRlcihjdHgpOwogICAgfQogICAgaWYgKHRpY2tldCAhPT0gcmVuZGVyQ291bnQpIHJldHVybjsKICAg
-            IGNvbnN0IGFjdGl2ZSA9IGRvY3VtZW50LmFjdGl2ZUVsZW1lbnQ7CiAgICBjb25zdCBrZWVwID0gc2FtZVBhdGggJiYgYWN0aXZl
-            ICYmIGFjdGl2ZS5pZCAmJiB2aWV3LmNvbnRhaW5zKGFjdGl2ZSkgPyBhY3RpdmUuaWQgOiBudWxsOwogICAgY29uc3Qgc2VsZWN0
-            aW9uID0ga2VlcCAmJiB0eXBlb2YgYWN0aXZlLnNlbGVjdGlvblN0YXJ0ID09PSAibnVtYmVyIiA/IFthY3RpdmUuc2VsZWN0aW9u
-            U3RhcnQsIGFjdGl2ZS5zZWxlY3Rpb25FbmRdIDogbnVsbDsKICAgIHZpZXcucmVwbGFjZUNoaWxkcmVuKGNvbnRlbnQpOwogICAg
-            dmlldy5kYXRhc2V0LnBhdGggPSB1cmwucGF0aG5hbWU7CiAgICBkb2N1bWVudC50aXRsZSA9IGAke3JvdXRlLnRpdGxlfSDCtyBF
-            bmQgQ3VzdG9tZXIgUG9ydGFsYDsKICAgIHVwZGF0ZUNocm9tZShyb3V0ZSk7CiAgICBwbGFjZUZvY3VzKGZvY3VzID8/IGtlZXAs
-            IHNhbWVQYXRoLCBzZWxlY3Rpb24pOwogICAgdmlldy5kYXRhc2V0LnN0YXRlID0gInJlYWR5IjsKICB9IGNhdGNoIChlcnJvcikg
-            ewogICAgaWYgKGVycm9yIGluc3RhbmNlb2YgU2lnbmVkT3V0IHx8IHRpY2tldCAhPT0gcmVuZGVyQ291bnQpIHJldHVybjsKICAg
-            IHZpZXcucmVwbGFjZUNoaWxkcmVuKGgoInNlY3Rpb24iLCB7fSwgaCgiaDEiLCB7IHRhYmluZGV4OiAiLTEiIH0sIHJvdXRlLnRp
-            dGxlID8/ICJFcnJvciIpLAogICAgICBoKCJwIiwgeyBjbGFzczogInByb2JsZW0iLCByb2xlOiAiYWxlcnQiIH0sICJUaGUgcG9y
-            dGFsIGNvdWxkIG5vdCBsb2FkIHRoaXMgcGFnZS4gQ2hlY2sgeW91ciBjb25uZWN0aW9uIGFuZCByZWxvYWQgdGhlIHBhZ2UuIikp
-            KTsKICAgIHZpZXcuZGF0YXNldC5zdGF0ZSA9ICJlcnJvciI7CiAgfSBmaW5hbGx5IHsKICAgIGNsZWFyVGltZW91dChzbG93KTsK
-            ICAgIGlmICh0aWNrZXQgPT09IHJlbmRlckNvdW50KSB2aWV3LnJlbW92ZUF0dHJpYnV0ZSgiYXJpYS1idXN5Iik7CiAgfQp9Cgov
-            KiogUHV0cyBmb2N1cyB3aGVyZSBhIHBlcnNvbiBleHBlY3RzIGl0OiBvbiB0aGUgY29udHJvbCB0aGV5IHVzZWQsIGVsc2Ugb24g
-            dGhlIG5ldyBwYWdlJ3MgaGVhZGluZy4gKi8KZnVuY3Rpb24gcGxhY2VGb2N1cyhpZCwgc2FtZVBhdGgsIHNlbGVjdGlvbikgewog
-            IGNvbnN0IHRhcmdldCA9IGlkID8gZG9jdW1lbnQuZ2V0RWxlbWVudEJ5SWQoaWQpIDogbnVsbDsKICBpZiAodGFyZ2V0KSB7CiAg
-            ICB0YXJnZXQuZm9jdXMoeyBwcmV2ZW50U2Nyb2xsOiBzYW1lUGF0aCB9KTsKICAgIGlmIChzZWxlY3Rpb24gJiYgdHlwZW9mIHRh
-            cmdldC5zZXRTZWxlY3Rpb25SYW5nZSA9PT0gImZ1bmN0aW9uIikgewogICAgICB0cnkgeyB0YXJnZXQuc2V0U2VsZWN0aW9uUmFu
-            Z2UoLi4uc2VsZWN0aW9uKTsgfSBjYXRjaCB7IC8qIG5vdCBhIHRleHQgZmllbGQgKi8gfQogICAgfQogICAgcmV0dXJuOwogIH0K
-            ICBpZiAoc2FtZVBhdGgpIHJldHVybjsKICBjb25zdCBoZWFkaW5nID0gbWFpbigpLnF1ZXJ5U2VsZWN0b3IoImgxIik7CiAgaWYg
-            KGhlYWRpbmcpIHsKICAgIGhlYWRpbmcuc2V0QXR0cmlidXRlKCJ0YWJpbmRleCIsICItMSIpOwogICAgaGVhZGluZy5mb2N1cyh7
-            IHByZXZlbnRTY3JvbGw6IHRydWUgfSk7CiAgICB3aW5kb3cuc2Nyb2xsVG8oMCwgMCk7CiAgfQp9CgovKiogU3RhcnRzIHRoZSBh
-            cHA6IHRoZW1lLCBsaW5rIGhhbmRsaW5nLCBCYWNrIGFuZCBGb3J3YXJkLCB0aGUgZmlyc3QgcmVuZGVyLiAqLwpleHBvcnQgZnVu
-            Y3Rpb24gc3RhcnQoKSB7CiAgYXBwbHlUaGVtZSgpOwogIGRvY3VtZW50LmFkZEV2ZW50TGlzdGVuZXIoImNsaWNrIiwgKGV2ZW50
-            KSA9PiB7CiAgICBjbG9zZURpc2Nsb3N1cmVzT3V0c2lkZShldmVudC50YXJnZXQpOwogICAgY29uc3QgYW5jaG9yID0gZXZlbnQu
-            dGFyZ2V0LmNsb3Nlc3Q/LigiYVtocmVmXSIpOwogICAgaWYgKGFuY2hvciAmJiBpc0FwcE5hdmlnYXRpb24oZXZlbnQsIGFuY2hv
-            ciwgbG9jYXRpb24ub3JpZ2luKSkgewogICAgICBldmVudC5wcmV2ZW50RGVmYXVsdCgpOwogICAgICBjb25zdCB1cmwgPSBuZXcg
-            VVJMKGFuY2hvci5ocmVmKTsKICAgICAgbmF2aWdhdGUodXJsLnBhdGhuYW1lICsgdXJsLnNlYXJjaCwgeyBmb2N1czogYW5jaG9y
-            LmRhdGFzZXQuZm9jdXMgfSk7CiAgICB9CiAgfSk7CiAgd2luZG93LmFkZEV2ZW50TGlzdGVuZXIoInBvcHN0YXRlIiwgKCkgPT4g
-            cmVuZGVyKCkpOwogIHJlbmRlcigpOwp9Cg==
+            ICovCmNvbnN0IHNlc3Npb24gPSB7IG1lOiBudWxsIH07CmxldCBmbGFzaCA9ICIiOwpsZXQgcmVuZGVyQ291bnQgPSAwOwovKiog
+            VGhlIHF1ZXJ5IG9mIHRoZSBzY3JlZW4gc2hvd24gKHdpdGggbWFpbidzIGRhdGEtcGF0aCwgdGhlIGFkZHJlc3MgaXQgcmVuZGVy
+            cykuICovCmxldCBzaG93blNlYXJjaCA9ICIiOwoKY29uc3QgbWFpbiA9ICgpID0+IGRvY3VtZW50LmdldEVsZW1lbnRCeUlkKCJt
+            YWluIik7CgovKiogV2hldGhlciB0aGUgc2lnbmVkLWluIG1lbWJlciBpcyBhbiBBZG1pbiBvZiB0aGUgY3VycmVudCBvcmdhbml6
+            YXRpb24uICovCmZ1bmN0aW9uIGlzQWRtaW4oKSB7CiAgcmV0dXJuIHNlc3Npb24ubWU/LnByaW5jaXBhbD8ucm9sZSA9PT0gIlJP
+            TEVfQURNSU4iOwp9CgovKiogQ2FsbHMgdGhlIEFQSTsgYW4gZW5kZWQgc2Vzc2lvbiBsZWFkcyB0byBzaWduLWluLCBrZWVwaW5n
+            IHRoZSBhZGRyZXNzIHRvIGNvbWUgYmFjayB0by4gKi8KYXN5bmMgZnVuY3Rpb24gYXBpKG1ldGhvZCwgcmVxdWVzdCA9IHt9LCBv
+            cHRpb25zID0ge30pIHsKICB0cnkgewogICAgcmV0dXJuIGF3YWl0IGNhbGwobWV0aG9kLCByZXF1ZXN0LCBvcHRpb25zKTsKICB9
+            IGNhdGNoIChlcnJvcikgewogICAgaWYgKGVycm9yIGluc3RhbmNlb2YgQ29ubmVjdEVycm9yICYmIGVycm9yLmNvZGUgPT09ICJ1
+            bmF1dGhlbnRpY2F0ZWQiICYmIHNlc3Npb24ubWUpIHsKICAgICAgc2Vzc2lvbi5tZSA9IG51bGw7CiAgICAgIGZsYXNoID0gIllv
+            dXIgc2Vzc2lvbiBoYXMgZW5kZWQuIFNpZ24gaW4gYWdhaW4gdG8gY29udGludWUuIjsKICAgICAgY29uc3QgbmV4dCA9IGxvY2F0
+            aW9uLnBhdGhuYW1lICsgbG9jYXRpb24uc2VhcmNoOwogICAgICBuYXZpZ2F0ZShgL3NpZ24taW4/bmV4dD0ke2VuY29kZVVSSUNv
+            bXBvbmVudChuZXh0KX1gLCB7IHJlcGxhY2U6IHRydWUgfSk7CiAgICAgIHRocm93IG5ldyBTaWduZWRPdXQoKTsKICAgIH0KICAg
+            IHRocm93IGVycm9yOwogIH0KfQoKLyoqIExvYWRzIHdobyBpcyBzaWduZWQgaW47IGZhbHNlIHdoZW4gbm9ib2R5IGlzLiAqLwph
+            c3luYyBmdW5jdGlvbiBsb2FkU2Vzc2lvbigpIHsKICB0cnkgewogICAgc2Vzc2lvbi5tZSA9IGF3YWl0IGNhbGwoIldob0FtSSIs
+            IHt9LCB7IHJlYWQ6IHRydWUgfSk7CiAgICByZXR1cm4gdHJ1ZTsKICB9IGNhdGNoIChlcnJvcikgewogICAgc2Vzc2lvbi5tZSA9
+            IG51bGw7CiAgICBpZiAoZXJyb3IgaW5zdGFuY2VvZiBDb25uZWN0RXJyb3IgJiYgZXJyb3IuY29kZSA9PT0gInVuYXV0aGVudGlj
+            YXRlZCIpIHJldHVybiBmYWxzZTsKICAgIHRocm93IGVycm9yOwogIH0KfQoKLyoqIFNheXMgYHRleHRgIHRvIHNjcmVlbiByZWFk
+            ZXJzIChhbmQgc2hvd3MgaXQgYnJpZWZseSB3aGVuIGB2aXNpYmxlYCkuICovCmV4cG9ydCBmdW5jdGlvbiBhbm5vdW5jZSh0ZXh0
+            LCB7IHZpc2libGUgPSBmYWxzZSB9ID0ge30pIHsKICBjb25zdCBzdGF0dXMgPSBkb2N1bWVudC5nZXRFbGVtZW50QnlJZCgic3Rh
+            dHVzIik7CiAgc3RhdHVzLnRleHRDb250ZW50ID0gIiI7CiAgcmVxdWVzdEFuaW1hdGlvbkZyYW1lKCgpID0+IHsgc3RhdHVzLnRl
+            eHRDb250ZW50ID0gdGV4dDsgfSk7CiAgaWYgKHZpc2libGUpIHsKICAgIGNvbnN0IHRvYXN0ID0gZG9jdW1lbnQuZ2V0RWxlbWVu
+            dEJ5SWQoInRvYXN0Iik7CiAgICB0b2FzdC50ZXh0Q29udGVudCA9IHRleHQ7CiAgICB0b2FzdC5oaWRkZW4gPSBmYWxzZTsKICAg
+            IGNsZWFyVGltZW91dChhbm5vdW5jZS50aW1lcik7CiAgICBhbm5vdW5jZS50aW1lciA9IHNldFRpbWVvdXQoKCkgPT4geyB0b2Fz
+            dC5oaWRkZW4gPSB0cnVlOyB9LCA2MDAwKTsKICB9Cn0KCi8qKiBHb2VzIHRvIGB1cmxgIGluIHRoZSBhcHAgKGEgbmV3IGhpc3Rv
+            cnkgZW50cnkgdW5sZXNzIGByZXBsYWNlYCksIHRoZW4gcmVuZGVycyBpdC4gKi8KZXhwb3J0IGZ1bmN0aW9uIG5hdmlnYXRlKHVy
+            bCwgeyByZXBsYWNlID0gZmFsc2UsIHN0YXRlID0gbnVsbCwgZm9jdXMgfSA9IHt9KSB7CiAgaWYgKHJlcGxhY2UpIGhpc3Rvcnku
+            cmVwbGFjZVN0YXRlKHN0YXRlLCAiIiwgdXJsKTsKICBlbHNlIGhpc3RvcnkucHVzaFN0YXRlKHN0YXRlLCAiIiwgdXJsKTsKICBy
+            ZW5kZXIoeyBmb2N1cyB9KTsKfQoKLyoqIFVwZGF0ZXMgdGhlIGhlYWRlciBhbmQgbmF2aWdhdGlvbiBmb3IgdGhlIHNlc3Npb24g
+            YW5kIHRoZSBjdXJyZW50IHNjcmVlbi4gKi8KZnVuY3Rpb24gdXBkYXRlQ2hyb21lKHJvdXRlKSB7CiAgY29uc3Qgc2lnbmVkSW4g
+            PSBCb29sZWFuKHNlc3Npb24ubWUpICYmICFyb3V0ZS5wdWJsaWM7CiAgY29uc3QgbmF2ID0gZG9jdW1lbnQuZ2V0RWxlbWVudEJ5
+            SWQoInByaW1hcnktbmF2Iik7CiAgbmF2LmhpZGRlbiA9ICFzaWduZWRJbjsKICBmb3IgKGNvbnN0IGl0ZW0gb2YgbmF2LnF1ZXJ5
+            U2VsZWN0b3JBbGwoIltkYXRhLWFkbWluXSIpKSBpdGVtLmhpZGRlbiA9ICFpc0FkbWluKCk7CiAgZm9yIChjb25zdCBsaW5rIG9m
+            IG5hdi5xdWVyeVNlbGVjdG9yQWxsKCJhW2RhdGEtc2NyZWVuXSIpKSB7CiAgICBpZiAobGluay5kYXRhc2V0LnNjcmVlbiA9PT0g
+            cm91dGUuc2NyZWVuKSBsaW5rLnNldEF0dHJpYnV0ZSgiYXJpYS1jdXJyZW50IiwgInBhZ2UiKTsKICAgIGVsc2UgbGluay5yZW1v
+            dmVBdHRyaWJ1dGUoImFyaWEtY3VycmVudCIpOwogIH0KICAvLyBPbiBhIG5hcnJvdyBzY3JlZW4gdGhlIG5hdmlnYXRpb24gc2Ny
+            b2xscyBzaWRld2F5czoga2VlcCB0aGUgY3VycmVudCBzY3JlZW4ncyBsaW5rIGluIHNpZ2h0LgogIGNvbnN0IGN1cnJlbnQgPSBz
+            aWduZWRJbiA/IG5hdi5xdWVyeVNlbGVjdG9yKCJhW2FyaWEtY3VycmVudD1wYWdlXSIpIDogbnVsbDsKICBpZiAoY3VycmVudCkg
+            ewogICAgY29uc3QgYm94ID0gY3VycmVudC5nZXRCb3VuZGluZ0NsaWVudFJlY3QoKTsKICAgIGNvbnN0IGZyYW1lID0gbmF2Lmdl
+            dEJvdW5kaW5nQ2xpZW50UmVjdCgpOwogICAgaWYgKGJveC5sZWZ0IDwgZnJhbWUubGVmdCB8fCBib3gucmlnaHQgPiBmcmFtZS5y
+            aWdodCkgbmF2LnNjcm9sbExlZnQgKz0gYm94LmxlZnQgLSBmcmFtZS5sZWZ0IC0gMTY7CiAgfQogIGNvbnN0IGFjY291bnQgPSBk
+            b2N1bWVudC5nZXRFbGVtZW50QnlJZCgiYWNjb3VudCIpOwogIGFjY291bnQucmVwbGFjZUNoaWxkcmVuKHNpZ25lZEluID8gYWNj
+            b3VudE1lbnUoc2Vzc2lvbi5tZSwgeyBhcGksIG5hdmlnYXRlLCBzaWduT3V0LCBhbm5vdW5jZSwgcmVsb2FkU2Vzc2lvbiB9KSA6
+            ICIiKTsKfQoKLyoqIEVuZHMgdGhlIHNlc3Npb24gYW5kIGdvZXMgdG8gc2lnbi1pbi4gKi8KYXN5bmMgZnVuY3Rpb24gc2lnbk91
+            dCgpIHsKICB0cnkgewogICAgYXdhaXQgY2FsbCgiTG9nb3V0Iik7CiAgfSBjYXRjaCB7CiAgICAvLyBTaWduZWQgb3V0IGhlcmUg
+            ZWl0aGVyIHdheTogdGhlIGNvb2tpZSBpcyBjbGVhcmVkIGJ5IHRoZSBzZXJ2ZXIgb3IgYWxyZWFkeSBnb25lLgogIH0KICBzZXNz
+            aW9uLm1lID0gbnVsbDsKICBmbGFzaCA9ICJZb3UgYXJlIHNpZ25lZCBvdXQuIjsKICBuYXZpZ2F0ZSgiL3NpZ24taW4iLCB7IHJl
+            cGxhY2U6IGZhbHNlIH0pOwp9CgovKiogUmVsb2FkcyBXaG9BbUkgYWZ0ZXIgc2lnbmluZyBpbiBvciBzd2l0Y2hpbmcgb3JnYW5p
+            emF0aW9uLiAqLwphc3luYyBmdW5jdGlvbiByZWxvYWRTZXNzaW9uKCkgewogIGF3YWl0IGxvYWRTZXNzaW9uKCk7Cn0KCi8qKiBU
+            aGUgY29udGVudCBzaG93biBmb3IgYW4gYWRkcmVzcyB0aGF0IG5hbWVzIG5vIHNjcmVlbiwgb3IgYSBzY3JlZW4gdGhpcyByb2xl
+            IGRvZXMgbm90IGhhdmUuICovCmZ1bmN0aW9uIG5vdEZvdW5kKHRleHQpIHsKICByZXR1cm4gaCgic2VjdGlvbiIsIHt9LCBoKCJo
+            MSIsIHsgdGFiaW5kZXg6ICItMSIgfSwgIlBhZ2Ugbm90IGZvdW5kIiksIGgoInAiLCB7fSwgdGV4dCksIGgoInAiLCB7fSwgaCgi
+            YSIsIHsgaHJlZjogIi8iIH0sICJHbyB0byB0aGUgZGFzaGJvYXJkIikpKTsKfQoKLyoqIFJlbmRlcnMgdGhlIHNjcmVlbiB0aGUg
+            Y3VycmVudCBVUkwgbmFtZXMuIExhdGVyIG5hdmlnYXRpb25zIHdpbiBvdmVyIHNsb3dlciBlYXJsaWVyIG9uZXMuICovCmV4cG9y
+            dCBhc3luYyBmdW5jdGlvbiByZW5kZXIoeyBmb2N1cyB9ID0ge30pIHsKICBjb25zdCB0aWNrZXQgPSArK3JlbmRlckNvdW50Owog
+            IGNvbnN0IHVybCA9IG5ldyBVUkwobG9jYXRpb24uaHJlZik7CiAgY29uc3QgZm91bmQgPSBtYXRjaCh1cmwucGF0aG5hbWUpOwog
+            IGlmIChmb3VuZC5yZWRpcmVjdCkgewogICAgaGlzdG9yeS5yZXBsYWNlU3RhdGUoaGlzdG9yeS5zdGF0ZSwgIiIsIGZvdW5kLnJl
+            ZGlyZWN0ICsgdXJsLnNlYXJjaCk7CiAgICByZXR1cm4gcmVuZGVyKHsgZm9jdXMgfSk7CiAgfQogIGNvbnN0IHJvdXRlID0gZm91
+            bmQ7CiAgY29uc3QgdmlldyA9IG1haW4oKTsKICBjb25zdCBzYW1lUGF0aCA9IHZpZXcuZGF0YXNldC5wYXRoID09PSB1cmwucGF0
+            aG5hbWU7CiAgLy8gT24gdGhlIHBhZ2UncyBmaXJzdCBzY3JlZW4gZm9jdXMgc3RheXMgYXQgdGhlIHRvcCBvZiB0aGUgZG9jdW1l
+            bnQsIHNvIHRoZSBmaXJzdCBUYWIgcmVhY2hlcyB0aGUgc2tpcCBsaW5rLgogIGNvbnN0IGZpcnN0U2NyZWVuID0gdmlldy5kYXRh
+            c2V0LnBhdGggPT09IHVuZGVmaW5lZDsKICB2aWV3LmRhdGFzZXQuc3RhdGUgPSAibG9hZGluZyI7CiAgdmlldy5zZXRBdHRyaWJ1
+            dGUoImFyaWEtYnVzeSIsICJ0cnVlIik7CiAgY29uc3Qgc2xvdyA9IHNldFRpbWVvdXQoKCkgPT4geyBpZiAodGlja2V0ID09PSBy
+            ZW5kZXJDb3VudCkgYW5ub3VuY2UoIkxvYWRpbmfigKYiKTsgfSwgNDAwKTsKICB0cnkgewogICAgaWYgKCFyb3V0ZS5wdWJsaWMg
+            JiYgIXNlc3Npb24ubWUgJiYgIShhd2FpdCBsb2FkU2Vzc2lvbigpKSkgewogICAgICBjb25zdCBuZXh0ID0gdXJsLnBhdGhuYW1l
+            ICsgdXJsLnNlYXJjaDsKICAgICAgaGlzdG9yeS5yZXBsYWNlU3RhdGUobnVsbCwgIiIsIG5leHQgPT09ICIvIiA/ICIvc2lnbi1p
+            biIgOiBgL3NpZ24taW4/bmV4dD0ke2VuY29kZVVSSUNvbXBvbmVudChuZXh0KX1gKTsKICAgICAgcmV0dXJuIHJlbmRlcigpOwog
+            ICAgfQogICAgaWYgKHRpY2tldCAhPT0gcmVuZGVyQ291bnQpIHJldHVybjsKICAgIGxldCBjb250ZW50OwogICAgaWYgKHJvdXRl
+            LnNjcmVlbiA9PT0gIm5vdC1mb3VuZCIpIHsKICAgICAgY29udGVudCA9IG5vdEZvdW5kKCJUaGVyZSBpcyBubyBwYWdlIGF0IHRo
+            aXMgYWRkcmVzcy4iKTsKICAgIH0gZWxzZSBpZiAocm91dGUuYWRtaW4gJiYgIWlzQWRtaW4oKSkgewogICAgICBjb250ZW50ID0g
+            bm90Rm91bmQoIlRoaXMgcGFnZSBpcyBmb3IgQWRtaW5zIG9mIHlvdXIgb3JnYW5pemF0aW9uLiIpOwogICAgfSBlbHNlIHsKICAg
+            ICAgY29uc3QgY3R4ID0gewogICAgICAgIHJvdXRlLCBwYXRoOiB1cmwucGF0aG5hbWUsIHBhcmFtczogdXJsLnNlYXJjaFBhcmFt
+            cywgaGlzdG9yeTogaGlzdG9yeS5zdGF0ZSA/PyB7fSwKICAgICAgICBzZXNzaW9uLCBpc0FkbWluOiBpc0FkbWluKCksIGFwaSwg
+            bmF2aWdhdGUsIGFubm91bmNlLCByZW5kZXIsIHJlbG9hZFNlc3Npb24sIHNpZ25PdXQsCiAgICAgICAgdGFrZUZsYXNoOiAoKSA9
+            PiB7IGNvbnN0IHRleHQgPSBmbGFzaDsgZmxhc2ggPSAiIjsgcmV0dXJuIHRleHQ7IH0sCiAgICAgICAgbmV4dDogc2FmZVJldHVy
+            bih1cmwuc2VhcmNoUGFyYW1zLmdldCgibmV4dCIpKSwKICAgICAgfTsKICAgICAgY29udGVudCA9IGF3YWl0IHNjcmVlbnNbcm91
+            dGUuc2NyZWVuXS5yZW5kZXIoY3R4KTsKICAgIH0KICAgIGlmICh0aWNrZXQgIT09IHJlbmRlckNvdW50KSByZXR1cm47CiAgICBj
+            b25zdCBhY3RpdmUgPSBkb2N1bWVudC5hY3RpdmVFbGVtZW50OwogICAgY29uc3Qga2VlcCA9IHNhbWVQYXRoICYmIGFjdGl2ZSAm
+            JiBhY3RpdmUuaWQgJiYgdmlldy5jb250YWlucyhhY3RpdmUpID8gYWN0aXZlLmlkIDogbnVsbDsKICAgIGNvbnN0IHNlbGVjdGlv
+            biA9IGtlZXAgJiYgdHlwZW9mIGFjdGl2ZS5zZWxlY3Rpb25TdGFydCA9PT0gIm51bWJlciIgPyBbYWN0aXZlLnNlbGVjdGlvblN0
+            YXJ0LCBhY3RpdmUuc2VsZWN0aW9uRW5kXSA6IG51bGw7CiAgICB2aWV3LnJlcGxhY2VDaGlsZHJlbihjb250ZW50KTsKICAgIHZp
+            ZXcuZGF0YXNldC5wYXRoID0gdXJsLnBhdGhuYW1lOwogICAgc2hvd25TZWFyY2ggPSB1cmwuc2VhcmNoOwogICAgZG9jdW1lbnQu
+            dGl0bGUgPSBgJHtyb3V0ZS50aXRsZX0gwrcgRW5kIEN1c3RvbWVyIFBvcnRhbGA7CiAgICB1cGRhdGVDaHJvbWUocm91dGUpOwog
+            ICAgcGxhY2VGb2N1cyhmb2N1cyA/PyBrZWVwLCBzYW1lUGF0aCB8fCBmaXJzdFNjcmVlbiwgc2VsZWN0aW9uKTsKICAgIHZpZXcu
+            ZGF0YXNldC5zdGF0ZSA9ICJyZWFkeSI7CiAgfSBjYXRjaCAoZXJyb3IpIHsKICAgIGlmIChlcnJvciBpbnN0YW5jZW9mIFNpZ25l
+            ZE91dCB8fCB0aWNrZXQgIT09IHJlbmRlckNvdW50KSByZXR1cm47CiAgICB2aWV3LnJlcGxhY2VDaGlsZHJlbihoKCJzZWN0aW9u
+            Iiwge30sIGgoImgxIiwgeyB0YWJpbmRleDogIi0xIiB9LCByb3V0ZS50aXRsZSA/PyAiRXJyb3IiKSwKICAgICAgaCgicCIsIHsg
+            Y2xhc3M6ICJwcm9ibGVtIiwgcm9sZTogImFsZXJ0IiB9LCAiVGhlIHBvcnRhbCBjb3VsZCBub3QgbG9hZCB0aGlzIHBhZ2UuIENo
+            ZWNrIHlvdXIgY29ubmVjdGlvbiBhbmQgcmVsb2FkIHRoZSBwYWdlLiIpKSk7CiAgICB2aWV3LmRhdGFzZXQuc3RhdGUgPSAiZXJy
+            b3IiOwogIH0gZmluYWxseSB7CiAgICBjbGVhclRpbWVvdXQoc2xvdyk7CiAgICBpZiAodGlja2V0ID09PSByZW5kZXJDb3VudCkg
+            dmlldy5yZW1vdmVBdHRyaWJ1dGUoImFyaWEtYnVzeSIpOwogIH0KfQoKLyoqIFB1dHMgZm9jdXMgd2hlcmUgYSBwZXJzb24gZXhw
+            ZWN0cyBpdDogb24gdGhlIGNvbnRyb2wgdGhleSB1c2VkLCBlbHNlIG9uIHRoZSBuZXcgcGFnZSdzIGhlYWRpbmcuICovCmZ1bmN0
+            aW9uIHBsYWNlRm9jdXMoaWQsIHNhbWVQYXRoLCBzZWxlY3Rpb24pIHsKICBjb25zdCB0YXJnZXQgPSBpZCA/IGRvY3VtZW50Lmdl
+            dEVsZW1lbnRCeUlkKGlkKSA6IG51bGw7CiAgaWYgKHRhcmdldCkgewogICAgdGFyZ2V0LmZvY3VzKHsgcHJldmVudFNjcm9sbDog
+            c2FtZVBhdGggfSk7CiAgICBpZiAoc2VsZWN0aW9uICYmIHR5cGVvZiB0YXJnZXQuc2V0U2VsZWN0aW9uUmFuZ2UgPT09ICJmdW5j
+            dGlvbiIpIHsKICAgICAgdHJ5IHsgdGFyZ2V0LnNldFNlbGVjdGlvblJhbmdlKC4uLnNlbGVjdGlvbik7IH0gY2F0Y2ggeyAvKiBu
+            b3QgYSB0ZXh0IGZpZWxkICovIH0KICAgIH0KICAgIHJldHVybjsKICB9CiAgaWYgKHNhbWVQYXRoKSByZXR1cm47CiAgY29uc3Qg
+            aGVhZGluZyA9IG1haW4oKS5xdWVyeVNlbGVjdG9yKCJoMSIpOwogIGlmIChoZWFkaW5nKSB7CiAgICBoZWFkaW5nLnNldEF0dHJp
+            YnV0ZSgidGFiaW5kZXgiLCAiLTEiKTsKICAgIGhlYWRpbmcuZm9jdXMoeyBwcmV2ZW50U2Nyb2xsOiB0cnVlIH0pOwogICAgd2lu
+            ZG93LnNjcm9sbFRvKDAsIDApOwogIH0KfQoKLyoqIFN0YXJ0cyB0aGUgYXBwOiB0aGVtZSwgbGluayBoYW5kbGluZywgQmFjayBh
+            bmQgRm9yd2FyZCwgdGhlIGZpcnN0IHJlbmRlci4gKi8KZXhwb3J0IGZ1bmN0aW9uIHN0YXJ0KCkgewogIGFwcGx5VGhlbWUoKTsK
+            ICBkb2N1bWVudC5hZGRFdmVudExpc3RlbmVyKCJjbGljayIsIChldmVudCkgPT4gewogICAgY2xvc2VEaXNjbG9zdXJlc091dHNp
+            ZGUoZXZlbnQudGFyZ2V0KTsKICAgIGNvbnN0IGFuY2hvciA9IGV2ZW50LnRhcmdldC5jbG9zZXN0Py4oImFbaHJlZl0iKTsKICAg
+            IGlmIChhbmNob3IgJiYgaXNBcHBOYXZpZ2F0aW9uKGV2ZW50LCBhbmNob3IsIGxvY2F0aW9uLm9yaWdpbikpIHsKICAgICAgZXZl
+            bnQucHJldmVudERlZmF1bHQoKTsKICAgICAgY29uc3QgdXJsID0gbmV3IFVSTChhbmNob3IuaHJlZik7CiAgICAgIG5hdmlnYXRl
+            KHVybC5wYXRobmFtZSArIHVybC5zZWFyY2gsIHsgZm9jdXM6IGFuY2hvci5kYXRhc2V0LmZvY3VzIH0pOwogICAgfQogIH0pOwog
+            IHdpbmRvdy5hZGRFdmVudExpc3RlbmVyKCJwb3BzdGF0ZSIsICgpID0+IHsKICAgIC8vIFRoZSBza2lwIGxpbmsgKGFuIGluLXBh
+            Z2UgI2ZyYWdtZW50KSBjaGFuZ2VzIG9ubHkgdGhlIGhhc2g6IHRoZSBzY3JlZW4gc3RheXMgYXMgaXQgaXMuCiAgICBpZiAobG9j
+            YXRpb24uaGFzaCAmJiBsb2NhdGlvbi5wYXRobmFtZSA9PT0gbWFpbigpLmRhdGFzZXQucGF0aCAmJiBsb2NhdGlvbi5zZWFyY2gg
+            PT09IHNob3duU2VhcmNoKSByZXR1cm47CiAgICByZW5kZXIoKTsKICB9KTsKICByZW5kZXIoKTsKfQo=
             """),
         EmbeddedFile(path: "/app/columns.js", etag: #""0a7e9a2112b40475a20d""#, base64: """
             Ly8gV2hpY2ggY29sdW1ucyBhIHRhYmxlIHNob3dzOiBlYWNoIHRhYmxlJ3MgZGVmYXVsdHMsIGNoYW5nZWQgYnkgdGhlIHZpZXdl
@@ -272,7 +284,7 @@ enum EmbeddedSite {
             ZWFjaGVkOyBjaGVjayB5b3VyIGNvbm5lY3Rpb24gYW5kIHRyeSBhZ2FpbiIpOwogIH0KICBpZiAoIXJlc3BvbnNlLm9rKSB0aHJv
             dyBhd2FpdCBlcnJvckZyb20ocmVzcG9uc2UpOwogIHJldHVybiByZXNwb25zZS5qc29uKCk7Cn0K
             """),
-        EmbeddedFile(path: "/app/dialog.js", etag: #""b15d9e5dc182616d2964""#, base64: """
+        EmbeddedFile(path: "/app/dialog.js", etag: #""44e3c0424723274a3d83""#, base64: """
             Ly8gTW9kYWwgZGlhbG9ncyBvbiB0aGUgbmF0aXZlIDxkaWFsb2c+IGVsZW1lbnQ6IGZvY3VzIG1vdmVzIGluIGFuZCBzdGF5cyBp
             biwgRXNjYXBlIGNhbmNlbHMsIGZvY3VzCi8vIHJldHVybnMgdG8gdGhlIGNvbnRyb2wgdGhhdCBvcGVuZWQgaXQuIEVycm9ycyBz
             aG93IGluc2lkZSB0aGUgZGlhbG9nLCB3aGljaCBzdGF5cyBvcGVuIHRvIHJldHJ5LgoKaW1wb3J0IHsgaCB9IGZyb20gIi9hcHAv
@@ -293,35 +305,40 @@ enum EmbeddedSite {
             IHsgaWQsICJhcmlhLWxhYmVsbGVkYnkiOiBgJHtpZH0tdGl0bGVgLCAiYXJpYS1kZXNjcmliZWRieSI6IGludHJvID8gYCR7aWR9
             LWludHJvYCA6IHVuZGVmaW5lZCB9LCBmb3JtKTsKICAgIGxldCByZXN1bHQgPSBudWxsOwogICAgZm9ybS5hZGRFdmVudExpc3Rl
             bmVyKCJzdWJtaXQiLCBhc3luYyAoZXZlbnQpID0+IHsKICAgICAgZXZlbnQucHJldmVudERlZmF1bHQoKTsKICAgICAgaWYgKCFm
-            b3JtLnJlcG9ydFZhbGlkaXR5KCkpIHJldHVybjsKICAgICAgc3VibWl0LmRpc2FibGVkID0gdHJ1ZTsKICAgICAgZm9ybS5zZXRB
-            dHRyaWJ1dGUoImFyaWEtYnVzeSIsICJ0cnVlIik7CiAgICAgIGVycm9yLmhpZGRlbiA9IHRydWU7CiAgICAgIHRyeSB7CiAgICAg
-            ICAgcmVzdWx0ID0gKGF3YWl0IG9uU3VibWl0KGZvcm0pKSA/PyB0cnVlOwogICAgICAgIGRpYWxvZy5jbG9zZSgpOwogICAgICB9
-            IGNhdGNoIChmYWlsdXJlKSB7CiAgICAgICAgZXJyb3IudGV4dENvbnRlbnQgPSBkZXNjcmliZUVycm9yKGZhaWx1cmUpOwogICAg
-            ICAgIGVycm9yLmhpZGRlbiA9IGZhbHNlOwogICAgICAgIHN1Ym1pdC5kaXNhYmxlZCA9IGZhbHNlOwogICAgICB9IGZpbmFsbHkg
-            ewogICAgICAgIGZvcm0ucmVtb3ZlQXR0cmlidXRlKCJhcmlhLWJ1c3kiKTsKICAgICAgfQogICAgfSk7CiAgICBkaWFsb2cuYWRk
-            RXZlbnRMaXN0ZW5lcigiY2xvc2UiLCAoKSA9PiB7CiAgICAgIGRpYWxvZy5yZW1vdmUoKTsKICAgICAgaWYgKG9wZW5lciAmJiBv
-            cGVuZXIuaXNDb25uZWN0ZWQpIG9wZW5lci5mb2N1cygpOwogICAgICByZXNvbHZlKHJlc3VsdCk7CiAgICB9KTsKICAgIGRvY3Vt
-            ZW50LmJvZHkuYXBwZW5kKGRpYWxvZyk7CiAgICBkaWFsb2cuc2hvd01vZGFsKCk7CiAgICBjb25zdCBmaXJzdCA9IGZvcm0ucXVl
-            cnlTZWxlY3RvcigiaW5wdXQsIHNlbGVjdCwgdGV4dGFyZWEiKTsKICAgIChmaXJzdCA/PyBzdWJtaXQpLmZvY3VzKCk7CiAgfSk7
-            Cn0KCi8qKiBBc2tzIHRvIGNvbmZpcm0gYSBjaGFuZ2UgdGhhdCBjYW5ub3QgYmUgdW5kb25lOyByZXNvbHZlcyB0byB0cnVlIG9u
-            Y2UgYGFjdGlvbigpYCBoYXMgc3VjY2VlZGVkLiAqLwpleHBvcnQgYXN5bmMgZnVuY3Rpb24gY29uZmlybURpYWxvZyh7IGlkLCB0
-            aXRsZSwgbWVzc2FnZSwgY29uZmlybUxhYmVsLCBhY3Rpb24gfSkgewogIGNvbnN0IGRvbmUgPSBhd2FpdCBmb3JtRGlhbG9nKHsg
-            aWQsIHRpdGxlLCBpbnRybzogbWVzc2FnZSwgc3VibWl0TGFiZWw6IGNvbmZpcm1MYWJlbCwgc3VibWl0Q2xhc3M6ICJkYW5nZXIi
-            LCBvblN1Ym1pdDogYWN0aW9uIH0pOwogIHJldHVybiBkb25lICE9PSBudWxsOwp9CgovKiogQSBsYWJlbGxlZCBpbnB1dCBmb3Ig
-            YSBkaWFsb2cgZm9ybTsgYGhpbnRgIGlzIHJlYWQgd2l0aCBpdCAoYXJpYS1kZXNjcmliZWRieSkuICovCmV4cG9ydCBmdW5jdGlv
-            biBpbnB1dEZpZWxkKGlkLCBsYWJlbCwgeyB0eXBlID0gInRleHQiLCB2YWx1ZSA9ICIiLCByZXF1aXJlZCA9IGZhbHNlLCBoaW50
-            LCAuLi5hdHRyaWJ1dGVzIH0gPSB7fSkgewogIGNvbnN0IGlucHV0ID0gaCgiaW5wdXQiLCB7IGlkLCBuYW1lOiBpZCwgdHlwZSwg
-            dmFsdWUsIHJlcXVpcmVkLCAiYXJpYS1kZXNjcmliZWRieSI6IGhpbnQgPyBgJHtpZH0taGludGAgOiB1bmRlZmluZWQsIC4uLmF0
-            dHJpYnV0ZXMgfSk7CiAgcmV0dXJuIGgoImRpdiIsIHsgY2xhc3M6ICJmaWVsZCIgfSwKICAgIGgoImxhYmVsIiwgeyBmb3I6IGlk
-            IH0sIGxhYmVsLCByZXF1aXJlZCA/IG51bGwgOiBoKCJzcGFuIiwgeyBjbGFzczogIm9wdGlvbmFsIiB9LCAiIChvcHRpb25hbCki
-            KSksCiAgICBpbnB1dCwKICAgIGhpbnQgPyBoKCJwIiwgeyBjbGFzczogImhpbnQiLCBpZDogYCR7aWR9LWhpbnRgIH0sIGhpbnQp
-            IDogbnVsbCk7Cn0KCi8qKiBBIGdyb3VwIG9mIHJhZGlvIGJ1dHRvbnM6IGBvcHRpb25zYCBvZiBgW3ZhbHVlLCBsYWJlbF1gLiAq
-            LwpleHBvcnQgZnVuY3Rpb24gcmFkaW9Hcm91cChuYW1lLCBsZWdlbmQsIG9wdGlvbnMsIGNoZWNrZWQpIHsKICByZXR1cm4gaCgi
-            ZmllbGRzZXQiLCB7IGNsYXNzOiAicmFkaW9zIiB9LCBoKCJsZWdlbmQiLCB7fSwgbGVnZW5kKSwKICAgIG9wdGlvbnMubWFwKChb
-            dmFsdWUsIGxhYmVsXSkgPT4gewogICAgICBjb25zdCBpZCA9IGAke25hbWV9LSR7dmFsdWV9YDsKICAgICAgcmV0dXJuIGgoImRp
-            diIsIHsgY2xhc3M6ICJjaGVjayIgfSwgaCgiaW5wdXQiLCB7IHR5cGU6ICJyYWRpbyIsIG5hbWUsIGlkLCB2YWx1ZSwgY2hlY2tl
-            ZDogdmFsdWUgPT09IGNoZWNrZWQsIHJlcXVpcmVkOiB0cnVlIH0pLCBoKCJsYWJlbCIsIHsgZm9yOiBpZCB9LCBsYWJlbCkpOwog
-            ICAgfSkpOwp9Cg==
+            b3JtLnJlcG9ydFZhbGlkaXR5KCkpIHsKICAgICAgICAvLyBUaGUgYnJvd3NlcidzIGJ1YmJsZSBmYWRlczogc2F5IGluIHRoZSBk
+            aWFsb2cgd2hpY2ggZmllbGQgaXMgd3JvbmcgYW5kIHdoeSwgdW50aWwgaXQgaXMgZml4ZWQuCiAgICAgICAgY29uc3QgaW52YWxp
+            ZCA9IGZvcm0ucXVlcnlTZWxlY3RvcigiOmludmFsaWQiKTsKICAgICAgICBjb25zdCBsYWJlbCA9IGludmFsaWQ/LmxhYmVscz8u
+            WzBdPy5maXJzdENoaWxkPy50ZXh0Q29udGVudD8udHJpbSgpOwogICAgICAgIGVycm9yLnRleHRDb250ZW50ID0gaW52YWxpZCA/
+            IGAke2xhYmVsID8gYCR7bGFiZWx9OiBgIDogIiJ9JHtpbnZhbGlkLnZhbGlkYXRpb25NZXNzYWdlfWAgOiAiIjsKICAgICAgICBl
+            cnJvci5oaWRkZW4gPSAhaW52YWxpZDsKICAgICAgICByZXR1cm47CiAgICAgIH0KICAgICAgc3VibWl0LmRpc2FibGVkID0gdHJ1
+            ZTsKICAgICAgZm9ybS5zZXRBdHRyaWJ1dGUoImFyaWEtYnVzeSIsICJ0cnVlIik7CiAgICAgIGVycm9yLmhpZGRlbiA9IHRydWU7
+            CiAgICAgIHRyeSB7CiAgICAgICAgcmVzdWx0ID0gKGF3YWl0IG9uU3VibWl0KGZvcm0pKSA/PyB0cnVlOwogICAgICAgIGRpYWxv
+            Zy5jbG9zZSgpOwogICAgICB9IGNhdGNoIChmYWlsdXJlKSB7CiAgICAgICAgZXJyb3IudGV4dENvbnRlbnQgPSBkZXNjcmliZUVy
+            cm9yKGZhaWx1cmUpOwogICAgICAgIGVycm9yLmhpZGRlbiA9IGZhbHNlOwogICAgICAgIHN1Ym1pdC5kaXNhYmxlZCA9IGZhbHNl
+            OwogICAgICB9IGZpbmFsbHkgewogICAgICAgIGZvcm0ucmVtb3ZlQXR0cmlidXRlKCJhcmlhLWJ1c3kiKTsKICAgICAgfQogICAg
+            fSk7CiAgICBkaWFsb2cuYWRkRXZlbnRMaXN0ZW5lcigiY2xvc2UiLCAoKSA9PiB7CiAgICAgIGRpYWxvZy5yZW1vdmUoKTsKICAg
+            ICAgaWYgKG9wZW5lciAmJiBvcGVuZXIuaXNDb25uZWN0ZWQpIG9wZW5lci5mb2N1cygpOwogICAgICByZXNvbHZlKHJlc3VsdCk7
+            CiAgICB9KTsKICAgIGRvY3VtZW50LmJvZHkuYXBwZW5kKGRpYWxvZyk7CiAgICBkaWFsb2cuc2hvd01vZGFsKCk7CiAgICBjb25z
+            dCBmaXJzdCA9IGZvcm0ucXVlcnlTZWxlY3RvcigiaW5wdXQsIHNlbGVjdCwgdGV4dGFyZWEiKTsKICAgIChmaXJzdCA/PyBzdWJt
+            aXQpLmZvY3VzKCk7CiAgfSk7Cn0KCi8qKiBBc2tzIHRvIGNvbmZpcm0gYSBjaGFuZ2UgdGhhdCBjYW5ub3QgYmUgdW5kb25lOyBy
+            ZXNvbHZlcyB0byB0cnVlIG9uY2UgYGFjdGlvbigpYCBoYXMgc3VjY2VlZGVkLiAqLwpleHBvcnQgYXN5bmMgZnVuY3Rpb24gY29u
+            ZmlybURpYWxvZyh7IGlkLCB0aXRsZSwgbWVzc2FnZSwgY29uZmlybUxhYmVsLCBhY3Rpb24gfSkgewogIGNvbnN0IGRvbmUgPSBh
+            d2FpdCBmb3JtRGlhbG9nKHsgaWQsIHRpdGxlLCBpbnRybzogbWVzc2FnZSwgc3VibWl0TGFiZWw6IGNvbmZpcm1MYWJlbCwgc3Vi
+            bWl0Q2xhc3M6ICJkYW5nZXIiLCBvblN1Ym1pdDogYWN0aW9uIH0pOwogIHJldHVybiBkb25lICE9PSBudWxsOwp9CgovKiogQSBs
+            YWJlbGxlZCBpbnB1dCBmb3IgYSBkaWFsb2cgZm9ybTsgYGhpbnRgIGlzIHJlYWQgd2l0aCBpdCAoYXJpYS1kZXNjcmliZWRieSku
+            ICovCmV4cG9ydCBmdW5jdGlvbiBpbnB1dEZpZWxkKGlkLCBsYWJlbCwgeyB0eXBlID0gInRleHQiLCB2YWx1ZSA9ICIiLCByZXF1
+            aXJlZCA9IGZhbHNlLCBoaW50LCAuLi5hdHRyaWJ1dGVzIH0gPSB7fSkgewogIGNvbnN0IGlucHV0ID0gaCgiaW5wdXQiLCB7IGlk
+            LCBuYW1lOiBpZCwgdHlwZSwgdmFsdWUsIHJlcXVpcmVkLCAiYXJpYS1kZXNjcmliZWRieSI6IGhpbnQgPyBgJHtpZH0taGludGAg
+            OiB1bmRlZmluZWQsIC4uLmF0dHJpYnV0ZXMgfSk7CiAgcmV0dXJuIGgoImRpdiIsIHsgY2xhc3M6ICJmaWVsZCIgfSwKICAgIGgo
+            ImxhYmVsIiwgeyBmb3I6IGlkIH0sIGxhYmVsLCByZXF1aXJlZCA/IG51bGwgOiBoKCJzcGFuIiwgeyBjbGFzczogIm9wdGlvbmFs
+            IiB9LCAiIChvcHRpb25hbCkiKSksCiAgICBpbnB1dCwKICAgIGhpbnQgPyBoKCJwIiwgeyBjbGFzczogImhpbnQiLCBpZDogYCR7
+            aWR9LWhpbnRgIH0sIGhpbnQpIDogbnVsbCk7Cn0KCi8qKiBBIGdyb3VwIG9mIHJhZGlvIGJ1dHRvbnM6IGBvcHRpb25zYCBvZiBg
+            W3ZhbHVlLCBsYWJlbF1gLiAqLwpleHBvcnQgZnVuY3Rpb24gcmFkaW9Hcm91cChuYW1lLCBsZWdlbmQsIG9wdGlvbnMsIGNoZWNr
+            ZWQpIHsKICByZXR1cm4gaCgiZmllbGRzZXQiLCB7IGNsYXNzOiAicmFkaW9zIiB9LCBoKCJsZWdlbmQiLCB7fSwgbGVnZW5kKSwK
+            ICAgIG9wdGlvbnMubWFwKChbdmFsdWUsIGxhYmVsXSkgPT4gewogICAgICBjb25zdCBpZCA9IGAke25hbWV9LSR7dmFsdWV9YDsK
+            ICAgICAgcmV0dXJuIGgoImRpdiIsIHsgY2xhc3M6ICJjaGVjayIgfSwgaCgiaW5wdXQiLCB7IHR5cGU6ICJyYWRpbyIsIG5hbWUs
+            IGlkLCB2YWx1ZSwgY2hlY2tlZDogdmFsdWUgPT09IGNoZWNrZWQsIHJlcXVpcmVkOiB0cnVlIH0pLCBoKCJsYWJlbCIsIHsgZm9y
+            OiBpZCB9LCBsYWJlbCkpOwogICAgfSkpOwp9Cg==
             """),
         EmbeddedFile(path: "/app/dom.js", etag: #""369a2a73e46108c119d1""#, base64: """
             Ly8gQnVpbGRzIERPTSBub2RlcyB3aXRoIGVsZW1lbnQgQVBJcyBhbmQgdGV4dENvbnRlbnQgb25seTogdGhlIHBvcnRhbCdzIENv
@@ -428,7 +445,7 @@ enum EmbeddedSite {
             cnMpIHsKICByZXR1cm4gaCgiZGwiLCB7IGNsYXNzOiAiZmFjdHMiIH0sIHBhaXJzLmZsYXRNYXAoKFt0ZXJtLCB2YWx1ZV0pID0+
             IFtoKCJkdCIsIHt9LCB0ZXJtKSwgaCgiZGQiLCB7fSwgdmFsdWUgPz8gIiIpXSkpOwp9Cg==
             """),
-        EmbeddedFile(path: "/app/query.js", etag: #""9e108cef9197b3e2f7d4""#, base64: """
+        EmbeddedFile(path: "/app/query.js", etag: #""cf4b91f181921212aeca""#, base64: """
             Ly8gVHVybnMgYSBzY3JlZW4ncyBVUkwgcGFyYW1ldGVycyBpbnRvIHRoZSBBUEkgcmVxdWVzdCB0aGV5IHN0YW5kIGZvciwgc28g
             ZmlsdGVycywgc2VhcmNoZXMsIHNvcnRpbmcgYW5kCi8vIHBhZ2VzIGxpdmUgaW4gdGhlIGFkZHJlc3MgYmFyLiBQdXJlIGZ1bmN0
             aW9ucywgdGVzdGVkIHdpdGggYG5vZGUgLS10ZXN0YC4KCi8qKiBSb3dzIHBlciBwYWdlIG9mIGV2ZXJ5IGxpc3QuICovCmV4cG9y
@@ -468,53 +485,55 @@ enum EmbeddedSite {
             RVNfT1JERVIiLAogIHBvX251bWJlcjogIkVOVElUTEVNRU5UX1NFQVJDSF9GSUVMRF9QT19OVU1CRVIiLAp9OwoKLyoqIExpc3RB
             Y3RpdmF0aW9ucyBmb3IgYC9hY3RpdmF0aW9ucz9mcm9tJnRvJnByb2R1Y3QmcSZvcmRlciZwYWdlYC4gKi8KZXhwb3J0IGZ1bmN0
             aW9uIGFjdGl2YXRpb25zUmVxdWVzdChwYXJhbXMpIHsKICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAiYWN0aXZh
-            dGlvbl9kYXRlIGRlc2MiKTsKICBjb25zdCBmcm9tID0gZGF5U3RhcnQocGFyYW1zLmdldCgiZnJvbSIpKTsKICBjb25zdCB0byA9
-            IGRheUVuZChwYXJhbXMuZ2V0KCJ0byIpKTsKICBpZiAoZnJvbSkgcmVxdWVzdC5hY3RpdmF0aW9uRGF0ZVN0YXJ0ID0gZnJvbTsK
-            ICBpZiAodG8pIHJlcXVlc3QuYWN0aXZhdGlvbkRhdGVFbmQgPSB0bzsKICBjb25zdCBwcm9kdWN0ID0gcGFyYW1zLmdldCgicHJv
-            ZHVjdCIpOwogIGlmIChwcm9kdWN0KSByZXF1ZXN0LnByb2R1Y3RJZHMgPSBbcHJvZHVjdF07CiAgcmV0dXJuIHJlcXVlc3Q7Cn0K
-            Ci8qKiBMaXN0QXVkaXRFdmVudHMgZm9yIGAvYXVkaXQ/ZnJvbSZ0byZ0eXBlJnVzZXImcSZvcmRlciZwYWdlYC4gKi8KZXhwb3J0
-            IGZ1bmN0aW9uIGF1ZGl0UmVxdWVzdChwYXJhbXMpIHsKICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAidGltZSBk
-            ZXNjIik7CiAgY29uc3QgZnJvbSA9IGRheVN0YXJ0KHBhcmFtcy5nZXQoImZyb20iKSk7CiAgY29uc3QgdG8gPSBkYXlFbmQocGFy
-            YW1zLmdldCgidG8iKSk7CiAgaWYgKGZyb20pIHJlcXVlc3QudGltZVN0YXJ0ID0gZnJvbTsKICBpZiAodG8pIHJlcXVlc3QudGlt
-            ZUVuZCA9IHRvOwogIGNvbnN0IHR5cGUgPSBldmVudFR5cGVzW3BhcmFtcy5nZXQoInR5cGUiKV07CiAgaWYgKHR5cGUpIHJlcXVl
-            c3QuZXZlbnRUeXBlcyA9IFt0eXBlXTsKICBjb25zdCB1c2VyID0gKHBhcmFtcy5nZXQoInVzZXIiKSA/PyAiIikudHJpbSgpOwog
-            IGlmICh1c2VyKSByZXF1ZXN0LnVzZXIgPSB1c2VyOwogIHJldHVybiByZXF1ZXN0Owp9CgovKiogTGlzdFByb2R1Y3RzIGZvciBg
-            L2xpY2Vuc2luZy9wcm9kdWN0cz9xJm9yZGVyJnBhZ2VgLiAqLwpleHBvcnQgZnVuY3Rpb24gcHJvZHVjdHNSZXF1ZXN0KHBhcmFt
-            cykgewogIHJldHVybiBsaXN0QmFzZShwYXJhbXMsICJwcm9kdWN0X25hbWUgYXNjIik7Cn0KCi8qKiBMaXN0RW50aXRsZW1lbnRz
-            IGZvciBgL2xpY2Vuc2luZy9lbnRpdGxlbWVudHM/ZGF0ZSZmcm9tJnRvJmJ5JnEmb3JkZXImcGFnZWAuICovCmV4cG9ydCBmdW5j
-            dGlvbiBlbnRpdGxlbWVudHNSZXF1ZXN0KHBhcmFtcykgewogIGNvbnN0IHJlcXVlc3QgPSBsaXN0QmFzZShwYXJhbXMsICJvcmRl
-            cl9kYXRlIGRlc2MiKTsKICBjb25zdCB3aGljaCA9IHBhcmFtcy5nZXQoImRhdGUiKSA9PT0gImV4cGlyYXRpb24iID8gImV4cGly
-            YXRpb25EYXRlIiA6ICJvcmRlckRhdGUiOwogIGNvbnN0IGZyb20gPSBkYXlTdGFydChwYXJhbXMuZ2V0KCJmcm9tIikpOwogIGNv
-            bnN0IHRvID0gZGF5RW5kKHBhcmFtcy5nZXQoInRvIikpOwogIGlmIChmcm9tKSByZXF1ZXN0W2Ake3doaWNofVN0YXJ0YF0gPSBm
-            cm9tOwogIGlmICh0bykgcmVxdWVzdFtgJHt3aGljaH1FbmRgXSA9IHRvOwogIGlmIChyZXF1ZXN0LnNlYXJjaFRleHQpIHJlcXVl
-            c3Quc2VhcmNoRmllbGQgPSBlbnRpdGxlbWVudEZpZWxkc1twYXJhbXMuZ2V0KCJieSIpXSA/PyBlbnRpdGxlbWVudEZpZWxkcy5l
-            bnRpdGxlbWVudDsKICByZXR1cm4gcmVxdWVzdDsKfQoKLyoqIExpc3RNZW1iZXJzIGZvciBgL21lbWJlcnMvYWN0aXZlP3JvbGUm
-            YnkmcSZvcmRlciZwYWdlYC4gKi8KZXhwb3J0IGZ1bmN0aW9uIG1lbWJlcnNSZXF1ZXN0KHBhcmFtcykgewogIGNvbnN0IHJlcXVl
-            c3QgPSBsaXN0QmFzZShwYXJhbXMsICJsYXN0X25hbWUgYXNjIik7CiAgY29uc3Qgcm9sZSA9IHJvbGVzW3BhcmFtcy5nZXQoInJv
-            bGUiKV07CiAgaWYgKHJvbGUpIHJlcXVlc3Qucm9sZSA9IHJvbGU7CiAgaWYgKHJlcXVlc3Quc2VhcmNoVGV4dCkgcmVxdWVzdC5z
-            ZWFyY2hGaWVsZCA9IG1lbWJlckZpZWxkc1twYXJhbXMuZ2V0KCJieSIpXSA/PyBtZW1iZXJGaWVsZHMubmFtZTsKICByZXR1cm4g
-            cmVxdWVzdDsKfQoKLyoqIExpc3RJbnZpdGVzIGZvciBgL21lbWJlcnMvaW52aXRlcz9yb2xlJnEmb3JkZXImcGFnZWAuICovCmV4
-            cG9ydCBmdW5jdGlvbiBpbnZpdGVzUmVxdWVzdChwYXJhbXMpIHsKICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAi
-            YWRkZWRfb24gZGVzYyIpOwogIGNvbnN0IHJvbGUgPSByb2xlc1twYXJhbXMuZ2V0KCJyb2xlIildOwogIGlmIChyb2xlKSByZXF1
-            ZXN0LnJvbGUgPSByb2xlOwogIHJldHVybiByZXF1ZXN0Owp9CgovKioKICogVGhlIHF1ZXJ5IG9mIGEgQ1NWIGRvd25sb2FkIHdp
-            dGggdGhlIGxpc3QncyBmaWx0ZXJzIChKU09OIGZpZWxkIG5hbWVzLCBhcyB0aGUgZXhwb3J0IHRha2VzIHRoZW0pOgogKiBubyBw
-            YWdpbmcsIGFuZCB0aW1lcyBpbiBgdGltZVpvbmVgIChhbiBJQU5BIG5hbWUpIGFzIHRoZSB2aWV3ZXIgc2VlcyB0aGVtLgogKi8K
-            ZXhwb3J0IGZ1bmN0aW9uIGV4cG9ydFF1ZXJ5KHJlcXVlc3QsIHRpbWVab25lKSB7CiAgY29uc3QgcXVlcnkgPSBuZXcgVVJMU2Vh
-            cmNoUGFyYW1zKCk7CiAgZm9yIChjb25zdCBbbmFtZSwgdmFsdWVdIG9mIE9iamVjdC5lbnRyaWVzKHJlcXVlc3QpKSB7CiAgICBp
-            ZiAobmFtZSA9PT0gInBhZ2VTaXplIiB8fCBuYW1lID09PSAicGFnZVRva2VuIikgY29udGludWU7CiAgICBmb3IgKGNvbnN0IGl0
-            ZW0gb2YgQXJyYXkuaXNBcnJheSh2YWx1ZSkgPyB2YWx1ZSA6IFt2YWx1ZV0pIHF1ZXJ5LmFwcGVuZChuYW1lLCBTdHJpbmcoaXRl
-            bSkpOwogIH0KICBpZiAodGltZVpvbmUpIHF1ZXJ5LnNldCgidGltZVpvbmUiLCB0aW1lWm9uZSk7CiAgcmV0dXJuIHF1ZXJ5LnRv
-            U3RyaW5nKCk7Cn0KCi8qKiBUaGUgb3JkZXIgYWZ0ZXIgYSBjbGljayBvbiBgY29sdW1uYCdzIGhlYWRlcjogYXNjZW5kaW5nIGZp
-            cnN0LCB0aGVuIHRoZSBvdGhlciB3YXkgcm91bmQuICovCmV4cG9ydCBmdW5jdGlvbiBuZXh0T3JkZXIoY3VycmVudCwgY29sdW1u
-            LCBmaXJzdERpcmVjdGlvbiA9ICJhc2MiKSB7CiAgY29uc3QgW25hbWUsIGRpcmVjdGlvbl0gPSAoY3VycmVudCA/PyAiIikuc3Bs
-            aXQoIiAiKTsKICBpZiAobmFtZSA9PT0gY29sdW1uKSByZXR1cm4gYCR7Y29sdW1ufSAke2RpcmVjdGlvbiA9PT0gImFzYyIgPyAi
-            ZGVzYyIgOiAiYXNjIn1gOwogIHJldHVybiBgJHtjb2x1bW59ICR7Zmlyc3REaXJlY3Rpb259YDsKfQoKLyoqIGBhcmlhLXNvcnRg
-            IG9mIGBjb2x1bW5gIHVuZGVyIGBvcmRlcmA6IGFzY2VuZGluZywgZGVzY2VuZGluZyBvciBub25lLiAqLwpleHBvcnQgZnVuY3Rp
-            b24gYXJpYVNvcnQob3JkZXIsIGNvbHVtbikgewogIGNvbnN0IFtuYW1lLCBkaXJlY3Rpb25dID0gKG9yZGVyID8/ICIiKS5zcGxp
-            dCgiICIpOwogIGlmIChuYW1lICE9PSBjb2x1bW4pIHJldHVybiAibm9uZSI7CiAgcmV0dXJuIGRpcmVjdGlvbiA9PT0gImRlc2Mi
-            ID8gImRlc2NlbmRpbmciIDogImFzY2VuZGluZyI7Cn0K
+            dGlvbl9kYXRlIGRlc2MiKTsKICAvLyBEYXlzIGFyZSB0aGUgdmlld2VyJ3MsIG9yIFVUQyBkYXlzIHdoaWxlIHRoZSBsaXN0IHNo
+            b3dzIHRpbWVzIGluIFVUQyAoYHR6PXV0Y2ApLgogIGNvbnN0IHV0YyA9IHBhcmFtcy5nZXQoInR6IikgPT09ICJ1dGMiOwogIGNv
+            bnN0IGZyb20gPSBkYXlTdGFydChwYXJhbXMuZ2V0KCJmcm9tIiksIHV0Yyk7CiAgY29uc3QgdG8gPSBkYXlFbmQocGFyYW1zLmdl
+            dCgidG8iKSwgdXRjKTsKICBpZiAoZnJvbSkgcmVxdWVzdC5hY3RpdmF0aW9uRGF0ZVN0YXJ0ID0gZnJvbTsKICBpZiAodG8pIHJl
+            cXVlc3QuYWN0aXZhdGlvbkRhdGVFbmQgPSB0bzsKICBjb25zdCBwcm9kdWN0ID0gcGFyYW1zLmdldCgicHJvZHVjdCIpOwogIGlm
+            IChwcm9kdWN0KSByZXF1ZXN0LnByb2R1Y3RJZHMgPSBbcHJvZHVjdF07CiAgcmV0dXJuIHJlcXVlc3Q7Cn0KCi8qKiBMaXN0QXVk
+            aXRFdmVudHMgZm9yIGAvYXVkaXQ/ZnJvbSZ0byZ0eXBlJnVzZXImcSZvcmRlciZwYWdlYC4gKi8KZXhwb3J0IGZ1bmN0aW9uIGF1
+            ZGl0UmVxdWVzdChwYXJhbXMpIHsKICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAidGltZSBkZXNjIik7CiAgY29u
+            c3QgdXRjID0gcGFyYW1zLmdldCgidHoiKSA9PT0gInV0YyI7CiAgY29uc3QgZnJvbSA9IGRheVN0YXJ0KHBhcmFtcy5nZXQoImZy
+            b20iKSwgdXRjKTsKICBjb25zdCB0byA9IGRheUVuZChwYXJhbXMuZ2V0KCJ0byIpLCB1dGMpOwogIGlmIChmcm9tKSByZXF1ZXN0
+            LnRpbWVTdGFydCA9IGZyb207CiAgaWYgKHRvKSByZXF1ZXN0LnRpbWVFbmQgPSB0bzsKICBjb25zdCB0eXBlID0gZXZlbnRUeXBl
+            c1twYXJhbXMuZ2V0KCJ0eXBlIildOwogIGlmICh0eXBlKSByZXF1ZXN0LmV2ZW50VHlwZXMgPSBbdHlwZV07CiAgY29uc3QgdXNl
+            ciA9IChwYXJhbXMuZ2V0KCJ1c2VyIikgPz8gIiIpLnRyaW0oKTsKICBpZiAodXNlcikgcmVxdWVzdC51c2VyID0gdXNlcjsKICBy
+            ZXR1cm4gcmVxdWVzdDsKfQoKLyoqIExpc3RQcm9kdWN0cyBmb3IgYC9saWNlbnNpbmcvcHJvZHVjdHM/cSZvcmRlciZwYWdlYC4g
+            Ki8KZXhwb3J0IGZ1bmN0aW9uIHByb2R1Y3RzUmVxdWVzdChwYXJhbXMpIHsKICByZXR1cm4gbGlzdEJhc2UocGFyYW1zLCAicHJv
+            ZHVjdF9uYW1lIGFzYyIpOwp9CgovKiogTGlzdEVudGl0bGVtZW50cyBmb3IgYC9saWNlbnNpbmcvZW50aXRsZW1lbnRzP2RhdGUm
+            ZnJvbSZ0byZieSZxJm9yZGVyJnBhZ2VgLiAqLwpleHBvcnQgZnVuY3Rpb24gZW50aXRsZW1lbnRzUmVxdWVzdChwYXJhbXMpIHsK
+            ICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAib3JkZXJfZGF0ZSBkZXNjIik7CiAgY29uc3Qgd2hpY2ggPSBwYXJh
+            bXMuZ2V0KCJkYXRlIikgPT09ICJleHBpcmF0aW9uIiA/ICJleHBpcmF0aW9uRGF0ZSIgOiAib3JkZXJEYXRlIjsKICBjb25zdCBm
+            cm9tID0gZGF5U3RhcnQocGFyYW1zLmdldCgiZnJvbSIpKTsKICBjb25zdCB0byA9IGRheUVuZChwYXJhbXMuZ2V0KCJ0byIpKTsK
+            ICBpZiAoZnJvbSkgcmVxdWVzdFtgJHt3aGljaH1TdGFydGBdID0gZnJvbTsKICBpZiAodG8pIHJlcXVlc3RbYCR7d2hpY2h9RW5k
+            YF0gPSB0bzsKICBpZiAocmVxdWVzdC5zZWFyY2hUZXh0KSByZXF1ZXN0LnNlYXJjaEZpZWxkID0gZW50aXRsZW1lbnRGaWVsZHNb
+            cGFyYW1zLmdldCgiYnkiKV0gPz8gZW50aXRsZW1lbnRGaWVsZHMuZW50aXRsZW1lbnQ7CiAgcmV0dXJuIHJlcXVlc3Q7Cn0KCi8q
+            KiBMaXN0TWVtYmVycyBmb3IgYC9tZW1iZXJzL2FjdGl2ZT9yb2xlJmJ5JnEmb3JkZXImcGFnZWAuICovCmV4cG9ydCBmdW5jdGlv
+            biBtZW1iZXJzUmVxdWVzdChwYXJhbXMpIHsKICBjb25zdCByZXF1ZXN0ID0gbGlzdEJhc2UocGFyYW1zLCAibGFzdF9uYW1lIGFz
+            YyIpOwogIGNvbnN0IHJvbGUgPSByb2xlc1twYXJhbXMuZ2V0KCJyb2xlIildOwogIGlmIChyb2xlKSByZXF1ZXN0LnJvbGUgPSBy
+            b2xlOwogIGlmIChyZXF1ZXN0LnNlYXJjaFRleHQpIHJlcXVlc3Quc2VhcmNoRmllbGQgPSBtZW1iZXJGaWVsZHNbcGFyYW1zLmdl
+            dCgiYnkiKV0gPz8gbWVtYmVyRmllbGRzLm5hbWU7CiAgcmV0dXJuIHJlcXVlc3Q7Cn0KCi8qKiBMaXN0SW52aXRlcyBmb3IgYC9t
+            ZW1iZXJzL2ludml0ZXM/cm9sZSZxJm9yZGVyJnBhZ2VgLiAqLwpleHBvcnQgZnVuY3Rpb24gaW52aXRlc1JlcXVlc3QocGFyYW1z
+            KSB7CiAgY29uc3QgcmVxdWVzdCA9IGxpc3RCYXNlKHBhcmFtcywgImFkZGVkX29uIGRlc2MiKTsKICBjb25zdCByb2xlID0gcm9s
+            ZXNbcGFyYW1zLmdldCgicm9sZSIpXTsKICBpZiAocm9sZSkgcmVxdWVzdC5yb2xlID0gcm9sZTsKICByZXR1cm4gcmVxdWVzdDsK
+            fQoKLyoqCiAqIFRoZSBxdWVyeSBvZiBhIENTViBkb3dubG9hZCB3aXRoIHRoZSBsaXN0J3MgZmlsdGVycyAoSlNPTiBmaWVsZCBu
+            YW1lcywgYXMgdGhlIGV4cG9ydCB0YWtlcyB0aGVtKToKICogbm8gcGFnaW5nLCBhbmQgdGltZXMgaW4gYHRpbWVab25lYCAoYW4g
+            SUFOQSBuYW1lKSBhcyB0aGUgdmlld2VyIHNlZXMgdGhlbS4KICovCmV4cG9ydCBmdW5jdGlvbiBleHBvcnRRdWVyeShyZXF1ZXN0
+            LCB0aW1lWm9uZSkgewogIGNvbnN0IHF1ZXJ5ID0gbmV3IFVSTFNlYXJjaFBhcmFtcygpOwogIGZvciAoY29uc3QgW25hbWUsIHZh
+            bHVlXSBvZiBPYmplY3QuZW50cmllcyhyZXF1ZXN0KSkgewogICAgaWYgKG5hbWUgPT09ICJwYWdlU2l6ZSIgfHwgbmFtZSA9PT0g
+            InBhZ2VUb2tlbiIpIGNvbnRpbnVlOwogICAgZm9yIChjb25zdCBpdGVtIG9mIEFycmF5LmlzQXJyYXkodmFsdWUpID8gdmFsdWUg
+            OiBbdmFsdWVdKSBxdWVyeS5hcHBlbmQobmFtZSwgU3RyaW5nKGl0ZW0pKTsKICB9CiAgaWYgKHRpbWVab25lKSBxdWVyeS5zZXQo
+            InRpbWVab25lIiwgdGltZVpvbmUpOwogIHJldHVybiBxdWVyeS50b1N0cmluZygpOwp9CgovKiogVGhlIG9yZGVyIGFmdGVyIGEg
+            Y2xpY2sgb24gYGNvbHVtbmAncyBoZWFkZXI6IGFzY2VuZGluZyBmaXJzdCwgdGhlbiB0aGUgb3RoZXIgd2F5IHJvdW5kLiAqLwpl
+            eHBvcnQgZnVuY3Rpb24gbmV4dE9yZGVyKGN1cnJlbnQsIGNvbHVtbiwgZmlyc3REaXJlY3Rpb24gPSAiYXNjIikgewogIGNvbnN0
+            IFtuYW1lLCBkaXJlY3Rpb25dID0gKGN1cnJlbnQgPz8gIiIpLnNwbGl0KCIgIik7CiAgaWYgKG5hbWUgPT09IGNvbHVtbikgcmV0
+            dXJuIGAke2NvbHVtbn0gJHtkaXJlY3Rpb24gPT09ICJhc2MiID8gImRlc2MiIDogImFzYyJ9YDsKICByZXR1cm4gYCR7Y29sdW1u
+            fSAke2ZpcnN0RGlyZWN0aW9ufWA7Cn0KCi8qKiBgYXJpYS1zb3J0YCBvZiBgY29sdW1uYCB1bmRlciBgb3JkZXJgOiBhc2NlbmRp
+            bmcsIGRlc2NlbmRpbmcgb3Igbm9uZS4gKi8KZXhwb3J0IGZ1bmN0aW9uIGFyaWFTb3J0KG9yZGVyLCBjb2x1bW4pIHsKICBjb25z
+            dCBbbmFtZSwgZGlyZWN0aW9uXSA9IChvcmRlciA/PyAiIikuc3BsaXQoIiAiKTsKICBpZiAobmFtZSAhPT0gY29sdW1uKSByZXR1
+            cm4gIm5vbmUiOwogIHJldHVybiBkaXJlY3Rpb24gPT09ICJkZXNjIiA/ICJkZXNjZW5kaW5nIiA6ICJhc2NlbmRpbmciOwp9Cg==
             """),
-        EmbeddedFile(path: "/app/router.js", etag: #""f126ae8d46e94376d0bc""#, base64: """
+        EmbeddedFile(path: "/app/router.js", etag: #""7589adcb107d8b3fe68b""#, base64: """
             Ly8gVGhlIHBvcnRhbCdzIGFkZHJlc3NlczogZXZlcnkgc2NyZWVuLCB0YWIsIHBhbmVsIGFuZCBmaWx0ZXIgaXMgYSBVUkwsIHNv
             IEJhY2ssIGJvb2ttYXJrcyBhbmQgbGlua3MgaW4KLy8gbWFpbCB3b3JrLiBQdXJlIGZ1bmN0aW9ucyBvZiBwYXRocyBhbmQgcXVl
             cnkgc3RyaW5nczsgdGhlIGFwcCB3aXJlcyB0aGVtIHRvIHRoZSBIaXN0b3J5IEFQSS4KCi8qKiBUaGUgc2NyZWVucyBieSBwYXRo
@@ -551,13 +570,16 @@ enum EmbeddedSite {
             b3IsIG9yaWdpbikgewogIGlmIChldmVudC5kZWZhdWx0UHJldmVudGVkIHx8IGV2ZW50LmJ1dHRvbiAhPT0gMCB8fCBldmVudC5t
             ZXRhS2V5IHx8IGV2ZW50LmN0cmxLZXkgfHwgZXZlbnQuc2hpZnRLZXkgfHwgZXZlbnQuYWx0S2V5KSByZXR1cm4gZmFsc2U7CiAg
             aWYgKCFhbmNob3IgfHwgYW5jaG9yLmhhc0F0dHJpYnV0ZSgiZG93bmxvYWQiKSB8fCAoYW5jaG9yLnRhcmdldCAmJiBhbmNob3Iu
-            dGFyZ2V0ICE9PSAiX3NlbGYiKSkgcmV0dXJuIGZhbHNlOwogIGNvbnN0IHVybCA9IG5ldyBVUkwoYW5jaG9yLmhyZWYsIG9yaWdp
-            bik7CiAgcmV0dXJuIHVybC5vcmlnaW4gPT09IG9yaWdpbiAmJiAhdXJsLnBhdGhuYW1lLnN0YXJ0c1dpdGgoIi9leHBvcnRzLyIp
-            Owp9CgovKiogQSBgbmV4dGAgYWRkcmVzcyB0aGF0IGlzIHNhZmUgdG8gcmV0dXJuIHRvIGFmdGVyIHNpZ25pbmcgaW46IGEgcGF0
-            aCBvbiB0aGlzIHNpdGUsIG5ldmVyIGFub3RoZXIgb3JpZ2luLiAqLwpleHBvcnQgZnVuY3Rpb24gc2FmZVJldHVybihuZXh0KSB7
-            CiAgaWYgKHR5cGVvZiBuZXh0ICE9PSAic3RyaW5nIiB8fCAhbmV4dC5zdGFydHNXaXRoKCIvIikgfHwgbmV4dC5zdGFydHNXaXRo
-            KCIvLyIpIHx8IG5leHQuc3RhcnRzV2l0aCgiL1xcIikpIHJldHVybiAiLyI7CiAgaWYgKG5leHQuc3RhcnRzV2l0aCgiL3NpZ24t
-            aW4iKSB8fCBuZXh0LnN0YXJ0c1dpdGgoIi9hY2NlcHQtaW52aXRlIikpIHJldHVybiAiLyI7CiAgcmV0dXJuIG5leHQ7Cn0K
+            dGFyZ2V0ICE9PSAiX3NlbGYiKSkgcmV0dXJuIGZhbHNlOwogIC8vIEEgbGluayB0byBhIHBsYWNlIG9uIHRoaXMgcGFnZSAodGhl
+            IHNraXAgbGluaykgaXMgdGhlIGJyb3dzZXIncyB0byBmb2xsb3c6IGl0IG1vdmVzIGZvY3VzIHRoZXJlLgogIGlmICgoYW5jaG9y
+            LmdldEF0dHJpYnV0ZSgiaHJlZiIpID8/ICIiKS5zdGFydHNXaXRoKCIjIikpIHJldHVybiBmYWxzZTsKICBjb25zdCB1cmwgPSBu
+            ZXcgVVJMKGFuY2hvci5ocmVmLCBvcmlnaW4pOwogIHJldHVybiB1cmwub3JpZ2luID09PSBvcmlnaW4gJiYgIXVybC5wYXRobmFt
+            ZS5zdGFydHNXaXRoKCIvZXhwb3J0cy8iKTsKfQoKLyoqIEEgYG5leHRgIGFkZHJlc3MgdGhhdCBpcyBzYWZlIHRvIHJldHVybiB0
+            byBhZnRlciBzaWduaW5nIGluOiBhIHBhdGggb24gdGhpcyBzaXRlLCBuZXZlciBhbm90aGVyIG9yaWdpbi4gKi8KZXhwb3J0IGZ1
+            bmN0aW9uIHNhZmVSZXR1cm4obmV4dCkgewogIGlmICh0eXBlb2YgbmV4dCAhPT0gInN0cmluZyIgfHwgIW5leHQuc3RhcnRzV2l0
+            aCgiLyIpIHx8IG5leHQuc3RhcnRzV2l0aCgiLy8iKSB8fCBuZXh0LnN0YXJ0c1dpdGgoIi9cXCIpKSByZXR1cm4gIi8iOwogIGlm
+            IChuZXh0LnN0YXJ0c1dpdGgoIi9zaWduLWluIikgfHwgbmV4dC5zdGFydHNXaXRoKCIvYWNjZXB0LWludml0ZSIpKSByZXR1cm4g
+            Ii8iOwogIHJldHVybiBuZXh0Owp9Cg==
             """),
         EmbeddedFile(path: "/app/screens/accept-invite.js", etag: #""f312b024edb4d0e49316""#, base64: """
             Ly8gQWNjZXB0aW5nIGFuIGludml0YXRpb24gZnJvbSB0aGUgbWFpbCdzIGxpbms6IG5hbWUgYW5kIHBhc3N3b3JkIG1ha2UgdGhl
@@ -658,7 +680,7 @@ enum EmbeddedSite {
             YXRpb24iLCAiYWN0aXZhdGlvbnMiXSldOwogIH0KICByZXR1cm4gaCgiZGl2Iiwge30sIGgoImgxIiwge30sICJBY3RpdmF0aW9u
             cyIpLCBmaWx0ZXJzLCBhY3Rpb25zLCByZXN1bHRzKTsKfQo=
             """),
-        EmbeddedFile(path: "/app/screens/audit.js", etag: #""95ca72d367630f60c771""#, base64: """
+        EmbeddedFile(path: "/app/screens/audit.js", etag: #""012ec95fcb004502f94d""#, base64: """
             Ly8gVGhlIEF1ZGl0ICYgRXZlbnQgTG9nOiBldmVyeSByZWNvcmRlZCBjaGFuZ2Ugb2YgdGhlIG9yZ2FuaXphdGlvbiwgZmlsdGVy
             ZWQgYnkgZGF0ZSByYW5nZSwgdHlwZSwKLy8gdXNlciBhbmQgdGV4dDsgdGltZXMgYXMgYEREIE1NTSBZWVlZLCBISDpNTTpTU2Ag
             aW4gdGhlIHZpZXdlcidzIHpvbmUgb3IgaW4gVVRDOyBDU1YgZm9yIEFkbWlucy4KCmltcG9ydCB7IGggfSBmcm9tICIvYXBwL2Rv
@@ -690,23 +712,23 @@ enum EmbeddedSite {
             YXJpYS1sYWJlbCI6ICJTZWFyY2ggZXZlbnRzIiB9LAogICAgaCgiZGl2IiwgeyBjbGFzczogImZpZWxkIiB9LCBoKCJsYWJlbCIs
             IHsgZm9yOiAidXNlciIgfSwgIlVzZXIgKG5hbWUgb3IgZW1haWwpIiksIHVzZXJJbnB1dCksCiAgICBoKCJkaXYiLCB7IGNsYXNz
             OiAiZmllbGQiIH0sIGgoImxhYmVsIiwgeyBmb3I6ICJzZWFyY2giIH0sICJTZWFyY2ggZXZlbnRzIiksIHRleHRJbnB1dCksCiAg
-            ICBoKCJidXR0b24iLCB7IHR5cGU6ICJzdWJtaXQiLCBjbGFzczogInNlY29uZGFyeSIgfSwgIlNlYXJjaCIpKTsKICBzZWFyY2gu
-            YWRkRXZlbnRMaXN0ZW5lcigic3VibWl0IiwgKGV2ZW50KSA9PiB7CiAgICBldmVudC5wcmV2ZW50RGVmYXVsdCgpOwogICAgc2V0
-            KHsgdXNlcjogdXNlcklucHV0LnZhbHVlLnRyaW0oKSwgcTogdGV4dElucHV0LnZhbHVlLnRyaW0oKSB9KTsKICB9KTsKCiAgY29u
-            c3QgZmlsdGVycyA9IHRvb2xiYXIoIkZpbHRlcnMiLAogICAgZGF0ZUZpZWxkKCJmcm9tIiwgIlN0YXJ0IGRhdGUiLCBwYXJhbXMu
-            Z2V0KCJmcm9tIiksICh2YWx1ZSkgPT4gc2V0KHsgZnJvbTogdmFsdWUgfSkpLAogICAgZGF0ZUZpZWxkKCJ0byIsICJFbmQgZGF0
-            ZSIsIHBhcmFtcy5nZXQoInRvIiksICh2YWx1ZSkgPT4gc2V0KHsgdG86IHZhbHVlIH0pKSwKICAgIHNlbGVjdEZpZWxkKCJ0eXBl
-            IiwgIlR5cGUiLCBbWyIiLCAiQWxsIHR5cGVzIl0sIFsibWVtYmVycyIsICJNZW1iZXJzIl0sIFsibGljZW5zZXMiLCAiTGljZW5z
-            ZXMiXSwgWyJhY3RpdmF0aW9ucyIsICJBY3RpdmF0aW9ucyJdXSwKICAgICAgcGFyYW1zLmdldCgidHlwZSIpLCAodmFsdWUpID0+
-            IHNldCh7IHR5cGU6IHZhbHVlIH0pKSwKICAgIHNlYXJjaCk7CiAgY29uc3QgYWN0aW9ucyA9IHRvb2xiYXIoIlRhYmxlIG9wdGlv
-            bnMiLAogICAgdGltZVpvbmVUb2dnbGUoY3R4LCBsb2NhbFRpbWVab25lKCkpLAogICAgY3R4LmlzQWRtaW4gPyBleHBvcnRMaW5r
-            KCIvZXhwb3J0cy9hdWRpdC1ldmVudHMuY3N2IiwgZXhwb3J0UXVlcnkocmVxdWVzdCwgem9uZSkpIDogbnVsbCk7CgogIGxldCBy
-            ZXN1bHRzOwogIGlmIChyYW5nZVByb2JsZW0pIHJlc3VsdHMgPSBwcm9ibGVtKHJhbmdlUHJvYmxlbSk7CiAgZWxzZSBpZiAoZmFp
-            bHVyZSkgcmVzdWx0cyA9IHByb2JsZW0oYFRoZSBldmVudHMgY291bGQgbm90IGJlIGxvYWRlZC4gJHtleHBsYWluKGZhaWx1cmUp
-            fWApOwogIGVsc2UgewogICAgY29uc3Qgcm93cyA9IGxpc3QuZXZlbnRzID8/IFtdOwogICAgcmVzdWx0cyA9IFtkYXRhVGFibGUo
-            c3BlYywgcm93cywgY3R4KSwgcGFnZXIoImF1ZGl0IiwgbGlzdCwgeyAuLi5jdHgsIHNob3duUm93czogcm93cy5sZW5ndGggfSwg
-            WyJldmVudCIsICJldmVudHMiXSldOwogIH0KICByZXR1cm4gaCgiZGl2Iiwge30sIGgoImgxIiwge30sICJBdWRpdCAmIEV2ZW50
-            IExvZyIpLCBmaWx0ZXJzLCBhY3Rpb25zLCByZXN1bHRzKTsKfQo=
+            ICBoKCJidXR0b24iLCB7IHR5cGU6ICJzdWJtaXQiLCBjbGFzczogInNlY29uZGFyeSIsIGlkOiAic2VhcmNoLXN1Ym1pdCIgfSwg
+            IlNlYXJjaCIpKTsKICBzZWFyY2guYWRkRXZlbnRMaXN0ZW5lcigic3VibWl0IiwgKGV2ZW50KSA9PiB7CiAgICBldmVudC5wcmV2
+            ZW50RGVmYXVsdCgpOwogICAgc2V0KHsgdXNlcjogdXNlcklucHV0LnZhbHVlLnRyaW0oKSwgcTogdGV4dElucHV0LnZhbHVlLnRy
+            aW0oKSB9KTsKICB9KTsKCiAgY29uc3QgZmlsdGVycyA9IHRvb2xiYXIoIkZpbHRlcnMiLAogICAgZGF0ZUZpZWxkKCJmcm9tIiwg
+            IlN0YXJ0IGRhdGUiLCBwYXJhbXMuZ2V0KCJmcm9tIiksICh2YWx1ZSkgPT4gc2V0KHsgZnJvbTogdmFsdWUgfSkpLAogICAgZGF0
+            ZUZpZWxkKCJ0byIsICJFbmQgZGF0ZSIsIHBhcmFtcy5nZXQoInRvIiksICh2YWx1ZSkgPT4gc2V0KHsgdG86IHZhbHVlIH0pKSwK
+            ICAgIHNlbGVjdEZpZWxkKCJ0eXBlIiwgIlR5cGUiLCBbWyIiLCAiQWxsIHR5cGVzIl0sIFsibWVtYmVycyIsICJNZW1iZXJzIl0s
+            IFsibGljZW5zZXMiLCAiTGljZW5zZXMiXSwgWyJhY3RpdmF0aW9ucyIsICJBY3RpdmF0aW9ucyJdXSwKICAgICAgcGFyYW1zLmdl
+            dCgidHlwZSIpLCAodmFsdWUpID0+IHNldCh7IHR5cGU6IHZhbHVlIH0pKSwKICAgIHNlYXJjaCk7CiAgY29uc3QgYWN0aW9ucyA9
+            IHRvb2xiYXIoIlRhYmxlIG9wdGlvbnMiLAogICAgdGltZVpvbmVUb2dnbGUoY3R4LCBsb2NhbFRpbWVab25lKCkpLAogICAgY3R4
+            LmlzQWRtaW4gPyBleHBvcnRMaW5rKCIvZXhwb3J0cy9hdWRpdC1ldmVudHMuY3N2IiwgZXhwb3J0UXVlcnkocmVxdWVzdCwgem9u
+            ZSkpIDogbnVsbCk7CgogIGxldCByZXN1bHRzOwogIGlmIChyYW5nZVByb2JsZW0pIHJlc3VsdHMgPSBwcm9ibGVtKHJhbmdlUHJv
+            YmxlbSk7CiAgZWxzZSBpZiAoZmFpbHVyZSkgcmVzdWx0cyA9IHByb2JsZW0oYFRoZSBldmVudHMgY291bGQgbm90IGJlIGxvYWRl
+            ZC4gJHtleHBsYWluKGZhaWx1cmUpfWApOwogIGVsc2UgewogICAgY29uc3Qgcm93cyA9IGxpc3QuZXZlbnRzID8/IFtdOwogICAg
+            cmVzdWx0cyA9IFtkYXRhVGFibGUoc3BlYywgcm93cywgY3R4KSwgcGFnZXIoImF1ZGl0IiwgbGlzdCwgeyAuLi5jdHgsIHNob3du
+            Um93czogcm93cy5sZW5ndGggfSwgWyJldmVudCIsICJldmVudHMiXSldOwogIH0KICByZXR1cm4gaCgiZGl2Iiwge30sIGgoImgx
+            Iiwge30sICJBdWRpdCAmIEV2ZW50IExvZyIpLCBmaWx0ZXJzLCBhY3Rpb25zLCByZXN1bHRzKTsKfQo=
             """),
         EmbeddedFile(path: "/app/screens/dashboard.js", etag: #""441bfb55dfa5c8dd4b38""#, base64: """
             Ly8gVGhlIGRhc2hib2FyZDogbGljZW5zZSBmaWd1cmVzLCB0b3RhbCBtZW1iZXJzIChBZG1pbnMpLCBJbnZpdGUgTXkgVGVhbSAo
@@ -1117,7 +1139,7 @@ enum EmbeddedSite {
             LAogICAgaCgicCIsIHsgY2xhc3M6ICJoaW50IiB9LCAiSW52aXRlZCB0byB0aGUgcG9ydGFsPyBPcGVuIHRoZSBsaW5rIGluIHlv
             dXIgaW52aXRhdGlvbiBtYWlsIHRvIHNldCB5b3VyIHBhc3N3b3JkLiIpKTsKfQo=
             """),
-        EmbeddedFile(path: "/app/table.js", etag: #""f51d60de64e4ef5b5d29""#, base64: """
+        EmbeddedFile(path: "/app/table.js", etag: #""7a4a401c82341dbc57ab""#, base64: """
             Ly8gVGhlIHBvcnRhbCdzIHRhYmxlczogc29ydGFibGUgaGVhZGVycyB3aXRoIGFyaWEtc29ydCwgYSBjb2x1bW4gY2hvb3NlciBy
             ZW1lbWJlcmVkIHBlciBicm93c2VyLCBrZXlzZXQKLy8gcGFnaW5nIHdpdGggUHJldmlvdXMgYW5kIE5leHQsIGFuZCB3b3JkcyBm
             b3IgYW4gZW1wdHkgbGlzdC4KCmltcG9ydCB7IGggfSBmcm9tICIvYXBwL2RvbS5qcyI7CmltcG9ydCB7IGNob29zZUNvbHVtbnMs
@@ -1198,11 +1220,11 @@ enum EmbeddedSite {
             IGBbbGFiZWwsIGNlbGwocm93KV1gLiAqLwpleHBvcnQgZnVuY3Rpb24gc2ltcGxlVGFibGUoaWQsIGNhcHRpb24sIGNvbHVtbnMs
             IHJvd3MsIGVtcHR5VGV4dCkgewogIGlmIChyb3dzLmxlbmd0aCA9PT0gMCkgcmV0dXJuIGgoInAiLCB7IGNsYXNzOiAiZW1wdHki
             LCAiZGF0YS1lbXB0eSI6IGlkIH0sIGVtcHR5VGV4dCk7CiAgcmV0dXJuIGgoImRpdiIsIHsgY2xhc3M6ICJ0YWJsZS1zY3JvbGwi
-            LCB0YWJpbmRleDogIjAiLCByb2xlOiAicmVnaW9uIiwgImFyaWEtbGFiZWwiOiBjYXB0aW9uIH0sCiAgICBoKCJ0YWJsZSIsIHsg
-            aWQgfSwKICAgICAgaCgiY2FwdGlvbiIsIHsgY2xhc3M6ICJ2aXN1YWxseS1oaWRkZW4iIH0sIGNhcHRpb24pLAogICAgICBoKCJ0
-            aGVhZCIsIHt9LCBoKCJ0ciIsIHt9LCBjb2x1bW5zLm1hcCgoW2xhYmVsXSkgPT4gaCgidGgiLCB7IHNjb3BlOiAiY29sIiB9LCBs
-            YWJlbCkpKSksCiAgICAgIGgoInRib2R5Iiwge30sIHJvd3MubWFwKChyb3cpID0+IGgoInRyIiwge30sIGNvbHVtbnMubWFwKChb
-            LCBjZWxsXSkgPT4gaCgidGQiLCB7fSwgY2VsbChyb3cpID8/ICIiKSkpKSkpKTsKfQo=
+            LCB0YWJpbmRleDogIjAiLCByb2xlOiAicmVnaW9uIiwgImFyaWEtbGFiZWwiOiBgJHtjYXB0aW9ufSAoc2Nyb2xscyBzaWRld2F5
+            cylgIH0sCiAgICBoKCJ0YWJsZSIsIHsgaWQgfSwKICAgICAgaCgiY2FwdGlvbiIsIHsgY2xhc3M6ICJ2aXN1YWxseS1oaWRkZW4i
+            IH0sIGNhcHRpb24pLAogICAgICBoKCJ0aGVhZCIsIHt9LCBoKCJ0ciIsIHt9LCBjb2x1bW5zLm1hcCgoW2xhYmVsXSkgPT4gaCgi
+            dGgiLCB7IHNjb3BlOiAiY29sIiB9LCBsYWJlbCkpKSksCiAgICAgIGgoInRib2R5Iiwge30sIHJvd3MubWFwKChyb3cpID0+IGgo
+            InRyIiwge30sIGNvbHVtbnMubWFwKChbLCBjZWxsXSkgPT4gaCgidGQiLCB7fSwgY2VsbChyb3cpID8/ICIiKSkpKSkpKTsKfQo=
             """),
         EmbeddedFile(path: "/app/theme.js", etag: #""9b67657f8b703a42d9c9""#, base64: """
             Ly8gTGlnaHQgYW5kIGRhcmsgdGhlbWVzOiB0aGUgc3lzdGVtJ3MgY2hvaWNlIGJ5IGRlZmF1bHQsIG9yIHRoZSBvbmUgY2hvc2Vu
@@ -1218,7 +1240,7 @@ enum EmbeddedSite {
             ICAgZWxzZSBsb2NhbFN0b3JhZ2Uuc2V0SXRlbShrZXksIHRoZW1lKTsKICB9IGNhdGNoIHsKICAgIC8vIFN0b3JhZ2UgcmVmdXNl
             ZDogdGhlIHRoZW1lIGxhc3RzIGZvciB0aGlzIHBhZ2UuCiAgfQp9Cg==
             """),
-        EmbeddedFile(path: "/app/widgets.js", etag: #""7c84c0f1c7b42a28ca70""#, base64: """
+        EmbeddedFile(path: "/app/widgets.js", etag: #""6eb436f9a3aefca35dc9""#, base64: """
             Ly8gU21hbGwgYWNjZXNzaWJsZSBidWlsZGluZyBibG9ja3M6IGRpc2Nsb3N1cmVzIChtZW51cywgdGhlIGNvbHVtbiBjaG9vc2Vy
             KSwgdGFicyB0aGF0IGFyZSBsaW5rcywKLy8gbGFiZWxsZWQgZmlsdGVyIGZpZWxkcywgYW5kIHRoZSB3b3JkcyBzaG93biB3aGls
             ZSBsb2FkaW5nLCB3aGVuIGVtcHR5IGFuZCBvbiBlcnJvcnMuCgppbXBvcnQgeyBoIH0gZnJvbSAiL2FwcC9kb20uanMiOwoKLyoq
@@ -1265,47 +1287,49 @@ enum EmbeddedSite {
             OiAiMjAwIiwgYXV0b2NvbXBsZXRlOiAib2ZmIiB9KTsKICBjb25zdCBmb3JtID0gaCgiZm9ybSIsIHsgY2xhc3M6ICJzZWFyY2gi
             LCByb2xlOiAic2VhcmNoIiwgImFyaWEtbGFiZWwiOiBsYWJlbCB9LAogICAgZXh0cmEsCiAgICBoKCJkaXYiLCB7IGNsYXNzOiAi
             ZmllbGQiIH0sIGgoImxhYmVsIiwgeyBmb3I6IGlkIH0sIGxhYmVsKSwgaW5wdXQpLAogICAgaCgiYnV0dG9uIiwgeyB0eXBlOiAi
-            c3VibWl0IiwgY2xhc3M6ICJzZWNvbmRhcnkiIH0sICJTZWFyY2giKSk7CiAgZm9ybS5hZGRFdmVudExpc3RlbmVyKCJzdWJtaXQi
-            LCAoZXZlbnQpID0+IHsKICAgIGV2ZW50LnByZXZlbnREZWZhdWx0KCk7CiAgICBvbnNlYXJjaChpbnB1dC52YWx1ZS50cmltKCkp
-            OwogIH0pOwogIHJldHVybiBmb3JtOwp9CgovKiogQSBtZXNzYWdlIHRoYXQgYSBsaXN0IG9yIGEgdmFsdWUgY291bGQgbm90IGJl
-            IGxvYWRlZCwgaW4gd29yZHMgYSBwZXJzb24gdW5kZXJzdGFuZHMuICovCmV4cG9ydCBmdW5jdGlvbiBwcm9ibGVtKHRleHQpIHsK
-            ICByZXR1cm4gaCgicCIsIHsgY2xhc3M6ICJwcm9ibGVtIiwgcm9sZTogImFsZXJ0IiB9LCB0ZXh0KTsKfQoKLyoqIFdoYXQgdG8g
-            dGVsbCBhIHBlcnNvbiBhYm91dCBhIGZhaWxlZCBjYWxsLiAqLwpleHBvcnQgZnVuY3Rpb24gZXhwbGFpbihlcnJvcikgewogIHN3
-            aXRjaCAoZXJyb3I/LmNvZGUpIHsKICAgIGNhc2UgInVuYXZhaWxhYmxlIjogcmV0dXJuICJUaGUgcG9ydGFsIGNhbm5vdCBiZSBy
-            ZWFjaGVkIHJpZ2h0IG5vdy4gQ2hlY2sgeW91ciBjb25uZWN0aW9uIGFuZCB0cnkgYWdhaW4uIjsKICAgIGNhc2UgImRlYWRsaW5l
-            X2V4Y2VlZGVkIjogcmV0dXJuICJUaGUgcG9ydGFsIHRvb2sgdG9vIGxvbmcgdG8gYW5zd2VyLiBUcnkgYWdhaW4gaW4gYSBtb21l
-            bnQuIjsKICAgIGNhc2UgInBlcm1pc3Npb25fZGVuaWVkIjogcmV0dXJuICJZb3VyIHJvbGUgZG9lcyBub3QgYWxsb3cgdGhpcy4g
-            QXNrIGFuIEFkbWluIG9mIHlvdXIgb3JnYW5pemF0aW9uLiI7CiAgICBjYXNlICJub3RfZm91bmQiOiByZXR1cm4gIlRoaXMgaXRl
-            bSBkb2VzIG5vdCBleGlzdCwgb3IgaXQgaXMgbm90IHBhcnQgb2YgeW91ciBvcmdhbml6YXRpb24uIjsKICAgIGNhc2UgInJlc291
-            cmNlX2V4aGF1c3RlZCI6IHJldHVybiAiVG9vIG1hbnkgYXR0ZW1wdHMuIFdhaXQgYSBtaW51dGUsIHRoZW4gdHJ5IGFnYWluLiI7
-            CiAgICBjYXNlICJpbnZhbGlkX2FyZ3VtZW50IjogY2FzZSAiZmFpbGVkX3ByZWNvbmRpdGlvbiI6IGNhc2UgImFscmVhZHlfZXhp
-            c3RzIjogcmV0dXJuIHNlbnRlbmNlKGVycm9yLm1lc3NhZ2UpOwogICAgZGVmYXVsdDogcmV0dXJuIGBTb21ldGhpbmcgd2VudCB3
-            cm9uZyAoJHtlcnJvcj8ubWVzc2FnZSB8fCAidW5rbm93biBlcnJvciJ9KS4gVHJ5IGFnYWluLmA7CiAgfQp9CgovKiogVGhlIHNl
-            cnZlcidzIG1lc3NhZ2UgYXMgYSBzZW50ZW5jZTogY2FwaXRhbGlzZWQsIHdpdGggYSBmdWxsIHN0b3AuICovCmZ1bmN0aW9uIHNl
-            bnRlbmNlKG1lc3NhZ2UpIHsKICBjb25zdCB0ZXh0ID0gU3RyaW5nKG1lc3NhZ2UgfHwgIlRoZSByZXF1ZXN0IHdhcyBub3QgYWNj
-            ZXB0ZWQiKS50cmltKCk7CiAgY29uc3QgY2FwaXRhbCA9IHRleHQuY2hhckF0KDApLnRvVXBwZXJDYXNlKCkgKyB0ZXh0LnNsaWNl
-            KDEpOwogIHJldHVybiAvWy4hP10kLy50ZXN0KGNhcGl0YWwpID8gY2FwaXRhbCA6IGAke2NhcGl0YWx9LmA7Cn0KCi8qKiBUaGUg
-            YnV0dG9uIHRoYXQgc2hvd3MgYSBsaXN0J3MgdGltZXMgaW4gVVRDIG9yIGluIHRoZSB2aWV3ZXIncyBvd24gdGltZSB6b25lIChg
-            dHo9dXRjYCBpbiB0aGUgVVJMKS4gKi8KZXhwb3J0IGZ1bmN0aW9uIHRpbWVab25lVG9nZ2xlKGN0eCwgbG9jYWxab25lKSB7CiAg
-            Y29uc3QgdXRjID0gY3R4LnBhcmFtcy5nZXQoInR6IikgPT09ICJ1dGMiOwogIHJldHVybiBoKCJidXR0b24iLCB7CiAgICB0eXBl
-            OiAiYnV0dG9uIiwgaWQ6ICJ0aW1lLXpvbmUiLCBjbGFzczogInNlY29uZGFyeSIsICJhcmlhLXByZXNzZWQiOiBTdHJpbmcodXRj
-            KSwKICAgIG9uY2xpY2s6ICgpID0+IGN0eC5uYXZpZ2F0ZSh3aXRoUGFyYW1zS2VlcGluZ1BhZ2UoY3R4LCB7IHR6OiB1dGMgPyAi
-            IiA6ICJ1dGMiIH0pLCB7IGZvY3VzOiAidGltZS16b25lIiwgcmVwbGFjZTogdHJ1ZSB9KSwKICAgIHRpdGxlOiB1dGMgPyBgVGlt
-            ZXMgYXJlIHNob3duIGluIFVUQzsgcHJlc3MgdG8gc2hvdyB0aGVtIGluICR7bG9jYWxab25lfWAgOiBgVGltZXMgYXJlIHNob3du
-            IGluICR7bG9jYWxab25lfTsgcHJlc3MgdG8gc2hvdyB0aGVtIGluIFVUQ2AsCiAgfSwgIlNob3cgdGltZXMgaW4gVVRDIik7Cn0K
-            Ci8qKiBUaGUgY3VycmVudCBhZGRyZXNzIHdpdGggYGNoYW5nZXNgLCBvbiB0aGUgc2FtZSBwYWdlIG9mIHRoZSBsaXN0LiAqLwpm
-            dW5jdGlvbiB3aXRoUGFyYW1zS2VlcGluZ1BhZ2UoY3R4LCBjaGFuZ2VzKSB7CiAgY29uc3QgcGFyYW1zID0gbmV3IFVSTFNlYXJj
-            aFBhcmFtcyhjdHgucGFyYW1zKTsKICBmb3IgKGNvbnN0IFtuYW1lLCB2YWx1ZV0gb2YgT2JqZWN0LmVudHJpZXMoY2hhbmdlcykp
-            IHsKICAgIGlmICh2YWx1ZSkgcGFyYW1zLnNldChuYW1lLCB2YWx1ZSk7CiAgICBlbHNlIHBhcmFtcy5kZWxldGUobmFtZSk7CiAg
-            fQogIHBhcmFtcy5zb3J0KCk7CiAgY29uc3QgcXVlcnkgPSBwYXJhbXMudG9TdHJpbmcoKTsKICByZXR1cm4gcXVlcnkgPyBgJHtj
-            dHgucGF0aH0/JHtxdWVyeX1gIDogY3R4LnBhdGg7Cn0KCi8qKiBBIGxhYmVsbGVkIGJsb2NrIG9mIGEgbGlzdCdzIGZpbHRlcnMg
-            YW5kIGFjdGlvbnMgYWJvdmUgaXRzIHRhYmxlLiAqLwpleHBvcnQgZnVuY3Rpb24gdG9vbGJhcihsYWJlbCwgLi4uY2hpbGRyZW4p
-            IHsKICByZXR1cm4gaCgiZGl2IiwgeyBjbGFzczogInRvb2xiYXIiLCByb2xlOiAiZ3JvdXAiLCAiYXJpYS1sYWJlbCI6IGxhYmVs
-            IH0sIGNoaWxkcmVuKTsKfQoKLyoqIFRoZSBFeHBvcnQgQ1NWIGxpbmsgb2YgYSBsaXN0IChBZG1pbnMgb25seSk6IGEgZG93bmxv
-            YWQgd2l0aCB0aGUgbGlzdCdzIGZpbHRlcnMgYW5kIGV2ZXJ5IGNvbHVtbi4gKi8KZXhwb3J0IGZ1bmN0aW9uIGV4cG9ydExpbmso
-            cGF0aCwgcXVlcnkpIHsKICByZXR1cm4gaCgiYSIsIHsgY2xhc3M6ICJidXR0b24gc2Vjb25kYXJ5IiwgaWQ6ICJleHBvcnQtY3N2
-            IiwgaHJlZjogcXVlcnkgPyBgJHtwYXRofT8ke3F1ZXJ5fWAgOiBwYXRoLCBkb3dubG9hZDogIiIgfSwgIkV4cG9ydCBDU1YiKTsK
-            fQo=
+            c3VibWl0IiwgY2xhc3M6ICJzZWNvbmRhcnkiLCBpZDogYCR7aWR9LXN1Ym1pdGAgfSwgIlNlYXJjaCIpKTsKICBmb3JtLmFkZEV2
+            ZW50TGlzdGVuZXIoInN1Ym1pdCIsIChldmVudCkgPT4gewogICAgZXZlbnQucHJldmVudERlZmF1bHQoKTsKICAgIG9uc2VhcmNo
+            KGlucHV0LnZhbHVlLnRyaW0oKSk7CiAgfSk7CiAgcmV0dXJuIGZvcm07Cn0KCi8qKiBBIG1lc3NhZ2UgdGhhdCBhIGxpc3Qgb3Ig
+            YSB2YWx1ZSBjb3VsZCBub3QgYmUgbG9hZGVkLCBpbiB3b3JkcyBhIHBlcnNvbiB1bmRlcnN0YW5kcy4gKi8KZXhwb3J0IGZ1bmN0
+            aW9uIHByb2JsZW0odGV4dCkgewogIHJldHVybiBoKCJwIiwgeyBjbGFzczogInByb2JsZW0iLCByb2xlOiAiYWxlcnQiIH0sIHRl
+            eHQpOwp9CgovKiogV2hhdCB0byB0ZWxsIGEgcGVyc29uIGFib3V0IGEgZmFpbGVkIGNhbGwuICovCmV4cG9ydCBmdW5jdGlvbiBl
+            eHBsYWluKGVycm9yKSB7CiAgc3dpdGNoIChlcnJvcj8uY29kZSkgewogICAgY2FzZSAidW5hdmFpbGFibGUiOiByZXR1cm4gIlRo
+            ZSBwb3J0YWwgY2Fubm90IGJlIHJlYWNoZWQgcmlnaHQgbm93LiBDaGVjayB5b3VyIGNvbm5lY3Rpb24gYW5kIHRyeSBhZ2Fpbi4i
+            OwogICAgY2FzZSAiZGVhZGxpbmVfZXhjZWVkZWQiOiByZXR1cm4gIlRoZSBwb3J0YWwgdG9vayB0b28gbG9uZyB0byBhbnN3ZXIu
+            IFRyeSBhZ2FpbiBpbiBhIG1vbWVudC4iOwogICAgY2FzZSAicGVybWlzc2lvbl9kZW5pZWQiOiByZXR1cm4gIllvdXIgcm9sZSBk
+            b2VzIG5vdCBhbGxvdyB0aGlzLiBBc2sgYW4gQWRtaW4gb2YgeW91ciBvcmdhbml6YXRpb24uIjsKICAgIGNhc2UgIm5vdF9mb3Vu
+            ZCI6IHJldHVybiAiVGhpcyBpdGVtIGRvZXMgbm90IGV4aXN0LCBvciBpdCBpcyBub3QgcGFydCBvZiB5b3VyIG9yZ2FuaXphdGlv
+            bi4iOwogICAgY2FzZSAicmVzb3VyY2VfZXhoYXVzdGVkIjogcmV0dXJuICJUb28gbWFueSBhdHRlbXB0cy4gV2FpdCBhIG1pbnV0
+            ZSwgdGhlbiB0cnkgYWdhaW4uIjsKICAgIGNhc2UgImludmFsaWRfYXJndW1lbnQiOiBjYXNlICJmYWlsZWRfcHJlY29uZGl0aW9u
+            IjogY2FzZSAiYWxyZWFkeV9leGlzdHMiOiByZXR1cm4gc2VudGVuY2UoZXJyb3IubWVzc2FnZSk7CiAgICBkZWZhdWx0OiByZXR1
+            cm4gYFNvbWV0aGluZyB3ZW50IHdyb25nICgke2Vycm9yPy5tZXNzYWdlIHx8ICJ1bmtub3duIGVycm9yIn0pLiBUcnkgYWdhaW4u
+            YDsKICB9Cn0KCi8qKiBUaGUgc2VydmVyJ3MgbWVzc2FnZSBhcyBhIHNlbnRlbmNlOiBjYXBpdGFsaXNlZCwgd2l0aCBhIGZ1bGwg
+            c3RvcC4gKi8KZnVuY3Rpb24gc2VudGVuY2UobWVzc2FnZSkgewogIC8vIEFuIEFQSSBmaWVsZCBuYW1lIHN1Y2ggYXMgYG1lbWJl
+            cl9pZDogYCBtZWFucyBub3RoaW5nIHRvIGEgcGVyc29uOiB0aGUgd29yZHMgYWZ0ZXIgaXQgc2F5IGl0IGFsbC4KICBjb25zdCB0
+            ZXh0ID0gU3RyaW5nKG1lc3NhZ2UgfHwgIlRoZSByZXF1ZXN0IHdhcyBub3QgYWNjZXB0ZWQiKS50cmltKCkucmVwbGFjZSgvXlth
+            LXpdKyg/Ol9bYS16XSspKzogLywgIiIpOwogIGNvbnN0IGNhcGl0YWwgPSB0ZXh0LmNoYXJBdCgwKS50b1VwcGVyQ2FzZSgpICsg
+            dGV4dC5zbGljZSgxKTsKICByZXR1cm4gL1suIT9dJC8udGVzdChjYXBpdGFsKSA/IGNhcGl0YWwgOiBgJHtjYXBpdGFsfS5gOwp9
+            CgovKiogVGhlIGJ1dHRvbiB0aGF0IHNob3dzIGEgbGlzdCdzIHRpbWVzIGluIFVUQyBvciBpbiB0aGUgdmlld2VyJ3Mgb3duIHRp
+            bWUgem9uZSAoYHR6PXV0Y2AgaW4gdGhlIFVSTCkuICovCmV4cG9ydCBmdW5jdGlvbiB0aW1lWm9uZVRvZ2dsZShjdHgsIGxvY2Fs
+            Wm9uZSkgewogIGNvbnN0IHV0YyA9IGN0eC5wYXJhbXMuZ2V0KCJ0eiIpID09PSAidXRjIjsKICByZXR1cm4gaCgiYnV0dG9uIiwg
+            ewogICAgdHlwZTogImJ1dHRvbiIsIGlkOiAidGltZS16b25lIiwgY2xhc3M6ICJzZWNvbmRhcnkiLCAiYXJpYS1wcmVzc2VkIjog
+            U3RyaW5nKHV0YyksCiAgICBvbmNsaWNrOiAoKSA9PiBjdHgubmF2aWdhdGUod2l0aFBhcmFtc0tlZXBpbmdQYWdlKGN0eCwgeyB0
+            ejogdXRjID8gIiIgOiAidXRjIiB9KSwgeyBmb2N1czogInRpbWUtem9uZSIsIHJlcGxhY2U6IHRydWUgfSksCiAgICB0aXRsZTog
+            dXRjID8gYFRpbWVzIGFyZSBzaG93biBpbiBVVEM7IHByZXNzIHRvIHNob3cgdGhlbSBpbiAke2xvY2FsWm9uZX1gIDogYFRpbWVz
+            IGFyZSBzaG93biBpbiAke2xvY2FsWm9uZX07IHByZXNzIHRvIHNob3cgdGhlbSBpbiBVVENgLAogIH0sICJTaG93IHRpbWVzIGlu
+            IFVUQyIpOwp9CgovKiogVGhlIGN1cnJlbnQgYWRkcmVzcyB3aXRoIGBjaGFuZ2VzYCwgb24gdGhlIHNhbWUgcGFnZSBvZiB0aGUg
+            bGlzdC4gKi8KZnVuY3Rpb24gd2l0aFBhcmFtc0tlZXBpbmdQYWdlKGN0eCwgY2hhbmdlcykgewogIGNvbnN0IHBhcmFtcyA9IG5l
+            dyBVUkxTZWFyY2hQYXJhbXMoY3R4LnBhcmFtcyk7CiAgZm9yIChjb25zdCBbbmFtZSwgdmFsdWVdIG9mIE9iamVjdC5lbnRyaWVz
+            KGNoYW5nZXMpKSB7CiAgICBpZiAodmFsdWUpIHBhcmFtcy5zZXQobmFtZSwgdmFsdWUpOwogICAgZWxzZSBwYXJhbXMuZGVsZXRl
+            KG5hbWUpOwogIH0KICBwYXJhbXMuc29ydCgpOwogIGNvbnN0IHF1ZXJ5ID0gcGFyYW1zLnRvU3RyaW5nKCk7CiAgcmV0dXJuIHF1
+            ZXJ5ID8gYCR7Y3R4LnBhdGh9PyR7cXVlcnl9YCA6IGN0eC5wYXRoOwp9CgovKiogQSBsYWJlbGxlZCBibG9jayBvZiBhIGxpc3Qn
+            cyBmaWx0ZXJzIGFuZCBhY3Rpb25zIGFib3ZlIGl0cyB0YWJsZS4gKi8KZXhwb3J0IGZ1bmN0aW9uIHRvb2xiYXIobGFiZWwsIC4u
+            LmNoaWxkcmVuKSB7CiAgcmV0dXJuIGgoImRpdiIsIHsgY2xhc3M6ICJ0b29sYmFyIiwgcm9sZTogImdyb3VwIiwgImFyaWEtbGFi
+            ZWwiOiBsYWJlbCB9LCBjaGlsZHJlbik7Cn0KCi8qKiBUaGUgRXhwb3J0IENTViBsaW5rIG9mIGEgbGlzdCAoQWRtaW5zIG9ubHkp
+            OiBhIGRvd25sb2FkIHdpdGggdGhlIGxpc3QncyBmaWx0ZXJzIGFuZCBldmVyeSBjb2x1bW4uICovCmV4cG9ydCBmdW5jdGlvbiBl
+            eHBvcnRMaW5rKHBhdGgsIHF1ZXJ5KSB7CiAgcmV0dXJuIGgoImEiLCB7IGNsYXNzOiAiYnV0dG9uIHNlY29uZGFyeSIsIGlkOiAi
+            ZXhwb3J0LWNzdiIsIGhyZWY6IHF1ZXJ5ID8gYCR7cGF0aH0/JHtxdWVyeX1gIDogcGF0aCwgZG93bmxvYWQ6ICIiIH0sICJFeHBv
+            cnQgQ1NWIik7Cn0K
             """),
         EmbeddedFile(path: "/favicon.svg", etag: #""37417fe4279f5751661a""#, base64: """
             PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAzMiAzMiI+PHJlY3Qgd2lkdGg9IjMy
@@ -1334,7 +1358,7 @@ enum EmbeddedSite {
             PC9kaXY+CiAgPGRpdiBpZD0idG9hc3QiIGNsYXNzPSJ0b2FzdCIgcm9sZT0ic3RhdHVzIiBhcmlhLWxpdmU9InBvbGl0ZSIgaGlk
             ZGVuPjwvZGl2Pgo8L2JvZHk+CjwvaHRtbD4K
             """),
-        EmbeddedFile(path: "/portal.css", etag: #""0e6cecae50f7bb8d25b1""#, base64: """
+        EmbeddedFile(path: "/portal.css", etag: #""625e46dec98ab154733c""#, base64: """
             LyogVGhlIEVuZCBDdXN0b21lciBQb3J0YWwncyBsb29rOiBsaWdodCBhbmQgZGFyayB0aGVtZXMgKHRoZSBzeXN0ZW0ncywgb3Ig
             dGhlIG9uZSBjaG9zZW4pLCByZWFkYWJsZQogICBmcm9tIDM2MCBweCBwaG9uZXMgdG8gd2lkZSBkZXNrdG9wcywgd2l0aCBhIHZp
             c2libGUgZm9jdXMgcmluZyBldmVyeXdoZXJlLiAqLwoKOnJvb3QgewogIGNvbG9yLXNjaGVtZTogbGlnaHQ7CiAgLS1iZzogI2Y1
@@ -1354,7 +1378,9 @@ enum EmbeddedSite {
             cjogI2IwY2JmZjsgLS1vbi1hY2NlbnQ6ICMwYjEyMjA7IC0tYWNjZW50LXNvZnQ6ICMxZjJiNDA7CiAgICAtLWRhbmdlcjogI2Zm
             OGY4NTsgLS1vbi1kYW5nZXI6ICMxYjA3MDU7IC0tcHJvYmxlbS1iZzogIzNhMTcxNDsgLS1ub3RpY2UtYmc6ICMxNDMwMWQ7IC0t
             bm90aWNlOiAjOGZkOWE0OwogICAgLS1mb2N1czogIzhjYjRmZjsgLS1zaGFkb3c6IDAgOHB4IDMwcHggcmdiYSgwLCAwLCAwLCAw
-            LjYpOwogIH0KfQoKKiB7IGJveC1zaXppbmc6IGJvcmRlci1ib3g7IH0KaHRtbCB7IC13ZWJraXQtdGV4dC1zaXplLWFkanVzdDog
+            LjYpOwogIH0KfQoKKiB7IGJveC1zaXppbmc6IGJvcmRlci1ib3g7IH0KLyogYGhpZGRlbmAgYWx3YXlzIGhpZGVzLCBhbHNvIG9u
+            IGVsZW1lbnRzIHdob3NlIGNsYXNzIHNldHMgYSBkaXNwbGF5IChhIGNvbGxhcHNlZCBsaWNlbnNlIGNhcmQncyBkZXRhaWxzKS4g
+            Ki8KW2hpZGRlbl0geyBkaXNwbGF5OiBub25lICFpbXBvcnRhbnQ7IH0KaHRtbCB7IC13ZWJraXQtdGV4dC1zaXplLWFkanVzdDog
             MTAwJTsgfQpib2R5IHsgbWFyZ2luOiAwOyBmb250OiAxNnB4LzEuNSBzeXN0ZW0tdWksIC1hcHBsZS1zeXN0ZW0sICJTZWdvZSBV
             SSIsIFJvYm90bywgc2Fucy1zZXJpZjsgY29sb3I6IHZhcigtLXRleHQpOyBiYWNrZ3JvdW5kOiB2YXIoLS1iZyk7IH0KYSB7IGNv
             bG9yOiB2YXIoLS1hY2NlbnQpOyB9CmE6aG92ZXIgeyBjb2xvcjogdmFyKC0tYWNjZW50LWhvdmVyKTsgfQpoMSB7IGZvbnQtc2l6
@@ -1391,111 +1417,119 @@ enum EmbeddedSite {
             YXJ5LW5hdiBhW2FyaWEtY3VycmVudD0icGFnZSJdIHsgYm9yZGVyLWJvdHRvbS1jb2xvcjogdmFyKC0tYWNjZW50KTsgZm9udC13
             ZWlnaHQ6IDYwMDsgY29sb3I6IHZhcigtLWFjY2VudCk7IH0KCm1haW4geyBtYXgtd2lkdGg6IDg0cmVtOyBtYXJnaW46IDAgYXV0
             bzsgcGFkZGluZzogMS41cmVtOyB9Cm1haW5bYXJpYS1idXN5PSJ0cnVlIl0gPiAqIHsgb3BhY2l0eTogMC43NTsgdHJhbnNpdGlv
-            bjogb3BhY2l0eSAwLjJzIDAuM3M7IH0KLm5hcnJvdyB7IG1heC13aWR0aDogMjhyZW07IG1hcmdpbjogMXJlbSBhdXRvOyBiYWNr
-            Z3JvdW5kOiB2YXIoLS1zdXJmYWNlKTsgYm9yZGVyOiAxcHggc29saWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVyLXJhZGl1czogOHB4
-            OyBwYWRkaW5nOiAxLjVyZW07IH0KLnBhZ2UtaGVhZCB7IGRpc3BsYXk6IGZsZXg7IGFsaWduLWl0ZW1zOiBjZW50ZXI7IGp1c3Rp
-            ZnktY29udGVudDogc3BhY2UtYmV0d2VlbjsgZ2FwOiAxcmVtOyBmbGV4LXdyYXA6IHdyYXA7IG1hcmdpbi1ib3R0b206IDAuNXJl
-            bTsgfQoucGFnZS1oZWFkIGgxIHsgbWFyZ2luOiAwOyB9CgovKiBDb250cm9scyAqLwpidXR0b24sIC5idXR0b24geyBkaXNwbGF5
-            OiBpbmxpbmUtZmxleDsgYWxpZ24taXRlbXM6IGNlbnRlcjsganVzdGlmeS1jb250ZW50OiBjZW50ZXI7IGdhcDogMC4zNXJlbTsg
-            bWluLWhlaWdodDogMi41cmVtOyBwYWRkaW5nOiAwLjQ1cmVtIDFyZW07IGZvbnQ6IGluaGVyaXQ7IGJvcmRlci1yYWRpdXM6IDZw
-            eDsgY3Vyc29yOiBwb2ludGVyOyB0ZXh0LWRlY29yYXRpb246IG5vbmU7IGJvcmRlcjogMXB4IHNvbGlkIHRyYW5zcGFyZW50OyB9
-            CmJ1dHRvbjpkaXNhYmxlZCB7IGN1cnNvcjogbm90LWFsbG93ZWQ7IG9wYWNpdHk6IDAuNTU7IH0KLnByaW1hcnkgeyBiYWNrZ3Jv
-            dW5kOiB2YXIoLS1hY2NlbnQpOyBjb2xvcjogdmFyKC0tb24tYWNjZW50KTsgfQoucHJpbWFyeTpob3Zlcjpub3QoOmRpc2FibGVk
-            KSB7IGJhY2tncm91bmQ6IHZhcigtLWFjY2VudC1ob3Zlcik7IGNvbG9yOiB2YXIoLS1vbi1hY2NlbnQpOyB9Ci5zZWNvbmRhcnkg
-            eyBiYWNrZ3JvdW5kOiB2YXIoLS1zdXJmYWNlKTsgY29sb3I6IHZhcigtLXRleHQpOyBib3JkZXItY29sb3I6IHZhcigtLWJvcmRl
-            cik7IH0KLnNlY29uZGFyeTpob3Zlcjpub3QoOmRpc2FibGVkKSB7IGJvcmRlci1jb2xvcjogdmFyKC0tYWNjZW50KTsgY29sb3I6
-            IHZhcigtLXRleHQpOyB9Ci5kYW5nZXIgeyBiYWNrZ3JvdW5kOiB2YXIoLS1kYW5nZXIpOyBjb2xvcjogdmFyKC0tb24tZGFuZ2Vy
-            KTsgfQouc21hbGwgeyBtaW4taGVpZ2h0OiAyLjI1cmVtOyBwYWRkaW5nOiAwLjI1cmVtIDAuNzVyZW07IGZvbnQtc2l6ZTogMC45
-            cmVtOyB9Ci5saW5rIHsgYmFja2dyb3VuZDogbm9uZTsgYm9yZGVyOiAwOyBjb2xvcjogdmFyKC0tYWNjZW50KTsgcGFkZGluZzog
-            MC4yNXJlbSAwOyB0ZXh0LWRlY29yYXRpb246IHVuZGVybGluZTsgbWluLWhlaWdodDogMnJlbTsgfQouZmllbGQgeyBkaXNwbGF5
-            OiBmbGV4OyBmbGV4LWRpcmVjdGlvbjogY29sdW1uOyBnYXA6IDAuMjVyZW07IG1pbi13aWR0aDogMTByZW07IH0KLmZpZWxkIGxh
-            YmVsLCBsZWdlbmQgeyBmb250LXdlaWdodDogNjAwOyBmb250LXNpemU6IDAuOXJlbTsgfQoub3B0aW9uYWwsIC5oaW50IHsgY29s
-            b3I6IHZhcigtLW11dGVkKTsgZm9udC13ZWlnaHQ6IDQwMDsgZm9udC1zaXplOiAwLjg1cmVtOyB9Ci5oaW50IHsgbWFyZ2luOiAw
-            LjI1cmVtIDAgMDsgfQppbnB1dCwgc2VsZWN0IHsgZm9udDogaW5oZXJpdDsgY29sb3I6IHZhcigtLXRleHQpOyBiYWNrZ3JvdW5k
-            OiB2YXIoLS1zdXJmYWNlKTsgYm9yZGVyOiAxcHggc29saWQgdmFyKC0tbXV0ZWQpOyBib3JkZXItcmFkaXVzOiA2cHg7IHBhZGRp
-            bmc6IDAuNDVyZW0gMC42cmVtOyBtaW4taGVpZ2h0OiAyLjVyZW07IHdpZHRoOiAxMDAlOyB9CmlucHV0W3R5cGU9InJhZGlvIl0s
-            IGlucHV0W3R5cGU9ImNoZWNrYm94Il0geyB3aWR0aDogMS4xNXJlbTsgbWluLWhlaWdodDogMS4xNXJlbTsgaGVpZ2h0OiAxLjE1
-            cmVtOyBtYXJnaW46IDA7IGFjY2VudC1jb2xvcjogdmFyKC0tYWNjZW50KTsgfQpmaWVsZHNldCB7IGJvcmRlcjogMDsgcGFkZGlu
-            ZzogMDsgbWFyZ2luOiAwLjc1cmVtIDAgMDsgfQouY2hlY2sgeyBkaXNwbGF5OiBmbGV4OyBhbGlnbi1pdGVtczogY2VudGVyOyBn
-            YXA6IDAuNXJlbTsgcGFkZGluZzogMC4zcmVtIDA7IH0KLmNoZWNrIGxhYmVsIHsgZm9udC13ZWlnaHQ6IDQwMDsgfQpmb3JtIC5m
-            aWVsZCB7IG1hcmdpbi10b3A6IDAuOXJlbTsgfQpmb3JtID4gYnV0dG9uW3R5cGU9InN1Ym1pdCJdIHsgbWFyZ2luLXRvcDogMS4y
-            NXJlbTsgfQoudG9vbGJhciB7IGRpc3BsYXk6IGZsZXg7IGZsZXgtd3JhcDogd3JhcDsgYWxpZ24taXRlbXM6IGZsZXgtZW5kOyBn
-            YXA6IDAuNzVyZW0gMXJlbTsgbWFyZ2luOiAwIDAgMXJlbTsgfQoudG9vbGJhciBmb3JtLnNlYXJjaCB7IGRpc3BsYXk6IGZsZXg7
-            IGZsZXgtd3JhcDogd3JhcDsgYWxpZ24taXRlbXM6IGZsZXgtZW5kOyBnYXA6IDAuNzVyZW07IGZsZXg6IDEgMSAyNnJlbTsgfQou
-            dG9vbGJhciBmb3JtLnNlYXJjaCBidXR0b24geyBmbGV4OiBub25lOyB9Ci50b29sYmFyIGZvcm0gLmZpZWxkIHsgbWFyZ2luLXRv
-            cDogMDsgfQoudG9vbGJhciAuZmllbGQgeyBmbGV4OiAwIDEgMTJyZW07IH0KLnRvb2xiYXIgZm9ybS5zZWFyY2ggLmZpZWxkOmxh
-            c3Qtb2YtdHlwZSB7IGZsZXg6IDEgMSAxNHJlbTsgfQouZGlzY2xvc3VyZSB7IHBvc2l0aW9uOiByZWxhdGl2ZTsgfQoucG9wb3Zl
-            ciB7IHBvc2l0aW9uOiBhYnNvbHV0ZTsgei1pbmRleDogMjA7IHRvcDogY2FsYygxMDAlICsgMC4zNXJlbSk7IG1pbi13aWR0aDog
-            MTRyZW07IGJhY2tncm91bmQ6IHZhcigtLXN1cmZhY2UpOyBib3JkZXI6IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyBib3JkZXIt
-            cmFkaXVzOiA4cHg7IGJveC1zaGFkb3c6IHZhcigtLXNoYWRvdyk7IHBhZGRpbmc6IDAuNzVyZW0gMXJlbTsgfQoucG9wb3Zlci1z
-            dGFydCB7IGxlZnQ6IDA7IH0KLnBvcG92ZXItZW5kIHsgcmlnaHQ6IDA7IH0KLnBvcG92ZXIgZmllbGRzZXQgeyBtYXJnaW46IDA7
-            IH0KCi8qIFRhYnMgKi8KLnRhYnMgdWwgeyBkaXNwbGF5OiBmbGV4OyBnYXA6IDAuMjVyZW07IGxpc3Qtc3R5bGU6IG5vbmU7IHBh
-            ZGRpbmc6IDA7IG1hcmdpbjogMCAwIDEuMjVyZW07IGJvcmRlci1ib3R0b206IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyB9Ci50
-            YWJzIGEgeyBkaXNwbGF5OiBibG9jazsgcGFkZGluZzogMC41NXJlbSAxcmVtOyB0ZXh0LWRlY29yYXRpb246IG5vbmU7IGNvbG9y
-            OiB2YXIoLS10ZXh0KTsgYm9yZGVyLWJvdHRvbTogM3B4IHNvbGlkIHRyYW5zcGFyZW50OyBtYXJnaW4tYm90dG9tOiAtMXB4OyB9
-            Ci50YWJzIGFbYXJpYS1jdXJyZW50PSJwYWdlIl0geyBib3JkZXItYm90dG9tLWNvbG9yOiB2YXIoLS1hY2NlbnQpOyBjb2xvcjog
-            dmFyKC0tYWNjZW50KTsgZm9udC13ZWlnaHQ6IDYwMDsgfQoKLyogVGFibGVzICovCi50YWJsZS1zY3JvbGwgeyBvdmVyZmxvdy14
-            OiBhdXRvOyBiYWNrZ3JvdW5kOiB2YXIoLS1zdXJmYWNlKTsgYm9yZGVyOiAxcHggc29saWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVy
-            LXJhZGl1czogOHB4OyB9CnRhYmxlIHsgYm9yZGVyLWNvbGxhcHNlOiBjb2xsYXBzZTsgd2lkdGg6IDEwMCU7IGZvbnQtc2l6ZTog
-            MC45NXJlbTsgfQp0aCwgdGQgeyB0ZXh0LWFsaWduOiBsZWZ0OyBwYWRkaW5nOiAwLjZyZW0gMC44cmVtOyBib3JkZXItYm90dG9t
-            OiAxcHggc29saWQgdmFyKC0tYm9yZGVyKTsgdmVydGljYWwtYWxpZ246IHRvcDsgb3ZlcmZsb3ctd3JhcDogYW55d2hlcmU7IH0K
-            dGhlYWQgdGggeyBmb250LXNpemU6IDAuODVyZW07IGNvbG9yOiB2YXIoLS1tdXRlZCk7IGZvbnQtd2VpZ2h0OiA2MDA7IHdoaXRl
-            LXNwYWNlOiBub3dyYXA7IH0KdGJvZHkgdHI6bGFzdC1jaGlsZCA+ICogeyBib3JkZXItYm90dG9tOiAwOyB9CnRib2R5IHRoIHsg
-            Zm9udC13ZWlnaHQ6IDQwMDsgfQouc29ydCB7IGJhY2tncm91bmQ6IG5vbmU7IGJvcmRlcjogMDsgcGFkZGluZzogMDsgbWluLWhl
-            aWdodDogMDsgY29sb3I6IGluaGVyaXQ7IGZvbnQ6IGluaGVyaXQ7IGZvbnQtd2VpZ2h0OiA2MDA7IGN1cnNvcjogcG9pbnRlcjsg
-            fQouc29ydDpob3ZlciB7IGNvbG9yOiB2YXIoLS1hY2NlbnQpOyB9Ci5yb3ctYWN0aW9ucyB7IGRpc3BsYXk6IGZsZXg7IGdhcDog
-            MC41cmVtOyBmbGV4LXdyYXA6IHdyYXA7IH0KLnBhZ2VyIHsgZGlzcGxheTogZmxleDsgYWxpZ24taXRlbXM6IGNlbnRlcjsgZ2Fw
-            OiAwLjc1cmVtOyBmbGV4LXdyYXA6IHdyYXA7IG1hcmdpbi10b3A6IDAuNzVyZW07IH0KLnBhZ2VyIC5jb3VudCB7IG1hcmdpbjog
-            MCBhdXRvIDAgMDsgY29sb3I6IHZhcigtLW11dGVkKTsgfQouZW1wdHkgeyBwYWRkaW5nOiAxLjVyZW07IGJhY2tncm91bmQ6IHZh
-            cigtLXN1cmZhY2UpOyBib3JkZXI6IDFweCBkYXNoZWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVyLXJhZGl1czogOHB4OyBjb2xvcjog
-            dmFyKC0tbXV0ZWQpOyB9Ci5wcm9ibGVtIHsgcGFkZGluZzogMC43NXJlbSAxcmVtOyBiYWNrZ3JvdW5kOiB2YXIoLS1wcm9ibGVt
-            LWJnKTsgYm9yZGVyLWxlZnQ6IDRweCBzb2xpZCB2YXIoLS1kYW5nZXIpOyBib3JkZXItcmFkaXVzOiA0cHg7IH0KLm5vdGljZSB7
-            IHBhZGRpbmc6IDAuNzVyZW0gMXJlbTsgYmFja2dyb3VuZDogdmFyKC0tbm90aWNlLWJnKTsgYm9yZGVyLWxlZnQ6IDRweCBzb2xp
-            ZCB2YXIoLS1ub3RpY2UpOyBib3JkZXItcmFkaXVzOiA0cHg7IH0KcC5ub3RpY2U6ZW1wdHkgeyBkaXNwbGF5OiBub25lOyB9Ci5s
-            b2FkaW5nIHsgY29sb3I6IHZhcigtLW11dGVkKTsgfQoKLyogRGFzaGJvYXJkICovCi5tZXRyaWNzIHsgZGlzcGxheTogZ3JpZDsg
-            Z3JpZC10ZW1wbGF0ZS1jb2x1bW5zOiByZXBlYXQoYXV0by1maXQsIG1pbm1heCgxMnJlbSwgMWZyKSk7IGdhcDogMXJlbTsgbGlz
-            dC1zdHlsZTogbm9uZTsgcGFkZGluZzogMDsgbWFyZ2luOiAwIDAgMS4yNXJlbTsgfQoubWV0cmljIHsgYmFja2dyb3VuZDogdmFy
-            KC0tc3VyZmFjZSk7IGJvcmRlcjogMXB4IHNvbGlkIHZhcigtLWJvcmRlcik7IGJvcmRlci1yYWRpdXM6IDhweDsgcGFkZGluZzog
-            MXJlbSAxLjI1cmVtOyBkaXNwbGF5OiBmbGV4OyBmbGV4LWRpcmVjdGlvbjogY29sdW1uOyB9Ci5tZXRyaWMtbGFiZWwgeyBjb2xv
-            cjogdmFyKC0tbXV0ZWQpOyBmb250LXNpemU6IDAuOXJlbTsgfQoubWV0cmljLXZhbHVlIHsgZm9udC1zaXplOiAxLjlyZW07IGZv
-            bnQtd2VpZ2h0OiA3MDA7IH0KLmNhcmQgeyBiYWNrZ3JvdW5kOiB2YXIoLS1zdXJmYWNlKTsgYm9yZGVyOiAxcHggc29saWQgdmFy
-            KC0tYm9yZGVyKTsgYm9yZGVyLXJhZGl1czogOHB4OyBwYWRkaW5nOiAxcmVtIDEuMjVyZW07IG1hcmdpbi1ib3R0b206IDEuMjVy
-            ZW07IH0KLmNhcmQgLnRhYmxlLXNjcm9sbCB7IGJvcmRlcjogMDsgfQouY2FyZC1oZWFkIHsgZGlzcGxheTogZmxleDsganVzdGlm
-            eS1jb250ZW50OiBzcGFjZS1iZXR3ZWVuOyBhbGlnbi1pdGVtczogYmFzZWxpbmU7IGdhcDogMXJlbTsgfQouaW52aXRlLWNhcmQg
-            cCB7IG1hcmdpbi10b3A6IDA7IGNvbG9yOiB2YXIoLS1tdXRlZCk7IH0KCi8qIERldGFpbCBwYW5lbCAqLwoucGFuZWwgeyBwb3Np
-            dGlvbjogZml4ZWQ7IHotaW5kZXg6IDE1OyB0b3A6IDA7IHJpZ2h0OiAwOyBib3R0b206IDA7IHdpZHRoOiBtaW4oMzJyZW0sIDEw
-            MHZ3KTsgYmFja2dyb3VuZDogdmFyKC0tc3VyZmFjZSk7IGJvcmRlci1sZWZ0OiAxcHggc29saWQgdmFyKC0tYm9yZGVyKTsgYm94
-            LXNoYWRvdzogdmFyKC0tc2hhZG93KTsgcGFkZGluZzogMS4yNXJlbSAxLjVyZW0gMnJlbTsgb3ZlcmZsb3cteTogYXV0bzsgfQou
-            cGFuZWwtaGVhZCB7IGRpc3BsYXk6IGZsZXg7IGp1c3RpZnktY29udGVudDogc3BhY2UtYmV0d2VlbjsgYWxpZ24taXRlbXM6IGZs
-            ZXgtc3RhcnQ7IGdhcDogMXJlbTsgfQoucGFuZWwtaGVhZCBoMiB7IG1hcmdpbjogMC4zNXJlbSAwIDA7IG92ZXJmbG93LXdyYXA6
-            IGFueXdoZXJlOyB9Ci5mYWN0cyB7IGRpc3BsYXk6IGdyaWQ7IGdyaWQtdGVtcGxhdGUtY29sdW1uczogbWlubWF4KDhyZW0sIGF1
-            dG8pIDFmcjsgZ2FwOiAwLjM1cmVtIDFyZW07IG1hcmdpbjogMDsgfQouZmFjdHMgZHQgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9
-            Ci5mYWN0cyBkZCB7IG1hcmdpbjogMDsgb3ZlcmZsb3ctd3JhcDogYW55d2hlcmU7IH0KLmNhcmRzIHsgbGlzdC1zdHlsZTogbm9u
-            ZTsgcGFkZGluZzogMDsgbWFyZ2luOiAwOyBkaXNwbGF5OiBncmlkOyBnYXA6IDAuNzVyZW07IH0KLmxpbmUtY2FyZCB7IG1hcmdp
-            bjogMDsgZGlzcGxheTogZ3JpZDsgZ2FwOiAwLjc1cmVtOyBqdXN0aWZ5LWl0ZW1zOiBzdGFydDsgfQoubGljZW5zZS1jYXJkIHsg
-            bWFyZ2luOiAwOyBwYWRkaW5nOiAwOyB9Ci5jYXJkLXRvZ2dsZSB7IHdpZHRoOiAxMDAlOyBqdXN0aWZ5LWNvbnRlbnQ6IHNwYWNl
-            LWJldHdlZW47IGJhY2tncm91bmQ6IG5vbmU7IGNvbG9yOiB2YXIoLS10ZXh0KTsgYm9yZGVyOiAwOyBwYWRkaW5nOiAwLjlyZW0g
-            MS4yNXJlbTsgYm9yZGVyLXJhZGl1czogOHB4OyB0ZXh0LWFsaWduOiBsZWZ0OyB9Ci5jYXJkLXRvZ2dsZTo6YWZ0ZXIgeyBjb250
-            ZW50OiAi4pa4IjsgbWFyZ2luLWxlZnQ6IDAuNXJlbTsgY29sb3I6IHZhcigtLW11dGVkKTsgfQouY2FyZC10b2dnbGVbYXJpYS1l
-            eHBhbmRlZD0idHJ1ZSJdOjphZnRlciB7IGNvbnRlbnQ6ICLilr4iOyB9Ci5jYXJkLXRpdGxlIHsgZm9udC13ZWlnaHQ6IDYwMDsg
-            fQouY2FyZC1maWd1cmUgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyBtYXJnaW4tbGVmdDogYXV0bzsgfQouY2FyZC1kZXRhaWxzIHsg
-            cGFkZGluZzogMCAxLjI1cmVtIDFyZW07IGRpc3BsYXk6IGdyaWQ7IGdhcDogMC43NXJlbTsganVzdGlmeS1pdGVtczogc3RhcnQ7
-            IH0KCi8qIERpYWxvZ3MgYW5kIG1lc3NhZ2VzICovCmRpYWxvZyB7IHdpZHRoOiBtaW4oMzByZW0sIGNhbGMoMTAwdncgLSAycmVt
-            KSk7IG1heC1oZWlnaHQ6IGNhbGMoMTAwdmggLSAycmVtKTsgYm9yZGVyOiAxcHggc29saWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVy
-            LXJhZGl1czogMTBweDsgYmFja2dyb3VuZDogdmFyKC0tc3VyZmFjZSk7IGNvbG9yOiB2YXIoLS10ZXh0KTsgcGFkZGluZzogMS41
-            cmVtOyBib3gtc2hhZG93OiB2YXIoLS1zaGFkb3cpOyB9CmRpYWxvZzo6YmFja2Ryb3AgeyBiYWNrZ3JvdW5kOiByZ2JhKDgsIDEy
-            LCAxOCwgMC41NSk7IH0KZGlhbG9nIGgyIHsgbWFyZ2luLXRvcDogMDsgfQouYWN0aW9ucyB7IGRpc3BsYXk6IGZsZXg7IGdhcDog
-            MC43NXJlbTsgZmxleC13cmFwOiB3cmFwOyBtYXJnaW4tdG9wOiAxLjVyZW07IH0KLnRvYXN0IHsgcG9zaXRpb246IGZpeGVkOyB6
-            LWluZGV4OiAzMDsgbGVmdDogNTAlOyBib3R0b206IDEuNXJlbTsgdHJhbnNmb3JtOiB0cmFuc2xhdGVYKC01MCUpOyBtYXgtd2lk
-            dGg6IG1pbigzNnJlbSwgY2FsYygxMDB2dyAtIDJyZW0pKTsgYmFja2dyb3VuZDogdmFyKC0tdGV4dCk7IGNvbG9yOiB2YXIoLS1i
-            Zyk7IHBhZGRpbmc6IDAuNzVyZW0gMS4yNXJlbTsgYm9yZGVyLXJhZGl1czogOHB4OyBib3gtc2hhZG93OiB2YXIoLS1zaGFkb3cp
-            OyB9CgpAbWVkaWEgKG1heC13aWR0aDogNDByZW0pIHsKICBtYWluIHsgcGFkZGluZzogMXJlbSAwLjc1cmVtOyB9CiAgLmJhbm5l
-            ciB7IHBhZGRpbmc6IDAuNXJlbSAwLjc1cmVtOyB9CiAgLm9yZ2FuaXphdGlvbiB7IGRpc3BsYXk6IG5vbmU7IH0KICAudG9vbGJh
-            ciAuZmllbGQsIC50b29sYmFyIGZvcm0uc2VhcmNoLCAudG9vbGJhciBmb3JtLnNlYXJjaCAuZmllbGQgeyBmbGV4OiAxIDEgMTAw
-            JTsgfQogIC5wYW5lbCB7IHBhZGRpbmc6IDFyZW07IH0KICAuZmFjdHMgeyBncmlkLXRlbXBsYXRlLWNvbHVtbnM6IDFmcjsgfQog
-            IC5mYWN0cyBkZCB7IG1hcmdpbi1ib3R0b206IDAuNHJlbTsgfQogIGgxIHsgZm9udC1zaXplOiAxLjM1cmVtOyB9Cn0KLmFjY291
-            bnQtbWVudSA+ICogeyBtYXJnaW46IDAgMCAwLjc1cmVtOyB9Ci5hY2NvdW50LW1lbnUgPiA6bGFzdC1jaGlsZCB7IG1hcmdpbi1i
-            b3R0b206IDA7IH0K
+            bjogb3BhY2l0eSAwLjJzIDAuM3M7IH0KLm5hcnJvdyA+IC5oaW50IHsgbWFyZ2luLXRvcDogMS4yNXJlbTsgfQoubmFycm93IHsg
+            bWF4LXdpZHRoOiAyOHJlbTsgbWFyZ2luOiAxcmVtIGF1dG87IGJhY2tncm91bmQ6IHZhcigtLXN1cmZhY2UpOyBib3JkZXI6IDFw
+            eCBzb2xpZCB2YXIoLS1ib3JkZXIpOyBib3JkZXItcmFkaXVzOiA4cHg7IHBhZGRpbmc6IDEuNXJlbTsgfQoucGFnZS1oZWFkIHsg
+            ZGlzcGxheTogZmxleDsgYWxpZ24taXRlbXM6IGNlbnRlcjsganVzdGlmeS1jb250ZW50OiBzcGFjZS1iZXR3ZWVuOyBnYXA6IDFy
+            ZW07IGZsZXgtd3JhcDogd3JhcDsgbWFyZ2luLWJvdHRvbTogMC41cmVtOyB9Ci5wYWdlLWhlYWQgaDEgeyBtYXJnaW46IDA7IH0K
+            Ci8qIENvbnRyb2xzICovCmJ1dHRvbiwgLmJ1dHRvbiB7IGRpc3BsYXk6IGlubGluZS1mbGV4OyBhbGlnbi1pdGVtczogY2VudGVy
+            OyBqdXN0aWZ5LWNvbnRlbnQ6IGNlbnRlcjsgZ2FwOiAwLjM1cmVtOyBtaW4taGVpZ2h0OiAyLjVyZW07IHBhZGRpbmc6IDAuNDVy
+            ZW0gMXJlbTsgZm9udDogaW5oZXJpdDsgYm9yZGVyLXJhZGl1czogNnB4OyBjdXJzb3I6IHBvaW50ZXI7IHRleHQtZGVjb3JhdGlv
+            bjogbm9uZTsgYm9yZGVyOiAxcHggc29saWQgdHJhbnNwYXJlbnQ7IH0KYnV0dG9uOmRpc2FibGVkIHsgY3Vyc29yOiBub3QtYWxs
+            b3dlZDsgb3BhY2l0eTogMC41NTsgfQoucHJpbWFyeSB7IGJhY2tncm91bmQ6IHZhcigtLWFjY2VudCk7IGNvbG9yOiB2YXIoLS1v
+            bi1hY2NlbnQpOyB9Ci5wcmltYXJ5OmhvdmVyOm5vdCg6ZGlzYWJsZWQpIHsgYmFja2dyb3VuZDogdmFyKC0tYWNjZW50LWhvdmVy
+            KTsgY29sb3I6IHZhcigtLW9uLWFjY2VudCk7IH0KLnNlY29uZGFyeSB7IGJhY2tncm91bmQ6IHZhcigtLXN1cmZhY2UpOyBjb2xv
+            cjogdmFyKC0tdGV4dCk7IGJvcmRlci1jb2xvcjogdmFyKC0tYm9yZGVyKTsgfQouc2Vjb25kYXJ5OmhvdmVyOm5vdCg6ZGlzYWJs
+            ZWQpIHsgYm9yZGVyLWNvbG9yOiB2YXIoLS1hY2NlbnQpOyBjb2xvcjogdmFyKC0tdGV4dCk7IH0KLmRhbmdlciB7IGJhY2tncm91
+            bmQ6IHZhcigtLWRhbmdlcik7IGNvbG9yOiB2YXIoLS1vbi1kYW5nZXIpOyB9Ci5zbWFsbCB7IG1pbi1oZWlnaHQ6IDIuMjVyZW07
+            IHBhZGRpbmc6IDAuMjVyZW0gMC43NXJlbTsgZm9udC1zaXplOiAwLjlyZW07IH0KLmxpbmsgeyBiYWNrZ3JvdW5kOiBub25lOyBi
+            b3JkZXI6IDA7IGNvbG9yOiB2YXIoLS1hY2NlbnQpOyBwYWRkaW5nOiAwLjI1cmVtIDA7IHRleHQtZGVjb3JhdGlvbjogdW5kZXJs
+            aW5lOyBtaW4taGVpZ2h0OiAycmVtOyB9Ci5maWVsZCB7IGRpc3BsYXk6IGZsZXg7IGZsZXgtZGlyZWN0aW9uOiBjb2x1bW47IGdh
+            cDogMC4yNXJlbTsgbWluLXdpZHRoOiAxMHJlbTsgfQouZmllbGQgbGFiZWwsIGxlZ2VuZCB7IGZvbnQtd2VpZ2h0OiA2MDA7IGZv
+            bnQtc2l6ZTogMC45cmVtOyB9CmxlZ2VuZCB7IHBhZGRpbmc6IDA7IH0KLm9wdGlvbmFsLCAuaGludCB7IGNvbG9yOiB2YXIoLS1t
+            dXRlZCk7IGZvbnQtd2VpZ2h0OiA0MDA7IGZvbnQtc2l6ZTogMC44NXJlbTsgfQouaGludCB7IG1hcmdpbjogMC4yNXJlbSAwIDA7
+            IH0KaW5wdXQsIHNlbGVjdCB7IGZvbnQ6IGluaGVyaXQ7IGNvbG9yOiB2YXIoLS10ZXh0KTsgYmFja2dyb3VuZDogdmFyKC0tc3Vy
+            ZmFjZSk7IGJvcmRlcjogMXB4IHNvbGlkIHZhcigtLW11dGVkKTsgYm9yZGVyLXJhZGl1czogNnB4OyBwYWRkaW5nOiAwLjQ1cmVt
+            IDAuNnJlbTsgbWluLWhlaWdodDogMi41cmVtOyBoZWlnaHQ6IDIuNXJlbTsgd2lkdGg6IDEwMCU7IH0KaW5wdXRbdHlwZT0icmFk
+            aW8iXSwgaW5wdXRbdHlwZT0iY2hlY2tib3giXSB7IHdpZHRoOiAxLjE1cmVtOyBtaW4taGVpZ2h0OiAxLjE1cmVtOyBoZWlnaHQ6
+            IDEuMTVyZW07IG1hcmdpbjogMDsgYWNjZW50LWNvbG9yOiB2YXIoLS1hY2NlbnQpOyB9CmZpZWxkc2V0IHsgYm9yZGVyOiAwOyBw
+            YWRkaW5nOiAwOyBtYXJnaW46IDAuNzVyZW0gMCAwOyB9Ci5jaGVjayB7IGRpc3BsYXk6IGZsZXg7IGFsaWduLWl0ZW1zOiBjZW50
+            ZXI7IGdhcDogMC41cmVtOyBwYWRkaW5nOiAwLjNyZW0gMDsgfQouY2hlY2sgbGFiZWwgeyBmb250LXdlaWdodDogNDAwOyB9CmZv
+            cm0gLmZpZWxkIHsgbWFyZ2luLXRvcDogMC45cmVtOyB9CmZvcm0gPiBidXR0b25bdHlwZT0ic3VibWl0Il0geyBtYXJnaW4tdG9w
+            OiAxLjI1cmVtOyB9Ci50b29sYmFyIHsgZGlzcGxheTogZmxleDsgZmxleC13cmFwOiB3cmFwOyBhbGlnbi1pdGVtczogZmxleC1l
+            bmQ7IGdhcDogMC43NXJlbSAxcmVtOyBtYXJnaW46IDAgMCAxcmVtOyB9Ci50b29sYmFyIGZvcm0uc2VhcmNoIHsgZGlzcGxheTog
+            ZmxleDsgZmxleC13cmFwOiB3cmFwOyBhbGlnbi1pdGVtczogZmxleC1lbmQ7IGdhcDogMC43NXJlbTsgZmxleDogMSAxIDI2cmVt
+            OyB9Ci50b29sYmFyIGZvcm0uc2VhcmNoIGJ1dHRvbiB7IGZsZXg6IG5vbmU7IH0KLnRvb2xiYXIgZm9ybSAuZmllbGQgeyBtYXJn
+            aW4tdG9wOiAwOyB9Ci50b29sYmFyIC5maWVsZCB7IGZsZXg6IDAgMSAxMnJlbTsgfQoudG9vbGJhciBmb3JtLnNlYXJjaCAuZmll
+            bGQ6bGFzdC1vZi10eXBlIHsgZmxleDogMSAxIDE0cmVtOyB9Ci5kaXNjbG9zdXJlIHsgcG9zaXRpb246IHJlbGF0aXZlOyB9Ci5w
+            b3BvdmVyIHsgcG9zaXRpb246IGFic29sdXRlOyB6LWluZGV4OiAyMDsgdG9wOiBjYWxjKDEwMCUgKyAwLjM1cmVtKTsgbWluLXdp
+            ZHRoOiAxNHJlbTsgYmFja2dyb3VuZDogdmFyKC0tc3VyZmFjZSk7IGJvcmRlcjogMXB4IHNvbGlkIHZhcigtLWJvcmRlcik7IGJv
+            cmRlci1yYWRpdXM6IDhweDsgYm94LXNoYWRvdzogdmFyKC0tc2hhZG93KTsgcGFkZGluZzogMC43NXJlbSAxcmVtOyB9Ci5wb3Bv
+            dmVyLXN0YXJ0IHsgbGVmdDogMDsgfQoucG9wb3Zlci1lbmQgeyByaWdodDogMDsgfQoucG9wb3ZlciBmaWVsZHNldCB7IG1hcmdp
+            bjogMDsgfQoKLyogVGFicyAqLwoudGFicyB1bCB7IGRpc3BsYXk6IGZsZXg7IGdhcDogMC4yNXJlbTsgbGlzdC1zdHlsZTogbm9u
+            ZTsgcGFkZGluZzogMDsgbWFyZ2luOiAwIDAgMS4yNXJlbTsgYm9yZGVyLWJvdHRvbTogMXB4IHNvbGlkIHZhcigtLWJvcmRlcik7
+            IH0KLnRhYnMgYSB7IGRpc3BsYXk6IGJsb2NrOyBwYWRkaW5nOiAwLjU1cmVtIDFyZW07IHRleHQtZGVjb3JhdGlvbjogbm9uZTsg
+            Y29sb3I6IHZhcigtLXRleHQpOyBib3JkZXItYm90dG9tOiAzcHggc29saWQgdHJhbnNwYXJlbnQ7IG1hcmdpbi1ib3R0b206IC0x
+            cHg7IH0KLnRhYnMgYVthcmlhLWN1cnJlbnQ9InBhZ2UiXSB7IGJvcmRlci1ib3R0b20tY29sb3I6IHZhcigtLWFjY2VudCk7IGNv
+            bG9yOiB2YXIoLS1hY2NlbnQpOyBmb250LXdlaWdodDogNjAwOyB9CgovKiBUYWJsZXMgKi8KLnRhYmxlLXNjcm9sbCB7IG92ZXJm
+            bG93LXg6IGF1dG87IGJhY2tncm91bmQ6IHZhcigtLXN1cmZhY2UpOyBib3JkZXI6IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyBi
+            b3JkZXItcmFkaXVzOiA4cHg7IH0KdGFibGUgeyBib3JkZXItY29sbGFwc2U6IGNvbGxhcHNlOyB3aWR0aDogMTAwJTsgZm9udC1z
+            aXplOiAwLjk1cmVtOyB9CnRoLCB0ZCB7IHRleHQtYWxpZ246IGxlZnQ7IHBhZGRpbmc6IDAuNnJlbSAwLjhyZW07IGJvcmRlci1i
+            b3R0b206IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyB2ZXJ0aWNhbC1hbGlnbjogdG9wOyBvdmVyZmxvdy13cmFwOiBicmVhay13
+            b3JkOyB9CnRoZWFkIHRoIHsgZm9udC1zaXplOiAwLjg1cmVtOyBjb2xvcjogdmFyKC0tbXV0ZWQpOyBmb250LXdlaWdodDogNjAw
+            OyB3aGl0ZS1zcGFjZTogbm93cmFwOyB9CnRib2R5IHRyOmxhc3QtY2hpbGQgPiAqIHsgYm9yZGVyLWJvdHRvbTogMDsgfQp0Ym9k
+            eSB0aCB7IGZvbnQtd2VpZ2h0OiA0MDA7IH0KLnNvcnQgeyBiYWNrZ3JvdW5kOiBub25lOyBib3JkZXI6IDA7IHBhZGRpbmc6IDA7
+            IG1pbi1oZWlnaHQ6IDA7IGNvbG9yOiBpbmhlcml0OyBmb250OiBpbmhlcml0OyBmb250LXdlaWdodDogNjAwOyBjdXJzb3I6IHBv
+            aW50ZXI7IH0KLnNvcnQ6aG92ZXIgeyBjb2xvcjogdmFyKC0tYWNjZW50KTsgfQoucm93LWFjdGlvbnMgeyBkaXNwbGF5OiBmbGV4
+            OyBnYXA6IDAuNXJlbTsgbWFyZ2luOiAtMC4zcmVtIDA7IH0KLnBhZ2VyIHsgZGlzcGxheTogZmxleDsgYWxpZ24taXRlbXM6IGNl
+            bnRlcjsgZ2FwOiAwLjc1cmVtOyBmbGV4LXdyYXA6IHdyYXA7IG1hcmdpbi10b3A6IDAuNzVyZW07IH0KLnBhZ2VyIC5jb3VudCB7
+            IG1hcmdpbjogMCBhdXRvIDAgMDsgY29sb3I6IHZhcigtLW11dGVkKTsgfQouZW1wdHkgeyBwYWRkaW5nOiAxLjVyZW07IGJhY2tn
+            cm91bmQ6IHZhcigtLXN1cmZhY2UpOyBib3JkZXI6IDFweCBkYXNoZWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVyLXJhZGl1czogOHB4
+            OyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9Ci5wcm9ibGVtIHsgcGFkZGluZzogMC43NXJlbSAxcmVtOyBiYWNrZ3JvdW5kOiB2YXIo
+            LS1wcm9ibGVtLWJnKTsgYm9yZGVyLWxlZnQ6IDRweCBzb2xpZCB2YXIoLS1kYW5nZXIpOyBib3JkZXItcmFkaXVzOiA0cHg7IH0K
+            Lm5vdGljZSB7IHBhZGRpbmc6IDAuNzVyZW0gMXJlbTsgYmFja2dyb3VuZDogdmFyKC0tbm90aWNlLWJnKTsgYm9yZGVyLWxlZnQ6
+            IDRweCBzb2xpZCB2YXIoLS1ub3RpY2UpOyBib3JkZXItcmFkaXVzOiA0cHg7IH0KcC5ub3RpY2U6ZW1wdHkgeyBkaXNwbGF5OiBu
+            b25lOyB9Ci5sb2FkaW5nIHsgY29sb3I6IHZhcigtLW11dGVkKTsgfQoKLyogRGFzaGJvYXJkICovCi5tZXRyaWNzIHsgZGlzcGxh
+            eTogZ3JpZDsgZ3JpZC10ZW1wbGF0ZS1jb2x1bW5zOiByZXBlYXQoYXV0by1maXQsIG1pbm1heCgxMnJlbSwgMWZyKSk7IGdhcDog
+            MXJlbTsgbGlzdC1zdHlsZTogbm9uZTsgcGFkZGluZzogMDsgbWFyZ2luOiAwIDAgMS4yNXJlbTsgfQoubWV0cmljIHsgYmFja2dy
+            b3VuZDogdmFyKC0tc3VyZmFjZSk7IGJvcmRlcjogMXB4IHNvbGlkIHZhcigtLWJvcmRlcik7IGJvcmRlci1yYWRpdXM6IDhweDsg
+            cGFkZGluZzogMXJlbSAxLjI1cmVtOyBkaXNwbGF5OiBmbGV4OyBmbGV4LWRpcmVjdGlvbjogY29sdW1uOyB9Ci5tZXRyaWMtbGFi
+            ZWwgeyBjb2xvcjogdmFyKC0tbXV0ZWQpOyBmb250LXNpemU6IDAuOXJlbTsgfQoubWV0cmljLXZhbHVlIHsgZm9udC1zaXplOiAx
+            LjlyZW07IGZvbnQtd2VpZ2h0OiA3MDA7IH0KLmNhcmQgeyBiYWNrZ3JvdW5kOiB2YXIoLS1zdXJmYWNlKTsgYm9yZGVyOiAxcHgg
+            c29saWQgdmFyKC0tYm9yZGVyKTsgYm9yZGVyLXJhZGl1czogOHB4OyBwYWRkaW5nOiAxcmVtIDEuMjVyZW07IG1hcmdpbi1ib3R0
+            b206IDEuMjVyZW07IH0KLmNhcmQgLnRhYmxlLXNjcm9sbCB7IGJvcmRlcjogMDsgfQouY2FyZC1oZWFkIHsgZGlzcGxheTogZmxl
+            eDsganVzdGlmeS1jb250ZW50OiBzcGFjZS1iZXR3ZWVuOyBhbGlnbi1pdGVtczogYmFzZWxpbmU7IGdhcDogMXJlbTsgfQouY2Fy
+            ZC1oZWFkIGEgeyB3aGl0ZS1zcGFjZTogbm93cmFwOyB9Ci5pbnZpdGUtY2FyZCBwIHsgbWFyZ2luLXRvcDogMDsgY29sb3I6IHZh
+            cigtLW11dGVkKTsgfQoKLyogRGV0YWlsIHBhbmVsICovCi5wYW5lbCB7IHBvc2l0aW9uOiBmaXhlZDsgei1pbmRleDogMTU7IHRv
+            cDogMDsgcmlnaHQ6IDA7IGJvdHRvbTogMDsgd2lkdGg6IG1pbigzMnJlbSwgMTAwdncpOyBiYWNrZ3JvdW5kOiB2YXIoLS1zdXJm
+            YWNlKTsgYm9yZGVyLWxlZnQ6IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyBib3gtc2hhZG93OiB2YXIoLS1zaGFkb3cpOyBwYWRk
+            aW5nOiAxLjI1cmVtIDEuNXJlbSAycmVtOyBvdmVyZmxvdy15OiBhdXRvOyB9Ci5wYW5lbC1oZWFkIHsgZGlzcGxheTogZmxleDsg
+            anVzdGlmeS1jb250ZW50OiBzcGFjZS1iZXR3ZWVuOyBhbGlnbi1pdGVtczogZmxleC1zdGFydDsgZ2FwOiAxcmVtOyB9Ci5wYW5l
+            bC1oZWFkIGgyIHsgbWFyZ2luOiAwLjM1cmVtIDAgMDsgb3ZlcmZsb3ctd3JhcDogYW55d2hlcmU7IH0KLmZhY3RzIHsgZGlzcGxh
+            eTogZ3JpZDsgZ3JpZC10ZW1wbGF0ZS1jb2x1bW5zOiBtaW5tYXgoOHJlbSwgYXV0bykgMWZyOyBnYXA6IDAuMzVyZW0gMXJlbTsg
+            bWFyZ2luOiAwOyB9Ci5mYWN0cyBkdCB7IGNvbG9yOiB2YXIoLS1tdXRlZCk7IH0KLmZhY3RzIGRkIHsgbWFyZ2luOiAwOyBvdmVy
+            Zmxvdy13cmFwOiBhbnl3aGVyZTsgfQouY2FyZHMgeyBsaXN0LXN0eWxlOiBub25lOyBwYWRkaW5nOiAwOyBtYXJnaW46IDA7IGRp
+            c3BsYXk6IGdyaWQ7IGdhcDogMC43NXJlbTsgfQoubGluZS1jYXJkIHsgbWFyZ2luOiAwOyBkaXNwbGF5OiBncmlkOyBnYXA6IDAu
+            NzVyZW07IGp1c3RpZnktaXRlbXM6IHN0YXJ0OyB9Ci5saWNlbnNlLWNhcmQgeyBtYXJnaW46IDA7IHBhZGRpbmc6IDA7IH0KLmNh
+            cmQtdG9nZ2xlIHsgd2lkdGg6IDEwMCU7IGp1c3RpZnktY29udGVudDogc3BhY2UtYmV0d2VlbjsgYmFja2dyb3VuZDogbm9uZTsg
+            Y29sb3I6IHZhcigtLXRleHQpOyBib3JkZXI6IDA7IHBhZGRpbmc6IDAuOXJlbSAxLjI1cmVtOyBib3JkZXItcmFkaXVzOiA4cHg7
+            IHRleHQtYWxpZ246IGxlZnQ7IH0KLmNhcmQtdG9nZ2xlOjphZnRlciB7IGNvbnRlbnQ6ICLilrgiOyBtYXJnaW4tbGVmdDogMC41
+            cmVtOyBjb2xvcjogdmFyKC0tbXV0ZWQpOyB9Ci5jYXJkLXRvZ2dsZVthcmlhLWV4cGFuZGVkPSJ0cnVlIl06OmFmdGVyIHsgY29u
+            dGVudDogIuKWviI7IH0KLmNhcmQtdGl0bGUgeyBmb250LXdlaWdodDogNjAwOyB9Ci5jYXJkLWZpZ3VyZSB7IGNvbG9yOiB2YXIo
+            LS1tdXRlZCk7IG1hcmdpbi1sZWZ0OiBhdXRvOyB9Ci5jYXJkLWRldGFpbHMgeyBwYWRkaW5nOiAwIDEuMjVyZW0gMXJlbTsgZGlz
+            cGxheTogZ3JpZDsgZ2FwOiAwLjc1cmVtOyBqdXN0aWZ5LWl0ZW1zOiBzdGFydDsgfQoKLyogRGlhbG9ncyBhbmQgbWVzc2FnZXMg
+            Ki8KZGlhbG9nIHsgd2lkdGg6IG1pbigzMHJlbSwgY2FsYygxMDB2dyAtIDJyZW0pKTsgbWF4LWhlaWdodDogY2FsYygxMDB2aCAt
+            IDJyZW0pOyBib3JkZXI6IDFweCBzb2xpZCB2YXIoLS1ib3JkZXIpOyBib3JkZXItcmFkaXVzOiAxMHB4OyBiYWNrZ3JvdW5kOiB2
+            YXIoLS1zdXJmYWNlKTsgY29sb3I6IHZhcigtLXRleHQpOyBwYWRkaW5nOiAxLjVyZW07IGJveC1zaGFkb3c6IHZhcigtLXNoYWRv
+            dyk7IH0KZGlhbG9nOjpiYWNrZHJvcCB7IGJhY2tncm91bmQ6IHJnYmEoOCwgMTIsIDE4LCAwLjU1KTsgfQpkaWFsb2cgaDIgeyBt
+            YXJnaW4tdG9wOiAwOyB9Ci5hY3Rpb25zIHsgZGlzcGxheTogZmxleDsgZ2FwOiAwLjc1cmVtOyBmbGV4LXdyYXA6IHdyYXA7IG1h
+            cmdpbi10b3A6IDEuNXJlbTsgfQoudG9hc3QgeyBwb3NpdGlvbjogZml4ZWQ7IHotaW5kZXg6IDMwOyBsZWZ0OiA1MCU7IGJvdHRv
+            bTogMS41cmVtOyB0cmFuc2Zvcm06IHRyYW5zbGF0ZVgoLTUwJSk7IG1heC13aWR0aDogbWluKDM2cmVtLCBjYWxjKDEwMHZ3IC0g
+            MnJlbSkpOyBiYWNrZ3JvdW5kOiB2YXIoLS10ZXh0KTsgY29sb3I6IHZhcigtLWJnKTsgcGFkZGluZzogMC43NXJlbSAxLjI1cmVt
+            OyBib3JkZXItcmFkaXVzOiA4cHg7IGJveC1zaGFkb3c6IHZhcigtLXNoYWRvdyk7IH0KCkBtZWRpYSAobWF4LXdpZHRoOiA0MHJl
+            bSkgewogIG1haW4geyBwYWRkaW5nOiAxcmVtIDAuNzVyZW07IH0KICAuYmFubmVyIHsgcGFkZGluZzogMC41cmVtIDAuNzVyZW07
+            IGdhcDogMC41cmVtOyBmbGV4LXdyYXA6IG5vd3JhcDsgfQogIC5wcm9kdWN0IHsgZm9udC1zaXplOiAxcmVtOyB3aGl0ZS1zcGFj
+            ZTogbm93cmFwOyB9CiAgLmFjY291bnQsIC5hY2NvdW50LWJhciAuZGlzY2xvc3VyZSB7IG1pbi13aWR0aDogMDsgfQogIC5hY2Nv
+            dW50LWJ1dHRvbiB7IG1heC13aWR0aDogMTAwJTsgfQogIC5hY2NvdW50LWJ1dHRvbiA+IHNwYW4geyBvdmVyZmxvdzogaGlkZGVu
+            OyB0ZXh0LW92ZXJmbG93OiBlbGxpcHNpczsgfQogIC5vcmdhbml6YXRpb24geyBkaXNwbGF5OiBub25lOyB9CiAgLm1ldHJpY3Mg
+            eyBncmlkLXRlbXBsYXRlLWNvbHVtbnM6IHJlcGVhdCgyLCBtaW5tYXgoMCwgMWZyKSk7IGdhcDogMC43NXJlbTsgfQogIC5tZXRy
+            aWMgeyBwYWRkaW5nOiAwLjc1cmVtIDFyZW07IH0KICAudG9vbGJhciAuZmllbGQsIC50b29sYmFyIGZvcm0uc2VhcmNoLCAudG9v
+            bGJhciBmb3JtLnNlYXJjaCAuZmllbGQgeyBmbGV4OiAxIDEgMTAwJTsgfQogIC5wYW5lbCB7IHBhZGRpbmc6IDFyZW07IH0KICAu
+            ZmFjdHMgeyBncmlkLXRlbXBsYXRlLWNvbHVtbnM6IDFmcjsgfQogIC5mYWN0cyBkZCB7IG1hcmdpbi1ib3R0b206IDAuNHJlbTsg
+            fQogIGgxIHsgZm9udC1zaXplOiAxLjM1cmVtOyB9Cn0KLmFjY291bnQtbWVudSA+ICogeyBtYXJnaW46IDAgMCAwLjc1cmVtOyB9
+            Ci5hY2NvdW50LW1lbnUgPiA6bGFzdC1jaGlsZCB7IG1hcmdpbi1ib3R0b206IDA7IH0KLyogT24gbmFycm93IHNjcmVlbnMgdGFi
+            bGVzIGtlZXAgcmVhZGFibGUgY29sdW1ucyBhbmQgc2Nyb2xsIHNpZGV3YXlzIGluIHRoZWlyIGZvY3VzYWJsZSByZWdpb24uICov
+            CkBtZWRpYSAobWF4LXdpZHRoOiA0MHJlbSkgewogIC50YWJsZS1zY3JvbGwgdGFibGUgeyBtaW4td2lkdGg6IDQwcmVtOyB9Cn0K
             """),
         EmbeddedFile(path: "/portal.js", etag: #""76140a17810ff4356288""#, base64: """
             Ly8gVGhlIHdlYiBwb3J0YWwncyBlbnRyeSBwb2ludDogc3RhcnRzIHRoZSBhcHAgKHJvdXRlciwgc2Vzc2lvbiwgc2NyZWVucykg

@@ -24,6 +24,8 @@ class SignedOut extends Error {}
 const session = { me: null };
 let flash = "";
 let renderCount = 0;
+/** The query of the screen shown (with main's data-path, the address it renders). */
+let shownSearch = "";
 
 const main = () => document.getElementById("main");
 
@@ -91,6 +93,13 @@ function updateChrome(route) {
     if (link.dataset.screen === route.screen) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  // On a narrow screen the navigation scrolls sideways: keep the current screen's link in sight.
+  const current = signedIn ? nav.querySelector("a[aria-current=page]") : null;
+  if (current) {
+    const box = current.getBoundingClientRect();
+    const frame = nav.getBoundingClientRect();
+    if (box.left < frame.left || box.right > frame.right) nav.scrollLeft += box.left - frame.left - 16;
+  }
   const account = document.getElementById("account");
   account.replaceChildren(signedIn ? accountMenu(session.me, { api, navigate, signOut, announce, reloadSession }) : "");
 }
@@ -129,6 +138,8 @@ export async function render({ focus } = {}) {
   const route = found;
   const view = main();
   const samePath = view.dataset.path === url.pathname;
+  // On the page's first screen focus stays at the top of the document, so the first Tab reaches the skip link.
+  const firstScreen = view.dataset.path === undefined;
   view.dataset.state = "loading";
   view.setAttribute("aria-busy", "true");
   const slow = setTimeout(() => { if (ticket === renderCount) announce("Loading…"); }, 400);
@@ -159,9 +170,10 @@ export async function render({ focus } = {}) {
     const selection = keep && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
     view.replaceChildren(content);
     view.dataset.path = url.pathname;
+    shownSearch = url.search;
     document.title = `${route.title} · End Customer Portal`;
     updateChrome(route);
-    placeFocus(focus ?? keep, samePath, selection);
+    placeFocus(focus ?? keep, samePath || firstScreen, selection);
     view.dataset.state = "ready";
   } catch (error) {
     if (error instanceof SignedOut || ticket !== renderCount) return;
@@ -205,6 +217,10 @@ export function start() {
       navigate(url.pathname + url.search, { focus: anchor.dataset.focus });
     }
   });
-  window.addEventListener("popstate", () => render());
+  window.addEventListener("popstate", () => {
+    // The skip link (an in-page #fragment) changes only the hash: the screen stays as it is.
+    if (location.hash && location.pathname === main().dataset.path && location.search === shownSearch) return;
+    render();
+  });
   render();
 }

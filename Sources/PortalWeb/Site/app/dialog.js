@@ -24,7 +24,14 @@ export function formDialog({ id, title, intro, fields = [], submitLabel, submitC
     let result = null;
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      if (!form.reportValidity()) return;
+      if (!form.reportValidity()) {
+        // The browser's bubble fades: say in the dialog which field is wrong and why, until it is fixed.
+        const invalid = form.querySelector(":invalid");
+        const label = invalid?.labels?.[0]?.firstChild?.textContent?.trim();
+        error.textContent = invalid ? `${label ? `${label}: ` : ""}${invalid.validationMessage}` : "";
+        error.hidden = !invalid;
+        return;
+      }
       submit.disabled = true;
       form.setAttribute("aria-busy", "true");
       error.hidden = true;

@@ -59,8 +59,10 @@ const entitlementFields = {
 /** ListActivations for `/activations?from&to&product&q&order&page`. */
 export function activationsRequest(params) {
   const request = listBase(params, "activation_date desc");
-  const from = dayStart(params.get("from"));
-  const to = dayEnd(params.get("to"));
+  // Days are the viewer's, or UTC days while the list shows times in UTC (`tz=utc`).
+  const utc = params.get("tz") === "utc";
+  const from = dayStart(params.get("from"), utc);
+  const to = dayEnd(params.get("to"), utc);
   if (from) request.activationDateStart = from;
   if (to) request.activationDateEnd = to;
   const product = params.get("product");
@@ -71,8 +73,9 @@ export function activationsRequest(params) {
 /** ListAuditEvents for `/audit?from&to&type&user&q&order&page`. */
 export function auditRequest(params) {
   const request = listBase(params, "time desc");
-  const from = dayStart(params.get("from"));
-  const to = dayEnd(params.get("to"));
+  const utc = params.get("tz") === "utc";
+  const from = dayStart(params.get("from"), utc);
+  const to = dayEnd(params.get("to"), utc);
   if (from) request.timeStart = from;
   if (to) request.timeEnd = to;
   const type = eventTypes[params.get("type")];

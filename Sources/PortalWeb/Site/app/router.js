@@ -44,6 +44,8 @@ export function withParams(path, params, changes = {}) {
 export function isAppNavigation(event, anchor, origin) {
   if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return false;
   if (!anchor || anchor.hasAttribute("download") || (anchor.target && anchor.target !== "_self")) return false;
+  // A link to a place on this page (the skip link) is the browser's to follow: it moves focus there.
+  if ((anchor.getAttribute("href") ?? "").startsWith("#")) return false;
   const url = new URL(anchor.href, origin);
   return url.origin === origin && !url.pathname.startsWith("/exports/");
 }

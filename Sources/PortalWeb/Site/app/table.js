@@ -106,7 +106,7 @@ export function pager(id, response, ctx, noun) {
 /** A small fixed table (the dashboard's recent lists): `columns` of `[label, cell(row)]`. */
 export function simpleTable(id, caption, columns, rows, emptyText) {
   if (rows.length === 0) return h("p", { class: "empty", "data-empty": id }, emptyText);
-  return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption },
+  return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": `${caption} (scrolls sideways)` },
     h("table", { id },
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", { scope: "col" }, label)))),

@@ -65,7 +65,7 @@ export function searchForm(id, label, value, onsearch, extra = null) {
   const form = h("form", { class: "search", role: "search", "aria-label": label },
     extra,
     h("div", { class: "field" }, h("label", { for: id }, label), input),
-    h("button", { type: "submit", class: "secondary" }, "Search"));
+    h("button", { type: "submit", class: "secondary", id: `${id}-submit` }, "Search"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     onsearch(input.value.trim());
@@ -93,7 +93,8 @@ export function explain(error) {
 
 /** The server's message as a sentence: capitalised, with a full stop. */
 function sentence(message) {
-  const text = String(message || "The request was not accepted").trim();
+  // An API field name such as `member_id: ` means nothing to a person: the words after it say it all.
+  const text = String(message || "The request was not accepted").trim().replace(/^[a-z]+(?:_[a-z]+)+: /, "");
   const capital = text.charAt(0).toUpperCase() + text.slice(1);
   return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }

@@ -40,7 +40,7 @@ export async function render(ctx) {
   const search = h("form", { class: "search", role: "search", "aria-label": "Search events" },
     h("div", { class: "field" }, h("label", { for: "user" }, "User (name or email)"), userInput),
     h("div", { class: "field" }, h("label", { for: "search" }, "Search events"), textInput),
-    h("button", { type: "submit", class: "secondary" }, "Search"));
+    h("button", { type: "submit", class: "secondary", id: "search-submit" }, "Search"));
   search.addEventListener("submit", (event) => {
     event.preventDefault();
     set({ user: userInput.value.trim(), q: textInput.value.trim() });
