@@ -52,6 +52,29 @@ def start_stack(portal_bin: str, workdir: Path) -> Stack:
     return Stack(f"http://127.0.0.1:{base + 4}", workdir / "data", organization, dev)
 
 
+@pytest.fixture(scope="module")
+def stack(portal_bin, tmp_path_factory, request):
+    """`portal dev` with its demo data for one test module (import this fixture into the module)."""
+    running = start_stack(portal_bin, tmp_path_factory.mktemp(request.module.__name__))
+    try:
+        yield running
+    finally:
+        running.dev.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one test module; Playwright's assertions wait as long as the shared helpers do."""
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        expect.set_options(timeout=WAIT_MS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
 def launch_chromium(playwright):
     """Debian's Chromium (Playwright's own download cannot work offline)."""
     if not shutil.which(CHROMIUM):

@@ -8,31 +8,13 @@ treats as secure contexts that may hold `Secure` cookies over plain HTTP.
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 import support
-from browser_support import (ADA, GRACE, NORTHWIND, TAILSPIN, WAIT_MS, api, console_problems, launch_chromium, ready,
-                             screenshot, session_cookie, sign_in, start_stack)
+from browser_support import browser, stack  # noqa: F401  (the module's fixtures)
+from browser_support import (ADA, GRACE, NORTHWIND, TAILSPIN, WAIT_MS, api, console_problems, ready,
+                             screenshot, session_cookie, sign_in)
 
 pytestmark = pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
-
-
-@pytest.fixture(scope="module")
-def stack(portal_bin, tmp_path_factory):
-    """`portal dev` with its demo data."""
-    running = start_stack(portal_bin, tmp_path_factory.mktemp("browser"))
-    try:
-        yield running
-    finally:
-        running.dev.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
 
 import browser_support
 import support
-from browser_support import (ADA, GRACE, NORTHWIND, WAIT_MS, launch_chromium, ready, screenshot, sign_in,
-                             start_stack)
+from browser_support import browser, stack  # noqa: F401  (the module's fixtures)
+from browser_support import (ADA, GRACE, NORTHWIND, WAIT_MS, ready, screenshot, sign_in)
 from test_portal_dev import DEMO_PASSWORD
 
 pytestmark = pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
@@ -45,24 +44,6 @@ SIGNED_OUT = {"sign-in", "choose-organization", "accept-invite"}
 # What the dark theme is scanned on at 360 px (colours are the same at every width; the phone's layout
 # is scanned in full in the light theme).
 DARK_PHONE = {"dashboard", "product-panel", "activations", "members"}
-
-
-@pytest.fixture(scope="module")
-def stack(portal_bin, tmp_path_factory):
-    """`portal dev` with its demo data."""
-    running = start_stack(portal_bin, tmp_path_factory.mktemp("a11y"))
-    try:
-        yield running
-    finally:
-        running.dev.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 def summary(node: dict) -> str:

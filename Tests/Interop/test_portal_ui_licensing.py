@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from google.protobuf import json_format
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 import support
-from browser_support import (ADA, GRACE, NORTHWIND, WAIT_MS, api, launch_chromium, ready, session_cookie, sign_in,
-                             start_stack)
+from browser_support import browser, stack  # noqa: F401  (the module's fixtures)
+from browser_support import (ADA, GRACE, NORTHWIND, WAIT_MS, api, ready, session_cookie, sign_in)
 
 pytestmark = pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
 
@@ -47,29 +47,6 @@ STATUS_NAMES = {"ENTITLEMENT_STATUS_ACTIVE": "Active", "ENTITLEMENT_STATUS_EXPIR
 
 
 # MARK: Fixtures
-
-
-@pytest.fixture(scope="module")
-def stack(portal_bin, tmp_path_factory):
-    """`portal dev` with its demo data; every check reads the API at the moment it looks at the page."""
-    running = start_stack(portal_bin, tmp_path_factory.mktemp("ui-licensing"))
-    try:
-        yield running
-    finally:
-        running.dev.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        # Busy machines: assertions wait as long as the shared helpers do (Playwright's default is 5 s).
-        expect.set_options(timeout=WAIT_MS)
-        try:
-            yield chromium
-        finally:
-            expect.set_options(timeout=5_000)
-            chromium.close()
 
 
 @dataclass

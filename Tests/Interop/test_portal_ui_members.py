@@ -19,16 +19,16 @@ import urllib.error
 import urllib.parse
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 import support
-from browser_support import (ADA, GRACE, LIN, NORTHWIND, TAILSPIN, WAIT_MS, api, launch_chromium, ready, screenshot,
-                             session_cookie, sign_in, start_stack)
+from browser_support import browser, stack  # noqa: F401  (the module's fixtures)
+from browser_support import (ADA, GRACE, LIN, NORTHWIND, TAILSPIN, WAIT_MS, api, ready, screenshot,
+                             session_cookie, sign_in)
 from test_portal_dev import DEMO_PASSWORD
 
 pytestmark = pytest.mark.skipif(support.backend() == "postgres", reason="portal dev keeps SQLite files by design")
 
-expect.set_options(timeout=WAIT_MS)
 
 ROLES = {"ROLE_ADMIN": "Admin", "ROLE_VIEWER": "Viewer"}
 NEW_PASSWORD = "correct-horse-battery-9"
@@ -38,24 +38,6 @@ SESSION_ENDED = "Your session has ended"
 
 
 # MARK: Fixtures
-
-
-@pytest.fixture(scope="module")
-def stack(portal_bin, tmp_path_factory):
-    """`portal dev` with its demo data; tests add members and invites of their own, never remove the demo's."""
-    running = start_stack(portal_bin, tmp_path_factory.mktemp("ui-members"))
-    try:
-        yield running
-    finally:
-        running.dev.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
