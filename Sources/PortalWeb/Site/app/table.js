@@ -5,7 +5,7 @@ import { h } from "/app/dom.js";
 import { chooseColumns, visibleColumns } from "/app/columns.js";
 import { ariaSort, nextOrder, pageSize } from "/app/query.js";
 import { withParams } from "/app/router.js";
-import { disclosure } from "/app/widgets.js";
+import { disclosure, explain, problem } from "/app/widgets.js";
 import { count } from "/app/format.js";
 
 /**
@@ -111,4 +111,22 @@ export function simpleTable(id, caption, columns, rows, emptyText) {
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", { scope: "col" }, label)))),
       h("tbody", {}, rows.map((row) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(row) ?? "")))))));
+}
+
+/** The outcome of a list call in Promise.allSettled's shape, so a screen can show a failure in words. */
+export async function settle(promise) {
+  const [outcome] = await Promise.allSettled([promise]);
+  return outcome;
+}
+
+/**
+ * What a screen shows for its list: the table and its pager, or why there is none — `outcome.problem`
+ * (a filter that cannot be asked, e.g. a reversed date range) or the failed call. `rows` names the
+ * response's list field, `noun` its singular and plural.
+ */
+export function listResults(spec, outcome, ctx, { rows, noun }) {
+  if (outcome.problem) return problem(outcome.problem);
+  if (outcome.status === "rejected") return problem(`The ${noun[1]} could not be loaded. ${explain(outcome.reason)}`);
+  const items = outcome.value[rows] ?? [];
+  return [dataTable(spec, items, ctx), pager(spec.id, outcome.value, { ...ctx, shownRows: items.length }, noun)];
 }

@@ -5,8 +5,8 @@ import { h } from "/app/dom.js";
 import { count, dateTime, localTimeZone } from "/app/format.js";
 import { activationsRequest, dateRangeProblem, exportQuery } from "/app/query.js";
 import { withParams } from "/app/router.js";
-import { columnChooser, dataTable, pager } from "/app/table.js";
-import { dateField, explain, exportLink, problem, searchForm, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
+import { columnChooser, listResults } from "/app/table.js";
+import { dateField, exportLink, searchForm, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
 
 /** The columns of the activations table; the seed's five are shown unless the viewer chooses. */
 export function activationColumns(timeZone) {
@@ -47,14 +47,6 @@ export async function render(ctx) {
     timeZoneToggle(ctx, localTimeZone()),
     ctx.isAdmin ? exportLink("/exports/activations.csv", exportQuery(request, zone)) : null);
 
-  let results;
-  if (rangeProblem) {
-    results = problem(rangeProblem);
-  } else if (list.status === "rejected") {
-    results = problem(`The activations could not be loaded. ${explain(list.reason)}`);
-  } else {
-    const rows = list.value.activations ?? [];
-    results = [dataTable(spec, rows, ctx), pager("activations", list.value, { ...ctx, shownRows: rows.length }, ["activation", "activations"])];
-  }
+  const results = listResults(spec, rangeProblem ? { problem: rangeProblem } : list, ctx, { rows: "activations", noun: ["activation", "activations"] });
   return h("div", {}, h("h1", {}, "Activations"), filters, actions, results);
 }

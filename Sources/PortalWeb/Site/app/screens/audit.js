@@ -5,8 +5,8 @@ import { h } from "/app/dom.js";
 import { dateTime, eventTypeName, localTimeZone } from "/app/format.js";
 import { auditRequest, dateRangeProblem, exportQuery } from "/app/query.js";
 import { withParams } from "/app/router.js";
-import { dataTable, pager } from "/app/table.js";
-import { dateField, explain, exportLink, problem, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
+import { listResults, settle } from "/app/table.js";
+import { dateField, exportLink, selectField, timeZoneToggle, toolbar } from "/app/widgets.js";
 
 /** The audit page. */
 export async function render(ctx) {
@@ -16,15 +16,7 @@ export async function render(ctx) {
   const zone = utc ? "UTC" : localTimeZone();
   const rangeProblem = dateRangeProblem(params);
   const request = auditRequest(params);
-  let list = null;
-  let failure = null;
-  if (!rangeProblem) {
-    try {
-      list = await ctx.api("ListAuditEvents", request, { read: true });
-    } catch (error) {
-      failure = error;
-    }
-  }
+  const list = rangeProblem ? { problem: rangeProblem } : await settle(ctx.api("ListAuditEvents", request, { read: true }));
   const spec = {
     id: "audit", caption: "Audit and event log", order: request.orderBy, emptyText: "No events match these filters.",
     columns: [
@@ -56,12 +48,6 @@ export async function render(ctx) {
     timeZoneToggle(ctx, localTimeZone()),
     ctx.isAdmin ? exportLink("/exports/audit-events.csv", exportQuery(request, zone)) : null);
 
-  let results;
-  if (rangeProblem) results = problem(rangeProblem);
-  else if (failure) results = problem(`The events could not be loaded. ${explain(failure)}`);
-  else {
-    const rows = list.events ?? [];
-    results = [dataTable(spec, rows, ctx), pager("audit", list, { ...ctx, shownRows: rows.length }, ["event", "events"])];
-  }
+  const results = listResults(spec, list, ctx, { rows: "events", noun: ["event", "events"] });
   return h("div", {}, h("h1", {}, "Audit & Event Log"), filters, actions, results);
 }

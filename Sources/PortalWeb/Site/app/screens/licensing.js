@@ -6,7 +6,7 @@ import { h } from "/app/dom.js";
 import { count, date, statusName } from "/app/format.js";
 import { dateRangeProblem, entitlementsRequest, productsRequest } from "/app/query.js";
 import { withParams } from "/app/router.js";
-import { columnChooser, dataTable, pager } from "/app/table.js";
+import { columnChooser, listResults } from "/app/table.js";
 import { dateField, explain, linkTabs, problem, searchForm, selectField, toolbar } from "/app/widgets.js";
 import { detailPanel, facts } from "/app/panel.js";
 import { activateDialog } from "/app/activate.js";
@@ -72,12 +72,7 @@ async function productsTab(ctx) {
   const controls = toolbar("Search and columns",
     searchForm("search", "Search by product name or type", params.get("q"), (text) => ctx.navigate(withParams(path, params, { q: text }))),
     columnChooser(spec));
-  let results;
-  if (list.status === "rejected") results = problem(`The products could not be loaded. ${explain(list.reason)}`);
-  else {
-    const rows = list.value.products ?? [];
-    results = [dataTable(spec, rows, ctx), pager("products", list.value, { ...ctx, shownRows: rows.length }, ["product", "products"])];
-  }
+  const results = listResults(spec, list, ctx, { rows: "products", noun: ["product", "products"] });
   return h("div", {}, controls, results, productId ? productPanel(ctx, productId, detail) : null);
 }
 
@@ -140,13 +135,7 @@ async function entitlementsTab(ctx) {
     dateField("from", "From", params.get("from"), (value) => set({ from: value })),
     dateField("to", "To", params.get("to"), (value) => set({ to: value })),
     searchForm("search", "Search entitlements", params.get("q"), (text) => set({ q: text, by: searchBy.querySelector("select").value === "entitlement" ? "" : searchBy.querySelector("select").value }), searchBy));
-  let results;
-  if (rangeProblem) results = problem(rangeProblem);
-  else if (list.status === "rejected") results = problem(`The entitlements could not be loaded. ${explain(list.reason)}`);
-  else {
-    const rows = list.value.entitlements ?? [];
-    results = [dataTable(spec, rows, ctx), pager("entitlements", list.value, { ...ctx, shownRows: rows.length }, ["entitlement", "entitlements"])];
-  }
+  const results = listResults(spec, rangeProblem ? { problem: rangeProblem } : list, ctx, { rows: "entitlements", noun: ["entitlement", "entitlements"] });
   return h("div", {}, filters, toolbar("Table options", columnChooser(spec)), results, entitlementId ? entitlementPanel(ctx, entitlementId, detail) : null);
 }
 

@@ -5,8 +5,8 @@ import { h } from "/app/dom.js";
 import { date, dateTime, personName, roleName } from "/app/format.js";
 import { invitesRequest, membersRequest } from "/app/query.js";
 import { withParams } from "/app/router.js";
-import { columnChooser, dataTable, pager } from "/app/table.js";
-import { explain, linkTabs, problem, searchForm, selectField, toolbar } from "/app/widgets.js";
+import { columnChooser, listResults, settle } from "/app/table.js";
+import { explain, linkTabs, searchForm, selectField, toolbar } from "/app/widgets.js";
 import { confirmDialog, formDialog, inputField, radioGroup } from "/app/dialog.js";
 import { inviteButton } from "/app/invites.js";
 
@@ -30,13 +30,7 @@ async function activeTab(ctx) {
   const { params, path } = ctx;
   const set = (changes) => ctx.navigate(withParams(path, params, changes));
   const request = membersRequest(params);
-  let list = null;
-  let failure = null;
-  try {
-    list = await ctx.api("ListMembers", request, { read: true });
-  } catch (error) {
-    failure = error;
-  }
+  const list = await settle(ctx.api("ListMembers", request, { read: true }));
   const self = ctx.session.me?.principal?.memberId;
   const spec = {
     id: "members", caption: "Active members", order: request.orderBy, emptyText: "No members match these filters.",
@@ -60,13 +54,7 @@ async function activeTab(ctx) {
       set({ q: text, by: by === "name" ? "" : by });
     }, searchBy),
     columnChooser(spec));
-  let results;
-  if (failure) results = problem(`The members could not be loaded. ${explain(failure)}`);
-  else {
-    const rows = list.members ?? [];
-    results = [dataTable(spec, rows, ctx), pager("members", list, { ...ctx, shownRows: rows.length }, ["member", "members"])];
-  }
-  return h("div", {}, filters, results);
+  return h("div", {}, filters, listResults(spec, list, ctx, { rows: "members", noun: ["member", "members"] }));
 }
 
 async function editMember(ctx, member) {
@@ -128,13 +116,7 @@ async function invitesTab(ctx) {
   const { params, path } = ctx;
   const set = (changes) => ctx.navigate(withParams(path, params, changes));
   const request = invitesRequest(params);
-  let list = null;
-  let failure = null;
-  try {
-    list = await ctx.api("ListInvites", request, { read: true });
-  } catch (error) {
-    failure = error;
-  }
+  const list = await settle(ctx.api("ListInvites", request, { read: true }));
   const spec = {
     id: "invites", caption: "Pending invites", order: request.orderBy, emptyText: "No pending invites match these filters.",
     columns: [
@@ -153,13 +135,7 @@ async function invitesTab(ctx) {
     selectField("role", "Role", roleOptions, params.get("role"), (value) => set({ role: value })),
     searchForm("search", "Search by email", params.get("q"), (text) => set({ q: text })),
     columnChooser(spec));
-  let results;
-  if (failure) results = problem(`The invites could not be loaded. ${explain(failure)}`);
-  else {
-    const rows = list.invites ?? [];
-    results = [dataTable(spec, rows, ctx), pager("invites", list, { ...ctx, shownRows: rows.length }, ["invite", "invites"])];
-  }
-  return h("div", {}, filters, results);
+  return h("div", {}, filters, listResults(spec, list, ctx, { rows: "invites", noun: ["invite", "invites"] }));
 }
 
 async function resend(ctx, invite) {
