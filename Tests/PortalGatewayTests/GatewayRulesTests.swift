@@ -82,17 +82,19 @@ struct SessionCacheTests {
     }
 
     @Test func aTokenIsResolvedAgainOnceItsLifetimeHasPassed() async throws {
-        // Long enough that a busy machine running every suite at once still gets two calls within it.
-        let cache = SessionCache(lifetime: .seconds(1))
+        // The cache reads a clock the test moves, so a busy machine cannot stretch the second.
+        let now = Locked(ContinuousClock.now)
+        let cache = SessionCache(lifetime: .seconds(1), clock: { now.withLock { $0 } })
         let counter = ReadCounter()
         let resolve: @Sendable (String) async throws -> Caller = { _ in
             _ = counter.next()
             return Self.caller("mem-1")
         }
         _ = try await cache.caller(for: "token-1", resolve: resolve)
+        now.withLock { $0 += .milliseconds(999) }
         _ = try await cache.caller(for: "token-1", resolve: resolve)
         #expect(counter.value == 1)
-        try await Task.sleep(for: .milliseconds(1100))
+        now.withLock { $0 += .milliseconds(1) }
         _ = try await cache.caller(for: "token-1", resolve: resolve)
         #expect(counter.value == 2)
         await cache.forget(memberID: "mem-1")
