@@ -1327,27 +1327,44 @@ enum EmbeddedSite {
             IiBoZWlnaHQ9IjMyIiByeD0iNiIgZmlsbD0iIzFmNWZiZiIvPjxwYXRoIGQ9Ik05IDIzVjloOGE1IDUgMCAwIDEgMCAxMGgtNHY0
             eiIgZmlsbD0iI2ZmZiIvPjwvc3ZnPgo=
             """),
-        EmbeddedFile(path: "/index.html", etag: #""e2dcca87a3fa495ad8d0""#, base64: """
+        EmbeddedFile(path: "/index.html", etag: #""86ca39a6af5921b7d876""#, base64: """
             PCFkb2N0eXBlIGh0bWw+CjxodG1sIGxhbmc9ImVuIj4KPGhlYWQ+CiAgPG1ldGEgY2hhcnNldD0idXRmLTgiPgogIDxtZXRhIG5h
             bWU9InZpZXdwb3J0IiBjb250ZW50PSJ3aWR0aD1kZXZpY2Utd2lkdGgsIGluaXRpYWwtc2NhbGU9MSI+CiAgPG1ldGEgbmFtZT0i
             Y29sb3Itc2NoZW1lIiBjb250ZW50PSJsaWdodCBkYXJrIj4KICA8dGl0bGU+RW5kIEN1c3RvbWVyIFBvcnRhbDwvdGl0bGU+CiAg
             PGxpbmsgcmVsPSJpY29uIiBocmVmPSIvZmF2aWNvbi5zdmciIHR5cGU9ImltYWdlL3N2Zyt4bWwiPgogIDxsaW5rIHJlbD0ic3R5
-            bGVzaGVldCIgaHJlZj0iL3BvcnRhbC5jc3MiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2FwcC9hcHAuanMi
-            PgogIDxzY3JpcHQgdHlwZT0ibW9kdWxlIiBzcmM9Ii9wb3J0YWwuanMiPjwvc2NyaXB0Pgo8L2hlYWQ+Cjxib2R5PgogIDxhIGNs
-            YXNzPSJza2lwLWxpbmsiIGhyZWY9IiNtYWluIj5Ta2lwIHRvIGNvbnRlbnQ8L2E+CiAgPGhlYWRlciBjbGFzcz0iYmFubmVyIj4K
-            ICAgIDxhIGNsYXNzPSJwcm9kdWN0IiBocmVmPSIvIj5FbmQgQ3VzdG9tZXIgUG9ydGFsPC9hPgogICAgPGRpdiBpZD0iYWNjb3Vu
-            dCIgY2xhc3M9ImFjY291bnQiPjwvZGl2PgogIDwvaGVhZGVyPgogIDxuYXYgaWQ9InByaW1hcnktbmF2IiBjbGFzcz0icHJpbWFy
-            eS1uYXYiIGFyaWEtbGFiZWw9Ik1haW4iIGhpZGRlbj4KICAgIDx1bD4KICAgICAgPGxpPjxhIGhyZWY9Ii8iIGRhdGEtc2NyZWVu
-            PSJkYXNoYm9hcmQiPkRhc2hib2FyZDwvYT48L2xpPgogICAgICA8bGk+PGEgaHJlZj0iL2xpY2Vuc2luZy9wcm9kdWN0cyIgZGF0
-            YS1zY3JlZW49ImxpY2Vuc2luZyI+TGljZW5zaW5nIE92ZXJ2aWV3PC9hPjwvbGk+CiAgICAgIDxsaT48YSBocmVmPSIvYWN0aXZh
-            dGlvbnMiIGRhdGEtc2NyZWVuPSJhY3RpdmF0aW9ucyI+QWN0aXZhdGlvbnM8L2E+PC9saT4KICAgICAgPGxpPjxhIGhyZWY9Ii9h
-            dWRpdCIgZGF0YS1zY3JlZW49ImF1ZGl0Ij5BdWRpdCAmYW1wOyBFdmVudCBMb2c8L2E+PC9saT4KICAgICAgPGxpIGRhdGEtYWRt
-            aW4gaGlkZGVuPjxhIGhyZWY9Ii9tZW1iZXJzL2FjdGl2ZSIgZGF0YS1zY3JlZW49Im1lbWJlcnMiPk1lbWJlcnM8L2E+PC9saT4K
-            ICAgIDwvdWw+CiAgPC9uYXY+CiAgPG1haW4gaWQ9Im1haW4iIHRhYmluZGV4PSItMSIgZGF0YS1zdGF0ZT0ibG9hZGluZyIgYXJp
-            YS1idXN5PSJ0cnVlIj4KICAgIDxwIGNsYXNzPSJsb2FkaW5nIj5Mb2FkaW5nIHRoZSBwb3J0YWzigKY8L3A+CiAgPC9tYWluPgog
-            IDxkaXYgaWQ9InN0YXR1cyIgY2xhc3M9InZpc3VhbGx5LWhpZGRlbiIgcm9sZT0ic3RhdHVzIiBhcmlhLWxpdmU9InBvbGl0ZSI+
-            PC9kaXY+CiAgPGRpdiBpZD0idG9hc3QiIGNsYXNzPSJ0b2FzdCIgcm9sZT0ic3RhdHVzIiBhcmlhLWxpdmU9InBvbGl0ZSIgaGlk
-            ZGVuPjwvZGl2Pgo8L2JvZHk+CjwvaHRtbD4K
+            bGVzaGVldCIgaHJlZj0iL3BvcnRhbC5jc3MiPgogIDwhLS0gRXZlcnkgbW9kdWxlIHVwIGZyb250LCBzbyB0aGUgYnJvd3NlciBm
+            ZXRjaGVzIHRoZW0gYXQgb25jZSBpbnN0ZWFkIG9mIG9uZSBpbXBvcnQgbGV2ZWwgYXQgYSB0aW1lLiAtLT4KICA8bGluayByZWw9
+            Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvYWNjb3VudC5qcyI+CiAgPGxpbmsgcmVsPSJtb2R1bGVwcmVsb2FkIiBocmVmPSIv
+            YXBwL2FjdGl2YXRlLmpzIj4KICA8bGluayByZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvYXBwLmpzIj4KICA8bGluayBy
+            ZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvY29sdW1ucy5qcyI+CiAgPGxpbmsgcmVsPSJtb2R1bGVwcmVsb2FkIiBocmVm
+            PSIvYXBwL2Nvbm5lY3QuanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2FwcC9kaWFsb2cuanMiPgogIDxs
+            aW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2FwcC9kb20uanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJl
+            Zj0iL2FwcC9mb3JtYXQuanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2FwcC9pbnZpdGVzLmpzIj4KICA8
+            bGluayByZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvcGFuZWwuanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIg
+            aHJlZj0iL2FwcC9xdWVyeS5qcyI+CiAgPGxpbmsgcmVsPSJtb2R1bGVwcmVsb2FkIiBocmVmPSIvYXBwL3JvdXRlci5qcyI+CiAg
+            PGxpbmsgcmVsPSJtb2R1bGVwcmVsb2FkIiBocmVmPSIvYXBwL3RhYmxlLmpzIj4KICA8bGluayByZWw9Im1vZHVsZXByZWxvYWQi
+            IGhyZWY9Ii9hcHAvdGhlbWUuanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2FwcC93aWRnZXRzLmpzIj4K
+            ICA8bGluayByZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvc2NyZWVucy9hY2NlcHQtaW52aXRlLmpzIj4KICA8bGluayBy
+            ZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvc2NyZWVucy9hY3RpdmF0aW9ucy5qcyI+CiAgPGxpbmsgcmVsPSJtb2R1bGVw
+            cmVsb2FkIiBocmVmPSIvYXBwL3NjcmVlbnMvYXVkaXQuanMiPgogIDxsaW5rIHJlbD0ibW9kdWxlcHJlbG9hZCIgaHJlZj0iL2Fw
+            cC9zY3JlZW5zL2Rhc2hib2FyZC5qcyI+CiAgPGxpbmsgcmVsPSJtb2R1bGVwcmVsb2FkIiBocmVmPSIvYXBwL3NjcmVlbnMvbGlj
+            ZW5zaW5nLmpzIj4KICA8bGluayByZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvc2NyZWVucy9tZW1iZXJzLmpzIj4KICA8
+            bGluayByZWw9Im1vZHVsZXByZWxvYWQiIGhyZWY9Ii9hcHAvc2NyZWVucy9zaWduLWluLmpzIj4KICA8c2NyaXB0IHR5cGU9Im1v
+            ZHVsZSIgc3JjPSIvcG9ydGFsLmpzIj48L3NjcmlwdD4KPC9oZWFkPgo8Ym9keT4KICA8YSBjbGFzcz0ic2tpcC1saW5rIiBocmVm
+            PSIjbWFpbiI+U2tpcCB0byBjb250ZW50PC9hPgogIDxoZWFkZXIgY2xhc3M9ImJhbm5lciI+CiAgICA8YSBjbGFzcz0icHJvZHVj
+            dCIgaHJlZj0iLyI+RW5kIEN1c3RvbWVyIFBvcnRhbDwvYT4KICAgIDxkaXYgaWQ9ImFjY291bnQiIGNsYXNzPSJhY2NvdW50Ij48
+            L2Rpdj4KICA8L2hlYWRlcj4KICA8bmF2IGlkPSJwcmltYXJ5LW5hdiIgY2xhc3M9InByaW1hcnktbmF2IiBhcmlhLWxhYmVsPSJN
+            YWluIiBoaWRkZW4+CiAgICA8dWw+CiAgICAgIDxsaT48YSBocmVmPSIvIiBkYXRhLXNjcmVlbj0iZGFzaGJvYXJkIj5EYXNoYm9h
+            cmQ8L2E+PC9saT4KICAgICAgPGxpPjxhIGhyZWY9Ii9saWNlbnNpbmcvcHJvZHVjdHMiIGRhdGEtc2NyZWVuPSJsaWNlbnNpbmci
+            PkxpY2Vuc2luZyBPdmVydmlldzwvYT48L2xpPgogICAgICA8bGk+PGEgaHJlZj0iL2FjdGl2YXRpb25zIiBkYXRhLXNjcmVlbj0i
+            YWN0aXZhdGlvbnMiPkFjdGl2YXRpb25zPC9hPjwvbGk+CiAgICAgIDxsaT48YSBocmVmPSIvYXVkaXQiIGRhdGEtc2NyZWVuPSJh
+            dWRpdCI+QXVkaXQgJmFtcDsgRXZlbnQgTG9nPC9hPjwvbGk+CiAgICAgIDxsaSBkYXRhLWFkbWluIGhpZGRlbj48YSBocmVmPSIv
+            bWVtYmVycy9hY3RpdmUiIGRhdGEtc2NyZWVuPSJtZW1iZXJzIj5NZW1iZXJzPC9hPjwvbGk+CiAgICA8L3VsPgogIDwvbmF2Pgog
+            IDxtYWluIGlkPSJtYWluIiB0YWJpbmRleD0iLTEiIGRhdGEtc3RhdGU9ImxvYWRpbmciIGFyaWEtYnVzeT0idHJ1ZSI+CiAgICA8
+            cCBjbGFzcz0ibG9hZGluZyI+TG9hZGluZyB0aGUgcG9ydGFs4oCmPC9wPgogIDwvbWFpbj4KICA8ZGl2IGlkPSJzdGF0dXMiIGNs
+            YXNzPSJ2aXN1YWxseS1oaWRkZW4iIHJvbGU9InN0YXR1cyIgYXJpYS1saXZlPSJwb2xpdGUiPjwvZGl2PgogIDxkaXYgaWQ9InRv
+            YXN0IiBjbGFzcz0idG9hc3QiIHJvbGU9InN0YXR1cyIgYXJpYS1saXZlPSJwb2xpdGUiIGhpZGRlbj48L2Rpdj4KPC9ib2R5Pgo8
+            L2h0bWw+Cg==
             """),
         EmbeddedFile(path: "/portal.css", etag: #""625e46dec98ab154733c""#, base64: """
             LyogVGhlIEVuZCBDdXN0b21lciBQb3J0YWwncyBsb29rOiBsaWdodCBhbmQgZGFyayB0aGVtZXMgKHRoZSBzeXN0ZW0ncywgb3Ig
