@@ -1061,3 +1061,21 @@ def test_keyboard_only_sort_columns_panel_and_activate(admin):
     settle(page, "/licensing/products", product=None, order="license_type asc")
     assert page.locator("#product-panel").count() == 0
     expect(page.locator("#open-product-QSC-SUMMIT")).to_be_focused()
+
+
+def test_an_address_the_list_cannot_answer_says_so_and_leads_back_to_the_whole_list(admin):
+    """An edited or outdated link (a forged page token, an unknown sort column, a reversed date range)
+    shows what is wrong in words and a link to the unfiltered list, which works."""
+    page = admin.page
+    for path, words in [("/activations?page=not-a-token", "could not be loaded"),
+                        ("/audit?order=colour+asc", "could not be loaded"),
+                        ("/activations?from=2026-03-05&to=2026-03-01", "The start date is after the end date.")]:
+        admin.goto(path)
+        alert = page.get_by_role("alert")
+        assert words in alert.text_content(), (path, alert.text_content())
+        assert "page_token:" not in alert.text_content() and "order_by:" not in alert.text_content(), "no API field name opens it"
+        page.get_by_role("link", name=re.compile(r"^Show all ")).click()
+        ready(page)
+        assert "?" not in page.url, page.url
+        assert page.get_by_role("alert").count() == 0
+        assert page.locator("table tbody tr").count() > 0

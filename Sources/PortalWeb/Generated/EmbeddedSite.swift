@@ -1117,7 +1117,7 @@ enum EmbeddedSite {
             LAogICAgaCgicCIsIHsgY2xhc3M6ICJoaW50IiB9LCAiSW52aXRlZCB0byB0aGUgcG9ydGFsPyBPcGVuIHRoZSBsaW5rIGluIHlv
             dXIgaW52aXRhdGlvbiBtYWlsIHRvIHNldCB5b3VyIHBhc3N3b3JkLiIpKTsKfQo=
             """),
-        EmbeddedFile(path: "/app/table.js", etag: #""5e47c1a25508c31b7f19""#, base64: """
+        EmbeddedFile(path: "/app/table.js", etag: #""09381657a728f1f5fd58""#, base64: """
             Ly8gVGhlIHBvcnRhbCdzIHRhYmxlczogc29ydGFibGUgaGVhZGVycyB3aXRoIGFyaWEtc29ydCwgYSBjb2x1bW4gY2hvb3NlciBy
             ZW1lbWJlcmVkIHBlciBicm93c2VyLCBrZXlzZXQKLy8gcGFnaW5nIHdpdGggUHJldmlvdXMgYW5kIE5leHQsIGFuZCB3b3JkcyBm
             b3IgYW4gZW1wdHkgbGlzdC4KCmltcG9ydCB7IGggfSBmcm9tICIvYXBwL2RvbS5qcyI7CmltcG9ydCB7IGNob29zZUNvbHVtbnMs
@@ -1210,12 +1210,16 @@ enum EmbeddedSite {
             IHBhZ2VyLCBvciB3aHkgdGhlcmUgaXMgbm9uZSDigJQgYG91dGNvbWUucHJvYmxlbWAKICogKGEgZmlsdGVyIHRoYXQgY2Fubm90
             IGJlIGFza2VkLCBlLmcuIGEgcmV2ZXJzZWQgZGF0ZSByYW5nZSkgb3IgdGhlIGZhaWxlZCBjYWxsLiBgcm93c2AgbmFtZXMgdGhl
             CiAqIHJlc3BvbnNlJ3MgbGlzdCBmaWVsZCwgYG5vdW5gIGl0cyBzaW5ndWxhciBhbmQgcGx1cmFsLgogKi8KZXhwb3J0IGZ1bmN0
-            aW9uIGxpc3RSZXN1bHRzKHNwZWMsIG91dGNvbWUsIGN0eCwgeyByb3dzLCBub3VuIH0pIHsKICBpZiAob3V0Y29tZS5wcm9ibGVt
-            KSByZXR1cm4gcHJvYmxlbShvdXRjb21lLnByb2JsZW0pOwogIGlmIChvdXRjb21lLnN0YXR1cyA9PT0gInJlamVjdGVkIikgcmV0
-            dXJuIHByb2JsZW0oYFRoZSAke25vdW5bMV19IGNvdWxkIG5vdCBiZSBsb2FkZWQuICR7ZXhwbGFpbihvdXRjb21lLnJlYXNvbil9
-            YCk7CiAgY29uc3QgaXRlbXMgPSBvdXRjb21lLnZhbHVlW3Jvd3NdID8/IFtdOwogIHJldHVybiBbZGF0YVRhYmxlKHNwZWMsIGl0
-            ZW1zLCBjdHgpLCBwYWdlcihzcGVjLmlkLCBvdXRjb21lLnZhbHVlLCB7IC4uLmN0eCwgc2hvd25Sb3dzOiBpdGVtcy5sZW5ndGgg
-            fSwgbm91bildOwp9Cg==
+            aW9uIGxpc3RSZXN1bHRzKHNwZWMsIG91dGNvbWUsIGN0eCwgeyByb3dzLCBub3VuIH0pIHsKICAvLyBBbiBhZGRyZXNzIHRoZSBs
+            aXN0IGNhbm5vdCBhbnN3ZXIgKGFuIGVkaXRlZCBvciBvdXRkYXRlZCBsaW5rKSBvZmZlcnMgdGhlIHdheSBiYWNrIHRvIHRoZSB3
+            aG9sZSBsaXN0LgogIGNvbnN0IHJlc2V0ID0gaCgicCIsIHt9LCBoKCJhIiwgeyBocmVmOiBjdHgucGF0aCwgaWQ6IGAke3NwZWMu
+            aWR9LXJlc2V0YCB9LCBgU2hvdyBhbGwgJHtub3VuWzFdfWApKTsKICBpZiAob3V0Y29tZS5wcm9ibGVtKSByZXR1cm4gW3Byb2Js
+            ZW0ob3V0Y29tZS5wcm9ibGVtKSwgcmVzZXRdOwogIGlmIChvdXRjb21lLnN0YXR1cyA9PT0gInJlamVjdGVkIikgewogICAgY29u
+            c3QgcmVmdXNlZCA9IG91dGNvbWUucmVhc29uPy5jb2RlID09PSAiaW52YWxpZF9hcmd1bWVudCI7CiAgICByZXR1cm4gW3Byb2Js
+            ZW0oYFRoZSAke25vdW5bMV19IGNvdWxkIG5vdCBiZSBsb2FkZWQuICR7ZXhwbGFpbihvdXRjb21lLnJlYXNvbil9YCksIHJlZnVz
+            ZWQgPyByZXNldCA6IG51bGxdOwogIH0KICBjb25zdCBpdGVtcyA9IG91dGNvbWUudmFsdWVbcm93c10gPz8gW107CiAgcmV0dXJu
+            IFtkYXRhVGFibGUoc3BlYywgaXRlbXMsIGN0eCksIHBhZ2VyKHNwZWMuaWQsIG91dGNvbWUudmFsdWUsIHsgLi4uY3R4LCBzaG93
+            blJvd3M6IGl0ZW1zLmxlbmd0aCB9LCBub3VuKV07Cn0K
             """),
         EmbeddedFile(path: "/app/theme.js", etag: #""9b67657f8b703a42d9c9""#, base64: """
             Ly8gTGlnaHQgYW5kIGRhcmsgdGhlbWVzOiB0aGUgc3lzdGVtJ3MgY2hvaWNlIGJ5IGRlZmF1bHQsIG9yIHRoZSBvbmUgY2hvc2Vu

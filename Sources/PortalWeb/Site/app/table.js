@@ -125,8 +125,13 @@ export async function settle(promise) {
  * response's list field, `noun` its singular and plural.
  */
 export function listResults(spec, outcome, ctx, { rows, noun }) {
-  if (outcome.problem) return problem(outcome.problem);
-  if (outcome.status === "rejected") return problem(`The ${noun[1]} could not be loaded. ${explain(outcome.reason)}`);
+  // An address the list cannot answer (an edited or outdated link) offers the way back to the whole list.
+  const reset = h("p", {}, h("a", { href: ctx.path, id: `${spec.id}-reset` }, `Show all ${noun[1]}`));
+  if (outcome.problem) return [problem(outcome.problem), reset];
+  if (outcome.status === "rejected") {
+    const refused = outcome.reason?.code === "invalid_argument";
+    return [problem(`The ${noun[1]} could not be loaded. ${explain(outcome.reason)}`), refused ? reset : null];
+  }
   const items = outcome.value[rows] ?? [];
   return [dataTable(spec, items, ctx), pager(spec.id, outcome.value, { ...ctx, shownRows: items.length }, noun)];
 }
