@@ -2,6 +2,7 @@
 // labelled filter fields, and the words shown while loading, when empty and on errors.
 
 import { h } from "/app/dom.js";
+import { withParams } from "/app/router.js";
 
 /** A button that shows and hides `content` (aria-expanded); Escape and a click elsewhere close it. */
 export function disclosure(id, label, content, { buttonClass = "secondary", align = "start" } = {}) {
@@ -104,21 +105,10 @@ export function timeZoneToggle(ctx, localZone) {
   const utc = ctx.params.get("tz") === "utc";
   return h("button", {
     type: "button", id: "time-zone", class: "secondary", "aria-pressed": String(utc),
-    onclick: () => ctx.navigate(withParamsKeepingPage(ctx, { tz: utc ? "" : "utc" }), { focus: "time-zone", replace: true }),
+    // A new first page: UTC days change a date range, and page tokens are bound to the filters.
+    onclick: () => ctx.navigate(withParams(ctx.path, ctx.params, { tz: utc ? "" : "utc" }), { focus: "time-zone" }),
     title: utc ? `Times are shown in UTC; press to show them in ${localZone}` : `Times are shown in ${localZone}; press to show them in UTC`,
   }, "Show times in UTC");
-}
-
-/** The current address with `changes`, on the same page of the list. */
-function withParamsKeepingPage(ctx, changes) {
-  const params = new URLSearchParams(ctx.params);
-  for (const [name, value] of Object.entries(changes)) {
-    if (value) params.set(name, value);
-    else params.delete(name);
-  }
-  params.sort();
-  const query = params.toString();
-  return query ? `${ctx.path}?${query}` : ctx.path;
 }
 
 /** A labelled block of a list's filters and actions above its table. */
