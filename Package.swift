@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "PortalHTTP2",
             dependencies: [
-                "CNGHTTP2", "COpenSSL", "PortalRPC", "PortalAPI",
+                "CNGHTTP2", "COpenSSL", "PortalRPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -219,7 +219,10 @@ let package = Package(
             dependencies: ["PortalIdentity", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalHTTP2Tests",
-            dependencies: ["PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices", "PortalTestServices"]),
+            dependencies: [
+                "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStandardServices", "PortalTestServices",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 import PortalRPC
 
 /// Password and secret hashing with OpenSSL: scrypt for passwords, SHA-256 for random tokens,

@@ -8,10 +8,9 @@ import Synchronization
 /// or guarded by `shared`, which is why the class is `@unchecked Sendable`.
 final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable {
     let method: MethodDescriptor
-    let eventLoop: any EventLoop
     let inbound: InboundMessageQueue
     let window: ResponseWindow
-    unowned(unsafe) let connection: HTTP2ClientConnectionHandler
+    let connection: NIOLoopBound<ClientConnection>
 
     private struct Shared {
         var bufferedBytes = 0
@@ -30,7 +29,6 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
         didSet { window.streamID.store(id, ordering: .relaxed) }
     }
     var deframer: GRPCMessageDeframer
-    var outbound = OutboundMessages()
     var requestsFinished = false
     var receivedHeaders = false
     var ended = false
@@ -38,12 +36,11 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     /// What of the peer's send window this stream still owes it.
     var receiveWindow = ReceiveWindow()
 
-    init(method: MethodDescriptor, maxMessageBytes: Int, connection: HTTP2ClientConnectionHandler, eventLoop: any EventLoop) {
+    init(method: MethodDescriptor, maxMessageBytes: Int, connection: NIOLoopBound<ClientConnection>) {
         self.method = method
         self.connection = connection
-        self.eventLoop = eventLoop
         deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
-        let window = ResponseWindow(connection: NIOLoopBound(connection, eventLoop: eventLoop))
+        let window = ResponseWindow(connection: connection)
         self.window = window
         inbound = InboundMessageQueue { window.consumed() }
     }
@@ -54,14 +51,14 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
         let mustWait = try shared.withLock { shared in
             if let error = shared.closedError { throw error }
             shared.bufferedBytes += message.count + 5
-            return shared.bufferedBytes > ServerStream.highWaterMark
+            return shared.bufferedBytes > ServerCall.highWaterMark
         }
-        eventLoop.execute { self.connection.write(message, on: self) }
+        onEventLoop { $0.write(message, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
                     if let error = shared.closedError { return .failure(error) }
-                    if shared.bufferedBytes <= ServerStream.lowWaterMark { return .success(()) }
+                    if shared.bufferedBytes <= ServerCall.lowWaterMark { return .success(()) }
                     shared.writerWaiter = continuation
                     return nil
                 }
@@ -71,7 +68,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func finishSending() async throws {
-        eventLoop.execute { self.connection.finishRequests(on: self) }
+        onEventLoop { $0.finishRequests(on: self) }
     }
 
     func receive() async throws -> [UInt8]? {
@@ -103,7 +100,17 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func cancel() {
-        eventLoop.execute { self.connection.cancel(self, with: RPCError(.cancelled, "call cancelled by the client")) }
+        onEventLoop { $0.cancel(self, with: RPCError(.cancelled, "call cancelled by the client")) }
+    }
+
+    /// Runs `body` on the connection's event loop: now when already there, else soon.
+    private func onEventLoop(_ body: @escaping @Sendable (ClientConnection) -> Void) {
+        let connection = connection
+        if connection.eventLoop.inEventLoop {
+            body(connection.value)
+        } else {
+            connection.eventLoop.execute { body(connection.value) }
+        }
     }
 
     // MARK: Event loop side
@@ -112,7 +119,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     func released(_ count: Int) {
         let waiter = shared.withLock { shared -> CheckedContinuation<Void, any Error>? in
             shared.bufferedBytes -= count
-            guard shared.bufferedBytes <= ServerStream.lowWaterMark else { return nil }
+            guard shared.bufferedBytes <= ServerCall.lowWaterMark else { return nil }
             defer { shared.writerWaiter = nil }
             return shared.writerWaiter
         }
@@ -166,10 +173,10 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
 
 /// Reopens a stream's receive window as the caller reads responses, so a slow reader bounds memory.
 final class ResponseWindow: Sendable {
-    let connection: NIOLoopBound<HTTP2ClientConnectionHandler>
+    let connection: NIOLoopBound<ClientConnection>
     let streamID = Atomic<Int32>(0)
 
-    init(connection: NIOLoopBound<HTTP2ClientConnectionHandler>) {
+    init(connection: NIOLoopBound<ClientConnection>) {
         self.connection = connection
     }
 

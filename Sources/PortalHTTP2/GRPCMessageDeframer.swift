@@ -31,14 +31,16 @@ struct GRPCMessageDeframer {
     }
 
     private let maxMessageBytes: Int
-    private var header: [UInt8] = []
+    /// Prefix bytes of the current message read so far (0–5), and their value: the flag in the
+    /// top byte, the length below.
+    private var prefixCount = 0
+    private var prefix: UInt64 = 0
     private var body: [UInt8] = []
     private var bodyLength = -1
 
     /// Creates a deframer that refuses messages larger than `maxMessageBytes`.
     init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
-        header.reserveCapacity(5)
     }
 
     /// Consumes `bytes`, returning every message they complete.
@@ -47,28 +49,40 @@ struct GRPCMessageDeframer {
         var index = 0
         while index < bytes.count {
             if bodyLength < 0 {
-                let take = min(5 - header.count, bytes.count - index)
-                header.append(contentsOf: bytes[index..<(index + take)])
-                index += take
-                guard header.count == 5 else { break }
-                switch header[0] {
+                while prefixCount < 5, index < bytes.count {
+                    prefix = prefix << 8 | UInt64(bytes[index])
+                    prefixCount += 1
+                    index += 1
+                }
+                guard prefixCount == 5 else { break }
+                let flag = UInt8(truncatingIfNeeded: prefix >> 32)
+                switch flag {
                 case 0: break
                 case 1: throw .compressedWithoutEncoding
-                default: throw .invalidFlag(header[0])
+                default: throw .invalidFlag(flag)
                 }
-                let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+                let length = Int(prefix & 0xFFFF_FFFF)
                 guard length <= maxMessageBytes else { throw .messageTooLarge(announced: length, limit: maxMessageBytes) }
+                // A message that is all here is copied once, straight out of the frame.
+                if bytes.count - index >= length {
+                    messages.append(Array(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)])))
+                    index += length
+                    prefixCount = 0
+                    prefix = 0
+                    continue
+                }
                 bodyLength = length
                 body = []
                 body.reserveCapacity(length)
             }
             let take = min(bodyLength - body.count, bytes.count - index)
-            body.append(contentsOf: bytes[index..<(index + take)])
+            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
             index += take
             if body.count == bodyLength {
                 messages.append(body)
                 body = []
-                header.removeAll(keepingCapacity: true)
+                prefixCount = 0
+                prefix = 0
                 bodyLength = -1
             }
         }
@@ -77,8 +91,8 @@ struct GRPCMessageDeframer {
 
     /// Checks that the stream did not end inside a message.
     func finish() throws(Failure) {
-        if !header.isEmpty {
-            let missing = bodyLength < 0 ? 5 - header.count : bodyLength - body.count
+        if prefixCount > 0 {
+            let missing = bodyLength < 0 ? 5 - prefixCount : bodyLength - body.count
             throw .truncated(missing: missing)
         }
     }

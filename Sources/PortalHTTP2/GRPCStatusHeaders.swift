@@ -1,4 +1,3 @@
-import PortalAPI
 import PortalRPC
 
 /// Converts between RPC errors and the gRPC status headers: `grpc-status`, a percent-encoded
@@ -9,10 +8,13 @@ enum GRPCStatusHeaders {
     /// Most bytes of trailers sent: well under the smallest common peer limit (grpcio's 8 KiB), so an
     /// error always reaches the caller. Status details, then metadata, are dropped to stay within it.
     static let maxTrailerBytes = 7 << 10
+    /// The trailers of a call that succeeded without trailing metadata, the common case.
+    private static let ok = [("grpc-status", "0")]
 
     /// The trailer fields for an error (or OK when `error` is nil) plus extra metadata, within
     /// `maxTrailerBytes`.
     static func trailers(for error: RPCError?, metadata: Metadata) -> [(String, String)] {
+        if error == nil, metadata.isEmpty { return ok }
         var fields: [(String, String)] = []
         var extra = HTTP2Metadata.headerFields(metadata)
         if let error {
@@ -60,16 +62,7 @@ enum GRPCStatusHeaders {
     }
 
     private static func encodedDetails(code: RPCStatusCode, message: String, details: [RPCErrorDetail]) -> String {
-        var status = Google_Rpc_Status()
-        status.code = Int32(code.rawValue)
-        status.message = message
-        status.details = details.map { detail in
-            var any = Google_Protobuf_Any()
-            any.typeURL = detail.typeURL
-            any.value = detail.value
-            return any
-        }
-        return Base64.encode(status.serializedBytes())
+        Base64.encode(RPCStatusDetails.encode(code: code, message: message, details: details))
     }
 
     /// The error described by received trailers, or nil for status OK.
@@ -82,8 +75,8 @@ enum GRPCStatusHeaders {
         let message = fields.first(where: { $0.0 == "grpc-message" }).map { percentDecode($0.1) } ?? ""
         var details: [RPCErrorDetail] = []
         if let encoded = fields.first(where: { $0.0 == "grpc-status-details-bin" })?.1,
-           let decoded = try? Google_Rpc_Status(serializedBytes: Base64.decode(encoded)) {
-            details = decoded.details.map { RPCErrorDetail(typeURL: $0.typeURL, value: $0.value) }
+           let decoded = RPCStatusDetails.decodeDetails(Base64.decode(encoded)) {
+            details = decoded
         }
         return RPCError(status, message, details: details, metadata: metadata)
     }

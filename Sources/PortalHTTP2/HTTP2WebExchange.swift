@@ -9,7 +9,6 @@ final class HTTP2WebExchange {
     var body: [UInt8] = []
     /// Over a limit and already answered: the rest of the body is dropped.
     var refused = false
-    var outbound = OutboundBytes()
     var responseStarted = false
     /// Every part is queued; the stream ends once they are sent.
     var responseEnded = false
@@ -31,6 +30,13 @@ final class HTTP2WebExchange {
                           peer: peer, transport: transport)
     }
 
+    /// Body bytes went into frames and `queued` are left: a writer waiting for its part resumes once none are.
+    func sent(queued: Int) {
+        guard queued == 0 else { return }
+        drainWaiter?.resume()
+        drainWaiter = nil
+    }
+
     /// Fails a waiting writer: the stream is gone.
     func close() {
         closed = true
@@ -42,16 +48,16 @@ final class HTTP2WebExchange {
 
 /// Writes one plain response on an HTTP/2 stream from any task, hopping to the connection's event loop.
 final class HTTP2WebResponder: WebResponder, Sendable {
-    private let connection: NIOLoopBound<HTTP2ServerConnectionHandler>
+    private let connection: NIOLoopBound<ServerConnection>
     private let streamID: Int32
     private let progress = ResponseProgress()
 
-    init(connection: NIOLoopBound<HTTP2ServerConnectionHandler>, streamID: Int32) {
+    init(connection: NIOLoopBound<ServerConnection>, streamID: Int32) {
         self.connection = connection
         self.streamID = streamID
     }
 
-    private func onLoop(_ body: @escaping @Sendable (HTTP2ServerConnectionHandler) -> Void) {
+    private func onLoop(_ body: @escaping @Sendable (ServerConnection) -> Void) {
         let connection = connection
         connection.eventLoop.execute { body(connection.value) }
     }

@@ -98,35 +98,3 @@ final class InboundMessageQueue: Sendable {
         }
     }
 }
-
-/// A one-shot signal: the call is over (finished, cancelled, reset or past its deadline).
-final class CallTermination: Sendable {
-    private struct State {
-        var fired = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-
-    private let state = Locked(State())
-
-    /// Fires the signal (idempotent).
-    func fire() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.fired = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Waits until the signal fires.
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let fired = state.withLock { state in
-                if state.fired { return true }
-                state.waiter = continuation
-                return false
-            }
-            if fired { continuation.resume() }
-        }
-    }
-}

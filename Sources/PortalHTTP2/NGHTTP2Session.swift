@@ -1,41 +1,5 @@
-import CNGHTTP2
+internal import CNGHTTP2
 import NIOCore
-
-/// What an HTTP/2 session reports while it parses input; implemented by the connection handlers.
-///
-/// Calls arrive on the connection's event loop, from inside `NGHTTP2Session.receive`. A delegate may
-/// submit frames (responses, trailers, resets) but must not call `receive` or `drainOutput` from here.
-protocol HTTP2SessionDelegate: AnyObject {
-    /// A HEADERS block starts on `streamID` (request headers, response headers or trailers).
-    func sessionBeganHeaders(streamID: Int32)
-    /// One header field of the current block (bytes valid only during the call); return false to
-    /// reset the stream (too many or too large).
-    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool
-    /// A HEADERS block is complete; `endStream` when the peer also finished sending.
-    func sessionReceivedHeaders(streamID: Int32, endStream: Bool)
-    /// Payload bytes of a DATA frame; only valid during the call.
-    func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer)
-    /// The peer finished sending on `streamID` with a DATA frame's END_STREAM.
-    func sessionReceivedEndOfData(streamID: Int32)
-    /// The stream closed; `errorCode` is 0 for a clean close.
-    func sessionClosedStream(streamID: Int32, errorCode: UInt32)
-    /// The peer reset a stream with RST_STREAM.
-    func sessionReceivedReset(streamID: Int32)
-    /// The peer sent GOAWAY.
-    func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32)
-    /// nghttp2 wants up to `capacity` body bytes for `streamID`.
-    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead
-}
-
-/// The answer to `sessionReadBody`.
-enum HTTP2BodyRead {
-    /// `count` bytes were copied; nothing more is ready yet unless `nghttp2` asks again.
-    case bytes(Int)
-    /// No bytes are ready; the stream waits until `resumeBody` is called.
-    case deferred
-    /// The last `count` bytes; the stream ends with these trailers.
-    case endWithTrailers(Int, [(String, String)])
-}
 
 /// Settings and abuse limits for one HTTP/2 connection.
 public struct HTTP2Limits: Sendable {
@@ -66,18 +30,48 @@ public struct HTTP2Limits: Sendable {
 
 /// Owns one nghttp2 session and drives it in memory: bytes in from the socket, frames out to it.
 ///
-/// Confined to its connection's event loop: it is neither `Sendable` nor re-entrant, and a guard
-/// traps programmer errors that would re-enter nghttp2 from inside one of its callbacks.
+/// nghttp2's callbacks only record what happened (`events`) and copy the bytes they point at; the
+/// connection handles the events once `receive` or `send` has returned, so no work runs inside the
+/// library and nothing re-enters it. Body bytes wait in a queue per stream, which nghttp2 reads as it
+/// writes DATA frames. Confined to its connection's event loop: neither `Sendable` nor re-entrant.
 final class NGHTTP2Session {
     /// Which side of the connection this session is.
     enum Role { case server, client }
 
-    private var session: OpaquePointer!
-    private unowned(unsafe) let delegate: any HTTP2SessionDelegate
-    private var insideLibrary = false
+    /// What the session reported since the events were last cleared, in order.
+    private(set) var events: [HTTP2Event] = []
 
-    init(role: Role, limits: HTTP2Limits, delegate: any HTTP2SessionDelegate) {
-        self.delegate = delegate
+    private var session: OpaquePointer!
+    private let maxHeaderListSize: Int
+    private var insideLibrary = false
+    /// Header names and values of the blocks in `events`, as (name start, name count, value start, value count).
+    private var headerFields: [(Int, Int, Int, Int)] = []
+    private var headerBytes: [UInt8] = []
+    private var dataBytes: [UInt8] = []
+    /// The header block being received: where its fields start and its size as HTTP/2 counts it.
+    private var blockStart = 0
+    private var blockSize = 0
+    private var blockOpen = false
+    /// Bytes of DATA received in this call, returned to the connection window once it is over.
+    private var receivedDataBytes = 0
+    /// Body bytes waiting for DATA frames, by stream.
+    private var bodies: [Int32: StreamBody] = [:]
+    /// Reused storage for header blocks handed to nghttp2 (which copies them).
+    private var scratchBytes: [UInt8] = []
+    private var scratchFields: [nghttp2_nv] = []
+
+    /// One stream's outgoing body: queued bytes, and how it ends once they are sent.
+    private struct StreamBody {
+        var queue = OutboundQueue()
+        /// Every part is queued: end the stream once they are out (with trailers, when any).
+        var ended = false
+        var trailers: [(String, String)] = []
+        /// Report `.sent` events for this stream.
+        var reportsProgress: Bool
+    }
+
+    init(role: Role, limits: HTTP2Limits) {
+        maxHeaderListSize = Int(limits.maxHeaderListSize)
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -87,7 +81,7 @@ final class NGHTTP2Session {
         nghttp2_option_new(&option)
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
-        // The connection handler enforces `streamResetBurst`/`streamResetRate` itself so it can answer
+        // The connection enforces `streamResetBurst`/`streamResetRate` itself so it can answer
         // with ENHANCE_YOUR_CALM; nghttp2's own limiter (which answers INTERNAL_ERROR) is a backstop.
         nghttp2_option_set_stream_reset_rate_limit(option, limits.streamResetBurst * 4, limits.streamResetRate * 4)
         nghttp2_option_set_max_outbound_ack(option, limits.maxOutboundAcks)
@@ -120,17 +114,23 @@ final class NGHTTP2Session {
 
     // MARK: Input and output
 
-    /// Parses bytes from the peer; false when the connection must close (protocol error or abuse).
+    /// Parses bytes from the peer, recording events; false when the connection must close (protocol
+    /// error or abuse). DATA received goes back to the connection's window at once: flow control
+    /// that matters is per stream.
     func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return true }
         enter()
-        defer { leave() }
         let consumed = nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
+        leave()
+        if receivedDataBytes > 0 {
+            _ = nghttp2_session_consume_connection(session, receivedDataBytes)
+            receivedDataBytes = 0
+        }
         return consumed >= 0
     }
 
-    /// Appends every frame nghttp2 has ready to `buffer`; false on a fatal session error.
-    func drainOutput(into buffer: inout ByteBuffer) -> Bool {
+    /// Appends every frame nghttp2 has ready to `buffer`, recording `.sent` events; false on a fatal session error.
+    func send(into buffer: inout ByteBuffer) -> Bool {
         enter()
         defer { leave() }
         while true {
@@ -147,32 +147,97 @@ final class NGHTTP2Session {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
 
+    /// Whether nghttp2 has frames to write.
+    var wantsToWrite: Bool {
+        nghttp2_session_want_write(session) != 0
+    }
+
+    /// Forgets the recorded events and the bytes they point at, keeping the fields of a header block
+    /// still arriving (its CONTINUATION frames can come in a later read).
+    func clearEvents() {
+        events.removeAll(keepingCapacity: true)
+        dataBytes.removeAll(keepingCapacity: true)
+        guard blockOpen, blockStart < headerFields.count else {
+            headerFields.removeAll(keepingCapacity: true)
+            headerBytes.removeAll(keepingCapacity: true)
+            blockStart = 0
+            return
+        }
+        let kept = headerFields[blockStart...]
+        let byteStart = kept.first!.0
+        headerBytes.removeSubrange(0..<byteStart)
+        headerFields = kept.map { ($0.0 - byteStart, $0.1, $0.2 - byteStart, $0.3) }
+        blockStart = 0
+    }
+
+    /// Calls `body` with each header field of a `.headers` event, in order.
+    func forEachHeaderField(in fields: Range<Int>, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+        headerBytes.withUnsafeBytes { bytes in
+            for index in fields {
+                let (nameStart, nameCount, valueStart, valueCount) = headerFields[index]
+                body(UnsafeRawBufferPointer(rebasing: bytes[nameStart..<(nameStart + nameCount)]),
+                     UnsafeRawBufferPointer(rebasing: bytes[valueStart..<(valueStart + valueCount)]))
+            }
+        }
+    }
+
+    /// Runs `body` with the payload bytes of a `.data` event.
+    func withData<Result>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try dataBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
     // MARK: Submitting frames
 
-    /// Submits response headers; with `hasBody` the body is pulled through `sessionReadBody`.
-    func submitResponse(streamID: Int32, headers: [(String, String)], hasBody: Bool) {
-        Self.withHeaderBlock(headers) { nva, count in
-            if hasBody {
+    /// Submits response headers; with `hasBody` the body follows from the stream's queue
+    /// (`enqueue`, `endBody`), else the headers end the stream (a trailers-only response).
+    func submitResponse(streamID: Int32, headers: [(String, String)], hasBody: Bool, reportsProgress: Bool = false) {
+        if hasBody {
+            if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: reportsProgress) }
+            if reportsProgress { bodies[streamID]!.reportsProgress = true }
+            withHeaderBlock(headers) { nva, count in
                 var provider = Self.bodyProvider
                 _ = nghttp2_submit_response(session, streamID, nva, count, &provider)
-            } else {
+            }
+        } else {
+            withHeaderBlock(headers) { nva, count in
                 _ = nghttp2_submit_response(session, streamID, nva, count, nil)
             }
         }
     }
 
-    /// Submits a request; its body is pulled through `sessionReadBody`. Returns the stream id, or nil when refused.
+    /// Submits a request whose body follows from the stream's queue. Returns the stream id, or nil when refused.
     func submitRequest(headers: [(String, String)]) -> Int32? {
-        Self.withHeaderBlock(headers) { nva, count in
+        let streamID = withHeaderBlock(headers) { nva, count in
             var provider = Self.bodyProvider
-            let streamID = nghttp2_submit_request(session, nil, nva, count, &provider, nil)
-            return streamID > 0 ? streamID : nil
+            return nghttp2_submit_request(session, nil, nva, count, &provider, nil)
         }
+        guard streamID > 0 else { return nil }
+        bodies[streamID] = StreamBody(reportsProgress: true)
+        return streamID
     }
 
-    /// Tells nghttp2 that a deferred stream has body bytes (or its end) ready again.
-    func resumeBody(streamID: Int32) {
+    /// Queues a gRPC message on a stream's body (framed) or plain bytes (not framed).
+    func enqueue(_ bytes: [UInt8], framed: Bool, on streamID: Int32) {
+        if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: false) }
+        if framed {
+            bodies[streamID]!.queue.appendMessage(bytes)
+        } else {
+            bodies[streamID]!.queue.appendBytes(bytes)
+        }
         _ = nghttp2_session_resume_data(session, streamID)
+    }
+
+    /// Ends a stream's body once its queue is sent, with `trailers` when there are any.
+    func endBody(on streamID: Int32, trailers: [(String, String)] = []) {
+        if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: false) }
+        bodies[streamID]!.ended = true
+        bodies[streamID]!.trailers = trailers
+        _ = nghttp2_session_resume_data(session, streamID)
+    }
+
+    /// Bytes queued on a stream's body and not yet in frames.
+    func queuedBodyBytes(on streamID: Int32) -> Int {
+        bodies[streamID]?.queue.count ?? 0
     }
 
     /// Resets a stream with an HTTP/2 error code (CANCEL = 8, INTERNAL_ERROR = 2, ...).
@@ -180,9 +245,14 @@ final class NGHTTP2Session {
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
     }
 
-    /// Announces a graceful shutdown: a GOAWAY with the largest stream id, so in-flight streams continue.
+    /// Announces a graceful shutdown: a GOAWAY with the largest stream id, so streams in flight continue.
     func submitShutdownNotice() {
         _ = nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// Sends a PING; its acknowledgement comes back as `.pingAcknowledged`.
+    func submitPing() {
+        _ = nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
     }
 
     /// Sends the final GOAWAY naming the last stream that will be processed.
@@ -195,12 +265,6 @@ final class NGHTTP2Session {
     func consumeStream(streamID: Int32, count: Int) {
         guard count > 0 else { return }
         _ = nghttp2_session_consume_stream(session, streamID, count)
-    }
-
-    /// Returns `count` received bytes to the peer's connection-level send window.
-    func consumeConnection(count: Int) {
-        guard count > 0 else { return }
-        _ = nghttp2_session_consume_connection(session, count)
     }
 
     // MARK: Internals
@@ -216,88 +280,133 @@ final class NGHTTP2Session {
         Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
     }
 
+    /// Copies up to `buffer.count` queued bytes of `streamID` for a DATA frame, with how the stream goes on.
+    private func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard bodies[streamID] != nil else {
+            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+            return 0
+        }
+        let count = bodies[streamID]!.queue.read(into: buffer)
+        let body = bodies[streamID]!
+        if count > 0, body.reportsProgress { events.append(.sent(streamID: streamID, count: count)) }
+        guard body.queue.count == 0, body.ended else {
+            return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        if !body.trailers.isEmpty {
+            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+            let result = withHeaderBlock(body.trailers) { nva, n in nghttp2_submit_trailer(session, streamID, nva, n) }
+            if result != 0 { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+        }
+        return count
+    }
+
     private static var bodyProvider: nghttp2_data_provider {
         nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { _, streamID, buffer, length, flags, _, userData in
-            let session = NGHTTP2Session.from(userData)
-            switch session.delegate.sessionReadBody(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) {
-            case .bytes(let count):
-                return count
-            case .deferred:
-                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-            case .endWithTrailers(let count, let trailers):
-                flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-                if !trailers.isEmpty {
-                    flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
-                    let result = NGHTTP2Session.withHeaderBlock(trailers) { nva, n in nghttp2_submit_trailer(session.session, streamID, nva, n) }
-                    if result != 0 { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-                }
-                return count
-            }
+            NGHTTP2Session.from(userData).readBody(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags!)
         }
     }
 
-    /// Runs `body` with an nghttp2 header array whose bytes live for the duration of the call.
-    private static func withHeaderBlock<Result>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result) -> Result {
-        var storage: [UInt8] = []
-        var offsets: [(Int, Int, Int, Int)] = []
-        offsets.reserveCapacity(headers.count)
+    /// Runs `body` with an nghttp2 header array whose bytes live for the duration of the call; the
+    /// storage is kept for the next block, since nghttp2 copies what it is given.
+    private func withHeaderBlock<Result>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result) -> Result {
+        var storage = scratchBytes
+        var fields = scratchFields
+        scratchBytes = []
+        scratchFields = []
+        defer {
+            storage.removeAll(keepingCapacity: true)
+            fields.removeAll(keepingCapacity: true)
+            scratchBytes = storage
+            scratchFields = fields
+        }
         for (name, value) in headers {
-            let nameStart = storage.count
             storage.append(contentsOf: name.utf8)
-            let valueStart = storage.count
             storage.append(contentsOf: value.utf8)
-            offsets.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
         }
         storage.append(0)
         return storage.withUnsafeMutableBufferPointer { bytes in
-            let base = bytes.baseAddress!
-            let nva = offsets.map { nameStart, nameLength, valueStart, valueLength in
-                nghttp2_nv(name: base + nameStart, value: base + valueStart, namelen: nameLength, valuelen: valueLength,
-                           flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            var position = bytes.baseAddress!
+            for (name, value) in headers {
+                let nameCount = name.utf8.count
+                let valueCount = value.utf8.count
+                fields.append(nghttp2_nv(name: position, value: position + nameCount, namelen: nameCount, valuelen: valueCount,
+                                         flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                position += nameCount + valueCount
             }
-            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            return fields.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
+    }
+
+    // MARK: Callbacks: record, copy, return
+
+    private func beganHeaders() {
+        blockStart = headerFields.count
+        blockSize = 0
+        blockOpen = true
+    }
+
+    private func receivedHeaderField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        blockSize += name.count + value.count + 32
+        guard blockSize <= maxHeaderListSize else { return false }
+        let nameStart = headerBytes.count
+        headerBytes.append(contentsOf: name)
+        headerBytes.append(contentsOf: value)
+        headerFields.append((nameStart, name.count, nameStart + name.count, value.count))
+        return true
+    }
+
+    private func receivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        receivedDataBytes += bytes.count
+        let start = dataBytes.count
+        dataBytes.append(contentsOf: bytes)
+        events.append(.data(streamID: streamID, bytes: start..<dataBytes.count))
+    }
+
+    private func receivedFrame(_ frame: nghttp2_frame) {
+        let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            blockOpen = false
+            events.append(.headers(streamID: frame.hd.stream_id, fields: blockStart..<headerFields.count, endStream: endStream))
+        case NGHTTP2_DATA.rawValue where endStream:
+            events.append(.endOfData(streamID: frame.hd.stream_id))
+        case NGHTTP2_RST_STREAM.rawValue:
+            events.append(.reset(streamID: frame.hd.stream_id))
+        case NGHTTP2_GOAWAY.rawValue:
+            events.append(.goAway(lastStreamID: frame.goaway.last_stream_id, errorCode: frame.goaway.error_code))
+        case NGHTTP2_PING.rawValue where frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
+            events.append(.pingAcknowledged)
+        default:
+            break
+        }
+    }
+
+    private func closedStream(_ streamID: Int32, errorCode: UInt32) {
+        bodies[streamID] = nil
+        events.append(.closed(streamID: streamID, errorCode: errorCode))
     }
 
     private static func install(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            let frame = frame!.pointee
-            if frame.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) {
-                NGHTTP2Session.from(userData).delegate.sessionBeganHeaders(streamID: frame.hd.stream_id)
-            }
+            if frame!.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) { NGHTTP2Session.from(userData).beganHeaders() }
             return 0
         }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            let streamID = frame!.pointee.hd.stream_id
-            let name = UnsafeRawBufferPointer(start: name, count: nameLength)
-            let value = UnsafeRawBufferPointer(start: value, count: valueLength)
-            let accepted = NGHTTP2Session.from(userData).delegate.sessionReceivedHeader(streamID: streamID, name: name, value: value)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, _, name, nameLength, value, valueLength, _, userData in
+            let accepted = NGHTTP2Session.from(userData).receivedHeaderField(
+                name: UnsafeRawBufferPointer(start: name, count: nameLength), value: UnsafeRawBufferPointer(start: value, count: valueLength))
             return accepted ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            let frame = frame!.pointee
-            let delegate = NGHTTP2Session.from(userData).delegate
-            let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-            switch UInt32(frame.hd.type) {
-            case NGHTTP2_HEADERS.rawValue:
-                delegate.sessionReceivedHeaders(streamID: frame.hd.stream_id, endStream: endStream)
-            case NGHTTP2_DATA.rawValue where endStream:
-                delegate.sessionReceivedEndOfData(streamID: frame.hd.stream_id)
-            case NGHTTP2_RST_STREAM.rawValue:
-                delegate.sessionReceivedReset(streamID: frame.hd.stream_id)
-            case NGHTTP2_GOAWAY.rawValue:
-                delegate.sessionReceivedGoAway(lastStreamID: frame.goaway.last_stream_id, errorCode: frame.goaway.error_code)
-            default:
-                break
-            }
+            NGHTTP2Session.from(userData).receivedFrame(frame!.pointee)
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            NGHTTP2Session.from(userData).delegate.sessionReceivedData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+            NGHTTP2Session.from(userData).receivedData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            NGHTTP2Session.from(userData).delegate.sessionClosedStream(streamID: streamID, errorCode: errorCode)
+            NGHTTP2Session.from(userData).closedStream(streamID, errorCode: errorCode)
             return 0
         }
     }

@@ -40,7 +40,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     private let group: any EventLoopGroup
     private let state = Locked(State())
 
-    private typealias Connection = NIOLoopBound<HTTP2ClientConnectionHandler>
+    private typealias Connection = NIOLoopBound<ClientConnection>
 
     private struct State {
         var connection: (key: ObjectIdentifier, handler: Connection)?
@@ -138,7 +138,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
                         let connection = try TLSConnection(context: tls.context, serverName: tls.serverName)
                         try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: connection))
                     }
-                    let handler = HTTP2ClientConnectionHandler(authority: authority, secure: tls != nil, limits: limits) { [weak self] in
+                    let handler = ClientConnection(authority: authority, secure: tls != nil, limits: limits) { [weak self] in
                         self?.forget(channelKey: key)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -152,7 +152,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
                     self?.state.withLock { _ = $0.channels.removeValue(forKey: key) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnectionHandler.self)
+                    let handler = try channel.pipeline.syncOperations.handler(type: ClientConnection.self)
                     return (key, NIOLoopBound(handler, eventLoop: channel.eventLoop))
                 }.flatMap { connection in
                     guard tls != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self) else {

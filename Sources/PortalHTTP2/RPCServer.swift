@@ -46,8 +46,10 @@ public final class RPCServer: Service, Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = ConnectionRegistry()
-    private let acceptedConnections: AsyncStream<AcceptedConnection>
-    private let acceptedSink: AsyncStream<AcceptedConnection>.Continuation
+    private let launcher: ServerCallLauncher
+    /// Finishes once shutdown has begun and the last connection has closed.
+    private let stopped: AsyncStream<Void>
+    private let stoppedSink: AsyncStream<Void>.Continuation
     private let state = Locked(State())
     private let onShutdown: @Sendable () -> Void
 
@@ -69,7 +71,8 @@ public final class RPCServer: Service, Sendable {
         self.logger = logger
         self.group = eventLoopGroup
         self.onShutdown = onShutdown
-        (acceptedConnections, acceptedSink) = AsyncStream.makeStream(of: AcceptedConnection.self)
+        launcher = ServerCallLauncher(executor: ServerCallExecutor(interceptors: interceptors, logger: logger))
+        (stopped, stoppedSink) = AsyncStream.makeStream(of: Void.self)
     }
 
     /// The bound address, once `run()` has bound the socket.
@@ -129,20 +132,14 @@ public final class RPCServer: Service, Sendable {
         for waiter in waiters { waiter.resume(returning: channel.localAddress!) }
         logger.info("listening", metadata: ["address": "\(channel.localAddress!)"])
 
-        let dispatcher = ServerCallDispatcher(executor: ServerCallExecutor(interceptors: interceptors, logger: logger))
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                for await connection in acceptedConnections {
-                    // Each connection's calls run on its event loop, in a group that ends with it.
-                    group.addTask(executorPreference: connection.executor) {
-                        await withDiscardingTaskGroup { calls in
-                            for await stream in connection.calls {
-                                calls.addTask { await dispatcher.run(stream) }
-                            }
-                        }
-                    }
-                }
+            await withTaskCancellationHandler {
+                for await _ in stopped {}
+            } onCancel: {
+                self.beginGracefulShutdown()
+                self.connections.forEach { $0.closeConnection() }
             }
+            await launcher.waitUntilIdle()
         } onGracefulShutdown: {
             self.beginGracefulShutdown()
         }
@@ -161,7 +158,7 @@ public final class RPCServer: Service, Sendable {
         logger.info("shutting down", metadata: ["grace_period": "\(configuration.gracePeriod)"])
         onShutdown()
         channel.close(promise: nil)
-        connections.whenEmpty { self.acceptedSink.finish() }
+        connections.whenEmpty { self.stoppedSink.finish() }
         connections.forEach { $0.beginGracefulShutdown() }
         let (seconds, _) = configuration.gracePeriod.components
         channel.eventLoop.scheduleTask(in: .seconds(seconds)) { [connections] in
@@ -176,9 +173,8 @@ public final class RPCServer: Service, Sendable {
         }
         let connectionConfiguration = ServerConnectionConfiguration(
             routes: routes, services: Set(services.map(\.serviceName)), limits: configuration.limits,
-            maxReceiveMessageBytes: configuration.maxReceiveMessageBytes)
+            maxReceiveMessageBytes: configuration.maxReceiveMessageBytes, launcher: launcher)
         let connections = self.connections
-        let acceptedSink = self.acceptedSink
         let maxConnections = configuration.maxConnections
         let logger = self.logger
         let tls = configuration.tls
@@ -188,12 +184,10 @@ public final class RPCServer: Service, Sendable {
                 channel.close(promise: nil)
                 return
             }
-            let (calls, callSink) = AsyncStream.makeStream(of: ServerStream.self)
-            let handler = HTTP2ServerConnectionHandler(configuration: connectionConfiguration, transport: transport, calls: callSink)
+            let handler = ServerConnection(configuration: connectionConfiguration, transport: transport)
             try channel.pipeline.syncOperations.addHandler(handler)
             connections.add(handler, channel: channel)
             metrics.opened(transport, channel: channel)
-            acceptedSink.yield(AcceptedConnection(executor: EventLoopTaskExecutor(eventLoop: channel.eventLoop), calls: calls))
         }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -219,16 +213,10 @@ public final class RPCServer: Service, Sendable {
     }
 }
 
-/// A connection the server accepted: the calls it starts, and the executor they run on.
-struct AcceptedConnection: Sendable {
-    let executor: EventLoopTaskExecutor
-    let calls: AsyncStream<ServerStream>
-}
-
 /// The open connections of a server, so shutdown can reach each one on its event loop.
 final class ConnectionRegistry: Sendable {
     private struct State {
-        var connections: [ObjectIdentifier: NIOLoopBound<HTTP2ServerConnectionHandler>] = [:]
+        var connections: [ObjectIdentifier: NIOLoopBound<ServerConnection>] = [:]
         var whenEmpty: (@Sendable () -> Void)?
     }
 
@@ -236,7 +224,7 @@ final class ConnectionRegistry: Sendable {
 
     var count: Int { state.withLock { $0.connections.count } }
 
-    func add(_ handler: HTTP2ServerConnectionHandler, channel: any Channel) {
+    func add(_ handler: ServerConnection, channel: any Channel) {
         let key = ObjectIdentifier(handler)
         state.withLock { $0.connections[key] = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
         channel.closeFuture.whenComplete { [self] _ in
@@ -251,7 +239,7 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Runs `body` on each connection's event loop.
-    func forEach(_ body: @escaping @Sendable (HTTP2ServerConnectionHandler) -> Void) {
+    func forEach(_ body: @escaping @Sendable (ServerConnection) -> Void) {
         let all = state.withLock { Array($0.connections.values) }
         for bound in all {
             bound.eventLoop.execute { body(bound.value) }

@@ -1,4 +1,4 @@
-import CProtobufC
+public import CProtobufC
 
 /// Packs and unpacks messages with protobuf-c; the only place C messages are created and freed.
 @usableFromInline

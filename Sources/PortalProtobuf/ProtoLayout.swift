@@ -1,4 +1,4 @@
-import CProtobufC
+public import CProtobufC
 
 /// The protobuf-c descriptor of one message type: field numbers, C offsets and nested layouts.
 ///

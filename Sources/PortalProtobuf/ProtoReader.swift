@@ -1,4 +1,4 @@
-import CProtobufC
+public import CProtobufC
 
 /// Read access to one decoded protobuf-c message, handed to generated `init(reading:)`.
 ///

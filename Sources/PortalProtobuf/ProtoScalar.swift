@@ -1,4 +1,4 @@
-import CProtobufC
+internal import CProtobufC
 
 /// A fixed-size protobuf scalar as protobuf-c stores it in a message struct.
 public protocol ProtoScalar: Sendable, Hashable {

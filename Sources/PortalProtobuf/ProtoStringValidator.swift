@@ -1,4 +1,4 @@
-import CProtobufC
+public import CProtobufC
 
 /// Checks what protobuf-c leaves unchecked: every string field is UTF-8 without NUL characters, and
 /// every field number is valid.

@@ -1,4 +1,4 @@
-import CProtobufC
+public import CProtobufC
 
 /// Write access to a protobuf-c message under construction, handed to generated `write(to:)`.
 ///

@@ -1,3 +1,4 @@
+import PortalAPI
 @testable import PortalHTTP2
 import PortalRPC
 import Testing
@@ -6,8 +7,8 @@ import Testing
 struct FramingTests {
     /// Frames messages the way a stream sends them, copying out `chunk` bytes at a time.
     static func framed(_ messages: [[UInt8]], chunk: Int) -> [UInt8] {
-        var outbound = OutboundMessages()
-        for message in messages { outbound.append(message) }
+        var outbound = OutboundQueue()
+        for message in messages { outbound.appendMessage(message) }
         var wire: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: chunk)
         while outbound.count > 0 {
@@ -25,6 +26,22 @@ struct FramingTests {
         #expect(Array(wire[8..<13]) == [0, 0, 0, 0, 0])
         #expect(Array(wire[13..<18]) == [0, 0, 0, 1, 44])
         #expect(Array(wire[18...]) == message)
+    }
+
+    @Test(arguments: [1, 4, 1000])
+    func plainPartsGoOutAsTheyAre(chunk: Int) {
+        var outbound = OutboundQueue()
+        outbound.appendBytes([1, 2, 3])
+        outbound.appendBytes([])
+        outbound.appendMessage([7])
+        outbound.appendBytes([4, 5])
+        var wire: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        while outbound.count > 0 {
+            let count = buffer.withUnsafeMutableBytes { outbound.read(into: $0) }
+            wire += buffer[..<count]
+        }
+        #expect(wire == [1, 2, 3, 0, 0, 0, 0, 1, 7, 4, 5])
     }
 
     @Test func messagesSplitAcrossChunksAreReassembled() throws {
@@ -64,6 +81,28 @@ struct FramingTests {
         #expect(encoded == "caf%C3%A9 100%25 %E2%9C%93%0Anext")
         #expect(GRPCStatusHeaders.percentDecode(encoded) == message)
         #expect(GRPCStatusHeaders.percentDecode("bad %zz escape %") == "bad %zz escape %")
+    }
+
+    @Test func statusDetailsAreTheGoogleRPCStatusMessage() throws {
+        let details = [RPCErrorDetail(typeURL: "type.googleapis.com/google.rpc.BadRequest", value: [10, 3, 1, 2, 3]),
+                       RPCErrorDetail(typeURL: "type.googleapis.com/x.Empty", value: [])]
+        let encoded = RPCStatusDetails.encode(code: .failedPrecondition, message: "too few ✓", details: details)
+        let status = try Google_Rpc_Status(serializedBytes: encoded)
+        #expect(status.code == 9)
+        #expect(status.message == "too few ✓")
+        #expect(status.details.map(\.typeURL) == details.map(\.typeURL))
+        #expect(status.details.map(\.value) == details.map(\.value))
+
+        var other = Google_Rpc_Status()
+        other.code = 5
+        other.message = "gone"
+        var any = Google_Protobuf_Any()
+        any.typeURL = "type.googleapis.com/google.rpc.ResourceInfo"
+        any.value = [1, 2, 250]
+        other.details = [any]
+        #expect(RPCStatusDetails.decodeDetails(other.serializedBytes()) == [RPCErrorDetail(typeURL: any.typeURL, value: [1, 2, 250])])
+        #expect(RPCStatusDetails.decodeDetails([0x1A, 0x05, 0x0A]) == nil, "a length past the end is refused")
+        #expect(RPCStatusDetails.decodeDetails([0x1A, 0x02, 0x0A, 0x80]) == nil, "a truncated nested length is refused")
     }
 
     @Test func errorDetailsSurviveTheTrailers() throws {

@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 import Glibc
 
 /// One configured OpenSSL context (`SSL_CTX`): certificates, verification, versions and ALPN `h2`.

@@ -15,15 +15,11 @@ enum HTTP2ServerInput {
     static func run(_ input: [UInt8]) {
         guard let first = input.first else { return }
         let piece = Int(first) * 4 + 1
-        let (_, sink) = AsyncStream.makeStream(of: ServerStream.self)
         let channel = EmbeddedChannel()
-        defer {
-            _ = try? channel.finish()
-            sink.finish()
-        }
+        defer { _ = try? channel.finish() }
         do {
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-            try channel.pipeline.syncOperations.addHandler(HTTP2ServerConnectionHandler(configuration: configuration, transport: .cleartext, calls: sink))
+            try channel.pipeline.syncOperations.addHandler(ServerConnection(configuration: configuration, transport: .cleartext))
         } catch {
             fatalError("the server connection could not be set up: \(error)")
         }

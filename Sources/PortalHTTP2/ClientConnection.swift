@@ -4,40 +4,37 @@ import PortalRPC
 /// Runs client calls over one HTTP/2 connection: requests out, responses and trailers in.
 ///
 /// Lives on the connection's event loop, like its session and streams.
-final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDelegate {
+final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    let session: NGHTTP2Session
+    var pump = HTTP2PumpState()
+
     private let authority: String
     private let scheme: String
-    private let limits: HTTP2Limits
     private let onUnusable: @Sendable () -> Void
-    private var session: NGHTTP2Session!
-    private var context: ChannelHandlerContext?
     private var streams: [Int32: ClientStream] = [:]
-    private var headerBlocks: [Int32: [(String, String)]] = [:]
-    private var flushScheduled = false
     private(set) var isUsable = true
 
-    /// Creates a handler (`secure` over TLS); `onUnusable` runs once when the connection stops taking new calls.
+    /// Creates a connection (`secure` over TLS); `onUnusable` runs once when it stops taking new calls.
     init(authority: String, secure: Bool, limits: HTTP2Limits, onUnusable: @escaping @Sendable () -> Void) {
         self.authority = authority
         self.scheme = secure ? "https" : "http"
-        self.limits = limits
         self.onUnusable = onUnusable
+        session = NGHTTP2Session(role: .client, limits: limits)
     }
 
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        session = NGHTTP2Session(role: .client, limits: limits, delegate: self)
+        pump.context = context
         if context.channel.isActive { flushNow() }
     }
 
     /// Drops the context, which holds this handler: keeping it would keep the connection alive forever.
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+        pump.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -46,9 +43,8 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        if !buffer.withUnsafeReadableBytes({ session.receive($0) }) {
-            context.close(promise: nil)
+        if !pumpInput(unwrapInboundIn(data)) {
+            closeAfterFlushing()
         }
     }
 
@@ -63,15 +59,16 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
 
     func channelInactive(context: ChannelHandlerContext) {
         markUnusable()
-        for stream in streams.values {
+        let open = streams.values
+        streams.removeAll()
+        for stream in open {
             stream.abort(RPCError(.unavailable, "connection to \(authority) closed"))
         }
-        streams.removeAll()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        closeNow()
     }
 
     private func markUnusable() {
@@ -80,37 +77,14 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         onUnusable()
     }
 
-    // MARK: Output
-
-    private func flushSoon() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.flushNow()
-        }
-    }
-
-    private func flushNow() {
-        guard let context, context.channel.isActive, context.channel.isWritable else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 16 << 10)
-        let healthy = session.drainOutput(into: &buffer)
-        if buffer.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        }
-        if !healthy {
-            context.close(promise: nil)
-        }
-    }
-
     // MARK: Calls
 
     /// Starts a call: submits the request headers; the body follows as the caller sends.
     func startCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions, maxResponseBytes: Int) throws -> ClientStream {
-        guard isUsable, let context else { throw RPCError(.unavailable, "connection to \(authority) is closing") }
+        guard isUsable, let context = pump.context else { throw RPCError(.unavailable, "connection to \(authority) is closing") }
         let stream = ClientStream(
-            method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes, connection: self,
-            eventLoop: context.eventLoop)
+            method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes,
+            connection: NIOLoopBound(self, eventLoop: context.eventLoop))
         var headers = [
             (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "portal-swift/1.0"),
@@ -138,8 +112,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             stream.released(message.count + 5)
             return
         }
-        stream.outbound.append(message)
-        session.resumeBody(streamID: stream.id)
+        session.enqueue(message, framed: true, on: stream.id)
         flushSoon()
     }
 
@@ -147,7 +120,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
     func finishRequests(on stream: ClientStream) {
         guard !stream.ended, !stream.requestsFinished else { return }
         stream.requestsFinished = true
-        session.resumeBody(streamID: stream.id)
+        session.endBody(on: stream.id)
         flushSoon()
     }
 
@@ -170,20 +143,45 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         flushSoon()
     }
 
-    // MARK: HTTP2SessionDelegate
+    // MARK: Session events
 
-    func sessionBeganHeaders(streamID: Int32) {
-        headerBlocks[streamID] = []
+    func handle(_ event: HTTP2Event) {
+        switch event {
+        case .headers(let streamID, let range, let endStream):
+            guard let stream = streams[streamID] else { return }
+            var fields: [(String, String)] = []
+            session.forEachHeaderField(in: range) { name, value in
+                fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            }
+            receivedHeaders(fields, on: stream, endStream: endStream)
+        case .data(let streamID, let bytes):
+            session.withData(bytes) { received(streamID: streamID, bytes: $0) }
+        case .endOfData(let streamID):
+            guard let stream = streams[streamID], !stream.ended else { return }
+            stream.end(trailers: Metadata(), error: RPCError(.internal, "the server ended the stream without trailers"))
+        case .closed(let streamID, let errorCode):
+            guard let stream = streams.removeValue(forKey: streamID), !stream.ended else { return }
+            let error = switch errorCode {
+            case 7: RPCError(.unavailable, "the server refused the stream")  // REFUSED_STREAM
+            case 8: RPCError(.cancelled, "the server cancelled the stream")  // CANCEL
+            case 11: RPCError(.resourceExhausted, "the server asked to calm down (ENHANCE_YOUR_CALM)")
+            default: RPCError(.internal, "stream reset by the server (HTTP/2 error \(errorCode))")
+            }
+            stream.abort(error)
+        case .goAway(let lastStreamID, _):
+            markUnusable()
+            for (id, stream) in streams where id > lastStreamID {
+                streams[id] = nil
+                stream.abort(RPCError(.unavailable, "the server is shutting down (GOAWAY)"))
+            }
+        case .sent(let streamID, let count):
+            streams[streamID]?.released(count)
+        case .reset, .pingAcknowledged:
+            break
+        }
     }
 
-    func sessionReceivedHeader(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-        headerBlocks[streamID, default: []].append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        return headerBlocks[streamID]!.count <= 1_000
-    }
-
-    func sessionReceivedHeaders(streamID: Int32, endStream: Bool) {
-        let fields = headerBlocks.removeValue(forKey: streamID) ?? []
-        guard let stream = streams[streamID] else { return }
+    private func receivedHeaders(_ fields: [(String, String)], on stream: ClientStream, endStream: Bool) {
         let metadata = HTTP2Metadata.metadata(from: fields)
         if !stream.receivedHeaders {
             stream.receivedHeaders = true
@@ -202,8 +200,7 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
         }
     }
 
-    func sessionReceivedData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        session.consumeConnection(count: bytes.count)
+    private func received(streamID: Int32, bytes: UnsafeRawBufferPointer) {
         guard let stream = streams[streamID], !stream.ended else {
             session.consumeStream(streamID: streamID, count: bytes.count)
             return
@@ -214,45 +211,6 @@ final class HTTP2ClientConnectionHandler: ChannelInboundHandler, HTTP2SessionDel
             session.consumeStream(streamID: streamID, count: bytes.count)
             cancel(stream, with: error.error)
         }
-    }
-
-    func sessionReceivedEndOfData(streamID: Int32) {
-        guard let stream = streams[streamID], !stream.ended else { return }
-        stream.end(trailers: Metadata(), error: RPCError(.internal, "the server ended the stream without trailers"))
-    }
-
-    func sessionClosedStream(streamID: Int32, errorCode: UInt32) {
-        headerBlocks[streamID] = nil
-        guard let stream = streams.removeValue(forKey: streamID), !stream.ended else { return }
-        let error = switch errorCode {
-        case 7: RPCError(.unavailable, "the server refused the stream")  // REFUSED_STREAM
-        case 8: RPCError(.cancelled, "the server cancelled the stream")  // CANCEL
-        case 11: RPCError(.resourceExhausted, "the server asked to calm down (ENHANCE_YOUR_CALM)")
-        default: RPCError(.internal, "stream reset by the server (HTTP/2 error \(errorCode))")
-        }
-        stream.abort(error)
-    }
-
-    func sessionReceivedReset(streamID: Int32) {}
-
-    func sessionReceivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
-        markUnusable()
-        for (id, stream) in streams where id > lastStreamID {
-            streams[id] = nil
-            stream.abort(RPCError(.unavailable, "the server is shutting down (GOAWAY)"))
-        }
-    }
-
-    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> HTTP2BodyRead {
-        guard let stream = streams[streamID] else { return .endWithTrailers(0, []) }
-        let count = stream.outbound.read(into: buffer)
-        if count > 0 {
-            stream.released(count)
-        }
-        if stream.outbound.count == 0, stream.requestsFinished {
-            return .endWithTrailers(count, [])
-        }
-        return count > 0 ? .bytes(count) : .deferred
     }
 
     /// The status for a response that is not a gRPC response (HTTP status other than 200, wrong content type).

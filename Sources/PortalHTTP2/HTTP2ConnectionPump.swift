@@ -1,0 +1,90 @@
+import NIOCore
+
+/// What a connection's pump keeps between calls: its channel, and whether output is scheduled or over.
+struct HTTP2PumpState {
+    var context: ChannelHandlerContext?
+    var flushScheduled = false
+    /// The write side is closed (the last frames are out); nothing more is written.
+    var outputClosed = false
+    /// Events are being handled; output produced meanwhile is handled by the same loop.
+    var handlingEvents = false
+}
+
+/// The I/O shared by server and client connections: socket bytes into nghttp2, events out of it,
+/// frames back to the socket (batched, only while the channel is writable), and closing so that the
+/// last frames reach the peer.
+///
+/// A connection provides its session and `handle(_:)`; everything here runs on its event loop.
+protocol HTTP2ConnectionPump: AnyObject {
+    /// The connection's nghttp2 session.
+    var session: NGHTTP2Session { get }
+    /// The pump's own state.
+    var pump: HTTP2PumpState { get set }
+    /// Handles one event of the session, after nghttp2 returned.
+    func handle(_ event: HTTP2Event)
+}
+
+extension HTTP2ConnectionPump {
+    /// Feeds socket bytes to the session and handles what they caused; false when the peer broke the protocol.
+    func pumpInput(_ buffer: ByteBuffer) -> Bool {
+        let accepted = buffer.withUnsafeReadableBytes { session.receive($0) }
+        handleEvents()
+        return accepted
+    }
+
+    /// Handles the session's recorded events in order, including any that handling them adds.
+    func handleEvents() {
+        guard !pump.handlingEvents else { return }
+        pump.handlingEvents = true
+        var index = 0
+        while index < session.events.count {
+            handle(session.events[index])
+            index += 1
+        }
+        session.clearEvents()
+        pump.handlingEvents = false
+    }
+
+    /// Writes every frame the session has ready, now; closes when the session is done or failed.
+    func flushNow() {
+        guard let context = pump.context, !pump.outputClosed, context.channel.isActive, context.channel.isWritable else { return }
+        if !writeFrames(context) { closeAfterFlushing() }
+    }
+
+    /// Writes the frames nghttp2 has ready; false once the session is done (after GOAWAY) or failed.
+    private func writeFrames(_ context: ChannelHandlerContext) -> Bool {
+        var buffer = context.channel.allocator.buffer(capacity: 16 << 10)
+        let healthy = session.send(into: &buffer)
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(NIOAny(buffer), promise: nil)
+        }
+        handleEvents()
+        return healthy && session.isAlive
+    }
+
+    /// Writes the session's frames later in this event-loop turn, once for everything queued meanwhile.
+    func flushSoon() {
+        guard !pump.flushScheduled, let context = pump.context else { return }
+        pump.flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.pump.flushScheduled = false
+            self.flushNow()
+        }
+    }
+
+    /// Half-closes so the peer reads our last frames (a GOAWAY) before the socket goes, then closes
+    /// within a second. Closing at once with unread input makes the kernel send a TCP reset, which
+    /// can overtake the GOAWAY.
+    func closeAfterFlushing() {
+        guard let context = pump.context, !pump.outputClosed else { return }
+        pump.outputClosed = true
+        if context.channel.isActive { _ = writeFrames(context) }
+        context.close(mode: .output, promise: nil)
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.closeNow() }
+    }
+
+    /// Closes the connection now.
+    func closeNow() {
+        pump.context?.close(promise: nil)
+    }
+}

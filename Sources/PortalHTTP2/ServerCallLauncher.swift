@@ -1,0 +1,50 @@
+import PortalRPC
+
+/// Starts each call's handler in a task of its own on its connection's event loop, and counts the
+/// handlers running so a server's shutdown can wait for the last one.
+final class ServerCallLauncher: Sendable {
+    private struct State {
+        var running = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let executor: ServerCallExecutor
+    private let state = Locked(State())
+
+    /// A launcher running calls through `executor` (interceptors, then the route's handler).
+    init(executor: ServerCallExecutor) {
+        self.executor = executor
+    }
+
+    /// Starts `call`'s handler; the task ends the call with the handler's outcome.
+    func launch(_ call: ServerCall, on taskExecutor: EventLoopTaskExecutor) -> Task<Void, Never> {
+        state.withLock { $0.running += 1 }
+        return Task(executorPreference: taskExecutor) { [executor] in
+            let error = await executor.execute(call.route, call: RPCServerCall(context: call.context, stream: call))
+            call.handlerReturned(error)
+            self.finished()
+        }
+    }
+
+    /// Returns once no handler is running.
+    func waitUntilIdle() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state in
+                if state.running == 0 { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    private func finished() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.running -= 1
+            guard state.running == 0 else { return [] }
+            defer { state.idleWaiters = [] }
+            return state.idleWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
