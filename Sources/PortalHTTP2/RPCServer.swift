@@ -131,6 +131,7 @@ public final class RPCServer: Service, Sendable {
         }
         for waiter in waiters { waiter.resume(returning: channel.localAddress!) }
         logger.info("listening", metadata: ["address": "\(channel.localAddress!)"])
+        launcher.open()
 
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {

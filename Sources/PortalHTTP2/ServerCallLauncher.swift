@@ -1,15 +1,22 @@
 import PortalRPC
+import Synchronization
 
 /// Starts each call's handler in a task of its own on its connection's event loop, and counts the
 /// handlers running so a server's shutdown can wait for the last one.
+///
+/// Handlers wait until the server runs (`open()`): the socket is bound earlier, so a port in use is
+/// found before anything starts, but nothing is served — health checks included — until the rest
+/// of the process is up.
 final class ServerCallLauncher: Sendable {
     private struct State {
         var running = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        var openWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let executor: ServerCallExecutor
     private let state = Locked(State())
+    private let isOpen = Atomic(false)
 
     /// A launcher running calls through `executor` (interceptors, then the route's handler).
     init(executor: ServerCallExecutor) {
@@ -20,9 +27,31 @@ final class ServerCallLauncher: Sendable {
     func launch(_ call: ServerCall, on taskExecutor: EventLoopTaskExecutor) -> Task<Void, Never> {
         state.withLock { $0.running += 1 }
         return Task(executorPreference: taskExecutor) { [executor] in
+            if !self.isOpen.load(ordering: .acquiring) { await self.waitUntilOpen() }
             let error = await executor.execute(call.route, call: RPCServerCall(context: call.context, stream: call))
             call.handlerReturned(error)
             self.finished()
+        }
+    }
+
+    /// Lets handlers run, those waiting first.
+    func open() {
+        let waiters = state.withLock { state in
+            isOpen.store(true, ordering: .releasing)
+            defer { state.openWaiters = [] }
+            return state.openWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func waitUntilOpen() async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLock { state in
+                if isOpen.load(ordering: .acquiring) { return true }
+                state.openWaiters.append(continuation)
+                return false
+            }
+            if open { continuation.resume() }
         }
     }
 
