@@ -28,18 +28,15 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        pump.context = context
-        if context.channel.isActive { flushNow() }
+        attach(context)
     }
 
-    /// Drops the context, which holds this handler: keeping it would keep the connection alive forever.
     func handlerRemoved(context: ChannelHandlerContext) {
-        pump.context = nil
+        detach()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        flushNow()
-        context.fireChannelActive()
+        channelCanWrite(context, becameActive: true)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -53,8 +50,7 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { flushNow() }
-        context.fireChannelWritabilityChanged()
+        channelCanWrite(context, becameActive: false)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

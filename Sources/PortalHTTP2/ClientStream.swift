@@ -53,7 +53,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
             shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > ServerCall.highWaterMark
         }
-        onEventLoop { $0.write(message, on: self) }
+        connection.run { $0.write(message, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
@@ -68,7 +68,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func finishSending() async throws {
-        onEventLoop { $0.finishRequests(on: self) }
+        connection.run { $0.finishRequests(on: self) }
     }
 
     func receive() async throws -> [UInt8]? {
@@ -100,17 +100,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func cancel() {
-        onEventLoop { $0.cancel(self, with: RPCError(.cancelled, "call cancelled by the client")) }
-    }
-
-    /// Runs `body` on the connection's event loop: now when already there, else soon.
-    private func onEventLoop(_ body: @escaping @Sendable (ClientConnection) -> Void) {
-        let connection = connection
-        if connection.eventLoop.inEventLoop {
-            body(connection.value)
-        } else {
-            connection.eventLoop.execute { body(connection.value) }
-        }
+        connection.run { $0.cancel(self, with: RPCError(.cancelled, "call cancelled by the client")) }
     }
 
     // MARK: Event loop side

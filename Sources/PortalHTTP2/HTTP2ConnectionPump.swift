@@ -25,6 +25,28 @@ protocol HTTP2ConnectionPump: AnyObject {
 }
 
 extension HTTP2ConnectionPump {
+    /// Takes the channel (from `handlerAdded`); what is queued (our SETTINGS) goes out once it is active.
+    func attach(_ context: ChannelHandlerContext) {
+        pump.context = context
+        if context.channel.isActive { flushNow() }
+    }
+
+    /// Drops the context (from `handlerRemoved`), which holds the handler: keeping it would keep the
+    /// connection alive forever.
+    func detach() {
+        pump.context = nil
+    }
+
+    /// Writes what waited for the channel to become active or writable, and passes the event on.
+    func channelCanWrite(_ context: ChannelHandlerContext, becameActive: Bool) {
+        if becameActive || context.channel.isWritable { flushNow() }
+        if becameActive {
+            context.fireChannelActive()
+        } else {
+            context.fireChannelWritabilityChanged()
+        }
+    }
+
     /// Feeds socket bytes to the session and handles what they caused; false when the peer broke the protocol.
     func pumpInput(_ buffer: ByteBuffer) -> Bool {
         let accepted = buffer.withUnsafeReadableBytes { session.receive($0) }

@@ -157,7 +157,7 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
             shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > Self.highWaterMark
         }
-        onEventLoop { $0.write(message, on: self) }
+        connection.run { $0.write(message, on: self) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
@@ -173,16 +173,6 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     /// Ends the call with `error` (nil for OK); called once when the handler returns.
     func handlerReturned(_ error: RPCError?) {
-        onEventLoop { $0.end(self, error: error) }
-    }
-
-    /// Runs `body` on the event loop: now when already there (handlers usually are), else soon.
-    private func onEventLoop(_ body: @escaping @Sendable (ServerConnection) -> Void) {
-        let connection = connection
-        if connection.eventLoop.inEventLoop {
-            body(connection.value)
-        } else {
-            connection.eventLoop.execute { body(connection.value) }
-        }
+        connection.run { $0.end(self, error: error) }
     }
 }

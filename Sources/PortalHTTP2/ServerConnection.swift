@@ -53,20 +53,17 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        pump.context = context
         executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         peer = context.remoteAddress?.description ?? "unknown"
-        if context.channel.isActive { flushNow() }
+        attach(context)
     }
 
-    /// Drops the context, which holds this handler: keeping it would keep the connection alive forever.
     func handlerRemoved(context: ChannelHandlerContext) {
-        pump.context = nil
+        detach()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        flushNow()
-        context.fireChannelActive()
+        channelCanWrite(context, becameActive: true)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -80,8 +77,7 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { flushNow() }
-        context.fireChannelWritabilityChanged()
+        channelCanWrite(context, becameActive: false)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
