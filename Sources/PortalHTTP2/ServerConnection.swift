@@ -84,7 +84,7 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
         let open = calls.values
         calls.removeAll()
         for call in open {
-            call.state.streamClosed()
+            _ = call.state.streamClosed()
             call.abort(RPCError(.cancelled, "connection closed"))
         }
         for exchange in exchanges.values { exchange.close() }
