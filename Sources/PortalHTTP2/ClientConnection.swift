@@ -46,7 +46,7 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        flushNow()
+        inputComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -46,6 +46,12 @@ struct GRPCMessageDeframer {
     /// Consumes `bytes`, returning every message they complete.
     mutating func append(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> [[UInt8]] {
         var messages: [[UInt8]] = []
+        try append(bytes) { messages.append($0) }
+        return messages
+    }
+
+    /// Consumes `bytes`, handing each message they complete to `deliver`, in order.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, each deliver: ([UInt8]) -> Void) throws(Failure) {
         var index = 0
         while index < bytes.count {
             if bodyLength < 0 {
@@ -65,7 +71,7 @@ struct GRPCMessageDeframer {
                 guard length <= maxMessageBytes else { throw .messageTooLarge(announced: length, limit: maxMessageBytes) }
                 // A message that is all here is copied once, straight out of the frame.
                 if bytes.count - index >= length {
-                    messages.append(Array(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)])))
+                    deliver(Array(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)])))
                     index += length
                     prefixCount = 0
                     prefix = 0
@@ -79,14 +85,14 @@ struct GRPCMessageDeframer {
             body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
             index += take
             if body.count == bodyLength {
-                messages.append(body)
+                let message = body
                 body = []
                 prefixCount = 0
                 prefix = 0
                 bodyLength = -1
+                deliver(message)
             }
         }
-        return messages
     }
 
     /// Checks that the stream did not end inside a message.

@@ -8,6 +8,14 @@ struct HTTP2PumpState {
     var outputClosed = false
     /// Events are being handled; output produced meanwhile is handled by the same loop.
     var handlingEvents = false
+    /// Input was read and the channel's read-complete, which writes everything queued, is still to come.
+    var readPending = false
+    /// The buffer of the last write, cleared and filled again by the next one: once the channel has
+    /// written it, no other reference is left and its storage is reused instead of allocated anew.
+    var outputBuffer: ByteBuffer?
+
+    /// Output buffers up to this capacity are kept for the next write.
+    static let keptOutputCapacity = 64 << 10
 }
 
 /// The I/O shared by server and client connections: socket bytes into nghttp2, events out of it,
@@ -49,9 +57,16 @@ extension HTTP2ConnectionPump {
 
     /// Feeds socket bytes to the session and handles what they caused; false when the peer broke the protocol.
     func pumpInput(_ buffer: ByteBuffer) -> Bool {
+        pump.readPending = true
         let accepted = buffer.withUnsafeReadableBytes { session.receive($0) }
         handleEvents()
         return accepted
+    }
+
+    /// Writes what the input read since the last call produced (from `channelReadComplete`).
+    func inputComplete() {
+        pump.readPending = false
+        flushNow()
     }
 
     /// Handles the session's recorded events in order, including any that handling them adds.
@@ -75,18 +90,21 @@ extension HTTP2ConnectionPump {
 
     /// Writes the frames nghttp2 has ready; false once the session is done (after GOAWAY) or failed.
     private func writeFrames(_ context: ChannelHandlerContext) -> Bool {
-        var buffer = context.channel.allocator.buffer(capacity: 16 << 10)
+        var buffer = pump.outputBuffer.take() ?? context.channel.allocator.buffer(capacity: 16 << 10)
+        buffer.clear()
         let healthy = session.send(into: &buffer)
         if buffer.readableBytes > 0 {
             context.writeAndFlush(NIOAny(buffer), promise: nil)
         }
+        if buffer.capacity <= HTTP2PumpState.keptOutputCapacity { pump.outputBuffer = buffer }
         handleEvents()
         return healthy && session.isAlive
     }
 
-    /// Writes the session's frames later in this event-loop turn, once for everything queued meanwhile.
+    /// Writes the session's frames later in this event-loop turn, once for everything queued meanwhile;
+    /// during a read, its read-complete does.
     func flushSoon() {
-        guard !pump.flushScheduled, let context = pump.context else { return }
+        guard !pump.flushScheduled, !pump.readPending, let context = pump.context else { return }
         pump.flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.pump.flushScheduled = false

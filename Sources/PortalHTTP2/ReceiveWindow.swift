@@ -40,7 +40,8 @@ protocol MessageReceiver: AnyObject {
 extension MessageReceiver {
     /// Deframes `bytes` and queues the whole messages; returns how many bytes of window to reopen now.
     func receive(_ bytes: UnsafeRawBufferPointer) throws(GRPCMessageDeframer.Failure) -> Int {
-        for message in try deframer.append(bytes) { inbound.push(message) }
+        let inbound = inbound
+        try deframer.append(bytes) { inbound.push($0) }
         return receiveWindow.received(bytes.count, buffered: inbound.bufferedBytes)
     }
 

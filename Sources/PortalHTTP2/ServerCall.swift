@@ -30,9 +30,10 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     private let shared = Locked(Shared())
 
-    /// The complete request messages of a single-request call; read by the handler only once it runs.
-    private var requests: [[UInt8]] = []
-    private var nextRequestIndex = 0
+    /// The request of a single-request call, complete before the handler runs; nil once it took it.
+    private var request: [UInt8]?
+    /// A single-request call received more than one message.
+    private var receivedExtraRequest = false
 
     // Event loop state.
     var state = ServerStreamState()
@@ -65,18 +66,22 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     /// Takes DATA bytes; returns how many bytes of window to reopen now.
     func receive(_ bytes: UnsafeRawBufferPointer) throws(RPCError) -> Int {
-        let messages: [[UInt8]]
+        guard let inbound else {
+            do {
+                try deframer.append(bytes) { message in
+                    if request == nil, !receivedExtraRequest { request = message } else { receivedExtraRequest = true }
+                }
+            } catch {
+                throw error.error
+            }
+            if receivedExtraRequest { throw RPCError(.invalidArgument, "request: expected one request message, received more") }
+            return bytes.count
+        }
         do {
-            messages = try deframer.append(bytes)
+            try deframer.append(bytes) { inbound.push($0) }
         } catch {
             throw error.error
         }
-        guard let inbound else {
-            requests += messages
-            if requests.count > 1 { throw RPCError(.invalidArgument, "request: expected one request message, received more") }
-            return bytes.count
-        }
-        for message in messages { inbound.push(message) }
         return receiveWindow.received(bytes.count, buffered: inbound.bufferedBytes)
     }
 
@@ -134,9 +139,8 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     func nextRequest() async throws -> [UInt8]? {
         guard let inbound else {
-            guard nextRequestIndex < requests.count else { return nil }
-            defer { nextRequestIndex += 1 }
-            return requests[nextRequestIndex]
+            defer { request = nil }
+            return request
         }
         return try await inbound.next()
     }
@@ -173,6 +177,11 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     /// Ends the call with `error` (nil for OK); called once when the handler returns.
     func handlerReturned(_ error: RPCError?) {
-        connection.run { $0.end(self, error: error) }
+        // The handler usually returns on the connection's event loop: end the call there without a closure.
+        if connection.eventLoop.inEventLoop {
+            connection.value.end(self, error: error)
+        } else {
+            connection.eventLoop.execute { self.connection.value.end(self, error: error) }
+        }
     }
 }

@@ -73,7 +73,7 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        flushNow()
+        inputComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -17,6 +17,7 @@ public struct ServerCallExecutor: Sendable {
     public func execute(_ route: RPCRoute, call: RPCServerCall) async -> RPCError? {
         let handler = route.handler
         do {
+            // The chain's closures do not escape, so they need no allocation of their own.
             try await intercept(from: 0, context: call.context) { _ in try await handler(call) }
             return nil
         } catch let error as RPCError {
@@ -32,7 +33,7 @@ public struct ServerCallExecutor: Sendable {
         }
     }
 
-    private func intercept(from index: Int, context: ServerContext, handler: @escaping @Sendable (ServerContext) async throws -> Void) async throws {
+    private func intercept(from index: Int, context: ServerContext, handler: @Sendable (ServerContext) async throws -> Void) async throws {
         guard index < interceptors.count else {
             try await handler(context)
             return

@@ -1,7 +1,8 @@
 import PortalAPI
 import PortalRPC
 
-/// `bench.v1.Bench`: answers every call with the same fixed ten-item response, for load tests.
+/// `bench.v1.Bench`: answers every call with the same fixed ten-item response, and streams those
+/// items in turn, for load tests.
 public struct BenchService: Bench_V1_BenchService {
     private let response: Bench_V1_Resp
 
@@ -19,7 +20,20 @@ public struct BenchService: Bench_V1_BenchService {
         self.response = response
     }
 
+    /// Most items one `Stream` call sends.
+    public static let maxStreamedItems: Int32 = 10_000_000
+
     public func unary(request: Bench_V1_Req, context: ServerContext) async throws -> Bench_V1_Resp {
         response
+    }
+
+    public func stream(request: Bench_V1_Req, responses: ResponseWriter<Bench_V1_Item>, context: ServerContext) async throws {
+        guard (0...Self.maxStreamedItems).contains(request.pageSize) else {
+            throw RPCError.invalidArgument(field: "page_size", "must be between 0 and \(Self.maxStreamedItems), got \(request.pageSize)")
+        }
+        let items = response.items
+        for index in 0..<Int(request.pageSize) {
+            try await responses.write(items[index % items.count])
+        }
     }
 }

@@ -157,6 +157,26 @@ def test_bench_unary_answers(channel):
     assert isinstance(response, bench.Resp)
 
 
+def test_bench_stream_sends_the_items_in_turn(channel):
+    """bench.v1.Bench/Stream sends page_size items, Unary's ten in turn; a negative count is refused."""
+    bench = P.bench
+    unary = channel.unary_unary(
+        "/bench.v1.Bench/Unary", request_serializer=bench.Req.SerializeToString, response_deserializer=bench.Resp.FromString
+    )
+    stream = channel.unary_stream(
+        "/bench.v1.Bench/Stream", request_serializer=bench.Req.SerializeToString, response_deserializer=bench.Item.FromString
+    )
+    ten = list(unary(bench.Req(), timeout=T).items)
+    assert len(ten) == 10
+    items = list(stream(bench.Req(page_size=25), timeout=T))
+    assert items == [ten[index % 10] for index in range(25)]
+    assert list(stream(bench.Req(page_size=0), timeout=T)) == []
+    with pytest.raises(grpc.RpcError) as refused:
+        list(stream(bench.Req(page_size=-1), timeout=T))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_size" in refused.value.details()
+
+
 # --------------------------------------------------------------------------------------------
 # Metadata
 

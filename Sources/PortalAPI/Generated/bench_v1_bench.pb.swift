@@ -106,14 +106,18 @@ public enum Bench_V1_BenchMethods {
     public static let serviceName = "bench.v1.Bench"
     /// `bench.v1.Bench/Unary`.
     public static let unary = MethodDescriptor(service: serviceName, method: "Unary", kind: .unary)
+    /// `bench.v1.Bench/Stream`.
+    public static let stream = MethodDescriptor(service: serviceName, method: "Stream", kind: .serverStreaming)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [unary]
+    public static let all: [MethodDescriptor] = [unary, stream]
 }
 
 /// Implemented by a server of `bench.v1.Bench`.
 public protocol Bench_V1_BenchService: RPCService {
     /// Handles `Unary`.
     func unary(request: Bench_V1_Req, context: ServerContext) async throws -> Bench_V1_Resp
+    /// Handles `Stream`.
+    func stream(request: Bench_V1_Req, responses: ResponseWriter<Bench_V1_Item>, context: ServerContext) async throws
 }
 
 extension Bench_V1_BenchService {
@@ -126,6 +130,10 @@ extension Bench_V1_BenchService {
             RPCRoute(Bench_V1_BenchMethods.unary) { call in
                 let request = try await call.singleRequest(Bench_V1_Req.self)
                 try await call.respond(with: try await self.unary(request: request, context: call.context))
+            },
+            RPCRoute(Bench_V1_BenchMethods.stream) { call in
+                let request = try await call.singleRequest(Bench_V1_Req.self)
+                try await self.stream(request: request, responses: call.responseWriter(Bench_V1_Item.self), context: call.context)
             },
         ]
     }
@@ -144,5 +152,10 @@ public struct Bench_V1_BenchClient: Sendable {
     /// Calls `Unary` and returns its response.
     public func unary(_ request: Bench_V1_Req, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Bench_V1_Resp {
         try await channel.unary(Bench_V1_BenchMethods.unary, request: request, response: Bench_V1_Resp.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `Stream`; the responses arrive as an async sequence.
+    public func stream(_ request: Bench_V1_Req, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Bench_V1_Item> {
+        try await channel.serverStreaming(Bench_V1_BenchMethods.stream, request: request, response: Bench_V1_Item.self, metadata: metadata, options: options)
     }
 }

@@ -138,6 +138,10 @@ struct Bench__V1__Bench_Service
                 const Bench__V1__Req *input,
                 Bench__V1__Resp_Closure closure,
                 void *closure_data);
+  void (*stream)(Bench__V1__Bench_Service *service,
+                 const Bench__V1__Req *input,
+                 Bench__V1__Item_Closure closure,
+                 void *closure_data);
 };
 typedef void (*Bench__V1__Bench_ServiceDestroy)(Bench__V1__Bench_Service *);
 void bench__v1__bench__init (Bench__V1__Bench_Service *service,
@@ -146,11 +150,16 @@ void bench__v1__bench__init (Bench__V1__Bench_Service *service,
     { &bench__v1__bench__descriptor, protobuf_c_service_invoke_internal, NULL }
 #define BENCH__V1__BENCH__INIT(function_prefix__) \
     { BENCH__V1__BENCH__BASE_INIT,\
-      function_prefix__ ## unary  }
+      function_prefix__ ## unary,\
+      function_prefix__ ## stream  }
 void bench__v1__bench__unary(ProtobufCService *service,
                              const Bench__V1__Req *input,
                              Bench__V1__Resp_Closure closure,
                              void *closure_data);
+void bench__v1__bench__stream(ProtobufCService *service,
+                              const Bench__V1__Req *input,
+                              Bench__V1__Item_Closure closure,
+                              void *closure_data);
 
 /* --- descriptors --- */
 

@@ -295,11 +295,13 @@ const ProtobufCMessageDescriptor bench__v1__resp__descriptor =
   (ProtobufCMessageInit) bench__v1__resp__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor bench__v1__bench__method_descriptors[1] =
+static const ProtobufCMethodDescriptor bench__v1__bench__method_descriptors[2] =
 {
   { "Unary", &bench__v1__req__descriptor, &bench__v1__resp__descriptor },
+  { "Stream", &bench__v1__req__descriptor, &bench__v1__item__descriptor },
 };
 const unsigned bench__v1__bench__method_indices_by_name[] = {
+  1,        /* Stream */
   0         /* Unary */
 };
 const ProtobufCServiceDescriptor bench__v1__bench__descriptor =
@@ -309,7 +311,7 @@ const ProtobufCServiceDescriptor bench__v1__bench__descriptor =
   "Bench",
   "Bench__V1__Bench",
   "bench.v1",
-  1,
+  2,
   bench__v1__bench__method_descriptors,
   bench__v1__bench__method_indices_by_name
 };
@@ -320,6 +322,14 @@ void bench__v1__bench__unary(ProtobufCService *service,
 {
   assert(service->descriptor == &bench__v1__bench__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void bench__v1__bench__stream(ProtobufCService *service,
+                              const Bench__V1__Req *input,
+                              Bench__V1__Item_Closure closure,
+                              void *closure_data)
+{
+  assert(service->descriptor == &bench__v1__bench__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void bench__v1__bench__init (Bench__V1__Bench_Service *service,
                              Bench__V1__Bench_ServiceDestroy destroy)
