@@ -3,18 +3,19 @@ import PortalRPC
 
 /// Runs client calls over one HTTP/2 connection: requests out, responses and trailers in.
 ///
-/// Lives on the connection's event loop, like its session and streams.
+/// Lives on the connection's event loop, like its session and streams; its busiest state is
+/// `@exclusivity(unchecked)` for the reason `NGHTTP2Session` gives.
 final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let session: NGHTTP2Session
-    var pump = HTTP2PumpState()
+    @exclusivity(unchecked) var pump = HTTP2PumpState()
 
     private let authority: String
     private let scheme: String
     private let onUnusable: @Sendable () -> Void
-    private var streams: [Int32: ClientStream] = [:]
+    @exclusivity(unchecked) private var streams: [Int32: ClientStream] = [:]
     private(set) var isUsable = true
 
     /// Creates a connection (`secure` over TLS); `onUnusable` runs once when it stops taking new calls.

@@ -34,31 +34,35 @@ public struct HTTP2Limits: Sendable {
 /// connection handles the events once `receive` or `send` has returned, so no work runs inside the
 /// library and nothing re-enters it. Body bytes wait in a queue per stream, which nghttp2 reads as it
 /// writes DATA frames. Confined to its connection's event loop: neither `Sendable` nor re-entrant.
+///
+/// Its mutable state is `@exclusivity(unchecked)`: touched on one thread by methods that never hold
+/// an access across a call back into the session, and checked at run time it cost 3% of a unary
+/// call's time (every header field updates several of these fields).
 final class NGHTTP2Session {
     /// Which side of the connection this session is.
     enum Role { case server, client }
 
     /// What the session reported since the events were last cleared, in order.
-    private(set) var events: [HTTP2Event] = []
+    @exclusivity(unchecked) private(set) var events: [HTTP2Event] = []
 
-    private var session: OpaquePointer!
+    @exclusivity(unchecked) private var session: OpaquePointer!
     private let maxHeaderListSize: Int
-    private var insideLibrary = false
+    @exclusivity(unchecked) private var insideLibrary = false
     /// Header names and values of the blocks in `events`, as (name start, name count, value start, value count).
-    private var headerFields: [(Int, Int, Int, Int)] = []
-    private var headerBytes: [UInt8] = []
-    private var dataBytes: [UInt8] = []
+    @exclusivity(unchecked) private var headerFields: [(Int, Int, Int, Int)] = []
+    @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+    @exclusivity(unchecked) private var dataBytes: [UInt8] = []
     /// The header block being received: where its fields start and its size as HTTP/2 counts it.
-    private var blockStart = 0
-    private var blockSize = 0
-    private var blockOpen = false
+    @exclusivity(unchecked) private var blockStart = 0
+    @exclusivity(unchecked) private var blockSize = 0
+    @exclusivity(unchecked) private var blockOpen = false
     /// Bytes of DATA received in this call, returned to the connection window once it is over.
-    private var receivedDataBytes = 0
+    @exclusivity(unchecked) private var receivedDataBytes = 0
     /// Body bytes waiting for DATA frames, by stream.
-    private var bodies: [Int32: StreamBody] = [:]
+    @exclusivity(unchecked) private var bodies: [Int32: StreamBody] = [:]
     /// Reused storage for header blocks handed to nghttp2 (which copies them).
-    private var scratchBytes: [UInt8] = []
-    private var scratchFields: [nghttp2_nv] = []
+    @exclusivity(unchecked) private var scratchBytes: [UInt8] = []
+    @exclusivity(unchecked) private var scratchFields: [nghttp2_nv] = []
 
     /// One stream's outgoing body: queued bytes, and how it ends once they are sent.
     private struct StreamBody {

@@ -22,22 +22,23 @@ struct ServerConnectionConfiguration: Sendable {
 /// Serves gRPC (and, on a web listener, plain HTTP requests) on one accepted HTTP/2 connection:
 /// turns the session's events into calls and the calls' progress into frames.
 ///
-/// Lives on the connection's event loop, like its session and calls.
+/// Lives on the connection's event loop, like its session and calls; its busiest state is
+/// `@exclusivity(unchecked)` for the reason `NGHTTP2Session` gives.
 final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let session: NGHTTP2Session
-    var pump = HTTP2PumpState()
+    @exclusivity(unchecked) var pump = HTTP2PumpState()
 
     private let configuration: ServerConnectionConfiguration
     private let transport: TransportSecurity
-    private var lifecycle: ConnectionLifecycle
-    private var calls: [Int32: ServerCall] = [:]
+    @exclusivity(unchecked) private var lifecycle: ConnectionLifecycle
+    @exclusivity(unchecked) private var calls: [Int32: ServerCall] = [:]
     /// Plain HTTP requests of a web listener, by stream.
-    private var exchanges: [Int32: HTTP2WebExchange] = [:]
+    @exclusivity(unchecked) private var exchanges: [Int32: HTTP2WebExchange] = [:]
     private var peer = "unknown"
-    private var requestIDs = RequestID.Generator()
+    @exclusivity(unchecked) private var requestIDs = RequestID.Generator()
     private var executor: EventLoopTaskExecutor?
 
     /// Creates the connection for a channel secured as `transport`.

@@ -11,15 +11,19 @@ import Darwin
 /// Owned by one encoding call on one thread; never shared.
 @usableFromInline
 final class ProtoArena {
+    /// The first standard block, kept by the thread for the next arena once this one is done.
+    private var firstBlock: UnsafeMutableRawPointer?
+    /// Blocks beyond the first.
     private var blocks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
-    private static let blockSize = 4096
+    fileprivate static let blockSize = 4096
 
     @usableFromInline
     init() {}
 
     deinit {
+        if let firstBlock { SpareBlock.keep(firstBlock) }
         for block in blocks { free(block) }
     }
 
@@ -33,7 +37,12 @@ final class ProtoArena {
             if rounded > Self.blockSize / 2 {
                 return newBlock(rounded)
             }
-            cursor = newBlock(Self.blockSize)
+            if firstBlock == nil {
+                firstBlock = SpareBlock.take() ?? newBlock(Self.blockSize, tracked: false)
+                cursor = firstBlock
+            } else {
+                cursor = newBlock(Self.blockSize)
+            }
             remaining = Self.blockSize
         }
         let pointer = cursor!
@@ -68,10 +77,38 @@ final class ProtoArena {
         return memory.bindMemory(to: UInt8.self, capacity: bytes.count)
     }
 
-    private func newBlock(_ size: Int) -> UnsafeMutableRawPointer {
+    private func newBlock(_ size: Int, tracked: Bool = true) -> UnsafeMutableRawPointer {
         guard let block = malloc(size) else { fatalError("out of memory allocating \(size) bytes") }
-        blocks.append(block)
+        if tracked { blocks.append(block) }
         return block
+    }
+}
+
+/// One spare arena block per thread: a message encoded after another on the same thread (every call
+/// on an event loop) reuses its first block instead of allocating 4 KiB, which glibc serves from its
+/// slow path. Per thread rather than shared, so it needs no lock; freed when the thread ends.
+private enum SpareBlock {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { block in free(block) }
+        precondition(status == 0, "pthread_key_create failed: \(status)")
+        return key
+    }()
+
+    /// The thread's spare block, if it has one; the caller owns it.
+    static func take() -> UnsafeMutableRawPointer? {
+        guard let block = pthread_getspecific(key) else { return nil }
+        pthread_setspecific(key, nil)
+        return block
+    }
+
+    /// Keeps `block` (of `ProtoArena.blockSize` bytes) as the thread's spare, or frees it when the thread has one.
+    static func keep(_ block: UnsafeMutableRawPointer) {
+        if pthread_getspecific(key) == nil {
+            pthread_setspecific(key, block)
+        } else {
+            free(block)
+        }
     }
 }
 
