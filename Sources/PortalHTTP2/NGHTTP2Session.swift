@@ -334,8 +334,10 @@ final class NGHTTP2Session {
             for (name, value) in headers {
                 let nameCount = name.utf8.count
                 let valueCount = value.utf8.count
+                // A request id is new on every response: indexing it would only churn HPACK's dynamic tables.
+                let flags = name == "x-request-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE
                 fields.append(nghttp2_nv(name: position, value: position + nameCount, namelen: nameCount, valuelen: valueCount,
-                                         flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                                         flags: UInt8(flags.rawValue)))
                 position += nameCount + valueCount
             }
             return fields.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }

@@ -18,10 +18,23 @@ public enum RequestID {
             prefix = String(repeating: "0", count: 16 - hex.count) + hex
         }
 
-        /// The next id of this connection.
+        /// The next id of this connection: the prefix, a dash and the counter in hex, built in one allocation.
         public mutating func next() -> String {
             counter += 1
-            return prefix + "-" + String(counter, radix: 16)
+            let digits = (64 - counter.leadingZeroBitCount + 3) / 4
+            return String(unsafeUninitializedCapacity: prefix.utf8.count + 1 + digits) { buffer in
+                var end = buffer.initialize(fromContentsOf: prefix.utf8)
+                buffer[end] = UInt8(ascii: "-")
+                end += 1
+                var value = counter
+                for index in stride(from: end + digits - 1, through: end, by: -1) {
+                    buffer[index] = Self.hexDigits[Int(value & 0xF)]
+                    value >>= 4
+                }
+                return end + digits
+            }
         }
+
+        private static let hexDigits = Array("0123456789abcdef".utf8)
     }
 }

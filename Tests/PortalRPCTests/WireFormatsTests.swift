@@ -44,6 +44,20 @@ struct WireFormatsTests {
         #expect(metadata.count == 1)
     }
 
+    @Test func generatedRequestIDsShareTheConnectionPrefixAndCountInHex() {
+        var generator = RequestID.Generator()
+        var ids: [String] = []
+        for _ in 0..<300 { ids.append(generator.next()) }
+        let prefix = String(ids[0].prefix(16))
+        #expect(prefix.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        #expect(ids[0] == prefix + "-1")
+        #expect(ids[15] == prefix + "-10")
+        #expect(ids[255] == prefix + "-100")
+        #expect(ids[299] == prefix + "-12c")
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { RequestID.accepting($0) == $0 })
+    }
+
     @Test func statusCodesOutsideTheRangeAreUnknown() {
         #expect(RPCStatusCode(wireValue: 7) == .permissionDenied)
         #expect(RPCStatusCode(wireValue: 99) == .unknown)
