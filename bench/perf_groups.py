@@ -26,7 +26,10 @@ RULES = [
     ("Swift allocation", r"", r"swift_(allocObject|deallocObject|slowAlloc|slowDealloc|allocBox|deallocClassInstance|deallocUninitialized|initStackObject)"),
     ("Swift concurrency: tasks, continuations, executors", r"libswift_Concurrency", r""),
     ("Swift concurrency: tasks, continuations, executors", r"", r"swift_task|swift_job|swift_continuation|Continuation"),
+    # With the standard library linked statically the runtime's symbols are in the binary itself.
+    ("Swift concurrency: tasks, continuations, executors", r"", r"withStatusRecordLock|swift::AsyncTask|TaskAllocator|StackAllocator|swift::runJob|swift::Job|TaskStatus|swift::TaskGroup"),
     ("Swift runtime, other (generics, casts, strings)", r"libswiftCore|libswift_", r""),
+    ("Swift runtime, other (generics, casts, strings)", r"", r"^(swift_|swift::|__swift_|_swift_|\$ss|\$sS[A-Za-z])"),
     ("SwiftNIO: event loop, channel pipeline, buffers", r"", r"NIOCore|NIOPosix|7NIOCore|8NIOPosix|NIOLoopBound"),
     ("our transport (PortalHTTP2)", r"", r"PortalHTTP2|11PortalHTTP2"),
     ("RPC core and interceptors (PortalRPC, PortalApp)", r"", r"PortalRPC|9PortalRPC|PortalApp|9PortalApp"),
