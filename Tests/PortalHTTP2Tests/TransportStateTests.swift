@@ -303,5 +303,7 @@ struct ServerConnectionShutdownTests {
         pair.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         pair.drain()
         #expect(goAwayLastStreamIDs(in: pair.written) == [Int32.max, 0])
+        pair.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!pair.channel.isActive, "the connection closes after the final GOAWAY")
     }
 }
