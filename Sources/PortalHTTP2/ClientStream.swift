@@ -53,7 +53,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
             shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > ServerCall.highWaterMark
         }
-        connection.run { $0.write(message, on: self) }
+        connection.run(with: (self, message)) { $0.write($1.1, on: $1.0) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
@@ -68,7 +68,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func finishSending() async throws {
-        connection.run { $0.finishRequests(on: self) }
+        connection.run(with: self) { $0.finishRequests(on: $1) }
     }
 
     func receive() async throws -> [UInt8]? {
@@ -100,7 +100,7 @@ final class ClientStream: ClientCallStream, MessageReceiver, @unchecked Sendable
     }
 
     func cancel() {
-        connection.run { $0.cancel(self, with: RPCError(.cancelled, "call cancelled by the client")) }
+        connection.run(with: self) { $0.cancel($1, with: RPCError(.cancelled, "call cancelled by the client")) }
     }
 
     // MARK: Event loop side

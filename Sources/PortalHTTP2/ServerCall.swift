@@ -32,8 +32,6 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     /// The request of a single-request call, complete before the handler runs; nil once it took it.
     private var request: [UInt8]?
-    /// A single-request call received more than one message.
-    private var receivedExtraRequest = false
 
     // Event loop state.
     var state = ServerStreamState()
@@ -67,14 +65,15 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
     /// Takes DATA bytes; returns how many bytes of window to reopen now.
     func receive(_ bytes: UnsafeRawBufferPointer) throws(RPCError) -> Int {
         guard let inbound else {
+            var receivedAnother = false
             do {
                 try deframer.append(bytes) { message in
-                    if request == nil, !receivedExtraRequest { request = message } else { receivedExtraRequest = true }
+                    if request == nil { request = message } else { receivedAnother = true }
                 }
             } catch {
                 throw error.error
             }
-            if receivedExtraRequest { throw RPCError(.invalidArgument, "request: expected one request message, received more") }
+            if receivedAnother { throw RPCError(.invalidArgument, "request: expected one request message, received more") }
             return bytes.count
         }
         do {
@@ -161,7 +160,7 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
             shared.bufferedBytes += message.count + 5
             return shared.bufferedBytes > Self.highWaterMark
         }
-        connection.run { $0.write(message, on: self) }
+        connection.run(with: (self, message)) { $0.write($1.1, on: $1.0) }
         if mustWait {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome = shared.withLock { shared -> Result<Void, RPCError>? in
@@ -177,11 +176,6 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
 
     /// Ends the call with `error` (nil for OK); called once when the handler returns.
     func handlerReturned(_ error: RPCError?) {
-        // The handler usually returns on the connection's event loop: end the call there without a closure.
-        if connection.eventLoop.inEventLoop {
-            connection.value.end(self, error: error)
-        } else {
-            connection.eventLoop.execute { self.connection.value.end(self, error: error) }
-        }
+        connection.run(with: (self, error)) { $0.end($1.0, error: $1.1) }
     }
 }

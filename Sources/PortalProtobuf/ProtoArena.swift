@@ -38,7 +38,7 @@ final class ProtoArena {
                 return newBlock(rounded)
             }
             if firstBlock == nil {
-                firstBlock = SpareBlock.take() ?? newBlock(Self.blockSize, tracked: false)
+                firstBlock = SpareBlock.take() ?? Self.allocateBlock(Self.blockSize)
                 cursor = firstBlock
             } else {
                 cursor = newBlock(Self.blockSize)
@@ -77,9 +77,15 @@ final class ProtoArena {
         return memory.bindMemory(to: UInt8.self, capacity: bytes.count)
     }
 
-    private func newBlock(_ size: Int, tracked: Bool = true) -> UnsafeMutableRawPointer {
+    /// A block beyond the first, freed with the arena.
+    private func newBlock(_ size: Int) -> UnsafeMutableRawPointer {
+        let block = Self.allocateBlock(size)
+        blocks.append(block)
+        return block
+    }
+
+    private static func allocateBlock(_ size: Int) -> UnsafeMutableRawPointer {
         guard let block = malloc(size) else { fatalError("out of memory allocating \(size) bytes") }
-        if tracked { blocks.append(block) }
         return block
     }
 }
