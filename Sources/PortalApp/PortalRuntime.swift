@@ -156,7 +156,7 @@ public enum PortalRuntime {
             policies.append(CallerMetadataPolicy(internalCredential: settings.internalCredential))
         }
         let (server, health) = ServerAssembly.makeServer(
-            services: domain, configuration: configuration, logger: logger, extraInterceptors: policies)
+            services: domain, configuration: configuration, logger: logger, interceptors: policies)
         try await server.listen()
         var web: [any Service] = []
         if settings.kind == .gateway, let webPort = settings.webPort {
@@ -186,7 +186,7 @@ public enum PortalRuntime {
                 metadata: ["site_dir": "\(siteFolder.root)"])
         }
         let application = WebApplication(
-            services: services, interceptors: ServerAssembly.standardInterceptors(logger: logger),
+            services: services, interceptors: [], observers: ServerAssembly.standardObservers(logger: logger),
             codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), siteFolder: siteFolder, logger: logger)
         let server = WebServer(configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
         try await server.listen()

@@ -4,15 +4,16 @@ import PortalHTTP2
 import PortalRPC
 import PortalStandardServices
 
-/// Builds a server with the standard services (health, reflection) and interceptors around `services`.
+/// Builds a server with the standard services (health, reflection) and observers around `services`.
 public enum ServerAssembly {
-    /// A server hosting `services`, health and reflection, with access logs and call metrics.
+    /// A server hosting `services`, health and reflection, with access logs and call metrics;
+    /// every call runs through `interceptors` (transport and caller policies), outermost first.
     ///
     /// Every call already has a request id (the client's `x-request-id`, or a fresh one) that the
     /// transport returns in the response headers and the access log records.
     public static func makeServer(
         services: [any RPCService], configuration: RPCServer.Configuration, logger: Logger,
-        extraInterceptors: [any ServerInterceptor] = []
+        interceptors: [any ServerInterceptor] = []
     ) -> (server: RPCServer, health: HealthService) {
         let hosted = services.map(\.serviceName)
         let standardNames = [
@@ -25,15 +26,15 @@ public enum ServerAssembly {
             ReflectionService(hostedServices: hosted + standardNames),
             ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
         ]
-        let interceptors = standardInterceptors(logger: logger) + extraInterceptors
         let server = RPCServer(
-            configuration: configuration, services: allServices, interceptors: interceptors, logger: logger,
+            configuration: configuration, services: allServices, interceptors: interceptors,
+            observers: standardObservers(logger: logger), logger: logger,
             eventLoopGroup: EventLoops.shared, onShutdown: { health.markAllNotServing() })
         return (server, health)
     }
 
-    /// The interceptors every call runs through, on every transport: access logs and call metrics.
-    public static func standardInterceptors(logger: Logger) -> [any ServerInterceptor] {
-        [AccessLogInterceptor(logger: logger), MetricsInterceptor()]
+    /// The observers of every call, on every transport: access logs and call metrics.
+    public static func standardObservers(logger: Logger) -> [any ServerCallObserver] {
+        [AccessLogObserver(logger: logger), CallMetricsObserver()]
     }
 }

@@ -42,7 +42,6 @@ public final class RPCServer: Service, Sendable {
 
     private let configuration: Configuration
     private let services: [any RPCService]
-    private let interceptors: [any ServerInterceptor]
     private let logger: Logger
     private let group: any EventLoopGroup
     private let connections = ConnectionRegistry()
@@ -59,19 +58,19 @@ public final class RPCServer: Service, Sendable {
         var shuttingDown = false
     }
 
-    /// Creates a server; `onShutdown` runs when graceful shutdown begins (to flip health to NOT_SERVING).
+    /// Creates a server running every call through `interceptors` and telling `observers` of it;
+    /// `onShutdown` runs when graceful shutdown begins (to flip health to NOT_SERVING).
     public init(
         configuration: Configuration, services: [any RPCService], interceptors: [any ServerInterceptor] = [],
-        logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        observers: [any ServerCallObserver] = [], logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onShutdown: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
         self.services = services
-        self.interceptors = interceptors
         self.logger = logger
         self.group = eventLoopGroup
         self.onShutdown = onShutdown
-        launcher = ServerCallLauncher(executor: ServerCallExecutor(interceptors: interceptors, logger: logger))
+        launcher = ServerCallLauncher(executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
         (stopped, stoppedSink) = AsyncStream.makeStream(of: Void.self)
     }
 

@@ -144,17 +144,26 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
         return try await inbound.next()
     }
 
-    func sendResponse(_ message: [UInt8]) async throws {
-        guard route.method.kind.streamsResponses else {
-            try shared.withLock { shared in
-                if let error = shared.closedError { throw error }
-                guard shared.finalResponse == nil else {
-                    throw RPCError(.internal, "a unary method sent more than one response")
-                }
-                shared.finalResponse = message
+    func takeCompleteRequest() -> [UInt8]? {
+        guard inbound == nil else { return nil }
+        defer { request = nil }
+        return request
+    }
+
+    func sendOnlyResponse(_ message: [UInt8]) throws -> Bool {
+        guard !route.method.kind.streamsResponses else { return false }
+        try shared.withLock { shared in
+            if let error = shared.closedError { throw error }
+            guard shared.finalResponse == nil else {
+                throw RPCError(.internal, "a unary method sent more than one response")
             }
-            return
+            shared.finalResponse = message
         }
+        return true
+    }
+
+    func sendResponse(_ message: [UInt8]) async throws {
+        if try sendOnlyResponse(message) { return }
         let mustWait = try shared.withLock { shared in
             if let error = shared.closedError { throw error }
             shared.bufferedBytes += message.count + 5

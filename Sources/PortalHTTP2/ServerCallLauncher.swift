@@ -50,6 +50,8 @@ final class ServerCallLauncher: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    // Kept out of line: a continuation inlined here would enlarge the frame every call's task carries.
+    @inline(never)
     private func waitUntilOpen() async {
         await withCheckedContinuation { continuation in
             let open = state.withLock { state in

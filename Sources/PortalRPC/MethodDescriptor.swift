@@ -1,5 +1,8 @@
 /// Identifies one RPC method and its shape.
-public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
+///
+/// A class, made once per method: routes, contexts and calls share one descriptor instead of
+/// copying (and counting references to) its four strings.
+public final class MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     /// The fully qualified service name, for example `grpc.health.v1.Health`.
     public let service: String
     /// The method name, for example `Check`.
@@ -22,6 +25,16 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
 
     /// `service/method`.
     public var description: String { "\(service)/\(method)" }
+
+    /// Whether both name the same method with the same shape.
+    public static func == (lhs: MethodDescriptor, rhs: MethodDescriptor) -> Bool {
+        lhs === rhs || (lhs.path == rhs.path && lhs.kind == rhs.kind && lhs.hasNoSideEffects == rhs.hasNoSideEffects)
+    }
+
+    /// Hashes the method's path.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(path)
+    }
 }
 
 /// The four RPC shapes.

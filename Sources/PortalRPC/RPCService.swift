@@ -26,6 +26,19 @@ public protocol ServerCallStream: Sendable {
     func nextRequest() async throws -> [UInt8]?
     /// Sends one response message, waiting while the peer is slow to read.
     func sendResponse(_ message: [UInt8]) async throws
+    /// The request of a call that takes one, when it arrived whole before the handler started:
+    /// taken without waiting. Nil when the transport holds no such request (read `nextRequest()`).
+    func takeCompleteRequest() -> [UInt8]?
+    /// Sends the response of a method that sends one, without waiting; false when the transport
+    /// has to be waited on (`sendResponse(_:)`).
+    func sendOnlyResponse(_ message: [UInt8]) throws -> Bool
+}
+
+extension ServerCallStream {
+    /// None: requests are read with `nextRequest()`.
+    public func takeCompleteRequest() -> [UInt8]? { nil }
+    /// Never: responses are sent with `sendResponse(_:)`.
+    public func sendOnlyResponse(_ message: [UInt8]) throws -> Bool { false }
 }
 
 /// One call as a handler sees it: its context, its requests and a way to respond.
@@ -43,6 +56,7 @@ public struct RPCServerCall: Sendable {
 
     /// Receives exactly one request, as unary and server-streaming methods expect.
     public func singleRequest<Request: RPCMessage>(_ type: Request.Type) async throws -> Request {
+        if let bytes = stream.takeCompleteRequest() { return try Self.decode(type, bytes) }
         guard let bytes = try await stream.nextRequest() else {
             throw RPCError(.invalidArgument, "request: expected one request message, received none")
         }
@@ -64,7 +78,9 @@ public struct RPCServerCall: Sendable {
 
     /// Sends the single response of a unary or client-streaming call.
     public func respond<Response: RPCMessage>(with response: Response) async throws {
-        try await stream.sendResponse(response.rpcBytes())
+        let bytes = response.rpcBytes()
+        if try stream.sendOnlyResponse(bytes) { return }
+        try await stream.sendResponse(bytes)
     }
 
     static func decode<Request: RPCMessage>(_ type: Request.Type, _ bytes: [UInt8]) throws -> Request {
@@ -104,6 +120,8 @@ public struct ResponseWriter<Response: RPCMessage>: Sendable {
 
     /// Sends one response; suspends while the client is slow to read.
     public func write(_ response: Response) async throws {
-        try await stream.sendResponse(response.rpcBytes())
+        let bytes = response.rpcBytes()
+        if try stream.sendOnlyResponse(bytes) { return }
+        try await stream.sendResponse(bytes)
     }
 }

@@ -1,4 +1,3 @@
-import PortalRPC
 import Synchronization
 
 /// What a handler knows about its call, and the metadata it wants to send back.

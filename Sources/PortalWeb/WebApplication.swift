@@ -16,7 +16,7 @@ public struct WebApplication: Sendable {
     /// `codec` converts their messages to and from JSON. It serves the portal embedded in the
     /// binary, or with `siteFolder` the files of that folder as they are at each request.
     public init(
-        services: [any RPCService], interceptors: [any ServerInterceptor], codec: ProtoJSONCodec, siteFolder: SiteFolder? = nil, logger: Logger
+        services: [any RPCService], interceptors: [any ServerInterceptor], observers: [any ServerCallObserver] = [], codec: ProtoJSONCodec, siteFolder: SiteFolder? = nil, logger: Logger
     ) {
         var routes: [String: RPCRoute] = [:]
         for service in services {
@@ -24,7 +24,7 @@ public struct WebApplication: Sendable {
         }
         self.routes = routes
         servicePrefixes = services.map { "/\($0.serviceName)/" }
-        let runner = WebCallRunner(routes: routes, executor: ServerCallExecutor(interceptors: interceptors, logger: logger))
+        let runner = WebCallRunner(routes: routes, executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
         let sessions = SessionCookies()
         connect = ConnectEndpoint(runner: runner, codec: codec, sessions: sessions)
         downloads = CSVDownloads(runner: runner, codec: codec, sessions: sessions, connect: connect)

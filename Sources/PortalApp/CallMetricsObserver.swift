@@ -5,7 +5,7 @@ import Synchronization
 /// Records every call a server handles: calls by service, method and status code
 /// (`portal_rpc_calls_total`), their duration (`portal_rpc_call_duration_seconds`, a histogram) and
 /// the calls in flight (`portal_rpc_calls_in_flight`).
-final class MetricsInterceptor: ServerInterceptor {
+final class CallMetricsObserver: ServerCallObserver {
     /// The metrics of one method, made once.
     private final class MethodMetrics: Sendable {
         let duration: Metrics.Timer
@@ -33,28 +33,23 @@ final class MetricsInterceptor: ServerInterceptor {
 
     private let methods = Locked<[String: MethodMetrics]>([:])
 
-    func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
-        let metrics = methods.withLock { methods in
-            if let existing = methods[context.method.path] { return existing }
-            let made = MethodMetrics(service: context.method.service, method: context.method.method)
-            methods[context.method.path] = made
+    func callStarted(_ context: ServerContext) {
+        metrics(of: context.method).inFlight.increment()
+    }
+
+    func callEnded(_ context: ServerContext, error: RPCError?, duration: Duration) {
+        let metrics = metrics(of: context.method)
+        metrics.inFlight.decrement()
+        metrics.duration.recordNanoseconds(Int64(duration / .nanoseconds(1)))
+        metrics.calls(error?.code ?? .ok).increment()
+    }
+
+    private func metrics(of method: MethodDescriptor) -> MethodMetrics {
+        methods.withLock { methods in
+            if let existing = methods[method.path] { return existing }
+            let made = MethodMetrics(service: method.service, method: method.method)
+            methods[method.path] = made
             return made
-        }
-        let started = ContinuousClock.now
-        metrics.inFlight.increment()
-        defer {
-            metrics.inFlight.decrement()
-            metrics.duration.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-        }
-        do {
-            try await next(context)
-            metrics.calls(.ok).increment()
-        } catch let error as RPCError {
-            metrics.calls(error.code).increment()
-            throw error
-        } catch {
-            metrics.calls(.unknown).increment()
-            throw error
         }
     }
 }
