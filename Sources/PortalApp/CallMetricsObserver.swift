@@ -12,6 +12,8 @@ final class CallMetricsObserver: ServerCallObserver {
         let inFlight: Meter
         private let service: String
         private let method: String
+        /// Calls that ended `OK`, the usual outcome, counted without a lookup.
+        private let okCalls: Counter
         private let calls = Locked<[RPCStatusCode: Counter]>([:])
 
         init(service: String, method: String) {
@@ -19,10 +21,12 @@ final class CallMetricsObserver: ServerCallObserver {
             self.method = method
             duration = Metrics.Timer(label: "portal_rpc_call_duration_seconds", dimensions: [("service", service), ("method", method)])
             inFlight = Meter(label: "portal_rpc_calls_in_flight", dimensions: [("service", service), ("method", method)])
+            okCalls = Counter(label: "portal_rpc_calls_total", dimensions: [("service", service), ("method", method), ("code", RPCStatusCode.ok.description)])
         }
 
         func calls(_ code: RPCStatusCode) -> Counter {
-            calls.withLock { calls in
+            if code == .ok { return okCalls }
+            return calls.withLock { calls in
                 if let counter = calls[code] { return counter }
                 let counter = Counter(label: "portal_rpc_calls_total", dimensions: [("service", service), ("method", method), ("code", code.description)])
                 calls[code] = counter
@@ -31,7 +35,15 @@ final class CallMetricsObserver: ServerCallObserver {
         }
     }
 
-    private let methods = Locked<[String: MethodMetrics]>([:])
+    /// Each method's metrics by descriptor (the usual lookup: a descriptor is made once per
+    /// method) and by path (for another descriptor of a method already seen). The descriptors are
+    /// kept, so an identifier is never reused while it is a key.
+    private struct Methods {
+        var byDescriptor: [ObjectIdentifier: (descriptor: MethodDescriptor, metrics: MethodMetrics)] = [:]
+        var byPath: [String: MethodMetrics] = [:]
+    }
+
+    private let methods = Locked(Methods())
 
     func callStarted(_ context: ServerContext) {
         metrics(of: context.method).inFlight.increment()
@@ -46,10 +58,11 @@ final class CallMetricsObserver: ServerCallObserver {
 
     private func metrics(of method: MethodDescriptor) -> MethodMetrics {
         methods.withLock { methods in
-            if let existing = methods[method.path] { return existing }
-            let made = MethodMetrics(service: method.service, method: method.method)
-            methods[method.path] = made
-            return made
+            if let known = methods.byDescriptor[ObjectIdentifier(method)] { return known.metrics }
+            let metrics = methods.byPath[method.path] ?? MethodMetrics(service: method.service, method: method.method)
+            methods.byPath[method.path] = metrics
+            methods.byDescriptor[ObjectIdentifier(method)] = (method, metrics)
+            return metrics
         }
     }
 }

@@ -15,7 +15,7 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     private let authority: String
     private let scheme: String
     private let onUnusable: @Sendable () -> Void
-    @exclusivity(unchecked) private var streams: [Int32: ClientStream] = [:]
+    @exclusivity(unchecked) private var streams = StreamTable<ClientStream>()
     private(set) var isUsable = true
 
     /// Creates a connection (`secure` over TLS); `onUnusable` runs once when it stops taking new calls.
@@ -167,7 +167,7 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
             stream.abort(error)
         case .goAway(let lastStreamID, _):
             markUnusable()
-            for (id, stream) in streams where id > lastStreamID {
+            for (id, stream) in streams.entries where id > lastStreamID {
                 streams[id] = nil
                 stream.abort(RPCError(.unavailable, "the server is shutting down (GOAWAY)"))
             }

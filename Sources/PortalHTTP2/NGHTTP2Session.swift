@@ -59,7 +59,7 @@ final class NGHTTP2Session {
     /// Bytes of DATA received in this call, returned to the connection window once it is over.
     @exclusivity(unchecked) private var receivedDataBytes = 0
     /// Body bytes waiting for DATA frames, by stream.
-    @exclusivity(unchecked) private var bodies: [Int32: StreamBody] = [:]
+    @exclusivity(unchecked) private var bodies = StreamTable<StreamBody>()
     /// Reused storage for header blocks handed to nghttp2 (which copies them).
     @exclusivity(unchecked) private var scratchBytes: [UInt8] = []
     @exclusivity(unchecked) private var scratchFields: [nghttp2_nv] = []

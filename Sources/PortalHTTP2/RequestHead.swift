@@ -61,9 +61,8 @@ struct RequestHead {
             timeout = String(decoding: value, as: UTF8.self)
         } else if name.matches("grpc-encoding") {
             encoding = String(decoding: value, as: UTF8.self)
-        } else {
+        } else if !name.isReservedHeader {
             let key = String(decoding: name, as: UTF8.self)
-            guard !HTTP2Metadata.reserved.contains(key) else { return }
             if key.hasSuffix("-bin") {
                 metadata.addBinary(Base64.decode(String(decoding: value, as: UTF8.self)), forKey: key)
             } else {
@@ -76,6 +75,13 @@ struct RequestHead {
 }
 
 extension UnsafeRawBufferPointer {
+    /// Whether the bytes name a header the transport owns (`HTTP2Metadata.reserved`) that `add`
+    /// has not already taken: such fields never become call metadata.
+    fileprivate var isReservedHeader: Bool {
+        matches("grpc-status") || matches("grpc-message") || matches("grpc-status-details-bin")
+            || matches("content-length") || matches("connection") || matches("host")
+    }
+
     /// Whether the bytes equal `literal`.
     func matches(_ literal: StaticString) -> Bool {
         count == literal.utf8CodeUnitCount && starts(with: literal)

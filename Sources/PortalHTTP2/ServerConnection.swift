@@ -34,9 +34,9 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     private let configuration: ServerConnectionConfiguration
     private let transport: TransportSecurity
     @exclusivity(unchecked) private var lifecycle: ConnectionLifecycle
-    @exclusivity(unchecked) private var calls: [Int32: ServerCall] = [:]
+    @exclusivity(unchecked) private var calls = StreamTable<ServerCall>()
     /// Plain HTTP requests of a web listener, by stream.
-    @exclusivity(unchecked) private var exchanges: [Int32: HTTP2WebExchange] = [:]
+    @exclusivity(unchecked) private var exchanges = StreamTable<HTTP2WebExchange>()
     private var peer = "unknown"
     @exclusivity(unchecked) private var requestIDs = RequestID.Generator()
     private var executor: EventLoopTaskExecutor?

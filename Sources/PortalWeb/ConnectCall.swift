@@ -13,6 +13,11 @@ final class WebCallStream: ServerCallStream, Sendable {
     }
 
     func nextRequest() async throws -> [UInt8]? {
+        takeCompleteRequest()
+    }
+
+    /// The request, whole from the start: a web call carries exactly one.
+    func takeCompleteRequest() -> [UInt8]? {
         request.withLock { request in
             defer { request = nil }
             return request

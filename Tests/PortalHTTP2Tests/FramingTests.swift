@@ -18,6 +18,20 @@ struct FramingTests {
         return wire
     }
 
+    @Test func headersTheTransportOwnsNeverBecomeCallMetadata() {
+        var head = RequestHead()
+        func add(_ name: String, _ value: String) {
+            Array(name.utf8).withUnsafeBytes { name in Array(value.utf8).withUnsafeBytes { head.add(name: name, value: $0) } }
+        }
+        for name in HTTP2Metadata.reserved.sorted() { add(name, "1") }
+        add("x-request-id", "req-7")
+        add("user-agent", "grpc-python/1.62")
+        add("hostname", "kept")
+        #expect(head.metadata.map(\.key) == ["x-request-id", "user-agent", "hostname"])
+        #expect(head.requestID == "req-7")
+        #expect(head.isGRPC == false && head.timeout == "1" && head.encoding == "1")
+    }
+
     @Test(arguments: [1, 3, 7, 1000])
     func outboundMessagesAreFramedWithALengthPrefix(chunk: Int) {
         let message = (0..<300).map { UInt8(truncatingIfNeeded: $0) }
