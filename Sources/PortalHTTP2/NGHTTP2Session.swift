@@ -196,8 +196,9 @@ final class NGHTTP2Session {
     /// (`enqueue`, `endBody`), else the headers end the stream (a trailers-only response).
     func submitResponse(streamID: Int32, headers: [(String, String)], hasBody: Bool, reportsProgress: Bool = false) {
         if hasBody {
-            if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: reportsProgress) }
-            if reportsProgress { bodies[streamID]!.reportsProgress = true }
+            bodies.update(streamID, orAdd: StreamBody(reportsProgress: reportsProgress)) { body in
+                if reportsProgress { body.reportsProgress = true }
+            }
             withHeaderBlock(headers) { nva, count in
                 var provider = Self.bodyProvider
                 _ = nghttp2_submit_response(session, streamID, nva, count, &provider)
@@ -222,20 +223,22 @@ final class NGHTTP2Session {
 
     /// Queues a gRPC message on a stream's body (framed) or plain bytes (not framed).
     func enqueue(_ bytes: [UInt8], framed: Bool, on streamID: Int32) {
-        if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: false) }
-        if framed {
-            bodies[streamID]!.queue.appendMessage(bytes)
-        } else {
-            bodies[streamID]!.queue.appendBytes(bytes)
+        bodies.update(streamID, orAdd: StreamBody(reportsProgress: false)) { body in
+            if framed {
+                body.queue.appendMessage(bytes)
+            } else {
+                body.queue.appendBytes(bytes)
+            }
         }
         _ = nghttp2_session_resume_data(session, streamID)
     }
 
     /// Ends a stream's body once its queue is sent, with `trailers` when there are any.
     func endBody(on streamID: Int32, trailers: [(String, String)] = []) {
-        if bodies[streamID] == nil { bodies[streamID] = StreamBody(reportsProgress: false) }
-        bodies[streamID]!.ended = true
-        bodies[streamID]!.trailers = trailers
+        bodies.update(streamID, orAdd: StreamBody(reportsProgress: false)) { body in
+            body.ended = true
+            body.trailers = trailers
+        }
         _ = nghttp2_session_resume_data(session, streamID)
     }
 
@@ -286,12 +289,10 @@ final class NGHTTP2Session {
 
     /// Copies up to `buffer.count` queued bytes of `streamID` for a DATA frame, with how the stream goes on.
     private func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard bodies[streamID] != nil else {
+        guard let count = bodies.update(streamID, { $0.queue.read(into: buffer) }), let body = bodies[streamID] else {
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             return 0
         }
-        let count = bodies[streamID]!.queue.read(into: buffer)
-        let body = bodies[streamID]!
         if count > 0, body.reportsProgress { events.append(.sent(streamID: streamID, count: count)) }
         guard body.queue.count == 0, body.ended else {
             return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue)

@@ -201,12 +201,17 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
         }
     }
 
+    /// What a call's pending reads and writes fail with once its stream has closed (made once:
+    /// every call's stream closes).
+    private static let finished = RPCError(.cancelled, "call finished")
+    private static let cancelledByClient = RPCError(.cancelled, "call cancelled by the client")
+
     private func streamClosed(_ streamID: Int32) {
         if let exchange = exchanges.removeValue(forKey: streamID) {
             exchange.close()
         } else if let call = calls.removeValue(forKey: streamID) {
             let cancelled = call.state.streamClosed()
-            call.abort(RPCError(.cancelled, cancelled ? "call cancelled by the client" : "call finished"))
+            call.abort(cancelled ? Self.cancelledByClient : Self.finished)
         } else {
             return
         }

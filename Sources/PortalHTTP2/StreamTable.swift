@@ -33,8 +33,7 @@ struct StreamTable<Value> {
         }
     }
 
-    /// The stream with `id`; setting nil removes it. Changed in place, so a stream's buffers are
-    /// not copied to be changed.
+    /// The stream with `id`; setting nil removes it.
     subscript(id: Int32) -> Value? {
         get {
             slot(of: id).flatMap { slots[$0] }
@@ -42,16 +41,19 @@ struct StreamTable<Value> {
         set {
             if let newValue { insert(newValue, for: id) } else { removeValue(forKey: id) }
         }
-        _modify {
-            if let index = slot(of: id) {
-                defer { if slots[index] == nil { removeValue(forKey: id) } }
-                yield &slots[index]
-            } else {
-                var added: Value?
-                defer { if let added { insert(added, for: id) } }
-                yield &added
-            }
-        }
+    }
+
+    /// Runs `body` on `id`'s stream in place (its buffers are not copied to be changed); nil
+    /// when there is none.
+    mutating func update<Result>(_ id: Int32, _ body: (inout Value) -> Result) -> Result? {
+        guard let index = slot(of: id) else { return nil }
+        return body(&slots[index]!)
+    }
+
+    /// Runs `body` on `id`'s stream in place, first adding `make()` when there is none.
+    mutating func update<Result>(_ id: Int32, orAdd make: @autoclosure () -> Value, _ body: (inout Value) -> Result) -> Result {
+        let index = slot(of: id) ?? insert(make(), for: id)
+        return body(&slots[index]!)
     }
 
     /// The open streams, in no particular order.
@@ -94,11 +96,12 @@ struct StreamTable<Value> {
         self = StreamTable()
     }
 
-    private mutating func insert(_ value: Value, for id: Int32) {
+    @discardableResult
+    private mutating func insert(_ value: Value, for id: Int32) -> Int {
         precondition(id > 0, "stream ids are positive")
         if let existing = slot(of: id) {
             slots[existing] = value
-            return
+            return existing
         }
         if (count + 1) * 4 > ids.count * 3 { grow() }
         var index = home(of: id)
@@ -106,6 +109,7 @@ struct StreamTable<Value> {
         ids[index] = id
         slots[index] = value
         count += 1
+        return index
     }
 
     private mutating func grow() {

@@ -8,46 +8,60 @@ import Darwin
 
 /// Bump allocator for the C memory a message needs while it is packed; freed all at once.
 ///
-/// Owned by one encoding call on one thread; never shared.
+/// A handle to state on the encoding call's stack (`ProtoArena.with`), so encoding allocates no
+/// object for it and writers pass it around without reference counting. Used by one encoding call
+/// on one thread; never shared, never kept beyond `with`.
 @usableFromInline
-final class ProtoArena {
-    /// The first standard block, kept by the thread for the next arena once this one is done.
-    private var firstBlock: UnsafeMutableRawPointer?
-    /// Blocks beyond the first.
-    private var blocks: [UnsafeMutableRawPointer] = []
-    private var cursor: UnsafeMutableRawPointer?
-    private var remaining = 0
-    fileprivate static let blockSize = 4096
-
-    @usableFromInline
-    init() {}
-
-    deinit {
-        if let firstBlock { SpareBlock.keep(firstBlock) }
-        for block in blocks { free(block) }
+struct ProtoArena {
+    private struct State {
+        /// The first standard block, kept by the thread for the next arena once this one is done.
+        var firstBlock: UnsafeMutableRawPointer?
+        /// Blocks beyond the first.
+        var blocks: [UnsafeMutableRawPointer] = []
+        var cursor: UnsafeMutableRawPointer?
+        var remaining = 0
     }
 
-    /// Uninitialised memory of `size` bytes, aligned to 16 bytes, valid until the arena dies.
+    private let state: UnsafeMutablePointer<State>
+    fileprivate static let blockSize = 4096
+
+    /// Runs `body` with a fresh arena, and frees (or keeps for the thread) its memory afterwards.
+    @usableFromInline
+    static func with<Result>(_ body: (ProtoArena) throws -> Result) rethrows -> Result {
+        try withUnsafeTemporaryAllocation(of: State.self, capacity: 1) { buffer in
+            let state = buffer.baseAddress!
+            state.initialize(to: State())
+            defer {
+                if let firstBlock = state.pointee.firstBlock { SpareBlock.keep(firstBlock) }
+                for block in state.pointee.blocks { free(block) }
+                state.deinitialize(count: 1)
+            }
+            return try body(ProtoArena(state: state))
+        }
+    }
+
+    /// Uninitialised memory of `size` bytes, aligned to 16 bytes, valid until the arena's `with` returns.
     ///
     /// Callers initialise everything they hand to protobuf-c (messages through `protobuf_c_message_init`).
     @usableFromInline
     func allocate(_ size: Int) -> UnsafeMutableRawPointer {
         let rounded = (max(size, 1) + 15) & ~15
-        if rounded > remaining {
+        if rounded > state.pointee.remaining {
             if rounded > Self.blockSize / 2 {
                 return newBlock(rounded)
             }
-            if firstBlock == nil {
-                firstBlock = SpareBlock.take() ?? Self.allocateBlock(Self.blockSize)
-                cursor = firstBlock
+            if state.pointee.firstBlock == nil {
+                let first = SpareBlock.take() ?? Self.allocateBlock(Self.blockSize)
+                state.pointee.firstBlock = first
+                state.pointee.cursor = first
             } else {
-                cursor = newBlock(Self.blockSize)
+                state.pointee.cursor = newBlock(Self.blockSize)
             }
-            remaining = Self.blockSize
+            state.pointee.remaining = Self.blockSize
         }
-        let pointer = cursor!
-        cursor = pointer + rounded
-        remaining -= rounded
+        let pointer = state.pointee.cursor!
+        state.pointee.cursor = pointer + rounded
+        state.pointee.remaining -= rounded
         return pointer
     }
 
@@ -80,7 +94,7 @@ final class ProtoArena {
     /// A block beyond the first, freed with the arena.
     private func newBlock(_ size: Int) -> UnsafeMutableRawPointer {
         let block = Self.allocateBlock(size)
-        blocks.append(block)
+        state.pointee.blocks.append(block)
         return block
     }
 

@@ -23,13 +23,14 @@ enum ProtoCodec {
 
     @inlinable
     static func encode<Message: ProtoMessage, Result>(_ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        let arena = ProtoArena()
-        let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)
-        message.write(to: writer)
-        let cMessage = writer.base.assumingMemoryBound(to: ProtobufCMessage.self)
-        let size = protobuf_c_message_get_packed_size(cMessage)
-        let output = arena.allocate(size).assumingMemoryBound(to: UInt8.self)
-        let written = protobuf_c_message_pack(cMessage, output)
-        return try body(UnsafeRawBufferPointer(start: output, count: written))
+        try ProtoArena.with { arena in
+            let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)
+            message.write(to: writer)
+            let cMessage = writer.base.assumingMemoryBound(to: ProtobufCMessage.self)
+            let size = protobuf_c_message_get_packed_size(cMessage)
+            let output = arena.allocate(size).assumingMemoryBound(to: UInt8.self)
+            let written = protobuf_c_message_pack(cMessage, output)
+            return try body(UnsafeRawBufferPointer(start: output, count: written))
+        }
     }
 }

@@ -102,7 +102,7 @@ public struct ProtoWriter {
     /// Sets a repeated string field.
     @inlinable
     public func setStrings(_ number: UInt32, _ values: [String]) {
-        setPointers(number, values.map { UnsafeMutableRawPointer(arena.cString($0)) })
+        setPointers(number, values) { UnsafeMutableRawPointer(arena.cString($0)) }
     }
 
     /// Sets a repeated bytes field.
@@ -124,11 +124,11 @@ public struct ProtoWriter {
     public func setMessages<Message: ProtoMessage>(_ number: UInt32, _ values: [Message]) {
         guard !values.isEmpty else { return }
         let field = layout.field(number)
-        setPointers(number, values.map { value in
+        setPointers(number, values) { value in
             let child = nested(field)
             value.write(to: child)
             return child.base
-        })
+        }
     }
 
     /// Sets a map field; `entry` writes one key/value pair into an entry (key field 1, value field 2).
@@ -149,11 +149,11 @@ public struct ProtoWriter {
     func setEntries<Key, Value>(_ number: UInt32, _ entries: [(key: Key, value: Value)], entry: (ProtoWriter, Key, Value) -> Void) {
         guard !entries.isEmpty else { return }
         let field = layout.field(number)
-        setPointers(number, entries.map { key, value in
+        setPointers(number, entries) { key, value in
             let child = nested(field)
             entry(child, key, value)
             return child.base
-        })
+        }
     }
 
     /// Carries unknown fields through so a re-encoded message keeps them.
@@ -173,16 +173,18 @@ public struct ProtoWriter {
         message.pointee.unknown_fields = array.assumingMemoryBound(to: ProtobufCMessageUnknownField.self)
     }
 
+    /// Sets a repeated field of pointers (strings, messages) to one array in the arena, filled
+    /// with `pointer` of each value in turn: no array of pointers is built first.
     @inlinable
-    func setPointers(_ number: UInt32, _ pointers: [UnsafeMutableRawPointer]) {
-        guard !pointers.isEmpty else { return }
+    func setPointers<Values: Collection>(_ number: UInt32, _ values: Values, _ pointer: (Values.Element) -> UnsafeMutableRawPointer) {
+        guard !values.isEmpty else { return }
         let field = layout.field(number)
         let stride = MemoryLayout<UnsafeMutableRawPointer>.stride
-        let array = arena.allocate(pointers.count * stride)
-        for (index, pointer) in pointers.enumerated() {
-            array.storeBytes(of: pointer, toByteOffset: index * stride, as: UnsafeMutableRawPointer.self)
+        let array = arena.allocate(values.count * stride)
+        for (index, value) in values.enumerated() {
+            array.storeBytes(of: pointer(value), toByteOffset: index * stride, as: UnsafeMutableRawPointer.self)
         }
         slot(field).storeBytes(of: array, as: UnsafeMutableRawPointer.self)
-        setCount(field, pointers.count)
+        setCount(field, values.count)
     }
 }
