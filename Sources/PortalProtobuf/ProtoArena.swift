@@ -26,8 +26,11 @@ struct ProtoArena {
     fileprivate static let blockSize = 4096
 
     /// Runs `body` with a fresh arena, and frees (or keeps for the thread) its memory afterwards.
+    ///
+    /// Not generic: callers in other modules cannot specialise it, and a generic result would cost
+    /// them run-time type metadata lookups on every message.
     @usableFromInline
-    static func with<Result>(_ body: (ProtoArena) throws -> Result) rethrows -> Result {
+    static func with(_ body: (ProtoArena) throws -> Void) rethrows {
         try withUnsafeTemporaryAllocation(of: State.self, capacity: 1) { buffer in
             let state = buffer.baseAddress!
             state.initialize(to: State())
@@ -36,7 +39,7 @@ struct ProtoArena {
                 for block in state.pointee.blocks { free(block) }
                 state.deinitialize(count: 1)
             }
-            return try body(ProtoArena(state: state))
+            try body(ProtoArena(state: state))
         }
     }
 

@@ -23,6 +23,7 @@ enum ProtoCodec {
 
     @inlinable
     static func encode<Message: ProtoMessage, Result>(_ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        var result: Result?
         try ProtoArena.with { arena in
             let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)
             message.write(to: writer)
@@ -30,7 +31,8 @@ enum ProtoCodec {
             let size = protobuf_c_message_get_packed_size(cMessage)
             let output = arena.allocate(size).assumingMemoryBound(to: UInt8.self)
             let written = protobuf_c_message_pack(cMessage, output)
-            return try body(UnsafeRawBufferPointer(start: output, count: written))
+            result = try body(UnsafeRawBufferPointer(start: output, count: written))
         }
+        return result!
     }
 }
