@@ -35,9 +35,10 @@ final class CallMetricsObserver: ServerCallObserver {
         }
     }
 
-    /// Each method's metrics by descriptor (the usual lookup: a descriptor is made once per
-    /// method) and by path (for another descriptor of a method already seen). The descriptors are
-    /// kept, so an identifier is never reused while it is a key.
+    /// Each method's metrics by descriptor (the usual lookup: generated code makes one static
+    /// descriptor per method, so this holds one entry per method) and by path (for another
+    /// descriptor of a method already seen). The descriptors are kept, so an identifier is never
+    /// reused while it is a key.
     private struct Methods {
         var byDescriptor: [ObjectIdentifier: (descriptor: MethodDescriptor, metrics: MethodMetrics)] = [:]
         var byPath: [String: MethodMetrics] = [:]

@@ -120,8 +120,6 @@ public struct ResponseWriter<Response: RPCMessage>: Sendable {
 
     /// Sends one response; suspends while the client is slow to read.
     public func write(_ response: Response) async throws {
-        let bytes = response.rpcBytes()
-        if try stream.sendOnlyResponse(bytes) { return }
-        try await stream.sendResponse(bytes)
+        try await stream.sendResponse(response.rpcBytes())
     }
 }
