@@ -129,10 +129,12 @@ enum GRPCStatusHeaders {
 /// Converts between `Metadata` and HTTP/2 header fields.
 enum HTTP2Metadata {
     /// Header names the transport owns; they never appear in call metadata.
-    static let reserved: Set<String> = [
+    static let reservedNames: [StaticString] = [
         "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status",
         "grpc-message", "grpc-status-details-bin", "content-length", "connection", "host",
     ]
+    /// `reservedNames` as strings, for metadata built from strings.
+    static let reserved = Set(reservedNames.map { "\($0)" })
 
     /// Header fields for metadata; binary values are base64 without padding.
     static func headerFields(_ metadata: Metadata) -> [(String, String)] {

@@ -289,7 +289,7 @@ final class NGHTTP2Session {
 
     /// Copies up to `buffer.count` queued bytes of `streamID` for a DATA frame, with how the stream goes on.
     private func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let count = bodies.update(streamID, { $0.queue.read(into: buffer) }), let body = bodies[streamID] else {
+        guard let (count, body) = bodies.update(streamID, { ($0.queue.read(into: buffer), $0) }) else {
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             return 0
         }

@@ -75,11 +75,10 @@ struct RequestHead {
 }
 
 extension UnsafeRawBufferPointer {
-    /// Whether the bytes name a header the transport owns (`HTTP2Metadata.reserved`) that `add`
-    /// has not already taken: such fields never become call metadata.
+    /// Whether the bytes name a header the transport owns (`HTTP2Metadata.reservedNames`): such
+    /// fields never become call metadata. Compared as bytes, so no string is made to ask.
     fileprivate var isReservedHeader: Bool {
-        matches("grpc-status") || matches("grpc-message") || matches("grpc-status-details-bin")
-            || matches("content-length") || matches("connection") || matches("host")
+        HTTP2Metadata.reservedNames.contains { matches($0) }
     }
 
     /// Whether the bytes equal `literal`.

@@ -137,10 +137,7 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
     // MARK: Handler side (its task)
 
     func nextRequest() async throws -> [UInt8]? {
-        guard let inbound else {
-            defer { request = nil }
-            return request
-        }
+        guard let inbound else { return takeCompleteRequest() }
         return try await inbound.next()
     }
 
