@@ -62,7 +62,7 @@ let package = Package(
             ],
             swiftSettings: instrumented),
         // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
-        .target(name: "PortalCrypto", dependencies: ["COpenSSL", "PortalRPC", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: instrumented),
+        .target(name: "PortalCrypto", dependencies: ["COpenSSL", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: instrumented),
         // Outgoing mail: a spool folder, or an SMTP server.
         .target(
             name: "PortalMail",
@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "PortalStorage",
             dependencies: [
-                "PortalRPC", "PortalCrypto",
+                "PortalCrypto",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -83,6 +83,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: instrumented),
+        // Where storage meets RPC: storage's errors as statuses, page-token scopes bound to requests.
+        .target(name: "PortalStorageRPC", dependencies: ["PortalRPC", "PortalStorage"], swiftSettings: instrumented),
         // CSV writing and the portal's time format, for exports.
         .target(name: "PortalCSV", swiftSettings: instrumented),
         // Delivers a service's audit outbox to the audit service.
@@ -97,7 +99,7 @@ let package = Package(
         .target(
             name: "PortalAudit",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage", "PortalStorageRPC",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,7 +108,7 @@ let package = Package(
         .target(
             name: "PortalEntitlements",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalOutboxRelay",
+                "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalStorageRPC", "PortalOutboxRelay",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,7 +118,7 @@ let package = Package(
         .target(
             name: "PortalIdentity",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage", "PortalOutboxRelay",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage", "PortalStorageRPC", "PortalOutboxRelay",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -206,7 +208,7 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
-        .testTarget(name: "PortalStorageTests", dependencies: ["PortalStorage"]),
+        .testTarget(name: "PortalStorageTests", dependencies: ["PortalStorage", "PortalStorageRPC", "PortalRPC"]),
         .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC"]),
         .testTarget(
             name: "PortalEntitlementsTests",

@@ -3,6 +3,7 @@ import PortalAPI
 import PortalCSV
 import PortalRPC
 import PortalStorage
+import PortalStorageRPC
 
 /// `portal.audit.v1.AuditService`: appends events idempotently, answers queries and exports, and
 /// verifies each organization's hash chain. No RPC changes or deletes an event.

@@ -1,5 +1,4 @@
 internal import COpenSSL
-import PortalRPC
 
 /// Password and secret hashing with OpenSSL: scrypt for passwords, SHA-256 for random tokens,
 /// and constant-time comparison for both.
@@ -37,7 +36,7 @@ public enum SecretHashing {
 
     /// A new random token: 32 bytes as unpadded base64url (43 characters).
     public static func newToken() -> String {
-        String(Base64.encode(randomBytes(32)).map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+        UnpaddedBase64.encode(randomBytes(32), urlSafe: true)
     }
 
     /// SHA-256 of `text`'s UTF-8 bytes.
@@ -88,7 +87,7 @@ public enum SecretHashing {
     public static func hashPassword(_ password: String, parameters: ScryptParameters = .standard) -> String {
         let salt = randomBytes(16)
         let key = scrypt(password, salt: salt, parameters: parameters)
-        return "scrypt$\(parameters.n)$\(parameters.r)$\(parameters.p)$\(Base64.encode(salt))$\(Base64.encode(key))"
+        return "scrypt$\(parameters.n)$\(parameters.r)$\(parameters.p)$\(UnpaddedBase64.encode(salt))$\(UnpaddedBase64.encode(key))"
     }
 
     /// Whether `password` matches an encoded hash from `hashPassword`, compared in constant time.
@@ -97,8 +96,8 @@ public enum SecretHashing {
         guard parts.count == 6, parts[0] == "scrypt", let n = UInt64(parts[1]), let r = UInt64(parts[2]), let p = UInt64(parts[3]) else {
             return false
         }
-        let expected = Base64.decode(parts[5])
-        let actual = scrypt(password, salt: Base64.decode(parts[4]), parameters: ScryptParameters(n: n, r: r, p: p))
+        let expected = UnpaddedBase64.decode(parts[5]) ?? []
+        let actual = scrypt(password, salt: UnpaddedBase64.decode(parts[4]) ?? [], parameters: ScryptParameters(n: n, r: r, p: p))
         return constantTimeEqual(actual, expected)
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import PortalOutboxRelay
-import PortalRPC
 import PortalStorage
 import SQLKit
 
@@ -52,23 +51,24 @@ struct ActivationBatch {
             outcomes.append(Result {
                 if let first = earlier[key] {
                     if let field = Self.firstDifference(first, request) {
-                        throw RPCError.invalidArgument(
-                            field: "idempotency_key", "was already used for a different activation (its \(field) differs); use a new key for a new request")
+                        throw EntitlementsError.idempotencyKeyReused(differingField: field)
                     }
                     return first
                 }
                 guard let entitlement = entitlements[request.entitlementID], entitlement.organizationID == request.organizationID else {
-                    throw RPCError(.notFound, "entitlement_id: no entitlement \(request.entitlementID)")
+                    throw EntitlementsError.entitlementNotFound(entitlementID: request.entitlementID)
                 }
                 if let expiration = entitlement.expirationDate, expiration <= pending.now {
-                    throw RPCError(.failedPrecondition, "entitlement_id: entitlement \(request.entitlementID) expired on \(EntitlementRecord.day(expiration)) and cannot be activated")
+                    throw EntitlementsError.entitlementExpired(entitlementID: request.entitlementID, day: EntitlementRecord.day(expiration))
                 }
                 let lineKey = LineKey(entitlementID: request.entitlementID, productID: request.productID)
                 guard let line = lines[lineKey] else {
-                    throw RPCError(.notFound, "product_id: entitlement \(request.entitlementID) has no licenses of product \(request.productID)")
+                    throw EntitlementsError.productNotOnEntitlement(entitlementID: request.entitlementID, productID: request.productID)
                 }
                 guard line.available - line.activated >= request.quantity else {
-                    throw RPCError(.failedPrecondition, "quantity: \(request.quantity) requested but only \(line.available - line.activated) of \(line.available) licenses of \(line.productName) are unactivated on entitlement \(request.entitlementID)")
+                    throw EntitlementsError.overActivation(
+                        requested: request.quantity, unactivated: line.available - line.activated, available: line.available, productName: line.productName,
+                        entitlementID: request.entitlementID)
                 }
                 lines[lineKey]!.activated += request.quantity
                 let record = ActivationRecord(
@@ -172,7 +172,7 @@ struct ActivationBatch {
             RETURNING entitlement_lines.entitlement_id
             """).all()
         guard changed.count == lineIncreases.count else {
-            throw RPCError(.aborted, "activation: licenses changed while the activation was decided; try again")
+            throw EntitlementsError.licensesChangedMeanwhile
         }
         let rows: [SQLQueryString] = accepted.map { record, idempotencyKey in
             """

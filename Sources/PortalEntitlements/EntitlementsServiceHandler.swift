@@ -4,6 +4,7 @@ import PortalCSV
 import PortalOutboxRelay
 import PortalRPC
 import PortalStorage
+import PortalStorageRPC
 
 /// `portal.entitlements.v1.EntitlementsService`: validates every request and answers from the store.
 public final class EntitlementsServiceHandler: Portal_Entitlements_V1_EntitlementsService {

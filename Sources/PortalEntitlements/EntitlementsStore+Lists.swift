@@ -55,7 +55,7 @@ extension EntitlementsStore {
     func product(organizationID: String, productID: String) async throws -> (HeldProduct, [(EntitlementRecord, EntitlementLineRecord)]) {
         try await store.read { database in
             guard let row = try await database.raw("SELECT * FROM \(Self.heldProducts(organizationID)) WHERE id = \(bind: productID)").first() else {
-                throw RPCError(.notFound, "product_id: the organization holds no licenses of \(productID)")
+                throw EntitlementsError.productNotHeld(productID: productID)
             }
             let ids = try await database.raw("""
                 SELECT e.id FROM entitlements e JOIN entitlement_lines l ON l.entitlement_id = e.id

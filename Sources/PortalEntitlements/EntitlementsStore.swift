@@ -1,7 +1,6 @@
 import Foundation
 import PortalAPI
 import PortalOutboxRelay
-import PortalRPC
 import PortalStorage
 import SQLKit
 
@@ -89,7 +88,7 @@ final class EntitlementsStore: Sendable {
         try await store.transaction { database in
             for line in transfer.lines {
                 guard try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: line.productID)").first() != nil else {
-                    throw RPCError(.failedPrecondition, "lines: product \(line.productID) is not in the catalog; upsert it first")
+                    throw EntitlementsError.productNotInCatalog(productID: line.productID)
                 }
             }
             if let existing = try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil) {
@@ -144,8 +143,8 @@ final class EntitlementsStore: Sendable {
 
     /// The quantity a repeated transfer adds per product, or the reason it is a conflicting change.
     private static func quantityIncreases(existing: EntitlementRecord, transfer: Transfer) throws -> [(String, Int64)] {
-        func conflict(_ what: String) -> RPCError {
-            RPCError(.failedPrecondition, "\(what): entitlement \(transfer.entitlementID) was already transferred with a different value; only quantities can grow")
+        func conflict(_ field: String) -> EntitlementsError {
+            .transferConflict(field: field, entitlementID: transfer.entitlementID)
         }
         if existing.organizationID != transfer.organizationID { throw conflict("organization_id") }
         if existing.salesOrder != transfer.salesOrder { throw conflict("sales_order") }
@@ -240,7 +239,7 @@ final class EntitlementsStore: Sendable {
     /// One entitlement of the organization (`NOT_FOUND` for another organization's).
     func entitlement(id: String, organizationID: String) async throws -> EntitlementRecord {
         guard let record = try await store.read({ database in try await Self.entitlement(database, id: id, organizationID: organizationID) }) else {
-            throw RPCError(.notFound, "entitlement_id: no entitlement \(id)")
+            throw EntitlementsError.entitlementNotFound(entitlementID: id)
         }
         return record
     }

@@ -66,7 +66,7 @@ extension IdentityServiceHandler {
         do {
             let session = try await store.openSession(choiceToken: token, organizationID: organizationID, now: clock())
             return Self.response(member: session.member, token: session.token, expiresAt: session.expiresAt)
-        } catch let error as RPCError where error.code == .unauthenticated {
+        } catch let error as IdentityError where error.isAuthenticationFailure {
             limiter.recordFailure(keys)
             throw error
         }

@@ -3,6 +3,7 @@ import PortalAPI
 import PortalCrypto
 import PortalRPC
 import PortalStorage
+import PortalStorageRPC
 
 /// `portal.identity.v1.IdentityService`: validates every request, applies the rules and answers
 /// with the right status; the data lives in `IdentityStore`.

@@ -30,20 +30,19 @@ extension IdentityStore {
         async throws -> (member: MemberRecord, token: String, expiresAt: Milliseconds)
     {
         let tokenHash = Data(SecretHashing.sha256(token))
-        let outcome = try await store.transaction { [sessionPolicy] database -> Result<(MemberRecord, String, Milliseconds), RPCError> in
+        let outcome = try await store.transaction { [sessionPolicy] database -> Result<(MemberRecord, String, Milliseconds), IdentityError> in
             let rows = try await database.raw("""
                 SELECT org_id, member_id, expires_at FROM login_choices WHERE token_hash = \(bind: tokenHash)
                 """).all()
             guard let first = rows.first else {
-                return .failure(RPCError(.unauthenticated, "choice_token: not a valid choice (already used, or never issued); sign in again"))
+                return .failure(.invalidChoice)
             }
             guard try first.decode(column: "expires_at", as: Int64.self) > now else {
                 try await database.raw("DELETE FROM login_choices WHERE token_hash = \(bind: tokenHash)").run()
-                return .failure(RPCError(.unauthenticated, "choice_token: the choice expired; sign in again"))
+                return .failure(.choiceExpired)
             }
             guard let chosen = try rows.first(where: { try $0.decode(column: "org_id", as: String.self) == organizationID }) else {
-                return .failure(RPCError(
-                    .unauthenticated, "choice_token: organization_id \(RPCError.quote(organizationID)) is not one of this sign-in's organizations"))
+                return .failure(.organizationNotOffered(organizationID: organizationID))
             }
             try await database.raw("DELETE FROM login_choices WHERE token_hash = \(bind: tokenHash)").run()
             let memberID = try chosen.decode(column: "member_id", as: String.self)
@@ -52,7 +51,7 @@ extension IdentityStore {
                 """).first()
             else {
                 // Deleted since the password was checked (its choice rows went with it).
-                return .failure(RPCError(.unauthenticated, "choice_token: not a valid choice (already used, or never issued); sign in again"))
+                return .failure(.invalidChoice)
             }
             let member = try MemberRecord(row: row)
             let session = try await Self.insertSession(database, member: member, lifetime: sessionPolicy.lifetime, now: now)

@@ -78,11 +78,11 @@ extension IdentityStore {
                     try row.decode(column: "session_last_seen_at", as: Int64.self))
         }
         guard let (member, expiresAt, lastSeen) = found else {
-            throw RPCError(.unauthenticated, "session_token: not a valid session")
+            throw IdentityError.invalidSession
         }
         guard now < expiresAt, now - lastSeen < sessionPolicy.idleTimeout else {
             try? await closeSession(token: token)
-            throw RPCError(.unauthenticated, "session_token: the session has ended; sign in again")
+            throw IdentityError.sessionEnded
         }
         if now - lastSeen >= sessionPolicy.touchInterval {
             try await store.transaction { database in

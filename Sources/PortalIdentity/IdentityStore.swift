@@ -41,8 +41,7 @@ final class IdentityStore: Sendable {
                 let differing = organization.name != name ? "name"
                     : IdentityValidation.emailKey(invite.email) != IdentityValidation.emailKey(firstAdminEmail) ? "first_admin_email" : nil
                 if let differing {
-                    throw RPCError.invalidArgument(
-                        field: "idempotency_key", "was already used for a different organization (its \(differing) differs); use a new key for a new request")
+                    throw IdentityError.organizationIdempotencyKeyReused(differingField: differing)
                 }
                 return (organization, invite)
             }
@@ -115,20 +114,20 @@ final class IdentityStore: Sendable {
                 SELECT \(unsafeRaw: InviteRecord.columns), state FROM invites WHERE secret_hash = \(bind: secretHash)
                 """).first()
             else {
-                throw RPCError(.unauthenticated, "invite_secret: not a valid invite code")
+                throw IdentityError.unknownInviteSecret
             }
             switch try row.decode(column: "state", as: String.self) {
-            case "accepted": throw RPCError(.failedPrecondition, "invite_secret: this invite was already used; sign in instead")
-            case "revoked": throw RPCError(.failedPrecondition, "invite_secret: this invite was revoked; ask an Admin for a new one")
+            case "accepted": throw IdentityError.inviteAlreadyUsed
+            case "revoked": throw IdentityError.inviteRevoked
             default: break
             }
             let invite = try InviteRecord(row: row)
             guard invite.expiresAt > now else {
-                throw RPCError(.failedPrecondition, "invite_secret: this invite expired; ask an Admin to resend it")
+                throw IdentityError.inviteExpired
             }
             let emailKey = IdentityValidation.emailKey(invite.email)
             if try await database.raw("SELECT 1 AS found FROM members WHERE org_id = \(bind: invite.organizationID) AND email_key = \(bind: emailKey)").first() != nil {
-                throw RPCError(.alreadyExists, "email: \(invite.email) is already a member")
+                throw IdentityError.inviteeAlreadyMember(email: invite.email)
             }
             let memberID = Self.newID("mem")
             try await database.raw("""
@@ -153,7 +152,7 @@ final class IdentityStore: Sendable {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let before = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if before.role == .admin, let role = changes.role, role != .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
-                throw RPCError(.failedPrecondition, "role: \(before.displayName) is the organization's last Admin; make another member Admin first")
+                throw IdentityError.lastAdminDemoted(displayName: before.displayName)
             }
             let firstName = changes.firstName ?? before.firstName
             let lastName = changes.lastName ?? before.lastName
@@ -183,7 +182,7 @@ final class IdentityStore: Sendable {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let member = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if member.role == .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
-                throw RPCError(.failedPrecondition, "member_id: \(member.displayName) is the organization's last Admin and cannot be deleted")
+                throw IdentityError.lastAdminDeleted(displayName: member.displayName)
             }
             try await database.raw("DELETE FROM sessions WHERE member_id = \(bind: memberID)").run()
             try await database.raw("DELETE FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)").run()
@@ -221,7 +220,7 @@ final class IdentityStore: Sendable {
 
     static func organization(_ database: any SQLDatabase, id: String) async throws -> OrganizationRecord {
         guard let row = try await database.raw("SELECT * FROM organizations WHERE id = \(bind: id)").first() else {
-            throw RPCError(.notFound, "organization_id: no organization \(id)")
+            throw IdentityError.organizationNotFound(organizationID: id)
         }
         return try OrganizationRecord(row: row)
     }
@@ -237,7 +236,7 @@ final class IdentityStore: Sendable {
             SELECT \(unsafeRaw: MemberRecord.columns) FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)
             """).first()
         else {
-            throw RPCError(.notFound, "member_id: no member \(memberID)")
+            throw IdentityError.memberNotFound(memberID: memberID)
         }
         return try MemberRecord(row: row)
     }
@@ -248,7 +247,7 @@ final class IdentityStore: Sendable {
             WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID) AND state = 'pending'
             """).first()
         else {
-            throw RPCError(.notFound, "invite_id: no pending invite \(inviteID)")
+            throw IdentityError.pendingInviteNotFound(inviteID: inviteID)
         }
         return try InviteRecord(row: row)
     }
@@ -265,12 +264,12 @@ final class IdentityStore: Sendable {
     ) async throws -> InviteRecord {
         let emailKey = IdentityValidation.emailKey(email)
         if try await database.raw("SELECT 1 AS found FROM members WHERE org_id = \(bind: organizationID) AND email_key = \(bind: emailKey)").first() != nil {
-            throw RPCError(.alreadyExists, "email: \(email) is already a member of this organization")
+            throw IdentityError.alreadyMember(email: email)
         }
         if try await database.raw("""
             SELECT 1 AS found FROM invites WHERE org_id = \(bind: organizationID) AND email_key = \(bind: emailKey) AND state = 'pending'
             """).first() != nil {
-            throw RPCError(.alreadyExists, "email: \(email) already has a pending invite; resend or revoke it")
+            throw IdentityError.inviteAlreadyPending(email: email)
         }
         let secret = SecretHashing.newToken()
         try await database.raw("""

@@ -59,11 +59,12 @@ public final class ServerCallExecutor: Sendable {
         try await intercept(from: 0, context: call.context) { _ in try await handler(call) }
     }
 
-    /// The status a client receives for a handler's error; an error other than `RPCError` or
-    /// cancellation is logged and becomes `UNKNOWN`.
+    /// The status a client receives for a handler's error; an error that names no status (not
+    /// `RPCErrorConvertible`) or cancellation is logged and becomes `UNKNOWN`.
     @inline(never)
     private func status(for error: any Error, route: RPCRoute, context: ServerContext) -> RPCError {
         if let error = error as? RPCError { return error }
+        if let error = error as? any RPCErrorConvertible { return error.rpcError }
         if error is CancellationError { return RPCError(.cancelled, "call cancelled") }
         logger.error("handler failed", metadata: [
             "request_id": .string(context.requestID), "method": .string(route.method.description),

@@ -1,5 +1,5 @@
 import Foundation
-import PortalRPC
+import PortalCrypto
 import SQLKit
 
 /// A column a list may be sorted by: its `order_by` name and the portable SQL that sorts it.
@@ -58,16 +58,16 @@ public struct ListPaging: Sendable {
         scope: PageTokenScope
     ) throws {
         self.scope = scope
-        guard pageSize >= 0 else { throw RPCError.invalidArgument(field: "page_size", "must not be negative") }
-        guard pageSize <= maxPageSize else { throw RPCError.invalidArgument(field: "page_size", "must be at most \(maxPageSize)") }
+        guard pageSize >= 0 else { throw ListPagingError.negativePageSize }
+        guard pageSize <= maxPageSize else { throw ListPagingError.pageSizeAbove(maxPageSize) }
         self.pageSize = pageSize == 0 ? Self.defaultPageSize : Int(pageSize)
 
         let words = (orderBy.isEmpty ? defaultOrder : orderBy).split(separator: " ").map { $0.lowercased() }
         guard (1...2).contains(words.count), let column = columns.first(where: { $0.name == words[0] }) else {
-            throw RPCError.invalidArgument(field: "order_by", "unknown column \(RPCError.quote(orderBy)); sortable: \(columns.map(\.name).joined(separator: ", "))")
+            throw ListPagingError.unknownOrder(orderBy, sortable: columns.map(\.name))
         }
         guard words.count == 1 || words[1] == "asc" || words[1] == "desc" else {
-            throw RPCError.invalidArgument(field: "order_by", "direction must be asc or desc, not \(RPCError.quote(words[1]))")
+            throw ListPagingError.unknownDirection(String(words[1]))
         }
         self.column = column
         descending = words.count == 2 && words[1] == "desc"
@@ -75,21 +75,14 @@ public struct ListPaging: Sendable {
         if pageToken.isEmpty {
             after = nil
         } else {
-            let payload: [UInt8]
-            do throws(PageTokenError) {
-                payload = try scope.keys.open(pageToken, scope: scope.binding)
-            } catch {
-                throw error.rpcError
-            }
+            let payload = try scope.keys.open(pageToken, scope: scope.binding)
             guard let token = try? JSONDecoder().decode(Token.self, from: Data(payload)) else {
-                throw RPCError.invalidArgument(field: "page_token", "malformed token")
+                throw ListPagingError.malformedToken
             }
-            guard token.c == column.name, token.d == descending else {
-                throw RPCError.invalidArgument(field: "page_token", "the token was issued for a different order_by")
-            }
+            guard token.c == column.name, token.d == descending else { throw ListPagingError.tokenForAnotherOrder }
             switch token.v {
-            case .text: guard column.isText else { throw RPCError.invalidArgument(field: "page_token", "malformed token") }
-            case .integer: guard !column.isText else { throw RPCError.invalidArgument(field: "page_token", "malformed token") }
+            case .text: guard column.isText else { throw ListPagingError.malformedToken }
+            case .integer: guard !column.isText else { throw ListPagingError.malformedToken }
             }
             after = (token.v, token.i)
         }
@@ -147,20 +140,6 @@ public struct ListPaging: Sendable {
         let page = Array(rows.prefix(pageSize))
         let (value, id) = key(page[page.count - 1])
         return (page, token(after: value, id: id))
-    }
-}
-
-extension Data {
-    /// Decodes unpadded base64url.
-    init?(base64URL text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
-    }
-
-    /// Unpadded base64url.
-    func base64URLEncodedString() -> String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }
 

@@ -1,6 +1,5 @@
 import Foundation
 import PortalCrypto
-import PortalRPC
 
 /// The keys that sign page tokens (HMAC-SHA256), so a token cannot be edited, moved to another list,
 /// organization or filter, or kept beyond its lifetime.
@@ -44,21 +43,21 @@ public struct PageTokenKeys: Sendable {
     func seal(_ payload: [UInt8], scope: [UInt8]) -> String {
         let expiry = String(clock() + Self.lifetime)
         let mac = SecretHashing.hmacSHA256(key: signing, message: Self.signed(payload, expiry: expiry, scope: scope))
-        return [Data(payload).base64URLEncodedString(), expiry, Data(mac).base64URLEncodedString()].joined(separator: ".")
+        return [UnpaddedBase64.encode(payload, urlSafe: true), expiry, UnpaddedBase64.encode(mac, urlSafe: true)].joined(separator: ".")
     }
 
     /// The payload of a token sealed for `scope`, once its signature and expiry hold.
-    func open(_ token: String, scope: [UInt8]) throws(PageTokenError) -> [UInt8] {
+    func open(_ token: String, scope: [UInt8]) throws(ListPagingError) -> [UInt8] {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let payload = Data(base64URL: String(parts[0])), let expiry = Int64(parts[1]),
-              let mac = Data(base64URL: String(parts[2]))
-        else { throw .malformed }
-        let signed = Self.signed(Array(payload), expiry: String(parts[1]), scope: scope)
+        guard parts.count == 3, let payload = UnpaddedBase64.decode(String(parts[0])), let expiry = Int64(parts[1]),
+              let mac = UnpaddedBase64.decode(String(parts[2]))
+        else { throw .malformedToken }
+        let signed = Self.signed(payload, expiry: String(parts[1]), scope: scope)
         guard verifying.contains(where: { SecretHashing.constantTimeEqual(SecretHashing.hmacSHA256(key: $0, message: signed), Array(mac)) }) else {
-            throw .foreign
+            throw .foreignToken
         }
-        guard expiry > clock() else { throw .expired }
-        return Array(payload)
+        guard expiry > clock() else { throw .expiredToken }
+        return payload
     }
 
     /// What the signature covers: a version, the scope, the expiry and the payload, each length-prefixed.
@@ -80,29 +79,16 @@ public struct PageTokenKeyError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Why a page token was refused.
-enum PageTokenError: Error {
-    case malformed, foreign, expired
-
-    /// `INVALID_ARGUMENT` naming `page_token`, telling the caller to start again.
-    var rpcError: RPCError {
-        switch self {
-        case .malformed: .invalidArgument(field: "page_token", "malformed token")
-        case .foreign: .invalidArgument(field: "page_token", "the token was not issued for this list with these filters and order; start again from the first page")
-        case .expired: .invalidArgument(field: "page_token", "the token has expired; start again from the first page")
-        }
-    }
-}
-
 /// What a page token is bound to: the signing keys, the list and the request's filters and order.
 public struct PageTokenScope: Sendable {
     let keys: PageTokenKeys
     let binding: [UInt8]
 
-    /// A scope for `list` (e.g. `activations`) and the request that names the organization, filters
-    /// and order; the caller clears its page token and page size first, so pages of one query share it.
-    public init(_ keys: PageTokenKeys, list: String, request: some RPCMessage) {
+    /// A scope for `list` (e.g. `activations`) and the serialized request that names the
+    /// organization, filters and order, with its page token and page size cleared, so pages of one
+    /// query share it.
+    public init(_ keys: PageTokenKeys, list: String, request: [UInt8]) {
         self.keys = keys
-        binding = Array(list.utf8) + [0] + request.rpcBytes()
+        binding = Array(list.utf8) + [0] + request
     }
 }

@@ -192,7 +192,7 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     /// `error` with the server's SQLSTATE and message, when PostgreSQL raised it, for logs (PostgresNIO's
-    /// own description hides both); other errors (an `RPCError` from the body) pass unchanged.
+    /// own description hides both); other errors (a domain error from the body) pass unchanged.
     static func described(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
         return DatabaseError(description: "PostgreSQL \(error.serverInfo?[.sqlState] ?? "error"): \(reason(error))")

@@ -181,6 +181,6 @@ enum RequestIDs {
 extension Error {
     /// This error as the client sees it.
     var asRPCError: RPCError {
-        (self as? RPCError) ?? RPCError(.internal, "\(self)", cause: self)
+        (self as? any RPCErrorConvertible)?.rpcError ?? RPCError(.internal, "\(self)", cause: self)
     }
 }

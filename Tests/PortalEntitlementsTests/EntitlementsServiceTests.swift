@@ -217,13 +217,13 @@ struct ActivationBatchTests {
             ]
             let outcomes = try await harness.component.store.transaction { database in try await ActivationBatch(batch).run(database) }
             func code(_ index: Int) -> RPCStatusCode? {
-                if case .failure(let error as RPCError) = outcomes[index] { return error.code }
+                if case .failure(let error as any RPCErrorConvertible) = outcomes[index] { return error.rpcError.code }
                 return nil
             }
             let first = try outcomes[0].get()
             #expect(first.quantity == 4)
             #expect(code(1) == .failedPrecondition)
-            if case .failure(let error as RPCError) = outcomes[1] { #expect(error.message.contains("only 6 of 10")) }
+            if case .failure(let error as any RPCErrorConvertible) = outcomes[1] { #expect(error.rpcError.message.contains("only 6 of 10")) }
             #expect(try outcomes[2].get().id == first.id)
             #expect(code(3) == .invalidArgument)
             #expect(try outcomes[4].get().quantity == 6)

@@ -1,5 +1,6 @@
 import PortalRPC
 @testable import PortalStorage
+import PortalStorageRPC
 import Synchronization
 import Testing
 

@@ -1,16 +1,8 @@
-import PortalRPC
 @testable import PortalStorage
 
 /// Page-token decoding: any text as a token is refused or read, never a crash; and a token made
 /// for a value and id taken from the input reads back to them, and to nothing with another scope.
 enum PageTokenDecoding {
-
-    struct Scope: RPCMessage {
-        let bytes: [UInt8]
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-        init(rpcBytes: [UInt8]) throws { bytes = rpcBytes }
-        func rpcBytes() -> [UInt8] { bytes }
-    }
 
     static let keys = try! PageTokenKeys(current: String(repeating: "fuzz", count: 8), clock: { 1_700_000_000_000 })
     static let columns = [SortColumn("name", isText: true), SortColumn("time", isText: false)]
@@ -18,7 +10,7 @@ enum PageTokenDecoding {
     static func paging(_ token: String, order: String, scope: [UInt8]) throws -> ListPaging {
         try ListPaging(
             pageSize: 10, pageToken: token, orderBy: order, columns: columns, defaultOrder: "name asc",
-            scope: PageTokenScope(keys, list: "fuzz", request: Scope(scope)))
+            scope: PageTokenScope(keys, list: "fuzz", request: scope))
     }
 
     static func run(_ input: [UInt8]) {
