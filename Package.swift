@@ -61,6 +61,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: instrumented),
+        // The time services read and wait on: the system's, or a test's that moves when told.
+        .target(name: "PortalTime", swiftSettings: instrumented),
         // OpenSSL's random numbers, hashes and scrypt, for secrets and passwords.
         .target(name: "PortalCrypto", dependencies: ["COpenSSL", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: instrumented),
         // Outgoing mail: a spool folder, or an SMTP server.
@@ -72,7 +74,7 @@ let package = Package(
         .target(
             name: "PortalStorage",
             dependencies: [
-                "PortalCrypto",
+                "PortalCrypto", "PortalTime",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -87,19 +89,16 @@ let package = Package(
         .target(name: "PortalStorageRPC", dependencies: ["PortalRPC", "PortalStorage"], swiftSettings: instrumented),
         // CSV writing and the portal's time format, for exports.
         .target(name: "PortalCSV", swiftSettings: instrumented),
-        // Delivers a service's audit outbox to the audit service.
+        // Audit events of a service: written into its outbox with the change they record, relayed to
+        // the audit service.
         .target(
-            name: "PortalOutboxRelay",
-            dependencies: [
-                "PortalAPI", "PortalRPC", "PortalStorage",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]),
+            name: "PortalAuditOutbox",
+            dependencies: ["PortalAPI", "PortalRPC", "PortalStorage", "PortalTime", .product(name: "Logging", package: "swift-log")]),
         // The audit service: the append-only, hash-chained event log.
         .target(
             name: "PortalAudit",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage", "PortalStorageRPC",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage", "PortalStorageRPC", "PortalTime",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -108,7 +107,7 @@ let package = Package(
         .target(
             name: "PortalEntitlements",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalStorageRPC", "PortalOutboxRelay",
+                "PortalAPI", "PortalRPC", "PortalCSV", "PortalStorage", "PortalStorageRPC", "PortalAuditOutbox", "PortalTime",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,7 +117,7 @@ let package = Package(
         .target(
             name: "PortalIdentity",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage", "PortalStorageRPC", "PortalOutboxRelay",
+                "PortalAPI", "PortalRPC", "PortalCrypto", "PortalMail", "PortalStorage", "PortalStorageRPC", "PortalAuditOutbox", "PortalTime",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -126,7 +125,7 @@ let package = Package(
         // grpc.health.v1 and server reflection, served by every server.
         .target(name: "PortalStandardServices", dependencies: ["PortalAPI", "PortalRPC"]),
         // The gateway: the role-aware portal facade over the three backends.
-        .target(name: "PortalGateway", dependencies: ["PortalAPI", "PortalRPC", "PortalCrypto"]),
+        .target(name: "PortalGateway", dependencies: ["PortalAPI", "PortalRPC", "PortalCrypto", "PortalTime"]),
         // Canonical proto3 JSON for every embedded message type, from the proto descriptors.
         .target(name: "PortalProtoJSON", dependencies: ["PortalRPC"], swiftSettings: instrumented),
         // The gateway's web listener: Connect JSON over the gateway's routes, cookie sessions, CSV
@@ -148,9 +147,9 @@ let package = Package(
         .target(
             name: "PortalApp",
             dependencies: [
-                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalOutboxRelay",
+                "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalAuditOutbox",
                 "PortalEntitlements", "PortalGateway", "PortalWeb", "PortalProtoJSON",
-                "PortalStorage", "PortalCrypto",
+                "PortalStorage", "PortalCrypto", "PortalTime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -209,16 +208,16 @@ let package = Package(
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
         .testTarget(name: "PortalStorageTests", dependencies: ["PortalStorage", "PortalStorageRPC", "PortalRPC"]),
-        .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC"]),
+        .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC", "PortalTime"]),
         .testTarget(
             name: "PortalEntitlementsTests",
             dependencies: ["PortalEntitlements", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalAuditTests",
-            dependencies: ["PortalAudit", "PortalTestSupport", "PortalOutboxRelay", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
+            dependencies: ["PortalAudit", "PortalTestSupport", "PortalAuditOutbox", "PortalIdentity", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
         .testTarget(
             name: "PortalIdentityTests",
-            dependencies: ["PortalIdentity", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage"]),
+            dependencies: ["PortalIdentity", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage", "PortalTime"]),
         .testTarget(
             name: "PortalHTTP2Tests",
             dependencies: [

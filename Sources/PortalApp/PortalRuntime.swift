@@ -7,7 +7,7 @@ import PortalAudit
 import PortalEntitlements
 import PortalGateway
 import PortalIdentity
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalStorage
 import PortalAPI
 import PortalProtoJSON
@@ -194,8 +194,8 @@ public enum PortalRuntime {
     }
 
     /// A relay delivering `store`'s audit outbox to the audit service.
-    static func auditRelay(for store: SQLStore, settings: ServiceSettings, tls: TLSContextSource?, logger: Logger) throws -> AuditOutboxRelay {
-        AuditOutboxRelay(store: store, channel: try channels(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
+    static func auditRelay(for store: SQLStore, settings: ServiceSettings, tls: TLSContextSource?, logger: Logger) throws -> OutboxRelay {
+        AuditOutbox.relay(store: store, channel: try channels(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
     }
 
     /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PortalRPC
 import PortalStorage
+import PortalTime
 
 /// The audit service assembled: its database and RPC handler.
 public struct AuditComponent: Sendable {
@@ -10,13 +11,15 @@ public struct AuditComponent: Sendable {
     /// The database; run it as a service listed before the server so it closes last.
     public let store: SQLStore
 
-    /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds the service.
+    /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds
+    /// the service; `clock` dates what it receives.
     public static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        logger: Logger
     ) async throws -> AuditComponent {
         let location = database.map(DatabaseLocation.postgres) ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
         let store = try await SQLStore.open(location, name: "audit", migrations: AuditMigrations.all, logger: logger)
-        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: { Int64(Date().timeIntervalSince1970 * 1000) }, pageTokens: pageTokens)
+        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: clock, pageTokens: pageTokens)
         return AuditComponent(service: handler, store: store)
     }
 }

@@ -4,6 +4,7 @@ import PortalCSV
 import PortalRPC
 import PortalStorage
 import PortalStorageRPC
+import PortalTime
 
 /// `portal.audit.v1.AuditService`: appends events idempotently, answers queries and exports, and
 /// verifies each organization's hash chain. No RPC changes or deletes an event.
@@ -16,10 +17,10 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
     static let exportStep = 5000
 
     private let store: AuditStore
-    private let clock: @Sendable () -> Int64
+    private let clock: any ServiceClock
     private let pageTokens: PageTokenKeys
 
-    init(store: AuditStore, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys) {
+    init(store: AuditStore, clock: any ServiceClock, pageTokens: PageTokenKeys) {
         self.store = store
         self.clock = clock
         self.pageTokens = pageTokens
@@ -31,7 +32,7 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             throw RPCError.invalidArgument(field: "events", "at most \(Self.maxBatch) events per call, got \(request.events.count)")
         }
         let incoming = try request.events.enumerated().map { index, event in try Self.validate(event, field: "events[\(index)]") }
-        let outcome = try await store.append(incoming, now: clock())
+        let outcome = try await store.append(incoming, now: clock.milliseconds())
         var response = Portal_Audit_V1_AppendEventsResponse()
         response.storedCount = Int32(outcome.stored)
         response.duplicateCount = Int32(outcome.duplicates)

@@ -1,5 +1,5 @@
 import Foundation
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalStorage
 import SQLKit
 

@@ -1,5 +1,5 @@
 import Foundation
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalStorage
 
 /// An activation waiting for its transaction.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PortalRPC
 import PortalStorage
+import PortalTime
 import ServiceLifecycle
 
 /// The entitlements service assembled: its database, RPC handler and expiry sweeper.
@@ -14,22 +15,23 @@ public struct EntitlementsComponent: Sendable {
     public let store: SQLStore
 
     /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and builds the service.
+    /// `clock` dates records and paces the expiry sweeper.
     public static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        logger: Logger
     ) async throws -> EntitlementsComponent {
-        try await start(dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, logger: logger, searchLimits: .init())
+        try await start(dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, clock: clock, logger: logger, searchLimits: .init())
     }
 
-    /// `start(dataDirectory:database:logger:)` with other search limits (tests reach every search plan with few rows).
+    /// `start(dataDirectory:database:pageTokens:clock:logger:)` with other search limits (tests reach every search plan with few rows).
     static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), logger: Logger,
-        searchLimits: EntitlementsStore.SearchLimits
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        logger: Logger, searchLimits: EntitlementsStore.SearchLimits
     ) async throws -> EntitlementsComponent {
         let location = database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"))
         let store = try await SQLStore.open(location, name: "entitlements", migrations: EntitlementsMigrations.all, logger: logger)
         let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
-        let clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
         return EntitlementsComponent(
             service: EntitlementsServiceHandler(store: entitlements, clock: clock, pageTokens: pageTokens),
             workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], store: store)
@@ -39,11 +41,11 @@ public struct EntitlementsComponent: Sendable {
 /// Records one `LICENSES` event for each entitlement when its expiration date passes (checked each minute).
 final class ExpirySweeper: Service, Sendable {
     private let store: EntitlementsStore
-    private let clock: @Sendable () -> Int64
+    private let clock: any ServiceClock
     private let interval: Duration
     private let logger: Logger
 
-    init(store: EntitlementsStore, clock: @escaping @Sendable () -> Int64, interval: Duration = .seconds(60), logger: Logger) {
+    init(store: EntitlementsStore, clock: any ServiceClock, interval: Duration = .seconds(60), logger: Logger) {
         self.store = store
         self.clock = clock
         self.interval = interval
@@ -53,11 +55,11 @@ final class ExpirySweeper: Service, Sendable {
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                while try await store.recordExpirations(now: clock()) > 0 {}
+                while try await store.recordExpirations(now: clock.milliseconds()) > 0 {}
             } catch {
                 logger.error("recording expirations failed", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { [interval] in try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { [clock, interval] in try await clock.sleep(for: interval) }
         }
     }
 }

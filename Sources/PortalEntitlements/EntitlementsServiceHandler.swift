@@ -1,18 +1,19 @@
 import Foundation
 import PortalAPI
 import PortalCSV
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalRPC
 import PortalStorage
 import PortalStorageRPC
+import PortalTime
 
 /// `portal.entitlements.v1.EntitlementsService`: validates every request and answers from the store.
 public final class EntitlementsServiceHandler: Portal_Entitlements_V1_EntitlementsService {
     private let store: EntitlementsStore
-    private let clock: @Sendable () -> Int64
+    private let clock: any ServiceClock
     private let pageTokens: PageTokenKeys
 
-    init(store: EntitlementsStore, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys) {
+    init(store: EntitlementsStore, clock: any ServiceClock, pageTokens: PageTokenKeys) {
         self.store = store
         self.clock = clock
         self.pageTokens = pageTokens
@@ -27,7 +28,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             licenseType: try Self.text(product.licenseType, field: "product.license_type"),
             description: try Self.text(product.productDescription, field: "product.product_description", required: false, limit: 2000),
             deploymentType: try Self.text(product.deploymentType, field: "product.deployment_type", required: false))
-        let created = try await store.upsertProduct(record, now: clock())
+        let created = try await store.upsertProduct(record, now: clock.milliseconds())
         return .with {
             $0.product = record.api
             $0.created = created
@@ -57,7 +58,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             entitlementID: entitlementID, organizationID: organizationID,
             salesOrder: try Self.text(request.salesOrder, field: "sales_order"), poNumber: try Self.text(request.poNumber, field: "po_number", required: false),
             orderDate: orderDate.milliseconds, expirationDate: request.expirationDate?.milliseconds, lines: lines)
-        let now = clock()
+        let now = clock.milliseconds()
         let (entitlement, created) = try await store.transfer(transfer, actor: Self.actor(context), now: now)
         return .with {
             $0.entitlement = entitlement.api(now: now)
@@ -84,7 +85,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let productID = try Self.required(request.productID, field: "product_id")
         let (product, entitlements) = try await store.product(organizationID: organizationID, productID: productID)
-        let now = clock()
+        let now = clock.milliseconds()
         return .with {
             $0.product = product.api
             $0.entitlements = entitlements.map { entitlement, line in
@@ -114,7 +115,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         if case .unrecognized(let value) = request.searchField { throw RPCError.invalidArgument(field: "search_field", "unknown value \(value)") }
         filter.searchField = request.searchField
         filter.searchText = request.searchText
-        let now = clock()
+        let now = clock.milliseconds()
         let page = try await store.listEntitlements(organizationID: organizationID, paging: paging, filter: filter, now: now)
         return .with {
             $0.entitlements = page.entitlements.map { $0.api(now: now) }
@@ -127,7 +128,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let entitlementID = try Self.required(request.entitlementID, field: "entitlement_id")
         let entitlement = try await store.entitlement(id: entitlementID, organizationID: organizationID)
-        return .with { $0.entitlement = entitlement.api(now: clock()) }
+        return .with { $0.entitlement = entitlement.api(now: clock.milliseconds()) }
     }
 
     // MARK: Activations
@@ -142,7 +143,7 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             projectManager: try Self.text(request.projectManager, field: "project_manager"),
             serialNumber: try Self.text(request.serialNumber, field: "serial_number", required: false),
             idempotencyKey: try Self.required(request.idempotencyKey, field: "idempotency_key"))
-        let record = try await store.activate(activation, actor: Self.actor(context), now: clock())
+        let record = try await store.activate(activation, actor: Self.actor(context), now: clock.milliseconds())
         return .with { $0.activation = record.api }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import PortalAPI
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalStorage
 import SQLKit
 

@@ -1,5 +1,6 @@
 import PortalAPI
 import PortalRPC
+import PortalTime
 
 /// The portal facade (`portal.gateway.v1.PortalService`): authenticates each caller from their
 /// bearer token, applies the role table, and serves every screen from the backends, always scoped
@@ -10,10 +11,10 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     /// Concurrent dashboards of one organization share their backend reads.
     let dashboards = SharedReads<String, DashboardData>()
 
-    /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime`.
-    public init(backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1)) {
+    /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime` of `clock`'s time.
+    public init(backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1), clock: any ServiceClock = .system) {
         self.backends = backends
-        sessions = SessionCache(lifetime: sessionCacheLifetime)
+        sessions = SessionCache(lifetime: sessionCacheLifetime, clock: clock)
     }
 
     // MARK: Authentication

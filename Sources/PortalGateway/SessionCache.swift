@@ -1,6 +1,7 @@
 import Foundation
 import PortalCrypto
 import PortalRPC
+import PortalTime
 
 /// Remembers which caller a bearer token stands for, for at most `lifetime` (one second by default),
 /// so a busy portal does not ask identity on every call while deleting a member or changing a role
@@ -21,10 +22,10 @@ actor SessionCache {
     /// When tokens and members were last forgotten: a lookup that started before must not be remembered.
     private var forgottenTokens: [[UInt8]: ContinuousClock.Instant] = [:]
     private var forgottenMembers: [String: ContinuousClock.Instant] = [:]
-    /// The time now; tests move it instead of sleeping.
-    private let clock: @Sendable () -> ContinuousClock.Instant
+    /// The time; tests move it instead of sleeping.
+    private let clock: any ServiceClock
 
-    init(lifetime: Duration = .seconds(1), capacity: Int = 100_000, clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+    init(lifetime: Duration = .seconds(1), capacity: Int = 100_000, clock: any ServiceClock = .system) {
         self.lifetime = lifetime
         self.capacity = capacity
         self.clock = clock
@@ -33,7 +34,7 @@ actor SessionCache {
     /// The caller `token` stands for: remembered, or resolved with `resolve` now.
     func caller(for token: String, resolve: @escaping @Sendable (String) async throws -> Caller) async throws -> Caller {
         let key = SecretHashing.sha256(token)
-        let now = clock()
+        let now = clock.instant()
         if let entry = entries[key], now - entry.fetchedAt < lifetime { return entry.caller }
         if let pending = inFlight[key] { return try await pending.value }
         let lookup = Task { try await resolve(token) }
@@ -54,7 +55,7 @@ actor SessionCache {
     func forget(token: String) {
         let key = SecretHashing.sha256(token)
         entries[key] = nil
-        forgottenTokens[key] = clock()
+        forgottenTokens[key] = clock.instant()
         inFlight[key] = nil
     }
 
@@ -62,14 +63,14 @@ actor SessionCache {
     /// including lookups under way.
     func forget(memberID: String) {
         entries = entries.filter { $0.value.caller.principal.memberID != memberID }
-        forgottenMembers[memberID] = clock()
+        forgottenMembers[memberID] = clock.instant()
         inFlight.removeAll()
     }
 
     /// Whether the token or member was forgotten after a lookup that started at `start`; drops
     /// records older than any lookup still running could be.
     private func forgotten(key: [UInt8], memberID: String, since start: ContinuousClock.Instant) -> Bool {
-        let horizon = clock() - BackendCall.defaultTimeout - lifetime
+        let horizon = clock.instant() - BackendCall.defaultTimeout - lifetime
         forgottenTokens = forgottenTokens.filter { $0.value > horizon }
         forgottenMembers = forgottenMembers.filter { $0.value > horizon }
         return (forgottenTokens[key].map { $0 >= start } ?? false) || (forgottenMembers[memberID].map { $0 >= start } ?? false)

@@ -4,6 +4,7 @@ import PortalCrypto
 import PortalMail
 import PortalRPC
 import PortalStorage
+import PortalTime
 import ServiceLifecycle
 
 /// The identity service assembled: its database, RPC handler and background workers.
@@ -29,8 +30,8 @@ public struct IdentityComponent: Sendable {
         public var pageTokens = PageTokenKeys.random()
         /// Checks and hashes passwords; nil uses scrypt with `passwordParameters`.
         public var passwords: (any PasswordChecking)?
-        /// The time, in milliseconds since the Unix epoch (the wall clock unless a test moves it).
-        public var clock: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        /// The time sessions, invites and sign-in budgets are measured in, and the mail relay waits on.
+        public var clock: any ServiceClock = .system
 
         /// Settings storing data under `dataDirectory`.
         public init(dataDirectory: String) {
@@ -64,10 +65,11 @@ public struct IdentityComponent: Sendable {
         } else {
             transport = try SpoolMailTransport(folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
         }
-        let mailer = InviteMailer(store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, logger: logger)
+        let mailer = InviteMail.relay(
+            store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, clock: settings.clock, logger: logger)
         let handler = IdentityServiceHandler(
             store: identityStore, passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
-            clock: settings.clock, pageTokens: settings.pageTokens, onMailQueued: { mailer.wakeUp() })
+            clock: settings.clock, pageTokens: settings.pageTokens)
         return IdentityComponent(service: handler, workers: [mailer], store: store)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import PortalAPI
-import PortalOutboxRelay
+import PortalAuditOutbox
 import SQLKit
 
 /// Milliseconds since the Unix epoch, as every identity table stores time.

@@ -49,7 +49,7 @@ extension IdentityServiceHandler {
             throw Self.incorrectCredentials
         }
         guard valid.count > 1 else { return try await sessionResponse(only.member) }
-        let choice = try await store.openChoice(among: valid, now: clock())
+        let choice = try await store.openChoice(among: valid, now: clock.milliseconds())
         var response = Portal_Identity_V1_LoginResponse()
         response.choiceToken = choice.token
         response.choiceExpiresAt = Google_Protobuf_Timestamp(milliseconds: choice.expiresAt)
@@ -64,7 +64,7 @@ extension IdentityServiceHandler {
         let keys = ["source:\(Self.clientAddress(context))"]
         try requireBudget(keys)
         do {
-            let session = try await store.openSession(choiceToken: token, organizationID: organizationID, now: clock())
+            let session = try await store.openSession(choiceToken: token, organizationID: organizationID, now: clock.milliseconds())
             return Self.response(member: session.member, token: session.token, expiresAt: session.expiresAt)
         } catch let error as IdentityError where error.isAuthenticationFailure {
             limiter.recordFailure(keys)
@@ -79,7 +79,7 @@ extension IdentityServiceHandler {
     }
 
     private func sessionResponse(_ member: MemberRecord) async throws -> Portal_Identity_V1_LoginResponse {
-        let session = try await store.openSession(member: member, now: clock())
+        let session = try await store.openSession(member: member, now: clock.milliseconds())
         return Self.response(member: member, token: session.token, expiresAt: session.expiresAt)
     }
 
@@ -99,7 +99,7 @@ extension IdentityServiceHandler {
 
     public func authenticate(request: Portal_Identity_V1_AuthenticateRequest, context: ServerContext) async throws -> Portal_Identity_V1_AuthenticateResponse {
         guard !request.sessionToken.isEmpty else { throw RPCError(.unauthenticated, "session_token: is required") }
-        let (member, expiresAt) = try await store.authenticate(token: request.sessionToken, now: clock())
+        let (member, expiresAt) = try await store.authenticate(token: request.sessionToken, now: clock.milliseconds())
         var response = Portal_Identity_V1_AuthenticateResponse()
         response.principal = member.principal
         response.expiresAt = Google_Protobuf_Timestamp(milliseconds: expiresAt)

@@ -4,26 +4,23 @@ import PortalCrypto
 import PortalRPC
 import PortalStorage
 import PortalStorageRPC
+import PortalTime
 
 /// `portal.identity.v1.IdentityService`: validates every request, applies the rules and answers
 /// with the right status; the data lives in `IdentityStore`.
 public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     let store: IdentityStore
-    let limiter = LoginRateLimiter()
+    let limiter: LoginRateLimiter
     let passwords: any PasswordChecking
-    let clock: @Sendable () -> Int64
-    private let onMailQueued: @Sendable () -> Void
+    let clock: any ServiceClock
     private let pageTokens: PageTokenKeys
 
-    init(
-        store: IdentityStore, passwords: any PasswordChecking, clock: @escaping @Sendable () -> Int64, pageTokens: PageTokenKeys,
-        onMailQueued: @escaping @Sendable () -> Void
-    ) {
+    init(store: IdentityStore, passwords: any PasswordChecking, clock: any ServiceClock, pageTokens: PageTokenKeys) {
         self.store = store
         self.pageTokens = pageTokens
         self.passwords = passwords
         self.clock = clock
-        self.onMailQueued = onMailQueued
+        limiter = LoginRateLimiter(clock: clock)
     }
 
     // MARK: Organizations and invites
@@ -32,9 +29,8 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let name = try IdentityValidation.name(request.name, field: "name")
         let email = try IdentityValidation.email(request.firstAdminEmail, field: "first_admin_email")
         let key = try IdentityValidation.id(request.idempotencyKey, field: "idempotency_key")
-        let now = clock()
+        let now = clock.milliseconds()
         let (organization, invite) = try await store.createOrganization(name: name, firstAdminEmail: email, idempotencyKey: key, now: now)
-        onMailQueued()
         var response = Portal_Identity_V1_CreateOrganizationResponse()
         response.organization = organization.api
         response.firstAdminInvite = invite.api(now: now)
@@ -46,10 +42,9 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let email = try IdentityValidation.email(request.email)
         let phone = try IdentityValidation.phone(request.phone)
         let role = try IdentityValidation.role(request.role)
-        let now = clock()
+        let now = clock.milliseconds()
         let invite = try await store.createInvite(
             organizationID: organizationID, email: email, phone: phone, role: role, actor: Self.actor(context), now: now)
-        onMailQueued()
         var response = Portal_Identity_V1_CreateInviteResponse()
         response.invite = invite.api(now: now)
         return response
@@ -58,9 +53,8 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     public func resendInvite(request: Portal_Identity_V1_ResendInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_ResendInviteResponse {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         let inviteID = try IdentityValidation.id(request.inviteID, field: "invite_id")
-        let now = clock()
+        let now = clock.milliseconds()
         let invite = try await store.resendInvite(organizationID: organizationID, inviteID: inviteID, actor: Self.actor(context), now: now)
-        onMailQueued()
         var response = Portal_Identity_V1_ResendInviteResponse()
         response.invite = invite.api(now: now)
         return response
@@ -69,7 +63,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     public func revokeInvite(request: Portal_Identity_V1_RevokeInviteRequest, context: ServerContext) async throws -> Portal_Identity_V1_RevokeInviteResponse {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         let inviteID = try IdentityValidation.id(request.inviteID, field: "invite_id")
-        try await store.revokeInvite(organizationID: organizationID, inviteID: inviteID, actor: Self.actor(context), now: clock())
+        try await store.revokeInvite(organizationID: organizationID, inviteID: inviteID, actor: Self.actor(context), now: clock.milliseconds())
         return Portal_Identity_V1_RevokeInviteResponse()
     }
 
@@ -79,7 +73,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         let lastName = try IdentityValidation.name(request.lastName, field: "last_name")
         let password = try IdentityValidation.password(request.password)
         let passwordHash = try await passwords.hash(password)
-        let member = try await store.acceptInvite(secret: secret, firstName: firstName, lastName: lastName, passwordHash: passwordHash, now: clock())
+        let member = try await store.acceptInvite(secret: secret, firstName: firstName, lastName: lastName, passwordHash: passwordHash, now: clock.milliseconds())
         var response = Portal_Identity_V1_AcceptInviteResponse()
         response.member = member.api
         return response
@@ -111,7 +105,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
             pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: IdentityStore.inviteColumns,
             defaultOrder: "added_on desc", scope: PageTokenScope(pageTokens, list: "invites", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
         let role = request.role == .unspecified ? nil : try IdentityValidation.role(request.role)
-        let now = clock()
+        let now = clock.milliseconds()
         let page = try await store.listInvites(organizationID: organizationID, paging: paging, role: role, emailText: request.searchText)
         var response = Portal_Identity_V1_ListInvitesResponse()
         response.invites = page.invites.map { $0.api(now: now) }
@@ -137,7 +131,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         changes.phone = try request.phone.map { try IdentityValidation.phone($0) }
         changes.role = try request.role.map { try IdentityValidation.role($0) }
         let member = try await store.updateMember(
-            organizationID: organizationID, memberID: memberID, changes: changes, actor: Self.actor(context), now: clock())
+            organizationID: organizationID, memberID: memberID, changes: changes, actor: Self.actor(context), now: clock.milliseconds())
         var response = Portal_Identity_V1_UpdateMemberResponse()
         response.member = member.api
         return response
@@ -146,7 +140,7 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
     public func deleteMember(request: Portal_Identity_V1_DeleteMemberRequest, context: ServerContext) async throws -> Portal_Identity_V1_DeleteMemberResponse {
         let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
         let memberID = try IdentityValidation.id(request.memberID, field: "member_id")
-        try await store.deleteMember(organizationID: organizationID, memberID: memberID, actor: Self.actor(context), now: clock())
+        try await store.deleteMember(organizationID: organizationID, memberID: memberID, actor: Self.actor(context), now: clock.milliseconds())
         return Portal_Identity_V1_DeleteMemberResponse()
     }
 

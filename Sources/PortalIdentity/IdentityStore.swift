@@ -1,7 +1,7 @@
 import Foundation
 import PortalAPI
 import PortalCrypto
-import PortalOutboxRelay
+import PortalAuditOutbox
 import PortalRPC
 import PortalStorage
 import SQLKit

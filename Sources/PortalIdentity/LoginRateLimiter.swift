@@ -1,4 +1,5 @@
 import PortalRPC
+import PortalTime
 import Synchronization
 
 /// Limits failed logins per account and per source address, so passwords cannot be guessed quickly.
@@ -15,21 +16,25 @@ final class LoginRateLimiter: Sendable {
     private let burst: Double
     private let refillPerSecond: Double
     private let budgets = Locked<[String: Budget]>([:])
+    private let clock: any ServiceClock
 
-    init(burst: Int = 10, refillPerMinute: Double = 5) {
+    init(burst: Int = 10, refillPerMinute: Double = 5, clock: any ServiceClock) {
         self.burst = Double(burst)
         refillPerSecond = refillPerMinute / 60
+        self.clock = clock
     }
 
     /// Whether every key still has budget for one more attempt.
-    func allows(_ keys: [String], now: ContinuousClock.Instant = .now) -> Bool {
-        budgets.withLock { budgets in
+    func allows(_ keys: [String]) -> Bool {
+        let now = clock.instant()
+        return budgets.withLock { budgets in
             keys.allSatisfy { key in current(budgets[key], now: now).tokens >= 1 }
         }
     }
 
     /// Records a failed attempt against every key.
-    func recordFailure(_ keys: [String], now: ContinuousClock.Instant = .now) {
+    func recordFailure(_ keys: [String]) {
+        let now = clock.instant()
         budgets.withLock { budgets in
             if budgets.count > 100_000 { budgets = budgets.filter { current($0.value, now: now).tokens < burst } }
             for key in keys {

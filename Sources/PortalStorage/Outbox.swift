@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import Synchronization
 
 /// The transactional outbox: messages (audit events, mail) written in the same transaction as the
 /// change they describe, and delivered later, in order, by a relay that marks them delivered.
@@ -82,6 +83,7 @@ public enum Outbox {
     /// while an earlier one is still in flight in another instance.
     public static func append(_ database: any SQLDatabase, topic: String, messages: [Message]) async throws {
         guard !messages.isEmpty else { return }
+        OutboxAppends.current?.insert(topic)
         if database.dialect.name == "postgresql" {
             for organizationID in Set(messages.map(\.organizationID)).sorted() {
                 try await database.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "outbox:" + organizationID)))").run()
@@ -107,14 +109,31 @@ public enum Outbox {
         }
     }
 
-    /// Marks messages delivered; with `scrubPayload` their payload is erased (mail carrying secrets).
+    /// Marks messages delivered in one statement; with `scrubPayload` their payload is erased (mail
+    /// carrying secrets).
     public static func markDelivered(_ database: any SQLDatabase, sequences: [Int64], now: Int64, scrubPayload: Bool = false) async throws {
-        for sequence in sequences {
-            if scrubPayload {
-                try await database.raw("UPDATE outbox SET delivered_at = \(bind: now), payload = \(bind: Data()) WHERE seq = \(bind: sequence)").run()
-            } else {
-                try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq = \(bind: sequence)").run()
-            }
+        guard !sequences.isEmpty else { return }
+        let list = sequences.map(String.init).joined(separator: ", ")  // integers only
+        if scrubPayload {
+            try await database.raw("UPDATE outbox SET delivered_at = \(bind: now), payload = \(bind: Data()) WHERE seq IN (\(unsafeRaw: list))").run()
+        } else {
+            try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq IN (\(unsafeRaw: list))").run()
         }
     }
+}
+
+/// The outbox topics a transaction appended to, so its store can wake their relays once it commits.
+final class OutboxAppends: Sendable {
+    /// The appends of the transaction running in this task, when its store has relays listening.
+    @TaskLocal static var current: OutboxAppends?
+
+    private let appended = Mutex<Set<String>>([])
+
+    /// Notes an append to `topic`.
+    func insert(_ topic: String) {
+        _ = appended.withLock { $0.insert(topic) }
+    }
+
+    /// The topics appended to.
+    var topics: Set<String> { appended.withLock { $0 } }
 }

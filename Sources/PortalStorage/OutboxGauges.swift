@@ -1,4 +1,3 @@
-import Foundation
 import Metrics
 import SQLKit
 
@@ -6,26 +5,27 @@ import SQLKit
 /// age of the oldest (`portal_outbox_oldest_age_seconds`, 0 when none waits). A drain records them
 /// after each attempt — counting only when it is behind or failing — so a stuck receiver shows as a
 /// growing age.
-public struct OutboxGauges: Sendable {
+struct OutboxGauges: Sendable {
     private let topic: String
     private let backlog: Gauge
     private let oldestAge: Gauge
 
     /// Gauges for `topic`.
-    public init(topic: String) {
+    init(topic: String) {
         self.topic = topic
         backlog = Gauge(label: "portal_outbox_backlog", dimensions: [("topic", topic)])
         oldestAge = Gauge(label: "portal_outbox_oldest_age_seconds", dimensions: [("topic", topic)])
     }
 
     /// Records an empty backlog, after a drain delivered everything it found (no query needed).
-    public func recordDrained() {
+    func recordDrained() {
         backlog.record(0)
         oldestAge.record(0)
     }
 
-    /// Reads the backlog from `store` and records it (when a drain is behind or failing).
-    public func record(_ store: SQLStore) async throws {
+    /// Reads the backlog from `store` and records it (when a drain is behind or failing); `now` in
+    /// milliseconds since the Unix epoch.
+    func record(_ store: SQLStore, now: Int64) async throws {
         let topic = topic
         let (waiting, oldest) = try await store.read { database in
             let row = try await database.raw("""
@@ -34,7 +34,6 @@ public struct OutboxGauges: Sendable {
             return (try row?.decode(column: "waiting", as: Int.self) ?? 0, try row?.decode(column: "oldest", as: Int64?.self))
         }
         backlog.record(waiting)
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
         oldestAge.record(oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0)
     }
 }

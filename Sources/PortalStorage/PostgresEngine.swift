@@ -15,6 +15,8 @@ import SQLKit
 final class PostgresEngine: DatabaseEngine {
     /// Attempts a transaction gets before its serialization failure is returned to the caller.
     static let maxAttempts = 30
+    /// Pauses between attempts: random, growing to 64 ms, so the transactions that collided do not collide again.
+    static let retryBackoff = Backoff(initial: .milliseconds(4), maximum: .milliseconds(64))
     /// The advisory lock key migrations hold (any constant; one per database).
     static let migrationLockKey: Int64 = 0x706f_7274_616c  // "portal"
 
@@ -80,10 +82,8 @@ final class PostgresEngine: DatabaseEngine {
             do {
                 return try await attemptTransaction(serializing: keys, metrics: metrics, body)
             } catch where attempt < Self.maxAttempts && Self.isRetryable(error) {
+                try await Task.sleep(for: Self.retryBackoff.jitteredDelay(afterFailures: attempt))
                 attempt += 1
-                // Jittered, growing pauses so the transactions that collided do not collide again.
-                let pause = Int64.random(in: 1...Int64(1 << min(attempt, 6)))
-                try await Task.sleep(for: .milliseconds(pause))
             } catch {
                 throw Self.described(error)
             }

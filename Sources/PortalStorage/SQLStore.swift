@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SQLKit
+import Synchronization
 
 /// A service's own database, reached through SQLKit: an SQLite file by default, or a PostgreSQL
 /// database that several instances of the service share.
@@ -16,6 +17,8 @@ public final class SQLStore: Service, Sendable {
     private let engine: any DatabaseEngine
     private let logger: Logger
     private let metrics: DatabaseMetrics
+    /// Who to tell when a transaction that appended to an outbox topic commits (its relay).
+    private let outboxListeners = Mutex<[String: [@Sendable () -> Void]]>([:])
 
     private init(engine: any DatabaseEngine, name: String, logger: Logger) {
         self.engine = engine
@@ -63,7 +66,25 @@ public final class SQLStore: Service, Sendable {
     public func transaction<Result: Sendable>(
         serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }.value
+        guard outboxListeners.withLock({ !$0.isEmpty }) else {
+            return try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }.value
+        }
+        let appends = OutboxAppends()
+        let result = try await Task {
+            try await OutboxAppends.$current.withValue(appends) {
+                try await self.engine.transaction(serializing: keys, metrics: self.metrics, body)
+            }
+        }.value
+        for topic in appends.topics {
+            for listener in outboxListeners.withLock({ $0[topic] ?? [] }) { listener() }
+        }
+        return result
+    }
+
+    /// Calls `listener` after each committed transaction that appended messages of `topic` to the
+    /// outbox, so its relay delivers them at once instead of polling.
+    public func onOutboxCommit(topic: String, _ listener: @escaping @Sendable () -> Void) {
+        outboxListeners.withLock { $0[topic, default: []].append(listener) }
     }
 
     /// Runs `body` unless another instance of the service holds the lease `name`, in which case it

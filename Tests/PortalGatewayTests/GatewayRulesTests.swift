@@ -1,6 +1,7 @@
 import PortalAPI
 @testable import PortalGateway
 import PortalRPC
+import PortalTime
 import Synchronization
 import Testing
 
@@ -83,18 +84,18 @@ struct SessionCacheTests {
 
     @Test func aTokenIsResolvedAgainOnceItsLifetimeHasPassed() async throws {
         // The cache reads a clock the test moves, so a busy machine cannot stretch the second.
-        let now = Locked(ContinuousClock.now)
-        let cache = SessionCache(lifetime: .seconds(1), clock: { now.withLock { $0 } })
+        let clock = ManualClock()
+        let cache = SessionCache(lifetime: .seconds(1), clock: clock)
         let counter = ReadCounter()
         let resolve: @Sendable (String) async throws -> Caller = { _ in
             _ = counter.next()
             return Self.caller("mem-1")
         }
         _ = try await cache.caller(for: "token-1", resolve: resolve)
-        now.withLock { $0 += .milliseconds(999) }
+        clock.advance(by: .milliseconds(999))
         _ = try await cache.caller(for: "token-1", resolve: resolve)
         #expect(counter.value == 1)
-        now.withLock { $0 += .milliseconds(1) }
+        clock.advance(by: .milliseconds(1))
         _ = try await cache.caller(for: "token-1", resolve: resolve)
         #expect(counter.value == 2)
         await cache.forget(memberID: "mem-1")

@@ -7,6 +7,7 @@ import PortalCrypto
 import PortalHTTP2
 @testable import PortalIdentity
 import PortalRPC
+import PortalTime
 import SQLKit
 
 /// A real identity service on a loopback port with a fresh database (SQLite or PostgreSQL), and a client to it.
@@ -18,7 +19,7 @@ struct IdentityHarness: Sendable {
     /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
     /// `clock` and `passwords` replace the wall clock and the password hasher when given.
     static func run<Result: Sendable>(
-        on backend: TestBackend = .sqlite, clock: (@Sendable () -> Int64)? = nil, passwords: (any PasswordChecking)? = nil,
+        on backend: TestBackend = .sqlite, clock: (any ServiceClock)? = nil, passwords: (any PasswordChecking)? = nil,
         _ body: @Sendable (IdentityHarness) async throws -> Result
     ) async throws -> Result {
         let box = ComponentBox<IdentityComponent>()

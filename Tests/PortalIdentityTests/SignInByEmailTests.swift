@@ -4,19 +4,10 @@ import PortalCrypto
 @testable import PortalIdentity
 import PortalRPC
 import PortalTestSupport
+import PortalTime
 import SQLKit
 import Synchronization
 import Testing
-
-/// A clock a test moves by hand (milliseconds since the Unix epoch, starting now).
-final class TestClock: Sendable {
-    private let milliseconds = Mutex(Int64(Date().timeIntervalSince1970 * 1000))
-
-    var now: Int64 { milliseconds.withLock { $0 } }
-    var reading: @Sendable () -> Int64 { { self.now } }
-
-    func advance(by amount: Int64) { milliseconds.withLock { $0 += amount } }
-}
 
 /// The real password hasher, counting how many passwords it checks.
 final class CountingPasswords: PasswordChecking {
@@ -88,13 +79,13 @@ struct SignInByEmailTests {
     }
 
     @Test(arguments: TestBackend.available) func aMemberOfSeveralChoosesAnOrganizationAndIsSignedInThere(backend: TestBackend) async throws {
-        let clock = TestClock()
-        try await IdentityHarness.run(on: backend, clock: clock.reading) { harness in
+        let clock = ManualClock(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        try await IdentityHarness.run(on: backend, clock: clock) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
             let signIn = try await harness.login(email: "ada@example.com")
             #expect(signIn.sessionToken.isEmpty && signIn.principal == nil)
             #expect(!signIn.choiceToken.isEmpty)
-            #expect(signIn.choiceExpiresAt?.milliseconds == clock.now + 5 * 60 * 1000)
+            #expect(signIn.choiceExpiresAt?.milliseconds == clock.milliseconds() + 5 * 60 * 1000)
             #expect(signIn.organizationChoices.map(\.organizationID) == [acme, birch])
             #expect(signIn.organizationChoices.map(\.name) == ["Acme", "Birch"])
 
@@ -127,17 +118,17 @@ struct SignInByEmailTests {
     }
 
     @Test(arguments: TestBackend.available) func anExpiredChoiceTokenIsRefusedAndExpiredChoicesAreDropped(backend: TestBackend) async throws {
-        let clock = TestClock()
-        try await IdentityHarness.run(on: backend, clock: clock.reading) { harness in
+        let clock = ManualClock(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        try await IdentityHarness.run(on: backend, clock: clock) { harness in
             let (acme, _) = try await harness.adaInTwoOrganizations()
             let inTime = try await harness.login(email: "ada@example.com")
-            clock.advance(by: 5 * 60 * 1000 - 1)
+            clock.advance(by: .milliseconds(5 * 60 * 1000 - 1))
             #expect(try await harness.choose(acme, with: inTime.choiceToken).principal?.organizationID == acme)
 
             let late = try await harness.login(email: "ada@example.com")
             let forgotten = try await harness.login(email: "ada@example.com")
             #expect(try await harness.storedChoices() == 4)
-            clock.advance(by: 5 * 60 * 1000)
+            clock.advance(by: .milliseconds(5 * 60 * 1000))
             let expired = try await #require(throws: RPCError.self) { try await harness.choose(acme, with: late.choiceToken) }
             #expect(expired.code == .unauthenticated)
             #expect(expired.message == "choice_token: the choice expired; sign in again")

@@ -3,7 +3,8 @@ import PortalAPI
 import PortalStorage
 import SQLKit
 
-/// Writes audit events into a service's outbox, inside the transaction of the change they record.
+/// Audit events of a service: written into its outbox inside the transaction of the change they
+/// record, and relayed from there to the audit service.
 public enum AuditOutbox {
     /// Who made a change: a member, or an internal caller ("system").
     public struct Actor: Sendable {
@@ -37,7 +38,7 @@ public enum AuditOutbox {
         let messages = events.map { event in
             Outbox.Message(eventID: event.eventID, organizationID: event.organizationID, payload: event.serializedBytes(), createdAt: event.time?.milliseconds ?? 0)
         }
-        try await Outbox.append(database, topic: AuditOutboxRelay.topic, messages: messages)
+        try await Outbox.append(database, topic: topic, messages: messages)
     }
 
     /// An event with a fresh id, for `append(_:events:)`.
