@@ -200,6 +200,7 @@ let package = Package(
             dependencies: [
                 "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/PortalTestSupport"),
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),

@@ -12,6 +12,7 @@ import PortalStorage
 import PortalAPI
 import PortalProtoJSON
 import PortalRPC
+import PortalTime
 import PortalWeb
 import ServiceLifecycle
 
@@ -55,6 +56,8 @@ public struct ServiceSettings: Sendable {
     public var inviteURL: String?
     /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
     public var pageTokens = PageTokenKeys.random()
+    /// The time the service records and waits on (the system's; tests move their own).
+    public var clock: any ServiceClock = .system
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -88,13 +91,18 @@ public enum PortalRuntime {
     /// beside it, its port already bound. Fails with a `StartupError` naming the service and the cause,
     /// after closing what it opened.
     public static func makeServices(_ settings: ServiceSettings, logger: Logger) async throws -> [any Service] {
-        var databases: [any Service] = []
+        try await assemble(settings, logger: logger).services
+    }
+
+    /// `makeServices`, keeping hold of the server, web listener and database it assembled.
+    public static func assemble(_ settings: ServiceSettings, logger: Logger) async throws -> AssembledService {
+        let component: ServiceComponent
         do {
-            return try await makeServices(settings, databases: &databases, logger: logger)
+            component = try await makeComponent(settings, logger: logger)
         } catch {
-            await abandon(databases)
             throw StartupError(service: settings.kind, cause: error)
         }
+        return try await assemble(component, settings: settings, logger: logger)
     }
 
     /// Closes services that were made but will never run: databases, and servers' bound ports.
@@ -106,49 +114,66 @@ public enum PortalRuntime {
         }
     }
 
-    private static func makeServices(_ settings: ServiceSettings, databases: inout [any Service], logger: Logger) async throws -> [any Service] {
-        var logger = logger
-        logger[metadataKey: "service"] = .string(settings.kind.rawValue)
-        let serverTLS = try settings.tls?.serverSource(logger: logger)
-        let clientTLS = try settings.tls?.clientSource(logger: logger)
-        var domain: [any RPCService] = []
-        var workers: [any Service] = []
+    /// The domain half of the service `settings` names: its RPC service, database and workers.
+    public static func makeComponent(_ settings: ServiceSettings, logger: Logger) async throws -> ServiceComponent {
+        let logger = serviceLogger(logger, settings.kind)
         switch settings.kind {
         case .identity:
             var identitySettings = IdentityComponent.Settings(dataDirectory: settings.dataDirectory)
             identitySettings.smtpServer = settings.smtpServer
             identitySettings.database = settings.database
             identitySettings.pageTokens = settings.pageTokens
+            identitySettings.clock = settings.clock
             if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
             if let inviteURL = settings.inviteURL { identitySettings.acceptURL = inviteURL }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
-            domain.append(identity.service)
-            databases.append(identity.store)
-            workers += identity.workers
-            workers.append(try auditRelay(for: identity.store, settings: settings, tls: clientTLS, logger: logger))
+            return ServiceComponent(services: [identity.service], database: identity.store, workers: identity.workers)
         case .audit:
             let audit = try await AuditComponent.start(
-                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, logger: logger)
-            domain.append(audit.service)
-            databases.append(audit.store)
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, clock: settings.clock,
+                logger: logger)
+            return ServiceComponent(services: [audit.service], database: audit.store)
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
-                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, logger: logger)
-            domain.append(entitlements.service)
-            databases.append(entitlements.store)
-            workers += entitlements.workers
-            workers.append(try auditRelay(for: entitlements.store, settings: settings, tls: clientTLS, logger: logger))
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, clock: settings.clock,
+                logger: logger)
+            return ServiceComponent(services: [entitlements.service], database: entitlements.store, workers: entitlements.workers)
         case .gateway:
+            let clientTLS = try settings.tls?.clientSource(logger: logger)
             let credentialed = { (channel: any RPCChannel) -> any RPCChannel in
                 settings.internalCredential.map { CredentialedChannel(channel: channel, credential: $0) } ?? channel
             }
-            domain.append(PortalGatewayService(backends: GatewayBackends(
-                identity: credentialed(try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
-                entitlements: credentialed(try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)),
-                audit: credentialed(try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS)))))
+            return ServiceComponent(services: [
+                PortalGatewayService(
+                    backends: GatewayBackends(
+                        identity: credentialed(try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
+                        entitlements: credentialed(try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)),
+                        audit: credentialed(try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))),
+                    clock: settings.clock),
+            ])
+        }
+    }
+
+    /// Wraps `component` as `portal` runs it: the audit relay of a service that records audit events,
+    /// the RPC server with its transport and caller policies (port bound), the gateway's web
+    /// listener, and the admin port. Closes the component's database when it fails.
+    public static func assemble(_ component: ServiceComponent, settings: ServiceSettings, logger: Logger) async throws -> AssembledService {
+        do {
+            return try await wrap(component, settings: settings, logger: serviceLogger(logger, settings.kind))
+        } catch {
+            await component.database?.close()
+            throw StartupError(service: settings.kind, cause: error)
+        }
+    }
+
+    private static func wrap(_ component: ServiceComponent, settings: ServiceSettings, logger: Logger) async throws -> AssembledService {
+        var workers = component.workers
+        if settings.kind.recordsAuditEvents, let database = component.database {
+            let channel = try channels(to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger))
+            workers.append(AuditOutbox.relay(store: database, channel: channel, clock: settings.clock, logger: logger))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
-        configuration.tls = serverTLS
+        configuration.tls = try settings.tls?.serverSource(logger: logger)
         var policies: [any ServerInterceptor] = settings.tls.map { [$0.policy] } ?? []
         // Mutual TLS names the gateway by its certificate; without it a backend believes caller
         // metadata only from loopback or with the internal credential.
@@ -156,12 +181,12 @@ public enum PortalRuntime {
             policies.append(CallerMetadataPolicy(internalCredential: settings.internalCredential))
         }
         let (server, health) = ServerAssembly.makeServer(
-            services: domain, configuration: configuration, logger: logger, interceptors: policies)
+            services: component.services, configuration: configuration, logger: logger, interceptors: policies)
         try await server.listen()
-        var web: [any Service] = []
+        var web: WebServer?
         if settings.kind == .gateway, let webPort = settings.webPort {
             do {
-                web.append(try await webServer(serving: domain, port: webPort, settings: settings, logger: logger))
+                web = try await webServer(serving: component.services, port: webPort, settings: settings, logger: logger)
             } catch {
                 await server.closeListener()
                 throw error
@@ -172,7 +197,16 @@ public enum PortalRuntime {
         } ?? []
         // A service group shuts services down in reverse order: workers, then the servers, then the
         // admin port (which reports the servers' shutdown meanwhile), then databases.
-        return databases + admin + [server] + web + workers
+        let databases: [any Service] = component.database.map { [$0] } ?? []
+        let servers: [any Service] = [server] + (web.map { [$0] } ?? [])
+        return AssembledService(services: databases + admin + servers + workers, server: server, web: web, database: component.database)
+    }
+
+    /// `logger` labelled with the service.
+    private static func serviceLogger(_ logger: Logger, _ kind: PortalServiceKind) -> Logger {
+        var logger = logger
+        logger[metadataKey: "service"] = .string(kind.rawValue)
+        return logger
     }
 
     /// The gateway's web listener over `services`, its port bound: HTTPS with the gateway's certificate when it has one.
@@ -191,11 +225,6 @@ public enum PortalRuntime {
         let server = WebServer(configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
         try await server.listen()
         return server
-    }
-
-    /// A relay delivering `store`'s audit outbox to the audit service.
-    static func auditRelay(for store: SQLStore, settings: ServiceSettings, tls: TLSContextSource?, logger: Logger) throws -> OutboxRelay {
-        AuditOutbox.relay(store: store, channel: try channels(to: settings.auditAddress, flag: "audit address", tls: tls), logger: logger)
     }
 
     /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn.

@@ -15,6 +15,9 @@ public enum PortalServiceKind: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether the service records audit events of its own (through its outbox, relayed to audit).
+    public var recordsAuditEvents: Bool { self == .identity || self == .entitlements }
+
     /// The port the service takes when the four are laid out from `base` (the gateway's port) in
     /// the order of their default ports.
     public func port(base: Int) -> Int { base + defaultPort - PortalServiceKind.gateway.defaultPort }

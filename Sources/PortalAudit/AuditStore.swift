@@ -3,7 +3,6 @@ import PortalAPI
 import PortalRPC
 import PortalStorage
 import SQLKit
-import SQLiteKit
 
 /// The audit log: append-only events per organization, each chained to its predecessor by hash.
 final class AuditStore: Sendable {
@@ -305,20 +304,14 @@ final class AuditStore: Sendable {
         let message: String
         let user: String
 
-        /// Reads SQLite's values directly when it can: exports read a million rows, and going through
-        /// `Decodable` for each column costs more than the query.
+        /// Reads the row's columns directly where the engine allows (exports read a million rows).
         init(row: any SQLRow) throws {
-            if let row = row as? SQLiteRow, let eventID = row.column("event_id")?.string, let time = row.column("time")?.integer,
-               let eventType = row.column("event_type")?.string, let message = row.column("message")?.string,
-               let user = row.column("user_name")?.string {
-                (self.eventID, self.time, self.eventType, self.message, self.user) = (eventID, Int64(time), eventType, message, user)
-                return
-            }
-            eventID = try row.decode(column: "event_id", as: String.self)
-            time = try row.decode(column: "time", as: Int64.self)
-            eventType = try row.decode(column: "event_type", as: String.self)
-            message = try row.decode(column: "message", as: String.self)
-            user = try row.decode(column: "user_name", as: String.self)
+            let reader = SQLRowReader(row)
+            eventID = try reader.string("event_id")
+            time = try reader.integer("time")
+            eventType = try reader.string("event_type")
+            message = try reader.string("message")
+            user = try reader.string("user_name")
         }
     }
 

@@ -2,7 +2,6 @@ import Foundation
 import PortalAPI
 import PortalStorage
 import SQLKit
-import SQLiteKit
 
 /// A catalog product.
 struct ProductRecord: Sendable {
@@ -174,28 +173,14 @@ struct ActivationRecord: Sendable {
 }
 
 extension ActivationRecord {
-    /// Reads SQLite's values directly when it can: exports read a million rows, and going through
-    /// `Decodable` for each column costs more than the query.
+    /// Reads the row's columns directly where the engine allows (exports read a million rows).
     init(row: any SQLRow) throws {
-        if let row = row as? SQLiteRow, let id = row.column("id")?.string, let organizationID = row.column("org_id")?.string,
-           let entitlementID = row.column("entitlement_id")?.string, let productID = row.column("product_id")?.string,
-           let productName = row.column("product_name")?.string, let quantity = row.column("quantity")?.integer,
-           let projectName = row.column("project_name")?.string, let projectManager = row.column("project_manager")?.string,
-           let serialNumber = row.column("serial_number")?.string, let activatedBy = row.column("activated_by")?.string,
-           let activatedByMemberID = row.column("activated_by_member_id")?.string, let activatedAt = row.column("activated_at")?.integer {
-            self.init(
-                id: id, organizationID: organizationID, entitlementID: entitlementID, productID: productID, productName: productName,
-                quantity: Int64(quantity), projectName: projectName, projectManager: projectManager, serialNumber: serialNumber,
-                activatedBy: activatedBy, activatedByMemberID: activatedByMemberID, activatedAt: Int64(activatedAt))
-            return
-        }
+        let row = SQLRowReader(row)
         self.init(
-            id: try row.decode(column: "id", as: String.self), organizationID: try row.decode(column: "org_id", as: String.self),
-            entitlementID: try row.decode(column: "entitlement_id", as: String.self), productID: try row.decode(column: "product_id", as: String.self),
-            productName: try row.decode(column: "product_name", as: String.self), quantity: try row.decode(column: "quantity", as: Int64.self),
-            projectName: try row.decode(column: "project_name", as: String.self), projectManager: try row.decode(column: "project_manager", as: String.self),
-            serialNumber: try row.decode(column: "serial_number", as: String.self), activatedBy: try row.decode(column: "activated_by", as: String.self),
-            activatedByMemberID: try row.decode(column: "activated_by_member_id", as: String.self),
-            activatedAt: try row.decode(column: "activated_at", as: Int64.self))
+            id: try row.string("id"), organizationID: try row.string("org_id"), entitlementID: try row.string("entitlement_id"),
+            productID: try row.string("product_id"), productName: try row.string("product_name"), quantity: try row.integer("quantity"),
+            projectName: try row.string("project_name"), projectManager: try row.string("project_manager"),
+            serialNumber: try row.string("serial_number"), activatedBy: try row.string("activated_by"),
+            activatedByMemberID: try row.string("activated_by_member_id"), activatedAt: try row.integer("activated_at"))
     }
 }

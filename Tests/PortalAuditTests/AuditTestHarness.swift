@@ -19,10 +19,10 @@ struct AuditHarness: Sendable {
     static func run<Result: Sendable>(on backend: TestBackend = .sqlite, _ body: @Sendable (AuditHarness) async throws -> Result) async throws -> Result {
         let box = ComponentBox<AuditComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(named: "audit", start: { directory, logger in
+        return try await withServiceServer(.audit, start: { directory, logger in
             let component = try await AuditComponent.start(dataDirectory: directory, database: database, logger: logger)
             box.value = component
-            return ([component.service], component.store)
+            return ServiceComponent(services: [component.service], database: component.store)
         }) { channel, directory in
             try await body(AuditHarness(client: Portal_Audit_V1_AuditClient(channel: channel), channel: channel, component: box.value!, dataDirectory: directory))
         }

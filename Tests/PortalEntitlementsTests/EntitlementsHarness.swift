@@ -22,11 +22,11 @@ struct EntitlementsHarness: Sendable {
     ) async throws -> Result {
         let box = ComponentBox<EntitlementsComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(named: "entitlements", start: { directory, logger in
+        return try await withServiceServer(.entitlements, start: { directory, logger in
             let component = try await EntitlementsComponent.start(
                 dataDirectory: directory, database: database, logger: logger, searchLimits: searchLimits)
             box.value = component
-            return ([component.service], component.store)
+            return ServiceComponent(services: [component.service], database: component.store, workers: component.workers)
         }) { channel, _ in
             try await body(EntitlementsHarness(client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: box.value!))
         }

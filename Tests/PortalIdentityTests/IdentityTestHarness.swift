@@ -24,7 +24,7 @@ struct IdentityHarness: Sendable {
     ) async throws -> Result {
         let box = ComponentBox<IdentityComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(named: "identity", start: { directory, logger in
+        return try await withServiceServer(.identity, start: { directory, logger in
             var settings = IdentityComponent.Settings(dataDirectory: directory)
             settings.database = database
             settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
@@ -32,20 +32,31 @@ struct IdentityHarness: Sendable {
             if let clock { settings.clock = clock }
             let component = try await IdentityComponent.start(settings: settings, logger: logger)
             box.value = component
-            return ([component.service], component.store)
+            return ServiceComponent(services: [component.service], database: component.store, workers: component.workers)
         }) { channel, directory in
             try await body(IdentityHarness(client: Portal_Identity_V1_IdentityClient(channel: channel), component: box.value!, dataDirectory: directory))
         }
     }
 
-    /// The secret of the newest queued invite mail to `email`, read from the outbox.
+    /// The secret of the newest invite mail to `email`: from the outbox while it waits there, from
+    /// the mail spool once the relay delivered it (and erased it from the outbox).
     func latestSecret(for email: String) async throws -> String {
-        try await component.store.read { database in
-            let rows = try await database.raw("SELECT payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC").all()
+        let spool = (dataDirectory as NSString).appendingPathComponent("mail-spool")
+        return try await component.store.read { database in
+            let rows = try await database.raw("SELECT event_id, payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC").all()
             for row in rows {
                 let payload = try row.decode(column: "payload", as: Data.self)
-                guard !payload.isEmpty, let mail = try? JSONDecoder().decode(InviteMail.self, from: payload) else { continue }
-                if mail.to.lowercased() == email.lowercased() { return mail.secret }
+                if !payload.isEmpty {
+                    guard let mail = try? JSONDecoder().decode(InviteMail.self, from: payload) else { continue }
+                    if mail.to.lowercased() == email.lowercased() { return mail.secret }
+                    continue
+                }
+                let file = (spool as NSString).appendingPathComponent(try row.decode(column: "event_id", as: String.self) + ".eml")
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+                      text.lowercased().contains("\r\nto: \(email.lowercased())\r\n"),
+                      let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
+                else { continue }
+                return String(line.dropFirst("Invite code: ".count))
             }
             throw RPCError(.notFound, "no queued mail to \(email)")
         }

@@ -4,39 +4,43 @@ import PortalApp
 import PortalHTTP2
 import PortalRPC
 import PortalStorage
+import ServiceLifecycle
 
-/// Runs `body` with a fresh data folder, a real server for the services `start` builds in it, and a
-/// client channel to that server; closes the channel, stops the server and closes `database` after.
+/// Runs `body` with a fresh data folder, the component `start` builds in it assembled exactly as
+/// `portal` assembles it (`PortalRuntime.assemble`: the audit relay, the server with its caller
+/// policy, the workers, all run in a service group), and a client channel to its server; shuts the
+/// group down gracefully after, which closes the database last.
+///
+/// Without an audit service in the test, `configure` leaves the audit address on a closed port:
+/// audit events wait in the outbox, where tests read them.
 public func withServiceServer<Result: Sendable>(
-    named name: String,
-    start: @Sendable (_ dataDirectory: String, _ logger: Logger) async throws -> (services: [any RPCService], database: SQLStore),
+    _ kind: PortalServiceKind,
+    configure: @Sendable (inout ServiceSettings) -> Void = { _ in },
+    start: @Sendable (_ dataDirectory: String, _ logger: Logger) async throws -> ServiceComponent,
     _ body: @Sendable (_ channel: RPCClientChannel, _ dataDirectory: String) async throws -> Result
 ) async throws -> Result {
-    let directory = NSTemporaryDirectory() + "\(name)-test-" + UUID().uuidString
+    let directory = NSTemporaryDirectory() + "\(kind.rawValue)-test-" + UUID().uuidString
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    var logger = Logger(label: "\(name)-test")
+    var logger = Logger(label: "\(kind.rawValue)-test")
     logger.logLevel = .critical
-    let (services, database) = try await start(directory, logger)
-    let (server, _) = ServerAssembly.makeServer(
-        services: services, configuration: RPCServer.Configuration(host: "127.0.0.1", port: 0), logger: logger)
-    return try await withThrowingTaskGroup(of: Result?.self) { group in
-        group.addTask {
-            try await server.run()
-            return nil
-        }
-        let channel = RPCClientChannel(host: "127.0.0.1", port: try await server.boundAddress().port!)
+    var settings = ServiceSettings(kind: kind, host: "127.0.0.1", port: 0, dataDirectory: directory)
+    settings.auditAddress = "127.0.0.1:1"
+    configure(&settings)
+    let assembled = try await PortalRuntime.assemble(try await start(directory, logger), settings: settings, logger: logger)
+    let group = ServiceGroup(configuration: .init(services: assembled.services.map { .init(service: $0) }, logger: logger))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        let channel = RPCClientChannel(host: "127.0.0.1", port: try await assembled.server.boundAddress().port!)
         do {
             let result = try await body(channel, directory)
             await channel.close()
-            server.beginGracefulShutdown()
-            while let next = try await group.next() { if next != nil { break } }
-            await database.close()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
             return result
         } catch {
             await channel.close()
-            server.beginGracefulShutdown()
-            group.cancelAll()
-            await database.close()
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
             throw error
         }
     }
