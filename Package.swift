@@ -172,7 +172,7 @@ let package = Package(
         .executableTarget(
             name: "portal",
             dependencies: [
-                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb",
+                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb", "PortalTime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -208,7 +208,14 @@ let package = Package(
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
-        .testTarget(name: "PortalStorageTests", dependencies: ["PortalStorage", "PortalStorageRPC", "PortalRPC"]),
+        .testTarget(
+            name: "PortalStorageTests",
+            dependencies: [
+                "PortalStorage", "PortalStorageRPC", "PortalRPC", "PortalTime",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC", "PortalTime"]),
         .testTarget(
             name: "PortalEntitlementsTests",
@@ -219,6 +226,16 @@ let package = Package(
         .testTarget(
             name: "PortalIdentityTests",
             dependencies: ["PortalIdentity", "PortalTestSupport", "PortalApp", "PortalHTTP2", "PortalAPI", "PortalRPC", "PortalStorage", "PortalTime"]),
+        .testTarget(
+            name: "PortalAppTests",
+            dependencies: [
+                "PortalApp", "PortalClient", "PortalHTTP2",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .testTarget(
+            name: "PortalMailTests",
+            dependencies: ["PortalMail", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "PortalHTTP2Tests",
             dependencies: [

@@ -58,6 +58,11 @@ public struct ServiceSettings: Sendable {
     public var pageTokens = PageTokenKeys.random()
     /// The time the service records and waits on (the system's; tests move their own).
     public var clock: any ServiceClock = .system
+    /// A clock tests move through the admin port (`POST /testing/clock?advance_ms=N`); when set it
+    /// is the service's clock too. Never set in production.
+    public var testingClock: OffsetClock? {
+        didSet { if let testingClock { clock = testingClock } }
+    }
 
     /// Creates settings.
     public init(kind: PortalServiceKind, host: String, port: Int, dataDirectory: String) {
@@ -193,7 +198,8 @@ public enum PortalRuntime {
             }
         }
         let admin: [any Service] = settings.adminPort.map { port in
-            [AdminHTTPServer(host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, logger: logger)]
+            [AdminHTTPServer(
+                host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, testingClock: settings.testingClock, logger: logger)]
         } ?? []
         // A service group shuts services down in reverse order: workers, then the servers, then the
         // admin port (which reports the servers' shutdown meanwhile), then databases.

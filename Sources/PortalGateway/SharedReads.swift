@@ -10,6 +10,8 @@ import PortalRPC
 actor SharedReads<Key: Hashable & Sendable, Value: Sendable> {
     private var current: [Key: Task<Value, any Error>] = [:]
     private var next: [Key: Task<Value, any Error>] = [:]
+    /// Requests waiting for a read, per key.
+    private var waiting: [Key: Int] = [:]
 
     /// The value for `key`, read by `read` after this call began (possibly together with others).
     func value(for key: Key, read: @escaping @Sendable () async throws -> Value) async throws -> Value {
@@ -27,10 +29,15 @@ actor SharedReads<Key: Hashable & Sendable, Value: Sendable> {
             task = Task { try await read() }
             current[key] = task
         }
+        waiting[key, default: 0] += 1
         let result = await Self.waitCancellably(for: task)
+        waiting[key] = waiting[key] == 1 ? nil : waiting[key].map { $0 - 1 }
         if current[key] == task { current[key] = nil }
         return try result.get()
     }
+
+    /// How many requests for `key` wait for a read now.
+    func waitingCount(for key: Key) -> Int { waiting[key] ?? 0 }
 
     /// The outcome of `task`, or `CancellationError` as soon as the waiting request is cancelled (its
     /// deadline passed, its client left): a shared read that hangs must not hold a request that has

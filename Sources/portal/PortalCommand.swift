@@ -6,6 +6,7 @@ import PortalHTTP2
 import PortalIdentity
 import PortalRPC
 import PortalStorage
+import PortalTime
 import PortalWeb
 import ServiceLifecycle
 
@@ -89,10 +90,16 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("internal-credential"), help: "Secret (32+ bytes) the gateway presents to the backends; without mutual TLS a backend believes who the caller is only from loopback or with it. Give every service the same value (env PORTAL_INTERNAL_CREDENTIAL).")
     var internalCredential: String?
 
+    @Flag(name: .customLong("testing-clock"), help: .private)
+    var testingClock = false
+
     /// `--internal-credential`, else `PORTAL_INTERNAL_CREDENTIAL`.
     var internalCredentialValue: String? { internalCredential ?? ProcessInfo.processInfo.environment["PORTAL_INTERNAL_CREDENTIAL"] }
 
     func validate() throws {
+        if testingClock, adminPortNumber == nil {
+            throw ValidationError("--testing-clock: the clock is moved through the admin port; give --admin-port")
+        }
         if let credential = internalCredentialValue, credential.utf8.count < 32 {
             throw ValidationError("--internal-credential: must be at least 32 bytes (for example `openssl rand -base64 32`)")
         }
@@ -240,6 +247,7 @@ struct ServiceOptions: ParsableArguments {
         settings.database = try database()
         settings.pageTokens = try pageTokens()
         settings.internalCredential = internalCredentialValue
+        if testingClock { settings.testingClock = OffsetClock() }
         if settings.database != nil, kind == .gateway {
             throw ValidationError("--database: the gateway keeps no data; give the database to entitlements, identity or audit")
         }

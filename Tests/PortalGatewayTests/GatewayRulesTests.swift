@@ -29,26 +29,72 @@ final class ReadCounter: Sendable {
     var value: Int { count.withLock { $0 } }
 }
 
+/// Reads numbered in the order they start, each finishing only when the test releases it.
+final class HeldReads: Sendable {
+    let counter = ReadCounter()
+    /// The number of each read as it starts.
+    let started: AsyncStream<Int>
+    private let startedSink: AsyncStream<Int>.Continuation
+    private let gates = Mutex((released: Set<Int>(), waiting: [Int: CheckedContinuation<Void, Never>]()))
+
+    init() {
+        (started, startedSink) = AsyncStream.makeStream()
+    }
+
+    /// Starts a read and waits until it is released; returns its number.
+    func read() async -> Int {
+        let number = counter.next()
+        startedSink.yield(number)
+        await withCheckedContinuation { continuation in
+            let go = gates.withLock { gates in
+                if gates.released.contains(number) { return true }
+                gates.waiting[number] = continuation
+                return false
+            }
+            if go { continuation.resume() }
+        }
+        return number
+    }
+
+    /// Lets read `number` finish.
+    func release(_ number: Int) {
+        let continuation = gates.withLock { gates in
+            gates.released.insert(number)
+            return gates.waiting.removeValue(forKey: number)
+        }
+        continuation?.resume()
+    }
+}
+
+/// Waits (yielding) until `condition` holds.
+func until(_ condition: () async -> Bool) async {
+    while await !condition() { await Task.yield() }
+}
+
 @Suite("Gateway: shared dashboard reads")
 struct SharedReadsTests {
     @Test func requestsArrivingDuringAReadShareTheNextOneNeverTheRunningOne() async throws {
         let reads = SharedReads<String, Int>()
-        let counter = ReadCounter()
-        let read: @Sendable () async throws -> Int = {
-            let number = counter.next()
-            try await Task.sleep(for: .milliseconds(100))
-            return number
-        }
+        let held = HeldReads()
+        let read: @Sendable () async throws -> Int = { await held.read() }
+        var started = held.started.makeAsyncIterator()
         async let first = reads.value(for: "org-1", read: read)
-        try await Task.sleep(for: .milliseconds(30))
+        #expect(await started.next() == 1)
         async let second = reads.value(for: "org-1", read: read)
         async let third = reads.value(for: "org-1", read: read)
+        await until { await reads.waitingCount(for: "org-1") == 3 }
         async let otherOrganization = reads.value(for: "org-2", read: read)
+        #expect(await started.next() == 2)
+        held.release(1)
+        #expect(await started.next() == 3, "the requests that arrived during read 1 share one read after it")
+        held.release(2)
+        held.release(3)
         let values = try await (first, second, third, otherOrganization)
         #expect(values.0 == 1)
         #expect(values.1 == values.2 && values.1 > 1)
-        #expect(counter.value == 3)
+        #expect(held.counter.value == 3)
         // Nothing under way any more: a new request starts a fresh read.
+        held.release(4)
         #expect(try await reads.value(for: "org-1", read: read) == 4)
     }
 
@@ -61,17 +107,20 @@ struct SharedReadsTests {
 
     @Test func aCancelledWaiterStopsWaitingWhileTheReadGoesOnForTheOthers() async throws {
         let reads = SharedReads<String, Int>()
+        let held = HeldReads()  // a backend that answers only when the test lets it
         let hanging: @Sendable () async throws -> Int = {
-            try? await Task.sleep(for: .seconds(2))  // a backend that answers late, whatever happens to the callers
+            _ = await held.read()
             return 42
         }
         let cancelled = Task { try await reads.value(for: "org-1", read: hanging) }
+        await until { await reads.waitingCount(for: "org-1") == 1 }
         let patient = Task { try await reads.value(for: "org-1", read: hanging) }
-        try await Task.sleep(for: .milliseconds(50))
-        let started = ContinuousClock.now
+        await until { await reads.waitingCount(for: "org-1") == 2 }
         cancelled.cancel()
         await #expect(throws: CancellationError.self) { try await cancelled.value }
-        #expect(ContinuousClock.now - started < .milliseconds(500), "the cancelled caller waited for the read")
+        #expect(held.counter.value == 1, "the read goes on")
+        held.release(1)  // the patient caller arrived during read 1: it is served by the read after it
+        held.release(2)
         #expect(try await patient.value == 42)
     }
 }
@@ -105,18 +154,20 @@ struct SessionCacheTests {
 
     @Test func aLookupUnderWayWhenTheTokenIsForgottenIsNotRemembered() async throws {
         let cache = SessionCache()
-        let counter = ReadCounter()
+        let held = HeldReads()
         let resolve: @Sendable (String) async throws -> Caller = { _ in
-            _ = counter.next()
-            try await Task.sleep(for: .milliseconds(100))
+            _ = await held.read()
             return Self.caller("mem-1")
         }
+        var started = held.started.makeAsyncIterator()
         async let first = cache.caller(for: "token-1", resolve: resolve)
-        try await Task.sleep(for: .milliseconds(30))
+        #expect(await started.next() == 1)
         await cache.forget(token: "token-1")  // logout while the lookup runs
+        held.release(1)
         _ = try await first
+        held.release(2)
         _ = try await cache.caller(for: "token-1", resolve: resolve)
-        #expect(counter.value == 2)
+        #expect(held.counter.value == 2)
     }
 
     @Test func refusalsAreNeverRemembered() async throws {
