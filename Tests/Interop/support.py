@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import urllib.request
 import struct
 import subprocess
 import sys
@@ -244,6 +245,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def testing_clock_args() -> tuple[list[str], int]:
+    """Arguments that run a service on a clock the test moves (`--testing-clock`), and its admin port."""
+    port = free_port()
+    return ["--testing-clock", "--admin-port", str(port)], port
+
+
+def advance_clock(admin_port: int, seconds: float) -> None:
+    """Moves the clock of a service run with `testing_clock_args` forward: sessions, invites and
+    sign-in budgets see the time pass at once."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{admin_port}/testing/clock?advance_ms={int(seconds * 1000)}", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200, response.read()
 
 
 def free_port_base() -> int:

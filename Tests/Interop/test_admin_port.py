@@ -3,6 +3,7 @@ over plain HTTP, as a platform's scraper and probes use them."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -84,6 +85,23 @@ def test_liveness_readiness_and_unknown_paths(audit_with_admin_port):
     assert get(admin_port, "/readyz") == (200, "ready\n")
     status, body = get(admin_port, "/nowhere")
     assert status == 404 and "/metrics" in body
+
+
+def test_the_clock_moves_only_on_a_service_run_with_a_testing_clock(audit_with_admin_port, portal_bin, start_server, tmp_path):
+    """`POST /testing/clock` is refused by a service run normally; one run with `--testing-clock`
+    moves its clock, and `--testing-clock` without an admin port is a usage error."""
+    _, plain_admin_port = audit_with_admin_port
+    request = urllib.request.Request(f"http://127.0.0.1:{plain_admin_port}/testing/clock?advance_ms=1000", method="POST", data=b"")
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        pytest.fail("a service without a testing clock moved its clock")
+    except urllib.error.HTTPError as error:
+        assert error.code == 405
+    clock_args, admin_port = support.testing_clock_args()
+    start_server([portal_bin, "audit", "--data-dir", str(tmp_path / "clocked-audit-data"), *clock_args])
+    support.advance_clock(admin_port, 3600)
+    refused = subprocess.run([portal_bin, "audit", "--data-dir", str(tmp_path / "other"), "--testing-clock"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "--testing-clock" in refused.stderr
 
 
 def test_readiness_turns_503_while_the_server_drains(test_server_bin, start_server, pb):

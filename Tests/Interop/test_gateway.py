@@ -1180,10 +1180,12 @@ SESSION_LIFETIME = 2
 def expired_session(stack):
     """A gateway over an identity service whose sessions last SESSION_LIFETIME seconds, and a token
     of it that worked (and sat in the gateway's cache) before it expired."""
+    identity_clock, identity_admin_port = support.testing_clock_args()
+    gateway_clock, gateway_admin_port = support.testing_clock_args()
     identity_server = stack.launch("identity", "short-session-identity-data", "--session-lifetime", str(SESSION_LIFETIME),
-                                   "--audit-address", stack.audit_server.address)
+                                   "--audit-address", stack.audit_server.address, *identity_clock)
     gateway_server = stack.launch(
-        "gateway", "short-session-gateway-data", "--identity-address", identity_server.address,
+        "gateway", "short-session-gateway-data", *gateway_clock, "--identity-address", identity_server.address,
         "--entitlements-address", stack.entitlements_server.address, "--audit-address", stack.audit_server.address)
     identity = P.identity_grpc.IdentityServiceStub(stack.channel(identity_server.port))
     portal = P.gateway_grpc.PortalServiceStub(stack.channel(gateway_server.port))
@@ -1198,8 +1200,9 @@ def expired_session(stack):
         timeout=T)
     session = portal.Login(G.LoginRequest(organization_id=organization.organization_id, email=email, password=PASSWORD), timeout=T)
     assert portal.WhoAmI(G.WhoAmIRequest(), metadata=bearer(session.session_token), timeout=T).principal.email == email
-    # Past the session's end and past the gateway's one-second cache.
-    time.sleep(SESSION_LIFETIME + 1.2)
+    # Past the session's end (identity's clock) and past the gateway's one-second cache (the gateway's).
+    support.advance_clock(identity_admin_port, SESSION_LIFETIME + 0.1)
+    support.advance_clock(gateway_admin_port, 1.1)
     return portal, session.session_token
 
 

@@ -94,7 +94,7 @@ def test_mail_queued_while_smtp_is_down_is_sent_once_it_returns(start_server, po
     controller, inbox = start_smtp(smtp_port)
     try:
         support.wait_until(lambda: all(inbox.secret_for(email) for email in emails), timeout=30)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a duplicate can only be waited for; the relay would resend at once, not after a second
         delivered = [recipient for _, recipients, _ in inbox.messages for recipient in recipients]
         assert sorted(delivered) == sorted(emails), "each queued invite is delivered exactly once"
     finally:
