@@ -1,7 +1,7 @@
 import SQLKit
 
 /// What `SQLStore` needs of a database: write transactions that behave as if run one at a time,
-/// reads of committed data, and a lock that lets one instance at a time migrate the schema.
+/// reads of committed data, one connection at a time for migrating the schema, and a lifetime.
 protocol DatabaseEngine: Sendable {
     /// Which SQL the database speaks.
     var backend: SQLBackend { get }
@@ -19,8 +19,12 @@ protocol DatabaseEngine: Sendable {
     /// Runs `body` unless another instance holds the lease `name` (then returns nil at once).
     func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result?
 
-    /// Runs `body` while no other instance migrates the same database.
-    func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result
+    /// Runs `body` on one connection of its own while no other instance migrates the same database;
+    /// it manages its transactions itself. Works before `run()` has begun.
+    func migrate(_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws
+
+    /// Serves until graceful shutdown (PostgreSQL's connection pool runs here).
+    func run() async
 
     /// Closes the database after the work in flight.
     func close() async

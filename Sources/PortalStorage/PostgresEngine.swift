@@ -21,27 +21,29 @@ final class PostgresEngine: DatabaseEngine {
     static let migrationLockKey: Int64 = 0x706f_7274_616c  // "portal"
 
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    /// One connection of its own, for checking the server and migrating before the pool runs.
+    private let single: PostgresConnection.Configuration
     private let logger: Logger
 
     var backend: SQLBackend { .postgres }
 
-    private init(client: PostgresClient, logger: Logger) {
+    private init(client: PostgresClient, single: PostgresConnection.Configuration, logger: Logger) {
         self.client = client
+        self.single = single
         self.logger = logger
-        runner = Task { await client.run() }
     }
 
     /// Checks that `location` answers (one connection, so a wrong address or password fails at once
-    /// with the server's reason), then opens the pool, which connects as work arrives.
+    /// with the server's reason), then makes the pool, which connects as work arrives once `run()`
+    /// has begun: the store runs it as a service of the service group.
     static func open(_ location: PostgresLocation, logger: Logger) async throws -> PostgresEngine {
         let tls = try tls(location)
-        var probe = PostgresConnection.Configuration(
+        var single = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: tls.connectionTLS)
-        probe.options.connectTimeout = .seconds(10)
+        single.options.connectTimeout = .seconds(10)
         do {
-            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(configuration: single, id: 0, logger: logger)
             try await connection.close()
         } catch {
             throw DatabaseLocationError("database \(location): cannot connect (\(Self.reason(error)))")
@@ -51,11 +53,7 @@ final class PostgresEngine: DatabaseEngine {
             database: location.database, tls: tls.clientTLS)
         configuration.options.maximumConnections = location.poolSize
         configuration.options.minimumConnections = 1
-        let engine = PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger)
-        // The pool serves once its `run()` has begun on the runner task; give it that moment before
-        // the first lease (the migrations), which would otherwise wait with a warning.
-        try await Task.sleep(for: .milliseconds(20))
-        return engine
+        return PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), single: single, logger: logger)
     }
 
     /// TLS to the server as `sslmode` asks, for the probe connection and for the pool.
@@ -165,25 +163,31 @@ final class PostgresEngine: DatabaseEngine {
         }
     }
 
-    /// Holds a session advisory lock on one connection while `body` migrates on others.
-    func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
-        try await client.withConnection { connection in
-            _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: logger)
+    /// Migrates on a connection of its own (the pool may not run yet), holding a session advisory
+    /// lock so instances starting together migrate once; closing the connection releases the lock.
+    func migrate(_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: single, id: 0, logger: logger)
             do {
-                let result = try await body()
-                _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: logger)
-                return result
+                _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: logger)
+                try await body(connection.sql(queryLogLevel: nil))
+                try await connection.close()
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLockKey))", logger: logger)
+                try? await connection.close()
                 throw error
             }
+        } catch {
+            throw Self.described(error)
         }
     }
 
-    func close() async {
-        runner.cancel()
-        await runner.value
+    /// Runs the connection pool until graceful shutdown.
+    func run() async {
+        await client.run()
     }
+
+    /// The pool closes when `run()` ends; a pool that never ran holds no connection.
+    func close() async {}
 
     /// Serialization failures and deadlocks: the transaction may simply be run again.
     static func isRetryable(_ error: any Error) -> Bool {

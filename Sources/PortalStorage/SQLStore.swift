@@ -43,14 +43,13 @@ public final class SQLStore: Service, Sendable {
         case .sqlite(let path): engine = try await SQLiteEngine.open(path: path, logger: logger)
         case .postgres(let postgres): engine = try await PostgresEngine.open(postgres, logger: logger)
         }
-        let store = SQLStore(engine: engine, name: name, logger: logger)
         do {
-            try await engine.withMigrationLock { try await store.migrate(migrations) }
+            try await engine.migrate { database in try await migrate(database, migrations, backend: engine.backend, logger: logger) }
         } catch {
             await engine.close()
             throw error
         }
-        return store
+        return SQLStore(engine: engine, name: name, logger: logger)
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
@@ -99,9 +98,10 @@ public final class SQLStore: Service, Sendable {
         try await engine.read(metrics: metrics, body)
     }
 
-    /// Waits for graceful shutdown, then closes the database.
+    /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the store
+    /// serves transactions once its service group runs it), then closes the database.
     public func run() async throws {
-        try? await gracefulShutdown()
+        await engine.run()
         await close()
     }
 
@@ -110,21 +110,23 @@ public final class SQLStore: Service, Sendable {
         await engine.close()
     }
 
-    private func migrate(_ migrations: [SQLMigration]) async throws {
-        let backend = engine.backend
-        try await transaction { database in
-            try await database.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
-        }
-        let applied = try await read { database in
-            try await database.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) }
-        }
+    /// Applies the pending `migrations` in version order on `database` (one connection), each in a
+    /// transaction of its own with its row in `schema_migrations`.
+    private static func migrate(_ database: any SQLDatabase, _ migrations: [SQLMigration], backend: SQLBackend, logger: Logger) async throws {
+        try await database.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
+        let applied = Set(try await database.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
-            try await transaction { database in
+            try await database.raw(backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN").run()
+            do {
                 for statement in migration.statements(for: backend) {
                     try await database.raw(SQLQueryString(statement)).run()
                 }
                 let now = Int64(Date().timeIntervalSince1970)
                 try await database.raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))").run()
+                try await database.raw("COMMIT").run()
+            } catch {
+                try? await database.raw("ROLLBACK").run()
+                throw error
             }
             logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SQLKit
 import SQLiteKit
+import ServiceLifecycle
 
 /// An SQLite file in WAL mode: writes one at a time on the write connection (SQLite has one writer),
 /// reads on a second connection. Every call into libsqlite3 runs on NIO's blocking thread pool.
@@ -73,9 +74,21 @@ final class SQLiteEngine: DatabaseEngine {
         try await body()
     }
 
-    /// One process owns the file, so migrations need no lock.
-    func withMigrationLock<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws -> Result {
-        try await body()
+    /// One process owns the file: migrations take the write connection like a transaction.
+    func migrate(_ body: @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        await writeQueue.acquire()
+        do {
+            try await body(writer.sql())
+            await writeQueue.release()
+        } catch {
+            await writeQueue.release()
+            throw error
+        }
+    }
+
+    /// Nothing runs in the background: waits for graceful shutdown.
+    func run() async {
+        try? await gracefulShutdown()
     }
 
     func close() async {
