@@ -21,7 +21,8 @@ public final class AdminHTTPServer: Service, Sendable {
     /// A server on `host:port` exposing `registry`, ready while `isReady` says so; `testingClock` is
     /// the clock tests may move (nil serves no such route).
     public init(
-        host: String, port: Int, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool, testingClock: OffsetClock? = nil,
+        host: String, port: Int, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool,
+        testingClock: OffsetClock? = nil,
         logger: Logger
     ) {
         self.host = host
@@ -39,7 +40,8 @@ public final class AdminHTTPServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(AdminRequestHandler(registry: registry, isReady: isReady, testingClock: testingClock))
+                    channel.pipeline.addHandler(
+                        AdminRequestHandler(registry: registry, isReady: isReady, testingClock: testingClock))
                 }
             }
             .bind(host: host, port: port).get()
@@ -68,20 +70,28 @@ private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
         guard case .head(let request) = unwrapInboundIn(data) else { return }
         let parts = request.uri.split(separator: "?", maxSplits: 1).map(String.init)
         let path = parts.first ?? request.uri
-        let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) = switch (request.method, path) {
-        case (.GET, "/metrics"): (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
-        case (.GET, "/healthz"): (.ok, "text/plain", Array("ok\n".utf8))
-        case (.GET, "/readyz"): isReady() ? (.ok, "text/plain", Array("ready\n".utf8)) : (.serviceUnavailable, "text/plain", Array("shutting down\n".utf8))
-        case (.POST, "/testing/clock") where testingClock != nil: Self.advance(testingClock!, query: parts.count > 1 ? parts[1] : "")
-        case (.GET, _): (.notFound, "text/plain", Array("not found: /metrics, /healthz and /readyz are served here\n".utf8))
-        default: (.methodNotAllowed, "text/plain", Array("only GET\n".utf8))
-        }
+        let (status, contentType, body): (HTTPResponseStatus, String, [UInt8]) =
+            switch (request.method, path) {
+            case (.GET, "/metrics"): (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+            case (.GET, "/healthz"): (.ok, "text/plain", Array("ok\n".utf8))
+            case (.GET, "/readyz"):
+                isReady()
+                    ? (.ok, "text/plain", Array("ready\n".utf8))
+                    : (.serviceUnavailable, "text/plain", Array("shutting down\n".utf8))
+            case (.POST, "/testing/clock") where testingClock != nil:
+                Self.advance(testingClock!, query: parts.count > 1 ? parts[1] : "")
+            case (.GET, _):
+                (.notFound, "text/plain", Array("not found: /metrics, /healthz and /readyz are served here\n".utf8))
+            default: (.methodNotAllowed, "text/plain", Array("only GET\n".utf8))
+            }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: String(body.count))
         let keepAlive = request.isKeepAlive
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
@@ -93,8 +103,13 @@ private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
     /// Moves the testing clock by the query's `advance_ms`.
     private static func advance(_ clock: OffsetClock, query: String) -> (HTTPResponseStatus, String, [UInt8]) {
         let fields = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1) }
-        guard let field = fields.first(where: { $0.first == "advance_ms" }), field.count == 2, let milliseconds = Int64(field[1]), milliseconds >= 0 else {
-            return (.badRequest, "text/plain", Array("advance_ms: expected a number of milliseconds to move the clock forward\n".utf8))
+        guard let field = fields.first(where: { $0.first == "advance_ms" }), field.count == 2,
+            let milliseconds = Int64(field[1]), milliseconds >= 0
+        else {
+            return (
+                .badRequest, "text/plain",
+                Array("advance_ms: expected a number of milliseconds to move the clock forward\n".utf8)
+            )
         }
         clock.advance(by: .milliseconds(milliseconds))
         return (.ok, "text/plain", Array("moved \(milliseconds) ms; \(clock.elapsed) in all\n".utf8))

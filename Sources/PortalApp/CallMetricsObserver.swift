@@ -19,16 +19,22 @@ final class CallMetricsObserver: ServerCallObserver {
         init(service: String, method: String) {
             self.service = service
             self.method = method
-            duration = Metrics.Timer(label: "portal_rpc_call_duration_seconds", dimensions: [("service", service), ("method", method)])
-            inFlight = Meter(label: "portal_rpc_calls_in_flight", dimensions: [("service", service), ("method", method)])
-            okCalls = Counter(label: "portal_rpc_calls_total", dimensions: [("service", service), ("method", method), ("code", RPCStatusCode.ok.description)])
+            duration = Metrics.Timer(
+                label: "portal_rpc_call_duration_seconds", dimensions: [("service", service), ("method", method)])
+            inFlight = Meter(
+                label: "portal_rpc_calls_in_flight", dimensions: [("service", service), ("method", method)])
+            okCalls = Counter(
+                label: "portal_rpc_calls_total",
+                dimensions: [("service", service), ("method", method), ("code", RPCStatusCode.ok.description)])
         }
 
         func calls(_ code: RPCStatusCode) -> Counter {
             if code == .ok { return okCalls }
             return calls.withLock { calls in
                 if let counter = calls[code] { return counter }
-                let counter = Counter(label: "portal_rpc_calls_total", dimensions: [("service", service), ("method", method), ("code", code.description)])
+                let counter = Counter(
+                    label: "portal_rpc_calls_total",
+                    dimensions: [("service", service), ("method", method), ("code", code.description)])
                 calls[code] = counter
                 return counter
             }

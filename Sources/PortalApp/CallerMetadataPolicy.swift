@@ -17,17 +17,21 @@ struct CallerMetadataPolicy: ServerInterceptor {
     }
 
     func intercept(context: ServerContext, next: @Sendable (ServerContext) async throws -> Void) async throws {
-        if let key = PrincipalMetadata.vouchedKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }), !isTrusted(context) {
+        if let key = PrincipalMetadata.vouchedKeys.first(where: {
+            context.requestMetadata.firstString(forKey: $0) != nil
+        }), !isTrusted(context) {
             throw RPCError(
                 .permissionDenied,
-                "\(key): caller metadata is accepted only from the gateway (a loopback peer, mutual TLS, or the internal credential)")
+                "\(key): caller metadata is accepted only from the gateway (a loopback peer, mutual TLS, or the internal credential)"
+            )
         }
         try await next(context)
     }
 
     private func isTrusted(_ context: ServerContext) -> Bool {
         if let credentialDigest, let presented = context.requestMetadata.firstString(forKey: Self.credentialKey),
-           SecretHashing.constantTimeEqual(SecretHashing.sha256(presented), credentialDigest) {
+            SecretHashing.constantTimeEqual(SecretHashing.sha256(presented), credentialDigest)
+        {
             return true
         }
         let address = context.peerAddress
@@ -40,7 +44,9 @@ struct CredentialedChannel: RPCChannel {
     let channel: any RPCChannel
     let credential: String
 
-    func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream {
+    func openCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions
+    ) async throws -> any ClientCallStream {
         var metadata = metadata
         metadata.addString(credential, forKey: CallerMetadataPolicy.credentialKey)
         return try await channel.openCall(method, metadata: metadata, options: options)

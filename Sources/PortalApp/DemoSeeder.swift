@@ -28,7 +28,8 @@ public struct DemoSeeder: Service {
     /// `dataDirectory`; with `tls` it calls them over TLS presenting that certificate. `webURL`, the
     /// web portal's address, is printed last, with the sign-ins a person uses there.
     public init(
-        dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort, tls: ServiceTLS? = nil,
+        dataDirectory: String, host: String, portBase: Int = PortalServiceKind.gateway.defaultPort,
+        tls: ServiceTLS? = nil,
         webURL: String? = nil, logger: Logger
     ) {
         self.dataDirectory = dataDirectory
@@ -99,7 +100,8 @@ public struct DemoSeeder: Service {
 
     private func seed() async throws -> String {
         let clientTLS = try tls?.clientSource(logger: logger)
-        let identityChannel = try PortalRuntime.channel(to: "\(host):\(PortalServiceKind.identity.port(base: portBase))", flag: "identity", tls: clientTLS)
+        let identityChannel = try PortalRuntime.channel(
+            to: "\(host):\(PortalServiceKind.identity.port(base: portBase))", flag: "identity", tls: clientTLS)
         let entitlementsChannel = try PortalRuntime.channel(
             to: "\(host):\(PortalServiceKind.entitlements.port(base: portBase))", flag: "entitlements", tls: clientTLS)
         defer {
@@ -112,11 +114,12 @@ public struct DemoSeeder: Service {
             identity: Portal_Identity_V1_IdentityClient(channel: identityChannel),
             entitlements: Portal_Entitlements_V1_EntitlementsClient(channel: entitlementsChannel))
         let organization = try await whenServing {
-            try await backends.identity.createOrganization(.with {
-                $0.name = "Northwind Robotics"
-                $0.firstAdminEmail = "ada@northwind.example"
-                $0.idempotencyKey = "demo-organization"
-            })
+            try await backends.identity.createOrganization(
+                .with {
+                    $0.name = "Northwind Robotics"
+                    $0.firstAdminEmail = "ada@northwind.example"
+                    $0.idempotencyKey = "demo-organization"
+                })
         }
         let organizationID = organization.organization!.organizationID
         let ada = try await accept("ada@northwind.example", "Ada", "Lovelace", organizationID: organizationID, backends)
@@ -129,7 +132,8 @@ public struct DemoSeeder: Service {
             try await invite(email, role: role, organizationID: organizationID, as: asAda, backends)
             _ = try await accept(email, first, last, organizationID: organizationID, backends)
         }
-        try await invite("dorothy@northwind.example", role: .viewer, organizationID: organizationID, as: asAda, backends)
+        try await invite(
+            "dorothy@northwind.example", role: .viewer, organizationID: organizationID, as: asAda, backends)
         try await invite("mary@northwind.example", role: .admin, organizationID: organizationID, as: asAda, backends)
 
         for product in Self.products {
@@ -138,41 +142,63 @@ public struct DemoSeeder: Service {
         let day: Int64 = 86_400_000
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let entitlements: [(String, String, Int64, Int64?, [(String, Int64)])] = [
-            ("ENT-240117", "QSO-1041187", now - 400 * day, now + 330 * day, [("QSC-CORE-110", 40), ("QSC-VISION-4K", 25), ("QSC-SCRIPT", 60)]),
+            (
+                "ENT-240117", "QSO-1041187", now - 400 * day, now + 330 * day,
+                [("QSC-CORE-110", 40), ("QSC-VISION-4K", 25), ("QSC-SCRIPT", 60)]
+            ),
             ("ENT-240502", "QSO-1043920", now - 240 * day, nil, [("QSC-ATLAS", 100), ("QSC-ORBIT", 50)]),
-            ("ENT-240811", "QSO-1046305", now - 120 * day, now + 610 * day, [("QSC-PULSE", 30), ("QSC-FORGE", 20), ("QSC-HARBOR", 15)]),
+            (
+                "ENT-240811", "QSO-1046305", now - 120 * day, now + 610 * day,
+                [("QSC-PULSE", 30), ("QSC-FORGE", 20), ("QSC-HARBOR", 15)]
+            ),
             ("ENT-230309", "QSO-1032277", now - 700 * day, now - 30 * day, [("QSC-CORE-110", 10), ("QSC-BEACON", 12)]),
-            ("ENT-241020", "QSO-1048812", now - 40 * day, now + 700 * day, [("QSC-SUMMIT", 200), ("QSC-QUARTZ", 35), ("QSC-MERIDIAN", 80)]),
+            (
+                "ENT-241020", "QSO-1048812", now - 40 * day, now + 700 * day,
+                [("QSC-SUMMIT", 200), ("QSC-QUARTZ", 35), ("QSC-MERIDIAN", 80)]
+            ),
         ]
         for (id, salesOrder, ordered, expires, lines) in entitlements {
-            _ = try await backends.entitlements.transferEntitlement(.with {
-                $0.entitlementID = id
-                $0.organizationID = organizationID
-                $0.salesOrder = salesOrder
-                $0.poNumber = "PO-NW-\(id.suffix(4))"
-                $0.orderDate = Google_Protobuf_Timestamp(milliseconds: ordered)
-                $0.expirationDate = expires.map(Google_Protobuf_Timestamp.init(milliseconds:))
-                $0.lines = lines.map { line in .with { $0.productID = line.0; $0.quantity = line.1 } }
-            })
+            _ = try await backends.entitlements.transferEntitlement(
+                .with {
+                    $0.entitlementID = id
+                    $0.organizationID = organizationID
+                    $0.salesOrder = salesOrder
+                    $0.poNumber = "PO-NW-\(id.suffix(4))"
+                    $0.orderDate = Google_Protobuf_Timestamp(milliseconds: ordered)
+                    $0.expirationDate = expires.map(Google_Protobuf_Timestamp.init(milliseconds:))
+                    $0.lines = lines.map { line in
+                        .with {
+                            $0.productID = line.0
+                            $0.quantity = line.1
+                        }
+                    }
+                })
         }
-        let projects = [("Harbor Control Room", "Grace Hopper"), ("Atrium AV Refresh", "Katherine Johnson"), ("Line 3 Vision QA", "Margaret Hamilton")]
+        let projects = [
+            ("Harbor Control Room", "Grace Hopper"), ("Atrium AV Refresh", "Katherine Johnson"),
+            ("Line 3 Vision QA", "Margaret Hamilton"),
+        ]
         let activations: [(String, String, Int64)] = [
-            ("ENT-240117", "QSC-CORE-110", 4), ("ENT-240117", "QSC-VISION-4K", 6), ("ENT-240502", "QSC-ATLAS", 25), ("ENT-240502", "QSC-ORBIT", 10),
-            ("ENT-240811", "QSC-PULSE", 8), ("ENT-241020", "QSC-SUMMIT", 40), ("ENT-241020", "QSC-QUARTZ", 5), ("ENT-240117", "QSC-SCRIPT", 12),
-            ("ENT-240811", "QSC-FORGE", 3), ("ENT-241020", "QSC-MERIDIAN", 16), ("ENT-240117", "QSC-CORE-110", 2), ("ENT-240502", "QSC-ATLAS", 15),
+            ("ENT-240117", "QSC-CORE-110", 4), ("ENT-240117", "QSC-VISION-4K", 6), ("ENT-240502", "QSC-ATLAS", 25),
+            ("ENT-240502", "QSC-ORBIT", 10),
+            ("ENT-240811", "QSC-PULSE", 8), ("ENT-241020", "QSC-SUMMIT", 40), ("ENT-241020", "QSC-QUARTZ", 5),
+            ("ENT-240117", "QSC-SCRIPT", 12),
+            ("ENT-240811", "QSC-FORGE", 3), ("ENT-241020", "QSC-MERIDIAN", 16), ("ENT-240117", "QSC-CORE-110", 2),
+            ("ENT-240502", "QSC-ATLAS", 15),
         ]
         for (index, (entitlementID, productID, quantity)) in activations.enumerated() {
             let (project, manager) = projects[index % projects.count]
-            _ = try await backends.entitlements.activate(.with {
-                $0.organizationID = organizationID
-                $0.entitlementID = entitlementID
-                $0.productID = productID
-                $0.quantity = quantity
-                $0.projectName = project
-                $0.projectManager = manager
-                $0.serialNumber = index % 2 == 0 ? String(format: "NW-%05d", 31_000 + index * 37) : ""
-                $0.idempotencyKey = "demo-activation-\(index)"
-            }, metadata: asAda)
+            _ = try await backends.entitlements.activate(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.entitlementID = entitlementID
+                    $0.productID = productID
+                    $0.quantity = quantity
+                    $0.projectName = project
+                    $0.projectManager = manager
+                    $0.serialNumber = index % 2 == 0 ? String(format: "NW-%05d", 31_000 + index * 37) : ""
+                    $0.idempotencyKey = "demo-activation-\(index)"
+                }, metadata: asAda)
         }
         try await seedSecondOrganization(backends)
         logger.info("seeded the demo organization", metadata: ["organization": "\(organizationID)"])
@@ -185,26 +211,37 @@ public struct DemoSeeder: Service {
     /// A second organization, led by Lin, where Ada (with the same password) is a Viewer, holding
     /// one entitlement: Ada's sign-in offers both organizations.
     private func seedSecondOrganization(_ backends: Backends) async throws {
-        let created = try await backends.identity.createOrganization(.with {
-            $0.name = Self.secondOrganizationName
-            $0.firstAdminEmail = "lin@tailspin.example"
-            $0.idempotencyKey = "demo-organization-2"
-        })
+        let created = try await backends.identity.createOrganization(
+            .with {
+                $0.name = Self.secondOrganizationName
+                $0.firstAdminEmail = "lin@tailspin.example"
+                $0.idempotencyKey = "demo-organization-2"
+            })
         let organizationID = created.organization!.organizationID
         let lin = try await accept("lin@tailspin.example", "Lin", "Chen", organizationID: organizationID, backends)
         let asLin = PrincipalMetadata.metadata(memberID: lin.memberID, displayName: "Lin Chen")
         try await invite("ada@northwind.example", role: .viewer, organizationID: organizationID, as: asLin, backends)
         _ = try await accept("ada@northwind.example", "Ada", "Lovelace", organizationID: organizationID, backends)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        _ = try await backends.entitlements.transferEntitlement(.with {
-            $0.entitlementID = "ENT-250114"
-            $0.organizationID = organizationID
-            $0.salesOrder = "QSO-1051420"
-            $0.poNumber = "PO-TS-0114"
-            $0.orderDate = Google_Protobuf_Timestamp(milliseconds: now - 20 * 86_400_000)
-            $0.expirationDate = Google_Protobuf_Timestamp(milliseconds: now + 345 * 86_400_000)
-            $0.lines = [.with { $0.productID = "QSC-VISION-4K"; $0.quantity = 12 }, .with { $0.productID = "QSC-PULSE"; $0.quantity = 4 }]
-        })
+        _ = try await backends.entitlements.transferEntitlement(
+            .with {
+                $0.entitlementID = "ENT-250114"
+                $0.organizationID = organizationID
+                $0.salesOrder = "QSO-1051420"
+                $0.poNumber = "PO-TS-0114"
+                $0.orderDate = Google_Protobuf_Timestamp(milliseconds: now - 20 * 86_400_000)
+                $0.expirationDate = Google_Protobuf_Timestamp(milliseconds: now + 345 * 86_400_000)
+                $0.lines = [
+                    .with {
+                        $0.productID = "QSC-VISION-4K"
+                        $0.quantity = 12
+                    },
+                    .with {
+                        $0.productID = "QSC-PULSE"
+                        $0.quantity = 4
+                    },
+                ]
+            })
     }
 
     /// Runs `body`, retrying while the services are still starting (up to 30 seconds).
@@ -222,11 +259,12 @@ public struct DemoSeeder: Service {
     private func invite(
         _ email: String, role: Portal_Identity_V1_Role, organizationID: String, as actor: Metadata, _ backends: Backends
     ) async throws {
-        _ = try await backends.identity.createInvite(.with {
-            $0.organizationID = organizationID
-            $0.email = email
-            $0.role = role
-        }, metadata: actor)
+        _ = try await backends.identity.createInvite(
+            .with {
+                $0.organizationID = organizationID
+                $0.email = email
+                $0.role = role
+            }, metadata: actor)
     }
 
     /// Accepts the invite to `organizationID` mailed to `email`, reading its secret from the mail spool.
@@ -234,12 +272,14 @@ public struct DemoSeeder: Service {
         _ email: String, _ firstName: String, _ lastName: String, organizationID: String, _ backends: Backends
     ) async throws -> Portal_Identity_V1_Member {
         let secret = try await inviteSecret(for: email, organizationID: organizationID)
-        return try await backends.identity.acceptInvite(.with {
-            $0.inviteSecret = secret
-            $0.firstName = firstName
-            $0.lastName = lastName
-            $0.password = Self.password
-        }).member!
+        return try await backends.identity.acceptInvite(
+            .with {
+                $0.inviteSecret = secret
+                $0.firstName = firstName
+                $0.lastName = lastName
+                $0.password = Self.password
+            }
+        ).member!
     }
 
     /// The invite code in the spooled mail to `email` from `organizationID`, waiting (up to 30 seconds) for the mailer.
@@ -247,9 +287,13 @@ public struct DemoSeeder: Service {
         let spool = (dataDirectory as NSString).appendingPathComponent("mail-spool")
         let giveUp = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < giveUp {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".eml") {
-                guard let text = try? String(contentsOfFile: (spool as NSString).appendingPathComponent(name), encoding: .utf8),
-                      text.contains("To: \(email)"), text.contains("X-Portal-Organization: \(organizationID)") else { continue }
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] where name.hasSuffix(".eml")
+            {
+                guard
+                    let text = try? String(
+                        contentsOfFile: (spool as NSString).appendingPathComponent(name), encoding: .utf8),
+                    text.contains("To: \(email)"), text.contains("X-Portal-Organization: \(organizationID)")
+                else { continue }
                 if let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("Invite code: ") }) {
                     return String(line.dropFirst("Invite code: ".count))
                 }

@@ -79,7 +79,10 @@ final class LogWriter: @unchecked Sendable {
         queue.unlock(withValue: 0)
         for line in batch { Self.write(line) }
         if lost > 0 {
-            Self.write(Array("{\"level\":\"warning\",\"logger\":\"portal\",\"message\":\"\(lost) log lines dropped: standard error is not read fast enough\"}\n".utf8))
+            Self.write(
+                Array(
+                    "{\"level\":\"warning\",\"logger\":\"portal\",\"message\":\"\(lost) log lines dropped: standard error is not read fast enough\"}\n"
+                        .utf8))
         }
     }
 

@@ -1,19 +1,19 @@
 import Foundation
 import Logging
 import Metrics
-import Prometheus
-import PortalHTTP2
+import PortalAPI
 import PortalAudit
+import PortalAuditOutbox
 import PortalEntitlements
 import PortalGateway
+import PortalHTTP2
 import PortalIdentity
-import PortalAuditOutbox
-import PortalStorage
-import PortalAPI
 import PortalProtoJSON
 import PortalRPC
+import PortalStorage
 import PortalTime
 import PortalWeb
+import Prometheus
 import ServiceLifecycle
 
 /// Where one service listens and keeps its data.
@@ -37,7 +37,8 @@ public struct ServiceSettings: Sendable {
     public var sessionLifetime: Duration?
     /// Where the identity service listens (`host:port`, or several instances' separated by commas), for the gateway.
     public var identityAddress = "127.0.0.1:\(PortalServiceKind.identity.defaultPort)"
-    /// Where the entitlements service listens (`host:port`, or several instances' separated by commas), for the gateway.
+    /// Where the entitlements service listens (`host:port`, or several instances' separated by commas), for
+    /// the gateway.
     public var entitlementsAddress = "127.0.0.1:\(PortalServiceKind.entitlements.defaultPort)"
     /// TLS for the server and the calls it makes; nil serves and calls in cleartext.
     public var tls: ServiceTLS?
@@ -135,14 +136,17 @@ public enum PortalRuntime {
             return ServiceComponent(services: [identity.service], database: identity.store, workers: identity.workers)
         case .audit:
             let audit = try await AuditComponent.start(
-                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, clock: settings.clock,
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
+                clock: settings.clock,
                 logger: logger)
             return ServiceComponent(services: [audit.service], database: audit.store)
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
-                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens, clock: settings.clock,
+                dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
+                clock: settings.clock,
                 logger: logger)
-            return ServiceComponent(services: [entitlements.service], database: entitlements.store, workers: entitlements.workers)
+            return ServiceComponent(
+                services: [entitlements.service], database: entitlements.store, workers: entitlements.workers)
         case .gateway:
             let clientTLS = try settings.tls?.clientSource(logger: logger)
             let credentialed = { (channel: any RPCChannel) -> any RPCChannel in
@@ -151,10 +155,14 @@ public enum PortalRuntime {
             return ServiceComponent(services: [
                 PortalGatewayService(
                     backends: GatewayBackends(
-                        identity: credentialed(try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
-                        entitlements: credentialed(try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)),
-                        audit: credentialed(try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))),
-                    clock: settings.clock),
+                        identity: credentialed(
+                            try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
+                        entitlements: credentialed(
+                            try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)
+                        ),
+                        audit: credentialed(
+                            try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))),
+                    clock: settings.clock)
             ])
         }
     }
@@ -162,7 +170,9 @@ public enum PortalRuntime {
     /// Wraps `component` as `portal` runs it: the audit relay of a service that records audit events,
     /// the RPC server with its transport and caller policies (port bound), the gateway's web
     /// listener, and the admin port. Closes the component's database when it fails.
-    public static func assemble(_ component: ServiceComponent, settings: ServiceSettings, logger: Logger) async throws -> AssembledService {
+    public static func assemble(
+        _ component: ServiceComponent, settings: ServiceSettings, logger: Logger
+    ) async throws -> AssembledService {
         do {
             return try await wrap(component, settings: settings, logger: serviceLogger(logger, settings.kind))
         } catch {
@@ -171,10 +181,13 @@ public enum PortalRuntime {
         }
     }
 
-    private static func wrap(_ component: ServiceComponent, settings: ServiceSettings, logger: Logger) async throws -> AssembledService {
+    private static func wrap(
+        _ component: ServiceComponent, settings: ServiceSettings, logger: Logger
+    ) async throws -> AssembledService {
         var workers = component.workers
         if settings.kind.recordsAuditEvents, let database = component.database {
-            let channel = try channels(to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger))
+            let channel = try channels(
+                to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger))
             workers.append(AuditOutbox.relay(store: database, channel: channel, clock: settings.clock, logger: logger))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
@@ -191,21 +204,27 @@ public enum PortalRuntime {
         var web: WebServer?
         if settings.kind == .gateway, let webPort = settings.webPort {
             do {
-                web = try await webServer(serving: component.services, port: webPort, settings: settings, logger: logger)
+                web = try await webServer(
+                    serving: component.services, port: webPort, settings: settings, logger: logger)
             } catch {
                 await server.closeListener()
                 throw error
             }
         }
-        let admin: [any Service] = settings.adminPort.map { port in
-            [AdminHTTPServer(
-                host: settings.host, port: port, registry: metrics, isReady: { health.isServing }, testingClock: settings.testingClock, logger: logger)]
-        } ?? []
+        let admin: [any Service] =
+            settings.adminPort.map { port in
+                [
+                    AdminHTTPServer(
+                        host: settings.host, port: port, registry: metrics, isReady: { health.isServing },
+                        testingClock: settings.testingClock, logger: logger)
+                ]
+            } ?? []
         // A service group shuts services down in reverse order: workers, then the servers, then the
         // admin port (which reports the servers' shutdown meanwhile), then databases.
         let databases: [any Service] = component.database.map { [$0] } ?? []
         let servers: [any Service] = [server] + (web.map { [$0] } ?? [])
-        return AssembledService(services: databases + admin + servers + workers, server: server, web: web, database: component.database)
+        return AssembledService(
+            services: databases + admin + servers + workers, server: server, web: web, database: component.database)
     }
 
     /// `logger` labelled with the service.
@@ -215,8 +234,11 @@ public enum PortalRuntime {
         return logger
     }
 
-    /// The gateway's web listener over `services`, its port bound: HTTPS with the gateway's certificate when it has one.
-    static func webServer(serving services: [any RPCService], port: Int, settings: ServiceSettings, logger: Logger) async throws -> WebServer {
+    /// The gateway's web listener over `services`, its port bound: HTTPS with the gateway's certificate when
+    /// it has one.
+    static func webServer(
+        serving services: [any RPCService], port: Int, settings: ServiceSettings, logger: Logger
+    ) async throws -> WebServer {
         var configuration = WebServer.Configuration(host: settings.host, port: port)
         configuration.tls = try settings.tls?.webSource(logger: logger)
         let siteFolder = try settings.siteDirectory.map(SiteFolder.init(path:))
@@ -228,14 +250,17 @@ public enum PortalRuntime {
         let application = WebApplication(
             services: services, interceptors: [], observers: ServerAssembly.standardObservers(logger: logger),
             codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), siteFolder: siteFolder, logger: logger)
-        let server = WebServer(configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
+        let server = WebServer(
+            configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
         try await server.listen()
         return server
     }
 
     /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn.
     static func channels(to addresses: String, flag: String, tls: TLSContextSource?) throws -> any RPCChannel {
-        let list = addresses.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let list = addresses.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
         guard list.count > 1 else { return try channel(to: addresses, flag: flag, tls: tls) }
         return RoundRobinChannel(try list.map { try channel(to: $0, flag: flag, tls: tls) })
     }
@@ -243,8 +268,9 @@ public enum PortalRuntime {
     /// A client channel to another service at `address` (`host:port`), over TLS when `tls` is given.
     static func channel(to address: String, flag: String, tls: TLSContextSource? = nil) throws -> RPCClientChannel {
         // host:port, or [IPv6]:port
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port),
-              case let host = address[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port),
+            case let host = address[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty
         else {
             throw RPCError(.invalidArgument, "\(flag): expected host:port, not \(address)")
         }

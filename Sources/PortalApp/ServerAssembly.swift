@@ -1,5 +1,5 @@
-import PortalAPI
 import Logging
+import PortalAPI
 import PortalHTTP2
 import PortalRPC
 import PortalStandardServices
@@ -21,11 +21,12 @@ public enum ServerAssembly {
             Grpc_Reflection_V1alpha_ServerReflectionMethods.serviceName,
         ]
         let health = HealthService(services: hosted)
-        let allServices: [any RPCService] = services + [
-            health,
-            ReflectionService(hostedServices: hosted + standardNames),
-            ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
-        ]
+        let allServices: [any RPCService] =
+            services + [
+                health,
+                ReflectionService(hostedServices: hosted + standardNames),
+                ReflectionServiceV1Alpha(hostedServices: hosted + standardNames),
+            ]
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors,
             observers: standardObservers(logger: logger), logger: logger,

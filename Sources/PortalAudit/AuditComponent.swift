@@ -14,10 +14,13 @@ public struct AuditComponent: Sendable {
     /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds
     /// the service; `clock` dates what it receives.
     public static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(),
+        clock: any ServiceClock = .system,
         logger: Logger
     ) async throws -> AuditComponent {
-        let location = database.map(DatabaseLocation.postgres) ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
+        let location =
+            database.map(DatabaseLocation.postgres)
+            ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
         let store = try await SQLStore.open(location, name: "audit", migrations: AuditMigrations.all, logger: logger)
         let handler = AuditServiceHandler(store: AuditStore(store: store), clock: clock, pageTokens: pageTokens)
         return AuditComponent(service: handler, store: store)

@@ -49,7 +49,8 @@ struct AuditEventRecord: Sendable {
     }
 
     init(
-        sequence: Int64, eventID: String, organizationID: String, organizationSequence: Int64, time: Int64, eventType: String,
+        sequence: Int64, eventID: String, organizationID: String, organizationSequence: Int64, time: Int64,
+        eventType: String,
         action: String, message: String, user: String, actorMemberID: String, subjectKind: String, subjectID: String,
         previousHash: [UInt8], recordedAt: Int64
     ) {
@@ -69,14 +70,20 @@ struct AuditEventRecord: Sendable {
         self.recordedAt = recordedAt
         hash = Self.chainHash(
             previous: previousHash,
-            fields: [eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user, actorMemberID, subjectKind, subjectID])
+            fields: [
+                eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user,
+                actorMemberID, subjectKind, subjectID,
+            ])
     }
 
     /// The hash this row should carry: SHA-256 over the previous hash and every field, each length-prefixed.
     var expectedHash: [UInt8] {
         Self.chainHash(
             previous: previousHash,
-            fields: [eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user, actorMemberID, subjectKind, subjectID])
+            fields: [
+                eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user,
+                actorMemberID, subjectKind, subjectID,
+            ])
     }
 
     static func chainHash(previous: [UInt8], fields: [String]) -> [UInt8] {

@@ -26,12 +26,19 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         self.pageTokens = pageTokens
     }
 
-    public func appendEvents(request: Portal_Audit_V1_AppendEventsRequest, context: ServerContext) async throws -> Portal_Audit_V1_AppendEventsResponse {
-        guard !request.events.isEmpty else { throw RPCError.invalidArgument(field: "events", "must hold at least one event") }
-        guard request.events.count <= Self.maxBatch else {
-            throw RPCError.invalidArgument(field: "events", "at most \(Self.maxBatch) events per call, got \(request.events.count)")
+    public func appendEvents(
+        request: Portal_Audit_V1_AppendEventsRequest, context: ServerContext
+    ) async throws -> Portal_Audit_V1_AppendEventsResponse {
+        guard !request.events.isEmpty else {
+            throw RPCError.invalidArgument(field: "events", "must hold at least one event")
         }
-        let incoming = try request.events.enumerated().map { index, event in try Self.validate(event, field: "events[\(index)]") }
+        guard request.events.count <= Self.maxBatch else {
+            throw RPCError.invalidArgument(
+                field: "events", "at most \(Self.maxBatch) events per call, got \(request.events.count)")
+        }
+        let incoming = try request.events.enumerated().map { index, event in
+            try Self.validate(event, field: "events[\(index)]")
+        }
         let outcome = try await store.append(incoming, now: clock.milliseconds())
         var response = Portal_Audit_V1_AppendEventsResponse()
         response.storedCount = Int32(outcome.stored)
@@ -39,13 +46,22 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         return response
     }
 
-    public func listEvents(request: Portal_Audit_V1_ListEventsRequest, context: ServerContext) async throws -> Portal_Audit_V1_ListEventsResponse {
+    public func listEvents(
+        request: Portal_Audit_V1_ListEventsRequest, context: ServerContext
+    ) async throws -> Portal_Audit_V1_ListEventsResponse {
         let filter = try Self.filter(
-            organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd, types: request.eventTypes,
+            organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd,
+            types: request.eventTypes,
             actorMemberID: request.actorMemberID, user: request.user, searchText: request.searchText)
         let paging = try ListPaging(
-            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc",
-            scope: PageTokenScope(pageTokens, list: "events", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy,
+            columns: AuditStore.columns, defaultOrder: "time desc",
+            scope: PageTokenScope(
+                pageTokens, list: "events",
+                request: request.updating {
+                    $0.pageToken = ""
+                    $0.pageSize = 0
+                }))
         let page = try await store.list(filter, paging: paging)
         var response = Portal_Audit_V1_ListEventsResponse()
         response.events = page.events.map(\.api)
@@ -54,16 +70,22 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         return response
     }
 
-    public func exportEventsCsv(request: Portal_Audit_V1_ExportEventsCsvRequest, responses: ResponseWriter<Portal_Audit_V1_ExportEventsCsvResponse>, context: ServerContext) async throws {
+    public func exportEventsCsv(
+        request: Portal_Audit_V1_ExportEventsCsvRequest,
+        responses: ResponseWriter<Portal_Audit_V1_ExportEventsCsvResponse>, context: ServerContext
+    ) async throws {
         let filter = try Self.filter(
-            organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd, types: request.eventTypes,
+            organizationID: request.organizationID, timeStart: request.timeStart, timeEnd: request.timeEnd,
+            types: request.eventTypes,
             actorMemberID: request.actorMemberID, user: request.user, searchText: request.searchText)
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
-            throw RPCError.invalidArgument(field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
+            throw RPCError.invalidArgument(
+                field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
         let scope = PageTokenScope(pageTokens, list: "events export", request: request)
         var paging = try ListPaging(
-            pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns, defaultOrder: "time desc",
+            pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns,
+            defaultOrder: "time desc",
             maxPageSize: Self.exportStep, scope: scope)
         var csv = CSVWriter()
         csv.appendRow(["Date & Time", "Message", "Type", "User"])
@@ -71,7 +93,10 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             try context.checkLive()
             let page = try await store.exportPage(filter, paging: paging)
             for event in page.rows {
-                csv.appendRow([timeFormat.format(milliseconds: event.time), event.message, AuditVocabulary.title(stored: event.eventType), event.user])
+                csv.appendRow([
+                    timeFormat.format(milliseconds: event.time), event.message,
+                    AuditVocabulary.title(stored: event.eventType), event.user,
+                ])
                 if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
             }
             guard !page.nextPageToken.isEmpty else {
@@ -79,20 +104,29 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
                 break
             }
             paging = try ListPaging(
-                pageSize: Int32(Self.exportStep), pageToken: page.nextPageToken, orderBy: request.orderBy, columns: AuditStore.columns,
+                pageSize: Int32(Self.exportStep), pageToken: page.nextPageToken, orderBy: request.orderBy,
+                columns: AuditStore.columns,
                 defaultOrder: "time desc", maxPageSize: Self.exportStep, scope: scope)
         }
     }
 
-    public func recentEvents(request: Portal_Audit_V1_RecentEventsRequest, context: ServerContext) async throws -> Portal_Audit_V1_RecentEventsResponse {
+    public func recentEvents(
+        request: Portal_Audit_V1_RecentEventsRequest, context: ServerContext
+    ) async throws -> Portal_Audit_V1_RecentEventsResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
-        guard (0...100).contains(request.limit) else { throw RPCError.invalidArgument(field: "limit", "must be between 0 and 100") }
+        guard (0...100).contains(request.limit) else {
+            throw RPCError.invalidArgument(field: "limit", "must be between 0 and 100")
+        }
         var response = Portal_Audit_V1_RecentEventsResponse()
-        response.events = try await store.recent(organizationID: organizationID, limit: request.limit == 0 ? 5 : Int(request.limit)).map(\.api)
+        response.events = try await store.recent(
+            organizationID: organizationID, limit: request.limit == 0 ? 5 : Int(request.limit)
+        ).map(\.api)
         return response
     }
 
-    public func verifyChain(request: Portal_Audit_V1_VerifyChainRequest, context: ServerContext) async throws -> Portal_Audit_V1_VerifyChainResponse {
+    public func verifyChain(
+        request: Portal_Audit_V1_VerifyChainRequest, context: ServerContext
+    ) async throws -> Portal_Audit_V1_VerifyChainResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let outcome = try await store.verifyChain(organizationID: organizationID)
         var response = Portal_Audit_V1_VerifyChainResponse()
@@ -128,12 +162,14 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         }
         return AuditStore.Incoming(
             eventID: eventID, organizationID: organizationID, time: time.milliseconds, eventType: type,
-            action: AuditVocabulary.stored(event.action), message: event.message, user: event.user, actorMemberID: event.actorMemberID,
+            action: AuditVocabulary.stored(event.action), message: event.message, user: event.user,
+            actorMemberID: event.actorMemberID,
             subjectKind: AuditVocabulary.stored(event.subjectKind), subjectID: event.subjectID)
     }
 
     static func filter(
-        organizationID: String, timeStart: Google_Protobuf_Timestamp?, timeEnd: Google_Protobuf_Timestamp?, types: [Portal_Audit_V1_EventType],
+        organizationID: String, timeStart: Google_Protobuf_Timestamp?, timeEnd: Google_Protobuf_Timestamp?,
+        types: [Portal_Audit_V1_EventType],
         actorMemberID: String, user: String, searchText: String
     ) throws -> AuditStore.Filter {
         var filter = AuditStore.Filter(organizationID: try required(organizationID, field: "organization_id"))
@@ -146,7 +182,8 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             filter.timeEnd = timeEnd.milliseconds
         }
         if let start = filter.timeStart, let end = filter.timeEnd, end < start {
-            throw RPCError.invalidArgument(field: "time_end", "must not be before time_start (equal bounds select nothing)")
+            throw RPCError.invalidArgument(
+                field: "time_end", "must not be before time_start (equal bounds select nothing)")
         }
         filter.eventTypes = try types.map { type in
             guard let stored = AuditVocabulary.stored(type) else {
@@ -156,7 +193,9 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
         }
         filter.actorMemberID = actorMemberID
         filter.user = user
-        guard searchText.count <= 200 else { throw RPCError.invalidArgument(field: "search_text", "must be at most 200 characters") }
+        guard searchText.count <= 200 else {
+            throw RPCError.invalidArgument(field: "search_text", "must be at most 200 characters")
+        }
         filter.searchText = searchText
         return filter
     }

@@ -39,14 +39,21 @@ final class AuditStore: Sendable {
                 let head: (sequence: Int64, hash: [UInt8])
                 if let cached = heads[event.organizationID] {
                     head = cached
-                } else if let row = try await database.raw("SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: event.organizationID)").first() {
-                    head = (try row.decode(column: "last_sequence", as: Int64.self), [UInt8](try row.decode(column: "last_hash", as: Data.self)))
+                } else if let row = try await database.raw(
+                    "SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: event.organizationID)"
+                ).first() {
+                    head = (
+                        try row.decode(column: "last_sequence", as: Int64.self),
+                        [UInt8](try row.decode(column: "last_hash", as: Data.self))
+                    )
                 } else {
                     head = (0, [UInt8](repeating: 0, count: 32))
                 }
                 let record = AuditEventRecord(
-                    sequence: 0, eventID: event.eventID, organizationID: event.organizationID, organizationSequence: head.sequence + 1,
-                    time: event.time, eventType: event.eventType, action: event.action, message: event.message, user: event.user,
+                    sequence: 0, eventID: event.eventID, organizationID: event.organizationID,
+                    organizationSequence: head.sequence + 1,
+                    time: event.time, eventType: event.eventType, action: event.action, message: event.message,
+                    user: event.user,
                     actorMemberID: event.actorMemberID, subjectKind: event.subjectKind, subjectID: event.subjectID,
                     previousHash: head.hash, recordedAt: now)
                 heads[event.organizationID] = (record.organizationSequence, record.hash)
@@ -64,18 +71,22 @@ final class AuditStore: Sendable {
                         """
                     values = offset == 0 ? row : "\(values), \(row)"
                 }
-                try await database.raw("""
+                try await database.raw(
+                    """
                     INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
                                         subject_kind, subject_id, previous_hash, hash, recorded_at)
                     VALUES \(values)
-                    """).run()
+                    """
+                ).run()
             }
             try await Self.addToCounts(database, records)
             for (organizationID, head) in heads {
-                try await database.raw("""
+                try await database.raw(
+                    """
                     INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
                     ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
-                    """).run()
+                    """
+                ).run()
             }
             return (records.count, events.count - records.count)
         }
@@ -88,15 +99,18 @@ final class AuditStore: Sendable {
             counts[record.organizationID, default: [:]]["all", default: [:]]["", default: 0] += 1
             counts[record.organizationID, default: [:]]["type", default: [:]][record.eventType, default: 0] += 1
             counts[record.organizationID, default: [:]]["user", default: [:]][record.user, default: 0] += 1
-            counts[record.organizationID, default: [:]]["type_user", default: [:]][record.eventType + "|" + record.user, default: 0] += 1
+            counts[record.organizationID, default: [:]]["type_user", default: [:]][
+                record.eventType + "|" + record.user, default: 0] += 1
         }
         for (organizationID, dimensions) in counts {
             for (dimension, values) in dimensions {
                 for (value, n) in values {
-                    try await database.raw("""
+                    try await database.raw(
+                        """
                         INSERT INTO event_counts (org_id, dimension, value, n) VALUES (\(bind: organizationID), \(bind: dimension), \(bind: value), \(bind: n))
                         ON CONFLICT (org_id, dimension, value) DO UPDATE SET n = event_counts.n + excluded.n
-                        """).run()
+                        """
+                    ).run()
                 }
             }
         }
@@ -109,36 +123,48 @@ final class AuditStore: Sendable {
     /// counted (up to `countCap`) for time windows, actors and searches.
     private static func totalSize(_ database: any SQLDatabase, _ filter: Filter) async throws -> Int64 {
         let backend = SQLBackend(database)
-        if filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty, Filter.ftsQuery(filter.searchText) == nil {
+        if filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
+            Filter.ftsQuery(filter.searchText) == nil
+        {
             let keys: [(String, String)]
             switch (filter.eventTypes.isEmpty, filter.userNames) {
             case (true, nil): keys = [("all", "")]
             case (false, nil): keys = Set(filter.eventTypes).map { ("type", $0) }
             case (true, let names?): keys = names.map { ("user", $0) }
-            case (false, let names?): keys = Set(filter.eventTypes).flatMap { type in names.map { ("type_user", type + "|" + $0) } }
+            case (false, let names?):
+                keys = Set(filter.eventTypes).flatMap { type in names.map { ("type_user", type + "|" + $0) } }
             }
             var total: Int64 = 0
             for (dimension, value) in keys {
-                total += try await database.raw("""
-                    SELECT n FROM event_counts WHERE org_id = \(bind: filter.organizationID) AND dimension = \(bind: dimension) AND value = \(bind: value)
-                    """).first()?.decode(column: "n", as: Int64.self) ?? 0
+                total +=
+                    try await database.raw(
+                        """
+                        SELECT n FROM event_counts WHERE org_id = \(bind: filter.organizationID) AND dimension = \(bind: dimension) AND value = \(bind: value)
+                        """
+                    ).first()?.decode(column: "n", as: Int64.self) ?? 0
             }
             return total
         }
-        if backend == .sqlite, let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil, filter.actorMemberID.isEmpty,
-           filter.eventTypes.isEmpty, filter.userNames == nil {
+        if backend == .sqlite, let match = filter.ftsMatch, filter.timeStart == nil, filter.timeEnd == nil,
+            filter.actorMemberID.isEmpty,
+            filter.eventTypes.isEmpty, filter.userNames == nil
+        {
             return try await searchMatches(database, match)
         }
-        return try await database.raw("""
+        return try await database.raw(
+            """
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE \(filter.condition(backend)) LIMIT \(unsafeRaw: String(countCap))) AS capped
-            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            """
+        ).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
     /// How many events of the organization a search matches, up to `countCap`, from the FTS5 index alone (SQLite).
     private static func searchMatches(_ database: any SQLDatabase, _ match: String) async throws -> Int64 {
-        try await database.raw("""
+        try await database.raw(
+            """
             SELECT COUNT(*) AS n FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH \(bind: match) LIMIT \(unsafeRaw: String(countCap))) AS capped
-            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            """
+        ).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
     /// The rows of one page in order. On SQLite a selective search (fewer than `countCap` matches) is
@@ -159,15 +185,19 @@ final class AuditStore: Sendable {
         var condition = filter.condition(backend)
         if let keyset = paging.keysetCondition(idColumn: "event_id") { condition = "\(condition) AND \(keyset)" }
         if backend == .sqlite, let match = filter.ftsMatch, try await searchMatches(database, match) < countCap {
-            return try await database.raw("""
+            return try await database.raw(
+                """
                 SELECT \(unsafeRaw: columns) FROM (SELECT rowid AS match_seq FROM events_fts WHERE events_fts MATCH \(bind: match)) AS matches
                 CROSS JOIN events ON events.seq = matches.match_seq
                 WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
-                """).all()
+                """
+            ).all()
         }
-        return try await database.raw("""
+        return try await database.raw(
+            """
             SELECT \(unsafeRaw: columns) FROM events WHERE \(condition) \(paging.orderAndLimit(idColumn: "event_id"))
-            """).all()
+            """
+        ).all()
     }
 
     /// The filter with its user resolved to the stored names it matches ignoring case. An
@@ -177,9 +207,11 @@ final class AuditStore: Sendable {
         guard !filter.user.isEmpty else { return filter }
         var filter = filter
         let wanted = filter.user.lowercased()
-        filter.userNames = try await database.raw("""
+        filter.userNames = try await database.raw(
+            """
             SELECT value FROM event_counts WHERE org_id = \(bind: filter.organizationID) AND dimension = 'user'
-            """).all().map { try $0.decode(column: "value", as: String.self) }.filter { $0.lowercased() == wanted }
+            """
+        ).all().map { try $0.decode(column: "value", as: String.self) }.filter { $0.lowercased() == wanted }
         return filter
     }
 
@@ -244,7 +276,8 @@ final class AuditStore: Sendable {
                 condition = "\(condition) AND search_words @@ (\(query))"
             } else if ftsMatch != nil {
                 // The row is the organization's already, so the check needs only the words.
-                condition = "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: Self.ftsQuery(searchText)!) AND events_fts.rowid = events.seq)"
+                condition =
+                    "\(condition) AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH \(bind: Self.ftsQuery(searchText)!) AND events_fts.rowid = events.seq)"
             }
             return condition
         }
@@ -260,13 +293,19 @@ final class AuditStore: Sendable {
 
         /// The search split into words as `ftsQuery` reads them.
         private static func searchWords(_ text: String) -> [Substring] {
-            text.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-" })
+            text.split(whereSeparator: {
+                !$0.isLetter && !$0.isNumber && $0 != "@" && $0 != "." && $0 != "_" && $0 != "-"
+            })
         }
 
         /// The full-text query, scoped to the organization: `org : "o6f72…" AND "activated" "licenses"`.
         var ftsMatch: String? {
             guard let terms = Self.ftsQuery(searchText) else { return nil }
-            let organizationToken = "o" + organizationID.utf8.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+            let organizationToken =
+                "o"
+                + organizationID.utf8.map {
+                    String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
+                }.joined()
             return "org : \"\(organizationToken)\" AND \(terms)"
         }
 
@@ -285,12 +324,16 @@ final class AuditStore: Sendable {
     static let columns = [SortColumn("time", isText: false)]
 
     /// A page of events and the number matching.
-    func list(_ filter: Filter, paging: ListPaging, counting: Bool = true) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
+    func list(
+        _ filter: Filter, paging: ListPaging, counting: Bool = true
+    ) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
         try await store.read { database in
             let filter = try await Self.resolvingUser(database, filter)
             let total = counting ? try await Self.totalSize(database, filter) : 0
-            let rows = try await Self.pageRows(database, filter, paging: paging, columns: AuditEventRecord.qualifiedColumns)
-                .map(AuditEventRecord.init(row:))
+            let rows = try await Self.pageRows(
+                database, filter, paging: paging, columns: AuditEventRecord.qualifiedColumns
+            )
+            .map(AuditEventRecord.init(row:))
             let (page, next) = paging.page(rows) { (.integer($0.time), $0.eventID) }
             return (page, next, total)
         }
@@ -320,7 +363,8 @@ final class AuditStore: Sendable {
         try await store.read { database in
             let filter = try await Self.resolvingUser(database, filter)
             let rows = try await Self.pageRows(
-                database, filter, paging: paging, columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
+                database, filter, paging: paging,
+                columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
             ).map(ExportRow.init(row:))
             return paging.page(rows) { (.integer($0.time), $0.eventID) }
         }
@@ -329,10 +373,12 @@ final class AuditStore: Sendable {
     /// The organization's `limit` most recent events, newest first.
     func recent(organizationID: String, limit: Int) async throws -> [AuditEventRecord] {
         try await store.read { database in
-            try await database.raw("""
+            try await database.raw(
+                """
                 SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events WHERE org_id = \(bind: organizationID)
                 ORDER BY time DESC, event_id DESC LIMIT \(unsafeRaw: String(limit))
-                """).all().map(AuditEventRecord.init(row:))
+                """
+            ).all().map(AuditEventRecord.init(row:))
         }
     }
 
@@ -344,11 +390,13 @@ final class AuditStore: Sendable {
         while true {
             let from = expectedSequence
             let batch = try await store.read { database in
-                try await database.raw("""
+                try await database.raw(
+                    """
                     SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events
                     WHERE org_id = \(bind: organizationID) AND org_sequence >= \(bind: from)
                     ORDER BY org_sequence LIMIT 1000
-                    """).all().map(AuditEventRecord.init(row:))
+                    """
+                ).all().map(AuditEventRecord.init(row:))
             }
             if batch.isEmpty { break }
             for event in batch {
@@ -356,10 +404,14 @@ final class AuditStore: Sendable {
                     return (checked, event.eventID, "event \(expectedSequence) of the chain is missing")
                 }
                 if event.previousHash != previous {
-                    return (checked, event.eventID, "previous_hash does not match the hash of event \(expectedSequence - 1)")
+                    return (
+                        checked, event.eventID, "previous_hash does not match the hash of event \(expectedSequence - 1)"
+                    )
                 }
                 if event.hash != event.expectedHash {
-                    return (checked, event.eventID, "the stored fields do not match the event's hash (the row was altered)")
+                    return (
+                        checked, event.eventID, "the stored fields do not match the event's hash (the row was altered)"
+                    )
                 }
                 previous = event.hash
                 expectedSequence += 1
@@ -367,10 +419,15 @@ final class AuditStore: Sendable {
             }
         }
         let head = try await store.read { database in
-            try await database.raw("SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: organizationID)").first()
+            try await database.raw(
+                "SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: organizationID)"
+            ).first()
         }
         if let head, try head.decode(column: "last_sequence", as: Int64.self) != checked {
-            return (checked, nil, "the chain head records \(try head.decode(column: "last_sequence", as: Int64.self)) events but \(checked) were found")
+            return (
+                checked, nil,
+                "the chain head records \(try head.decode(column: "last_sequence", as: Int64.self)) events but \(checked) were found"
+            )
         }
         return (checked, nil, nil)
     }

@@ -12,7 +12,9 @@ extension AuditOutbox {
     /// up to 500. The audit service stores each event id once, so a batch sent again (its
     /// acknowledgement lost to a crash, a timeout or a restart) duplicates nothing; events wait in the
     /// outbox while the audit service is away.
-    public static func relay(store: SQLStore, channel: any RPCChannel, clock: any ServiceClock = .system, logger: Logger) -> OutboxRelay {
+    public static func relay(
+        store: SQLStore, channel: any RPCChannel, clock: any ServiceClock = .system, logger: Logger
+    ) -> OutboxRelay {
         let audit = Portal_Audit_V1_AuditClient(channel: channel)
         return OutboxRelay(store: store, configuration: .init(topic: topic), clock: clock, logger: logger) { records in
             var request = Portal_Audit_V1_AppendEventsRequest()

@@ -25,18 +25,25 @@ public enum AuditOutbox {
 
     /// Queues one event for the audit service.
     public static func append(
-        _ database: any SQLDatabase, organizationID: String, type: Portal_Audit_V1_EventType, action: Portal_Audit_V1_EventAction,
+        _ database: any SQLDatabase, organizationID: String, type: Portal_Audit_V1_EventType,
+        action: Portal_Audit_V1_EventAction,
         message: String, actor: Actor, subjectKind: Portal_Audit_V1_SubjectKind, subjectID: String, now: Int64
     ) async throws {
-        try await append(database, events: [
-            event(organizationID: organizationID, type: type, action: action, message: message, actor: actor, subjectKind: subjectKind, subjectID: subjectID, now: now),
-        ])
+        try await append(
+            database,
+            events: [
+                event(
+                    organizationID: organizationID, type: type, action: action, message: message, actor: actor,
+                    subjectKind: subjectKind, subjectID: subjectID, now: now)
+            ])
     }
 
     /// Queues events in order with one statement.
     public static func append(_ database: any SQLDatabase, events: [Portal_Audit_V1_NewEvent]) async throws {
         let messages = events.map { event in
-            Outbox.Message(eventID: event.eventID, organizationID: event.organizationID, payload: event.serializedBytes(), createdAt: event.time?.milliseconds ?? 0)
+            Outbox.Message(
+                eventID: event.eventID, organizationID: event.organizationID, payload: event.serializedBytes(),
+                createdAt: event.time?.milliseconds ?? 0)
         }
         try await Outbox.append(database, topic: topic, messages: messages)
     }

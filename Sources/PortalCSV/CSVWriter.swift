@@ -40,7 +40,10 @@ public struct CSVWriter: Sendable {
         var value = value
         value.withUTF8 { utf8 in
             let neutralise = utf8.first.map(formulaStarts.contains) ?? false
-            let quote = utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+            let quote = utf8.contains {
+                $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n")
+                    || $0 == UInt8(ascii: "\r")
+            }
             if quote { bytes.append(UInt8(ascii: "\"")) }
             if neutralise { bytes.append(UInt8(ascii: "'")) }
             if quote {
@@ -56,7 +59,10 @@ public struct CSVWriter: Sendable {
     }
 
     /// First characters that make a spreadsheet run a cell as a formula.
-    private static let formulaStarts: Set<UInt8> = [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), UInt8(ascii: "\t"), UInt8(ascii: "\r")]
+    private static let formulaStarts: Set<UInt8> = [
+        UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), UInt8(ascii: "\t"),
+        UInt8(ascii: "\r"),
+    ]
 }
 
 /// Formats times as the portal shows them: `05 Mar 2026, 14:07:09`, in UTC or a named IANA zone.
@@ -100,6 +106,7 @@ public struct PortalTimeFormat {
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(two(day)) \(Self.months[Int(month - 1)]) \(year), \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+        return
+            "\(two(day)) \(Self.months[Int(month - 1)]) \(year), \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
     }
 }

@@ -1,9 +1,10 @@
 @_exported import PortalAPI
-@_exported import struct PortalHTTP2.TLSConfigurationError
-import PortalRPC
 import PortalHTTP2
+import PortalRPC
 @_exported import PortalRPC
 import Synchronization
+
+@_exported import struct PortalHTTP2.TLSConfigurationError
 
 /// A connection to the portal gateway for Swift programs: sign in once, then call every portal RPC
 /// through `portal` with typed async methods; each call carries the session's bearer token.
@@ -32,11 +33,14 @@ public final class PortalClient: Sendable {
     ///
     /// Throws a `TLSConfigurationError` naming a file that cannot be used.
     public convenience init(
-        host: String, port: Int = 50050, caFile: String, certificateFile: String? = nil, keyFile: String? = nil, sessionToken: String? = nil
+        host: String, port: Int = 50050, caFile: String, certificateFile: String? = nil, keyFile: String? = nil,
+        sessionToken: String? = nil
     ) throws {
         var configuration = RPCClientChannel.Configuration()
-        configuration.tls = try .client(TLSClientSettings(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile))
-        self.init(channel: RPCClientChannel(host: host, port: port, configuration: configuration), sessionToken: sessionToken)
+        configuration.tls = try .client(
+            TLSClientSettings(caFile: caFile, certificateFile: certificateFile, keyFile: keyFile))
+        self.init(
+            channel: RPCClientChannel(host: host, port: port, configuration: configuration), sessionToken: sessionToken)
     }
 
     private init(channel: RPCClientChannel, sessionToken: String?) {
@@ -53,32 +57,44 @@ public final class PortalClient: Sendable {
 
     /// Signs in to one organization and keeps the session token for the calls that follow.
     @discardableResult
-    public func login(organizationID: String, email: String, password: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
-        try await keepSession(portal.login(.with {
-            $0.organizationID = organizationID
-            $0.email = email
-            $0.password = password
-        }, options: options))
+    public func login(
+        organizationID: String, email: String, password: String, options: CallOptions = .init()
+    ) async throws -> Portal_Gateway_V1_LoginResponse {
+        try await keepSession(
+            portal.login(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.email = email
+                    $0.password = password
+                }, options: options))
     }
 
     /// Signs in with email and password alone. A member of one organization is signed in (the token
     /// is kept); a member of several gets no session but `choiceToken` and `organizationChoices`:
     /// finish with `login(choiceToken:organizationID:)` within 5 minutes.
     @discardableResult
-    public func login(email: String, password: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
-        try await keepSession(portal.login(.with {
-            $0.email = email
-            $0.password = password
-        }, options: options))
+    public func login(
+        email: String, password: String, options: CallOptions = .init()
+    ) async throws -> Portal_Gateway_V1_LoginResponse {
+        try await keepSession(
+            portal.login(
+                .with {
+                    $0.email = email
+                    $0.password = password
+                }, options: options))
     }
 
     /// Finishes a sign-in that offered a choice, in the organization chosen, and keeps the session token.
     @discardableResult
-    public func login(choiceToken: String, organizationID: String, options: CallOptions = .init()) async throws -> Portal_Gateway_V1_LoginResponse {
-        try await keepSession(portal.login(.with {
-            $0.choiceToken = choiceToken
-            $0.organizationID = organizationID
-        }, options: options))
+    public func login(
+        choiceToken: String, organizationID: String, options: CallOptions = .init()
+    ) async throws -> Portal_Gateway_V1_LoginResponse {
+        try await keepSession(
+            portal.login(
+                .with {
+                    $0.choiceToken = choiceToken
+                    $0.organizationID = organizationID
+                }, options: options))
     }
 
     private func keepSession(_ response: Portal_Gateway_V1_LoginResponse) -> Portal_Gateway_V1_LoginResponse {
@@ -117,7 +133,9 @@ struct BearerTokenChannel: RPCChannel {
     let base: any RPCChannel
     let token: SessionToken
 
-    func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream {
+    func openCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions
+    ) async throws -> any ClientCallStream {
         var metadata = metadata
         if let value = token.value, metadata.firstString(forKey: "authorization") == nil {
             metadata.addString("Bearer \(value)", forKey: "authorization")

@@ -14,7 +14,9 @@ public struct PasswordHasher: Sendable {
     /// A new salted hash of `password`.
     public func hash(_ password: String) async throws -> String {
         let parameters = self.parameters
-        return try await NIOThreadPool.singleton.runIfActive { SecretHashing.hashPassword(password, parameters: parameters) }
+        return try await NIOThreadPool.singleton.runIfActive {
+            SecretHashing.hashPassword(password, parameters: parameters)
+        }
     }
 
     /// Whether `password` matches `encodedHash`, in constant time.

@@ -65,8 +65,10 @@ public enum SecretHashing {
         let result = key.withUnsafeBytes { key in
             message.withUnsafeBytes { message in
                 digest.withUnsafeMutableBufferPointer { output in
-                    HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count,
-                         output.baseAddress, &length)
+                    HMAC(
+                        EVP_sha256(), key.baseAddress, Int32(key.count),
+                        message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count,
+                        output.baseAddress, &length)
                 }
             }
         }
@@ -87,17 +89,21 @@ public enum SecretHashing {
     public static func hashPassword(_ password: String, parameters: ScryptParameters = .standard) -> String {
         let salt = randomBytes(16)
         let key = scrypt(password, salt: salt, parameters: parameters)
-        return "scrypt$\(parameters.n)$\(parameters.r)$\(parameters.p)$\(UnpaddedBase64.encode(salt))$\(UnpaddedBase64.encode(key))"
+        return
+            "scrypt$\(parameters.n)$\(parameters.r)$\(parameters.p)$\(UnpaddedBase64.encode(salt))$\(UnpaddedBase64.encode(key))"
     }
 
     /// Whether `password` matches an encoded hash from `hashPassword`, compared in constant time.
     public static func verifyPassword(_ password: String, against encoded: String) -> Bool {
         let parts = encoded.split(separator: "$").map(String.init)
-        guard parts.count == 6, parts[0] == "scrypt", let n = UInt64(parts[1]), let r = UInt64(parts[2]), let p = UInt64(parts[3]) else {
+        guard parts.count == 6, parts[0] == "scrypt", let n = UInt64(parts[1]), let r = UInt64(parts[2]),
+            let p = UInt64(parts[3])
+        else {
             return false
         }
         let expected = UnpaddedBase64.decode(parts[5]) ?? []
-        let actual = scrypt(password, salt: UnpaddedBase64.decode(parts[4]) ?? [], parameters: ScryptParameters(n: n, r: r, p: p))
+        let actual = scrypt(
+            password, salt: UnpaddedBase64.decode(parts[4]) ?? [], parameters: ScryptParameters(n: n, r: r, p: p))
         return constantTimeEqual(actual, expected)
     }
 
@@ -112,7 +118,8 @@ public enum SecretHashing {
             salt.withUnsafeBufferPointer { saltBytes in
                 key.withUnsafeMutableBufferPointer { output in
                     EVP_PBE_scrypt(
-                        pass.baseAddress?.assumingMemoryBound(to: CChar.self), pass.count, saltBytes.baseAddress, saltBytes.count,
+                        pass.baseAddress?.assumingMemoryBound(to: CChar.self), pass.count, saltBytes.baseAddress,
+                        saltBytes.count,
                         parameters.n, parameters.r, parameters.p, maxMemory, output.baseAddress, output.count)
                 }
             }

@@ -21,7 +21,8 @@ actor ActivationBatcher {
     static let maxBatch = 128
 
     private let store: SQLStore
-    private var waiting: [(activation: PendingActivation, continuation: CheckedContinuation<ActivationRecord, any Error>)] = []
+    private var waiting:
+        [(activation: PendingActivation, continuation: CheckedContinuation<ActivationRecord, any Error>)] = []
     private var draining = false
 
     init(store: SQLStore) {
@@ -54,8 +55,10 @@ actor ActivationBatcher {
             // Every activation adds to its organization's per-product totals, so an organization's
             // batches take turns across instances (on PostgreSQL) rather than collide on those rows.
             let organizations = batch.map { "entitlements-organization:" + $0.request.organizationID }
-            return try await store.transaction(serializing: organizations) { database in try await ActivationBatch(batch).run(database) }
-        } catch where batch.count > 1 {
+            return try await store.transaction(serializing: organizations) { database in
+                try await ActivationBatch(batch).run(database)
+            }
+        } catch  where batch.count > 1 {
             var outcomes: [Result<ActivationRecord, any Error>] = []
             for activation in batch { outcomes.append(contentsOf: await run([activation])) }
             return outcomes

@@ -14,23 +14,31 @@ public struct EntitlementsComponent: Sendable {
     /// The database; run it as a service listed before the server so it closes last.
     public let store: SQLStore
 
-    /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and builds the service.
+    /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and
+    /// builds the service.
     /// `clock` dates records and paces the expiry sweeper.
     public static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(),
+        clock: any ServiceClock = .system,
         logger: Logger
     ) async throws -> EntitlementsComponent {
-        try await start(dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, clock: clock, logger: logger, searchLimits: .init())
+        try await start(
+            dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, clock: clock, logger: logger,
+            searchLimits: .init())
     }
 
-    /// `start(dataDirectory:database:pageTokens:clock:logger:)` with other search limits (tests reach every search plan with few rows).
+    /// `start(dataDirectory:database:pageTokens:clock:logger:)` with other search limits (tests reach every
+    /// search plan with few rows).
     static func start(
-        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(), clock: any ServiceClock = .system,
+        dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(),
+        clock: any ServiceClock = .system,
         logger: Logger, searchLimits: EntitlementsStore.SearchLimits
     ) async throws -> EntitlementsComponent {
-        let location = database.map(DatabaseLocation.postgres)
+        let location =
+            database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"))
-        let store = try await SQLStore.open(location, name: "entitlements", migrations: EntitlementsMigrations.all, logger: logger)
+        let store = try await SQLStore.open(
+            location, name: "entitlements", migrations: EntitlementsMigrations.all, logger: logger)
         let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
         return EntitlementsComponent(
             service: EntitlementsServiceHandler(store: entitlements, clock: clock, pageTokens: pageTokens),

@@ -16,7 +16,8 @@ enum EntitlementsError: Error, Equatable {
     /// The entitlement has no line for the product.
     case productNotOnEntitlement(entitlementID: String, productID: String)
     /// More licenses requested than the line has unactivated.
-    case overActivation(requested: Int64, unactivated: Int64, available: Int64, productName: String, entitlementID: String)
+    case overActivation(
+        requested: Int64, unactivated: Int64, available: Int64, productName: String, entitlementID: String)
     /// Another instance changed the licenses between deciding and recording the activation.
     case licensesChangedMeanwhile
 }

@@ -148,7 +148,8 @@ struct ActivationRecord: Sendable {
     /// The searchable columns as one lowercase text (the `search_doc` column), separated so that no
     /// match spans two of them.
     var searchDocument: String {
-        [productName, projectName, projectManager, activatedBy, serialNumber, entitlementID].joined(separator: "\u{1}").lowercased()
+        [productName, projectName, projectManager, activatedBy, serialNumber, entitlementID].joined(separator: "\u{1}")
+            .lowercased()
     }
 
     /// The columns, qualified for queries that join the search index.
@@ -177,8 +178,10 @@ extension ActivationRecord {
     init(row: any SQLRow) throws {
         let row = SQLRowReader(row)
         self.init(
-            id: try row.string("id"), organizationID: try row.string("org_id"), entitlementID: try row.string("entitlement_id"),
-            productID: try row.string("product_id"), productName: try row.string("product_name"), quantity: try row.integer("quantity"),
+            id: try row.string("id"), organizationID: try row.string("org_id"),
+            entitlementID: try row.string("entitlement_id"),
+            productID: try row.string("product_id"), productName: try row.string("product_name"),
+            quantity: try row.integer("quantity"),
             projectName: try row.string("project_name"), projectManager: try row.string("project_manager"),
             serialNumber: try row.string("serial_number"), activatedBy: try row.string("activated_by"),
             activatedByMemberID: try row.string("activated_by_member_id"), activatedAt: try row.integer("activated_at"))

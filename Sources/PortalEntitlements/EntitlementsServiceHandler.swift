@@ -1,7 +1,7 @@
 import Foundation
 import PortalAPI
-import PortalCSV
 import PortalAuditOutbox
+import PortalCSV
 import PortalRPC
 import PortalStorage
 import PortalStorageRPC
@@ -21,12 +21,16 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
 
     // MARK: Catalog and transfers
 
-    public func upsertProduct(request: Portal_Entitlements_V1_UpsertProductRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_UpsertProductResponse {
+    public func upsertProduct(
+        request: Portal_Entitlements_V1_UpsertProductRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_UpsertProductResponse {
         guard let product = request.product else { throw RPCError.invalidArgument(field: "product", "is required") }
         let record = ProductRecord(
-            id: try Self.required(product.productID, field: "product.product_id"), name: try Self.text(product.name, field: "product.name"),
+            id: try Self.required(product.productID, field: "product.product_id"),
+            name: try Self.text(product.name, field: "product.name"),
             licenseType: try Self.text(product.licenseType, field: "product.license_type"),
-            description: try Self.text(product.productDescription, field: "product.product_description", required: false, limit: 2000),
+            description: try Self.text(
+                product.productDescription, field: "product.product_description", required: false, limit: 2000),
             deploymentType: try Self.text(product.deploymentType, field: "product.deployment_type", required: false))
         let created = try await store.upsertProduct(record, now: clock.milliseconds())
         return .with {
@@ -35,20 +39,28 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
     }
 
-    public func transferEntitlement(request: Portal_Entitlements_V1_TransferEntitlementRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_TransferEntitlementResponse {
+    public func transferEntitlement(
+        request: Portal_Entitlements_V1_TransferEntitlementRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_TransferEntitlementResponse {
         let entitlementID = try Self.required(request.entitlementID, field: "entitlement_id")
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
-        guard let orderDate = request.orderDate, orderDate.isValid else { throw RPCError.invalidArgument(field: "order_date", "is required") }
+        guard let orderDate = request.orderDate, orderDate.isValid else {
+            throw RPCError.invalidArgument(field: "order_date", "is required")
+        }
         if let expiration = request.expirationDate {
             guard expiration.isValid, expiration.milliseconds > orderDate.milliseconds else {
                 throw RPCError.invalidArgument(field: "expiration_date", "must be a valid time after order_date")
             }
         }
-        guard !request.lines.isEmpty else { throw RPCError.invalidArgument(field: "lines", "must hold at least one product") }
+        guard !request.lines.isEmpty else {
+            throw RPCError.invalidArgument(field: "lines", "must hold at least one product")
+        }
         var seen = Set<String>()
         let lines = try request.lines.enumerated().map { index, line -> (productID: String, quantity: Int64) in
             let productID = try Self.required(line.productID, field: "lines[\(index)].product_id")
-            guard seen.insert(productID).inserted else { throw RPCError.invalidArgument(field: "lines[\(index)].product_id", "\(productID) appears twice") }
+            guard seen.insert(productID).inserted else {
+                throw RPCError.invalidArgument(field: "lines[\(index)].product_id", "\(productID) appears twice")
+            }
             guard line.quantity > 0, line.quantity <= 1_000_000_000 else {
                 throw RPCError.invalidArgument(field: "lines[\(index)].quantity", "must be between 1 and 1,000,000,000")
             }
@@ -56,7 +68,8 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
         let transfer = EntitlementsStore.Transfer(
             entitlementID: entitlementID, organizationID: organizationID,
-            salesOrder: try Self.text(request.salesOrder, field: "sales_order"), poNumber: try Self.text(request.poNumber, field: "po_number", required: false),
+            salesOrder: try Self.text(request.salesOrder, field: "sales_order"),
+            poNumber: try Self.text(request.poNumber, field: "po_number", required: false),
             orderDate: orderDate.milliseconds, expirationDate: request.expirationDate?.milliseconds, lines: lines)
         let now = clock.milliseconds()
         let (entitlement, created) = try await store.transfer(transfer, actor: Self.actor(context), now: now)
@@ -68,12 +81,22 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
 
     // MARK: Licensing overview
 
-    public func listProducts(request: Portal_Entitlements_V1_ListProductsRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_ListProductsResponse {
+    public func listProducts(
+        request: Portal_Entitlements_V1_ListProductsRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_ListProductsResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
-            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.productColumns,
-            defaultOrder: "product_name asc", scope: PageTokenScope(pageTokens, list: "products", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
-        let page = try await store.listProducts(organizationID: organizationID, paging: paging, searchText: request.searchText)
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy,
+            columns: EntitlementsStore.productColumns,
+            defaultOrder: "product_name asc",
+            scope: PageTokenScope(
+                pageTokens, list: "products",
+                request: request.updating {
+                    $0.pageToken = ""
+                    $0.pageSize = 0
+                }))
+        let page = try await store.listProducts(
+            organizationID: organizationID, paging: paging, searchText: request.searchText)
         return .with {
             $0.products = page.products.map(\.api)
             $0.nextPageToken = page.nextPageToken
@@ -81,7 +104,9 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
     }
 
-    public func getProduct(request: Portal_Entitlements_V1_GetProductRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_GetProductResponse {
+    public func getProduct(
+        request: Portal_Entitlements_V1_GetProductRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_GetProductResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let productID = try Self.required(request.productID, field: "product_id")
         let (product, entitlements) = try await store.product(organizationID: organizationID, productID: productID)
@@ -104,19 +129,33 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
     }
 
-    public func listEntitlements(request: Portal_Entitlements_V1_ListEntitlementsRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_ListEntitlementsResponse {
+    public func listEntitlements(
+        request: Portal_Entitlements_V1_ListEntitlementsRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_ListEntitlementsResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let paging = try ListPaging(
-            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.entitlementColumns,
-            defaultOrder: "order_date desc", scope: PageTokenScope(pageTokens, list: "entitlements", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy,
+            columns: EntitlementsStore.entitlementColumns,
+            defaultOrder: "order_date desc",
+            scope: PageTokenScope(
+                pageTokens, list: "entitlements",
+                request: request.updating {
+                    $0.pageToken = ""
+                    $0.pageSize = 0
+                }))
         var filter = EntitlementsStore.EntitlementFilter()
-        (filter.orderDateStart, filter.orderDateEnd) = try Self.range(request.orderDateStart, request.orderDateEnd, field: "order_date")
-        (filter.expirationStart, filter.expirationEnd) = try Self.range(request.expirationDateStart, request.expirationDateEnd, field: "expiration_date")
-        if case .unrecognized(let value) = request.searchField { throw RPCError.invalidArgument(field: "search_field", "unknown value \(value)") }
+        (filter.orderDateStart, filter.orderDateEnd) = try Self.range(
+            request.orderDateStart, request.orderDateEnd, field: "order_date")
+        (filter.expirationStart, filter.expirationEnd) = try Self.range(
+            request.expirationDateStart, request.expirationDateEnd, field: "expiration_date")
+        if case .unrecognized(let value) = request.searchField {
+            throw RPCError.invalidArgument(field: "search_field", "unknown value \(value)")
+        }
         filter.searchField = request.searchField
         filter.searchText = request.searchText
         let now = clock.milliseconds()
-        let page = try await store.listEntitlements(organizationID: organizationID, paging: paging, filter: filter, now: now)
+        let page = try await store.listEntitlements(
+            organizationID: organizationID, paging: paging, filter: filter, now: now)
         return .with {
             $0.entitlements = page.entitlements.map { $0.api(now: now) }
             $0.nextPageToken = page.nextPageToken
@@ -124,7 +163,9 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
     }
 
-    public func getEntitlement(request: Portal_Entitlements_V1_GetEntitlementRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_GetEntitlementResponse {
+    public func getEntitlement(
+        request: Portal_Entitlements_V1_GetEntitlementRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_GetEntitlementResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         let entitlementID = try Self.required(request.entitlementID, field: "entitlement_id")
         let entitlement = try await store.entitlement(id: entitlementID, organizationID: organizationID)
@@ -133,7 +174,9 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
 
     // MARK: Activations
 
-    public func activate(request: Portal_Entitlements_V1_ActivateRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_ActivateResponse {
+    public func activate(
+        request: Portal_Entitlements_V1_ActivateRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_ActivateResponse {
         guard request.quantity >= 1 else { throw RPCError.invalidArgument(field: "quantity", "must be at least 1") }
         let activation = EntitlementsStore.ActivationRequest(
             organizationID: try Self.required(request.organizationID, field: "organization_id"),
@@ -147,13 +190,22 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         return .with { $0.activation = record.api }
     }
 
-    public func listActivations(request: Portal_Entitlements_V1_ListActivationsRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_ListActivationsResponse {
+    public func listActivations(
+        request: Portal_Entitlements_V1_ListActivationsRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_ListActivationsResponse {
         let filter = try Self.activationFilter(
             organizationID: request.organizationID, start: request.activationDateStart, end: request.activationDateEnd,
             productIDs: request.productIds, searchText: request.searchText)
         let paging = try ListPaging(
-            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
-            defaultOrder: "activation_date desc", scope: PageTokenScope(pageTokens, list: "activations", request: request.updating { $0.pageToken = ""; $0.pageSize = 0 }))
+            pageSize: request.pageSize, pageToken: request.pageToken, orderBy: request.orderBy,
+            columns: EntitlementsStore.activationColumns,
+            defaultOrder: "activation_date desc",
+            scope: PageTokenScope(
+                pageTokens, list: "activations",
+                request: request.updating {
+                    $0.pageToken = ""
+                    $0.pageSize = 0
+                }))
         let page = try await store.listActivations(filter, paging: paging)
         return .with {
             $0.activations = page.activations.map(\.api)
@@ -162,24 +214,34 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
         }
     }
 
-    public func exportActivationsCsv(request: Portal_Entitlements_V1_ExportActivationsCsvRequest, responses: ResponseWriter<Portal_Entitlements_V1_ExportActivationsCsvResponse>, context: ServerContext) async throws {
+    public func exportActivationsCsv(
+        request: Portal_Entitlements_V1_ExportActivationsCsvRequest,
+        responses: ResponseWriter<Portal_Entitlements_V1_ExportActivationsCsvResponse>, context: ServerContext
+    ) async throws {
         let filter = try Self.activationFilter(
             organizationID: request.organizationID, start: request.activationDateStart, end: request.activationDateEnd,
             productIDs: request.productIds, searchText: request.searchText)
         guard let timeFormat = PortalTimeFormat(timeZoneIdentifier: request.timeZone) else {
-            throw RPCError.invalidArgument(field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
+            throw RPCError.invalidArgument(
+                field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
         let scope = PageTokenScope(pageTokens, list: "activations export", request: request)
-        func page(after token: String) -> Task<(activations: [ActivationRecord], nextPageToken: String, totalSize: Int64), any Error> {
+        func page(
+            after token: String
+        ) -> Task<(activations: [ActivationRecord], nextPageToken: String, totalSize: Int64), any Error> {
             Task {
                 let paging = try ListPaging(
-                    pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy, columns: EntitlementsStore.activationColumns,
+                    pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy,
+                    columns: EntitlementsStore.activationColumns,
                     defaultOrder: "activation_date desc", maxPageSize: Self.exportStep, scope: scope)
                 return try await store.listActivations(filter, paging: paging, counting: false)
             }
         }
         var csv = CSVWriter()
-        csv.appendRow(["Activation Date", "Product Name", "Quantity", "Project Name", "Project Manager", "Activated By", "Entitlement ID", "Serial Number"])
+        csv.appendRow([
+            "Activation Date", "Product Name", "Quantity", "Project Name", "Project Manager", "Activated By",
+            "Entitlement ID", "Serial Number",
+        ])
         // The next page is read while this one is formatted and sent: the database and the encoding
         // work in parallel.
         var next = page(after: "")
@@ -190,8 +252,10 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
             if !current.nextPageToken.isEmpty { next = page(after: current.nextPageToken) }
             for activation in current.activations {
                 csv.appendRow([
-                    timeFormat.format(milliseconds: activation.activatedAt), activation.productName, String(activation.quantity), activation.projectName,
-                    activation.projectManager, activation.activatedBy, activation.entitlementID, activation.serialNumber,
+                    timeFormat.format(milliseconds: activation.activatedAt), activation.productName,
+                    String(activation.quantity), activation.projectName,
+                    activation.projectManager, activation.activatedBy, activation.entitlementID,
+                    activation.serialNumber,
                 ])
                 if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
             }
@@ -205,13 +269,19 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
     /// Bytes of CSV per streamed message.
     static let chunkBytes = 64 << 10
 
-    public func getSummary(request: Portal_Entitlements_V1_GetSummaryRequest, context: ServerContext) async throws -> Portal_Entitlements_V1_GetSummaryResponse {
+    public func getSummary(
+        request: Portal_Entitlements_V1_GetSummaryRequest, context: ServerContext
+    ) async throws -> Portal_Entitlements_V1_GetSummaryResponse {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
         guard (0...100).contains(request.recentActivationsLimit) else {
             throw RPCError.invalidArgument(field: "recent_activations_limit", "must be between 0 and 100")
         }
         let totals = try await store.totals(organizationID: organizationID)
-        let recent = request.recentActivationsLimit == 0 ? [] : try await store.recentActivations(organizationID: organizationID, limit: Int(request.recentActivationsLimit))
+        let recent =
+            request.recentActivationsLimit == 0
+            ? []
+            : try await store.recentActivations(
+                organizationID: organizationID, limit: Int(request.recentActivationsLimit))
         return .with {
             $0.availableLicenses = totals.available
             $0.activatedLicenses = totals.activated
@@ -231,33 +301,45 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
     static func text(_ value: String, field: String, required: Bool = true, limit: Int = 200) throws -> String {
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if required, trimmed.isEmpty { throw RPCError.invalidArgument(field: field, "is required") }
-        guard trimmed.count <= limit else { throw RPCError.invalidArgument(field: field, "must be at most \(limit) characters") }
+        guard trimmed.count <= limit else {
+            throw RPCError.invalidArgument(field: field, "must be at most \(limit) characters")
+        }
         return trimmed
     }
 
-    static func range(_ start: Google_Protobuf_Timestamp?, _ end: Google_Protobuf_Timestamp?, field: String) throws -> (Int64?, Int64?) {
+    static func range(
+        _ start: Google_Protobuf_Timestamp?, _ end: Google_Protobuf_Timestamp?, field: String
+    ) throws -> (Int64?, Int64?) {
         if let start, !start.isValid { throw RPCError.invalidArgument(field: "\(field)_start", "is not a valid time") }
         if let end, !end.isValid { throw RPCError.invalidArgument(field: "\(field)_end", "is not a valid time") }
         if let start, let end, end.milliseconds < start.milliseconds {
-            throw RPCError.invalidArgument(field: "\(field)_end", "must not be before \(field)_start (equal bounds select nothing)")
+            throw RPCError.invalidArgument(
+                field: "\(field)_end", "must not be before \(field)_start (equal bounds select nothing)")
         }
         return (start?.milliseconds, end?.milliseconds)
     }
 
     static func activationFilter(
-        organizationID: String, start: Google_Protobuf_Timestamp?, end: Google_Protobuf_Timestamp?, productIDs: [String], searchText: String
+        organizationID: String, start: Google_Protobuf_Timestamp?, end: Google_Protobuf_Timestamp?,
+        productIDs: [String], searchText: String
     ) throws -> EntitlementsStore.ActivationFilter {
-        var filter = EntitlementsStore.ActivationFilter(organizationID: try required(organizationID, field: "organization_id"))
+        var filter = EntitlementsStore.ActivationFilter(
+            organizationID: try required(organizationID, field: "organization_id"))
         (filter.start, filter.end) = try range(start, end, field: "activation_date")
         filter.productIDs = productIDs
-        guard searchText.count <= 200 else { throw RPCError.invalidArgument(field: "search_text", "must be at most 200 characters") }
+        guard searchText.count <= 200 else {
+            throw RPCError.invalidArgument(field: "search_text", "must be at most 200 characters")
+        }
         filter.searchText = searchText
         return filter
     }
 
     /// The acting member from the gateway's metadata, or "system" for internal callers.
     static func actor(_ context: ServerContext) -> AuditOutbox.Actor {
-        guard let memberID = context.requestMetadata.firstString(forKey: PrincipalMetadata.memberID), !memberID.isEmpty else { return .system }
-        return AuditOutbox.Actor(memberID: memberID, displayName: context.requestMetadata.firstString(forKey: PrincipalMetadata.displayName) ?? memberID)
+        guard let memberID = context.requestMetadata.firstString(forKey: PrincipalMetadata.memberID), !memberID.isEmpty
+        else { return .system }
+        return AuditOutbox.Actor(
+            memberID: memberID,
+            displayName: context.requestMetadata.firstString(forKey: PrincipalMetadata.displayName) ?? memberID)
     }
 }

@@ -1,8 +1,8 @@
-import Synchronization
 import PortalAPI
 import PortalRPC
 import PortalStorage
 import SQLKit
+import Synchronization
 
 extension EntitlementsStore {
     // MARK: Products
@@ -30,21 +30,29 @@ extension EntitlementsStore {
     }
 
     /// A page of held products (search over name and license type) and how many match.
-    func listProducts(organizationID: String, paging: ListPaging, searchText: String)
+    func listProducts(
+        organizationID: String, paging: ListPaging, searchText: String
+    )
         async throws -> (products: [HeldProduct], nextPageToken: String, totalSize: Int64)
     {
         try await store.read { database in
             var condition: SQLQueryString = "1 = 1"
             if !searchText.isEmpty {
                 let pattern = containsPattern(searchText)
-                condition = "(lower(name) LIKE \(bind: pattern) ESCAPE '\\' OR lower(license_type) LIKE \(bind: pattern) ESCAPE '\\')"
+                condition =
+                    "(lower(name) LIKE \(bind: pattern) ESCAPE '\\' OR lower(license_type) LIKE \(bind: pattern) ESCAPE '\\')"
             }
-            let total = try await database.raw("SELECT COUNT(*) AS n FROM \(Self.heldProducts(organizationID)) WHERE \(condition)").first()?
+            let total =
+                try await database.raw(
+                    "SELECT COUNT(*) AS n FROM \(Self.heldProducts(organizationID)) WHERE \(condition)"
+                ).first()?
                 .decode(column: "n", as: Int64.self) ?? 0
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("""
+            let rows = try await database.raw(
+                """
                 SELECT *, \(paging.sortKeyColumn) FROM \(Self.heldProducts(organizationID)) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all()
+                """
+            ).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             let page = try pageRows.map(HeldProduct.init(row:))
             return (page, next, total)
@@ -52,18 +60,27 @@ extension EntitlementsStore {
     }
 
     /// One held product and every entitlement of the organization that includes it.
-    func product(organizationID: String, productID: String) async throws -> (HeldProduct, [(EntitlementRecord, EntitlementLineRecord)]) {
+    func product(
+        organizationID: String, productID: String
+    ) async throws -> (HeldProduct, [(EntitlementRecord, EntitlementLineRecord)]) {
         try await store.read { database in
-            guard let row = try await database.raw("SELECT * FROM \(Self.heldProducts(organizationID)) WHERE id = \(bind: productID)").first() else {
+            guard
+                let row = try await database.raw(
+                    "SELECT * FROM \(Self.heldProducts(organizationID)) WHERE id = \(bind: productID)"
+                ).first()
+            else {
                 throw EntitlementsError.productNotHeld(productID: productID)
             }
-            let ids = try await database.raw("""
+            let ids = try await database.raw(
+                """
                 SELECT e.id FROM entitlements e JOIN entitlement_lines l ON l.entitlement_id = e.id
                 WHERE e.org_id = \(bind: organizationID) AND l.product_id = \(bind: productID) ORDER BY e.order_date DESC, e.id
-                """).all().map { try $0.decode(column: "id", as: String.self) }
-            let entitlements = try await Self.entitlements(database, ids: ids, organizationID: organizationID).compactMap { entitlement in
-                entitlement.lines.first { $0.productID == productID }.map { (entitlement, $0) }
-            }
+                """
+            ).all().map { try $0.decode(column: "id", as: String.self) }
+            let entitlements = try await Self.entitlements(database, ids: ids, organizationID: organizationID)
+                .compactMap { entitlement in
+                    entitlement.lines.first { $0.productID == productID }.map { (entitlement, $0) }
+                }
             return (try HeldProduct(row: row), entitlements)
         }
     }
@@ -108,20 +125,24 @@ extension EntitlementsStore {
             if let orderDateStart { condition = "\(condition) AND order_date >= \(bind: orderDateStart)" }
             if let orderDateEnd { condition = "\(condition) AND order_date < \(bind: orderDateEnd)" }
             // A perpetual entitlement never matches an expiration range.
-            if expirationStart != nil || expirationEnd != nil { condition = "\(condition) AND expiration_date IS NOT NULL" }
+            if expirationStart != nil || expirationEnd != nil {
+                condition = "\(condition) AND expiration_date IS NOT NULL"
+            }
             if let expirationStart { condition = "\(condition) AND expiration_key >= \(bind: expirationStart)" }
             if let expirationEnd { condition = "\(condition) AND expiration_key < \(bind: expirationEnd)" }
             if !searchText.isEmpty {
                 let pattern = containsPattern(searchText)
-                let columns: [String] = switch searchField {
-                case .entitlementID: ["id"]
-                case .salesOrder: ["sales_order"]
-                case .poNumber: ["po_number"]
-                default: ["id", "sales_order", "po_number"]
-                }
+                let columns: [String] =
+                    switch searchField {
+                    case .entitlementID: ["id"]
+                    case .salesOrder: ["sales_order"]
+                    case .poNumber: ["po_number"]
+                    default: ["id", "sales_order", "po_number"]
+                    }
                 var any: SQLQueryString = ""
                 for (index, column) in columns.enumerated() {
-                    any = "\(any)\(unsafeRaw: index == 0 ? "" : " OR ")lower(\(unsafeRaw: column)) LIKE \(bind: pattern) ESCAPE '\\'"
+                    any =
+                        "\(any)\(unsafeRaw: index == 0 ? "" : " OR ")lower(\(unsafeRaw: column)) LIKE \(bind: pattern) ESCAPE '\\'"
                 }
                 condition = "\(condition) AND (\(any))"
             }
@@ -130,18 +151,23 @@ extension EntitlementsStore {
     }
 
     /// A page of entitlements with their lines, and how many match.
-    func listEntitlements(organizationID: String, paging: ListPaging, filter: EntitlementFilter, now: Int64)
+    func listEntitlements(
+        organizationID: String, paging: ListPaging, filter: EntitlementFilter, now: Int64
+    )
         async throws -> (entitlements: [EntitlementRecord], nextPageToken: String, totalSize: Int64)
     {
         try await store.read { database in
             let source = Self.listedEntitlements(organizationID, now: now)
             var condition = filter.condition
-            let total = try await database.raw("SELECT COUNT(*) AS n FROM \(source) WHERE \(condition)").first()?
+            let total =
+                try await database.raw("SELECT COUNT(*) AS n FROM \(source) WHERE \(condition)").first()?
                 .decode(column: "n", as: Int64.self) ?? 0
             if let keyset = paging.keysetCondition(idColumn: "id") { condition = "\(condition) AND \(keyset)" }
-            let rows = try await database.raw("""
+            let rows = try await database.raw(
+                """
                 SELECT id, \(paging.sortKeyColumn) FROM \(source) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all()
+                """
+            ).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             let ids = try pageRows.map { try $0.decode(column: "id", as: String.self) }
             return (try await Self.entitlements(database, ids: ids, organizationID: organizationID), next, total)
@@ -176,7 +202,9 @@ extension EntitlementsStore {
             if let end { condition = "\(condition) AND activated_at < \(bind: end)" }
             if !productIDs.isEmpty {
                 var list: SQLQueryString = ""
-                for (index, id) in productIDs.enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
+                for (index, id) in productIDs.enumerated() {
+                    list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)"
+                }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
             if !searchText.isEmpty {
@@ -207,31 +235,39 @@ extension EntitlementsStore {
         var searchPhrase: String { ftsString(searchText) }
     }
 
-
     /// `total_size` of the activations log without a search: exact from the counters for
     /// organization and product filters, counted (up to `countCap`) for date windows and short searches.
-    private static func activationCount(_ database: any SQLDatabase, _ filter: ActivationFilter, limits: SearchLimits) async throws -> Int64 {
+    private static func activationCount(
+        _ database: any SQLDatabase, _ filter: ActivationFilter, limits: SearchLimits
+    ) async throws -> Int64 {
         if filter.start == nil, filter.end == nil, filter.searchText.isEmpty {
             var condition: SQLQueryString = "org_id = \(bind: filter.organizationID)"
             if !filter.productIDs.isEmpty {
                 var list: SQLQueryString = ""
-                for (index, id) in Set(filter.productIDs).enumerated() { list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)" }
+                for (index, id) in Set(filter.productIDs).enumerated() {
+                    list = index == 0 ? "\(bind: id)" : "\(list), \(bind: id)"
+                }
                 condition = "\(condition) AND product_id IN (\(list))"
             }
-            return try await database.raw("SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE \(condition)").first()?
-                .decode(column: "n", as: Int64.self) ?? 0
+            return try await database.raw(
+                "SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE \(condition)"
+            ).first()?
+            .decode(column: "n", as: Int64.self) ?? 0
         }
         // Counting a date window in date order keeps PostgreSQL on the date index: its row estimate
         // alone picks a table scan, which reads the whole log before the window's rows.
         let order: SQLQueryString = filter.searchText.isEmpty ? "ORDER BY org_id, activated_at" : ""
-        return try await database.raw("""
+        return try await database.raw(
+            """
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM activations WHERE \(filter.condition) \(order) LIMIT \(unsafeRaw: String(limits.countCap))) AS capped
-            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            """
+        ).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
-
     /// How many rows hold each trigram, counted up to `limits.rareTrigram`.
-    private static func trigramCounts(_ database: any SQLDatabase, _ trigrams: [String], limits: SearchLimits) async throws -> [String: Int] {
+    private static func trigramCounts(
+        _ database: any SQLDatabase, _ trigrams: [String], limits: SearchLimits
+    ) async throws -> [String: Int] {
         let counts: [SQLQueryString] = trigrams.map { trigram in
             return """
                 SELECT \(bind: trigram) AS trigram, (SELECT COUNT(*) FROM (SELECT rowid FROM activations_search WHERE activations_search MATCH \(bind: ftsString(trigram))
@@ -249,7 +285,8 @@ extension EntitlementsStore {
     /// trigrams when it has one (a superset of the matches, checked with LIKE, and fewer than
     /// `limits.rareTrigram` rows), else the rows holding the whole text (perhaps very many).
     private static func candidateMatch(
-        _ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String], limits: SearchLimits, cache: TrigramCountCache
+        _ database: any SQLDatabase, _ filter: ActivationFilter, trigrams: [String], limits: SearchLimits,
+        cache: TrigramCountCache
     ) async throws -> (match: String, fewerThanRare: Bool) {
         var counts = cache.counts(of: trigrams)
         let missing = trigrams.filter { counts[$0] == nil }
@@ -275,16 +312,24 @@ extension EntitlementsStore {
     }
 
     /// How many activations the organization has (from its per-product totals).
-    private static func organizationActivations(_ database: any SQLDatabase, _ organizationID: String) async throws -> Int {
-        try await database.raw("SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE org_id = \(bind: organizationID)").first()?
-            .decode(column: "n", as: Int.self) ?? 0
+    private static func organizationActivations(
+        _ database: any SQLDatabase, _ organizationID: String
+    ) async throws -> Int {
+        try await database.raw(
+            "SELECT CAST(COALESCE(SUM(activations), 0) AS BIGINT) AS n FROM product_totals WHERE org_id = \(bind: organizationID)"
+        ).first()?
+        .decode(column: "n", as: Int.self) ?? 0
     }
 
     /// How many rows of `source` meet `condition`, up to `cap`.
-    private static func cappedCount(_ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString, cap: Int) async throws -> Int64 {
-        try await database.raw("""
+    private static func cappedCount(
+        _ database: any SQLDatabase, from source: SQLQueryString, where condition: SQLQueryString, cap: Int
+    ) async throws -> Int64 {
+        try await database.raw(
+            """
             SELECT COUNT(*) AS n FROM (SELECT 1 FROM \(source) WHERE \(condition) LIMIT \(unsafeRaw: String(cap))) AS capped
-            """).first()?.decode(column: "n", as: Int64.self) ?? 0
+            """
+        ).first()?.decode(column: "n", as: Int64.self) ?? 0
     }
 
     /// A page of activations and, when `counting`, how many match.
@@ -296,7 +341,9 @@ extension EntitlementsStore {
     /// every trigram is common and the organization is small, its own rows are counted and walked
     /// instead of a phrase's candidates across all organizations. Shorter searches check rows while
     /// walking. On PostgreSQL the LIKE condition goes through the pg_trgm GIN index as the planner sees fit.
-    func listActivations(_ filter: ActivationFilter, paging: ListPaging, counting: Bool = true)
+    func listActivations(
+        _ filter: ActivationFilter, paging: ListPaging, counting: Bool = true
+    )
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
         let limits = searchLimits
@@ -309,30 +356,40 @@ extension EntitlementsStore {
             var total: Int64 = 0
             // PostgreSQL's planner reads the LIKE through its trigram index itself (pg_trgm).
             if SQLBackend(database) == .sqlite, let trigrams = filter.searchTrigrams {
-                let (match, fewerThanRare) = try await Self.candidateMatch(database, filter, trigrams: trigrams, limits: limits, cache: cache)
+                let (match, fewerThanRare) = try await Self.candidateMatch(
+                    database, filter, trigrams: trigrams, limits: limits, cache: cache)
                 let candidates = Self.candidates(match)
                 if fewerThanRare, keyset == nil {
                     // Few candidates: count and sort every match in one pass.
-                    let rows = try await database.raw("""
+                    let rows = try await database.raw(
+                        """
                         SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn), COUNT(*) OVER () AS matched
                         FROM \(candidates) WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                        """).all()
+                        """
+                    ).all()
                     let (pageRows, next) = try paging.page(rows, idColumn: "id")
-                    return (try pageRows.map(ActivationRecord.init(row:)), next, try rows.first?.decode(column: "matched", as: Int64.self) ?? 0)
+                    return (
+                        try pageRows.map(ActivationRecord.init(row:)), next,
+                        try rows.first?.decode(column: "matched", as: Int64.self) ?? 0
+                    )
                 }
                 if try await Self.organizationActivations(database, filter.organizationID) <= limits.ownRowsScan {
-                    total = try await Self.cappedCount(database, from: "activations", where: filter.condition, cap: limits.countCap)
+                    total = try await Self.cappedCount(
+                        database, from: "activations", where: filter.condition, cap: limits.countCap)
                 } else {
-                    total = try await Self.cappedCount(database, from: candidates, where: filter.condition, cap: limits.countCap)
+                    total = try await Self.cappedCount(
+                        database, from: candidates, where: filter.condition, cap: limits.countCap)
                     if total < limits.countCap { source = candidates }
                 }
             } else if counting {
                 total = try await Self.activationCount(database, filter, limits: limits)
             }
-            let rows = try await database.raw("""
+            let rows = try await database.raw(
+                """
                 SELECT \(unsafeRaw: ActivationRecord.qualifiedColumns), \(paging.sortKeyColumn) FROM \(source)
                 WHERE \(condition) \(paging.orderAndLimit(idColumn: "id"))
-                """).all()
+                """
+            ).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             return (try pageRows.map(ActivationRecord.init(row:)), next, total)
         }

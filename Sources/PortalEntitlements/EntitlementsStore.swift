@@ -38,18 +38,23 @@ final class EntitlementsStore: Sendable {
     /// Creates or replaces a catalog product; returns whether it was new.
     func upsertProduct(_ product: ProductRecord, now: Int64) async throws -> Bool {
         try await store.transaction { database in
-            let exists = try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: product.id)").first() != nil
-            try await database.raw("""
+            let exists =
+                try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: product.id)").first() != nil
+            try await database.raw(
+                """
                 INSERT INTO products (id, name, license_type, description, deployment_type, updated_at)
                 VALUES (\(bind: product.id), \(bind: product.name), \(bind: product.licenseType), \(bind: product.description),
                         \(bind: product.deploymentType), \(bind: now))
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, license_type = excluded.license_type,
                     description = excluded.description, deployment_type = excluded.deployment_type, updated_at = excluded.updated_at
-                """).run()
-            try await database.raw("""
+                """
+            ).run()
+            try await database.raw(
+                """
                 UPDATE entitlements SET \(unsafeRaw: Self.listingColumns)
                 WHERE id IN (SELECT entitlement_id FROM entitlement_lines WHERE product_id = \(bind: product.id))
-                """).run()
+                """
+            ).run()
             return !exists
         }
     }
@@ -66,7 +71,8 @@ final class EntitlementsStore: Sendable {
 
     /// Recomputes one entitlement's listing columns after its lines changed.
     private static func refreshListing(_ database: any SQLDatabase, entitlementID: String) async throws {
-        try await database.raw("UPDATE entitlements SET \(unsafeRaw: listingColumns) WHERE id = \(bind: entitlementID)").run()
+        try await database.raw("UPDATE entitlements SET \(unsafeRaw: listingColumns) WHERE id = \(bind: entitlementID)")
+            .run()
     }
 
     // MARK: Transfers
@@ -84,61 +90,81 @@ final class EntitlementsStore: Sendable {
 
     /// Records a transfer. Repeating it is harmless; a repeat that only raises line quantities adds
     /// them; any other change is `FAILED_PRECONDITION` naming what differs.
-    func transfer(_ transfer: Transfer, actor: AuditOutbox.Actor, now: Int64) async throws -> (EntitlementRecord, created: Bool) {
+    func transfer(
+        _ transfer: Transfer, actor: AuditOutbox.Actor, now: Int64
+    ) async throws -> (EntitlementRecord, created: Bool) {
         try await store.transaction { database in
             for line in transfer.lines {
-                guard try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: line.productID)").first() != nil else {
+                guard
+                    try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: line.productID)").first()
+                        != nil
+                else {
                     throw EntitlementsError.productNotInCatalog(productID: line.productID)
                 }
             }
             if let existing = try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil) {
                 let added = try Self.quantityIncreases(existing: existing, transfer: transfer)
                 for (productID, increase) in added {
-                    try await database.raw("""
+                    try await database.raw(
+                        """
                         UPDATE entitlement_lines SET available = available + \(bind: increase)
                         WHERE entitlement_id = \(bind: transfer.entitlementID) AND product_id = \(bind: productID)
-                        """).run()
-                    try await Self.addAvailable(database, increase, of: productID, organizationID: transfer.organizationID)
+                        """
+                    ).run()
+                    try await Self.addAvailable(
+                        database, increase, of: productID, organizationID: transfer.organizationID)
                 }
                 if !added.isEmpty {
                     try await Self.refreshListing(database, entitlementID: transfer.entitlementID)
                     let total = added.reduce(0) { $0 + $1.1 }
                     try await AuditOutbox.append(
-                        database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
-                        message: "Added \(total) licenses to entitlement \(transfer.entitlementID)", actor: actor, subjectKind: .entitlement,
+                        database, organizationID: transfer.organizationID, type: .licenses,
+                        action: .entitlementTransferred,
+                        message: "Added \(total) licenses to entitlement \(transfer.entitlementID)", actor: actor,
+                        subjectKind: .entitlement,
                         subjectID: transfer.entitlementID, now: now)
                 }
                 return (try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil)!, false)
             }
-            try await database.raw("""
+            try await database.raw(
+                """
                 INSERT INTO entitlements (id, org_id, sales_order, po_number, order_date, expiration_date, transferred_at)
                 VALUES (\(bind: transfer.entitlementID), \(bind: transfer.organizationID), \(bind: transfer.salesOrder), \(bind: transfer.poNumber),
                         \(bind: transfer.orderDate), \(bind: transfer.expirationDate), \(bind: now))
-                """).run()
+                """
+            ).run()
             for (position, line) in transfer.lines.enumerated() {
-                try await database.raw("""
+                try await database.raw(
+                    """
                     INSERT INTO entitlement_lines (entitlement_id, product_id, position, available, activated)
                     VALUES (\(bind: transfer.entitlementID), \(bind: line.productID), \(bind: position), \(bind: line.quantity), 0)
-                    """).run()
-                try await Self.addAvailable(database, line.quantity, of: line.productID, organizationID: transfer.organizationID)
+                    """
+                ).run()
+                try await Self.addAvailable(
+                    database, line.quantity, of: line.productID, organizationID: transfer.organizationID)
             }
             try await Self.refreshListing(database, entitlementID: transfer.entitlementID)
             let total = transfer.lines.reduce(0) { $0 + $1.quantity }
             try await AuditOutbox.append(
                 database, organizationID: transfer.organizationID, type: .licenses, action: .entitlementTransferred,
-                message: "Entitlement \(transfer.entitlementID) transferred: \(total) licenses of \(transfer.lines.count) products (sales order \(transfer.salesOrder))",
+                message:
+                    "Entitlement \(transfer.entitlementID) transferred: \(total) licenses of \(transfer.lines.count) products (sales order \(transfer.salesOrder))",
                 actor: actor, subjectKind: .entitlement, subjectID: transfer.entitlementID, now: now)
             return (try await Self.entitlement(database, id: transfer.entitlementID, organizationID: nil)!, true)
         }
     }
 
     /// Adds transferred licenses to the organization's totals for the product.
-    private static func addAvailable(_ database: any SQLDatabase, _ quantity: Int64, of productID: String, organizationID: String) async throws {
-        try await database.raw("""
+    private static func addAvailable(
+        _ database: any SQLDatabase, _ quantity: Int64, of productID: String, organizationID: String
+    ) async throws {
+        try await database.raw(
+            """
             INSERT INTO product_totals (org_id, product_id, available, activated, activations)
             VALUES (\(bind: organizationID), \(bind: productID), \(bind: quantity), 0, 0)
             ON CONFLICT (org_id, product_id) DO UPDATE SET available = product_totals.available + excluded.available
-            """).run()
+            """
+        ).run()
     }
 
     /// The quantity a repeated transfer adds per product, or the reason it is a conflicting change.
@@ -151,12 +177,16 @@ final class EntitlementsStore: Sendable {
         if existing.poNumber != transfer.poNumber { throw conflict("po_number") }
         if existing.orderDate != transfer.orderDate { throw conflict("order_date") }
         if existing.expirationDate != transfer.expirationDate { throw conflict("expiration_date") }
-        guard Set(existing.lines.map(\.productID)) == Set(transfer.lines.map(\.productID)) else { throw conflict("lines") }
+        guard Set(existing.lines.map(\.productID)) == Set(transfer.lines.map(\.productID)) else {
+            throw conflict("lines")
+        }
         var increases: [(String, Int64)] = []
         for line in transfer.lines {
             let current = existing.lines.first { $0.productID == line.productID }!
             if line.quantity < current.available { throw conflict("lines[\(line.productID)].quantity") }
-            if line.quantity > current.available { increases.append((line.productID, line.quantity - current.available)) }
+            if line.quantity > current.available {
+                increases.append((line.productID, line.quantity - current.available))
+            }
         }
         return increases
     }
@@ -187,18 +217,23 @@ final class EntitlementsStore: Sendable {
     /// Records a `LICENSES` event for each entitlement whose expiration has passed, once.
     func recordExpirations(now: Int64) async throws -> Int {
         try await store.transaction { database in
-            let rows = try await database.raw("""
+            let rows = try await database.raw(
+                """
                 SELECT id, org_id, expiration_date FROM entitlements
                 WHERE expiry_recorded_at IS NULL AND expiration_date IS NOT NULL AND expiration_date <= \(bind: now) LIMIT 500
-                """).all()
+                """
+            ).all()
             for row in rows {
                 let id = try row.decode(column: "id", as: String.self)
                 let organizationID = try row.decode(column: "org_id", as: String.self)
                 let expiration = try row.decode(column: "expiration_date", as: Int64.self)
-                try await database.raw("UPDATE entitlements SET expiry_recorded_at = \(bind: now) WHERE id = \(bind: id)").run()
+                try await database.raw(
+                    "UPDATE entitlements SET expiry_recorded_at = \(bind: now) WHERE id = \(bind: id)"
+                ).run()
                 try await AuditOutbox.append(
                     database, organizationID: organizationID, type: .licenses, action: .entitlementExpired,
-                    message: "Entitlement \(id) expired on \(EntitlementRecord.day(expiration))", actor: .system, subjectKind: .entitlement,
+                    message: "Entitlement \(id) expired on \(EntitlementRecord.day(expiration))", actor: .system,
+                    subjectKind: .entitlement,
                     subjectID: id, now: now)
             }
             return rows.count
@@ -208,24 +243,32 @@ final class EntitlementsStore: Sendable {
     // MARK: Reading
 
     /// An entitlement with its lines, or nil; `organizationID` nil matches any organization.
-    static func entitlement(_ database: any SQLDatabase, id: String, organizationID: String?) async throws -> EntitlementRecord? {
+    static func entitlement(
+        _ database: any SQLDatabase, id: String, organizationID: String?
+    ) async throws -> EntitlementRecord? {
         try await entitlements(database, ids: [id], organizationID: organizationID).first
     }
 
     /// Entitlements with their lines, in the order of `ids` (two queries whatever their number);
     /// ids that do not exist, or belong to another organization than a non-nil `organizationID`, are left out.
-    static func entitlements(_ database: any SQLDatabase, ids: [String], organizationID: String?) async throws -> [EntitlementRecord] {
+    static func entitlements(
+        _ database: any SQLDatabase, ids: [String], organizationID: String?
+    ) async throws -> [EntitlementRecord] {
         var records: [String: EntitlementRecord] = [:]
         // In chunks: a product held by very many entitlements must not exceed the bound-parameter limit.
         for start in stride(from: 0, to: ids.count, by: 500) {
-            let list = ids[start..<min(start + 500, ids.count)].map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
+            let list = ids[start..<min(start + 500, ids.count)].map { "\(bind: $0)" as SQLQueryString }.joined(
+                separator: ", ")
             var lines: [String: [EntitlementLineRecord]] = [:]
-            for row in try await database.raw("""
+            for row in try await database.raw(
+                """
                 SELECT l.entitlement_id, l.product_id, l.available, l.activated, p.name, p.description, p.deployment_type, p.license_type
                 FROM entitlement_lines l JOIN products p ON p.id = l.product_id
                 WHERE l.entitlement_id IN (\(list)) ORDER BY lower(p.name), p.id
-                """).all() {
-                lines[try row.decode(column: "entitlement_id", as: String.self), default: []].append(try EntitlementLineRecord(row: row))
+                """
+            ).all() {
+                lines[try row.decode(column: "entitlement_id", as: String.self), default: []].append(
+                    try EntitlementLineRecord(row: row))
             }
             for row in try await database.raw("SELECT * FROM entitlements WHERE id IN (\(list))").all() {
                 let id = try row.decode(column: "id", as: String.self)
@@ -238,7 +281,11 @@ final class EntitlementsStore: Sendable {
 
     /// One entitlement of the organization (`NOT_FOUND` for another organization's).
     func entitlement(id: String, organizationID: String) async throws -> EntitlementRecord {
-        guard let record = try await store.read({ database in try await Self.entitlement(database, id: id, organizationID: organizationID) }) else {
+        guard
+            let record = try await store.read({ database in
+                try await Self.entitlement(database, id: id, organizationID: organizationID)
+            })
+        else {
             throw EntitlementsError.entitlementNotFound(entitlementID: id)
         }
         return record
@@ -247,21 +294,28 @@ final class EntitlementsStore: Sendable {
     /// Available, activated and unactivated licenses over all the organization's entitlements.
     func totals(organizationID: String) async throws -> (available: Int64, activated: Int64) {
         try await store.read { database in
-            let row = try await database.raw("""
+            let row = try await database.raw(
+                """
                 SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) AS available, CAST(COALESCE(SUM(activated), 0) AS BIGINT) AS activated
                 FROM product_totals WHERE org_id = \(bind: organizationID)
-                """).first()
-            return (try row?.decode(column: "available", as: Int64.self) ?? 0, try row?.decode(column: "activated", as: Int64.self) ?? 0)
+                """
+            ).first()
+            return (
+                try row?.decode(column: "available", as: Int64.self) ?? 0,
+                try row?.decode(column: "activated", as: Int64.self) ?? 0
+            )
         }
     }
 
     /// The organization's most recent activations, newest first.
     func recentActivations(organizationID: String, limit: Int) async throws -> [ActivationRecord] {
         try await store.read { database in
-            try await database.raw("""
+            try await database.raw(
+                """
                 SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE org_id = \(bind: organizationID)
                 ORDER BY activated_at DESC, id DESC LIMIT \(unsafeRaw: String(limit))
-                """).all().map(ActivationRecord.init(row:))
+                """
+            ).all().map(ActivationRecord.init(row:))
         }
     }
 }

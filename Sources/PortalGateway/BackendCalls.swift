@@ -40,7 +40,9 @@ struct BackendCall: Sendable {
         var remaining: Duration?
         if let deadline = context.deadline {
             remaining = deadline - .now
-            guard remaining! > .zero else { throw RPCError(.deadlineExceeded, "deadline exceeded before the call reached its backend") }
+            guard remaining! > .zero else {
+                throw RPCError(.deadlineExceeded, "deadline exceeded before the call reached its backend")
+            }
         }
         options = CallOptions(timeout: min(remaining ?? Self.defaultTimeout, Self.defaultTimeout))
         streamOptions = CallOptions(timeout: remaining)
@@ -68,7 +70,9 @@ struct BackendCall: Sendable {
     /// not found) pass through unchanged; an outage, a timeout or an internal failure becomes a
     /// message a portal user understands, naming what is unavailable and the request id, while the
     /// backend's own error (addresses, causes) stays in the error's `cause` for the access log.
-    func run<Result: Sendable>(_ backend: String, _ body: (Metadata, CallOptions) async throws -> Result) async throws -> Result {
+    func run<Result: Sendable>(
+        _ backend: String, _ body: (Metadata, CallOptions) async throws -> Result
+    ) async throws -> Result {
         do {
             return try await body(metadata, options)
         } catch let error as RPCError {

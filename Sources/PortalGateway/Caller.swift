@@ -13,7 +13,8 @@ struct Caller: Sendable {
 
     /// The metadata that tells a backend who acts, so its audit events name them.
     var backendMetadata: Metadata {
-        PrincipalMetadata.metadata(memberID: principal.memberID, displayName: principal.displayName, organizationID: principal.organizationID)
+        PrincipalMetadata.metadata(
+            memberID: principal.memberID, displayName: principal.displayName, organizationID: principal.organizationID)
     }
 }
 
@@ -57,7 +58,8 @@ enum RoleTable {
     static func require(_ capability: Capability, of caller: Caller) throws {
         guard allows(caller.principal.role, capability) else {
             let role = caller.principal.role == .viewer ? "Viewer" : "this"
-            throw RPCError(.permissionDenied, "the \(role) role cannot \(capability.refusal); an Admin of your organization can")
+            throw RPCError(
+                .permissionDenied, "the \(role) role cannot \(capability.refusal); an Admin of your organization can")
         }
     }
 }

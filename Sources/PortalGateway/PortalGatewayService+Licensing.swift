@@ -4,16 +4,19 @@ import PortalRPC
 extension PortalGatewayService {
     // MARK: Licensing overview
 
-    public func listProducts(request: Portal_Gateway_V1_ListProductsRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListProductsResponse {
+    public func listProducts(
+        request: Portal_Gateway_V1_ListProductsRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ListProductsResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.listProducts(.with {
-                $0.organizationID = caller.organizationID
-                $0.pageSize = request.pageSize
-                $0.pageToken = request.pageToken
-                $0.orderBy = request.orderBy
-                $0.searchText = request.searchText
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.listProducts(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.pageSize = request.pageSize
+                    $0.pageToken = request.pageToken
+                    $0.orderBy = request.orderBy
+                    $0.searchText = request.searchText
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.products = page.products
@@ -22,13 +25,16 @@ extension PortalGatewayService {
         }
     }
 
-    public func getProduct(request: Portal_Gateway_V1_GetProductRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetProductResponse {
+    public func getProduct(
+        request: Portal_Gateway_V1_GetProductRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_GetProductResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let detail = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.getProduct(.with {
-                $0.organizationID = caller.organizationID
-                $0.productID = request.productID
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.getProduct(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.productID = request.productID
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.product = detail.product
@@ -36,21 +42,24 @@ extension PortalGatewayService {
         }
     }
 
-    public func listEntitlements(request: Portal_Gateway_V1_ListEntitlementsRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListEntitlementsResponse {
+    public func listEntitlements(
+        request: Portal_Gateway_V1_ListEntitlementsRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ListEntitlementsResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.listEntitlements(.with {
-                $0.organizationID = caller.organizationID
-                $0.pageSize = request.pageSize
-                $0.pageToken = request.pageToken
-                $0.orderBy = request.orderBy
-                $0.orderDateStart = request.orderDateStart
-                $0.orderDateEnd = request.orderDateEnd
-                $0.expirationDateStart = request.expirationDateStart
-                $0.expirationDateEnd = request.expirationDateEnd
-                $0.searchField = request.searchField
-                $0.searchText = request.searchText
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.listEntitlements(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.pageSize = request.pageSize
+                    $0.pageToken = request.pageToken
+                    $0.orderBy = request.orderBy
+                    $0.orderDateStart = request.orderDateStart
+                    $0.orderDateEnd = request.orderDateEnd
+                    $0.expirationDateStart = request.expirationDateStart
+                    $0.expirationDateEnd = request.expirationDateEnd
+                    $0.searchField = request.searchField
+                    $0.searchText = request.searchText
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.entitlements = page.entitlements
@@ -59,49 +68,58 @@ extension PortalGatewayService {
         }
     }
 
-    public func getEntitlement(request: Portal_Gateway_V1_GetEntitlementRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetEntitlementResponse {
+    public func getEntitlement(
+        request: Portal_Gateway_V1_GetEntitlementRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_GetEntitlementResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let detail = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.getEntitlement(.with {
-                $0.organizationID = caller.organizationID
-                $0.entitlementID = request.entitlementID
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.getEntitlement(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.entitlementID = request.entitlementID
+                }, metadata: metadata, options: options)
         }
         return .with { $0.entitlement = detail.entitlement }
     }
 
-    public func activate(request: Portal_Gateway_V1_ActivateRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ActivateResponse {
+    public func activate(
+        request: Portal_Gateway_V1_ActivateRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ActivateResponse {
         let (caller, call) = try await authorize(context, .activate)
         let result = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.activate(.with {
-                $0.organizationID = caller.organizationID
-                $0.entitlementID = request.entitlementID
-                $0.productID = request.productID
-                $0.quantity = request.quantity
-                $0.projectName = request.projectName
-                $0.projectManager = request.projectManager
-                $0.serialNumber = request.serialNumber
-                $0.idempotencyKey = request.idempotencyKey
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.activate(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.entitlementID = request.entitlementID
+                    $0.productID = request.productID
+                    $0.quantity = request.quantity
+                    $0.projectName = request.projectName
+                    $0.projectManager = request.projectManager
+                    $0.serialNumber = request.serialNumber
+                    $0.idempotencyKey = request.idempotencyKey
+                }, metadata: metadata, options: options)
         }
         return .with { $0.activation = result.activation }
     }
 
     // MARK: Activations log
 
-    public func listActivations(request: Portal_Gateway_V1_ListActivationsRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListActivationsResponse {
+    public func listActivations(
+        request: Portal_Gateway_V1_ListActivationsRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ListActivationsResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
-            try await backends.entitlements.listActivations(.with {
-                $0.organizationID = caller.organizationID
-                $0.pageSize = request.pageSize
-                $0.pageToken = request.pageToken
-                $0.orderBy = request.orderBy
-                $0.activationDateStart = request.activationDateStart
-                $0.activationDateEnd = request.activationDateEnd
-                $0.productIds = request.productIds
-                $0.searchText = request.searchText
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.listActivations(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.pageSize = request.pageSize
+                    $0.pageToken = request.pageToken
+                    $0.orderBy = request.orderBy
+                    $0.activationDateStart = request.activationDateStart
+                    $0.activationDateEnd = request.activationDateEnd
+                    $0.productIds = request.productIds
+                    $0.searchText = request.searchText
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.activations = page.activations
@@ -111,20 +129,24 @@ extension PortalGatewayService {
     }
 
     public func exportActivationsCsv(
-        request: Portal_Gateway_V1_ExportActivationsCsvRequest, responses: ResponseWriter<Portal_Gateway_V1_ExportActivationsCsvResponse>,
+        request: Portal_Gateway_V1_ExportActivationsCsvRequest,
+        responses: ResponseWriter<Portal_Gateway_V1_ExportActivationsCsvResponse>,
         context: ServerContext
     ) async throws {
         let (caller, call) = try await authorize(context, .exportCSV)
         try await call.stream("entitlements", to: responses) { metadata, options in
-            try await backends.entitlements.exportActivationsCsv(.with {
-                $0.organizationID = caller.organizationID
-                $0.orderBy = request.orderBy
-                $0.activationDateStart = request.activationDateStart
-                $0.activationDateEnd = request.activationDateEnd
-                $0.productIds = request.productIds
-                $0.searchText = request.searchText
-                $0.timeZone = request.timeZone
-            }, metadata: metadata, options: options)
-        } chunk: { piece in .with { $0.chunk = piece.chunk } }
+            try await backends.entitlements.exportActivationsCsv(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.orderBy = request.orderBy
+                    $0.activationDateStart = request.activationDateStart
+                    $0.activationDateEnd = request.activationDateEnd
+                    $0.productIds = request.productIds
+                    $0.searchText = request.searchText
+                    $0.timeZone = request.timeZone
+                }, metadata: metadata, options: options)
+        } chunk: { piece in
+            .with { $0.chunk = piece.chunk }
+        }
     }
 }

@@ -4,18 +4,21 @@ import PortalRPC
 extension PortalGatewayService {
     // MARK: Members and invites
 
-    public func listMembers(request: Portal_Gateway_V1_ListMembersRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListMembersResponse {
+    public func listMembers(
+        request: Portal_Gateway_V1_ListMembersRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ListMembersResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         let page = try await call.run("identity") { metadata, options in
-            try await backends.identity.listMembers(.with {
-                $0.organizationID = caller.organizationID
-                $0.pageSize = request.pageSize
-                $0.pageToken = request.pageToken
-                $0.orderBy = request.orderBy
-                $0.role = request.role
-                $0.searchField = request.searchField
-                $0.searchText = request.searchText
-            }, metadata: metadata, options: options)
+            try await backends.identity.listMembers(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.pageSize = request.pageSize
+                    $0.pageToken = request.pageToken
+                    $0.orderBy = request.orderBy
+                    $0.role = request.role
+                    $0.searchField = request.searchField
+                    $0.searchText = request.searchText
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.members = page.members
@@ -24,17 +27,20 @@ extension PortalGatewayService {
         }
     }
 
-    public func listInvites(request: Portal_Gateway_V1_ListInvitesRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListInvitesResponse {
+    public func listInvites(
+        request: Portal_Gateway_V1_ListInvitesRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ListInvitesResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         let page = try await call.run("identity") { metadata, options in
-            try await backends.identity.listInvites(.with {
-                $0.organizationID = caller.organizationID
-                $0.pageSize = request.pageSize
-                $0.pageToken = request.pageToken
-                $0.orderBy = request.orderBy
-                $0.role = request.role
-                $0.searchText = request.searchText
-            }, metadata: metadata, options: options)
+            try await backends.identity.listInvites(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.pageSize = request.pageSize
+                    $0.pageToken = request.pageToken
+                    $0.orderBy = request.orderBy
+                    $0.role = request.role
+                    $0.searchText = request.searchText
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.invites = page.invites
@@ -43,65 +49,80 @@ extension PortalGatewayService {
         }
     }
 
-    public func inviteMember(request: Portal_Gateway_V1_InviteMemberRequest, context: ServerContext) async throws -> Portal_Gateway_V1_InviteMemberResponse {
+    public func inviteMember(
+        request: Portal_Gateway_V1_InviteMemberRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_InviteMemberResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         let created = try await call.run("identity") { metadata, options in
-            try await backends.identity.createInvite(.with {
-                $0.organizationID = caller.organizationID
-                $0.email = request.email
-                $0.phone = request.phone
-                $0.role = request.role
-            }, metadata: metadata, options: options)
+            try await backends.identity.createInvite(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.email = request.email
+                    $0.phone = request.phone
+                    $0.role = request.role
+                }, metadata: metadata, options: options)
         }
         return .with { $0.invite = created.invite }
     }
 
-    public func resendInvite(request: Portal_Gateway_V1_ResendInviteRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ResendInviteResponse {
+    public func resendInvite(
+        request: Portal_Gateway_V1_ResendInviteRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_ResendInviteResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         let resent = try await call.run("identity") { metadata, options in
-            try await backends.identity.resendInvite(.with {
-                $0.organizationID = caller.organizationID
-                $0.inviteID = request.inviteID
-            }, metadata: metadata, options: options)
+            try await backends.identity.resendInvite(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.inviteID = request.inviteID
+                }, metadata: metadata, options: options)
         }
         return .with { $0.invite = resent.invite }
     }
 
-    public func revokeInvite(request: Portal_Gateway_V1_RevokeInviteRequest, context: ServerContext) async throws -> Portal_Gateway_V1_RevokeInviteResponse {
+    public func revokeInvite(
+        request: Portal_Gateway_V1_RevokeInviteRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_RevokeInviteResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         _ = try await call.run("identity") { metadata, options in
-            try await backends.identity.revokeInvite(.with {
-                $0.organizationID = caller.organizationID
-                $0.inviteID = request.inviteID
-            }, metadata: metadata, options: options)
+            try await backends.identity.revokeInvite(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.inviteID = request.inviteID
+                }, metadata: metadata, options: options)
         }
         return .init()
     }
 
-    public func updateMember(request: Portal_Gateway_V1_UpdateMemberRequest, context: ServerContext) async throws -> Portal_Gateway_V1_UpdateMemberResponse {
+    public func updateMember(
+        request: Portal_Gateway_V1_UpdateMemberRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_UpdateMemberResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         let updated = try await call.run("identity") { metadata, options in
-            try await backends.identity.updateMember(.with {
-                $0.organizationID = caller.organizationID
-                $0.memberID = request.memberID
-                $0.firstName = request.firstName
-                $0.lastName = request.lastName
-                $0.phone = request.phone
-                $0.role = request.role
-            }, metadata: metadata, options: options)
+            try await backends.identity.updateMember(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.memberID = request.memberID
+                    $0.firstName = request.firstName
+                    $0.lastName = request.lastName
+                    $0.phone = request.phone
+                    $0.role = request.role
+                }, metadata: metadata, options: options)
         }
         // A changed role bites on the member's next call through this gateway.
         await sessions.forget(memberID: request.memberID)
         return .with { $0.member = updated.member }
     }
 
-    public func deleteMember(request: Portal_Gateway_V1_DeleteMemberRequest, context: ServerContext) async throws -> Portal_Gateway_V1_DeleteMemberResponse {
+    public func deleteMember(
+        request: Portal_Gateway_V1_DeleteMemberRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_DeleteMemberResponse {
         let (caller, call) = try await authorize(context, .manageMembers)
         _ = try await call.run("identity") { metadata, options in
-            try await backends.identity.deleteMember(.with {
-                $0.organizationID = caller.organizationID
-                $0.memberID = request.memberID
-            }, metadata: metadata, options: options)
+            try await backends.identity.deleteMember(
+                .with {
+                    $0.organizationID = caller.organizationID
+                    $0.memberID = request.memberID
+                }, metadata: metadata, options: options)
         }
         await sessions.forget(memberID: request.memberID)
         return .init()

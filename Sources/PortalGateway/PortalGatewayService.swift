@@ -12,7 +12,9 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     let dashboards = SharedReads<String, DashboardData>()
 
     /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime` of `clock`'s time.
-    public init(backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1), clock: any ServiceClock = .system) {
+    public init(
+        backends: GatewayBackends, sessionCacheLifetime: Duration = .seconds(1), clock: any ServiceClock = .system
+    ) {
         self.backends = backends
         sessions = SessionCache(lifetime: sessionCacheLifetime, clock: clock)
     }
@@ -37,14 +39,18 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
         let lookup = BackendCall.shared(startedBy: context)  // concurrent lookups of one token share it
         let caller = try await sessions.caller(for: token) { [backends] token in
             let session = try await lookup.run("identity") { metadata, options in
-                try await backends.identity.authenticate(.with { $0.sessionToken = token }, metadata: metadata, options: options)
+                try await backends.identity.authenticate(
+                    .with { $0.sessionToken = token }, metadata: metadata, options: options)
             }
-            guard let principal = session.principal else { throw RPCError(.unauthenticated, "authorization: the session has ended") }
+            guard let principal = session.principal else {
+                throw RPCError(.unauthenticated, "authorization: the session has ended")
+            }
             return Caller(principal: principal, expiresAt: session.expiresAt)
         }
         // The access log names the caller's organization (never the token).
         context.principal = RPCPrincipal(
-            subject: caller.principal.memberID, organizationID: caller.organizationID, role: caller.isAdmin ? "ADMIN" : "VIEWER",
+            subject: caller.principal.memberID, organizationID: caller.organizationID,
+            role: caller.isAdmin ? "ADMIN" : "VIEWER",
             displayName: caller.principal.displayName)
         try RoleTable.require(capability, of: caller)
         return (caller, try BackendCall(context, caller: caller))
@@ -52,15 +58,18 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
 
     // MARK: Sign-in
 
-    public func login(request: Portal_Gateway_V1_LoginRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LoginResponse {
+    public func login(
+        request: Portal_Gateway_V1_LoginRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_LoginResponse {
         let call = try BackendCall(context, caller: nil)
         let answer = try await call.run("identity") { metadata, options in
-            try await backends.identity.login(.with {
-                $0.organizationID = request.organizationID
-                $0.email = request.email
-                $0.password = request.password
-                $0.choiceToken = request.choiceToken
-            }, metadata: metadata, options: options)
+            try await backends.identity.login(
+                .with {
+                    $0.organizationID = request.organizationID
+                    $0.email = request.email
+                    $0.password = request.password
+                    $0.choiceToken = request.choiceToken
+                }, metadata: metadata, options: options)
         }
         return .with {
             $0.sessionToken = answer.sessionToken
@@ -72,18 +81,24 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
         }
     }
 
-    public func acceptInvite(request: Portal_Gateway_V1_AcceptInviteRequest, context: ServerContext) async throws -> Portal_Gateway_V1_AcceptInviteResponse {
+    public func acceptInvite(
+        request: Portal_Gateway_V1_AcceptInviteRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_AcceptInviteResponse {
         let call = try BackendCall(context, caller: nil)
         let accepted = try await call.run("identity") { metadata, options in
-            try await backends.identity.acceptInvite(.with {
-                $0.inviteSecret = request.inviteSecret
-                $0.firstName = request.firstName
-                $0.lastName = request.lastName
-                $0.password = request.password
-            }, metadata: metadata, options: options)
+            try await backends.identity.acceptInvite(
+                .with {
+                    $0.inviteSecret = request.inviteSecret
+                    $0.firstName = request.firstName
+                    $0.lastName = request.lastName
+                    $0.password = request.password
+                }, metadata: metadata, options: options)
         }
-        guard let member = accepted.member else { throw RPCError(.internal, "identity accepted the invite without returning the member") }
-        let session = try await openSession(organizationID: member.organizationID, email: member.email, password: request.password, call: call)
+        guard let member = accepted.member else {
+            throw RPCError(.internal, "identity accepted the invite without returning the member")
+        }
+        let session = try await openSession(
+            organizationID: member.organizationID, email: member.email, password: request.password, call: call)
         return .with {
             $0.member = member
             $0.sessionToken = session.sessionToken
@@ -92,17 +107,22 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     }
 
     /// Logs a member in at identity.
-    private func openSession(organizationID: String, email: String, password: String, call: BackendCall) async throws -> Portal_Identity_V1_LoginResponse {
+    private func openSession(
+        organizationID: String, email: String, password: String, call: BackendCall
+    ) async throws -> Portal_Identity_V1_LoginResponse {
         try await call.run("identity") { metadata, options in
-            try await backends.identity.login(.with {
-                $0.organizationID = organizationID
-                $0.email = email
-                $0.password = password
-            }, metadata: metadata, options: options)
+            try await backends.identity.login(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.email = email
+                    $0.password = password
+                }, metadata: metadata, options: options)
         }
     }
 
-    public func logout(request: Portal_Gateway_V1_LogoutRequest, context: ServerContext) async throws -> Portal_Gateway_V1_LogoutResponse {
+    public func logout(
+        request: Portal_Gateway_V1_LogoutRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_LogoutResponse {
         let token = try Self.bearerToken(context)
         let (_, call) = try await authorize(context, .viewPortal)
         _ = try await call.run("identity") { metadata, options in
@@ -112,15 +132,18 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
         return .init()
     }
 
-    public func whoAmI(request: Portal_Gateway_V1_WhoAmIRequest, context: ServerContext) async throws -> Portal_Gateway_V1_WhoAmIResponse {
+    public func whoAmI(
+        request: Portal_Gateway_V1_WhoAmIRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_WhoAmIResponse {
         let (caller, call) = try await authorize(context, .viewPortal)
         let memberships: Portal_Identity_V1_ListMembershipsResponse
         do {
             memberships = try await call.run("identity") { metadata, options in
-                try await backends.identity.listMemberships(.with {
-                    $0.organizationID = caller.organizationID
-                    $0.memberID = caller.principal.memberID
-                }, metadata: metadata, options: options)
+                try await backends.identity.listMemberships(
+                    .with {
+                        $0.organizationID = caller.organizationID
+                        $0.memberID = caller.principal.memberID
+                    }, metadata: metadata, options: options)
             }
         } catch let error as RPCError where error.code == .notFound {
             // Deleted since the token was last resolved: the session has ended.
@@ -147,7 +170,9 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
         let memberCount: Int64?
     }
 
-    public func getDashboard(request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext) async throws -> Portal_Gateway_V1_GetDashboardResponse {
+    public func getDashboard(
+        request: Portal_Gateway_V1_GetDashboardRequest, context: ServerContext
+    ) async throws -> Portal_Gateway_V1_GetDashboardResponse {
         let (caller, _) = try await authorize(context, .viewPortal)
         // Shared with other callers, so the read carries no one's deadline; this call's own deadline
         // still ends it (the transport enforces it).
@@ -164,28 +189,36 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
             $0.recentActivations = data.licenses?.recentActivations ?? []
             $0.recentEvents = data.events ?? []
             $0.quickActions = RoleTable.allows(caller.principal.role, .manageMembers) ? [.inviteMember] : []
-            $0.unavailableSections = (data.licenses == nil ? [.licenses] : []) + (data.events == nil ? [.recentEvents] : [])
+            $0.unavailableSections =
+                (data.licenses == nil ? [.licenses] : []) + (data.events == nil ? [.recentEvents] : [])
                 + (seesMembers && data.memberCount == nil ? [.members] : [])
         }
     }
 
     /// Asks the three backends concurrently, each within the caller's deadline. A backend that is down
     /// or too slow leaves its section out; only when all three fail does the dashboard fail.
-    private static func readDashboard(_ organizationID: String, _ call: BackendCall, _ backends: GatewayBackends) async throws -> DashboardData {
+    private static func readDashboard(
+        _ organizationID: String, _ call: BackendCall, _ backends: GatewayBackends
+    ) async throws -> DashboardData {
         async let summary = call.section("entitlements") { metadata, options in
-            try await backends.entitlements.getSummary(.with {
-                $0.organizationID = organizationID
-                $0.recentActivationsLimit = Self.dashboardRecentCount
-            }, metadata: metadata, options: options)
+            try await backends.entitlements.getSummary(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.recentActivationsLimit = Self.dashboardRecentCount
+                }, metadata: metadata, options: options)
         }
         async let events = call.section("audit") { metadata, options in
-            try await backends.audit.recentEvents(.with {
-                $0.organizationID = organizationID
-                $0.limit = Self.dashboardRecentCount
-            }, metadata: metadata, options: options).events
+            try await backends.audit.recentEvents(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.limit = Self.dashboardRecentCount
+                }, metadata: metadata, options: options
+            ).events
         }
         async let members = call.section("identity") { metadata, options in
-            try await backends.identity.countMembers(.with { $0.organizationID = organizationID }, metadata: metadata, options: options).totalMembers
+            try await backends.identity.countMembers(
+                .with { $0.organizationID = organizationID }, metadata: metadata, options: options
+            ).totalMembers
         }
         let (licenses, recent, count) = (try await summary, try await events, try await members)
         if case .failure(let error) = licenses, case .failure = recent, case .failure = count { throw error }

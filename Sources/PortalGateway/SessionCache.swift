@@ -32,7 +32,8 @@ actor SessionCache {
     }
 
     /// The caller `token` stands for: remembered, or resolved with `resolve` now.
-    func caller(for token: String, resolve: @escaping @Sendable (String) async throws -> Caller) async throws -> Caller {
+    func caller(for token: String, resolve: @escaping @Sendable (String) async throws -> Caller) async throws -> Caller
+    {
         let key = SecretHashing.sha256(token)
         let now = clock.instant()
         if let entry = entries[key], now - entry.fetchedAt < lifetime { return entry.caller }
@@ -42,7 +43,9 @@ actor SessionCache {
         do {
             let caller = try await lookup.value
             inFlight[key] = nil
-            if !forgotten(key: key, memberID: caller.principal.memberID, since: now) { remember(caller, key: key, at: now) }
+            if !forgotten(key: key, memberID: caller.principal.memberID, since: now) {
+                remember(caller, key: key, at: now)
+            }
             return caller
         } catch {
             inFlight[key] = nil
@@ -73,7 +76,8 @@ actor SessionCache {
         let horizon = clock.instant() - BackendCall.defaultTimeout - lifetime
         forgottenTokens = forgottenTokens.filter { $0.value > horizon }
         forgottenMembers = forgottenMembers.filter { $0.value > horizon }
-        return (forgottenTokens[key].map { $0 >= start } ?? false) || (forgottenMembers[memberID].map { $0 >= start } ?? false)
+        return (forgottenTokens[key].map { $0 >= start } ?? false)
+            || (forgottenMembers[memberID].map { $0 >= start } ?? false)
     }
 
     private func remember(_ caller: Caller, key: [UInt8], at now: ContinuousClock.Instant) {

@@ -56,7 +56,9 @@ actor SharedReads<Key: Hashable & Sendable, Value: Sendable> {
 
     /// One waiter's continuation, resumed once: by the read's outcome or by cancellation, whichever comes first.
     private final class Waiter: Sendable {
-        private let state = Locked<(continuation: CheckedContinuation<Result<Value, any Error>, Never>?, outcome: Result<Value, any Error>?)>(
+        private let state = Locked<
+            (continuation: CheckedContinuation<Result<Value, any Error>, Never>?, outcome: Result<Value, any Error>?)
+        >(
             (nil, nil))
 
         /// Keeps `continuation`; false (having resumed it) when the outcome is already known.

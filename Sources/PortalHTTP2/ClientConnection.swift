@@ -77,8 +77,12 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     // MARK: Calls
 
     /// Starts a call: submits the request headers; the body follows as the caller sends.
-    func startCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions, maxResponseBytes: Int) throws -> ClientStream {
-        guard isUsable, let context = pump.context else { throw RPCError(.unavailable, "connection to \(authority) is closing") }
+    func startCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions, maxResponseBytes: Int
+    ) throws -> ClientStream {
+        guard isUsable, let context = pump.context else {
+            throw RPCError(.unavailable, "connection to \(authority) is closing")
+        }
         let stream = ClientStream(
             method: method, maxMessageBytes: options.maxResponseMessageBytes ?? maxResponseBytes,
             connection: NIOLoopBound(self, eventLoop: context.eventLoop))
@@ -158,12 +162,13 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
             stream.end(trailers: Metadata(), error: RPCError(.internal, "the server ended the stream without trailers"))
         case .closed(let streamID, let errorCode):
             guard let stream = streams.removeValue(forKey: streamID), !stream.ended else { return }
-            let error = switch errorCode {
-            case 7: RPCError(.unavailable, "the server refused the stream")  // REFUSED_STREAM
-            case 8: RPCError(.cancelled, "the server cancelled the stream")  // CANCEL
-            case 11: RPCError(.resourceExhausted, "the server asked to calm down (ENHANCE_YOUR_CALM)")
-            default: RPCError(.internal, "stream reset by the server (HTTP/2 error \(errorCode))")
-            }
+            let error =
+                switch errorCode {
+                case 7: RPCError(.unavailable, "the server refused the stream")  // REFUSED_STREAM
+                case 8: RPCError(.cancelled, "the server cancelled the stream")  // CANCEL
+                case 11: RPCError(.resourceExhausted, "the server asked to calm down (ENHANCE_YOUR_CALM)")
+                default: RPCError(.internal, "stream reset by the server (HTTP/2 error \(errorCode))")
+                }
             stream.abort(error)
         case .goAway(let lastStreamID, _):
             markUnusable()
@@ -214,14 +219,15 @@ final class ClientConnection: ChannelInboundHandler, HTTP2ConnectionPump {
     private static func httpError(_ fields: [(String, String)]) -> RPCError? {
         let status = fields.first { $0.0 == ":status" }?.1 ?? ""
         guard status == "200" else {
-            let code: RPCStatusCode = switch status {
-            case "400": .internal
-            case "401": .unauthenticated
-            case "403": .permissionDenied
-            case "404": .unimplemented
-            case "429", "502", "503", "504": .unavailable
-            default: .unknown
-            }
+            let code: RPCStatusCode =
+                switch status {
+                case "400": .internal
+                case "401": .unauthenticated
+                case "403": .permissionDenied
+                case "404": .unimplemented
+                case "429", "502", "503", "504": .unavailable
+                default: .unknown
+                }
             return RPCError(code, "HTTP status \(status)")
         }
         let contentType = fields.first { $0.0 == "content-type" }?.1 ?? ""

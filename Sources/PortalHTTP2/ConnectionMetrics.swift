@@ -6,7 +6,8 @@ import PortalRPC
 struct ConnectionMetrics: Sendable {
     private let open = Meter(label: "portal_connections_open")
     private let acceptedTLS = Counter(label: "portal_connections_accepted_total", dimensions: [("transport", "tls")])
-    private let acceptedCleartext = Counter(label: "portal_connections_accepted_total", dimensions: [("transport", "cleartext")])
+    private let acceptedCleartext = Counter(
+        label: "portal_connections_accepted_total", dimensions: [("transport", "cleartext")])
     private let failedHandshakes = Counter(label: "portal_tls_handshake_failures_total")
 
     /// Counts a connection that reached HTTP/2, open until `channel` closes.

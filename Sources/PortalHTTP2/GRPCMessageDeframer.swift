@@ -19,7 +19,8 @@ struct GRPCMessageDeframer {
         var error: RPCError {
             switch self {
             case .messageTooLarge(let announced, let limit):
-                RPCError(.resourceExhausted, "received message of \(announced) bytes exceeds the limit of \(limit) bytes")
+                RPCError(
+                    .resourceExhausted, "received message of \(announced) bytes exceeds the limit of \(limit) bytes")
             case .compressedWithoutEncoding:
                 RPCError(.internal, "compressed message received but no grpc-encoding was negotiated")
             case .invalidFlag(let flag):
@@ -68,7 +69,9 @@ struct GRPCMessageDeframer {
                 default: throw .invalidFlag(flag)
                 }
                 let length = Int(prefix & 0xFFFF_FFFF)
-                guard length <= maxMessageBytes else { throw .messageTooLarge(announced: length, limit: maxMessageBytes) }
+                guard length <= maxMessageBytes else {
+                    throw .messageTooLarge(announced: length, limit: maxMessageBytes)
+                }
                 // A message that is all here is copied once, straight out of the frame.
                 if bytes.count - index >= length {
                     deliver(Array(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + length)])))

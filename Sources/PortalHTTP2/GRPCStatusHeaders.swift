@@ -75,7 +75,8 @@ enum GRPCStatusHeaders {
         let message = fields.first(where: { $0.0 == "grpc-message" }).map { percentDecode($0.1) } ?? ""
         var details: [RPCErrorDetail] = []
         if let encoded = fields.first(where: { $0.0 == "grpc-status-details-bin" })?.1,
-           let decoded = RPCStatusDetails.decodeDetails(Base64.decode(encoded)) {
+            let decoded = RPCStatusDetails.decodeDetails(Base64.decode(encoded))
+        {
             details = decoded
         }
         return RPCError(status, message, details: details, metadata: metadata)
@@ -104,7 +105,8 @@ enum GRPCStatusHeaders {
         var index = 0
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
                 output.append(high << 4 | low)
                 index += 3
             } else {

@@ -84,7 +84,8 @@ extension HTTP2ConnectionPump {
 
     /// Writes every frame the session has ready, now; closes when the session is done or failed.
     func flushNow() {
-        guard let context = pump.context, !pump.outputClosed, context.channel.isActive, context.channel.isWritable else { return }
+        guard let context = pump.context, !pump.outputClosed, context.channel.isActive, context.channel.isWritable
+        else { return }
         if !writeFrames(context) { closeAfterFlushing() }
     }
 

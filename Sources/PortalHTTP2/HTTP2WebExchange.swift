@@ -25,9 +25,12 @@ final class HTTP2WebExchange {
     /// The request, once its body is complete.
     func request(peer: String, transport: TransportSecurity) -> WebRequest {
         var headers = head.fields ?? []
-        if !head.authority.isEmpty, !headers.contains(where: { $0.0 == "host" }) { headers.append(("host", head.authority)) }
-        return WebRequest(method: head.method, target: head.path, headers: headers.map { (name: $0.0, value: $0.1) }, body: body,
-                          peer: peer, transport: transport)
+        if !head.authority.isEmpty, !headers.contains(where: { $0.0 == "host" }) {
+            headers.append(("host", head.authority))
+        }
+        return WebRequest(
+            method: head.method, target: head.path, headers: headers.map { (name: $0.0, value: $0.1) }, body: body,
+            peer: peer, transport: transport)
     }
 
     /// Body bytes went into frames and `queued` are left: a writer waiting for its part resumes once none are.
@@ -80,7 +83,9 @@ final class HTTP2WebResponder: WebResponder, Sendable {
         let streamID = streamID
         let connection = connection
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            connection.eventLoop.execute { connection.value.writeWebPart(streamID: streamID, part, waiter: continuation) }
+            connection.eventLoop.execute {
+                connection.value.writeWebPart(streamID: streamID, part, waiter: continuation)
+            }
         }
     }
 

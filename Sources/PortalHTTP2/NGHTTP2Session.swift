@@ -95,21 +95,28 @@ final class NGHTTP2Session {
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
-        let result = role == .server
+        let result =
+            role == .server
             ? nghttp2_session_server_new2(&session, callbacks, userData, option)
             : nghttp2_session_client_new2(&session, callbacks, userData, option)
         precondition(result == 0 && session != nil, "nghttp2 session allocation failed")
 
         var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.maxConcurrentStreams),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: limits.initialWindowSize),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: limits.maxFrameSize),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: limits.maxHeaderListSize),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.maxConcurrentStreams
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: limits.initialWindowSize),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: limits.maxFrameSize),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: limits.maxHeaderListSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
         ]
         if role == .client { settings.removeFirst() }
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, limits.connectionWindowSize)
+        nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, limits.connectionWindowSize)
     }
 
     deinit {
@@ -124,7 +131,8 @@ final class NGHTTP2Session {
     func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return true }
         enter()
-        let consumed = nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
+        let consumed = nghttp2_session_mem_recv(
+            session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
         leave()
         if receivedDataBytes > 0 {
             _ = nghttp2_session_consume_connection(session, receivedDataBytes)
@@ -175,12 +183,15 @@ final class NGHTTP2Session {
     }
 
     /// Calls `body` with each header field of a `.headers` event, in order.
-    func forEachHeaderField(in fields: Range<Int>, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+    func forEachHeaderField(
+        in fields: Range<Int>, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void
+    ) {
         headerBytes.withUnsafeBytes { bytes in
             for index in fields {
                 let (nameStart, nameCount, valueStart, valueCount) = headerFields[index]
-                body(UnsafeRawBufferPointer(rebasing: bytes[nameStart..<(nameStart + nameCount)]),
-                     UnsafeRawBufferPointer(rebasing: bytes[valueStart..<(valueStart + valueCount)]))
+                body(
+                    UnsafeRawBufferPointer(rebasing: bytes[nameStart..<(nameStart + nameCount)]),
+                    UnsafeRawBufferPointer(rebasing: bytes[valueStart..<(valueStart + valueCount)]))
             }
         }
     }
@@ -288,7 +299,9 @@ final class NGHTTP2Session {
     }
 
     /// Copies up to `buffer.count` queued bytes of `streamID` for a DATA frame, with how the stream goes on.
-    private func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+    private func readBody(
+        streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
         guard let (count, body) = bodies.update(streamID, { ($0.queue.read(into: buffer), $0) }) else {
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             return 0
@@ -307,14 +320,18 @@ final class NGHTTP2Session {
     }
 
     private static var bodyProvider: nghttp2_data_provider {
-        nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { _, streamID, buffer, length, flags, _, userData in
-            NGHTTP2Session.from(userData).readBody(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags!)
+        nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) {
+            _, streamID, buffer, length, flags, _, userData in
+            NGHTTP2Session.from(userData).readBody(
+                streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length), flags: flags!)
         }
     }
 
     /// Runs `body` with an nghttp2 header array whose bytes live for the duration of the call; the
     /// storage is kept for the next block, since nghttp2 copies what it is given.
-    private func withHeaderBlock<Result>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result) -> Result {
+    private func withHeaderBlock<Result>(
+        _ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result
+    ) -> Result {
         var storage = scratchBytes
         var fields = scratchFields
         scratchBytes = []
@@ -337,8 +354,10 @@ final class NGHTTP2Session {
                 let valueCount = value.utf8.count
                 // A request id is new on every response: indexing it would only churn HPACK's dynamic tables.
                 let flags = name == "x-request-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE
-                fields.append(nghttp2_nv(name: position, value: position + nameCount, namelen: nameCount, valuelen: valueCount,
-                                         flags: UInt8(flags.rawValue)))
+                fields.append(
+                    nghttp2_nv(
+                        name: position, value: position + nameCount, namelen: nameCount, valuelen: valueCount,
+                        flags: UInt8(flags.rawValue)))
                 position += nameCount + valueCount
             }
             return fields.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
@@ -375,7 +394,8 @@ final class NGHTTP2Session {
         switch UInt32(frame.hd.type) {
         case NGHTTP2_HEADERS.rawValue:
             blockOpen = false
-            events.append(.headers(streamID: frame.hd.stream_id, fields: blockStart..<headerFields.count, endStream: endStream))
+            events.append(
+                .headers(streamID: frame.hd.stream_id, fields: blockStart..<headerFields.count, endStream: endStream))
         case NGHTTP2_DATA.rawValue where endStream:
             events.append(.endOfData(streamID: frame.hd.stream_id))
         case NGHTTP2_RST_STREAM.rawValue:
@@ -396,12 +416,16 @@ final class NGHTTP2Session {
 
     private static func install(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            if frame!.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) { NGHTTP2Session.from(userData).beganHeaders() }
+            if frame!.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) {
+                NGHTTP2Session.from(userData).beganHeaders()
+            }
             return 0
         }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, _, name, nameLength, value, valueLength, _, userData in
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+            _, _, name, nameLength, value, valueLength, _, userData in
             let accepted = NGHTTP2Session.from(userData).receivedHeaderField(
-                name: UnsafeRawBufferPointer(start: name, count: nameLength), value: UnsafeRawBufferPointer(start: value, count: valueLength))
+                name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                value: UnsafeRawBufferPointer(start: value, count: valueLength))
             return accepted ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
@@ -409,7 +433,8 @@ final class NGHTTP2Session {
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            NGHTTP2Session.from(userData).receivedData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+            NGHTTP2Session.from(userData).receivedData(
+                streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in

@@ -52,7 +52,10 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     }
 
     /// A channel to `host:port`.
-    public init(host: String, port: Int, configuration: Configuration = .init(), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        host: String, port: Int, configuration: Configuration = .init(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.host = host
         self.port = port
         self.configuration = configuration
@@ -60,7 +63,9 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     }
 
     /// Starts a call on the current connection, connecting first when there is none.
-    public func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream {
+    public func openCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions
+    ) async throws -> any ClientCallStream {
         let connection = try await currentConnection()
         let maxResponse = configuration.maxResponseMessageBytes
         return try await connection.eventLoop.submit {
@@ -79,7 +84,12 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     }
 
     private func currentConnection() async throws -> Connection {
-        enum Next { case ready(Connection), wait(EventLoopFuture<(key: ObjectIdentifier, handler: Connection)>), fail(RPCError), connect }
+        enum Next {
+            case ready(Connection)
+            case wait(EventLoopFuture<(key: ObjectIdentifier, handler: Connection)>)
+            case fail(RPCError)
+            case connect
+        }
         let next = state.withLock { state -> Next in
             if state.closed { return .fail(RPCError(.unavailable, "channel to \(host):\(port) is closed")) }
             if let connection = state.connection { return .ready(connection.handler) }
@@ -126,7 +136,9 @@ public final class RPCClientChannel: RPCChannel, Sendable {
     private func connect() -> EventLoopFuture<(key: ObjectIdentifier, handler: Connection)> {
         let authority = "\(host):\(port)"
         let limits = configuration.limits
-        let tls: (context: TLSContext, serverName: String)? = configuration.tls.map { ($0.current(), configuration.serverName ?? host) }
+        let tls: (context: TLSContext, serverName: String)? = configuration.tls.map {
+            ($0.current(), configuration.serverName ?? host)
+        }
         return ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
@@ -138,7 +150,8 @@ public final class RPCClientChannel: RPCChannel, Sendable {
                         let connection = try TLSConnection(context: tls.context, serverName: tls.serverName)
                         try channel.pipeline.syncOperations.addHandler(TLSHandler(connection: connection))
                     }
-                    let handler = ClientConnection(authority: authority, secure: tls != nil, limits: limits) { [weak self] in
+                    let handler = ClientConnection(authority: authority, secure: tls != nil, limits: limits) {
+                        [weak self] in
                         self?.forget(channelKey: key)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -155,7 +168,9 @@ public final class RPCClientChannel: RPCChannel, Sendable {
                     let handler = try channel.pipeline.syncOperations.handler(type: ClientConnection.self)
                     return (key, NIOLoopBound(handler, eventLoop: channel.eventLoop))
                 }.flatMap { connection in
-                    guard tls != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self) else {
+                    guard tls != nil,
+                        let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self)
+                    else {
                         return channel.eventLoop.makeSucceededFuture(connection)
                     }
                     return handshake.handshakeResult(on: channel.eventLoop).map { _ in connection }

@@ -4,6 +4,7 @@ import NIOPosix
 import PortalRPC
 import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,7 +63,8 @@ public final class RPCServer: Service, Sendable {
     /// `onShutdown` runs when graceful shutdown begins (to flip health to NOT_SERVING).
     public init(
         configuration: Configuration, services: [any RPCService], interceptors: [any ServerInterceptor] = [],
-        observers: [any ServerCallObserver] = [], logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        observers: [any ServerCallObserver] = [], logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onShutdown: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
@@ -70,7 +72,8 @@ public final class RPCServer: Service, Sendable {
         self.logger = logger
         self.group = eventLoopGroup
         self.onShutdown = onShutdown
-        launcher = ServerCallLauncher(executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
+        launcher = ServerCallLauncher(
+            executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
         (stopped, stoppedSink) = AsyncStream.makeStream(of: Void.self)
     }
 
@@ -202,10 +205,11 @@ public final class RPCServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     guard let tls else { return try install(channel, .cleartext) }
                     let peer = channel.remoteAddress?.description ?? "unknown"
-                    try channel.pipeline.syncOperations.addHandler(TransportSniffer(tls: tls, install: install) { reason in
-                        metrics.handshakeFailed()
-                        logger.info("TLS handshake failed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
-                    })
+                    try channel.pipeline.syncOperations.addHandler(
+                        TransportSniffer(tls: tls, install: install) { reason in
+                            metrics.handshakeFailed()
+                            logger.info("TLS handshake failed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+                        })
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

@@ -15,7 +15,9 @@ public final class RoundRobinChannel: RPCChannel, Sendable {
     }
 
     /// Starts the call on the next reachable instance.
-    public func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream {
+    public func openCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions
+    ) async throws -> any ClientCallStream {
         let start = next.add(1, ordering: .relaxed).oldValue
         var lastError: (any Error)?
         for offset in 0..<channels.count {

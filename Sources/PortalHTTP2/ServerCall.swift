@@ -41,7 +41,10 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
     var deadlineTimer: Scheduled<Void>?
     var task: Task<Void, Never>?
 
-    init(id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int, connection: NIOLoopBound<ServerConnection>) {
+    init(
+        id: Int32, route: RPCRoute, context: ServerContext, maxMessageBytes: Int,
+        connection: NIOLoopBound<ServerConnection>
+    ) {
         self.id = id
         self.route = route
         self.context = context
@@ -73,7 +76,9 @@ final class ServerCall: ServerCallStream, @unchecked Sendable {
             } catch {
                 throw error.error
             }
-            if receivedAnother { throw RPCError(.invalidArgument, "request: expected one request message, received more") }
+            if receivedAnother {
+                throw RPCError(.invalidArgument, "request: expected one request message, received more")
+            }
             return bytes.count
         }
         do {

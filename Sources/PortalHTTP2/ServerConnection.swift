@@ -46,7 +46,8 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
         self.configuration = configuration
         self.transport = transport
         session = NGHTTP2Session(role: .server, limits: configuration.limits)
-        lifecycle = ConnectionLifecycle(resetBurst: configuration.limits.streamResetBurst, resetRate: configuration.limits.streamResetRate)
+        lifecycle = ConnectionLifecycle(
+            resetBurst: configuration.limits.streamResetBurst, resetRate: configuration.limits.streamResetRate)
     }
 
     private var openStreams: Int { calls.count + exchanges.count }
@@ -237,34 +238,41 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
             return
         }
         if let encoding = head.encoding, encoding != "identity" {
-            refuse(streamID: streamID, requestID: requestID, error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
-                   extra: [("grpc-accept-encoding", "identity")])
+            refuse(
+                streamID: streamID, requestID: requestID,
+                error: RPCError(.unimplemented, "grpc-encoding \(encoding) is not supported"),
+                extra: [("grpc-accept-encoding", "identity")])
             return
         }
         let path = head.path
         guard let route = configuration.routes[path] else {
             let service = path.split(separator: "/").first.map(String.init) ?? ""
-            let message = configuration.services.contains(service) ? "unknown method \(path)" : "unknown service \(service)"
+            let message =
+                configuration.services.contains(service) ? "unknown method \(path)" : "unknown service \(service)"
             refuse(streamID: streamID, requestID: requestID, error: RPCError(.unimplemented, message))
             return
         }
         var deadline: ContinuousClock.Instant?
         if let timeoutText = head.timeout {
             guard let timeout = GRPCTimeout.parse(timeoutText) else {
-                refuse(streamID: streamID, requestID: requestID, error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
+                refuse(
+                    streamID: streamID, requestID: requestID,
+                    error: .invalidArgument(field: "grpc-timeout", "malformed value \(timeoutText)"))
                 return
             }
             deadline = .now + timeout
         }
         guard let context = pump.context else { return }
         let callContext = ServerContext(
-            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer, requestID: requestID, transport: transport)
+            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer, requestID: requestID,
+            transport: transport)
         let call = ServerCall(
             id: streamID, route: route, context: callContext, maxMessageBytes: configuration.maxReceiveMessageBytes,
             connection: NIOLoopBound(self, eventLoop: context.eventLoop))
         calls[streamID] = call
         if let deadline {
-            call.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: (deadline - .now).timeAmount) { [self] in
+            call.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: (deadline - .now).timeAmount) {
+                [self] in
                 guard calls[streamID] === call else { return }
                 terminate(call, with: RPCError(.deadlineExceeded, "deadline exceeded"))
             }
@@ -318,10 +326,13 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
         guard action != .none else { return }
         call.deadlineTimer?.cancel()
         call.deadlineTimer = nil
-        let trailers = GRPCStatusHeaders.trailers(for: error, metadata: error == nil ? call.context.responseTrailers : [:])
+        let trailers = GRPCStatusHeaders.trailers(
+            for: error, metadata: error == nil ? call.context.responseTrailers : [:])
         switch action {
         case .trailersOnly:
-            var fields = [(":status", "200"), ("content-type", "application/grpc"), ("x-request-id", call.context.requestID)]
+            var fields = [
+                (":status", "200"), ("content-type", "application/grpc"), ("x-request-id", call.context.requestID),
+            ]
             fields += HTTP2Metadata.headerFields(call.context.responseHeaders)
             session.submitResponse(streamID: call.id, headers: fields + trailers, hasBody: false)
         case .headersMessagesAndTrailers:
@@ -348,7 +359,8 @@ final class ServerConnection: ChannelInboundHandler, HTTP2ConnectionPump {
             ("x-request-id", call.context.requestID),
         ]
         fields += HTTP2Metadata.headerFields(call.context.responseHeaders)
-        session.submitResponse(streamID: call.id, headers: fields, hasBody: true, reportsProgress: call.route.method.kind.streamsResponses)
+        session.submitResponse(
+            streamID: call.id, headers: fields, hasBody: true, reportsProgress: call.route.method.kind.streamsResponses)
     }
 
     private func refuse(streamID: Int32, requestID: String, error: RPCError, extra: [(String, String)] = []) {
@@ -368,7 +380,9 @@ extension ServerConnection {
             exchange.refused = true
             exchange.body = []
             let text = Array("the request body is larger than \(configuration.maxReceiveMessageBytes) bytes\n".utf8)
-            startWebResponse(streamID: exchange.id, status: 413, headers: [("content-type", "text/plain; charset=utf-8")], body: text, ends: true)
+            startWebResponse(
+                streamID: exchange.id, status: 413, headers: [("content-type", "text/plain; charset=utf-8")],
+                body: text, ends: true)
             return
         }
         exchange.body.append(contentsOf: bytes)
@@ -376,10 +390,13 @@ extension ServerConnection {
 
     /// Hands a complete plain request to the web application, in a task of its own.
     fileprivate func launchWeb(_ exchange: HTTP2WebExchange) {
-        guard !exchange.refused, exchange.task == nil, let web = configuration.web, let context = pump.context else { return }
+        guard !exchange.refused, exchange.task == nil, let web = configuration.web, let context = pump.context else {
+            return
+        }
         let request = exchange.request(peer: peer, transport: transport)
         exchange.body = []
-        let responder = HTTP2WebResponder(connection: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: exchange.id)
+        let responder = HTTP2WebResponder(
+            connection: NIOLoopBound(self, eventLoop: context.eventLoop), streamID: exchange.id)
         exchange.task = Task {
             await web(request, responder)
             await responder.ensureEnded()
@@ -392,7 +409,9 @@ extension ServerConnection {
         exchange.responseStarted = true
         exchange.responseEnded = ends
         // HTTP/2 carries no connection-specific fields.
-        let fields = [(":status", String(status))] + headers.filter { !["connection", "keep-alive", "transfer-encoding"].contains($0.0) }
+        let fields =
+            [(":status", String(status))]
+            + headers.filter { !["connection", "keep-alive", "transfer-encoding"].contains($0.0) }
         let hasBody = !(ends && body.isEmpty)
         if hasBody {
             session.enqueue(body, framed: false, on: streamID)
@@ -404,7 +423,8 @@ extension ServerConnection {
 
     /// Queues one part of a streamed plain response; `waiter` resumes once it has been sent.
     func writeWebPart(streamID: Int32, _ part: [UInt8], waiter: CheckedContinuation<Void, any Error>) {
-        guard let exchange = exchanges[streamID], !exchange.closed, exchange.responseStarted, !exchange.responseEnded else {
+        guard let exchange = exchanges[streamID], !exchange.closed, exchange.responseStarted, !exchange.responseEnded
+        else {
             waiter.resume(throwing: RPCError(.cancelled, "the client closed the stream"))
             return
         }
@@ -439,6 +459,7 @@ public enum HTTP2WebConnection {
     ) throws {
         let configuration = ServerConnectionConfiguration(
             routes: [:], services: [], limits: limits, maxReceiveMessageBytes: maxBodyBytes, web: handler)
-        try channel.pipeline.syncOperations.addHandler(ServerConnection(configuration: configuration, transport: transport))
+        try channel.pipeline.syncOperations.addHandler(
+            ServerConnection(configuration: configuration, transport: transport))
     }
 }

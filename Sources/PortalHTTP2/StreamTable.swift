@@ -52,7 +52,9 @@ struct StreamTable<Value> {
     }
 
     /// Runs `body` on `id`'s stream in place, first adding `make()` when there is none.
-    mutating func update<Result>(_ id: Int32, orAdd make: @autoclosure () -> Value, _ body: (inout Value) -> Result) -> Result {
+    mutating func update<Result>(
+        _ id: Int32, orAdd make: @autoclosure () -> Value, _ body: (inout Value) -> Result
+    ) -> Result {
         let index = slot(of: id) ?? insert(make(), for: id)
         return body(&slots[index]!)
     }

@@ -20,7 +20,8 @@ public struct WebRequest: Sendable {
 
     /// Creates a request.
     public init(
-        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = [], peer: String = "unknown",
+        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = [],
+        peer: String = "unknown",
         transport: TransportSecurity = .cleartext
     ) {
         self.method = method
@@ -45,7 +46,9 @@ public struct WebRequest: Sendable {
 
     /// The media type of `content-type`, lower-cased, without parameters.
     public var mediaType: String? {
-        header("content-type").map { $0.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? "" }
+        header("content-type").map {
+            $0.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        }
     }
 }
 
@@ -84,7 +87,8 @@ enum FormDecoding {
             switch byte {
             case UInt8(ascii: "+"): bytes.append(0x20)
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(GRPCStatusHeaders.hexValue), let low = iterator.next().flatMap(GRPCStatusHeaders.hexValue)
+                guard let high = iterator.next().flatMap(GRPCStatusHeaders.hexValue),
+                    let low = iterator.next().flatMap(GRPCStatusHeaders.hexValue)
                 else { return nil }
                 bytes.append(high << 4 | low)
             default: bytes.append(byte)
@@ -147,7 +151,10 @@ public final class ResponseProgress: Sendable {
     /// a 500 when nothing was sent, a broken-off stream otherwise.
     public func ensureEnded(_ responder: some WebResponder) async {
         switch phase.withLock({ $0 }) {
-        case .idle: await responder.respond(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("no response\n".utf8))
+        case .idle:
+            await responder.respond(
+                status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("no response\n".utf8)
+            )
         case .streaming: await responder.abortStream()
         case .ended: break
         }

@@ -48,10 +48,12 @@ public struct IdentityComponent: Sendable {
 
     /// Opens (and migrates) the database and builds the service.
     public static func start(settings: Settings, logger: Logger) async throws -> IdentityComponent {
-        let location = settings.database.map(DatabaseLocation.postgres)
+        let location =
+            settings.database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"))
         let acceptLink = try InviteLinkTemplate(settings.acceptURL)
-        let store = try await SQLStore.open(location, name: "identity", migrations: IdentityMigrations.all, logger: logger)
+        let store = try await SQLStore.open(
+            location, name: "identity", migrations: IdentityMigrations.all, logger: logger)
         var sessions = SessionPolicy()
         sessions.lifetime = Int64(settings.sessionLifetime / .milliseconds(1))
         let identityStore = IdentityStore(store: store, sessionPolicy: sessions)
@@ -63,12 +65,15 @@ public struct IdentityComponent: Sendable {
             }
             transport = SMTPMailTransport(host: String(parts[0]), port: port)
         } else {
-            transport = try SpoolMailTransport(folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
+            transport = try SpoolMailTransport(
+                folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
         }
         let mailer = InviteMail.relay(
-            store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, clock: settings.clock, logger: logger)
+            store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, clock: settings.clock,
+            logger: logger)
         let handler = IdentityServiceHandler(
-            store: identityStore, passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
+            store: identityStore,
+            passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
             clock: settings.clock, pageTokens: settings.pageTokens)
         return IdentityComponent(service: handler, workers: [mailer], store: store)
     }

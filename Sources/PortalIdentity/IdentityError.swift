@@ -41,7 +41,9 @@ enum IdentityError: Error, Equatable {
     /// Whether the caller failed to prove who it is (a sign-in attempt that counts as failed).
     var isAuthenticationFailure: Bool {
         switch self {
-        case .unknownInviteSecret, .invalidChoice, .choiceExpired, .organizationNotOffered, .invalidSession, .sessionEnded: true
+        case .unknownInviteSecret, .invalidChoice, .choiceExpired, .organizationNotOffered, .invalidSession,
+            .sessionEnded:
+            true
         default: false
         }
     }

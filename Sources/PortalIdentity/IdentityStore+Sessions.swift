@@ -7,10 +7,13 @@ extension IdentityStore {
     /// The member with this email in the organization, with their password hash; nil when none.
     func credentials(organizationID: String, email: String) async throws -> (MemberRecord, passwordHash: String)? {
         try await store.read { database in
-            guard let row = try await database.raw("""
-                SELECT \(unsafeRaw: MemberRecord.columns), password_hash FROM members
-                WHERE org_id = \(bind: organizationID) AND email_key = \(bind: IdentityValidation.emailKey(email))
-                """).first()
+            guard
+                let row = try await database.raw(
+                    """
+                    SELECT \(unsafeRaw: MemberRecord.columns), password_hash FROM members
+                    WHERE org_id = \(bind: organizationID) AND email_key = \(bind: IdentityValidation.emailKey(email))
+                    """
+                ).first()
             else { return nil }
             return (try MemberRecord(row: row), try row.decode(column: "password_hash", as: String.self))
         }
@@ -20,13 +23,15 @@ extension IdentityStore {
     /// organization's name, by organization name; empty when the email is nobody's.
     func credentials(email: String) async throws -> [SignInCandidate] {
         try await store.read { database in
-            try await database.raw("""
+            try await database.raw(
+                """
                 SELECT m.id, m.org_id, m.email, m.first_name, m.last_name, m.phone, m.role, m.created_at, m.password_hash,
                        o.name AS org_name
                 FROM members m JOIN organizations o ON o.id = m.org_id
                 WHERE m.email_key = \(bind: IdentityValidation.emailKey(email))
                 ORDER BY lower(o.name), o.id
-                """).all().map(SignInCandidate.init(row:))
+                """
+            ).all().map(SignInCandidate.init(row:))
         }
     }
 
@@ -45,18 +50,21 @@ extension IdentityStore {
     ) async throws -> (token: String, expiresAt: Milliseconds) {
         let token = SecretHashing.newToken()
         let expiresAt = now + lifetime
-        try await database.raw("""
+        try await database.raw(
+            """
             INSERT INTO sessions (token_hash, member_id, org_id, created_at, expires_at, last_seen_at)
             VALUES (\(bind: Data(SecretHashing.sha256(token))), \(bind: member.id), \(bind: member.organizationID), \(bind: now),
                     \(bind: expiresAt), \(bind: now))
-            """).run()
+            """
+        ).run()
         return (token, expiresAt)
     }
 
     /// Ends the session of `token`, if any.
     func closeSession(token: String) async throws {
         try await store.transaction { database in
-            try await database.raw("DELETE FROM sessions WHERE token_hash = \(bind: Data(SecretHashing.sha256(token)))").run()
+            try await database.raw("DELETE FROM sessions WHERE token_hash = \(bind: Data(SecretHashing.sha256(token)))")
+                .run()
         }
     }
 
@@ -67,15 +75,20 @@ extension IdentityStore {
     func authenticate(token: String, now: Milliseconds) async throws -> (MemberRecord, expiresAt: Milliseconds) {
         let tokenHash = Data(SecretHashing.sha256(token))
         let found = try await store.read { database -> (MemberRecord, Milliseconds, Milliseconds)? in
-            guard let row = try await database.raw("""
-                SELECT m.id, m.org_id, m.email, m.first_name, m.last_name, m.phone, m.role, m.created_at,
-                       s.expires_at AS session_expires_at, s.last_seen_at AS session_last_seen_at
-                FROM sessions s JOIN members m ON m.id = s.member_id
-                WHERE s.token_hash = \(bind: tokenHash)
-                """).first()
+            guard
+                let row = try await database.raw(
+                    """
+                    SELECT m.id, m.org_id, m.email, m.first_name, m.last_name, m.phone, m.role, m.created_at,
+                           s.expires_at AS session_expires_at, s.last_seen_at AS session_last_seen_at
+                    FROM sessions s JOIN members m ON m.id = s.member_id
+                    WHERE s.token_hash = \(bind: tokenHash)
+                    """
+                ).first()
             else { return nil }
-            return (try MemberRecord(row: row), try row.decode(column: "session_expires_at", as: Int64.self),
-                    try row.decode(column: "session_last_seen_at", as: Int64.self))
+            return (
+                try MemberRecord(row: row), try row.decode(column: "session_expires_at", as: Int64.self),
+                try row.decode(column: "session_last_seen_at", as: Int64.self)
+            )
         }
         guard let (member, expiresAt, lastSeen) = found else {
             throw IdentityError.invalidSession
@@ -86,7 +99,9 @@ extension IdentityStore {
         }
         if now - lastSeen >= sessionPolicy.touchInterval {
             try await store.transaction { database in
-                try await database.raw("UPDATE sessions SET last_seen_at = \(bind: now) WHERE token_hash = \(bind: tokenHash)").run()
+                try await database.raw(
+                    "UPDATE sessions SET last_seen_at = \(bind: now) WHERE token_hash = \(bind: tokenHash)"
+                ).run()
             }
         }
         return (member, expiresAt)

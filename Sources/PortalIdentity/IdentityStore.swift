@@ -1,7 +1,7 @@
 import Foundation
 import PortalAPI
-import PortalCrypto
 import PortalAuditOutbox
+import PortalCrypto
 import PortalRPC
 import PortalStorage
 import SQLKit
@@ -26,20 +26,29 @@ final class IdentityStore: Sendable {
     // MARK: Organizations
 
     /// Creates an organization and invites its first Admin; a repeated idempotency key returns the first result.
-    func createOrganization(name: String, firstAdminEmail: String, idempotencyKey: String, now: Milliseconds)
+    func createOrganization(
+        name: String, firstAdminEmail: String, idempotencyKey: String, now: Milliseconds
+    )
         async throws -> (OrganizationRecord, InviteRecord)
     {
         try await store.transaction { database in
-            if let existing = try await database.raw("SELECT * FROM organizations WHERE idempotency_key = \(bind: idempotencyKey)").first() {
+            if let existing = try await database.raw(
+                "SELECT * FROM organizations WHERE idempotency_key = \(bind: idempotencyKey)"
+            ).first() {
                 // The first result again, whatever became of the invite since (accepted, revoked).
                 let organization = try OrganizationRecord(row: existing)
-                let row = try await database.raw("""
+                let row = try await database.raw(
+                    """
                     SELECT \(unsafeRaw: InviteRecord.columns) FROM invites WHERE id = \(bind: organization.firstInviteID)
-                    """).first()!
+                    """
+                ).first()!
                 let invite = try InviteRecord(row: row)
                 // A key stands for one whole request.
-                let differing = organization.name != name ? "name"
-                    : IdentityValidation.emailKey(invite.email) != IdentityValidation.emailKey(firstAdminEmail) ? "first_admin_email" : nil
+                let differing =
+                    organization.name != name
+                    ? "name"
+                    : IdentityValidation.emailKey(invite.email) != IdentityValidation.emailKey(firstAdminEmail)
+                        ? "first_admin_email" : nil
                 if let differing {
                     throw IdentityError.organizationIdempotencyKeyReused(differingField: differing)
                 }
@@ -47,14 +56,18 @@ final class IdentityStore: Sendable {
             }
             let organizationID = Self.newID("org")
             let inviteID = Self.newID("inv")
-            try await database.raw("""
+            try await database.raw(
+                """
                 INSERT INTO organizations (id, name, idempotency_key, first_invite_id, created_at)
                 VALUES (\(bind: organizationID), \(bind: name), \(bind: idempotencyKey), \(bind: inviteID), \(bind: now))
-                """).run()
+                """
+            ).run()
             let invite = try await Self.insertInvite(
-                database, id: inviteID, organizationID: organizationID, organizationName: name, email: firstAdminEmail, phone: "",
+                database, id: inviteID, organizationID: organizationID, organizationName: name, email: firstAdminEmail,
+                phone: "",
                 role: .admin, actor: .system, now: now)
-            let organization = try OrganizationRecord(row: try await database.raw("SELECT * FROM organizations WHERE id = \(bind: organizationID)").first()!)
+            let organization = try OrganizationRecord(
+                row: try await database.raw("SELECT * FROM organizations WHERE id = \(bind: organizationID)").first()!)
             return (organization, invite)
         }
     }
@@ -62,30 +75,39 @@ final class IdentityStore: Sendable {
     // MARK: Invites
 
     /// Invites `email`; a member or pending invite with that email (any case) is `ALREADY_EXISTS`.
-    func createInvite(organizationID: String, email: String, phone: String, role: MemberRole, actor: Actor, now: Milliseconds) async throws -> InviteRecord {
+    func createInvite(
+        organizationID: String, email: String, phone: String, role: MemberRole, actor: Actor, now: Milliseconds
+    ) async throws -> InviteRecord {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             return try await Self.insertInvite(
-                database, id: Self.newID("inv"), organizationID: organizationID, organizationName: organization.name, email: email,
+                database, id: Self.newID("inv"), organizationID: organizationID, organizationName: organization.name,
+                email: email,
                 phone: phone, role: role, actor: actor, now: now)
         }
     }
 
     /// Gives a pending invite a new secret and expiry (the old secret stops working) and mails it again.
-    func resendInvite(organizationID: String, inviteID: String, actor: Actor, now: Milliseconds) async throws -> InviteRecord {
+    func resendInvite(
+        organizationID: String, inviteID: String, actor: Actor, now: Milliseconds
+    ) async throws -> InviteRecord {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
             let secret = SecretHashing.newToken()
-            try await database.raw("""
+            try await database.raw(
+                """
                 UPDATE invites SET secret_hash = \(bind: Data(SecretHashing.sha256(secret))), added_on = \(bind: now),
                     expires_at = \(bind: now + Self.inviteLifetime)
                 WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID) AND state = 'pending'
-                """).run()
+                """
+            ).run()
             let updated = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
-            try await Self.queueInviteMail(database, invite: updated, organizationName: organization.name, secret: secret, now: now)
+            try await Self.queueInviteMail(
+                database, invite: updated, organizationName: organization.name, secret: secret, now: now)
             try await Self.audit(
-                database, organizationID: organizationID, action: .inviteResent, message: "Resent the invite to \(invite.email)",
+                database, organizationID: organizationID, action: .inviteResent,
+                message: "Resent the invite to \(invite.email)",
                 actor: actor, subjectKind: .invite, subjectID: inviteID, now: now)
             return updated
         }
@@ -96,9 +118,12 @@ final class IdentityStore: Sendable {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             _ = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
-            try await database.raw("UPDATE invites SET state = 'revoked' WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID)").run()
+            try await database.raw(
+                "UPDATE invites SET state = 'revoked' WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID)"
+            ).run()
             try await Self.audit(
-                database, organizationID: organizationID, action: .inviteRevoked, message: "Revoked the invite to \(invite.email)",
+                database, organizationID: organizationID, action: .inviteRevoked,
+                message: "Revoked the invite to \(invite.email)",
                 actor: actor, subjectKind: .invite, subjectID: inviteID, now: now)
         }
     }
@@ -107,12 +132,17 @@ final class IdentityStore: Sendable {
     ///
     /// A secret that matches no invite (never issued, or replaced by a resend) is `UNAUTHENTICATED`;
     /// one whose invite was already used, revoked or has expired is `FAILED_PRECONDITION`.
-    func acceptInvite(secret: String, firstName: String, lastName: String, passwordHash: String, now: Milliseconds) async throws -> MemberRecord {
+    func acceptInvite(
+        secret: String, firstName: String, lastName: String, passwordHash: String, now: Milliseconds
+    ) async throws -> MemberRecord {
         try await store.transaction { database in
             let secretHash = Data(SecretHashing.sha256(secret))
-            guard let row = try await database.raw("""
-                SELECT \(unsafeRaw: InviteRecord.columns), state FROM invites WHERE secret_hash = \(bind: secretHash)
-                """).first()
+            guard
+                let row = try await database.raw(
+                    """
+                    SELECT \(unsafeRaw: InviteRecord.columns), state FROM invites WHERE secret_hash = \(bind: secretHash)
+                    """
+                ).first()
             else {
                 throw IdentityError.unknownInviteSecret
             }
@@ -126,21 +156,27 @@ final class IdentityStore: Sendable {
                 throw IdentityError.inviteExpired
             }
             let emailKey = IdentityValidation.emailKey(invite.email)
-            if try await database.raw("SELECT 1 AS found FROM members WHERE org_id = \(bind: invite.organizationID) AND email_key = \(bind: emailKey)").first() != nil {
+            if try await database.raw(
+                "SELECT 1 AS found FROM members WHERE org_id = \(bind: invite.organizationID) AND email_key = \(bind: emailKey)"
+            ).first() != nil {
                 throw IdentityError.inviteeAlreadyMember(email: invite.email)
             }
             let memberID = Self.newID("mem")
-            try await database.raw("""
+            try await database.raw(
+                """
                 INSERT INTO members (id, org_id, email, email_key, first_name, last_name, phone, role, password_hash, created_at)
                 VALUES (\(bind: memberID), \(bind: invite.organizationID), \(bind: invite.email), \(bind: emailKey), \(bind: firstName),
                         \(bind: lastName), \(bind: invite.phone), \(bind: invite.role.rawValue), \(bind: passwordHash), \(bind: now))
-                """).run()
+                """
+            ).run()
             try await database.raw("UPDATE invites SET state = 'accepted' WHERE id = \(bind: invite.id)").run()
             let member = try await Self.member(database, organizationID: invite.organizationID, memberID: memberID)
             try await Self.audit(
                 database, organizationID: invite.organizationID, action: .inviteAccepted,
-                message: "\(member.displayName) (\(member.email)) accepted the invite and joined as \(member.role.title)",
-                actor: Actor(memberID: memberID, displayName: member.displayName), subjectKind: .member, subjectID: memberID, now: now)
+                message:
+                    "\(member.displayName) (\(member.email)) accepted the invite and joined as \(member.role.title)",
+                actor: Actor(memberID: memberID, displayName: member.displayName), subjectKind: .member,
+                subjectID: memberID, now: now)
             return member
         }
     }
@@ -148,24 +184,34 @@ final class IdentityStore: Sendable {
     // MARK: Members
 
     /// Changes the fields that are set; demoting the last Admin is `FAILED_PRECONDITION`.
-    func updateMember(organizationID: String, memberID: String, changes: MemberChanges, actor: Actor, now: Milliseconds) async throws -> MemberRecord {
+    func updateMember(
+        organizationID: String, memberID: String, changes: MemberChanges, actor: Actor, now: Milliseconds
+    ) async throws -> MemberRecord {
         try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let before = try await Self.member(database, organizationID: organizationID, memberID: memberID)
-            if before.role == .admin, let role = changes.role, role != .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
+            if before.role == .admin, let role = changes.role, role != .admin,
+                try await Self.adminCount(database, organizationID: organizationID) <= 1
+            {
                 throw IdentityError.lastAdminDemoted(displayName: before.displayName)
             }
             let firstName = changes.firstName ?? before.firstName
             let lastName = changes.lastName ?? before.lastName
             let phone = changes.phone ?? before.phone
             let role = changes.role ?? before.role
-            try await database.raw("""
+            try await database.raw(
+                """
                 UPDATE members SET first_name = \(bind: firstName), last_name = \(bind: lastName), phone = \(bind: phone), role = \(bind: role.rawValue)
                 WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)
-                """).run()
+                """
+            ).run()
             let after = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             var described: [String] = []
-            if after.firstName != before.firstName || after.lastName != before.lastName { described.append("name to \(after.displayName)") }
-            if after.phone != before.phone { described.append(after.phone.isEmpty ? "removed the phone" : "phone to \(after.phone)") }
+            if after.firstName != before.firstName || after.lastName != before.lastName {
+                described.append("name to \(after.displayName)")
+            }
+            if after.phone != before.phone {
+                described.append(after.phone.isEmpty ? "removed the phone" : "phone to \(after.phone)")
+            }
             if after.role != before.role { described.append("role from \(before.role.title) to \(after.role.title)") }
             if !described.isEmpty {
                 try await Self.audit(
@@ -185,28 +231,39 @@ final class IdentityStore: Sendable {
                 throw IdentityError.lastAdminDeleted(displayName: member.displayName)
             }
             try await database.raw("DELETE FROM sessions WHERE member_id = \(bind: memberID)").run()
-            try await database.raw("DELETE FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)").run()
+            try await database.raw(
+                "DELETE FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)"
+            ).run()
             try await Self.audit(
-                database, organizationID: organizationID, action: .memberDeleted, message: "Deleted \(member.displayName) (\(member.email))",
+                database, organizationID: organizationID, action: .memberDeleted,
+                message: "Deleted \(member.displayName) (\(member.email))",
                 actor: actor, subjectKind: .member, subjectID: memberID, now: now)
         }
     }
 
     /// One member of the organization (`NOT_FOUND` for another organization's member).
     func member(organizationID: String, memberID: String) async throws -> MemberRecord {
-        try await store.read { database in try await Self.member(database, organizationID: organizationID, memberID: memberID) }
+        try await store.read { database in
+            try await Self.member(database, organizationID: organizationID, memberID: memberID)
+        }
     }
 
     /// Member counts: total, Admins, Viewers.
     func countMembers(organizationID: String) async throws -> (total: Int64, admins: Int64, viewers: Int64) {
         try await store.read { database in
             _ = try await Self.organization(database, id: organizationID)
-            let rows = try await database.raw("SELECT role, COUNT(*) AS n FROM members WHERE org_id = \(bind: organizationID) GROUP BY role").all()
+            let rows = try await database.raw(
+                "SELECT role, COUNT(*) AS n FROM members WHERE org_id = \(bind: organizationID) GROUP BY role"
+            ).all()
             var admins: Int64 = 0
             var viewers: Int64 = 0
             for row in rows {
                 let count = try row.decode(column: "n", as: Int64.self)
-                if try row.decode(column: "role", as: String.self) == MemberRole.admin.rawValue { admins = count } else { viewers += count }
+                if try row.decode(column: "role", as: String.self) == MemberRole.admin.rawValue {
+                    admins = count
+                } else {
+                    viewers += count
+                }
             }
             return (admins + viewers, admins, viewers)
         }
@@ -231,21 +288,31 @@ final class IdentityStore: Sendable {
         "identity-organization:" + organizationID
     }
 
-    static func member(_ database: any SQLDatabase, organizationID: String, memberID: String) async throws -> MemberRecord {
-        guard let row = try await database.raw("""
-            SELECT \(unsafeRaw: MemberRecord.columns) FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)
-            """).first()
+    static func member(
+        _ database: any SQLDatabase, organizationID: String, memberID: String
+    ) async throws -> MemberRecord {
+        guard
+            let row = try await database.raw(
+                """
+                SELECT \(unsafeRaw: MemberRecord.columns) FROM members WHERE id = \(bind: memberID) AND org_id = \(bind: organizationID)
+                """
+            ).first()
         else {
             throw IdentityError.memberNotFound(memberID: memberID)
         }
         return try MemberRecord(row: row)
     }
 
-    static func invite(_ database: any SQLDatabase, organizationID: String, inviteID: String) async throws -> InviteRecord {
-        guard let row = try await database.raw("""
-            SELECT \(unsafeRaw: InviteRecord.columns) FROM invites
-            WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID) AND state = 'pending'
-            """).first()
+    static func invite(
+        _ database: any SQLDatabase, organizationID: String, inviteID: String
+    ) async throws -> InviteRecord {
+        guard
+            let row = try await database.raw(
+                """
+                SELECT \(unsafeRaw: InviteRecord.columns) FROM invites
+                WHERE id = \(bind: inviteID) AND org_id = \(bind: organizationID) AND state = 'pending'
+                """
+            ).first()
         else {
             throw IdentityError.pendingInviteNotFound(inviteID: inviteID)
         }
@@ -253,42 +320,56 @@ final class IdentityStore: Sendable {
     }
 
     static func adminCount(_ database: any SQLDatabase, organizationID: String) async throws -> Int {
-        try await database.raw("SELECT COUNT(*) AS n FROM members WHERE org_id = \(bind: organizationID) AND role = 'ADMIN'").first()?
-            .decode(column: "n", as: Int.self) ?? 0
+        try await database.raw(
+            "SELECT COUNT(*) AS n FROM members WHERE org_id = \(bind: organizationID) AND role = 'ADMIN'"
+        ).first()?
+        .decode(column: "n", as: Int.self) ?? 0
     }
 
     /// Inserts a pending invite with a fresh secret, queues its mail and its audit event.
     static func insertInvite(
-        _ database: any SQLDatabase, id: String, organizationID: String, organizationName: String, email: String, phone: String,
+        _ database: any SQLDatabase, id: String, organizationID: String, organizationName: String, email: String,
+        phone: String,
         role: MemberRole, actor: Actor, now: Milliseconds
     ) async throws -> InviteRecord {
         let emailKey = IdentityValidation.emailKey(email)
-        if try await database.raw("SELECT 1 AS found FROM members WHERE org_id = \(bind: organizationID) AND email_key = \(bind: emailKey)").first() != nil {
+        if try await database.raw(
+            "SELECT 1 AS found FROM members WHERE org_id = \(bind: organizationID) AND email_key = \(bind: emailKey)"
+        ).first() != nil {
             throw IdentityError.alreadyMember(email: email)
         }
-        if try await database.raw("""
+        if try await database.raw(
+            """
             SELECT 1 AS found FROM invites WHERE org_id = \(bind: organizationID) AND email_key = \(bind: emailKey) AND state = 'pending'
-            """).first() != nil {
+            """
+        ).first() != nil {
             throw IdentityError.inviteAlreadyPending(email: email)
         }
         let secret = SecretHashing.newToken()
-        try await database.raw("""
+        try await database.raw(
+            """
             INSERT INTO invites (id, org_id, email, email_key, phone, role, secret_hash, added_on, expires_at, invited_by, invited_by_member_id, state)
             VALUES (\(bind: id), \(bind: organizationID), \(bind: email), \(bind: emailKey), \(bind: phone), \(bind: role.rawValue),
                     \(bind: Data(SecretHashing.sha256(secret))), \(bind: now), \(bind: now + inviteLifetime), \(bind: actor.displayName),
                     \(bind: actor.memberID), 'pending')
-            """).run()
+            """
+        ).run()
         let invite = try await Self.invite(database, organizationID: organizationID, inviteID: id)
-        try await queueInviteMail(database, invite: invite, organizationName: organizationName, secret: secret, now: now)
+        try await queueInviteMail(
+            database, invite: invite, organizationName: organizationName, secret: secret, now: now)
         try await audit(
-            database, organizationID: organizationID, action: .memberInvited, message: "Invited \(email) as \(role.title)",
+            database, organizationID: organizationID, action: .memberInvited,
+            message: "Invited \(email) as \(role.title)",
             actor: actor, subjectKind: .invite, subjectID: id, now: now)
         return invite
     }
 
-    static func queueInviteMail(_ database: any SQLDatabase, invite: InviteRecord, organizationName: String, secret: String, now: Milliseconds) async throws {
+    static func queueInviteMail(
+        _ database: any SQLDatabase, invite: InviteRecord, organizationName: String, secret: String, now: Milliseconds
+    ) async throws {
         let mail = InviteMail(
-            to: invite.email, organizationID: invite.organizationID, organizationName: organizationName, role: invite.role.title,
+            to: invite.email, organizationID: invite.organizationID, organizationName: organizationName,
+            role: invite.role.title,
             invitedBy: invite.invitedBy, secret: secret, expiresAt: invite.expiresAt)
         try await Outbox.append(
             database, topic: InviteMail.topic, eventID: newID("mail"), organizationID: invite.organizationID,
@@ -297,7 +378,8 @@ final class IdentityStore: Sendable {
 
     /// Writes an audit event (type MEMBERS) to the outbox.
     static func audit(
-        _ database: any SQLDatabase, organizationID: String, action: Portal_Audit_V1_EventAction, message: String, actor: Actor,
+        _ database: any SQLDatabase, organizationID: String, action: Portal_Audit_V1_EventAction, message: String,
+        actor: Actor,
         subjectKind: Portal_Audit_V1_SubjectKind, subjectID: String, now: Milliseconds
     ) async throws {
         try await AuditOutbox.append(

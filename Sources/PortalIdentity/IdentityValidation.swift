@@ -13,8 +13,10 @@ enum IdentityValidation {
         guard !email.isEmpty else { throw RPCError.invalidArgument(field: field, "is required") }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64,
-              parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
-              email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," && $0 != ";" })
+            parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
+            email.unicodeScalars.allSatisfy({
+                $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," && $0 != ";"
+            })
         else {
             throw RPCError.invalidArgument(field: field, "\(RPCError.quote(value)) is not an email address")
         }
@@ -29,8 +31,11 @@ enum IdentityValidation {
         let phone = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !phone.isEmpty else { return "" }
         let digits = phone.dropFirst()
-        guard phone.hasPrefix("+"), (8...15).contains(digits.count), digits.allSatisfy(\.isASCIIDigit), digits.first != "0" else {
-            throw RPCError.invalidArgument(field: field, "\(RPCError.quote(value)) is not an E.164 phone number (for example +14155550100)")
+        guard phone.hasPrefix("+"), (8...15).contains(digits.count), digits.allSatisfy(\.isASCIIDigit),
+            digits.first != "0"
+        else {
+            throw RPCError.invalidArgument(
+                field: field, "\(RPCError.quote(value)) is not an E.164 phone number (for example +14155550100)")
         }
         return phone
     }
@@ -51,7 +56,9 @@ enum IdentityValidation {
         guard value.count >= minimumPasswordLength else {
             throw RPCError.invalidArgument(field: field, "must be at least \(minimumPasswordLength) characters")
         }
-        guard value.utf8.count <= 1024 else { throw RPCError.invalidArgument(field: field, "must be at most 1024 bytes") }
+        guard value.utf8.count <= 1024 else {
+            throw RPCError.invalidArgument(field: field, "must be at most 1024 bytes")
+        }
         return value
     }
 

@@ -14,16 +14,20 @@ public struct InviteLinkTemplate: Sendable, Equatable {
     /// with a host that contains `{secret}`, in printable ASCII without spaces.
     public init(_ template: String) throws {
         guard template.contains(Self.placeholder) else {
-            throw RPCError(.invalidArgument, "\(template) does not contain \(Self.placeholder), which the invite's secret replaces")
+            throw RPCError(
+                .invalidArgument, "\(template) does not contain \(Self.placeholder), which the invite's secret replaces"
+            )
         }
         // A space or line break would end the link in the mail's text, or start a line of its own.
         guard template.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw RPCError(.invalidArgument, "\(template) has spaces, line breaks or other characters a URL leaves percent-encoded")
+            throw RPCError(
+                .invalidArgument, "\(template) has spaces, line breaks or other characters a URL leaves percent-encoded"
+            )
         }
         // Invite secrets are URL-safe, so any secret gives a URL exactly when a plain word does.
         guard let url = URLComponents(string: template.replacingOccurrences(of: Self.placeholder, with: "secret")),
-              let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = url.host, !host.isEmpty
+            let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty
         else {
             throw RPCError(.invalidArgument, "\(template) is not an http:// or https:// URL with a host")
         }

@@ -43,4 +43,3 @@ struct InviteMail: Codable, Sendable {
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 }
-

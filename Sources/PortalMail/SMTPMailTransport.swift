@@ -42,7 +42,9 @@ public struct SMTPMailTransport: MailTransport {
 
     /// The text with CRLF line endings and every line starting with "." doubled (RFC 5321 §4.5.2).
     static func dotStuffed(_ text: String) -> String {
-        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(
+            separator: "\n", omittingEmptySubsequences: false
+        ).map(String.init)
         if lines.last == "" { lines.removeLast() }
         return lines.map { $0.hasPrefix(".") ? "." + $0 : $0 }.joined(separator: "\r\n") + "\r\n"
     }
@@ -58,7 +60,9 @@ private struct SMTPSession {
         try await send(line + "\r\n")
         let reply = try await readReply()
         guard codes.contains(reply.code) else {
-            throw MailDeliveryError(description: "SMTP \(line.split(separator: " ").first ?? ""): server answered \(reply.code) \(reply.text)")
+            throw MailDeliveryError(
+                description:
+                    "SMTP \(line.split(separator: " ").first ?? ""): server answered \(reply.code) \(reply.text)")
         }
     }
 

@@ -11,7 +11,8 @@ extension BinaryEncoder {
         case .sint64: return .varint(Self.zigZag(try signed(value, in: Int64.min...Int64.max)))
         case .fixed32: return .fixed32(UInt32(try unsigned(value, maximum: UInt64(UInt32.max))))
         case .fixed64: return .fixed64(try unsigned(value, maximum: UInt64.max))
-        case .sfixed32: return .fixed32(UInt32(bitPattern: Int32(try signed(value, in: Int64(Int32.min)...Int64(Int32.max)))))
+        case .sfixed32:
+            return .fixed32(UInt32(bitPattern: Int32(try signed(value, in: Int64(Int32.min)...Int64(Int32.max)))))
         case .sfixed64: return .fixed64(UInt64(bitPattern: try signed(value, in: Int64.min...Int64.max)))
         case .bool: return .varint(try bool(value, fromText: valuesAreText) ? 1 : 0)
         case .double: return .fixed64(try double(value).bitPattern)
@@ -22,10 +23,14 @@ extension BinaryEncoder {
             }
             return .fixed32(Float(number).bitPattern)
         case .string:
-            guard case .string(let text) = value else { throw ProtoJSONError("expected a string, not \(value.typeName)") }
+            guard case .string(let text) = value else {
+                throw ProtoJSONError("expected a string, not \(value.typeName)")
+            }
             return .delimited(Array(text.utf8))
         case .bytes:
-            guard case .string(let text) = value else { throw ProtoJSONError("expected base64 text, not \(value.typeName)") }
+            guard case .string(let text) = value else {
+                throw ProtoJSONError("expected base64 text, not \(value.typeName)")
+            }
             return .delimited(try Base64Text.decode(text))
         case .enumeration(let type):
             return .varint(UInt64(bitPattern: Int64(try enumNumber(value, schema.enums[type]))))
@@ -88,7 +93,9 @@ extension BinaryEncoder {
         switch value {
         case .string(let name):
             if let number = type.numberByName[name] { return number }
-            if NumberGrammar.isNumber(name) { return Int32(try IntegerText.signed(name, in: Int64(Int32.min)...Int64(Int32.max))) }
+            if NumberGrammar.isNumber(name) {
+                return Int32(try IntegerText.signed(name, in: Int64(Int32.min)...Int64(Int32.max)))
+            }
             throw ProtoJSONError("unknown value \"\(name)\" for enum \(type.fullName)")
         case .number(let text):
             return Int32(try IntegerText.signed(text, in: Int64(Int32.min)...Int64(Int32.max)))

@@ -1,7 +1,9 @@
 extension BinaryEncoder {
     /// Encodes an RFC 3339 string as a `google.protobuf.Timestamp`.
     func encodeTimestamp(_ value: JSONValue) throws(ProtoJSONError) -> [UInt8] {
-        guard case .string(let text) = value else { throw ProtoJSONError("expected an RFC 3339 timestamp, not \(value.typeName)") }
+        guard case .string(let text) = value else {
+            throw ProtoJSONError("expected an RFC 3339 timestamp, not \(value.typeName)")
+        }
         let (seconds, nanos) = try TimestampText.parse(text)
         var writer = WireWriter()
         if seconds != 0 { WireScalar.varint(UInt64(bitPattern: seconds)).write(number: 1, to: &writer) }
@@ -9,12 +11,19 @@ extension BinaryEncoder {
         return writer.bytes
     }
 
-    /// Encodes `{"@type": URL, …fields}` (or `{"@type": URL, "value": …}` for a well-known type) as a `google.protobuf.Any`.
+    /// Encodes `{"@type": URL, …fields}` (or `{"@type": URL, "value": …}` for a well-known type) as a
+    /// `google.protobuf.Any`.
     func encodeAny(_ value: JSONValue, depth: Int) throws(ProtoJSONError) -> [UInt8] {
-        guard case .object(let members) = value else { throw ProtoJSONError("expected an object, not \(value.typeName)") }
+        guard case .object(let members) = value else {
+            throw ProtoJSONError("expected an object, not \(value.typeName)")
+        }
         if members.isEmpty { return [] }
-        guard let typeMember = members.first(where: { $0.key == "@type" }) else { throw ProtoJSONError("missing \"@type\"") }
-        guard case .string(let url) = typeMember.value else { throw ProtoJSONError(field: "@type", "expected a type URL string") }
+        guard let typeMember = members.first(where: { $0.key == "@type" }) else {
+            throw ProtoJSONError("missing \"@type\"")
+        }
+        guard case .string(let url) = typeMember.value else {
+            throw ProtoJSONError(field: "@type", "expected a type URL string")
+        }
         guard let type = schema.messageIndex(typeURL: url) else {
             throw ProtoJSONError(field: "@type", "unknown message type \"\(url)\"")
         }
@@ -22,9 +31,13 @@ extension BinaryEncoder {
         let rest = members.filter { $0.key != "@type" }
         let payload: [UInt8]
         if packed.wellKnownType != nil {
-            if let unknown = rest.first(where: { $0.key != "value" }) { throw ProtoJSONError(field: unknown.key, "unknown field") }
+            if let unknown = rest.first(where: { $0.key != "value" }) {
+                throw ProtoJSONError(field: unknown.key, "unknown field")
+            }
             guard let inner = rest.first?.value else { throw ProtoJSONError("missing \"value\"") }
-            do { payload = try encodeMessage(type, from: inner, depth: depth + 1) } catch { throw error.inField("value") }
+            do { payload = try encodeMessage(type, from: inner, depth: depth + 1) } catch {
+                throw error.inField("value")
+            }
         } else {
             guard depth + 1 < ProtoJSONLimits.maximumDepth else {
                 throw ProtoJSONError("messages nested more than \(ProtoJSONLimits.maximumDepth) deep")

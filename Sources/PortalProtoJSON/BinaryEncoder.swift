@@ -16,24 +16,31 @@ struct BinaryEncoder {
         case .timestamp: return try encodeTimestamp(value)
         case .any: return try encodeAny(value, depth: depth)
         case nil:
-            guard case .object(let members) = value else { throw ProtoJSONError("expected an object, not \(value.typeName)") }
+            guard case .object(let members) = value else {
+                throw ProtoJSONError("expected an object, not \(value.typeName)")
+            }
             return try encodeFields(message, members, depth: depth)
         }
     }
 
     /// The binary encoding of an object's members as the fields of `message`.
-    func encodeFields(_ message: MessageSchema, _ members: [(key: String, value: JSONValue)], depth: Int) throws(ProtoJSONError) -> [UInt8] {
+    func encodeFields(
+        _ message: MessageSchema, _ members: [(key: String, value: JSONValue)], depth: Int
+    ) throws(ProtoJSONError) -> [UInt8] {
         var encodedFields: [WireWriter?] = Array(repeating: nil, count: message.fields.count)
         var setOneofs: [Int: String] = [:]
         for (key, value) in members {
             guard let index = message.fieldIndex(name: key) else { throw ProtoJSONError(field: key, "unknown field") }
             let field = message.fields[index]
-            guard encodedFields[index] == nil else { throw ProtoJSONError(field: field.jsonName, "field given more than once") }
+            guard encodedFields[index] == nil else {
+                throw ProtoJSONError(field: field.jsonName, "field given more than once")
+            }
             encodedFields[index] = WireWriter()
             if case .null = value { continue }
             if let oneof = field.oneofIndex {
                 if let other = setOneofs[oneof] {
-                    throw ProtoJSONError(field: field.jsonName, "\(other) is already set for oneof \(message.oneofNames[oneof])")
+                    throw ProtoJSONError(
+                        field: field.jsonName, "\(other) is already set for oneof \(message.oneofNames[oneof])")
                 }
                 setOneofs[oneof] = field.jsonName
             }
@@ -48,7 +55,9 @@ struct BinaryEncoder {
         return writer.bytes
     }
 
-    private func encodeField(_ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter) throws(ProtoJSONError) {
+    private func encodeField(
+        _ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter
+    ) throws(ProtoJSONError) {
         if field.isMap {
             try encodeMap(field, value, depth: depth, into: &writer)
         } else if field.isRepeated {
@@ -65,7 +74,9 @@ struct BinaryEncoder {
         }
     }
 
-    private func encodeList(_ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter) throws(ProtoJSONError) {
+    private func encodeList(
+        _ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter
+    ) throws(ProtoJSONError) {
         let elements: [JSONValue]
         switch value {
         case .array(let values): elements = values
@@ -95,20 +106,26 @@ struct BinaryEncoder {
     }
 
     /// Encodes a map's entries in key order (key and value always written); a key given twice keeps its last value.
-    private func encodeMap(_ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter) throws(ProtoJSONError) {
+    private func encodeMap(
+        _ field: FieldSchema, _ value: JSONValue, depth: Int, into writer: inout WireWriter
+    ) throws(ProtoJSONError) {
         guard case .message(let entryType) = field.kind else { return }
         let entry = schema.messages[entryType]
         guard let keyIndex = entry.fieldIndex(number: 1), let valueIndex = entry.fieldIndex(number: 2) else {
             throw ProtoJSONError("map entry \(entry.fullName) lacks a key or value field")
         }
-        guard case .object(let members) = value else { throw ProtoJSONError("expected an object, not \(value.typeName)") }
+        guard case .object(let members) = value else {
+            throw ProtoJSONError("expected an object, not \(value.typeName)")
+        }
         let keyKind = entry.fields[keyIndex].kind
         let valueKind = entry.fields[valueIndex].kind
         var entries: [WireScalar: [UInt8]] = [:]
         for (key, element) in members {
             do throws(ProtoJSONError) {
                 let keyScalar: WireScalar
-                do { keyScalar = try mapKey(key, kind: keyKind) } catch { throw ProtoJSONError("invalid map key: \(error.reason)") }
+                do { keyScalar = try mapKey(key, kind: keyKind) } catch {
+                    throw ProtoJSONError("invalid map key: \(error.reason)")
+                }
                 if case .null = element { throw ProtoJSONError("null is not a valid map value") }
                 var entryWriter = WireWriter()
                 keyScalar.write(number: 1, to: &entryWriter)

@@ -31,7 +31,9 @@ struct DecodedMessage {
                 } else if field.isRepeated, field.kind.isPackable, tag.wireType == .lengthDelimited {
                     var packed = WireReader(bytes, range: try reader.readLengthDelimited())
                     do throws(ProtoJSONError) {
-                        while !packed.isAtEnd { values[index].append(try Self.read(field.kind.wireType, from: &packed)) }
+                        while !packed.isAtEnd {
+                            values[index].append(try Self.read(field.kind.wireType, from: &packed))
+                        }
                     } catch {
                         throw error.inField(field.jsonName)
                     }

@@ -18,7 +18,8 @@ enum DescriptorReader {
     }
 
     /// Reads a `DescriptorProto`.
-    private static func readMessage(_ bytes: [UInt8], _ range: Range<Int>) throws(ProtoJSONError) -> MessageDescription {
+    private static func readMessage(_ bytes: [UInt8], _ range: Range<Int>) throws(ProtoJSONError) -> MessageDescription
+    {
         var message = MessageDescription()
         try forEachField(bytes, range) { (number, value) throws(ProtoJSONError) in
             switch (number, value) {
@@ -85,7 +86,8 @@ enum DescriptorReader {
     }
 
     /// Reads a `ServiceDescriptorProto`.
-    private static func readService(_ bytes: [UInt8], _ range: Range<Int>) throws(ProtoJSONError) -> ServiceDescription {
+    private static func readService(_ bytes: [UInt8], _ range: Range<Int>) throws(ProtoJSONError) -> ServiceDescription
+    {
         var service = ServiceDescription()
         try forEachField(bytes, range) { (number, value) throws(ProtoJSONError) in
             switch (number, value) {
@@ -143,7 +145,9 @@ enum DescriptorReader {
 
     /// Decodes a UTF-8 string field.
     private static func text(_ bytes: [UInt8], _ range: Range<Int>) throws(ProtoJSONError) -> String {
-        guard let text = String(validating: bytes[range], as: UTF8.self) else { throw ProtoJSONError("invalid UTF-8 in a descriptor") }
+        guard let text = String(validating: bytes[range], as: UTF8.self) else {
+            throw ProtoJSONError("invalid UTF-8 in a descriptor")
+        }
         return text
     }
 }

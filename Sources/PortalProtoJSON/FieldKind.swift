@@ -1,6 +1,7 @@
 /// What a field holds, as `FieldDescriptorProto.Type` says, with message and enum types resolved.
 enum FieldKind: Equatable {
-    case double, float, int64, uint64, int32, fixed64, fixed32, bool, string, bytes, uint32, sfixed32, sfixed64, sint32, sint64
+    case double, float, int64, uint64, int32, fixed64, fixed32, bool, string, bytes, uint32, sfixed32, sfixed64, sint32,
+        sint64
     /// An enum; the index of its `EnumSchema` in the `ProtoSchema`.
     case enumeration(Int)
     /// A message; the index of its `MessageSchema` in the `ProtoSchema`.

@@ -65,7 +65,9 @@ enum IntegerText {
     /// The unsigned integer `text` denotes, checked against `0...maximum`.
     static func unsigned(_ text: String, maximum: UInt64) throws(ProtoJSONError) -> UInt64 {
         let (isNegative, magnitude) = try parse(text)
-        guard !isNegative || magnitude == 0, magnitude <= maximum else { throw ProtoJSONError("integer \(text) out of range") }
+        guard !isNegative || magnitude == 0, magnitude <= maximum else {
+            throw ProtoJSONError("integer \(text) out of range")
+        }
         return magnitude
     }
 }

@@ -11,7 +11,11 @@ extension JSONEmitter {
         case (.bool, .varint(let raw)): writer.writeRaw(raw != 0 ? "true" : "false")
         case (.enumeration(let type), .varint(let raw)):
             let number = Int32(truncatingIfNeeded: raw)
-            if let name = schema.enums[type].nameByNumber[number] { writer.writeString(name) } else { writer.writeRaw(String(number)) }
+            if let name = schema.enums[type].nameByNumber[number] {
+                writer.writeString(name)
+            } else {
+                writer.writeRaw(String(number))
+            }
         case (.fixed32, .fixed32(let raw)): writer.writeRaw(String(raw))
         case (.sfixed32, .fixed32(let raw)): writer.writeRaw(String(Int32(bitPattern: raw)))
         case (.float, .fixed32(let raw)): writeFloatingPoint(Float(bitPattern: raw))
@@ -20,7 +24,8 @@ extension JSONEmitter {
         case (.double, .fixed64(let raw)): writeFloatingPoint(Double(bitPattern: raw))
         case (.string, .delimited(let range)):
             // ASCII is valid UTF-8 as it stands; anything else is checked by decoding it.
-            guard bytes[range].allSatisfy({ $0 < 0x80 }) || String(validating: bytes[range], as: UTF8.self) != nil else {
+            guard bytes[range].allSatisfy({ $0 < 0x80 }) || String(validating: bytes[range], as: UTF8.self) != nil
+            else {
                 throw ProtoJSONError("invalid UTF-8 in a string")
             }
             writer.writeString(utf8: bytes[range])
@@ -44,7 +49,9 @@ extension JSONEmitter {
         case (.fixed64, .fixed64(let raw)): .unsigned(raw)
         case (.sfixed64, .fixed64(let raw)): .signed(Int64(bitPattern: raw))
         case (.string, .delimited(let range)):
-            if String(validating: bytes[range], as: UTF8.self) != nil { .string(Array(bytes[range])) } else {
+            if String(validating: bytes[range], as: UTF8.self) != nil {
+                .string(Array(bytes[range]))
+            } else {
                 throw ProtoJSONError("invalid UTF-8 in a map key")
             }
         default: throw ProtoJSONError("invalid map key")

@@ -8,7 +8,8 @@ extension JSONEmitter {
         writer.writeString(try TimestampText.format(seconds: seconds, nanos: nanos))
     }
 
-    /// Writes a `google.protobuf.Any` as `{"@type": URL, …fields}`, or `{"@type": URL, "value": …}` for a well-known type.
+    /// Writes a `google.protobuf.Any` as `{"@type": URL, …fields}`, or `{"@type": URL, "value": …}` for a
+    /// well-known type.
     mutating func writeAny(_ message: MessageSchema, _ decoded: DecodedMessage, depth: Int) throws(ProtoJSONError) {
         let urlRange = decoded.last(message, number: 1)?.range ?? 0..<0
         let payload = decoded.last(message, number: 2)?.range ?? 0..<0
@@ -34,7 +35,9 @@ extension JSONEmitter {
             guard depth + 1 < ProtoJSONLimits.maximumDepth else {
                 throw ProtoJSONError("messages nested more than \(ProtoJSONLimits.maximumDepth) deep")
             }
-            try writeFields(packed, try DecodedMessage(packed, bytes: bytes, ranges: [payload]), depth: depth + 1, isFirst: &isFirst)
+            try writeFields(
+                packed, try DecodedMessage(packed, bytes: bytes, ranges: [payload]), depth: depth + 1, isFirst: &isFirst
+            )
         }
         writer.writeByte(UInt8(ascii: "}"))
     }

@@ -28,7 +28,9 @@ struct JSONEmitter {
     }
 
     /// Writes the members for the fields that are set, without braces; `isFirst` tracks the commas.
-    mutating func writeFields(_ message: MessageSchema, _ decoded: DecodedMessage, depth: Int, isFirst: inout Bool) throws(ProtoJSONError) {
+    mutating func writeFields(
+        _ message: MessageSchema, _ decoded: DecodedMessage, depth: Int, isFirst: inout Bool
+    ) throws(ProtoJSONError) {
         for (index, field) in message.fields.enumerated() {
             let values = decoded.values[index]
             guard let last = values.last else { continue }

@@ -21,23 +21,33 @@ struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw syntaxError("unexpected character")
         }
     }
 
     private mutating func parseObject(depth: Int) throws(ProtoJSONError) -> JSONValue {
-        guard depth <= ProtoJSONLimits.maximumDepth else { throw syntaxError("JSON nested more than \(ProtoJSONLimits.maximumDepth) deep") }
+        guard depth <= ProtoJSONLimits.maximumDepth else {
+            throw syntaxError("JSON nested more than \(ProtoJSONLimits.maximumDepth) deep")
+        }
         position += 1
         var members: [(key: String, value: JSONValue)] = []
         var keys: Set<String> = []
         skipWhitespace()
         if try consume(UInt8(ascii: "}")) { return .object(members) }
         while true {
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw syntaxError("expected a string key") }
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
+                throw syntaxError("expected a string key")
+            }
             let key = try parseString()
             guard keys.insert(key).inserted else { throw ProtoJSONError("duplicate key").inField(key) }
             skipWhitespace()
@@ -57,7 +67,9 @@ struct JSONParser {
     }
 
     private mutating func parseArray(depth: Int) throws(ProtoJSONError) -> JSONValue {
-        guard depth <= ProtoJSONLimits.maximumDepth else { throw syntaxError("JSON nested more than \(ProtoJSONLimits.maximumDepth) deep") }
+        guard depth <= ProtoJSONLimits.maximumDepth else {
+            throw syntaxError("JSON nested more than \(ProtoJSONLimits.maximumDepth) deep")
+        }
         position += 1
         var elements: [JSONValue] = []
         skipWhitespace()
@@ -81,7 +93,9 @@ struct JSONParser {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                guard let text = String(validating: bytes[start..<position], as: UTF8.self) else { throw syntaxError("invalid UTF-8") }
+                guard let text = String(validating: bytes[start..<position], as: UTF8.self) else {
+                    throw syntaxError("invalid UTF-8")
+                }
                 position += 1
                 return text
             }
@@ -125,7 +139,9 @@ struct JSONParser {
         case UInt8(ascii: "u"):
             var scalar = try parseHex4()
             if (0xD800...0xDBFF).contains(scalar) {
-                guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                    bytes[position + 1] == UInt8(ascii: "u")
+                else {
                     throw syntaxError("unpaired surrogate")
                 }
                 position += 2
@@ -162,7 +178,9 @@ struct JSONParser {
     /// Parses `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` and returns its text.
     private mutating func parseNumber() throws(ProtoJSONError) -> String {
         let start = position
-        guard let end = NumberGrammar.endOfNumber(in: bytes, from: position) else { throw syntaxError("invalid number") }
+        guard let end = NumberGrammar.endOfNumber(in: bytes, from: position) else {
+            throw syntaxError("invalid number")
+        }
         position = end
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }

@@ -77,7 +77,10 @@ final class FieldSchema: Sendable {
     let oneofIndex: Int?
 
     /// A resolved field.
-    init(name: String, jsonName: String, number: Int, kind: FieldKind, isRepeated: Bool, isMap: Bool, hasPresence: Bool, oneofIndex: Int?) {
+    init(
+        name: String, jsonName: String, number: Int, kind: FieldKind, isRepeated: Bool, isMap: Bool, hasPresence: Bool,
+        oneofIndex: Int?
+    ) {
         self.name = name
         self.jsonName = jsonName
         self.number = number

@@ -1,7 +1,9 @@
 /// The RFC 8259 number grammar, shared by the parser and by numbers given as strings.
 enum NumberGrammar {
     /// The end of the number that starts at `start`, or nil when the text there is not one.
-    static func endOfNumber<Bytes: RandomAccessCollection<UInt8>>(in bytes: Bytes, from start: Bytes.Index) -> Bytes.Index? {
+    static func endOfNumber<Bytes: RandomAccessCollection<UInt8>>(
+        in bytes: Bytes, from start: Bytes.Index
+    ) -> Bytes.Index? {
         var index = start
         func isDigit(_ index: Bytes.Index) -> Bool {
             index < bytes.endIndex && bytes[index] >= UInt8(ascii: "0") && bytes[index] <= UInt8(ascii: "9")

@@ -32,10 +32,14 @@ public struct ProtoJSONCodec: Sendable {
         return try BinaryEncoder(schema: schema, valuesAreText: false).encodeMessage(index, from: value, depth: 0)
     }
 
-    /// Binary encoding of a JSON object given as already-parsed query parameters: name -> values (repeated fields take several; scalars take one), values as JSON strings would be interpreted (numbers, bools, enum names, timestamps all given as text).
+    /// Binary encoding of a JSON object given as already-parsed query parameters: name -> values (repeated
+    /// fields take several; scalars take one), values as JSON strings would be interpreted (numbers, bools,
+    /// enum names, timestamps all given as text).
     ///
     /// A dotted name sets a field of a message field (`filter.timeStart=…`), or a map entry (`labels.key=value`).
-    public func binary(fromQuery parameters: [(name: String, value: String)], messageType: String) throws(ProtoJSONError) -> [UInt8] {
+    public func binary(
+        fromQuery parameters: [(name: String, value: String)], messageType: String
+    ) throws(ProtoJSONError) -> [UInt8] {
         let index = try messageIndex(messageType)
         let object = try QueryParameters.jsonObject(parameters)
         return try BinaryEncoder(schema: schema, valuesAreText: true).encodeMessage(index, from: object, depth: 0)

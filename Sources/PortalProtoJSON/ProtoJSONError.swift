@@ -1,6 +1,8 @@
-/// Why a message could not be converted; `description` names the field path, e.g. `events[3].createdAt: expected an RFC 3339 timestamp`.
+/// Why a message could not be converted; `description` names the field path, e.g. `events[3].createdAt:
+/// expected an RFC 3339 timestamp`.
 public struct ProtoJSONError: Error, Sendable, CustomStringConvertible {
-    /// The path of the offending field in JSON names (`items[2].createdAt`, `labels["x"]`); empty for the whole message.
+    /// The path of the offending field in JSON names (`items[2].createdAt`, `labels["x"]`); empty for the
+    /// whole message.
     public let field: String
     /// What is wrong with it.
     public let reason: String
@@ -21,7 +23,8 @@ public struct ProtoJSONError: Error, Sendable, CustomStringConvertible {
 
     /// The same error seen from the list that holds the element at `index`.
     func atIndex(_ index: Int) -> ProtoJSONError {
-        ProtoJSONError(field: field.isEmpty || field.hasPrefix("[") ? "[\(index)]" + field : "[\(index)]." + field, reason)
+        ProtoJSONError(
+            field: field.isEmpty || field.hasPrefix("[") ? "[\(index)]" + field : "[\(index)]." + field, reason)
     }
 
     /// The same error seen from the map that holds the entry under `key`.
@@ -29,6 +32,7 @@ public struct ProtoJSONError: Error, Sendable, CustomStringConvertible {
         var quoted = JSONWriter()
         quoted.writeString(key)
         let component = "[" + quoted.text + "]"
-        return ProtoJSONError(field: field.isEmpty || field.hasPrefix("[") ? component + field : component + "." + field, reason)
+        return ProtoJSONError(
+            field: field.isEmpty || field.hasPrefix("[") ? component + field : component + "." + field, reason)
     }
 }

@@ -8,7 +8,8 @@ enum QueryParameters {
             let path = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard !path.contains(where: \.isEmpty) else { throw ProtoJSONError(field: name, "invalid parameter name") }
             guard path.count <= ProtoJSONLimits.maximumDepth else {
-                throw ProtoJSONError(field: name, "parameter name nested more than \(ProtoJSONLimits.maximumDepth) deep")
+                throw ProtoJSONError(
+                    field: name, "parameter name nested more than \(ProtoJSONLimits.maximumDepth) deep")
             }
             root.insert(value, at: path[...])
         }

@@ -21,7 +21,8 @@ struct SchemaBuilder {
         var messages: [MessageSchema] = []
         messages.reserveCapacity(builder.pendingMessages.count)
         for pending in builder.pendingMessages {
-            messages.append(try builder.resolve(pending.description, fullName: pending.fullName, syntax: pending.syntax))
+            messages.append(
+                try builder.resolve(pending.description, fullName: pending.fullName, syntax: pending.syntax))
         }
         return ProtoSchema(
             messages: messages, enums: builder.enums, messageIndexByName: builder.messageIndexByName,
@@ -29,7 +30,8 @@ struct SchemaBuilder {
     }
 
     /// Gives a message and everything nested in it an index.
-    private mutating func register(_ message: MessageDescription, scope: String, syntax: String) throws(ProtoJSONError) {
+    private mutating func register(_ message: MessageDescription, scope: String, syntax: String) throws(ProtoJSONError)
+    {
         let fullName = scope + message.name
         guard !WellKnownType.unsupportedNames.contains(fullName) else {
             throw ProtoJSONError(field: fullName, "this well-known type's JSON form is not supported")
@@ -79,7 +81,9 @@ struct SchemaBuilder {
     }
 
     /// Resolves a message's fields against the registered types.
-    private func resolve(_ message: MessageDescription, fullName: String, syntax: String) throws(ProtoJSONError) -> MessageSchema {
+    private func resolve(
+        _ message: MessageDescription, fullName: String, syntax: String
+    ) throws(ProtoJSONError) -> MessageSchema {
         var fields: [FieldSchema] = []
         for field in message.fields {
             let kind = try kind(of: field, in: fullName)
@@ -93,10 +97,13 @@ struct SchemaBuilder {
             let hasPresence = !isRepeated && (isMessage || field.oneofIndex != nil || syntax != "proto3")
             fields.append(
                 FieldSchema(
-                    name: field.name, jsonName: field.jsonName ?? Self.jsonName(of: field.name), number: Int(field.number),
-                    kind: kind, isRepeated: isRepeated, isMap: isMap, hasPresence: hasPresence, oneofIndex: field.oneofIndex))
+                    name: field.name, jsonName: field.jsonName ?? Self.jsonName(of: field.name),
+                    number: Int(field.number),
+                    kind: kind, isRepeated: isRepeated, isMap: isMap, hasPresence: hasPresence,
+                    oneofIndex: field.oneofIndex))
         }
-        return MessageSchema(fullName: fullName, fields: fields, oneofNames: message.oneofNames, isMapEntry: message.isMapEntry)
+        return MessageSchema(
+            fullName: fullName, fields: fields, oneofNames: message.oneofNames, isMapEntry: message.isMapEntry)
     }
 
     /// The kind of a field, with its message or enum type looked up.

@@ -12,7 +12,8 @@ enum TimestampText {
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civilDate(daysSinceEpoch: days)
         var text = padded(year, 4) + "-" + padded(month, 2) + "-" + padded(day, 2) + "T"
-        text += padded(secondOfDay / 3600, 2) + ":" + padded(secondOfDay / 60 % 60, 2) + ":" + padded(secondOfDay % 60, 2)
+        text +=
+            padded(secondOfDay / 3600, 2) + ":" + padded(secondOfDay / 60 % 60, 2) + ":" + padded(secondOfDay % 60, 2)
         if nanos == 0 {
         } else if nanos % 1_000_000 == 0 {
             text += "." + padded(Int64(nanos / 1_000_000), 3)
@@ -59,7 +60,9 @@ enum TimestampText {
             position += 1
             var digits = 0
             while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
-                guard digits < 9 else { throw ProtoJSONError("expected an RFC 3339 timestamp with at most nine fractional digits") }
+                guard digits < 9 else {
+                    throw ProtoJSONError("expected an RFC 3339 timestamp with at most nine fractional digits")
+                }
                 nanos = nanos * 10 + Int64(bytes[position] - UInt8(ascii: "0"))
                 digits += 1
                 position += 1
@@ -84,8 +87,12 @@ enum TimestampText {
         guard position == bytes.count, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
             hour <= 23, minute <= 59, second <= 59
         else { throw invalid }
-        let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        guard validSeconds.contains(seconds) else { throw ProtoJSONError("timestamp out of range (0001-01-01 to 9999-12-31)") }
+        let seconds =
+            daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
+            - offsetSeconds
+        guard validSeconds.contains(seconds) else {
+            throw ProtoJSONError("timestamp out of range (0001-01-01 to 9999-12-31)")
+        }
         return (seconds, Int32(nanos))
     }
 

@@ -8,8 +8,10 @@ enum WellKnownType: String, Sendable {
     /// Well-known types with a special JSON form that this codec does not convert; files that define them are refused.
     static let unsupportedNames: Set<String> = [
         "google.protobuf.Duration", "google.protobuf.FieldMask", "google.protobuf.Struct", "google.protobuf.Value",
-        "google.protobuf.ListValue", "google.protobuf.NullValue", "google.protobuf.DoubleValue", "google.protobuf.FloatValue",
-        "google.protobuf.Int64Value", "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+        "google.protobuf.ListValue", "google.protobuf.NullValue", "google.protobuf.DoubleValue",
+        "google.protobuf.FloatValue",
+        "google.protobuf.Int64Value", "google.protobuf.UInt64Value", "google.protobuf.Int32Value",
+        "google.protobuf.UInt32Value",
         "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
     ]
 }

@@ -39,7 +39,9 @@ struct WireReader {
     mutating func readTag() throws(ProtoJSONError) -> (number: Int, wireType: WireType) {
         let tag = try readVarint()
         guard tag >> 3 != 0, tag >> 3 <= 536_870_911 else { throw ProtoJSONError("invalid field number \(tag >> 3)") }
-        guard let wireType = WireType(rawValue: UInt8(tag & 7)) else { throw ProtoJSONError("invalid wire type \(tag & 7)") }
+        guard let wireType = WireType(rawValue: UInt8(tag & 7)) else {
+            throw ProtoJSONError("invalid wire type \(tag & 7)")
+        }
         return (Int(tag >> 3), wireType)
     }
 

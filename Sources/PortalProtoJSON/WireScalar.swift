@@ -50,8 +50,10 @@ enum WireScalar: Hashable {
             case .sint32, .sint64: Self.unZigZag(left) < Self.unZigZag(right)
             default: left < right
             }
-        case (.fixed32(let left), .fixed32(let right)): kind == .sfixed32 ? Int32(bitPattern: left) < Int32(bitPattern: right) : left < right
-        case (.fixed64(let left), .fixed64(let right)): kind == .sfixed64 ? Int64(bitPattern: left) < Int64(bitPattern: right) : left < right
+        case (.fixed32(let left), .fixed32(let right)):
+            kind == .sfixed32 ? Int32(bitPattern: left) < Int32(bitPattern: right) : left < right
+        case (.fixed64(let left), .fixed64(let right)):
+            kind == .sfixed64 ? Int64(bitPattern: left) < Int64(bitPattern: right) : left < right
         case (.delimited(let left), .delimited(let right)): left.lexicographicallyPrecedes(right)
         default: false
         }

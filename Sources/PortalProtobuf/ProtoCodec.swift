@@ -4,7 +4,9 @@ public import CProtobufC
 @usableFromInline
 enum ProtoCodec {
     @inlinable
-    static func decode<Message: ProtoMessage>(_ type: Message.Type, from bytes: UnsafeRawBufferPointer) throws -> Message {
+    static func decode<Message: ProtoMessage>(
+        _ type: Message.Type, from bytes: UnsafeRawBufferPointer
+    ) throws -> Message {
         let layout = Message.protoLayout
         if bytes.isEmpty {
             return Message()
@@ -13,7 +15,8 @@ enum ProtoCodec {
             throw ProtoDecodingError(messageName: Message.protoMessageName, byteCount: bytes.count, problem: problem)
         }
         guard let base = bytes.baseAddress,
-              let unpacked = protobuf_c_message_unpack(layout.descriptor, nil, bytes.count, base.assumingMemoryBound(to: UInt8.self))
+            let unpacked = protobuf_c_message_unpack(
+                layout.descriptor, nil, bytes.count, base.assumingMemoryBound(to: UInt8.self))
         else {
             throw ProtoDecodingError(messageName: Message.protoMessageName, byteCount: bytes.count)
         }
@@ -22,7 +25,9 @@ enum ProtoCodec {
     }
 
     @inlinable
-    static func encode<Message: ProtoMessage, Result>(_ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    static func encode<Message: ProtoMessage, Result>(
+        _ message: Message, _ body: (UnsafeRawBufferPointer) throws -> Result
+    ) rethrows -> Result {
         var result: Result?
         try ProtoArena.with { arena in
             let writer = ProtoWriter(layout: Message.protoLayout, arena: arena)

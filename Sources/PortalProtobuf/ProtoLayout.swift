@@ -10,7 +10,8 @@ public struct ProtoLayout: @unchecked Sendable {
     @inlinable
     public init(descriptorAddress: UnsafeRawPointer) {
         descriptor = descriptorAddress.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-        precondition(descriptor.pointee.magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "not a protobuf-c message descriptor")
+        precondition(
+            descriptor.pointee.magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "not a protobuf-c message descriptor")
     }
 
     /// The fully qualified protobuf name, as protoc-c recorded it.

@@ -41,7 +41,8 @@ public struct ProtoReader {
             return pointer != nil && pointer != field.pointee.default_value
         default:
             if field.pointee.label == PROTOBUF_C_LABEL_OPTIONAL {
-                return base.loadUnaligned(fromByteOffset: Int(field.pointee.quantifier_offset), as: protobuf_c_boolean.self) != 0
+                return base.loadUnaligned(
+                    fromByteOffset: Int(field.pointee.quantifier_offset), as: protobuf_c_boolean.self) != 0
             }
             return true
         }
@@ -142,11 +143,12 @@ public struct ProtoReader {
     public var unknownFields: ProtoUnknownFields {
         let message = base.assumingMemoryBound(to: ProtobufCMessage.self).pointee
         guard message.n_unknown_fields > 0, let fields = message.unknown_fields else { return ProtoUnknownFields() }
-        return ProtoUnknownFields((0..<Int(message.n_unknown_fields)).map { index in
-            let field = fields[index]
-            let data = field.data.map { [UInt8](UnsafeBufferPointer(start: $0, count: field.len)) } ?? []
-            return .init(number: field.tag, wireType: UInt8(field.wire_type.rawValue), data: data)
-        })
+        return ProtoUnknownFields(
+            (0..<Int(message.n_unknown_fields)).map { index in
+                let field = fields[index]
+                let data = field.data.map { [UInt8](UnsafeBufferPointer(start: $0, count: field.len)) } ?? []
+                return .init(number: field.tag, wireType: UInt8(field.wire_type.rawValue), data: data)
+            })
     }
 
     @inlinable

@@ -17,7 +17,9 @@ enum ProtoStringValidator {
 
     /// A description of the first bad string field (`"field labels.key: ..."`), or nil.
     @usableFromInline
-    static func problem(in bytes: UnsafeRawBufferPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, depth: Int = 0) -> String? {
+    static func problem(
+        in bytes: UnsafeRawBufferPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, depth: Int = 0
+    ) -> String? {
         var index = 0
         while index < bytes.count {
             guard let tag = readVarint(bytes, &index) else { return nil }
@@ -33,7 +35,9 @@ enum ProtoStringValidator {
                 guard let length = readVarint(bytes, &index), length <= UInt64(bytes.count - index) else { return nil }
                 let body = UnsafeRawBufferPointer(rebasing: bytes[index..<(index + Int(length))])
                 index += Int(length)
-                guard let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3)) else { continue }
+                guard let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(tag >> 3)) else {
+                    continue
+                }
                 let name = String(cString: field.pointee.name)
                 switch field.pointee.type {
                 case PROTOBUF_C_TYPE_STRING:

@@ -68,7 +68,8 @@ public struct ProtoWriter {
     @inlinable
     public func setBytes(_ number: UInt32, _ value: [UInt8]) {
         let field = layout.field(number)
-        slot(field).storeBytes(of: ProtobufCBinaryData(len: value.count, data: arena.bytes(value)), as: ProtobufCBinaryData.self)
+        slot(field).storeBytes(
+            of: ProtobufCBinaryData(len: value.count, data: arena.bytes(value)), as: ProtobufCBinaryData.self)
         markPresent(field)
     }
 
@@ -113,7 +114,9 @@ public struct ProtoWriter {
         let stride = MemoryLayout<ProtobufCBinaryData>.stride
         let array = arena.allocate(values.count * stride)
         for (index, value) in values.enumerated() {
-            array.storeBytes(of: ProtobufCBinaryData(len: value.count, data: arena.bytes(value)), toByteOffset: index * stride, as: ProtobufCBinaryData.self)
+            array.storeBytes(
+                of: ProtobufCBinaryData(len: value.count, data: arena.bytes(value)), toByteOffset: index * stride,
+                as: ProtobufCBinaryData.self)
         }
         slot(field).storeBytes(of: array, as: UnsafeMutableRawPointer.self)
         setCount(field, values.count)
@@ -141,12 +144,16 @@ public struct ProtoWriter {
 
     /// Sets a map field with its entries in key order, so equal messages encode to equal bytes.
     @inlinable
-    public func setMap<Key: Comparable, Value>(_ number: UInt32, _ map: [Key: Value], entry: (ProtoWriter, Key, Value) -> Void) {
+    public func setMap<Key: Comparable, Value>(
+        _ number: UInt32, _ map: [Key: Value], entry: (ProtoWriter, Key, Value) -> Void
+    ) {
         setEntries(number, map.sorted { $0.key < $1.key }, entry: entry)
     }
 
     @usableFromInline
-    func setEntries<Key, Value>(_ number: UInt32, _ entries: [(key: Key, value: Value)], entry: (ProtoWriter, Key, Value) -> Void) {
+    func setEntries<Key, Value>(
+        _ number: UInt32, _ entries: [(key: Key, value: Value)], entry: (ProtoWriter, Key, Value) -> Void
+    ) {
         guard !entries.isEmpty else { return }
         let field = layout.field(number)
         setPointers(number, entries) { key, value in
@@ -176,7 +183,9 @@ public struct ProtoWriter {
     /// Sets a repeated field of pointers (strings, messages) to one array in the arena, filled
     /// with `pointer` of each value in turn: no array of pointers is built first.
     @inlinable
-    func setPointers<Values: Collection>(_ number: UInt32, _ values: Values, _ pointer: (Values.Element) -> UnsafeMutableRawPointer) {
+    func setPointers<Values: Collection>(
+        _ number: UInt32, _ values: Values, _ pointer: (Values.Element) -> UnsafeMutableRawPointer
+    ) {
         guard !values.isEmpty else { return }
         let field = layout.field(number)
         let stride = MemoryLayout<UnsafeMutableRawPointer>.stride

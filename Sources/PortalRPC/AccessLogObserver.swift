@@ -24,7 +24,9 @@ public struct AccessLogObserver: ServerCallObserver {
             "duration_ms": .string(Self.milliseconds(duration)),
             "peer": .string(context.peer),
         ]
-        if let organization = context.principal?.organizationID ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID) {
+        if let organization = context.principal?.organizationID
+            ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID)
+        {
             metadata["organization"] = .string(organization)
         }
         // What lies behind an error the caller saw in plain words (an unreachable backend's

@@ -91,11 +91,12 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// Entries as `key: value` pairs, binary values shown by size only.
     public var description: String {
-        "[" + entries.map { entry in
-            switch entry.value {
-            case .string(let value): "\(entry.key): \(value)"
-            case .binary(let value): "\(entry.key): <\(value.count) bytes>"
-            }
-        }.joined(separator: ", ") + "]"
+        "["
+            + entries.map { entry in
+                switch entry.value {
+                case .string(let value): "\(entry.key): \(value)"
+                case .binary(let value): "\(entry.key): <\(value.count) bytes>"
+                }
+            }.joined(separator: ", ") + "]"
     }
 }

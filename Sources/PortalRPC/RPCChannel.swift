@@ -15,7 +15,9 @@ public struct CallOptions: Sendable {
 /// A client connection that can start calls; implemented by the HTTP/2 transport.
 public protocol RPCChannel: Sendable {
     /// Starts a call: the request headers go out, requests and responses then flow through the result.
-    func openCall(_ method: MethodDescriptor, metadata: Metadata, options: CallOptions) async throws -> any ClientCallStream
+    func openCall(
+        _ method: MethodDescriptor, metadata: Metadata, options: CallOptions
+    ) async throws -> any ClientCallStream
 }
 
 /// The transport's side of one client call.
@@ -97,7 +99,9 @@ extension RPCChannel {
         }
     }
 
-    private static func single<Response: RPCMessage>(_ type: Response.Type, from call: any ClientCallStream) async throws -> Response {
+    private static func single<Response: RPCMessage>(
+        _ type: Response.Type, from call: any ClientCallStream
+    ) async throws -> Response {
         guard let bytes = try await call.receive() else {
             throw RPCError(.internal, "response: the server ended the call without a response message")
         }

@@ -53,7 +53,10 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Creates an error.
-    public init(_ code: RPCStatusCode, _ message: String, details: [RPCErrorDetail] = [], metadata: Metadata = [:], cause: (any Error)? = nil) {
+    public init(
+        _ code: RPCStatusCode, _ message: String, details: [RPCErrorDetail] = [], metadata: Metadata = [:],
+        cause: (any Error)? = nil
+    ) {
         storage = Storage(code: code, message: message, details: details, metadata: metadata, cause: cause)
     }
 

@@ -66,7 +66,9 @@ public enum RPCStatusDetails {
                 guard bytes.endIndex - index >= width else { return false }
                 index += width
             case 2:
-                guard let length = readVarint(bytes, &index), length <= UInt64(bytes.endIndex - index) else { return false }
+                guard let length = readVarint(bytes, &index), length <= UInt64(bytes.endIndex - index) else {
+                    return false
+                }
                 let end = index + Int(length)
                 guard body(field, .bytes(bytes[index..<end])) else { return false }
                 index = end

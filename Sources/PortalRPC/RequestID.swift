@@ -3,7 +3,10 @@ public enum RequestID {
     /// The client's id when it has 1 to 128 characters from `[A-Za-z0-9._-]`.
     public static func accepting(_ candidate: String) -> String? {
         guard (1...128).contains(candidate.utf8.count),
-              candidate.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+            candidate.utf8.allSatisfy({
+                $0 == 0x2D || $0 == 0x2E || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0)
+                    || (0x61...0x7A).contains($0)
+            })
         else { return nil }
         return candidate
     }

@@ -54,7 +54,9 @@ public final class ServerCallExecutor: Sendable {
     }
 
     @inline(never)
-    private func intercepted(_ handler: @Sendable (RPCServerCall) async throws -> Void, call: RPCServerCall) async throws {
+    private func intercepted(
+        _ handler: @Sendable (RPCServerCall) async throws -> Void, call: RPCServerCall
+    ) async throws {
         // The chain's closures do not escape, so they need no allocation of their own.
         try await intercept(from: 0, context: call.context) { _ in try await handler(call) }
     }
@@ -66,14 +68,18 @@ public final class ServerCallExecutor: Sendable {
         if let error = error as? RPCError { return error }
         if let error = error as? any RPCErrorConvertible { return error.rpcError }
         if error is CancellationError { return RPCError(.cancelled, "call cancelled") }
-        logger.error("handler failed", metadata: [
-            "request_id": .string(context.requestID), "method": .string(route.method.description),
-            "error": .string(String(describing: error)),
-        ])
+        logger.error(
+            "handler failed",
+            metadata: [
+                "request_id": .string(context.requestID), "method": .string(route.method.description),
+                "error": .string(String(describing: error)),
+            ])
         return RPCError(.unknown, "the server failed to handle the call", cause: error)
     }
 
-    private func intercept(from index: Int, context: ServerContext, handler: @Sendable (ServerContext) async throws -> Void) async throws {
+    private func intercept(
+        from index: Int, context: ServerContext, handler: @Sendable (ServerContext) async throws -> Void
+    ) async throws {
         guard index < interceptors.count else {
             try await handler(context)
             return

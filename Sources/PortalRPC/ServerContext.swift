@@ -34,7 +34,8 @@ public final class ServerContext: Sendable {
 
     /// Creates a context; the transport does this for every call.
     public init(
-        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, requestID: String,
+        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String,
+        requestID: String,
         transport: TransportSecurity = .cleartext
     ) {
         self.method = method

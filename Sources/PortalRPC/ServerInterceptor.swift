@@ -13,7 +13,11 @@ public struct AuthenticationInterceptor: ServerInterceptor {
     private let exemptServices: Set<String>
 
     /// Creates the interceptor; calls to `exemptServices` (health, reflection) skip authentication.
-    public init(exemptServices: Set<String> = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"], authenticate: @escaping Authenticate) {
+    public init(
+        exemptServices: Set<String> = [
+            "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+        ], authenticate: @escaping Authenticate
+    ) {
         self.authenticate = authenticate
         self.exemptServices = exemptServices
     }

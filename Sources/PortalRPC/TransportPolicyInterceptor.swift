@@ -29,7 +29,8 @@ public struct TransportPolicyInterceptor: ServerInterceptor {
 
     private func check(_ context: ServerContext) throws {
         guard case .tls(let certificate) = context.transport else {
-            throw RPCError(.unauthenticated, "\(Self.cleartextRefusal); cleartext connections may call only \(Self.healthService)")
+            throw RPCError(
+                .unauthenticated, "\(Self.cleartextRefusal); cleartext connections may call only \(Self.healthService)")
         }
         guard requireClientCertificate else { return }
         guard let certificate else {
@@ -38,11 +39,15 @@ public struct TransportPolicyInterceptor: ServerInterceptor {
         if let reason = certificate.verificationError {
             throw RPCError(.unauthenticated, "client certificate \(certificate.subject) was refused: \(reason)")
         }
-        if let key = PrincipalMetadata.vouchedKeys.first(where: { context.requestMetadata.firstString(forKey: $0) != nil }),
-           !certificate.dnsNames.contains(gatewayIdentity) {
+        if let key = PrincipalMetadata.vouchedKeys.first(where: {
+            context.requestMetadata.firstString(forKey: $0) != nil
+        }),
+            !certificate.dnsNames.contains(gatewayIdentity)
+        {
             throw RPCError(
                 .permissionDenied,
-                "\(key): principal metadata is accepted only from the gateway (a client certificate naming \(gatewayIdentity)), not from \(certificate.subject)")
+                "\(key): principal metadata is accepted only from the gateway (a client certificate naming \(gatewayIdentity)), not from \(certificate.subject)"
+            )
         }
     }
 }

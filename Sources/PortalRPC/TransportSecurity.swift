@@ -20,7 +20,8 @@ public struct ClientCertificate: Sendable, Hashable {
     public var verificationError: String?
 
     /// Creates a certificate description; the TLS transport does this after each handshake.
-    public init(subject: String, dnsNames: [String], ipAddresses: [String], uris: [String], verificationError: String?) {
+    public init(subject: String, dnsNames: [String], ipAddresses: [String], uris: [String], verificationError: String?)
+    {
         self.subject = subject
         self.dnsNames = dnsNames
         self.ipAddresses = ipAddresses

@@ -44,7 +44,9 @@ public final class HealthService: Grpc_Health_V1_HealthService {
     }
 
     /// The current status of `service`, or `NOT_FOUND` for a service the server does not know.
-    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
+    public func check(
+        request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext
+    ) async throws -> Grpc_Health_V1_HealthCheckResponse {
         guard let status = state.withLock({ $0.statuses[request.service] }) else {
             throw RPCError(.notFound, "unknown service \(RPCError.quote(request.service))")
         }
@@ -54,7 +56,10 @@ public final class HealthService: Grpc_Health_V1_HealthService {
     }
 
     /// Sends the current status (SERVICE_UNKNOWN for an unknown service), then every change.
-    public func watch(request: Grpc_Health_V1_HealthCheckRequest, responses: ResponseWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws {
+    public func watch(
+        request: Grpc_Health_V1_HealthCheckRequest, responses: ResponseWriter<Grpc_Health_V1_HealthCheckResponse>,
+        context: ServerContext
+    ) async throws {
         let (updates, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
         let (id, current) = state.withLock { state in
             let id = state.nextWatcher

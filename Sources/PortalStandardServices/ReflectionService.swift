@@ -39,7 +39,8 @@ public struct ReflectionServiceV1Alpha: Grpc_Reflection_V1alpha_ServerReflection
     ) async throws {
         for try await request in requests {
             let v1 = try Grpc_Reflection_V1_ServerReflectionRequest(serializedBytes: request.serializedBytes())
-            try await responses.write(Grpc_Reflection_V1alpha_ServerReflectionResponse(serializedBytes: index.answer(v1).serializedBytes()))
+            try await responses.write(
+                Grpc_Reflection_V1alpha_ServerReflectionResponse(serializedBytes: index.answer(v1).serializedBytes()))
         }
     }
 }
@@ -69,9 +70,11 @@ struct ReflectionIndex: Sendable {
             response.messageResponse = filesResponse(startingAt: name) ?? notFound("file \(name) not found")
         case .fileContainingSymbol(let symbol)?:
             let file = fileBySymbol[symbol.hasPrefix(".") ? String(symbol.dropFirst()) : symbol]
-            response.messageResponse = file.flatMap(filesResponse(startingAt:)) ?? notFound("symbol \(symbol) not found")
+            response.messageResponse =
+                file.flatMap(filesResponse(startingAt:)) ?? notFound("symbol \(symbol) not found")
         case .fileContainingExtension(let request)?:
-            response.messageResponse = notFound("extension \(request.extensionNumber) of \(request.containingType) not found")
+            response.messageResponse = notFound(
+                "extension \(request.extensionNumber) of \(request.containingType) not found")
         case .allExtensionNumbersOfType(let type)?:
             if fileBySymbol[type] != nil {
                 var numbers = Grpc_Reflection_V1_ExtensionNumberResponse()
@@ -98,7 +101,8 @@ struct ReflectionIndex: Sendable {
     }
 
     /// The file and everything it imports, transitively, the file itself first.
-    private func filesResponse(startingAt name: String) -> Grpc_Reflection_V1_ServerReflectionResponse.MessageResponse? {
+    private func filesResponse(startingAt name: String) -> Grpc_Reflection_V1_ServerReflectionResponse.MessageResponse?
+    {
         guard filesByName[name] != nil else { return nil }
         var ordered: [[UInt8]] = []
         var seen: Set<String> = []

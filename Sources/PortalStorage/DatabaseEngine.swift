@@ -10,14 +10,19 @@ protocol DatabaseEngine: Sendable {
     /// it may run `body` again when the database asks for a retry (PostgreSQL serialization failures).
     /// Transactions naming a common key in `serializing` run one after another.
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String], metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result
 
     /// Runs read-only queries, each of which sees committed data.
-    func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result
+    func read<Result: Sendable>(
+        metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result
 
     /// Runs `body` unless another instance holds the lease `name` (then returns nil at once).
-    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result?
+    func withLease<Result: Sendable>(
+        _ name: String, _ body: @Sendable () async throws -> Result
+    ) async throws -> Result?
 
     /// Runs `body` on one connection of its own while no other instance migrates the same database;
     /// it manages its transactions itself. Works before `run()` has begun.

@@ -14,11 +14,16 @@ public enum DatabaseLocation: Sendable, Hashable {
     ///
     /// Throws naming what is wrong; the message never contains the password.
     public static func postgres(url: String) throws -> DatabaseLocation {
-        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? "") else {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? "")
+        else {
             throw DatabaseLocationError("database: expected postgres://user:password@host:port/database")
         }
-        guard let host = components.host, !host.isEmpty else { throw DatabaseLocationError("database: the URL names no host") }
-        guard let user = components.user, !user.isEmpty else { throw DatabaseLocationError("database: the URL names no user") }
+        guard let host = components.host, !host.isEmpty else {
+            throw DatabaseLocationError("database: the URL names no host")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw DatabaseLocationError("database: the URL names no user")
+        }
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty else { throw DatabaseLocationError("database: the URL names no database") }
         var location = PostgresLocation(host: host, port: components.port ?? 5432, user: user, database: database)
@@ -27,7 +32,8 @@ public enum DatabaseLocation: Sendable, Hashable {
             switch item.name {
             case "sslmode":
                 guard let mode = PostgresLocation.TLSMode(rawValue: item.value ?? "") else {
-                    throw DatabaseLocationError("database: sslmode must be disable, prefer, require or verify-full, not \(item.value ?? "")")
+                    throw DatabaseLocationError(
+                        "database: sslmode must be disable, prefer, require or verify-full, not \(item.value ?? "")")
                 }
                 location.tls = mode
             case "sslrootcert":
@@ -39,7 +45,8 @@ public enum DatabaseLocation: Sendable, Hashable {
                 }
                 location.poolSize = size
             default:
-                throw DatabaseLocationError("database: unknown URL parameter \(item.name) (sslmode, sslrootcert, pool_size)")
+                throw DatabaseLocationError(
+                    "database: unknown URL parameter \(item.name) (sslmode, sslrootcert, pool_size)")
             }
         }
         if location.tls == .verifyFull, location.rootCertificateFile == nil {

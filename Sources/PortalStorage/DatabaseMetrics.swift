@@ -23,10 +23,15 @@ struct DatabaseMetrics: Sendable {
     }
 
     /// Runs `body`, which got its connection now after asking at `queued`: records the wait, then the run.
-    func measure<Result>(_ operation: Operation, queuedAt queued: ContinuousClock.Instant, _ body: () async throws -> Result) async rethrows -> Result {
+    func measure<Result>(
+        _ operation: Operation, queuedAt queued: ContinuousClock.Instant, _ body: () async throws -> Result
+    ) async rethrows -> Result {
         let started = ContinuousClock.now
         (operation == .transaction ? transactionWait : readWait).recordNanoseconds(Self.nanoseconds(started - queued))
-        defer { (operation == .transaction ? transactionDuration : readDuration).recordNanoseconds(Self.nanoseconds(.now - started)) }
+        defer {
+            (operation == .transaction ? transactionDuration : readDuration).recordNanoseconds(
+                Self.nanoseconds(.now - started))
+        }
         return try await body()
     }
 

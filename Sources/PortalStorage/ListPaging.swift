@@ -54,7 +54,8 @@ public struct ListPaging: Sendable {
 
     /// Validates `page_size`, `page_token` and `order_by` against the list's sortable `columns`.
     public init(
-        pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String, maxPageSize: Int = ListPaging.maxPageSize,
+        pageSize: Int32, pageToken: String, orderBy: String, columns: [SortColumn], defaultOrder: String,
+        maxPageSize: Int = ListPaging.maxPageSize,
         scope: PageTokenScope
     ) throws {
         self.scope = scope
@@ -92,10 +93,11 @@ public struct ListPaging: Sendable {
     public func keysetCondition(idColumn: String) -> SQLQueryString? {
         guard let after else { return nil }
         let comparison = descending ? "<" : ">"
-        let value: any Encodable & Sendable = switch after.value {
-        case .text(let text): text
-        case .integer(let number): number
-        }
+        let value: any Encodable & Sendable =
+            switch after.value {
+            case .text(let text): text
+            case .integer(let number): number
+            }
         // Written as a range plus a residual test (not "a > v OR (a = v AND id > x)") so the database
         // can seek the index to the previous page's end instead of rescanning from the start.
         let bound = descending ? "<=" : ">="
@@ -108,7 +110,8 @@ public struct ListPaging: Sendable {
     /// `ORDER BY ... LIMIT ...`, fetching one extra row to know whether another page follows.
     public func orderAndLimit(idColumn: String) -> SQLQueryString {
         let direction = descending ? "DESC" : "ASC"
-        return "ORDER BY \(unsafeRaw: column.expression) \(unsafeRaw: direction), \(unsafeRaw: idColumn) \(unsafeRaw: direction) LIMIT \(unsafeRaw: String(pageSize + 1))"
+        return
+            "ORDER BY \(unsafeRaw: column.expression) \(unsafeRaw: direction), \(unsafeRaw: idColumn) \(unsafeRaw: direction) LIMIT \(unsafeRaw: String(pageSize + 1))"
     }
 
     /// The token for the page after a row with this sort value and id.
@@ -128,7 +131,8 @@ public struct ListPaging: Sendable {
         guard rows.count > pageSize else { return (rows, "") }
         let page = Array(rows.prefix(pageSize))
         let last = page[page.count - 1]
-        let value: SortValue = column.isText
+        let value: SortValue =
+            column.isText
             ? .text(try last.decode(column: "sort_key", as: String?.self) ?? "")
             : .integer(try last.decode(column: "sort_key", as: Int64?.self) ?? 0)
         return (page, token(after: value, id: try last.decode(column: idColumn, as: String.self)))

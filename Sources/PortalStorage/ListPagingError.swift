@@ -23,10 +23,12 @@ public enum ListPagingError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .negativePageSize: "must not be negative"
         case .pageSizeAbove(let maximum): "must be at most \(maximum)"
-        case .unknownOrder(let order, let sortable): "unknown column \(Self.quote(order)); sortable: \(sortable.joined(separator: ", "))"
+        case .unknownOrder(let order, let sortable):
+            "unknown column \(Self.quote(order)); sortable: \(sortable.joined(separator: ", "))"
         case .unknownDirection(let direction): "direction must be asc or desc, not \(Self.quote(direction))"
         case .malformedToken: "malformed token"
-        case .foreignToken: "the token was not issued for this list with these filters and order; start again from the first page"
+        case .foreignToken:
+            "the token was not issued for this list with these filters and order; start again from the first page"
         case .expiredToken: "the token has expired; start again from the first page"
         case .tokenForAnotherOrder: "the token was issued for a different order_by"
         }

@@ -72,8 +72,13 @@ public enum Outbox {
     }
 
     /// Adds a message; call inside the transaction that makes the change.
-    public static func append(_ database: any SQLDatabase, topic: String, eventID: String, organizationID: String, payload: [UInt8], now: Int64) async throws {
-        try await append(database, topic: topic, messages: [Message(eventID: eventID, organizationID: organizationID, payload: payload, createdAt: now)])
+    public static func append(
+        _ database: any SQLDatabase, topic: String, eventID: String, organizationID: String, payload: [UInt8],
+        now: Int64
+    ) async throws {
+        try await append(
+            database, topic: topic,
+            messages: [Message(eventID: eventID, organizationID: organizationID, payload: payload, createdAt: now)])
     }
 
     /// Adds messages in order with one statement; call inside the transaction that makes the changes.
@@ -86,21 +91,26 @@ public enum Outbox {
         OutboxAppends.current?.insert(topic)
         if database.dialect.name == "postgresql" {
             for organizationID in Set(messages.map(\.organizationID)).sorted() {
-                try await database.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "outbox:" + organizationID)))").run()
+                try await database.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "outbox:" + organizationID)))")
+                    .run()
             }
         }
         let rows: [SQLQueryString] = messages.map { message in
             "(\(bind: message.eventID), \(bind: message.organizationID), \(bind: topic), \(bind: Data(message.payload)), \(bind: message.createdAt))"
         }
-        try await database.raw("INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES \(rows.joined(separator: ", "))").run()
+        try await database.raw(
+            "INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES \(rows.joined(separator: ", "))"
+        ).run()
     }
 
     /// The oldest undelivered messages of `topic`, at most `limit`.
     public static func pending(_ database: any SQLDatabase, topic: String, limit: Int) async throws -> [Record] {
-        try await database.raw("""
+        try await database.raw(
+            """
             SELECT seq, event_id, org_id, payload FROM outbox
             WHERE topic = \(bind: topic) AND delivered_at IS NULL ORDER BY seq LIMIT \(unsafeRaw: String(limit))
-            """).all().map { row in
+            """
+        ).all().map { row in
             Record(
                 sequence: try row.decode(column: "seq", as: Int64.self),
                 eventID: try row.decode(column: "event_id", as: String.self),
@@ -111,13 +121,18 @@ public enum Outbox {
 
     /// Marks messages delivered in one statement; with `scrubPayload` their payload is erased (mail
     /// carrying secrets).
-    public static func markDelivered(_ database: any SQLDatabase, sequences: [Int64], now: Int64, scrubPayload: Bool = false) async throws {
+    public static func markDelivered(
+        _ database: any SQLDatabase, sequences: [Int64], now: Int64, scrubPayload: Bool = false
+    ) async throws {
         guard !sequences.isEmpty else { return }
         let list = sequences.map(String.init).joined(separator: ", ")  // integers only
         if scrubPayload {
-            try await database.raw("UPDATE outbox SET delivered_at = \(bind: now), payload = \(bind: Data()) WHERE seq IN (\(unsafeRaw: list))").run()
+            try await database.raw(
+                "UPDATE outbox SET delivered_at = \(bind: now), payload = \(bind: Data()) WHERE seq IN (\(unsafeRaw: list))"
+            ).run()
         } else {
-            try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq IN (\(unsafeRaw: list))").run()
+            try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq IN (\(unsafeRaw: list))")
+                .run()
         }
     }
 }

@@ -28,10 +28,15 @@ struct OutboxGauges: Sendable {
     func record(_ store: SQLStore, now: Int64) async throws {
         let topic = topic
         let (waiting, oldest) = try await store.read { database in
-            let row = try await database.raw("""
+            let row = try await database.raw(
+                """
                 SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM outbox WHERE topic = \(bind: topic) AND delivered_at IS NULL
-                """).first()
-            return (try row?.decode(column: "waiting", as: Int.self) ?? 0, try row?.decode(column: "oldest", as: Int64?.self))
+                """
+            ).first()
+            return (
+                try row?.decode(column: "waiting", as: Int.self) ?? 0,
+                try row?.decode(column: "oldest", as: Int64?.self)
+            )
         }
         backlog.record(waiting)
         oldestAge.record(oldest.map { Double(max(0, now - $0)) / 1000 } ?? 0)

@@ -44,7 +44,10 @@ public final class OutboxRelay: Service, Sendable {
     private let wakeUpSink: AsyncStream<Void>.Continuation
 
     /// A relay of `store`'s outbox; `deliver` hands each batch over.
-    public init(store: SQLStore, configuration: Configuration, clock: any ServiceClock = .system, logger: Logger, deliver: @escaping Deliver) {
+    public init(
+        store: SQLStore, configuration: Configuration, clock: any ServiceClock = .system, logger: Logger,
+        deliver: @escaping Deliver
+    ) {
         self.store = store
         self.configuration = configuration
         self.clock = clock
@@ -84,7 +87,10 @@ public final class OutboxRelay: Service, Sendable {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                guard let sent = try await store.withLease("outbox-relay:" + configuration.topic, { try await self.relayBatch() }) else {
+                guard
+                    let sent = try await store.withLease(
+                        "outbox-relay:" + configuration.topic, { try await self.relayBatch() })
+                else {
                     guard await Self.pause(configuration.leaseRetry, on: clock) else { return false }
                     continue
                 }
@@ -99,9 +105,12 @@ public final class OutboxRelay: Service, Sendable {
                 let delay = configuration.backoff.delay(afterFailures: failures)
                 try? await gauges.record(store, now: clock.milliseconds())
                 if failures == 1 || failures % 10 == 0 {
-                    logger.warning("outbox delivery failed; retrying", metadata: [
-                        "topic": "\(configuration.topic)", "error": "\(error)", "retry_in": "\(delay)", "attempt": "\(failures)",
-                    ])
+                    logger.warning(
+                        "outbox delivery failed; retrying",
+                        metadata: [
+                            "topic": "\(configuration.topic)", "error": "\(error)", "retry_in": "\(delay)",
+                            "attempt": "\(failures)",
+                        ])
                 }
                 guard await Self.pause(delay, on: clock) else { return false }
             }
@@ -113,7 +122,8 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayBatch() async throws -> Int {
         let (topic, limit) = (configuration.topic, configuration.batchSize)
-        let pending = try await store.read { database in try await Outbox.pending(database, topic: topic, limit: limit) }
+        let pending = try await store.read { database in try await Outbox.pending(database, topic: topic, limit: limit)
+        }
         guard !pending.isEmpty else { return 0 }
         try await deliver(pending)
         let (now, scrub) = (clock.milliseconds(), configuration.scrubsDelivered)

@@ -17,9 +17,14 @@ public struct PageTokenKeys: Sendable {
     private let clock: @Sendable () -> Int64
 
     /// Keys from configuration: `current` signs, it and `previous` verify.
-    public init(current: String, previous: [String] = [], clock: @escaping @Sendable () -> Int64 = PageTokenKeys.now) throws {
+    public init(
+        current: String, previous: [String] = [], clock: @escaping @Sendable () -> Int64 = PageTokenKeys.now
+    ) throws {
         for key in [current] + previous where key.utf8.count < Self.minimumKeyLength {
-            throw PageTokenKeyError(message: "a page token key must be at least \(Self.minimumKeyLength) bytes (for example `openssl rand -base64 32`)")
+            throw PageTokenKeyError(
+                message:
+                    "a page token key must be at least \(Self.minimumKeyLength) bytes (for example `openssl rand -base64 32`)"
+            )
         }
         self.init(signing: Array(current.utf8), verifying: ([current] + previous).map { Array($0.utf8) }, clock: clock)
     }
@@ -43,17 +48,22 @@ public struct PageTokenKeys: Sendable {
     func seal(_ payload: [UInt8], scope: [UInt8]) -> String {
         let expiry = String(clock() + Self.lifetime)
         let mac = SecretHashing.hmacSHA256(key: signing, message: Self.signed(payload, expiry: expiry, scope: scope))
-        return [UnpaddedBase64.encode(payload, urlSafe: true), expiry, UnpaddedBase64.encode(mac, urlSafe: true)].joined(separator: ".")
+        return [UnpaddedBase64.encode(payload, urlSafe: true), expiry, UnpaddedBase64.encode(mac, urlSafe: true)]
+            .joined(separator: ".")
     }
 
     /// The payload of a token sealed for `scope`, once its signature and expiry hold.
     func open(_ token: String, scope: [UInt8]) throws(ListPagingError) -> [UInt8] {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let payload = UnpaddedBase64.decode(String(parts[0])), let expiry = Int64(parts[1]),
-              let mac = UnpaddedBase64.decode(String(parts[2]))
+            let mac = UnpaddedBase64.decode(String(parts[2]))
         else { throw .malformedToken }
         let signed = Self.signed(payload, expiry: String(parts[1]), scope: scope)
-        guard verifying.contains(where: { SecretHashing.constantTimeEqual(SecretHashing.hmacSHA256(key: $0, message: signed), Array(mac)) }) else {
+        guard
+            verifying.contains(where: {
+                SecretHashing.constantTimeEqual(SecretHashing.hmacSHA256(key: $0, message: signed), Array(mac))
+            })
+        else {
             throw .foreignToken
         }
         guard expiry > clock() else { throw .expiredToken }

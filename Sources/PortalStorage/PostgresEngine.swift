@@ -53,11 +53,15 @@ final class PostgresEngine: DatabaseEngine {
             database: location.database, tls: tls.clientTLS)
         configuration.options.maximumConnections = location.poolSize
         configuration.options.minimumConnections = 1
-        return PostgresEngine(client: PostgresClient(configuration: configuration, backgroundLogger: logger), single: single, logger: logger)
+        return PostgresEngine(
+            client: PostgresClient(configuration: configuration, backgroundLogger: logger), single: single,
+            logger: logger)
     }
 
     /// TLS to the server as `sslmode` asks, for the probe connection and for the pool.
-    private static func tls(_ location: PostgresLocation) throws -> (connectionTLS: PostgresConnection.Configuration.TLS, clientTLS: PostgresClient.Configuration.TLS) {
+    private static func tls(
+        _ location: PostgresLocation
+    ) throws -> (connectionTLS: PostgresConnection.Configuration.TLS, clientTLS: PostgresClient.Configuration.TLS) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         switch location.tls {
         case .disable:
@@ -69,17 +73,19 @@ final class PostgresEngine: DatabaseEngine {
             configuration.trustRoots = .file(location.rootCertificateFile ?? "")
         }
         let context = try NIOSSLContext(configuration: configuration)
-        return location.tls == .prefer ? (.prefer(context), .prefer(configuration)) : (.require(context), .require(configuration))
+        return location.tls == .prefer
+            ? (.prefer(context), .prefer(configuration)) : (.require(context), .require(configuration))
     }
 
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String], metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         var attempt = 1
         while true {
             do {
                 return try await attemptTransaction(serializing: keys, metrics: metrics, body)
-            } catch where attempt < Self.maxAttempts && Self.isRetryable(error) {
+            } catch  where attempt < Self.maxAttempts && Self.isRetryable(error) {
                 try await Task.sleep(for: Self.retryBackoff.jitteredDelay(afterFailures: attempt))
                 attempt += 1
             } catch {
@@ -89,7 +95,8 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     private func attemptTransaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String], metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         let queued = ContinuousClock.now
         let locks = Set(keys).sorted()  // one order everywhere: no two transactions wait on each other
@@ -97,10 +104,13 @@ final class PostgresEngine: DatabaseEngine {
             if !locks.isEmpty {
                 // One round trip for every key, taken in the sorted order of the subquery.
                 _ = try await connection.query(
-                    "SELECT pg_advisory_lock(hashtext(key)) FROM (SELECT unnest(\(locks)::text[]) AS key ORDER BY 1) AS keys", logger: logger)
+                    "SELECT pg_advisory_lock(hashtext(key)) FROM (SELECT unnest(\(locks)::text[]) AS key ORDER BY 1) AS keys",
+                    logger: logger)
             }
             do {
-                let result = try await metrics.measure(.transaction, queuedAt: queued) { try await runTransaction(on: connection, body) }
+                let result = try await metrics.measure(.transaction, queuedAt: queued) {
+                    try await runTransaction(on: connection, body)
+                }
                 try await unlock(locks, on: connection)
                 return result
             } catch {
@@ -130,11 +140,15 @@ final class PostgresEngine: DatabaseEngine {
         _ = try await connection.query("SELECT pg_advisory_unlock_all()", logger: logger)
     }
 
-    func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    func read<Result: Sendable>(
+        metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
         let queued = ContinuousClock.now
         do {
             return try await client.withConnection { connection in
-                try await metrics.measure(.read, queuedAt: queued) { try await body(connection.sql(queryLogLevel: nil)) }
+                try await metrics.measure(.read, queuedAt: queued) {
+                    try await body(connection.sql(queryLogLevel: nil))
+                }
             }
         } catch {
             throw Self.described(error)
@@ -142,10 +156,13 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     /// Holds the session advisory lock `name` on one connection, if free, while `body` works on others.
-    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+    func withLease<Result: Sendable>(
+        _ name: String, _ body: @Sendable () async throws -> Result
+    ) async throws -> Result? {
         do {
             return try await client.withConnection { connection -> Result? in
-                let rows = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(name))) AS held", logger: logger)
+                let rows = try await connection.query(
+                    "SELECT pg_try_advisory_lock(hashtext(\(name))) AS held", logger: logger)
                 var held = false
                 for try await (value) in rows.decode(Bool.self) { held = value }
                 guard held else { return nil }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import SQLKit
+import ServiceLifecycle
 import Synchronization
 
 /// A service's own database, reached through SQLKit: an SQLite file by default, or a PostgreSQL
@@ -37,14 +37,18 @@ public final class SQLStore: Service, Sendable {
 
     /// Opens the database at `location` and applies pending `migrations` (on PostgreSQL under an
     /// advisory lock, so instances starting together migrate once); `name` labels its metrics.
-    public static func open(_ location: DatabaseLocation, name: String, migrations: [SQLMigration], logger: Logger) async throws -> SQLStore {
+    public static func open(
+        _ location: DatabaseLocation, name: String, migrations: [SQLMigration], logger: Logger
+    ) async throws -> SQLStore {
         let engine: any DatabaseEngine
         switch location {
         case .sqlite(let path): engine = try await SQLiteEngine.open(path: path, logger: logger)
         case .postgres(let postgres): engine = try await PostgresEngine.open(postgres, logger: logger)
         }
         do {
-            try await engine.migrate { database in try await migrate(database, migrations, backend: engine.backend, logger: logger) }
+            try await engine.migrate { database in
+                try await migrate(database, migrations, backend: engine.backend, logger: logger)
+            }
         } catch {
             await engine.close()
             throw error
@@ -66,7 +70,8 @@ public final class SQLStore: Service, Sendable {
         serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         guard outboxListeners.withLock({ !$0.isEmpty }) else {
-            return try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }.value
+            return try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }
+                .value
         }
         let appends = OutboxAppends()
         let result = try await Task {
@@ -89,12 +94,16 @@ public final class SQLStore: Service, Sendable {
     /// Runs `body` unless another instance of the service holds the lease `name`, in which case it
     /// returns nil at once. Background workers that must not run twice at the same time across
     /// instances (an outbox relay, the mailer) take turns this way; with SQLite there is one instance.
-    public func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+    public func withLease<Result: Sendable>(
+        _ name: String, _ body: @Sendable () async throws -> Result
+    ) async throws -> Result? {
         try await engine.withLease(name, body)
     }
 
     /// Runs read-only queries.
-    public func read<Result: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    public func read<Result: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
         try await engine.read(metrics: metrics, body)
     }
 
@@ -112,9 +121,16 @@ public final class SQLStore: Service, Sendable {
 
     /// Applies the pending `migrations` in version order on `database` (one connection), each in a
     /// transaction of its own with its row in `schema_migrations`.
-    private static func migrate(_ database: any SQLDatabase, _ migrations: [SQLMigration], backend: SQLBackend, logger: Logger) async throws {
-        try await database.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
-        let applied = Set(try await database.raw("SELECT version FROM schema_migrations").all().map { try $0.decode(column: "version", as: Int.self) })
+    private static func migrate(
+        _ database: any SQLDatabase, _ migrations: [SQLMigration], backend: SQLBackend, logger: Logger
+    ) async throws {
+        try await database.raw(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        ).run()
+        let applied = Set(
+            try await database.raw("SELECT version FROM schema_migrations").all().map {
+                try $0.decode(column: "version", as: Int.self)
+            })
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
             try await database.raw(backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN").run()
             do {
@@ -122,13 +138,16 @@ public final class SQLStore: Service, Sendable {
                     try await database.raw(SQLQueryString(statement)).run()
                 }
                 let now = Int64(Date().timeIntervalSince1970)
-                try await database.raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))").run()
+                try await database.raw(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(bind: migration.version), \(bind: migration.name), \(bind: now))"
+                ).run()
                 try await database.raw("COMMIT").run()
             } catch {
                 try? await database.raw("ROLLBACK").run()
                 throw error
             }
-            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            logger.info(
+                "applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
         }
     }
 }

@@ -34,7 +34,8 @@ final class SQLiteEngine: DatabaseEngine {
         // re-reading those pages costs more than the write) and checkpoints every 16 MiB of WAL
         // rather than 4 MiB (pages written again in between are copied back once).
         for pragma in [
-            "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
+            "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON",
+            "PRAGMA busy_timeout = 5000",
             "PRAGMA cache_size = -\(writerCacheKiB)", "PRAGMA wal_autocheckpoint = 4000",
         ] {
             try await writer.sql().raw(SQLQueryString(pragma)).run()
@@ -49,7 +50,8 @@ final class SQLiteEngine: DatabaseEngine {
 
     /// Every transaction runs alone on the write connection, so the keys need no lock of their own.
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String], metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         try await writeQueue.run(.transaction, metrics: metrics) {
             let database = writer.sql()
@@ -65,12 +67,16 @@ final class SQLiteEngine: DatabaseEngine {
         }
     }
 
-    func read<Result: Sendable>(metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result) async throws -> Result {
+    func read<Result: Sendable>(
+        metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
         try await readQueue.run(.read, metrics: metrics) { try await body(reader.sql()) }
     }
 
     /// One process owns the file: the lease is always free.
-    func withLease<Result: Sendable>(_ name: String, _ body: @Sendable () async throws -> Result) async throws -> Result? {
+    func withLease<Result: Sendable>(
+        _ name: String, _ body: @Sendable () async throws -> Result
+    ) async throws -> Result? {
         try await body()
     }
 

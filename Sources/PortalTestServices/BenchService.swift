@@ -27,9 +27,12 @@ public struct BenchService: Bench_V1_BenchService {
         response
     }
 
-    public func stream(request: Bench_V1_Req, responses: ResponseWriter<Bench_V1_Item>, context: ServerContext) async throws {
+    public func stream(
+        request: Bench_V1_Req, responses: ResponseWriter<Bench_V1_Item>, context: ServerContext
+    ) async throws {
         guard (0...Self.maxStreamedItems).contains(request.pageSize) else {
-            throw RPCError.invalidArgument(field: "page_size", "must be between 0 and \(Self.maxStreamedItems), got \(request.pageSize)")
+            throw RPCError.invalidArgument(
+                field: "page_size", "must be between 0 and \(Self.maxStreamedItems), got \(request.pageSize)")
         }
         let items = response.items
         for index in 0..<Int(request.pageSize) {

@@ -62,7 +62,9 @@ public final class EchoService: Portal_Testing_V1_EchoService {
         }
     }
 
-    public func update(requests: RequestStream<Request>, responses: ResponseWriter<Response>, context: ServerContext) async throws {
+    public func update(
+        requests: RequestStream<Request>, responses: ResponseWriter<Response>, context: ServerContext
+    ) async throws {
         try await observed(context) {
             echoMetadata(context)
             var index: Int32 = 0
@@ -78,11 +80,15 @@ public final class EchoService: Portal_Testing_V1_EchoService {
         }
     }
 
-    public func roundTrip(request: Portal_Testing_V1_AllKinds, context: ServerContext) async throws -> Portal_Testing_V1_AllKinds {
+    public func roundTrip(
+        request: Portal_Testing_V1_AllKinds, context: ServerContext
+    ) async throws -> Portal_Testing_V1_AllKinds {
         request
     }
 
-    public func stats(request: Portal_Testing_V1_StatsRequest, context: ServerContext) async throws -> Portal_Testing_V1_StatsResponse {
+    public func stats(
+        request: Portal_Testing_V1_StatsRequest, context: ServerContext
+    ) async throws -> Portal_Testing_V1_StatsResponse {
         let counters = counters.withLock { $0 }
         var response = Portal_Testing_V1_StatsResponse()
         response.callsStarted = Int64(counters.started)
@@ -119,9 +125,12 @@ public final class EchoService: Portal_Testing_V1_EchoService {
     private func failIfAsked(_ request: Request) throws {
         guard request.failWithCode != 0 else { return }
         let code = RPCStatusCode(wireValue: Int(request.failWithCode))
-        throw RPCError(code, request.message, details: [
-            RPCErrorDetail(typeURL: "type.googleapis.com/portal.testing.v1.EchoRequest", value: request.serializedBytes()),
-        ])
+        throw RPCError(
+            code, request.message,
+            details: [
+                RPCErrorDetail(
+                    typeURL: "type.googleapis.com/portal.testing.v1.EchoRequest", value: request.serializedBytes())
+            ])
     }
 
     /// Echoes `x-echo-initial*` as response headers and `x-echo-trailing*` as trailers.

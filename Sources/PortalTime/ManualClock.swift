@@ -47,7 +47,8 @@ public final class ManualClock: ServiceClock {
                 let outcome: Result<Void, any Error>? = state.withLock { state in
                     if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
                     if duration <= .zero { return .success(()) }
-                    state.sleepers.append(Sleeper(id: id, deadline: state.elapsed + duration, continuation: continuation))
+                    state.sleepers.append(
+                        Sleeper(id: id, deadline: state.elapsed + duration, continuation: continuation))
                     return nil
                 }
                 if let outcome { continuation.resume(with: outcome) }

@@ -15,8 +15,10 @@ enum BrowserSecurity {
     /// Headers sent with every response; HSTS only over TLS.
     static func responseHeaders(overTLS: Bool) -> [(String, String)] {
         var headers = [
-            ("content-security-policy", contentSecurityPolicy), ("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer"),
-            ("x-frame-options", "DENY"), ("cross-origin-opener-policy", "same-origin"), ("cross-origin-resource-policy", "same-origin"),
+            ("content-security-policy", contentSecurityPolicy), ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"), ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-resource-policy", "same-origin"),
             ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
         ]
         if overTLS { headers.append(("strict-transport-security", "max-age=31536000")) }
@@ -37,7 +39,8 @@ enum BrowserSecurity {
             switch site {
             case "same-origin": return nil
             case "none" where readOnly: return nil  // the user typed the address or followed a bookmark
-            case _ where forPage && readOnly && request.header("sec-fetch-mode") == "navigate"
+            case _
+            where forPage && readOnly && request.header("sec-fetch-mode") == "navigate"
                 && (request.header("sec-fetch-dest") ?? "document") == "document":
                 return nil
             default: return "sec-fetch-site: \(site) requests are refused; the portal serves its own pages only"
@@ -46,7 +49,8 @@ enum BrowserSecurity {
         if let origin = request.header("origin"), !(forPage && readOnly) {
             let scheme = request.transport == .cleartext ? "http" : "https"
             guard let host = request.header("host"), origin == "\(scheme)://\(host)" else {
-                return "origin: requests from \(RPCError.quote(origin)) are refused; the portal serves its own pages only"
+                return
+                    "origin: requests from \(RPCError.quote(origin)) are refused; the portal serves its own pages only"
             }
         }
         return nil

@@ -1,6 +1,6 @@
 import PortalAPI
-import PortalProtoJSON
 import PortalHTTP2
+import PortalProtoJSON
 import PortalRPC
 
 /// CSV exports as browser downloads: `GET /exports/activations.csv?…` and `/exports/audit-events.csv?…`,
@@ -34,21 +34,26 @@ struct CSVDownloads: Sendable {
         guard let export = Self.exports[request.path] else { return false }
         let requestID = request.header("x-request-id").flatMap(RequestID.accepting) ?? RequestIDs.next()
         guard let route = runner.routes[export.methodPath], let method = codec.method(path: export.methodPath) else {
-            await connect.respond(error: RPCError(.unimplemented, "no export at \(request.path)"), requestID: requestID, responder: responder)
+            await connect.respond(
+                error: RPCError(.unimplemented, "no export at \(request.path)"), requestID: requestID,
+                responder: responder)
             return true
         }
         let input: [UInt8]
         do {
             input = try codec.binary(fromQuery: request.query, messageType: method.inputType)
         } catch {
-            await connect.respond(error: RPCError(.invalidArgument, "\(error)"), requestID: requestID, responder: responder)
+            await connect.respond(
+                error: RPCError(.invalidArgument, "\(error)"), requestID: requestID, responder: responder)
             return true
         }
         let context = ServerContext(
-            method: route.method, requestMetadata: WebCallRunner.metadata(of: request, sessionToken: sessions.token(in: request)),
+            method: route.method,
+            requestMetadata: WebCallRunner.metadata(of: request, sessionToken: sessions.token(in: request)),
             deadline: nil, peer: request.peer, requestID: requestID, transport: request.transport)
         let headers: [(String, String)] = [
-            ("content-type", "text/csv; charset=utf-8"), ("content-disposition", "attachment; filename=\"\(export.fileName)\""),
+            ("content-type", "text/csv; charset=utf-8"),
+            ("content-disposition", "attachment; filename=\"\(export.fileName)\""),
             ("cache-control", "no-store"), ("x-request-id", requestID),
         ]
         let stream = DeferredStream(responder: responder) { headers }

@@ -39,7 +39,8 @@ struct WebCallRunner: Sendable {
     /// Runs `route` with one request; `onResponse` receives each response message. Returns the
     /// call's error, nil on success. The call ends with `DEADLINE_EXCEEDED` when its deadline passes.
     func run(
-        _ route: RPCRoute, request: [UInt8], context: ServerContext, onResponse: @escaping @Sendable ([UInt8]) async throws -> Void
+        _ route: RPCRoute, request: [UInt8], context: ServerContext,
+        onResponse: @escaping @Sendable ([UInt8]) async throws -> Void
     ) async -> RPCError? {
         let call = RPCServerCall(context: context, stream: WebCallStream(request: request, onResponse: onResponse))
         let executor = executor
@@ -75,13 +76,16 @@ struct WebCallRunner: Sendable {
     }
 
     private static let transportHeaders: Set<String> = [
-        "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-type",
-        "content-length", "content-encoding", "accept", "accept-encoding", "accept-language", "cookie", "origin", "referer",
+        "host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+        "content-type",
+        "content-length", "content-encoding", "accept", "accept-encoding", "accept-language", "cookie", "origin",
+        "referer",
         "cache-control", "pragma", "priority", "dnt", "if-none-match", "if-modified-since",
     ]
 
     private static func isTransportHeader(_ name: String) -> Bool {
-        transportHeaders.contains(name) || name.hasPrefix("connect-") || name.hasPrefix("sec-") || name.hasPrefix("grpc-")
+        transportHeaders.contains(name) || name.hasPrefix("connect-") || name.hasPrefix("sec-")
+            || name.hasPrefix("grpc-")
             || name.hasPrefix("x-portal-") || name.hasPrefix(":")
     }
 }

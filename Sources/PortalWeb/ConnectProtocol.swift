@@ -77,9 +77,15 @@ enum ConnectProtocol {
         if !metadata.isEmpty {
             var grouped: [(String, [String])] = []
             for (name, value) in metadata {
-                if let index = grouped.firstIndex(where: { $0.0 == name }) { grouped[index].1.append(value) } else { grouped.append((name, [value])) }
+                if let index = grouped.firstIndex(where: { $0.0 == name }) {
+                    grouped[index].1.append(value)
+                } else {
+                    grouped.append((name, [value]))
+                }
             }
-            let entries = grouped.map { "\(JSONText.quoted($0.0)):[\($0.1.map(JSONText.quoted).joined(separator: ","))]" }
+            let entries = grouped.map {
+                "\(JSONText.quoted($0.0)):[\($0.1.map(JSONText.quoted).joined(separator: ","))]"
+            }
             parts.append("\"metadata\":{\(entries.joined(separator: ","))}")
         }
         return "{\(parts.joined(separator: ","))}"
@@ -88,23 +94,29 @@ enum ConnectProtocol {
     /// One envelope: flags, a big-endian 32-bit length and the message.
     static func envelope(flags: UInt8, _ message: [UInt8]) -> [UInt8] {
         let count = UInt32(message.count)
-        return [flags, UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)] + message
+        return [flags, UInt8(count >> 24), UInt8(count >> 16 & 0xFF), UInt8(count >> 8 & 0xFF), UInt8(count & 0xFF)]
+            + message
     }
 
     /// The single message of a streaming request body, which must hold exactly one uncompressed envelope.
     static func singleEnvelope(_ body: [UInt8]) throws -> [UInt8] {
         guard body.count >= 5 else { throw RPCError(.invalidArgument, "request: expected one enveloped message") }
-        guard body[0] & compressedFlag == 0 else { throw RPCError(.unimplemented, "connect-content-encoding: only identity is supported") }
+        guard body[0] & compressedFlag == 0 else {
+            throw RPCError(.unimplemented, "connect-content-encoding: only identity is supported")
+        }
         let length = Int(body[1]) << 24 | Int(body[2]) << 16 | Int(body[3]) << 8 | Int(body[4])
         guard body.count == 5 + length else {
-            throw RPCError(.invalidArgument, "request: expected one enveloped message of \(length) bytes, received \(body.count - 5)")
+            throw RPCError(
+                .invalidArgument,
+                "request: expected one enveloped message of \(length) bytes, received \(body.count - 5)")
         }
         return Array(body[5...])
     }
 
     /// `Connect-Timeout-Ms`: at most 10 digits, positive.
     static func timeout(_ text: String) -> Duration? {
-        guard (1...10).contains(text.utf8.count), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let milliseconds = Int64(text), milliseconds > 0
+        guard (1...10).contains(text.utf8.count), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+            let milliseconds = Int64(text), milliseconds > 0
         else { return nil }
         return .milliseconds(milliseconds)
     }

@@ -22,7 +22,12 @@ final class DeferredStream<Responder: WebResponder>: Sendable {
 
     /// Sends the head, the first time only.
     func open() async throws {
-        guard opened.withLock({ opened in defer { opened = true }; return !opened }) else { return }
+        guard
+            opened.withLock({ opened in
+                defer { opened = true }
+                return !opened
+            })
+        else { return }
         try await responder.startStream(status: status, headers: headers())
     }
 

@@ -45,11 +45,19 @@ final class HTTP1Connection: ChannelInboundHandler, RemovableChannelHandler {
             body = []
             refused = false
             discarded = 0
-            let headBytes = requestHead.uri.utf8.count + requestHead.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+            let headBytes =
+                requestHead.uri.utf8.count
+                + requestHead.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
             if headBytes > limits.maxHeadBytes {
-                refuse(context: context, status: .requestHeaderFieldsTooLarge, "the request head is larger than \(limits.maxHeadBytes) bytes")
-            } else if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
-                refuse(context: context, status: .payloadTooLarge, "the request body is larger than \(limits.maxBodyBytes) bytes")
+                refuse(
+                    context: context, status: .requestHeaderFieldsTooLarge,
+                    "the request head is larger than \(limits.maxHeadBytes) bytes")
+            } else if let length = requestHead.headers.first(name: "content-length").flatMap(Int.init),
+                length > limits.maxBodyBytes
+            {
+                refuse(
+                    context: context, status: .payloadTooLarge,
+                    "the request body is larger than \(limits.maxBodyBytes) bytes")
             }
         case .body(var buffer):
             guard !refused else {
@@ -58,7 +66,9 @@ final class HTTP1Connection: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             guard body.count + buffer.readableBytes <= limits.maxBodyBytes else {
-                refuse(context: context, status: .payloadTooLarge, "the request body is larger than \(limits.maxBodyBytes) bytes")
+                refuse(
+                    context: context, status: .payloadTooLarge,
+                    "the request body is larger than \(limits.maxBodyBytes) bytes")
                 return
             }
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
@@ -70,10 +80,12 @@ final class HTTP1Connection: ChannelInboundHandler, RemovableChannelHandler {
             guard let head else { return }
             self.head = nil
             let request = WebRequest(
-                method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body,
+                method: head.method.rawValue, target: head.uri, headers: head.headers.map { ($0.name, $0.value) },
+                body: body,
                 peer: context.remoteAddress?.description ?? "unknown", transport: transport)
             body = []
-            let responder = HTTP1Responder(channel: context.channel, version: head.version, keepAlive: head.isKeepAlive, tracker: tracker)
+            let responder = HTTP1Responder(
+                channel: context.channel, version: head.version, keepAlive: head.isKeepAlive, tracker: tracker)
             let application = application
             let tracker = tracker
             tracker.began()
@@ -94,7 +106,10 @@ final class HTTP1Connection: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(text.count))
         headers.add(name: "connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head?.version ?? .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: head?.version ?? .http1_1, status: status, headers: headers))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: text)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
@@ -141,15 +156,20 @@ final class HTTP1Responder: WebResponder, Sendable {
     private func head(status: Int, headers: [(String, String)]) -> HTTPServerResponsePart {
         var fields = HTTPHeaders(headers)
         if closesAfter { fields.replaceOrAdd(name: "connection", value: "close") }
-        return .head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: fields))
+        return .head(
+            HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: fields))
     }
 
     func respond(status: Int, headers: [(String, String)], body: [UInt8]) async {
         guard progress.beginWhole() else { return }
         var headers = headers
-        if !headers.contains(where: { $0.0 == "content-length" }) { headers.append(("content-length", String(body.count))) }
+        if !headers.contains(where: { $0.0 == "content-length" }) {
+            headers.append(("content-length", String(body.count)))
+        }
         channel.write(head(status: status, headers: headers), promise: nil)
-        if !body.isEmpty { channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
+        if !body.isEmpty {
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        }
         try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
         if closesAfter { try? await channel.close() }
     }

@@ -22,7 +22,9 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             buffered = incoming
         }
-        guard let bytes = buffered, bytes.readableBytes >= Self.preface.count || !Self.preface.starts(with: bytes.readableBytesView) else {
+        guard let bytes = buffered,
+            bytes.readableBytes >= Self.preface.count || !Self.preface.starts(with: bytes.readableBytesView)
+        else {
             return  // too few bytes to tell yet
         }
         buffered = nil

@@ -37,9 +37,12 @@ struct SessionCookies: Sendable {
     func moveToCookie(path: String, response: inout [UInt8]) throws -> String? {
         switch path {
         case Self.login:
-            return try moveToken(Portal_Gateway_V1_LoginResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
+            return try moveToken(
+                Portal_Gateway_V1_LoginResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
         case Self.acceptInvite:
-            return try moveToken(Portal_Gateway_V1_AcceptInviteResponse.self, in: &response, token: \.sessionToken, expiresAt: \.expiresAt)
+            return try moveToken(
+                Portal_Gateway_V1_AcceptInviteResponse.self, in: &response, token: \.sessionToken,
+                expiresAt: \.expiresAt)
         case Self.logout:
             return Self.clearing
         default:

@@ -17,12 +17,16 @@ public struct SiteFolder: Sendable {
 
     /// The folder at `path`; fails unless it is a folder (other than `/`).
     public init(path: String) throws {
-        guard let resolved = Self.resolve(path) else { throw RPCError(.invalidArgument, "--site-dir: \(path) does not exist") }
+        guard let resolved = Self.resolve(path) else {
+            throw RPCError(.invalidArgument, "--site-dir: \(path) does not exist")
+        }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isFolder), isFolder.boolValue else {
             throw RPCError(.invalidArgument, "--site-dir: \(path) is not a folder")
         }
-        guard resolved != "/" else { throw RPCError(.invalidArgument, "--site-dir: refusing to serve the whole file system") }
+        guard resolved != "/" else {
+            throw RPCError(.invalidArgument, "--site-dir: refusing to serve the whole file system")
+        }
         root = resolved
     }
 
@@ -43,11 +47,15 @@ public struct SiteFolder: Sendable {
 
     /// The file at URL path `path`, read on the calling thread.
     func contents(at path: String) -> Lookup {
-        guard let decoded = path.removingPercentEncoding, decoded.hasPrefix("/"), !decoded.contains("\0") else { return .refused }
+        guard let decoded = path.removingPercentEncoding, decoded.hasPrefix("/"), !decoded.contains("\0") else {
+            return .refused
+        }
         let names = decoded.split(separator: "/")
         // `.` and `..` start with a dot too; hidden files are never embedded either.
         guard !names.contains(where: { $0.hasPrefix(".") }) else { return .refused }
-        guard !names.isEmpty, let resolved = Self.resolve(root + "/" + names.joined(separator: "/")) else { return .missing }
+        guard !names.isEmpty, let resolved = Self.resolve(root + "/" + names.joined(separator: "/")) else {
+            return .missing
+        }
         guard resolved.hasPrefix(root + "/") else { return .refused }
         // Without following a link swapped in since, and without waiting on a FIFO.
         let descriptor = open(resolved, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
@@ -62,8 +70,11 @@ public struct SiteFolder: Sendable {
         case S_IFDIR: return .missing
         default: return .refused
         }
-        guard status.st_size <= Self.maximumFileSize, let bytes = Self.readAll(descriptor, expected: Int(status.st_size)) else { return .refused }
-        let etag = "\"" + SecretHashing.sha256(bytes: bytes).prefix(10).map { String(format: "%02x", $0) }.joined() + "\""
+        guard status.st_size <= Self.maximumFileSize,
+            let bytes = Self.readAll(descriptor, expected: Int(status.st_size))
+        else { return .refused }
+        let etag =
+            "\"" + SecretHashing.sha256(bytes: bytes).prefix(10).map { String(format: "%02x", $0) }.joined() + "\""
         return .file(EmbeddedFile(path: "/" + names.joined(separator: "/"), etag: etag, bytes: bytes))
     }
 

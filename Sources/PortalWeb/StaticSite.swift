@@ -42,12 +42,19 @@ struct StaticSite: Sendable {
     /// Answers a `GET` or `HEAD` for `request.path`.
     func serve(_ request: WebRequest, responder: some WebResponder) async {
         guard let file = await file(for: request.path) else {
-            await responder.respond(status: 404, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("not found\n".utf8))
+            await responder.respond(
+                status: 404, headers: [("content-type", "text/plain; charset=utf-8")], body: Array("not found\n".utf8))
             return
         }
         // Files keep their names across releases, so browsers revalidate each time; the ETag makes that a 304.
-        var headers = [("content-type", Self.contentType(of: file.path)), ("etag", file.etag), ("cache-control", "no-cache")]
-        if let tags = request.header("if-none-match"), tags.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == file.etag || $0 == "*" }) {
+        var headers = [
+            ("content-type", Self.contentType(of: file.path)), ("etag", file.etag), ("cache-control", "no-cache"),
+        ]
+        if let tags = request.header("if-none-match"),
+            tags.split(separator: ",").contains(where: {
+                $0.trimmingCharacters(in: .whitespaces) == file.etag || $0 == "*"
+            })
+        {
             await responder.respond(status: 304, headers: headers.filter { $0.0 != "content-type" }, body: [])
             return
         }

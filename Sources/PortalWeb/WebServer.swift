@@ -43,7 +43,10 @@ public final class WebServer: Service, Sendable {
     private let connections = OpenConnections()
 
     /// A listener serving `application`.
-    public init(configuration: Configuration, application: WebApplication, logger: Logger, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        configuration: Configuration, application: WebApplication, logger: Logger,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.configuration = configuration
         self.application = application
         self.logger = logger
@@ -73,15 +76,24 @@ public final class WebServer: Service, Sendable {
     public func run() async throws {
         try await listen()
         guard let listening = channel.withLock({ $0 }) else { return }
-        logger.info("web listener ready", metadata: [
-            "address": "\(listening.localAddress.map { "\($0)" } ?? "?")", "scheme": .string(configuration.tls == nil ? "http" : "https"),
-        ])
+        logger.info(
+            "web listener ready",
+            metadata: [
+                "address": "\(listening.localAddress.map { "\($0)" } ?? "?")",
+                "scheme": .string(configuration.tls == nil ? "http" : "https"),
+            ])
         try? await gracefulShutdown()
         try? await listening.close()
         let tracker = tracker
         let drained = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await tracker.shutDownWhenIdle(); return true }
-            group.addTask { try? await Task.sleep(for: self.configuration.gracePeriod); return false }
+            group.addTask {
+                await tracker.shutDownWhenIdle()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: self.configuration.gracePeriod)
+                return false
+            }
             let first = await group.next() ?? false
             group.cancelAll()
             return first
@@ -111,7 +123,9 @@ public final class WebServer: Service, Sendable {
             }
             try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
             try pipeline.addHandler(IdleStateHandler(allTimeout: configuration.idleTimeout))
-            try pipeline.addHandler(HTTP1Connection(application: application, limits: configuration.limits, transport: transport, tracker: tracker))
+            try pipeline.addHandler(
+                HTTP1Connection(
+                    application: application, limits: configuration.limits, transport: transport, tracker: tracker))
         }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -122,7 +136,8 @@ public final class WebServer: Service, Sendable {
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     guard let tls = configuration.tls else {
-                        return try channel.pipeline.syncOperations.addHandler(ProtocolSniffer { channel, http2 in try install(channel, .cleartext, http2) })
+                        return try channel.pipeline.syncOperations.addHandler(
+                            ProtocolSniffer { channel, http2 in try install(channel, .cleartext, http2) })
                     }
                     let peer = channel.remoteAddress?.description ?? "unknown"
                     try WebTLS.addServerHandler(to: channel, source: tls, onEstablished: install) { reason in

@@ -20,7 +20,9 @@ struct TestServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz (none by default; metrics are recorded only with it).")
+    @Option(
+        name: .customLong("admin-port"),
+        help: "Port for /metrics, /healthz and /readyz (none by default; metrics are recorded only with it).")
     var adminPort: Int?
 
     func run() async throws {
@@ -28,10 +30,16 @@ struct TestServerCommand: AsyncParsableCommand {
         let logger = Logger(label: "portal-test-server")
         if adminPort != nil { PortalRuntime.bootstrapMetrics() }
         let (server, health) = ServerAssembly.makeServer(
-            services: [EchoService(), BenchService()], configuration: RPCServer.Configuration(host: host, port: port), logger: logger)
-        let admin: [any Service] = adminPort.map { port in
-            [AdminHTTPServer(host: host, port: port, registry: PortalRuntime.metrics, isReady: { health.isServing }, logger: logger)]
-        } ?? []
+            services: [EchoService(), BenchService()], configuration: RPCServer.Configuration(host: host, port: port),
+            logger: logger)
+        let admin: [any Service] =
+            adminPort.map { port in
+                [
+                    AdminHTTPServer(
+                        host: host, port: port, registry: PortalRuntime.metrics, isReady: { health.isServing },
+                        logger: logger)
+                ]
+            } ?? []
         try await PortalRuntime.run(admin + [server], logger: logger)
     }
 }

@@ -30,78 +30,146 @@ struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Folder for the service's database (env PORTAL_DATA_DIR).")
     var dataDirectory: String = ProcessInfo.processInfo.environment["PORTAL_DATA_DIR"] ?? "data"
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env PORTAL_LOG_LEVEL).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical (env PORTAL_LOG_LEVEL).")
     var logLevel: String = ProcessInfo.processInfo.environment["PORTAL_LOG_LEVEL"] ?? "info"
 
-    @Option(help: "SMTP server host:port for invite mail; without it mail is spooled under the data directory (env PORTAL_SMTP).")
+    @Option(
+        help:
+            "SMTP server host:port for invite mail; without it mail is spooled under the data directory (env PORTAL_SMTP)."
+    )
     var smtp: String?
 
-    @Option(name: .customLong("audit-address"), help: "The audit service's host:port (several instances: comma-separated, called in turn), where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053).")
+    @Option(
+        name: .customLong("audit-address"),
+        help:
+            "The audit service's host:port (several instances: comma-separated, called in turn), where audit events are delivered (env PORTAL_AUDIT_ADDRESS; default 127.0.0.1:50053)."
+    )
     var auditAddress: String?
 
-    @Option(name: .customLong("admin-port"), help: "Port for /metrics, /healthz and /readyz over HTTP (env PORTAL_ADMIN_PORT; none by default).")
+    @Option(
+        name: .customLong("admin-port"),
+        help: "Port for /metrics, /healthz and /readyz over HTTP (env PORTAL_ADMIN_PORT; none by default).")
     var adminPort: Int?
 
-    @Option(name: .customLong("web-port"), help: "Gateway only: port for browsers — the portal's pages, its API as Connect JSON and CSV downloads, over HTTPS with --tls-cert (env PORTAL_WEB_PORT; none by default).")
+    @Option(
+        name: .customLong("web-port"),
+        help:
+            "Gateway only: port for browsers — the portal's pages, its API as Connect JSON and CSV downloads, over HTTPS with --tls-cert (env PORTAL_WEB_PORT; none by default)."
+    )
     var webPort: Int?
 
-    @Option(name: .customLong("site-dir"), help: "Gateway only, for working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR).")
+    @Option(
+        name: .customLong("site-dir"),
+        help:
+            "Gateway only, for working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR)."
+    )
     var siteDirectory: String?
 
-    @Option(name: .customLong("invite-url"), help: "Identity: the accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret, such as https://portal.example.com/accept-invite?code={secret} (env PORTAL_INVITE_URL).")
+    @Option(
+        name: .customLong("invite-url"),
+        help:
+            "Identity: the accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret, such as https://portal.example.com/accept-invite?code={secret} (env PORTAL_INVITE_URL)."
+    )
     var inviteURL: String?
 
-    @Option(name: .customLong("session-lifetime"), help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
+    @Option(
+        name: .customLong("session-lifetime"),
+        help: "Seconds a session lasts after login (identity; env PORTAL_SESSION_LIFETIME; default 43200).")
     var sessionLifetime: Int?
 
-    @Option(name: .customLong("identity-address"), help: "The identity service's host:port (several instances: comma-separated), for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052).")
+    @Option(
+        name: .customLong("identity-address"),
+        help:
+            "The identity service's host:port (several instances: comma-separated), for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052)."
+    )
     var identityAddress: String?
 
-    @Option(name: .customLong("entitlements-address"), help: "The entitlements service's host:port (several instances: comma-separated), for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051).")
+    @Option(
+        name: .customLong("entitlements-address"),
+        help:
+            "The entitlements service's host:port (several instances: comma-separated), for the gateway (env PORTAL_ENTITLEMENTS_ADDRESS; default 127.0.0.1:50051)."
+    )
     var entitlementsAddress: String?
 
-    @Option(name: .customLong("database"), help: "postgres://user:password@host:port/database[?sslmode=…] shared by every instance of the service; without it an SQLite file in --data-dir (env PORTAL_DATABASE_URL).")
+    @Option(
+        name: .customLong("database"),
+        help:
+            "postgres://user:password@host:port/database[?sslmode=…] shared by every instance of the service; without it an SQLite file in --data-dir (env PORTAL_DATABASE_URL)."
+    )
     var databaseURL: String?
 
-    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS 1.3 with ALPN h2, reloaded when the file changes (env PORTAL_TLS_CERT).")
+    @Option(
+        name: .customLong("tls-cert"),
+        help: "PEM certificate chain: serve TLS 1.3 with ALPN h2, reloaded when the file changes (env PORTAL_TLS_CERT)."
+    )
     var tlsCertificate: String?
 
     @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert (env PORTAL_TLS_KEY).")
     var tlsKey: String?
 
-    @Option(name: .customLong("tls-client-ca"), help: "Require client certificates issued by this PEM CA on every call but health checks (env PORTAL_TLS_CLIENT_CA).")
+    @Option(
+        name: .customLong("tls-client-ca"),
+        help:
+            "Require client certificates issued by this PEM CA on every call but health checks (env PORTAL_TLS_CLIENT_CA)."
+    )
     var tlsClientCA: String?
 
-    @Option(name: .customLong("tls-ca"), help: "Call other services over TLS, verifying them with this PEM CA and presenting --tls-cert (env PORTAL_TLS_CA).")
+    @Option(
+        name: .customLong("tls-ca"),
+        help:
+            "Call other services over TLS, verifying them with this PEM CA and presenting --tls-cert (env PORTAL_TLS_CA)."
+    )
     var tlsCA: String?
 
-    @Option(name: .customLong("tls-min-version"), help: "Lowest TLS version accepted: 1.3, or 1.2 (env PORTAL_TLS_MIN_VERSION; default 1.3).")
+    @Option(
+        name: .customLong("tls-min-version"),
+        help: "Lowest TLS version accepted: 1.3, or 1.2 (env PORTAL_TLS_MIN_VERSION; default 1.3).")
     var tlsMinimumVersion: String?
 
-    @Option(name: .customLong("gateway-identity"), help: "DNS name in the gateway's client certificate; only it may pass caller metadata to a backend (env PORTAL_GATEWAY_IDENTITY; default gateway).")
+    @Option(
+        name: .customLong("gateway-identity"),
+        help:
+            "DNS name in the gateway's client certificate; only it may pass caller metadata to a backend (env PORTAL_GATEWAY_IDENTITY; default gateway)."
+    )
     var gatewayIdentity: String?
 
-    @Option(name: .customLong("page-token-key"), help: "Secret (32+ bytes) signing page tokens; every instance of a service must share it, or a page token from one is refused by another (env PORTAL_PAGE_TOKEN_KEY; random per process by default).")
+    @Option(
+        name: .customLong("page-token-key"),
+        help:
+            "Secret (32+ bytes) signing page tokens; every instance of a service must share it, or a page token from one is refused by another (env PORTAL_PAGE_TOKEN_KEY; random per process by default)."
+    )
     var pageTokenKey: String?
 
-    @Option(name: .customLong("previous-page-token-key"), help: "The page token key being rotated out: its tokens are still accepted (env PORTAL_PREVIOUS_PAGE_TOKEN_KEY).")
+    @Option(
+        name: .customLong("previous-page-token-key"),
+        help:
+            "The page token key being rotated out: its tokens are still accepted (env PORTAL_PREVIOUS_PAGE_TOKEN_KEY).")
     var previousPageTokenKey: String?
 
-    @Option(name: .customLong("internal-credential"), help: "Secret (32+ bytes) the gateway presents to the backends; without mutual TLS a backend believes who the caller is only from loopback or with it. Give every service the same value (env PORTAL_INTERNAL_CREDENTIAL).")
+    @Option(
+        name: .customLong("internal-credential"),
+        help:
+            "Secret (32+ bytes) the gateway presents to the backends; without mutual TLS a backend believes who the caller is only from loopback or with it. Give every service the same value (env PORTAL_INTERNAL_CREDENTIAL)."
+    )
     var internalCredential: String?
 
     @Flag(name: .customLong("testing-clock"), help: .private)
     var testingClock = false
 
     /// `--internal-credential`, else `PORTAL_INTERNAL_CREDENTIAL`.
-    var internalCredentialValue: String? { internalCredential ?? ProcessInfo.processInfo.environment["PORTAL_INTERNAL_CREDENTIAL"] }
+    var internalCredentialValue: String? {
+        internalCredential ?? ProcessInfo.processInfo.environment["PORTAL_INTERNAL_CREDENTIAL"]
+    }
 
     func validate() throws {
         if testingClock, adminPortNumber == nil {
             throw ValidationError("--testing-clock: the clock is moved through the admin port; give --admin-port")
         }
         if let credential = internalCredentialValue, credential.utf8.count < 32 {
-            throw ValidationError("--internal-credential: must be at least 32 bytes (for example `openssl rand -base64 32`)")
+            throw ValidationError(
+                "--internal-credential: must be at least 32 bytes (for example `openssl rand -base64 32`)")
         }
         _ = try tls()
         _ = try database()
@@ -109,7 +177,9 @@ struct ServiceOptions: ParsableArguments {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: unknown level \(logLevel)")
         }
-        if let smtp = smtpServer, smtp.split(separator: ":").count != 2 || Int(smtp.split(separator: ":").last ?? "") == nil {
+        if let smtp = smtpServer,
+            smtp.split(separator: ":").count != 2 || Int(smtp.split(separator: ":").last ?? "") == nil
+        {
             throw ValidationError("--smtp: expected host:port, not \(smtp)")
         }
         if let port, !(0...65535).contains(port) {
@@ -156,7 +226,9 @@ struct ServiceOptions: ParsableArguments {
         let minimumVersion = tlsMinimumVersion ?? environment["PORTAL_TLS_MIN_VERSION"]
         let gateway = gatewayIdentity ?? environment["PORTAL_GATEWAY_IDENTITY"]
         guard let certificate, let key else {
-            if certificate != nil || key != nil { throw ValidationError("--tls-cert and --tls-key go together; one of them is missing") }
+            if certificate != nil || key != nil {
+                throw ValidationError("--tls-cert and --tls-key go together; one of them is missing")
+            }
             if clientCA != nil || ca != nil || minimumVersion != nil {
                 throw ValidationError("--tls-client-ca, --tls-ca and --tls-min-version need --tls-cert and --tls-key")
             }
@@ -180,7 +252,9 @@ struct ServiceOptions: ParsableArguments {
 
     /// `--database`, else `PORTAL_DATABASE_URL`, parsed; nil keeps SQLite.
     func database() throws -> PostgresLocation? {
-        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTAL_DATABASE_URL"], !url.isEmpty else { return nil }
+        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTAL_DATABASE_URL"], !url.isEmpty else {
+            return nil
+        }
         do {
             guard case .postgres(let location) = try DatabaseLocation.postgres(url: url) else { return nil }
             return location
@@ -206,7 +280,9 @@ struct ServiceOptions: ParsableArguments {
     }
 
     /// `--admin-port`, else `PORTAL_ADMIN_PORT`.
-    var adminPortNumber: Int? { adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init) }
+    var adminPortNumber: Int? {
+        adminPort ?? ProcessInfo.processInfo.environment["PORTAL_ADMIN_PORT"].flatMap(Int.init)
+    }
 
     /// `--web-port`, else `PORTAL_WEB_PORT`.
     var webPortNumber: Int? { webPort ?? ProcessInfo.processInfo.environment["PORTAL_WEB_PORT"].flatMap(Int.init) }
@@ -218,7 +294,9 @@ struct ServiceOptions: ParsableArguments {
     var inviteURLValue: String? { inviteURL ?? ProcessInfo.processInfo.environment["PORTAL_INVITE_URL"] }
 
     /// `--session-lifetime`, else `PORTAL_SESSION_LIFETIME`.
-    var sessionLifetimeSeconds: Int? { sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init) }
+    var sessionLifetimeSeconds: Int? {
+        sessionLifetime ?? ProcessInfo.processInfo.environment["PORTAL_SESSION_LIFETIME"].flatMap(Int.init)
+    }
 
     /// `--smtp`, else `PORTAL_SMTP`.
     var smtpServer: String? { smtp ?? ProcessInfo.processInfo.environment["PORTAL_SMTP"] }
@@ -226,7 +304,8 @@ struct ServiceOptions: ParsableArguments {
     func settings(for kind: PortalServiceKind) throws -> ServiceSettings {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let environmentPort = ProcessInfo.processInfo.environment["PORTAL_PORT"].flatMap(Int.init)
-        var settings = ServiceSettings(kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
+        var settings = ServiceSettings(
+            kind: kind, host: host, port: port ?? environmentPort ?? kind.defaultPort, dataDirectory: dataDirectory)
         settings.smtpServer = smtpServer
         settings.sessionLifetime = sessionLifetimeSeconds.map { .seconds($0) }
         settings.adminPort = adminPortNumber
@@ -249,12 +328,17 @@ struct ServiceOptions: ParsableArguments {
         settings.internalCredential = internalCredentialValue
         if testingClock { settings.testingClock = OffsetClock() }
         if settings.database != nil, kind == .gateway {
-            throw ValidationError("--database: the gateway keeps no data; give the database to entitlements, identity or audit")
+            throw ValidationError(
+                "--database: the gateway keeps no data; give the database to entitlements, identity or audit")
         }
         let environment = ProcessInfo.processInfo.environment
         if let address = auditAddress ?? environment["PORTAL_AUDIT_ADDRESS"] { settings.auditAddress = address }
-        if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] { settings.identityAddress = address }
-        if let address = entitlementsAddress ?? environment["PORTAL_ENTITLEMENTS_ADDRESS"] { settings.entitlementsAddress = address }
+        if let address = identityAddress ?? environment["PORTAL_IDENTITY_ADDRESS"] {
+            settings.identityAddress = address
+        }
+        if let address = entitlementsAddress ?? environment["PORTAL_ENTITLEMENTS_ADDRESS"] {
+            settings.entitlementsAddress = address
+        }
         return settings
     }
 
@@ -266,7 +350,8 @@ struct ServiceOptions: ParsableArguments {
     /// `webPort` and `inviteURL` replace the gateway's web port and identity's invite link; `webURL`,
     /// where the web portal is reached, is printed with the demo's sign-ins.
     func start(
-        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil, webPort: Int? = nil,
+        _ kinds: [PortalServiceKind], seedDemo: Bool = false, portBase: Int? = nil, devCertificates: String? = nil,
+        webPort: Int? = nil,
         webURL: String? = nil, inviteURL: String? = nil
     ) async throws {
         if siteDirectory != nil, !kinds.contains(.gateway) {
@@ -297,9 +382,11 @@ struct ServiceOptions: ParsableArguments {
         }
         if seedDemo {
             let tls = devCertificates.map { Self.devTLS(.gateway, folder: $0) }
-            services.append(DemoSeeder(
-                dataDirectory: dataDirectory, host: host, portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls,
-                webURL: webURL, logger: logger))
+            services.append(
+                DemoSeeder(
+                    dataDirectory: dataDirectory, host: host,
+                    portBase: portBase ?? PortalServiceKind.gateway.defaultPort, tls: tls,
+                    webURL: webURL, logger: logger))
         }
         try await PortalRuntime.run(services, logger: logger)
     }
@@ -348,7 +435,8 @@ struct Audit: AsyncParsableCommand {
 /// `portal dev`: all four services in one process on their default ports, loopback only, with a
 /// demo organization seeded into a fresh data directory.
 struct Dev: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run all four services in one process on this machine, with demo data.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run all four services in one process on this machine, with demo data.")
 
     @Flag(name: .customLong("no-demo"), help: "Do not seed the demo organization into a fresh data directory.")
     var noDemo = false
@@ -362,24 +450,42 @@ struct Dev: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "Log level.")
     var logLevel: String = "info"
 
-    @Option(name: .customLong("tls"), help: "Serve mutual TLS with the certificates scripts/dev-certs wrote into this folder (cleartext without it).")
+    @Option(
+        name: .customLong("tls"),
+        help: "Serve mutual TLS with the certificates scripts/dev-certs wrote into this folder (cleartext without it).")
     var tlsFolder: String?
 
-    @Option(name: .customLong("port-base"), help: "First port: the gateway listens on it, entitlements, identity and audit on the next three, their admin ports 1000 above (default 50050).")
+    @Option(
+        name: .customLong("port-base"),
+        help:
+            "First port: the gateway listens on it, entitlements, identity and audit on the next three, their admin ports 1000 above (default 50050)."
+    )
     var portBase: Int = PortalServiceKind.gateway.defaultPort
 
-    @Option(name: .customLong("web-port"), help: "Port of the web portal (default 8080; with --port-base, the port after audit's).")
+    @Option(
+        name: .customLong("web-port"),
+        help: "Port of the web portal (default 8080; with --port-base, the port after audit's).")
     var webPort: Int?
 
-    @Option(name: .customLong("invite-url"), help: "The accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret (env PORTAL_INVITE_URL; default: the web portal's /accept-invite?code={secret}).")
+    @Option(
+        name: .customLong("invite-url"),
+        help:
+            "The accept link in invite mail, an http(s) URL in which {secret} stands for the invite's secret (env PORTAL_INVITE_URL; default: the web portal's /accept-invite?code={secret})."
+    )
     var inviteURL: String?
 
-    @Option(name: .customLong("site-dir"), help: "For working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR).")
+    @Option(
+        name: .customLong("site-dir"),
+        help:
+            "For working on the web portal: serve its files from this folder (Sources/PortalWeb/Site), read at each request, instead of the copy built into the binary (env PORTAL_SITE_DIR)."
+    )
     var siteDirectory: String?
 
     /// Where the web portal listens.
     var webPortNumber: Int {
-        webPort ?? (portBase == PortalServiceKind.gateway.defaultPort ? 8080 : PortalServiceKind.audit.port(base: portBase) + 1)
+        webPort
+            ?? (portBase == PortalServiceKind.gateway.defaultPort
+                ? 8080 : PortalServiceKind.audit.port(base: portBase) + 1)
     }
 
     /// Where the services reach each other: `host`, or loopback when they listen everywhere.
@@ -395,12 +501,15 @@ struct Dev: AsyncParsableCommand {
 
     /// The accept link in invite mail: `--invite-url`, else `PORTAL_INVITE_URL`, else the web portal's own page.
     var inviteURLValue: String {
-        inviteURL ?? ProcessInfo.processInfo.environment["PORTAL_INVITE_URL"] ?? "\(webURL)accept-invite?code=\(InviteLinkTemplate.placeholder)"
+        inviteURL ?? ProcessInfo.processInfo.environment["PORTAL_INVITE_URL"]
+            ?? "\(webURL)accept-invite?code=\(InviteLinkTemplate.placeholder)"
     }
 
     func validate() throws {
         guard (1...(65535 - 1003)).contains(portBase) else {
-            throw ValidationError("--port-base: \(portBase) leaves no room for the four services and their admin ports (at most \(65535 - 1003))")
+            throw ValidationError(
+                "--port-base: \(portBase) leaves no room for the four services and their admin ports (at most \(65535 - 1003))"
+            )
         }
         if let webPort, !(1...65535).contains(webPort) {
             throw ValidationError("--web-port: \(webPort) is not a TCP port")
@@ -408,13 +517,16 @@ struct Dev: AsyncParsableCommand {
         if let inviteURL { try ServiceOptions.checkInviteURL(inviteURL) }
         if let siteDirectory { try ServiceOptions.checkSiteDirectory(siteDirectory) }
         if !noDemo, !["127.0.0.1", "localhost", "::1"].contains(host) {
-            throw ValidationError("--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
+            throw ValidationError(
+                "--host: the demo organization has well-known passwords; serve it on loopback only, or pass --no-demo")
         }
     }
 
     func run() async throws {
         if ProcessInfo.processInfo.environment["PORTAL_DATABASE_URL"] != nil {
-            throw ValidationError("portal dev keeps each service's SQLite file in --data-dir; unset PORTAL_DATABASE_URL, or run the services one by one with --database")
+            throw ValidationError(
+                "portal dev keeps each service's SQLite file in --data-dir; unset PORTAL_DATABASE_URL, or run the services one by one with --database"
+            )
         }
         var options = try ServiceOptions.parse([])
         options.host = host
@@ -430,7 +542,8 @@ struct Dev: AsyncParsableCommand {
         options.identityAddress = "\(reachable):\(PortalServiceKind.identity.port(base: portBase))"
         options.entitlementsAddress = "\(reachable):\(PortalServiceKind.entitlements.port(base: portBase))"
         try await options.start(
-            PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder, webPort: webPortNumber,
+            PortalServiceKind.allCases, seedDemo: !noDemo, portBase: portBase, devCertificates: tlsFolder,
+            webPort: webPortNumber,
             webURL: webURL, inviteURL: inviteURLValue)
     }
 }

@@ -15,19 +15,23 @@ enum OrganizationPrompt {
             throw ExitCode(64)
         }
         var listing = "Your email belongs to several organizations:\n"
-        for (index, choice) in choices.enumerated() { listing += "  \(index + 1)  \(choice.name)  (\(choice.organizationID))\n" }
+        for (index, choice) in choices.enumerated() {
+            listing += "  \(index + 1)  \(choice.name)  (\(choice.organizationID))\n"
+        }
         FileHandle.standardError.write(Data(listing.utf8))
         while true {
             FileHandle.standardError.write(Data("Organization [1-\(choices.count)]: ".utf8))
             guard let line = readLine()?.trimmingCharacters(in: .whitespaces) else { throw ExitCode(64) }
             if let picked = pick(line, from: choices) { return picked }
-            FileHandle.standardError.write(Data("Type a number from 1 to \(choices.count), or an organization id.\n".utf8))
+            FileHandle.standardError.write(
+                Data("Type a number from 1 to \(choices.count), or an organization id.\n".utf8))
         }
     }
 
     /// The organization a typed answer names: its number in the list, its id or its name.
     static func pick(_ answer: String, from choices: [Portal_Identity_V1_OrganizationChoice]) -> String? {
         if let number = Int(answer), choices.indices.contains(number - 1) { return choices[number - 1].organizationID }
-        return choices.first { $0.organizationID == answer || $0.name.caseInsensitiveCompare(answer) == .orderedSame }?.organizationID
+        return choices.first { $0.organizationID == answer || $0.name.caseInsensitiveCompare(answer) == .orderedSame }?
+            .organizationID
     }
 }

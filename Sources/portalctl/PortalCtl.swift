@@ -34,15 +34,21 @@ struct PortalCtl: AsyncParsableCommand {
 
 /// Options every command takes: where the gateway is, where the session lives, how to print.
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "The gateway's host:port (env PORTAL_GATEWAY; default: the one you signed in to, else 127.0.0.1:50050).")
+    @Option(
+        help: "The gateway's host:port (env PORTAL_GATEWAY; default: the one you signed in to, else 127.0.0.1:50050).")
     var gateway: String?
 
-    @Option(help: "File holding the session: token, gateway and TLS CA (env PORTALCTL_SESSION; default ~/.config/portalctl/session).")
+    @Option(
+        help:
+            "File holding the session: token, gateway and TLS CA (env PORTALCTL_SESSION; default ~/.config/portalctl/session)."
+    )
     var session: String?
 
     @Option(
         name: .customLong("tls-ca"),
-        help: "Connect over TLS, trusting gateways whose certificate this PEM CA issued (env PORTAL_TLS_CA; default: the one you signed in with).")
+        help:
+            "Connect over TLS, trusting gateways whose certificate this PEM CA issued (env PORTAL_TLS_CA; default: the one you signed in with)."
+    )
     var tlsCA: String?
 
     @Flag(help: "Print JSON instead of tables.")
@@ -97,9 +103,12 @@ struct GlobalOptions: ParsableArguments {
     /// Keeps a new session for later commands, with the gateway and CA it was opened with.
     func save(sessionToken: String) throws {
         let ca = caFile.map { path in
-            path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+            path.hasPrefix("/")
+                ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
         }
-        try SavedSession(token: sessionToken, gateway: gatewayAddress, tlsCA: ca.map { ($0 as NSString).standardizingPath }).save(to: sessionFile)
+        try SavedSession(
+            token: sessionToken, gateway: gatewayAddress, tlsCA: ca.map { ($0 as NSString).standardizingPath }
+        ).save(to: sessionFile)
     }
 
     /// Runs `body` with a client, turning a portal refusal into its message and exit code.
@@ -114,9 +123,14 @@ struct GlobalOptions: ParsableArguments {
         do {
             try await body(client)
             await client.close()
-        } catch let error as RPCError where error.code == .unauthenticated && error.message.hasPrefix(TransportPolicyInterceptor.cleartextRefusal) {
+        } catch let error as RPCError
+            where error.code == .unauthenticated && error.message.hasPrefix(TransportPolicyInterceptor.cleartextRefusal)
+        {
             await client.close()
-            FileHandle.standardError.write(Data("portalctl: the gateway accepts only TLS; connect with --tls-ca FILE (its CA certificate; env PORTAL_TLS_CA)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "portalctl: the gateway accepts only TLS; connect with --tls-ca FILE (its CA certificate; env PORTAL_TLS_CA)\n"
+                        .utf8))
             throw ExitCode(1)
         } catch let error as RPCError {
             await client.close()

@@ -34,17 +34,22 @@ struct SavedSession: Codable, Equatable {
         let data = try encoder.encode(self)
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let temporary = path + ".\(getpid()).new"
         let descriptor = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW, 0o600)
-        guard descriptor >= 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))")
+        }
         let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         do {
             try file.write(contentsOf: data + Data("\n".utf8))
             try file.synchronize()
             try file.close()
-            guard rename(temporary, path) == 0 else { throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard rename(temporary, path) == 0 else {
+                throw ValidationError("--session: cannot write \(path): \(String(cString: strerror(errno)))")
+            }
         } catch {
             unlink(temporary)
             throw error

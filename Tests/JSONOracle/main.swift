@@ -51,7 +51,9 @@ func answer(_ line: String) -> [String: String] {
 }
 
 /// `answer` with the mean time of one conversion when the request asked for repeats.
-func timed(_ answer: [String: String], _ elapsed: Duration, _ repeats: Int, _ request: [String: Any]) -> [String: String] {
+func timed(
+    _ answer: [String: String], _ elapsed: Duration, _ repeats: Int, _ request: [String: Any]
+) -> [String: String] {
     guard request["repeat"] != nil else { return answer }
     let (seconds, attoseconds) = elapsed.components
     let nanoseconds = (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(repeats)
@@ -59,6 +61,7 @@ func timed(_ answer: [String: String], _ elapsed: Duration, _ repeats: Int, _ re
 }
 
 while let line = readLine(strippingNewline: true) {
-    let response = (try? JSONSerialization.data(withJSONObject: answer(line))) ?? Data(#"{"error":"unencodable answer"}"#.utf8)
+    let response =
+        (try? JSONSerialization.data(withJSONObject: answer(line))) ?? Data(#"{"error":"unencodable answer"}"#.utf8)
     FileHandle.standardOutput.write(response + Data("\n".utf8))
 }

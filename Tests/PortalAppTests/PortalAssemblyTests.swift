@@ -62,8 +62,9 @@ private struct Portal: Sendable {
         let giveUp = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < giveUp {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] {
-                guard let text = try? String(contentsOfFile: spool + "/" + name, encoding: .utf8), text.contains("To: \(email)\r\n"),
-                      let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
+                guard let text = try? String(contentsOfFile: spool + "/" + name, encoding: .utf8),
+                    text.contains("To: \(email)\r\n"),
+                    let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
                 else { continue }
                 return String(line.dropFirst("Invite code: ".count))
             }
@@ -77,24 +78,29 @@ private struct Portal: Sendable {
 struct PortalAssemblyTests {
     @Test func aNewAdminSignsInThroughTheClientLibraryAndSeesTheRelayedAuditTrail() async throws {
         try await Portal.run { portal in
-            let identity = Portal_Identity_V1_IdentityClient(channel: RPCClientChannel(host: "127.0.0.1", port: portal.identityPort))
-            let created = try await identity.createOrganization(.with {
-                $0.name = "Acme Audio"
-                $0.firstAdminEmail = "ada@example.com"
-                $0.idempotencyKey = "acme-1"
-            })
+            let identity = Portal_Identity_V1_IdentityClient(
+                channel: RPCClientChannel(host: "127.0.0.1", port: portal.identityPort))
+            let created = try await identity.createOrganization(
+                .with {
+                    $0.name = "Acme Audio"
+                    $0.firstAdminEmail = "ada@example.com"
+                    $0.idempotencyKey = "acme-1"
+                })
             let client = PortalClient(host: "127.0.0.1", port: portal.gatewayPort)
             let code = try await portal.inviteCode(for: "ada@example.com")
-            let accepted = try await client.portal.acceptInvite(.with {
-                $0.inviteSecret = code
-                $0.firstName = "Ada"
-                $0.lastName = "Lovelace"
-                $0.password = "correct horse battery"
-            })
+            let accepted = try await client.portal.acceptInvite(
+                .with {
+                    $0.inviteSecret = code
+                    $0.firstName = "Ada"
+                    $0.lastName = "Lovelace"
+                    $0.password = "correct horse battery"
+                })
             #expect(accepted.member?.role == .admin)
             #expect(client.sessionToken == nil, "accepting an invite does not sign the client in by itself")
 
-            await #expect(throws: RPCError.self) { try await client.login(email: "ada@example.com", password: "wrong horse battery") }
+            await #expect(throws: RPCError.self) {
+                try await client.login(email: "ada@example.com", password: "wrong horse battery")
+            }
             try await client.login(email: "ada@example.com", password: "correct horse battery")
             let me = try await client.portal.whoAmI(.init())
             #expect(me.principal?.organizationID == created.organization?.organizationID)
@@ -126,7 +132,8 @@ struct PortalAssemblyTests {
         let port = try await first.server.boundAddress().port!
         let error = await #expect(throws: StartupError.self) {
             _ = try await PortalRuntime.assemble(
-                ServiceSettings(kind: .audit, host: "127.0.0.1", port: port, dataDirectory: directory + "/b"), logger: logger)
+                ServiceSettings(kind: .audit, host: "127.0.0.1", port: port, dataDirectory: directory + "/b"),
+                logger: logger)
         }
         #expect(error?.service == .audit)
         #expect(error?.description.hasPrefix("audit: ") == true)

@@ -1,8 +1,8 @@
 import Foundation
 import PortalAPI
 import PortalRPC
-import SQLKit
 import PortalTestSupport
+import SQLKit
 import Testing
 
 @Suite("Audit log: append, query, export and tamper evidence")
@@ -11,13 +11,18 @@ struct AuditServiceTests {
         try await AuditHarness.run(on: backend) { harness in
             let first = AuditHarness.event("org-1", message: "Invited a@example.com as Viewer", id: "event-1")
             #expect(try await harness.append([first]) == (1, 0))
-            #expect(try await harness.append([first, AuditHarness.event("org-1", message: "second", id: "event-2")]) == (1, 1))
+            #expect(
+                try await harness.append([first, AuditHarness.event("org-1", message: "second", id: "event-2")]) == (
+                    1, 1
+                ))
             let list = try await harness.client.listEvents(.with { $0.organizationID = "org-1" })
             #expect(list.totalSize == 2)
         }
     }
 
-    @Test(arguments: TestBackend.available) func invalidEventsAreRefusedNamingTheFieldAndNothingIsStored(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func invalidEventsAreRefusedNamingTheFieldAndNothingIsStored(
+        backend: TestBackend
+    ) async throws {
         try await AuditHarness.run(on: backend) { harness in
             var untyped = AuditHarness.event("org-1", message: "x")
             untyped.eventType = .unspecified
@@ -38,12 +43,17 @@ struct AuditServiceTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func listsFilterSearchSortAndPageWithoutLosingRows(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func listsFilterSearchSortAndPageWithoutLosingRows(
+        backend: TestBackend
+    ) async throws {
         try await AuditHarness.run(on: backend) { harness in
             var events: [Portal_Audit_V1_NewEvent] = []
             for index in 0..<30 {
                 let type: Portal_Audit_V1_EventType = index % 3 == 0 ? .activations : .members
-                events.append(AuditHarness.event("org-1", message: "Change number \(index) by license team", type: type, user: index % 2 == 0 ? "Ada" : "Bob", at: 1_772_719_629 + Int64(index)))
+                events.append(
+                    AuditHarness.event(
+                        "org-1", message: "Change number \(index) by license team", type: type,
+                        user: index % 2 == 0 ? "Ada" : "Bob", at: 1_772_719_629 + Int64(index)))
             }
             events.append(AuditHarness.event("org-2", message: "Another tenant's change", at: 1_772_719_700))
             _ = try await harness.append(events)
@@ -51,44 +61,50 @@ struct AuditServiceTests {
             var seen: [String] = []
             var token = ""
             repeat {
-                let page = try await harness.client.listEvents(.with {
-                    $0.organizationID = "org-1"
-                    $0.pageSize = 7
-                    $0.pageToken = token
-                    $0.orderBy = "time asc"
-                })
+                let page = try await harness.client.listEvents(
+                    .with {
+                        $0.organizationID = "org-1"
+                        $0.pageSize = 7
+                        $0.pageToken = token
+                        $0.orderBy = "time asc"
+                    })
                 #expect(page.totalSize == 30)
                 seen += page.events.map(\.message)
                 token = page.nextPageToken
             } while !token.isEmpty
             #expect(seen == (0..<30).map { "Change number \($0) by license team" })
 
-            let activations = try await harness.client.listEvents(.with {
-                $0.organizationID = "org-1"
-                $0.eventTypes = [.activations]
-            })
+            let activations = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.eventTypes = [.activations]
+                })
             #expect(activations.totalSize == 10)
-            let byBob = try await harness.client.listEvents(.with {
-                $0.organizationID = "org-1"
-                $0.user = "Bob"
-            })
+            let byBob = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.user = "Bob"
+                })
             #expect(byBob.totalSize == 15)
-            let search = try await harness.client.listEvents(.with {
-                $0.organizationID = "org-1"
-                $0.searchText = "number 12"
-            })
+            let search = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.searchText = "number 12"
+                })
             #expect(search.events.map(\.message).contains("Change number 12 by license team"))
-            let window = try await harness.client.listEvents(.with {
-                $0.organizationID = "org-1"
-                $0.timeStart = Google_Protobuf_Timestamp(seconds: 1_772_719_629 + 10)
-                $0.timeEnd = Google_Protobuf_Timestamp(seconds: 1_772_719_629 + 20)
-            })
+            let window = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.timeStart = Google_Protobuf_Timestamp(seconds: 1_772_719_629 + 10)
+                    $0.timeEnd = Google_Protobuf_Timestamp(seconds: 1_772_719_629 + 20)
+                })
             #expect(window.totalSize == 10)
             #expect(window.events.first?.message == "Change number 19 by license team")  // newest first by default
-            let otherTenant = try await harness.client.listEvents(.with {
-                $0.organizationID = "org-1"
-                $0.searchText = "tenant"
-            })
+            let otherTenant = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.searchText = "tenant"
+                })
             #expect(otherTenant.totalSize == 0)
         }
     }
@@ -96,15 +112,21 @@ struct AuditServiceTests {
     @Test(arguments: TestBackend.available) func exportsStreamEveryMatchingRowAsCSV(backend: TestBackend) async throws {
         try await AuditHarness.run(on: backend) { harness in
             let events = (0..<3_000).map { index in
-                AuditHarness.event("org-1", message: index == 0 ? "=HYPERLINK(\"x\")" : "Event \(index)", user: "Ada, L.", at: 1_772_719_629 + Int64(index))
+                AuditHarness.event(
+                    "org-1", message: index == 0 ? "=HYPERLINK(\"x\")" : "Event \(index)", user: "Ada, L.",
+                    at: 1_772_719_629 + Int64(index))
             }
-            for start in stride(from: 0, to: events.count, by: 1000) { _ = try await harness.append(Array(events[start..<(start + 1000)])) }
+            for start in stride(from: 0, to: events.count, by: 1000) {
+                _ = try await harness.append(Array(events[start..<(start + 1000)]))
+            }
             var csv: [UInt8] = []
             var chunks = 0
-            for try await chunk in try await harness.client.exportEventsCsv(.with {
-                $0.organizationID = "org-1"
-                $0.orderBy = "time asc"
-            }) {
+            for try await chunk in try await harness.client.exportEventsCsv(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.orderBy = "time asc"
+                })
+            {
                 csv += chunk.chunk
                 chunks += 1
             }
@@ -116,7 +138,9 @@ struct AuditServiceTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func concurrentAppendersKeepTheChainUnbroken(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func concurrentAppendersKeepTheChainUnbroken(
+        backend: TestBackend
+    ) async throws {
         try await AuditHarness.run(on: backend) { harness in
             // Eight appenders at once, each with its own batches of the same two organizations' events,
             // and some of the same events twice (a relay redelivering).
@@ -125,7 +149,11 @@ struct AuditServiceTests {
                     group.addTask {
                         for batch in 0..<5 {
                             let events = (0..<10).flatMap { index in
-                                ["org-a", "org-b"].map { AuditHarness.event($0, message: "Event \(appender)-\(batch)-\(index)", id: "\($0)-\(appender)-\(batch)-\(index)") }
+                                ["org-a", "org-b"].map {
+                                    AuditHarness.event(
+                                        $0, message: "Event \(appender)-\(batch)-\(index)",
+                                        id: "\($0)-\(appender)-\(batch)-\(index)")
+                                }
                             }
                             _ = try await harness.append(events)
                             _ = try await harness.append(Array(events.prefix(3)))
@@ -138,22 +166,29 @@ struct AuditServiceTests {
                 let verdict = try await harness.client.verifyChain(.with { $0.organizationID = organization })
                 #expect(verdict.ok, "\(organization): \(verdict.reason)")
                 #expect(verdict.eventsChecked == 400)
-                #expect(try await harness.client.listEvents(.with { $0.organizationID = organization }).totalSize == 400)
+                #expect(
+                    try await harness.client.listEvents(.with { $0.organizationID = organization }).totalSize == 400)
             }
         }
     }
 
-    @Test(arguments: TestBackend.available) func theChainVerifiesAndAnEditedRowIsDetected(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func theChainVerifiesAndAnEditedRowIsDetected(
+        backend: TestBackend
+    ) async throws {
         try await AuditHarness.run(on: backend) { harness in
-            _ = try await harness.append((0..<20).map { AuditHarness.event("org-1", message: "Event \($0)", id: "event-\($0)") })
+            _ = try await harness.append(
+                (0..<20).map { AuditHarness.event("org-1", message: "Event \($0)", id: "event-\($0)") })
             let healthy = try await harness.client.verifyChain(.with { $0.organizationID = "org-1" })
             #expect(healthy.ok)
             #expect(healthy.eventsChecked == 20)
 
             // Someone with access to the database file rewrites history.
             try await harness.component.store.transaction { database in
-                try await database.raw(backend == .postgres ? "DROP TRIGGER events_no_change ON events" : "DROP TRIGGER events_no_update").run()
-                try await database.raw("UPDATE events SET message = 'Nothing happened' WHERE event_id = 'event-7'").run()
+                try await database.raw(
+                    backend == .postgres ? "DROP TRIGGER events_no_change ON events" : "DROP TRIGGER events_no_update"
+                ).run()
+                try await database.raw("UPDATE events SET message = 'Nothing happened' WHERE event_id = 'event-7'")
+                    .run()
             }
             let broken = try await harness.client.verifyChain(.with { $0.organizationID = "org-1" })
             #expect(!broken.ok)
@@ -162,7 +197,9 @@ struct AuditServiceTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func storedEventsCannotBeChangedThroughTheDatabase(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func storedEventsCannotBeChangedThroughTheDatabase(
+        backend: TestBackend
+    ) async throws {
         try await AuditHarness.run(on: backend) { harness in
             _ = try await harness.append([AuditHarness.event("org-1", message: "Kept", id: "kept")])
             await #expect(throws: (any Error).self) {

@@ -1,12 +1,13 @@
-import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
 import PortalApp
-@testable import PortalAudit
 import PortalHTTP2
 import PortalRPC
 import PortalStorage
+import PortalTestSupport
+
+@testable import PortalAudit
 
 /// A real audit service on a loopback port with a fresh database, and a client to it.
 struct AuditHarness: Sendable {
@@ -16,21 +17,31 @@ struct AuditHarness: Sendable {
     let dataDirectory: String
 
     /// Runs `body` against a fresh service and database on `backend`; everything is torn down afterwards.
-    static func run<Result: Sendable>(on backend: TestBackend = .sqlite, _ body: @Sendable (AuditHarness) async throws -> Result) async throws -> Result {
+    static func run<Result: Sendable>(
+        on backend: TestBackend = .sqlite, _ body: @Sendable (AuditHarness) async throws -> Result
+    ) async throws -> Result {
         let box = ComponentBox<AuditComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(.audit, start: { directory, logger in
-            let component = try await AuditComponent.start(dataDirectory: directory, database: database, logger: logger)
-            box.value = component
-            return ServiceComponent(services: [component.service], database: component.store)
-        }) { channel, directory in
-            try await body(AuditHarness(client: Portal_Audit_V1_AuditClient(channel: channel), channel: channel, component: box.value!, dataDirectory: directory))
+        return try await withServiceServer(
+            .audit,
+            start: { directory, logger in
+                let component = try await AuditComponent.start(
+                    dataDirectory: directory, database: database, logger: logger)
+                box.value = component
+                return ServiceComponent(services: [component.service], database: component.store)
+            }
+        ) { channel, directory in
+            try await body(
+                AuditHarness(
+                    client: Portal_Audit_V1_AuditClient(channel: channel), channel: channel, component: box.value!,
+                    dataDirectory: directory))
         }
     }
 
     /// A valid event of `organizationID`.
     static func event(
-        _ organizationID: String, message: String, type: Portal_Audit_V1_EventType = .members, user: String = "Ada Lovelace",
+        _ organizationID: String, message: String, type: Portal_Audit_V1_EventType = .members,
+        user: String = "Ada Lovelace",
         at seconds: Int64 = 1_772_719_629, id: String = UUID().uuidString
     ) -> Portal_Audit_V1_NewEvent {
         .with {

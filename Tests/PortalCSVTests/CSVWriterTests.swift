@@ -23,14 +23,20 @@ struct CSVWriterTests {
         var writer = CSVWriter()
         writer.appendRow(["Date & Time", "Message"])
         writer.appendRow(["05 Mar 2026, 14:07:09", "x"])
-        #expect(String(decoding: writer.takeBytes(), as: UTF8.self) == "Date & Time,Message\r\n\"05 Mar 2026, 14:07:09\",x\r\n")
+        #expect(
+            String(decoding: writer.takeBytes(), as: UTF8.self)
+                == "Date & Time,Message\r\n\"05 Mar 2026, 14:07:09\",x\r\n")
         #expect(writer.takeBytes().isEmpty)
     }
 
     @Test func timesUseThePortalFormatInTheRequestedZone() throws {
         let march5 = Int64(1_772_719_629_000)  // 2026-03-05T14:07:09Z
-        #expect(try #require(PortalTimeFormat(timeZoneIdentifier: "")).format(milliseconds: march5) == "05 Mar 2026, 14:07:09")
-        #expect(try #require(PortalTimeFormat(timeZoneIdentifier: "Asia/Tokyo")).format(milliseconds: march5) == "05 Mar 2026, 23:07:09")
+        #expect(
+            try #require(PortalTimeFormat(timeZoneIdentifier: "")).format(milliseconds: march5)
+                == "05 Mar 2026, 14:07:09")
+        #expect(
+            try #require(PortalTimeFormat(timeZoneIdentifier: "Asia/Tokyo")).format(milliseconds: march5)
+                == "05 Mar 2026, 23:07:09")
         #expect(PortalTimeFormat(timeZoneIdentifier: "Mars/Olympus") == nil)
     }
 }
@@ -46,7 +52,9 @@ struct UTCFormatTests {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
             let seconds = Int64.random(in: -2_208_988_800...4_102_444_800, using: &generator)  // 1900 to 2100
-            #expect(utc.format(milliseconds: seconds * 1000) == formatter.string(from: Date(timeIntervalSince1970: Double(seconds))))
+            #expect(
+                utc.format(milliseconds: seconds * 1000)
+                    == formatter.string(from: Date(timeIntervalSince1970: Double(seconds))))
         }
     }
 }

@@ -14,7 +14,9 @@ struct SecretHashingTests {
     }
 
     @Test func theSamePasswordHashesDifferentlyEachTime() {
-        #expect(SecretHashing.hashPassword("same password!", parameters: Self.fast) != SecretHashing.hashPassword("same password!", parameters: Self.fast))
+        #expect(
+            SecretHashing.hashPassword("same password!", parameters: Self.fast)
+                != SecretHashing.hashPassword("same password!", parameters: Self.fast))
     }
 
     @Test func malformedStoredHashesNeverVerify() {

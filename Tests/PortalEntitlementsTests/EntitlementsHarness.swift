@@ -1,12 +1,13 @@
-import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
 import PortalApp
-@testable import PortalEntitlements
 import PortalHTTP2
 import PortalRPC
+import PortalTestSupport
 import SQLKit
+
+@testable import PortalEntitlements
 
 /// A real entitlements service on a loopback port with a fresh database, and a client to it.
 struct EntitlementsHarness: Sendable {
@@ -22,50 +23,67 @@ struct EntitlementsHarness: Sendable {
     ) async throws -> Result {
         let box = ComponentBox<EntitlementsComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(.entitlements, start: { directory, logger in
-            let component = try await EntitlementsComponent.start(
-                dataDirectory: directory, database: database, logger: logger, searchLimits: searchLimits)
-            box.value = component
-            return ServiceComponent(services: [component.service], database: component.store, workers: component.workers)
-        }) { channel, _ in
-            try await body(EntitlementsHarness(client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: box.value!))
+        return try await withServiceServer(
+            .entitlements,
+            start: { directory, logger in
+                let component = try await EntitlementsComponent.start(
+                    dataDirectory: directory, database: database, logger: logger, searchLimits: searchLimits)
+                box.value = component
+                return ServiceComponent(
+                    services: [component.service], database: component.store, workers: component.workers)
+            }
+        ) { channel, _ in
+            try await body(
+                EntitlementsHarness(
+                    client: Portal_Entitlements_V1_EntitlementsClient(channel: channel), component: box.value!))
         }
     }
 
     /// Upserts catalog products `P1`, `P2`, `P3`.
     func catalog() async throws {
         for (id, name) in [("P1", "Nexus Core"), ("P2", "Vision Edge"), ("P3", "Suite Pro")] {
-            _ = try await client.upsertProduct(.with {
-                $0.product = .with {
-                    $0.productID = id
-                    $0.name = name
-                    $0.licenseType = "Subscription"
-                    $0.productDescription = "\(name) licenses"
-                    $0.deploymentType = "Cloud"
-                }
-            })
+            _ = try await client.upsertProduct(
+                .with {
+                    $0.product = .with {
+                        $0.productID = id
+                        $0.name = name
+                        $0.licenseType = "Subscription"
+                        $0.productDescription = "\(name) licenses"
+                        $0.deploymentType = "Cloud"
+                    }
+                })
         }
     }
 
     /// Transfers an entitlement of `lines` to `organizationID`.
     @discardableResult
-    func transfer(_ id: String, to organizationID: String, lines: [(String, Int64)], expires: Int64? = nil, orderedAt: Int64 = 1_772_000_000)
+    func transfer(
+        _ id: String, to organizationID: String, lines: [(String, Int64)], expires: Int64? = nil,
+        orderedAt: Int64 = 1_772_000_000
+    )
         async throws -> Portal_Entitlements_V1_TransferEntitlementResponse
     {
-        try await client.transferEntitlement(.with {
-            $0.entitlementID = id
-            $0.organizationID = organizationID
-            $0.salesOrder = "SO-\(id)"
-            $0.poNumber = "PO-\(id)"
-            $0.orderDate = Google_Protobuf_Timestamp(seconds: orderedAt)
-            if let expires { $0.expirationDate = Google_Protobuf_Timestamp(seconds: expires) }
-            $0.lines = lines.map { line in .with { $0.productID = line.0; $0.quantity = line.1 } }
-        })
+        try await client.transferEntitlement(
+            .with {
+                $0.entitlementID = id
+                $0.organizationID = organizationID
+                $0.salesOrder = "SO-\(id)"
+                $0.poNumber = "PO-\(id)"
+                $0.orderDate = Google_Protobuf_Timestamp(seconds: orderedAt)
+                if let expires { $0.expirationDate = Google_Protobuf_Timestamp(seconds: expires) }
+                $0.lines = lines.map { line in
+                    .with {
+                        $0.productID = line.0
+                        $0.quantity = line.1
+                    }
+                }
+            })
     }
 
     /// Activates `quantity` of `product` from `entitlement`.
     func activate(
-        _ quantity: Int64, of product: String, from entitlement: String, organizationID: String = "org-1", key: String = UUID().uuidString,
+        _ quantity: Int64, of product: String, from entitlement: String, organizationID: String = "org-1",
+        key: String = UUID().uuidString,
         serialNumber: String = "SN-1"
     ) async throws -> Portal_Entitlements_V1_Activation {
         try await client.activate(

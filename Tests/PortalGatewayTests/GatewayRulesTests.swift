@@ -1,9 +1,10 @@
 import PortalAPI
-@testable import PortalGateway
 import PortalRPC
 import PortalTime
 import Synchronization
 import Testing
+
+@testable import PortalGateway
 
 @Suite("Gateway: the role table")
 struct RoleTableTests {
@@ -25,7 +26,12 @@ struct RoleTableTests {
 /// Counts how often a read ran.
 final class ReadCounter: Sendable {
     private let count = Mutex(0)
-    func next() -> Int { count.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        count.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var value: Int { count.withLock { $0 } }
 }
 
@@ -128,7 +134,11 @@ struct SharedReadsTests {
 @Suite("Gateway: session cache")
 struct SessionCacheTests {
     static func caller(_ memberID: String, role: Portal_Identity_V1_Role = .admin) -> Caller {
-        Caller(principal: .with { $0.memberID = memberID; $0.role = role }, expiresAt: nil)
+        Caller(
+            principal: .with {
+                $0.memberID = memberID
+                $0.role = role
+            }, expiresAt: nil)
     }
 
     @Test func aTokenIsResolvedAgainOnceItsLifetimeHasPassed() async throws {

@@ -6,11 +6,12 @@ import Testing
 struct ReadOnlyMethodsTests {
     @Test func exactlyTheMethodsThatOnlyReadAreMarked() {
         let marked = Set(Portal_Gateway_V1_PortalMethods.all.filter(\.hasNoSideEffects).map(\.method))
-        #expect(marked == [
-            "WhoAmI", "GetDashboard", "ListProducts", "GetProduct", "ListEntitlements", "GetEntitlement",
-            "ListActivations", "ExportActivationsCsv", "ListAuditEvents", "ExportAuditEventsCsv",
-            "ListMembers", "ListInvites",
-        ])
+        #expect(
+            marked == [
+                "WhoAmI", "GetDashboard", "ListProducts", "GetProduct", "ListEntitlements", "GetEntitlement",
+                "ListActivations", "ExportActivationsCsv", "ListAuditEvents", "ExportAuditEventsCsv",
+                "ListMembers", "ListInvites",
+            ])
     }
 
     @Test func aDescriptorIsNotMarkedUnlessItSaysSo() {

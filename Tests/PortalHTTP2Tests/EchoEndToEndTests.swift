@@ -34,7 +34,11 @@ struct EchoEndToEndTests {
             let channel = channel(to: port)
             let client = Portal_Testing_V1_EchoClient(channel: channel)
 
-            let stream = try await client.expand(Self.request("s") { $0.responseCount = 300; $0.responseSize = 1000 })
+            let stream = try await client.expand(
+                Self.request("s") {
+                    $0.responseCount = 300
+                    $0.responseSize = 1000
+                })
             var indexes: [Int32] = []
             for try await response in stream { indexes.append(response.index) }
             #expect(indexes == Array(0..<300))
@@ -64,7 +68,9 @@ struct EchoEndToEndTests {
         try await withEchoServer { _, port in
             let channel = channel(to: port)
             let client = Portal_Testing_V1_EchoClient(channel: channel)
-            let request = Self.request("café 100% ✓") { $0.failWithCode = Int32(RPCStatusCode.failedPrecondition.rawValue) }
+            let request = Self.request("café 100% ✓") {
+                $0.failWithCode = Int32(RPCStatusCode.failedPrecondition.rawValue)
+            }
             let error = try await #require(throws: RPCError.self) { try await client.get(request) }
             #expect(error.code == .failedPrecondition)
             #expect(error.message == "café 100% ✓")
@@ -83,7 +89,8 @@ struct EchoEndToEndTests {
             // whose deadline passes before it is read never reaches its handler), a handler that
             // would sleep 30 s: only the deadline's cancellation ends it sooner.
             let call = Task {
-                try await client.get(Self.request("slow") { $0.delayMs = 30_000 }, options: CallOptions(timeout: .seconds(2)))
+                try await client.get(
+                    Self.request("slow") { $0.delayMs = 30_000 }, options: CallOptions(timeout: .seconds(2)))
             }
             try await expectEventually(timeout: .seconds(2)) { try await client.stats(.init()).callsActive == 1 }
             let error = try await #require(throws: RPCError.self) { try await call.value }
@@ -131,7 +138,9 @@ struct EchoEndToEndTests {
                 MethodDescriptor(service: "no.such.Service", method: "Get", kind: .unary),
             ] {
                 let error = try await #require(throws: RPCError.self) {
-                    try await channel.unary(method, request: Self.request("x"), response: Portal_Testing_V1_EchoResponse.self, metadata: [:], options: .init())
+                    try await channel.unary(
+                        method, request: Self.request("x"), response: Portal_Testing_V1_EchoResponse.self,
+                        metadata: [:], options: .init())
                 }
                 #expect(error.code == .unimplemented)
                 #expect(error.message.contains(method.method == "Nope" ? "unknown method" : "unknown service"))

@@ -1,7 +1,8 @@
 import PortalAPI
-@testable import PortalHTTP2
 import PortalRPC
 import Testing
+
+@testable import PortalHTTP2
 
 @Suite("gRPC message framing and status headers")
 struct FramingTests {
@@ -21,7 +22,9 @@ struct FramingTests {
     @Test func headersTheTransportOwnsNeverBecomeCallMetadata() {
         var head = RequestHead()
         func add(_ name: String, _ value: String) {
-            Array(name.utf8).withUnsafeBytes { name in Array(value.utf8).withUnsafeBytes { head.add(name: name, value: $0) } }
+            Array(name.utf8).withUnsafeBytes { name in
+                Array(value.utf8).withUnsafeBytes { head.add(name: name, value: $0) }
+            }
         }
         for name in HTTP2Metadata.reserved.sorted() { add(name, "1") }
         add("x-request-id", "req-7")
@@ -98,8 +101,10 @@ struct FramingTests {
     }
 
     @Test func statusDetailsAreTheGoogleRPCStatusMessage() throws {
-        let details = [RPCErrorDetail(typeURL: "type.googleapis.com/google.rpc.BadRequest", value: [10, 3, 1, 2, 3]),
-                       RPCErrorDetail(typeURL: "type.googleapis.com/x.Empty", value: [])]
+        let details = [
+            RPCErrorDetail(typeURL: "type.googleapis.com/google.rpc.BadRequest", value: [10, 3, 1, 2, 3]),
+            RPCErrorDetail(typeURL: "type.googleapis.com/x.Empty", value: []),
+        ]
         let encoded = RPCStatusDetails.encode(code: .failedPrecondition, message: "too few ✓", details: details)
         let status = try Google_Rpc_Status(serializedBytes: encoded)
         #expect(status.code == 9)
@@ -114,13 +119,19 @@ struct FramingTests {
         any.typeURL = "type.googleapis.com/google.rpc.ResourceInfo"
         any.value = [1, 2, 250]
         other.details = [any]
-        #expect(RPCStatusDetails.decodeDetails(other.serializedBytes()) == [RPCErrorDetail(typeURL: any.typeURL, value: [1, 2, 250])])
+        #expect(
+            RPCStatusDetails.decodeDetails(other.serializedBytes()) == [
+                RPCErrorDetail(typeURL: any.typeURL, value: [1, 2, 250])
+            ])
         #expect(RPCStatusDetails.decodeDetails([0x1A, 0x05, 0x0A]) == nil, "a length past the end is refused")
-        #expect(RPCStatusDetails.decodeDetails([0x1A, 0x02, 0x0A, 0x80]) == nil, "a truncated nested length is refused")
+        #expect(
+            RPCStatusDetails.decodeDetails([0x1A, 0x02, 0x0A, 0x80]) == nil, "a truncated nested length is refused")
     }
 
     @Test func errorDetailsSurviveTheTrailers() throws {
-        let error = RPCError(.failedPrecondition, "too few licenses", details: [RPCErrorDetail(typeURL: "type.googleapis.com/x.Y", value: [1, 2])])
+        let error = RPCError(
+            .failedPrecondition, "too few licenses",
+            details: [RPCErrorDetail(typeURL: "type.googleapis.com/x.Y", value: [1, 2])])
         let fields = GRPCStatusHeaders.trailers(for: error, metadata: ["x-extra": "1"])
         let decoded = try #require(GRPCStatusHeaders.error(fromTrailers: fields, metadata: [:]))
         #expect(decoded.code == .failedPrecondition)

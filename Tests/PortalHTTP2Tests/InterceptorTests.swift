@@ -1,6 +1,7 @@
 import PortalAPI
 import PortalHTTP2
 import PortalRPC
+import Synchronization
 import Testing
 
 @Suite("Server interceptors")
@@ -20,7 +21,9 @@ struct InterceptorTests {
             let error = try await #require(throws: RPCError.self) { try await client.get(.init()) }
             #expect(error.code == .unauthenticated)
             #expect(error.message.contains("authorization"))
-            let wrong = try await #require(throws: RPCError.self) { try await client.get(.init(), metadata: ["authorization": "Bearer guess"]) }
+            let wrong = try await #require(throws: RPCError.self) {
+                try await client.get(.init(), metadata: ["authorization": "Bearer guess"])
+            }
             #expect(wrong.code == .unauthenticated)
             var request = Portal_Testing_V1_EchoRequest()
             request.message = "welcome"
@@ -41,7 +44,8 @@ struct InterceptorTests {
 
     @Test func interceptorsRunOutermostFirstAndSeeTheOutcome() async throws {
         let recorder = Recorder()
-        try await withEchoServer(interceptors: [recorder.interceptor("outer"), recorder.interceptor("inner")]) { _, port in
+        try await withEchoServer(interceptors: [recorder.interceptor("outer"), recorder.interceptor("inner")]) {
+            _, port in
             let channel = channel(to: port)
             let client = Portal_Testing_V1_EchoClient(channel: channel)
             var failing = Portal_Testing_V1_EchoRequest()
@@ -79,8 +83,6 @@ struct RecordingInterceptor: ServerInterceptor {
         }
     }
 }
-
-import Synchronization
 
 final class LockedArray: Sendable {
     private let storage = Mutex<[String]>([])

@@ -1,5 +1,6 @@
-@testable import PortalHTTP2
 import Testing
+
+@testable import PortalHTTP2
 
 @Suite("Stream table")
 struct StreamTableTests {

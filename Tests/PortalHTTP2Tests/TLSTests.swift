@@ -14,7 +14,8 @@ struct TLSTests {
     /// A fresh development CA and service certificates in a temporary folder.
     static func certificates() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("portal-tls-\(UUID().uuidString)")
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let process = Process()
         process.executableURL = repository.appendingPathComponent("scripts/dev-certs")
         process.arguments = ["--out", folder.path]
@@ -118,7 +119,9 @@ struct TLSTests {
                 _ = try await Portal_Testing_V1_EchoClient(channel: channel).get(Request())
             }
             #expect(error?.code == .unavailable)
-            #expect(error?.message.contains("the server's certificate was refused: hostname mismatch") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("the server's certificate was refused: hostname mismatch") == true,
+                "\(String(describing: error))")
             await channel.close()
         }
     }
@@ -126,15 +129,19 @@ struct TLSTests {
     @Test func filesThatDoNotLoadAreNamedInTheError() throws {
         let certificates = try Self.certificates()
         defer { try? FileManager.default.removeItem(at: certificates) }
-        let missing = TLSServerSettings(certificateFile: "/nonexistent/server.crt", keyFile: certificates.appendingPathComponent("audit.key").path)
+        let missing = TLSServerSettings(
+            certificateFile: "/nonexistent/server.crt", keyFile: certificates.appendingPathComponent("audit.key").path)
         #expect(throws: TLSConfigurationError.self) { try TLSContextSource.server(missing, logger: Self.logger) }
         let notACertificate = TLSServerSettings(
-            certificateFile: certificates.appendingPathComponent("audit.key").path, keyFile: certificates.appendingPathComponent("audit.key").path)
+            certificateFile: certificates.appendingPathComponent("audit.key").path,
+            keyFile: certificates.appendingPathComponent("audit.key").path)
         do {
             _ = try TLSContextSource.server(notACertificate, logger: Self.logger)
             Issue.record("a key file passed as the certificate was accepted")
         } catch let error as TLSConfigurationError {
-            #expect(error.description.hasPrefix("tls-cert \(certificates.appendingPathComponent("audit.key").path): not a usable PEM certificate"))
+            #expect(
+                error.description.hasPrefix(
+                    "tls-cert \(certificates.appendingPathComponent("audit.key").path): not a usable PEM certificate"))
         }
     }
 }

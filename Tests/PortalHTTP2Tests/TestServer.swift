@@ -16,7 +16,8 @@ func withEchoServer<Result: Sendable>(
     var logger = Logger(label: "test-server")
     logger.logLevel = .critical
     let (server, _) = ServerAssembly.makeServer(
-        services: [EchoService(), BenchService()], configuration: configuration, logger: logger, interceptors: interceptors)
+        services: [EchoService(), BenchService()], configuration: configuration, logger: logger,
+        interceptors: interceptors)
     return try await withThrowingTaskGroup(of: Result?.self) { group in
         group.addTask {
             try await server.run()

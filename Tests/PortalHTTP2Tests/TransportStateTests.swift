@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import PortalHTTP2
 import Testing
+
+@testable import PortalHTTP2
 
 @Suite("Connection lifecycle")
 struct ConnectionLifecycleTests {
@@ -113,7 +114,9 @@ func goAwayLastStreamIDs(in bytes: [UInt8]) -> [Int32] {
     while index + 9 <= bytes.count {
         let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
         if bytes[index + 3] == 7, index + 13 <= bytes.count {
-            ids.append(Int32(bytes[index + 9] & 0x7F) << 24 | Int32(bytes[index + 10]) << 16 | Int32(bytes[index + 11]) << 8 | Int32(bytes[index + 12]))
+            ids.append(
+                Int32(bytes[index + 9] & 0x7F) << 24 | Int32(bytes[index + 10]) << 16 | Int32(bytes[index + 11]) << 8
+                    | Int32(bytes[index + 12]))
         }
         index += 9 + length
     }
@@ -141,7 +144,10 @@ struct NGHTTP2SessionTests {
     @Test func aCallTravelsAsEventsBothWays() throws {
         let client = NGHTTP2Session(role: .client, limits: HTTP2Limits())
         let server = NGHTTP2Session(role: .server, limits: HTTP2Limits())
-        let headers = [(":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"), ("content-type", "application/grpc")]
+        let headers = [
+            (":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"),
+            ("content-type", "application/grpc"),
+        ]
         let streamID = try #require(client.submitRequest(headers: headers))
         client.enqueue([1, 2, 3], framed: true, on: streamID)
         client.endBody(on: streamID)
@@ -172,13 +178,16 @@ struct NGHTTP2SessionTests {
         #expect(body == [0, 0, 0, 0, 3, 1, 2, 3])
         server.clearEvents()
 
-        server.submitResponse(streamID: streamID, headers: [(":status", "200"), ("content-type", "application/grpc")], hasBody: true)
+        server.submitResponse(
+            streamID: streamID, headers: [(":status", "200"), ("content-type", "application/grpc")], hasBody: true)
         server.enqueue([9], framed: true, on: streamID)
         #expect(server.queuedBodyBytes(on: streamID) == 6)
         server.endBody(on: streamID, trailers: [("grpc-status", "0")])
         Self.transfer(from: server, to: client)
         #expect(server.events.contains(.closed(streamID: streamID, errorCode: 0)))
-        #expect(server.events.allSatisfy { if case .sent = $0 { false } else { true } }, "a unary response reports no progress")
+        #expect(
+            server.events.allSatisfy { if case .sent = $0 { false } else { true } },
+            "a unary response reports no progress")
 
         let headerBlocks = client.events.compactMap { event -> [String]? in
             if case .headers(_, let range, _) = event { return Self.fields(client, range) }
@@ -191,7 +200,10 @@ struct NGHTTP2SessionTests {
     @Test func aHeaderBlockArrivingAcrossReadsIsReportedWhole() throws {
         let client = NGHTTP2Session(role: .client, limits: HTTP2Limits())
         let server = NGHTTP2Session(role: .server, limits: HTTP2Limits())
-        let headers = [(":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"), ("x-one", "1"), ("x-two", "2")]
+        let headers = [
+            (":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"), ("x-one", "1"),
+            ("x-two", "2"),
+        ]
         let streamID = try #require(client.submitRequest(headers: headers))
         client.endBody(on: streamID)
         var buffer = ByteBufferAllocator().buffer(capacity: 1 << 12)
@@ -210,14 +222,18 @@ struct NGHTTP2SessionTests {
         limits.maxHeaderListSize = 200
         let client = NGHTTP2Session(role: .client, limits: HTTP2Limits())
         let server = NGHTTP2Session(role: .server, limits: limits)
-        let headers = [(":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"),
-                       ("x-big", String(repeating: "v", count: 300))]
+        let headers = [
+            (":method", "POST"), (":scheme", "http"), (":path", "/a.B/C"), (":authority", "x"),
+            ("x-big", String(repeating: "v", count: 300)),
+        ]
         let streamID = try #require(client.submitRequest(headers: headers))
         client.endBody(on: streamID)
         Self.transfer(from: client, to: server)
         #expect(!server.events.contains { if case .headers = $0 { true } else { false } })
         Self.transfer(from: server, to: client)
-        #expect(server.events.contains { if case .closed(streamID, _) = $0 { true } else { false } }, "closed once the reset is out")
+        #expect(
+            server.events.contains { if case .closed(streamID, _) = $0 { true } else { false } },
+            "closed once the reset is out")
     }
 
     @Test func shutdownNoticePingAndFinalGoAwayReachThePeer() throws {
@@ -252,7 +268,8 @@ struct ServerConnectionShutdownTests {
         var written: [UInt8] = []
 
         init() throws {
-            let configuration = ServerConnectionConfiguration(routes: [:], services: [], limits: HTTP2Limits(), maxReceiveMessageBytes: 1 << 16)
+            let configuration = ServerConnectionConfiguration(
+                routes: [:], services: [], limits: HTTP2Limits(), maxReceiveMessageBytes: 1 << 16)
             connection = ServerConnection(configuration: configuration, transport: .cleartext)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
             try channel.pipeline.syncOperations.addHandler(connection)

@@ -6,7 +6,9 @@ import Testing
 
 @Suite("Identity service rules, through a real server and database")
 struct IdentityServiceTests {
-    @Test(arguments: TestBackend.available) func theFirstAdminJoinsThroughTheirInviteAndSignsIn(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func theFirstAdminJoinsThroughTheirInviteAndSignsIn(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             #expect(admin.role == .admin)
@@ -20,7 +22,9 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func aDeletedMembersSessionStopsWorkingAtOnce(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aDeletedMembersSessionStopsWorkingAtOnce(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             _ = try await harness.invite("bob@example.com", role: .viewer, organizationID: organizationID, as: admin)
@@ -28,52 +32,62 @@ struct IdentityServiceTests {
             let token = try await harness.login(organizationID: organizationID, email: "bob@example.com")
             #expect(try await harness.authenticate(token).role == .viewer)
 
-            _ = try await harness.client.updateMember(.with {
-                $0.organizationID = organizationID
-                $0.memberID = bob.memberID
-                $0.role = .admin
-            })
+            _ = try await harness.client.updateMember(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.memberID = bob.memberID
+                    $0.role = .admin
+                })
             #expect(try await harness.authenticate(token).role == .admin)
 
-            _ = try await harness.client.deleteMember(.with {
-                $0.organizationID = organizationID
-                $0.memberID = bob.memberID
-            })
+            _ = try await harness.client.deleteMember(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.memberID = bob.memberID
+                })
             let error = try await #require(throws: RPCError.self) { try await harness.authenticate(token) }
             #expect(error.code == .unauthenticated)
         }
     }
 
-    @Test(arguments: TestBackend.available) func theLastAdminCanBeNeitherDemotedNorDeleted(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func theLastAdminCanBeNeitherDemotedNorDeleted(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let demote = try await #require(throws: RPCError.self) {
-                try await harness.client.updateMember(.with {
-                    $0.organizationID = organizationID
-                    $0.memberID = admin.memberID
-                    $0.role = .viewer
-                })
+                try await harness.client.updateMember(
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.memberID = admin.memberID
+                        $0.role = .viewer
+                    })
             }
             #expect(demote.code == .failedPrecondition)
             let delete = try await #require(throws: RPCError.self) {
-                try await harness.client.deleteMember(.with {
-                    $0.organizationID = organizationID
-                    $0.memberID = admin.memberID
-                })
+                try await harness.client.deleteMember(
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.memberID = admin.memberID
+                    })
             }
             #expect(delete.code == .failedPrecondition)
             #expect(try await harness.client.countMembers(.with { $0.organizationID = organizationID }).adminCount == 1)
         }
     }
 
-    @Test(arguments: TestBackend.available) func fiftyConcurrentInvitesOfOneEmailCreateExactlyOne(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func fiftyConcurrentInvitesOfOneEmailCreateExactlyOne(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let outcomes = try await withThrowingTaskGroup(of: RPCStatusCode.self) { group in
                 for index in 0..<50 {
                     group.addTask {
                         do {
-                            _ = try await harness.invite(index % 2 == 0 ? "sam@example.com" : "SAM@example.com", role: .viewer, organizationID: organizationID, as: admin)
+                            _ = try await harness.invite(
+                                index % 2 == 0 ? "sam@example.com" : "SAM@example.com", role: .viewer,
+                                organizationID: organizationID, as: admin)
                             return .ok
                         } catch let error as RPCError {
                             return error.code
@@ -91,22 +105,27 @@ struct IdentityServiceTests {
     @Test(arguments: TestBackend.available) func aResentInviteKillsTheOldSecret(backend: TestBackend) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
-            let invite = try await harness.invite("cy@example.com", role: .viewer, organizationID: organizationID, as: admin)
+            let invite = try await harness.invite(
+                "cy@example.com", role: .viewer, organizationID: organizationID, as: admin)
             let oldSecret = try await harness.latestSecret(for: "cy@example.com")
-            _ = try await harness.client.resendInvite(.with {
-                $0.organizationID = organizationID
-                $0.inviteID = invite.inviteID
-            })
-            let error = try await #require(throws: RPCError.self) {
-                try await harness.client.acceptInvite(.with {
-                    $0.inviteSecret = oldSecret
-                    $0.firstName = "Cy"
-                    $0.lastName = "Young"
-                    $0.password = "correct horse battery"
+            _ = try await harness.client.resendInvite(
+                .with {
+                    $0.organizationID = organizationID
+                    $0.inviteID = invite.inviteID
                 })
+            let error = try await #require(throws: RPCError.self) {
+                try await harness.client.acceptInvite(
+                    .with {
+                        $0.inviteSecret = oldSecret
+                        $0.firstName = "Cy"
+                        $0.lastName = "Young"
+                        $0.password = "correct horse battery"
+                    })
             }
             #expect(error.code == .unauthenticated)
-            #expect(try await harness.accept(email: "cy@example.com", firstName: "Cy", lastName: "Young").email == "cy@example.com")
+            #expect(
+                try await harness.accept(email: "cy@example.com", firstName: "Cy", lastName: "Young").email
+                    == "cy@example.com")
         }
     }
 
@@ -114,28 +133,34 @@ struct IdentityServiceTests {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationA, adminA) = try await harness.organizationWithAdmin(name: "A", email: "a@example.com")
             let (organizationB, _) = try await harness.organizationWithAdmin(name: "B", email: "b@example.com")
-            let invite = try await harness.invite("x@example.com", role: .viewer, organizationID: organizationA, as: adminA)
+            let invite = try await harness.invite(
+                "x@example.com", role: .viewer, organizationID: organizationA, as: adminA)
             let read = try await #require(throws: RPCError.self) {
-                try await harness.client.getMember(.with {
-                    $0.organizationID = organizationB
-                    $0.memberID = adminA.memberID
-                })
+                try await harness.client.getMember(
+                    .with {
+                        $0.organizationID = organizationB
+                        $0.memberID = adminA.memberID
+                    })
             }
             #expect(read.code == .notFound)
             let revoke = try await #require(throws: RPCError.self) {
-                try await harness.client.revokeInvite(.with {
-                    $0.organizationID = organizationB
-                    $0.inviteID = invite.inviteID
-                })
+                try await harness.client.revokeInvite(
+                    .with {
+                        $0.organizationID = organizationB
+                        $0.inviteID = invite.inviteID
+                    })
             }
             #expect(revoke.code == .notFound)
         }
     }
 
-    @Test(arguments: TestBackend.available) func everyChangeQueuesAMembersAuditEventNamingWhoDidIt(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func everyChangeQueuesAMembersAuditEventNamingWhoDidIt(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
-            let invite = try await harness.invite("dee@example.com", role: .viewer, organizationID: organizationID, as: admin)
+            let invite = try await harness.invite(
+                "dee@example.com", role: .viewer, organizationID: organizationID, as: admin)
             _ = try await harness.client.revokeInvite(
                 .with {
                     $0.organizationID = organizationID
@@ -149,13 +174,30 @@ struct IdentityServiceTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func listsRefuseBadArgumentsNamingTheField(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func listsRefuseBadArgumentsNamingTheField(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, _) = try await harness.organizationWithAdmin()
             let cases: [(Portal_Identity_V1_ListMembersRequest, String)] = [
-                (.with { $0.organizationID = organizationID; $0.pageSize = 501 }, "page_size"),
-                (.with { $0.organizationID = organizationID; $0.orderBy = "password desc" }, "order_by"),
-                (.with { $0.organizationID = organizationID; $0.pageToken = "garbage!" }, "page_token"),
+                (
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.pageSize = 501
+                    }, "page_size"
+                ),
+                (
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.orderBy = "password desc"
+                    }, "order_by"
+                ),
+                (
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.pageToken = "garbage!"
+                    }, "page_token"
+                ),
                 (.with { $0.organizationID = "" }, "organization_id"),
             ]
             for (request, field) in cases {

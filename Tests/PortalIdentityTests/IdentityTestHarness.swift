@@ -1,14 +1,15 @@
-import PortalTestSupport
 import Foundation
 import Logging
 import PortalAPI
 import PortalApp
 import PortalCrypto
 import PortalHTTP2
-@testable import PortalIdentity
 import PortalRPC
+import PortalTestSupport
 import PortalTime
 import SQLKit
+
+@testable import PortalIdentity
 
 /// A real identity service on a loopback port with a fresh database (SQLite or PostgreSQL), and a client to it.
 struct IdentityHarness: Sendable {
@@ -24,17 +25,24 @@ struct IdentityHarness: Sendable {
     ) async throws -> Result {
         let box = ComponentBox<IdentityComponent>()
         let database = try await backend.freshDatabase()
-        return try await withServiceServer(.identity, start: { directory, logger in
-            var settings = IdentityComponent.Settings(dataDirectory: directory)
-            settings.database = database
-            settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
-            settings.passwords = passwords
-            if let clock { settings.clock = clock }
-            let component = try await IdentityComponent.start(settings: settings, logger: logger)
-            box.value = component
-            return ServiceComponent(services: [component.service], database: component.store, workers: component.workers)
-        }) { channel, directory in
-            try await body(IdentityHarness(client: Portal_Identity_V1_IdentityClient(channel: channel), component: box.value!, dataDirectory: directory))
+        return try await withServiceServer(
+            .identity,
+            start: { directory, logger in
+                var settings = IdentityComponent.Settings(dataDirectory: directory)
+                settings.database = database
+                settings.passwordParameters = .init(n: 1 << 10, r: 8, p: 1)
+                settings.passwords = passwords
+                if let clock { settings.clock = clock }
+                let component = try await IdentityComponent.start(settings: settings, logger: logger)
+                box.value = component
+                return ServiceComponent(
+                    services: [component.service], database: component.store, workers: component.workers)
+            }
+        ) { channel, directory in
+            try await body(
+                IdentityHarness(
+                    client: Portal_Identity_V1_IdentityClient(channel: channel), component: box.value!,
+                    dataDirectory: directory))
         }
     }
 
@@ -43,7 +51,9 @@ struct IdentityHarness: Sendable {
     func latestSecret(for email: String) async throws -> String {
         let spool = (dataDirectory as NSString).appendingPathComponent("mail-spool")
         return try await component.store.read { database in
-            let rows = try await database.raw("SELECT event_id, payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC").all()
+            let rows = try await database.raw(
+                "SELECT event_id, payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC"
+            ).all()
             for row in rows {
                 let payload = try row.decode(column: "payload", as: Data.self)
                 if !payload.isEmpty {
@@ -51,10 +61,11 @@ struct IdentityHarness: Sendable {
                     if mail.to.lowercased() == email.lowercased() { return mail.secret }
                     continue
                 }
-                let file = (spool as NSString).appendingPathComponent(try row.decode(column: "event_id", as: String.self) + ".eml")
+                let file = (spool as NSString).appendingPathComponent(
+                    try row.decode(column: "event_id", as: String.self) + ".eml")
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-                      text.lowercased().contains("\r\nto: \(email.lowercased())\r\n"),
-                      let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
+                    text.lowercased().contains("\r\nto: \(email.lowercased())\r\n"),
+                    let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
                 else { continue }
                 return String(line.dropFirst("Invite code: ".count))
             }
@@ -72,7 +83,9 @@ struct IdentityHarness: Sendable {
     }
 
     /// Creates an organization whose first Admin has accepted; returns the organization id and the Admin.
-    func organizationWithAdmin(name: String = "Acme", email: String = "ada@example.com") async throws -> (String, Portal_Identity_V1_Member) {
+    func organizationWithAdmin(
+        name: String = "Acme", email: String = "ada@example.com"
+    ) async throws -> (String, Portal_Identity_V1_Member) {
         var create = Portal_Identity_V1_CreateOrganizationRequest()
         create.name = name
         create.firstAdminEmail = email
@@ -83,7 +96,9 @@ struct IdentityHarness: Sendable {
     }
 
     /// Accepts the newest invite to `email`.
-    func accept(email: String, firstName: String, lastName: String, password: String = "correct horse battery") async throws -> Portal_Identity_V1_Member {
+    func accept(
+        email: String, firstName: String, lastName: String, password: String = "correct horse battery"
+    ) async throws -> Portal_Identity_V1_Member {
         var accept = Portal_Identity_V1_AcceptInviteRequest()
         accept.inviteSecret = try await latestSecret(for: email)
         accept.firstName = firstName
@@ -93,18 +108,23 @@ struct IdentityHarness: Sendable {
     }
 
     /// Invites `email` with `role` as `actor`.
-    func invite(_ email: String, role: Portal_Identity_V1_Role, organizationID: String, as actor: Portal_Identity_V1_Member? = nil, phone: String = "") async throws -> Portal_Identity_V1_Invite {
+    func invite(
+        _ email: String, role: Portal_Identity_V1_Role, organizationID: String,
+        as actor: Portal_Identity_V1_Member? = nil, phone: String = ""
+    ) async throws -> Portal_Identity_V1_Invite {
         var request = Portal_Identity_V1_CreateInviteRequest()
         request.organizationID = organizationID
         request.email = email
         request.role = role
         request.phone = phone
-        let metadata = actor.map { PrincipalMetadata.metadata(memberID: $0.memberID, displayName: $0.displayName) } ?? [:]
+        let metadata =
+            actor.map { PrincipalMetadata.metadata(memberID: $0.memberID, displayName: $0.displayName) } ?? [:]
         return try await client.createInvite(request, metadata: metadata).invite!
     }
 
     /// Logs in and returns the session token.
-    func login(organizationID: String, email: String, password: String = "correct horse battery") async throws -> String {
+    func login(organizationID: String, email: String, password: String = "correct horse battery") async throws -> String
+    {
         var request = Portal_Identity_V1_LoginRequest()
         request.organizationID = organizationID
         request.email = email

@@ -1,13 +1,14 @@
 import Foundation
 import PortalAPI
 import PortalCrypto
-@testable import PortalIdentity
 import PortalRPC
 import PortalTestSupport
 import PortalTime
 import SQLKit
 import Synchronization
 import Testing
+
+@testable import PortalIdentity
 
 /// The real password hasher, counting how many passwords it checks.
 final class CountingPasswords: PasswordChecking {
@@ -27,19 +28,23 @@ final class CountingPasswords: PasswordChecking {
 
 extension IdentityHarness {
     /// Signs in with email and password alone.
-    func login(email: String, password: String = "correct horse battery") async throws -> Portal_Identity_V1_LoginResponse {
-        try await client.login(.with {
-            $0.email = email
-            $0.password = password
-        })
+    func login(
+        email: String, password: String = "correct horse battery"
+    ) async throws -> Portal_Identity_V1_LoginResponse {
+        try await client.login(
+            .with {
+                $0.email = email
+                $0.password = password
+            })
     }
 
     /// Finishes a sign-in that offered a choice, in `organizationID`.
     func choose(_ organizationID: String, with choiceToken: String) async throws -> Portal_Identity_V1_LoginResponse {
-        try await client.login(.with {
-            $0.choiceToken = choiceToken
-            $0.organizationID = organizationID
-        })
+        try await client.login(
+            .with {
+                $0.choiceToken = choiceToken
+                $0.organizationID = organizationID
+            })
     }
 
     /// Makes ada@example.com (Admin of "Acme") a Viewer of a second organization, "Birch"; returns
@@ -67,7 +72,9 @@ extension IdentityHarness {
 
 @Suite("Identity: signing in with email and password alone")
 struct SignInByEmailTests {
-    @Test(arguments: TestBackend.available) func aMemberOfOneOrganizationIsSignedInAtOnce(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aMemberOfOneOrganizationIsSignedInAtOnce(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (organizationID, admin) = try await harness.organizationWithAdmin()
             let signIn = try await harness.login(email: "ADA@example.com")
@@ -78,7 +85,9 @@ struct SignInByEmailTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func aMemberOfSeveralChoosesAnOrganizationAndIsSignedInThere(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aMemberOfSeveralChoosesAnOrganizationAndIsSignedInThere(
+        backend: TestBackend
+    ) async throws {
         let clock = ManualClock(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         try await IdentityHarness.run(on: backend, clock: clock) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
@@ -98,26 +107,37 @@ struct SignInByEmailTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func aChoiceTokenWorksOnceAndIsStoredOnlyHashed(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aChoiceTokenWorksOnceAndIsStoredOnlyHashed(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
             let signIn = try await harness.login(email: "ada@example.com")
             let stored = try await harness.component.store.read { database in
-                try await database.raw("SELECT token_hash FROM login_choices").all().map { try $0.decode(column: "token_hash", as: Data.self) }
+                try await database.raw("SELECT token_hash FROM login_choices").all().map {
+                    try $0.decode(column: "token_hash", as: Data.self)
+                }
             }
-            #expect(stored == [Data(SecretHashing.sha256(signIn.choiceToken)), Data(SecretHashing.sha256(signIn.choiceToken))])
+            #expect(
+                stored == [
+                    Data(SecretHashing.sha256(signIn.choiceToken)), Data(SecretHashing.sha256(signIn.choiceToken)),
+                ])
 
             _ = try await harness.choose(acme, with: signIn.choiceToken)
             #expect(try await harness.storedChoices() == 0)
             for organizationID in [acme, birch] {
-                let reused = try await #require(throws: RPCError.self) { try await harness.choose(organizationID, with: signIn.choiceToken) }
+                let reused = try await #require(throws: RPCError.self) {
+                    try await harness.choose(organizationID, with: signIn.choiceToken)
+                }
                 #expect(reused.code == .unauthenticated)
                 #expect(reused.message.hasPrefix("choice_token: not a valid choice"))
             }
         }
     }
 
-    @Test(arguments: TestBackend.available) func anExpiredChoiceTokenIsRefusedAndExpiredChoicesAreDropped(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func anExpiredChoiceTokenIsRefusedAndExpiredChoicesAreDropped(
+        backend: TestBackend
+    ) async throws {
         let clock = ManualClock(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
         try await IdentityHarness.run(on: backend, clock: clock) { harness in
             let (acme, _) = try await harness.adaInTwoOrganizations()
@@ -129,36 +149,51 @@ struct SignInByEmailTests {
             let forgotten = try await harness.login(email: "ada@example.com")
             #expect(try await harness.storedChoices() == 4)
             clock.advance(by: .milliseconds(5 * 60 * 1000))
-            let expired = try await #require(throws: RPCError.self) { try await harness.choose(acme, with: late.choiceToken) }
+            let expired = try await #require(throws: RPCError.self) {
+                try await harness.choose(acme, with: late.choiceToken)
+            }
             #expect(expired.code == .unauthenticated)
             #expect(expired.message == "choice_token: the choice expired; sign in again")
             #expect(try await harness.storedChoices() == 2)
             // A new choice drops every expired one on the way.
             _ = try await harness.login(email: "ada@example.com")
             #expect(try await harness.storedChoices() == 2)
-            let dropped = try await #require(throws: RPCError.self) { try await harness.choose(acme, with: forgotten.choiceToken) }
+            let dropped = try await #require(throws: RPCError.self) {
+                try await harness.choose(acme, with: forgotten.choiceToken)
+            }
             #expect(dropped.code == .unauthenticated)
         }
     }
 
-    @Test(arguments: TestBackend.available) func aChoiceTokenOpensOnlyAnOrganizationItOffered(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aChoiceTokenOpensOnlyAnOrganizationItOffered(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (_, birch) = try await harness.adaInTwoOrganizations()
             let (elsewhere, _) = try await harness.organizationWithAdmin(name: "Cedar", email: "cy@cedar.example")
             let signIn = try await harness.login(email: "ada@example.com")
             for organizationID in [elsewhere, "org_unknown"] {
-                let refused = try await #require(throws: RPCError.self) { try await harness.choose(organizationID, with: signIn.choiceToken) }
+                let refused = try await #require(throws: RPCError.self) {
+                    try await harness.choose(organizationID, with: signIn.choiceToken)
+                }
                 #expect(refused.code == .unauthenticated)
-                #expect(refused.message == "choice_token: organization_id \"\(organizationID)\" is not one of this sign-in's organizations")
+                #expect(
+                    refused.message
+                        == "choice_token: organization_id \"\(organizationID)\" is not one of this sign-in's organizations"
+                )
             }
-            let missing = try await #require(throws: RPCError.self) { try await harness.choose("", with: signIn.choiceToken) }
+            let missing = try await #require(throws: RPCError.self) {
+                try await harness.choose("", with: signIn.choiceToken)
+            }
             #expect(missing.code == .invalidArgument && missing.message.hasPrefix("organization_id"))
             // A wrong choice does not use the token up.
             #expect(try await harness.choose(birch, with: signIn.choiceToken).principal?.organizationID == birch)
         }
     }
 
-    @Test(arguments: TestBackend.available) func onlyOrganizationsWhereThePasswordIsValidAreOffered(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func onlyOrganizationsWhereThePasswordIsValidAreOffered(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations(password: "another horse battery")
             let intoAcme = try await harness.login(email: "ada@example.com")
@@ -166,24 +201,51 @@ struct SignInByEmailTests {
             let intoBirch = try await harness.login(email: "ada@example.com", password: "another horse battery")
             #expect(intoBirch.choiceToken.isEmpty && intoBirch.principal?.organizationID == birch)
             // Naming an organization still signs in there, as before.
-            #expect(try await harness.login(organizationID: birch, email: "ada@example.com", password: "another horse battery").isEmpty == false)
+            #expect(
+                try await harness.login(
+                    organizationID: birch, email: "ada@example.com", password: "another horse battery"
+                ).isEmpty == false)
         }
     }
 
-    @Test(arguments: TestBackend.available) func anUnknownEmailAndAWrongPasswordGetTheSameAnswerForTheSameWork(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func anUnknownEmailAndAWrongPasswordGetTheSameAnswerForTheSameWork(
+        backend: TestBackend
+    ) async throws {
         let passwords = CountingPasswords()
         try await IdentityHarness.run(on: backend, passwords: passwords) { harness in
             let (organizationID, _) = try await harness.organizationWithAdmin()
             var answers: [String: (RPCStatusCode, String, Int)] = [:]
             let attempts: [(String, Portal_Identity_V1_LoginRequest)] = [
-                ("unknown email", .with { $0.email = "nobody@example.com"; $0.password = "correct horse battery" }),
-                ("wrong password", .with { $0.email = "ada@example.com"; $0.password = "wrong horse battery" }),
-                ("unknown email in the organization", .with {
-                    $0.organizationID = organizationID; $0.email = "nobody@example.com"; $0.password = "correct horse battery"
-                }),
-                ("wrong password in the organization", .with {
-                    $0.organizationID = organizationID; $0.email = "ada@example.com"; $0.password = "wrong horse battery"
-                }),
+                (
+                    "unknown email",
+                    .with {
+                        $0.email = "nobody@example.com"
+                        $0.password = "correct horse battery"
+                    }
+                ),
+                (
+                    "wrong password",
+                    .with {
+                        $0.email = "ada@example.com"
+                        $0.password = "wrong horse battery"
+                    }
+                ),
+                (
+                    "unknown email in the organization",
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.email = "nobody@example.com"
+                        $0.password = "correct horse battery"
+                    }
+                ),
+                (
+                    "wrong password in the organization",
+                    .with {
+                        $0.organizationID = organizationID
+                        $0.email = "ada@example.com"
+                        $0.password = "wrong horse battery"
+                    }
+                ),
             ]
             for (name, request) in attempts {
                 passwords.reset()
@@ -209,19 +271,27 @@ struct SignInByEmailTests {
             _ = try await harness.login(email: "ada@example.com")
             #expect(passwords.verifications == 2)
             passwords.reset()
-            _ = try await #require(throws: RPCError.self) { try await harness.login(email: "ada@example.com", password: "wrong horse battery") }
+            _ = try await #require(throws: RPCError.self) {
+                try await harness.login(email: "ada@example.com", password: "wrong horse battery")
+            }
             #expect(passwords.verifications == 2)
         }
     }
 
-    @Test(arguments: TestBackend.available) func signInsWithoutAnOrganizationAreRateLimited(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func signInsWithoutAnOrganizationAreRateLimited(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             _ = try await harness.organizationWithAdmin()
             for _ in 0..<10 {
-                let wrong = try await #require(throws: RPCError.self) { try await harness.login(email: "ada@example.com", password: "wrong horse battery") }
+                let wrong = try await #require(throws: RPCError.self) {
+                    try await harness.login(email: "ada@example.com", password: "wrong horse battery")
+                }
                 #expect(wrong.code == .unauthenticated)
             }
-            let limited = try await #require(throws: RPCError.self) { try await harness.login(email: "ada@example.com") }
+            let limited = try await #require(throws: RPCError.self) {
+                try await harness.login(email: "ada@example.com")
+            }
             #expect(limited.code == .resourceExhausted)
         }
     }
@@ -229,15 +299,20 @@ struct SignInByEmailTests {
 
 @Suite("Identity: a member's organizations")
 struct MembershipsTests {
-    @Test(arguments: TestBackend.available) func aMemberSeesEveryOrganizationOfTheirEmailWithTheirRoleThere(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aMemberSeesEveryOrganizationOfTheirEmailWithTheirRoleThere(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
-            let session = try await harness.choose(birch, with: try await harness.login(email: "ada@example.com").choiceToken)
+            let session = try await harness.choose(
+                birch, with: try await harness.login(email: "ada@example.com").choiceToken)
             let ada = try #require(session.principal)
-            let memberships = try await harness.client.listMemberships(.with {
-                $0.organizationID = birch
-                $0.memberID = ada.memberID
-            }, metadata: PrincipalMetadata.metadata(memberID: ada.memberID, displayName: ada.displayName)).memberships
+            let memberships = try await harness.client.listMemberships(
+                .with {
+                    $0.organizationID = birch
+                    $0.memberID = ada.memberID
+                }, metadata: PrincipalMetadata.metadata(memberID: ada.memberID, displayName: ada.displayName)
+            ).memberships
             #expect(memberships.map(\.organizationID) == [acme, birch])
             #expect(memberships.map(\.organizationName) == ["Acme", "Birch"])
             #expect(memberships.map(\.role) == [.admin, .viewer])
@@ -245,21 +320,37 @@ struct MembershipsTests {
         }
     }
 
-    @Test(arguments: TestBackend.available) func aMemberMayListOnlyTheirOwnOrganizations(backend: TestBackend) async throws {
+    @Test(arguments: TestBackend.available) func aMemberMayListOnlyTheirOwnOrganizations(
+        backend: TestBackend
+    ) async throws {
         try await IdentityHarness.run(on: backend) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
-            let ada = try await harness.authenticate(try await harness.login(organizationID: acme, email: "ada@example.com"))
-            let bo = try await harness.authenticate(try await harness.login(organizationID: birch, email: "bo@birch.example"))
+            let ada = try await harness.authenticate(
+                try await harness.login(organizationID: acme, email: "ada@example.com"))
+            let bo = try await harness.authenticate(
+                try await harness.login(organizationID: birch, email: "bo@birch.example"))
             let asBo = PrincipalMetadata.metadata(memberID: bo.memberID, displayName: bo.displayName)
             let someoneElse = try await #require(throws: RPCError.self) {
-                try await harness.client.listMemberships(.with { $0.organizationID = acme; $0.memberID = ada.memberID }, metadata: asBo)
+                try await harness.client.listMemberships(
+                    .with {
+                        $0.organizationID = acme
+                        $0.memberID = ada.memberID
+                    }, metadata: asBo)
             }
             #expect(someoneElse.code == .permissionDenied)
             let wrongOrganization = try await #require(throws: RPCError.self) {
-                try await harness.client.listMemberships(.with { $0.organizationID = birch; $0.memberID = ada.memberID })
+                try await harness.client.listMemberships(
+                    .with {
+                        $0.organizationID = birch
+                        $0.memberID = ada.memberID
+                    })
             }
             #expect(wrongOrganization.code == .notFound)
-            let own = try await harness.client.listMemberships(.with { $0.organizationID = birch; $0.memberID = bo.memberID }, metadata: asBo)
+            let own = try await harness.client.listMemberships(
+                .with {
+                    $0.organizationID = birch
+                    $0.memberID = bo.memberID
+                }, metadata: asBo)
             #expect(own.memberships.map(\.organizationID) == [birch])
         }
     }

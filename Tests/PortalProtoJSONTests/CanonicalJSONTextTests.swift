@@ -45,7 +45,8 @@ struct CanonicalJSONTextTests {
         message.repeatedBytes = [[], [0], [0, 0], [0, 0, 0]]
         #expect(
             try CodecFixture.json(message)
-                == #"{"stringValue":"a\"b\\c\n\u0001\u001fé🎉/","bytesValue":"+/8=","repeatedBytes":["","AA==","AAA=","AAAA"]}"#)
+                == #"{"stringValue":"a\"b\\c\n\u0001\u001fé🎉/","bytesValue":"+/8=","repeatedBytes":["","AA==","AAA=","AAAA"]}"#
+        )
     }
 
     @Test func fieldsWithPresenceAppearAtTheirDefault() throws {
@@ -59,7 +60,8 @@ struct CanonicalJSONTextTests {
         message.choice = .choiceNumber(0)
         #expect(
             try CodecFixture.json(message)
-                == #"{"nested":{},"maybeInt32":0,"maybeString":"","maybeBool":false,"maybeColour":"COLOUR_UNSPECIFIED","maybeBytes":"","choiceNumber":"0"}"#)
+                == #"{"nested":{},"maybeInt32":0,"maybeString":"","maybeBool":false,"maybeColour":"COLOUR_UNSPECIFIED","maybeBytes":"","choiceNumber":"0"}"#
+        )
     }
 
     @Test func defaultsOnTheWireAreOmittedForFieldsWithoutPresence() throws {
@@ -71,7 +73,8 @@ struct CanonicalJSONTextTests {
         let expected: [(Int64, Int32, String)] = [
             (0, 0, "1970-01-01T00:00:00Z"), (1, 5_000_000, "1970-01-01T00:00:01.005Z"),
             (-1, 5_000, "1969-12-31T23:59:59.000005Z"), (1_709_251_199, 5, "2024-02-29T23:59:59.000000005Z"),
-            (-62_135_596_800, 0, "0001-01-01T00:00:00Z"), (253_402_300_799, 999_999_999, "9999-12-31T23:59:59.999999999Z"),
+            (-62_135_596_800, 0, "0001-01-01T00:00:00Z"),
+            (253_402_300_799, 999_999_999, "9999-12-31T23:59:59.999999999Z"),
         ]
         for (seconds, nanos, text) in expected {
             var message = AllKinds()
@@ -83,7 +86,10 @@ struct CanonicalJSONTextTests {
     @Test func mapsAreObjectsInKeyOrder() throws {
         var message = AllKinds()
         message.labels = ["b": "2", "a": "1", "": "0"]
-        message.nestedByID = [10: CodecFixture.nested(label: "ten", weight: 0), -5: Portal_Testing_V1_Nested(), 2: Portal_Testing_V1_Nested()]
+        message.nestedByID = [
+            10: CodecFixture.nested(label: "ten", weight: 0), -5: Portal_Testing_V1_Nested(),
+            2: Portal_Testing_V1_Nested(),
+        ]
         #expect(
             try CodecFixture.json(message)
                 == #"{"labels":{"":"0","a":"1","b":"2"},"nestedById":{"-5":{},"2":{},"10":{"label":"ten"}}}"#)
@@ -113,18 +119,26 @@ struct CanonicalJSONTextTests {
 
     @Test func aTimestampAloneIsAString() throws {
         let bytes = Google_Protobuf_Timestamp(seconds: 86_400, nanos: 120_000_000).rpcBytes()
-        #expect(try CodecFixture.json(binary: bytes, type: "google.protobuf.Timestamp") == #""1970-01-02T00:00:00.120Z""#)
+        #expect(
+            try CodecFixture.json(binary: bytes, type: "google.protobuf.Timestamp") == #""1970-01-02T00:00:00.120Z""#)
     }
 
     @Test func wireRulesApply() throws {
         // Unknown fields 9 (varint) and 10 (bytes) are skipped.
-        #expect(try CodecFixture.json(binary: [0x0A, 0x01, 0x61, 0x48, 0x05, 0x52, 0x02, 0x7A, 0x7A], type: "portal.testing.v1.Nested") == #"{"label":"a"}"#)
+        #expect(
+            try CodecFixture.json(
+                binary: [0x0A, 0x01, 0x61, 0x48, 0x05, 0x52, 0x02, 0x7A, 0x7A], type: "portal.testing.v1.Nested")
+                == #"{"label":"a"}"#)
         // repeated_int32 unpacked (1, 2) then packed (3): one list.
-        #expect(try CodecFixture.json(binary: [0xF0, 0x01, 0x01, 0xF0, 0x01, 0x02, 0xF2, 0x01, 0x01, 0x03]) == #"{"repeatedInt32":[1,2,3]}"#)
+        #expect(
+            try CodecFixture.json(binary: [0xF0, 0x01, 0x01, 0xF0, 0x01, 0x02, 0xF2, 0x01, 0x01, 0x03])
+                == #"{"repeatedInt32":[1,2,3]}"#)
         // int32_value 1 then 2: the last wins.
         #expect(try CodecFixture.json(binary: [0x08, 0x01, 0x08, 0x02]) == #"{"int32Value":2}"#)
         // nested {label "a"} then nested {weight 2}: merged.
-        #expect(try CodecFixture.json(binary: [0x8A, 0x01, 0x03, 0x0A, 0x01, 0x61, 0x8A, 0x01, 0x02, 0x10, 0x02]) == #"{"nested":{"label":"a","weight":"2"}}"#)
+        #expect(
+            try CodecFixture.json(binary: [0x8A, 0x01, 0x03, 0x0A, 0x01, 0x61, 0x8A, 0x01, 0x02, 0x10, 0x02])
+                == #"{"nested":{"label":"a","weight":"2"}}"#)
         // choice_text "a" then choice_number 3: only the last member remains.
         #expect(try CodecFixture.json(binary: [0x92, 0x03, 0x01, 0x61, 0x98, 0x03, 0x03]) == #"{"choiceNumber":"3"}"#)
         // labels {"k": "1"} then {"k": "2"}: the last entry wins.

@@ -1,7 +1,7 @@
 import PortalAPI
+import PortalProtoJSON
 import PortalProtobuf
 import PortalRPC
-import PortalProtoJSON
 
 /// The codec over every embedded proto file, and shorthands the tests share.
 enum CodecFixture {
@@ -14,7 +14,9 @@ enum CodecFixture {
 
     /// The JSON text of a generated message.
     static func json<Message: RPCMessage & ProtoMessage>(_ message: Message) throws -> String {
-        String(decoding: try codec.json(fromBinary: message.rpcBytes(), messageType: Message.protoMessageName), as: UTF8.self)
+        String(
+            decoding: try codec.json(fromBinary: message.rpcBytes(), messageType: Message.protoMessageName),
+            as: UTF8.self)
     }
 
     /// The JSON text of binary bytes of the named type.
@@ -23,7 +25,9 @@ enum CodecFixture {
     }
 
     /// A generated message decoded from the binary the codec makes of JSON text.
-    static func message<Message: RPCMessage & ProtoMessage>(_ json: String, as type: Message.Type = Message.self) throws -> Message {
+    static func message<Message: RPCMessage & ProtoMessage>(
+        _ json: String, as type: Message.Type = Message.self
+    ) throws -> Message {
         try Message(rpcBytes: codec.binary(fromJSON: Array(json.utf8), messageType: Message.protoMessageName))
     }
 

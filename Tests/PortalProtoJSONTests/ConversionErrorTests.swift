@@ -23,10 +23,16 @@ struct ConversionErrorTests {
         (#"{"doubleValue": 1e400}"#, "doubleValue: number 1e400 out of range"),
         (#"{"doubleValue": "nan"}"#, #"doubleValue: expected a number, not "nan""#),
         (#"{"colour": "PURPLE"}"#, #"colour: unknown value "PURPLE" for enum portal.testing.v1.Colour"#),
-        (#"{"repeatedColour": ["COLOUR_RED", "PURPLE"]}"#, #"repeatedColour[1]: unknown value "PURPLE" for enum portal.testing.v1.Colour"#),
+        (
+            #"{"repeatedColour": ["COLOUR_RED", "PURPLE"]}"#,
+            #"repeatedColour[1]: unknown value "PURPLE" for enum portal.testing.v1.Colour"#
+        ),
         (#"{"time": "yesterday"}"#, "time: expected an RFC 3339 timestamp"),
         (#"{"time": "2023-02-29T00:00:00Z"}"#, "time: expected an RFC 3339 timestamp"),
-        (#"{"time": "2023-01-01T00:00:00.1234567891Z"}"#, "time: expected an RFC 3339 timestamp with at most nine fractional digits"),
+        (
+            #"{"time": "2023-01-01T00:00:00.1234567891Z"}"#,
+            "time: expected an RFC 3339 timestamp with at most nine fractional digits"
+        ),
         (#"{"time": "0001-01-01T00:00:00+00:01"}"#, "time: timestamp out of range (0001-01-01 to 9999-12-31)"),
         (#"{"time": 5}"#, "time: expected an RFC 3339 timestamp, not a number"),
         (#"{"repeatedNested": [{}, {"label": 3}]}"#, "repeatedNested[1].label: expected a string, not a number"),
@@ -44,19 +50,27 @@ struct ConversionErrorTests {
     }
 
     @Test(arguments: [
-        (#"{"details": [{"@type": "type.googleapis.com/nope.Nope"}]}"#, #"details[0].@type: unknown message type "type.googleapis.com/nope.Nope""#),
+        (
+            #"{"details": [{"@type": "type.googleapis.com/nope.Nope"}]}"#,
+            #"details[0].@type: unknown message type "type.googleapis.com/nope.Nope""#
+        ),
         (#"{"details": [{"label": "x"}]}"#, #"details[0]: missing "@type""#),
         (#"{"details": [{"@type": "x/portal.testing.v1.Nested", "bogus": 1}]}"#, "details[0].bogus: unknown field"),
-        (#"{"details": [{"@type": "x/google.protobuf.Timestamp", "value": "then"}]}"#, "details[0].value: expected an RFC 3339 timestamp"),
+        (
+            #"{"details": [{"@type": "x/google.protobuf.Timestamp", "value": "then"}]}"#,
+            "details[0].value: expected an RFC 3339 timestamp"
+        ),
     ])
     func anyInputErrors(json: String, expected: String) {
         #expect(CodecFixture.jsonError(json, type: "google.rpc.Status") == expected)
     }
 
     @Test(arguments: [
-        (#"{"int32Value": 1,}"#, ""), (#"{"int32Value": 01}"#, ""), ("{/* no */}", ""), (#"{'a': 1}"#, ""), (#"{"int32Value": 1} {}"#, ""),
+        (#"{"int32Value": 1,}"#, ""), (#"{"int32Value": 01}"#, ""), ("{/* no */}", ""), (#"{'a': 1}"#, ""),
+        (#"{"int32Value": 1} {}"#, ""),
         ("", ""), (#"{"int32Value": NaN}"#, "int32Value: "), ("{\"stringValue\": \"a\u{1}\"}", "stringValue: "),
-        (#"{"stringValue": "\ud800"}"#, "stringValue: "), (#"{"int32Value": +1}"#, "int32Value: "), (#"{"nested": {"weight": .5}}"#, "nested.weight: "),
+        (#"{"stringValue": "\ud800"}"#, "stringValue: "), (#"{"int32Value": +1}"#, "int32Value: "),
+        (#"{"nested": {"weight": .5}}"#, "nested.weight: "),
         (#"{"repeatedInt32": [1, 2,]}"#, "repeatedInt32[2]: "),
     ])
     func malformedJSONIsRefusedNamingWhereItWas(json: String, path: String) {
@@ -65,12 +79,15 @@ struct ConversionErrorTests {
 
     @Test func invalidUTF8InJSONIsRefused() {
         #expect(throws: ProtoJSONError.self) {
-            try CodecFixture.codec.binary(fromJSON: [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D], messageType: CodecFixture.allKinds)
+            try CodecFixture.codec.binary(
+                fromJSON: [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D], messageType: CodecFixture.allKinds)
         }
     }
 
     @Test func nestingDeeperThanOneHundredIsRefused() {
-        let deep = String(repeating: #"{"nested":"#, count: 1) + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}"
+        let deep =
+            String(repeating: #"{"nested":"#, count: 1) + String(repeating: "[", count: 100)
+            + String(repeating: "]", count: 100) + "}"
         #expect(CodecFixture.jsonError(deep)?.contains("nested more than 100 deep") == true)
         let allowed = String(repeating: "[", count: 99) + String(repeating: "]", count: 99)
         #expect(CodecFixture.jsonError(#"{"repeatedInt32":"# + allowed + "}")?.contains("nested more than") == false)
@@ -90,7 +107,10 @@ struct ConversionErrorTests {
         ([0x8A, 0x01, 0x03, 0x0A, 0x01, 0xFF] as [UInt8], "nested.label: invalid UTF-8 in a string"),
         ([0xFA, 0x01, 0x01, 0x61, 0xFA, 0x01, 0x01, 0xC0], "repeatedString[1]: invalid UTF-8 in a string"),
         ([0xC2, 0x02, 0x03, 0x0A, 0x01, 0xFF], "labels: invalid UTF-8 in a map key"),
-        ([0x92, 0x01, 0x06, 0x10, 0x80, 0x94, 0xEB, 0xDC, 0x03], "time: timestamp out of range (seconds 0, nanos 1000000000)"),
+        (
+            [0x92, 0x01, 0x06, 0x10, 0x80, 0x94, 0xEB, 0xDC, 0x03],
+            "time: timestamp out of range (seconds 0, nanos 1000000000)"
+        ),
         ([0x0A, 0x05, 0x61], "truncated length-delimited value"),
         ([0x8A, 0x01, 0x03, 0x0A, 0x09, 0x00], "nested: truncated length-delimited value"),
         ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], "varint longer than ten bytes"),
@@ -104,7 +124,9 @@ struct ConversionErrorTests {
     @Test func aTimestampOutOfRangeIsAnError() {
         var message = Portal_Testing_V1_AllKinds()
         message.time = Google_Protobuf_Timestamp(seconds: 253_402_300_800, nanos: 0)
-        #expect(CodecFixture.binaryError(message.rpcBytes()) == "time: timestamp out of range (seconds 253402300800, nanos 0)")
+        #expect(
+            CodecFixture.binaryError(message.rpcBytes())
+                == "time: timestamp out of range (seconds 253402300800, nanos 0)")
     }
 
     @Test func anAnyOfAnUnknownTypeIsAnError() {
@@ -112,7 +134,9 @@ struct ConversionErrorTests {
         any.typeURL = "type.googleapis.com/nope.Nope"
         var status = Google_Rpc_Status()
         status.details = [Google_Protobuf_Any(), any]
-        #expect(CodecFixture.binaryError(status.rpcBytes(), type: "google.rpc.Status") == #"details[1].@type: unknown message type "type.googleapis.com/nope.Nope""#)
+        #expect(
+            CodecFixture.binaryError(status.rpcBytes(), type: "google.rpc.Status")
+                == #"details[1].@type: unknown message type "type.googleapis.com/nope.Nope""#)
     }
 
     @Test func messagesNestedTooDeeplyOnTheWireAreRefused() {
@@ -123,7 +147,8 @@ struct ConversionErrorTests {
             let any = [0x0A, UInt8(url.count)] + url + [0x12] + varint(bytes.count) + bytes
             bytes = [0x1A] + varint(any.count) + any
         }
-        #expect(CodecFixture.binaryError(bytes, type: "google.rpc.Status")?.contains("nested more than 100 deep") == true)
+        #expect(
+            CodecFixture.binaryError(bytes, type: "google.rpc.Status")?.contains("nested more than 100 deep") == true)
     }
 
     private func varint(_ value: Int) -> [UInt8] {

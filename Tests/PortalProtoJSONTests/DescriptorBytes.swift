@@ -22,11 +22,14 @@ struct DescriptorBytes {
 
     /// A `ProtoFileDescriptor` holding these bytes as its serialized `FileDescriptorProto`.
     func file(named name: String) -> ProtoFileDescriptor {
-        ProtoFileDescriptor(name: name, dependencies: [], services: [], symbols: [], base64: Base64.encode(bytes, padding: true))
+        ProtoFileDescriptor(
+            name: name, dependencies: [], services: [], symbols: [], base64: Base64.encode(bytes, padding: true))
     }
 
     /// Appends a `FieldDescriptorProto` (field 2 of a `DescriptorProto`); no `json_name`, so the codec computes it.
-    mutating func field(_ name: String, number: Int, type: Int, label: Int = 1, typeName: String? = nil, oneof: Int? = nil) {
+    mutating func field(
+        _ name: String, number: Int, type: Int, label: Int = 1, typeName: String? = nil, oneof: Int? = nil
+    ) {
         message(2) { field in
             field.string(1, name)
             field.varint(3, UInt64(number))

@@ -52,7 +52,8 @@ struct GeneratedMessageRoundTripTests {
         let json = try CodecFixture.json(status)
         let decoded = try CodecFixture.message(json, as: Google_Rpc_Status.self)
         #expect(decoded.code == 3 && decoded.message == "bad request" && decoded.details.count == 4)
-        #expect(decoded.details[0] == nested && decoded.details[1] == time && decoded.details[3] == Google_Protobuf_Any())
+        #expect(
+            decoded.details[0] == nested && decoded.details[1] == time && decoded.details[3] == Google_Protobuf_Any())
         #expect(decoded.details[2].typeURL == allKinds.typeURL)
         #expect(try AllKinds(rpcBytes: decoded.details[2].value) == CodecFixture.everyFieldSet())
     }

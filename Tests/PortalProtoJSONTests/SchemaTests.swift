@@ -8,7 +8,9 @@ struct SchemaTests {
     @Test func methodsAreFoundByTheirPath() throws {
         let expand = try #require(CodecFixture.codec.method(path: "/portal.testing.v1.Echo/Expand"))
         #expect(expand.path == "/portal.testing.v1.Echo/Expand")
-        #expect(expand.inputType == "portal.testing.v1.EchoRequest" && expand.outputType == "portal.testing.v1.EchoResponse")
+        #expect(
+            expand.inputType == "portal.testing.v1.EchoRequest" && expand.outputType == "portal.testing.v1.EchoResponse"
+        )
         #expect(!expand.clientStreaming && expand.serverStreaming && !expand.hasNoSideEffects)
         let update = try #require(CodecFixture.codec.method(path: "/portal.testing.v1.Echo/Update"))
         #expect(update.clientStreaming && update.serverStreaming)
@@ -33,8 +35,11 @@ struct SchemaTests {
         #expect(list.hasNoSideEffects && list.inputType == "demo.Thing" && list.outputType == "demo.Thing.Part")
         #expect(try #require(codec.method(path: "/demo.Things/Put")).hasNoSideEffects == false)
         // No json_name in the descriptor: computed as protoc does. proto2 `optional` has presence.
-        let bytes = try codec.binary(fromJSON: Array(#"{"some_count": 0, "partList": [{"x_y_z": true}]}"#.utf8), messageType: "demo.Thing")
-        #expect(String(decoding: try codec.json(fromBinary: bytes, messageType: "demo.Thing"), as: UTF8.self) == #"{"someCount":0,"partList":[{"xYZ":true}]}"#)
+        let bytes = try codec.binary(
+            fromJSON: Array(#"{"some_count": 0, "partList": [{"x_y_z": true}]}"#.utf8), messageType: "demo.Thing")
+        #expect(
+            String(decoding: try codec.json(fromBinary: bytes, messageType: "demo.Thing"), as: UTF8.self)
+                == #"{"someCount":0,"partList":[{"xYZ":true}]}"#)
     }
 
     @Test func filesWithUnsupportedOrMissingTypesAreRefused() {
@@ -43,7 +48,9 @@ struct SchemaTests {
         duration.string(2, "google.protobuf")
         duration.message(4) { $0.string(1, "Duration") }
         duration.string(12, "proto3")
-        #expect(throws: ProtoJSONError.self) { try ProtoJSONCodec(files: [duration.file(named: "google/protobuf/duration.proto")]) }
+        #expect(throws: ProtoJSONError.self) {
+            try ProtoJSONCodec(files: [duration.file(named: "google/protobuf/duration.proto")])
+        }
 
         var dangling = DescriptorBytes()
         dangling.string(2, "demo")
@@ -57,11 +64,14 @@ struct SchemaTests {
             (error as? ProtoJSONError)?.description == "demo.Holder.missing: type .demo.Missing not defined"
         }
         #expect(throws: ProtoJSONError.self) {
-            try ProtoJSONCodec(files: [ProtoFileDescriptor(name: "junk.proto", dependencies: [], services: [], symbols: [], base64: "/////w")])
+            try ProtoJSONCodec(files: [
+                ProtoFileDescriptor(name: "junk.proto", dependencies: [], services: [], symbols: [], base64: "/////w")
+            ])
         }
     }
 
-    /// A proto2 file `demo` with `Thing { optional int32 some_count = 1; repeated Part part_list = 2; message Part { optional bool x_y_z = 1; } }`
+    /// A proto2 file `demo` with `Thing { optional int32 some_count = 1; repeated Part part_list = 2; message
+    /// Part { optional bool x_y_z = 1; } }`
     /// and a service whose `List` method has no side effects.
     static func demoFile() -> ProtoFileDescriptor {
         var file = DescriptorBytes()

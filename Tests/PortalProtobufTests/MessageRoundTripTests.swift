@@ -187,8 +187,14 @@ struct StringValidationTests {
     @Test func equalMapsEncodeToEqualBytes() throws {
         var forward = Portal_Testing_V1_AllKinds()
         var backward = Portal_Testing_V1_AllKinds()
-        for key in 0..<50 { forward.labels["k\(key)"] = "v"; forward.nestedByID[Int32(key)] = .init() }
-        for key in (0..<50).reversed() { backward.labels["k\(key)"] = "v"; backward.nestedByID[Int32(key)] = .init() }
+        for key in 0..<50 {
+            forward.labels["k\(key)"] = "v"
+            forward.nestedByID[Int32(key)] = .init()
+        }
+        for key in (0..<50).reversed() {
+            backward.labels["k\(key)"] = "v"
+            backward.nestedByID[Int32(key)] = .init()
+        }
         #expect(forward == backward)
         #expect(forward.serializedBytes() == backward.serializedBytes())
         let decoded = try Portal_Testing_V1_AllKinds(serializedBytes: forward.serializedBytes())
@@ -204,6 +210,8 @@ struct StringValidationTests {
     @Test func encodingNeverCutsAStringAtANUL() throws {
         var message = Portal_Testing_V1_AllKinds()
         message.stringValue = "before\u{0}after"
-        #expect(try Portal_Testing_V1_AllKinds(serializedBytes: message.serializedBytes()).stringValue == "before\u{FFFD}after")
+        #expect(
+            try Portal_Testing_V1_AllKinds(serializedBytes: message.serializedBytes()).stringValue
+                == "before\u{FFFD}after")
     }
 }

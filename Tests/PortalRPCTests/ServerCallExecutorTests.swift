@@ -15,21 +15,29 @@ struct ServerCallExecutorTests {
             logger: Logger(label: "test"))
         let succeeded = await executor.execute(RPCRoute(Self.method) { _ in log.append("handler") }, call: Self.call())
         #expect(succeeded == nil)
-        #expect(log.entries == [
-            "first started", "second started", "policy in", "handler", "policy out", "first ended OK", "second ended OK",
-        ])
+        #expect(
+            log.entries == [
+                "first started", "second started", "policy in", "handler", "policy out", "first ended OK",
+                "second ended OK",
+            ])
 
         log.clear()
-        let refused = await executor.execute(RPCRoute(Self.method) { _ in throw RPCError(.notFound, "no such thing") }, call: Self.call())
+        let refused = await executor.execute(
+            RPCRoute(Self.method) { _ in throw RPCError(.notFound, "no such thing") }, call: Self.call())
         #expect(refused?.code == .notFound && refused?.message == "no such thing")
-        #expect(log.entries == ["first started", "second started", "policy in", "first ended NOT_FOUND", "second ended NOT_FOUND"])
+        #expect(
+            log.entries == [
+                "first started", "second started", "policy in", "first ended NOT_FOUND", "second ended NOT_FOUND",
+            ])
     }
 
     @Test func errorsOtherThanRPCErrorsBecomeAStatus() async {
         struct Broken: Error {}
         let log = Log()
-        let executor = ServerCallExecutor(interceptors: [], observers: [Observing(name: "log", log: log)], logger: Logger(label: "test"))
-        let cancelled = await executor.execute(RPCRoute(Self.method) { _ in throw CancellationError() }, call: Self.call())
+        let executor = ServerCallExecutor(
+            interceptors: [], observers: [Observing(name: "log", log: log)], logger: Logger(label: "test"))
+        let cancelled = await executor.execute(
+            RPCRoute(Self.method) { _ in throw CancellationError() }, call: Self.call())
         #expect(cancelled?.code == .cancelled)
         let unknown = await executor.execute(RPCRoute(Self.method) { _ in throw Broken() }, call: Self.call())
         #expect(unknown?.code == .unknown)
@@ -54,7 +62,9 @@ struct ServerCallExecutorTests {
         copy.code = .internal
         copy.message = "changed"
         copy.metadata = [:]
-        #expect(original.code == .notFound && original.message == "missing" && original.metadata.firstString(forKey: "k") == "v")
+        #expect(
+            original.code == .notFound && original.message == "missing"
+                && original.metadata.firstString(forKey: "k") == "v")
         #expect(copy.code == .internal && copy.message == "changed" && copy.metadata.firstString(forKey: "k") == nil)
     }
 

@@ -10,7 +10,9 @@ struct DatabaseLocationTests {
     }
 
     @Test func aFullURLIsReadAsLibpqWouldAndDescribedWithoutItsPassword() throws {
-        let location = try Self.location("postgresql://portal:s%40cret@db.example.com:6432/portal_audit?sslmode=verify-full&sslrootcert=/etc/ca.crt&pool_size=25")
+        let location = try Self.location(
+            "postgresql://portal:s%40cret@db.example.com:6432/portal_audit?sslmode=verify-full&sslrootcert=/etc/ca.crt&pool_size=25"
+        )
         #expect(location.host == "db.example.com")
         #expect(location.port == 6432)
         #expect(location.user == "portal")
@@ -31,7 +33,10 @@ struct DatabaseLocationTests {
         ("mysql://portal@localhost/portal", "expected postgres://"),
         ("postgres://localhost/portal", "names no user"),
         ("postgres://portal@localhost/", "names no database"),
-        ("postgres://portal@localhost/portal?sslmode=allow", "sslmode must be disable, prefer, require or verify-full, not allow"),
+        (
+            "postgres://portal@localhost/portal?sslmode=allow",
+            "sslmode must be disable, prefer, require or verify-full, not allow"
+        ),
         ("postgres://portal@localhost/portal?sslmode=verify-full", "sslmode=verify-full needs sslrootcert"),
         ("postgres://portal@localhost/portal?pool_size=1", "pool_size must be 2 to 200, not 1"),
         ("postgres://portal@localhost/portal?connect_timeout=5", "unknown URL parameter connect_timeout"),

@@ -50,14 +50,18 @@ struct OutboxRelayTests {
         var logger = Logger(label: "outbox-relay-test")
         logger.logLevel = .critical
         let store = try await SQLStore.open(
-            path: directory + "/outbox.sqlite", migrations: [SQLMigration(version: 1, name: "outbox", statements: Outbox.schema)], logger: logger)
+            path: directory + "/outbox.sqlite",
+            migrations: [SQLMigration(version: 1, name: "outbox", statements: Outbox.schema)], logger: logger)
         let clock = ManualClock()
         let receiver = Receiver()
         var configuration = OutboxRelay.Configuration(topic: "t")
         configuration.batchSize = 2
         configuration.scrubsDelivered = scrubbing
-        let relay = OutboxRelay(store: store, configuration: configuration, clock: clock, logger: logger) { try receiver.deliver($0) }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: store), .init(service: relay)], logger: logger))
+        let relay = OutboxRelay(store: store, configuration: configuration, clock: clock, logger: logger) {
+            try receiver.deliver($0)
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: store), .init(service: relay)], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             do {
@@ -73,9 +77,12 @@ struct OutboxRelayTests {
 
     static func append(_ store: SQLStore, _ ids: [String], topic: String = "t") async throws {
         try await store.transaction { database in
-            try await Outbox.append(database, topic: topic, messages: ids.map {
-                Outbox.Message(eventID: $0, organizationID: "org-1", payload: Array("payload of \($0)".utf8), createdAt: 1)
-            })
+            try await Outbox.append(
+                database, topic: topic,
+                messages: ids.map {
+                    Outbox.Message(
+                        eventID: $0, organizationID: "org-1", payload: Array("payload of \($0)".utf8), createdAt: 1)
+                })
         }
     }
 
@@ -116,7 +123,9 @@ struct OutboxRelayTests {
             try await Self.append(store, ["other"], topic: "u")
             // A message written without the relay knowing (another instance's, say) waits for the sweep.
             try await store.transaction { database in
-                try await database.raw("INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES ('x', 'org-1', 't', X'00', 1)").run()
+                try await database.raw(
+                    "INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES ('x', 'org-1', 't', X'00', 1)"
+                ).run()
             }
             await clock.waitForSleepers(1)
             clock.advance(by: .seconds(5))
@@ -140,7 +149,8 @@ struct OutboxRelayTests {
             #expect(await arrivals.next() == ["a"])
             #expect(try await Self.drained(store))
             let payload = try await store.read { database in
-                try await database.raw("SELECT payload FROM outbox WHERE event_id = 'a'").first()?.decode(column: "payload", as: Data.self)
+                try await database.raw("SELECT payload FROM outbox WHERE event_id = 'a'").first()?.decode(
+                    column: "payload", as: Data.self)
             }
             #expect(payload?.isEmpty == true, "a scrubbing relay keeps no payload once delivered")
         }
@@ -148,8 +158,13 @@ struct OutboxRelayTests {
 
     @Test func backoffDoublesToItsMaximum() {
         let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(30))
-        #expect((1...9).map { backoff.delay(afterFailures: $0) } == [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000].map { Duration.milliseconds($0) })
+        #expect(
+            (1...9).map { backoff.delay(afterFailures: $0) }
+                == [200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000].map { Duration.milliseconds($0) })
         #expect(backoff.delay(afterFailures: 1_000) == .seconds(30))
-        #expect((1...100).allSatisfy { _ in (.milliseconds(1)...Duration.milliseconds(800)).contains(backoff.jitteredDelay(afterFailures: 3)) })
+        #expect(
+            (1...100).allSatisfy { _ in
+                (.milliseconds(1)...Duration.milliseconds(800)).contains(backoff.jitteredDelay(afterFailures: 3))
+            })
     }
 }

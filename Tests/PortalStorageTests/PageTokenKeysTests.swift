@@ -1,8 +1,9 @@
 import PortalRPC
-@testable import PortalStorage
 import PortalStorageRPC
 import Synchronization
 import Testing
+
+@testable import PortalStorage
 
 /// A request-like message for token scopes: its bytes are its text.
 private struct Filters: RPCMessage {
@@ -17,7 +18,9 @@ struct PageTokenKeysTests {
     static let columns = [SortColumn("time", isText: false)]
     static let key = String(repeating: "k", count: 32)
 
-    static func paging(_ keys: PageTokenKeys, token: String = "", filters: String = "org-1|search=a", list: String = "events") throws -> ListPaging {
+    static func paging(
+        _ keys: PageTokenKeys, token: String = "", filters: String = "org-1|search=a", list: String = "events"
+    ) throws -> ListPaging {
         try ListPaging(
             pageSize: 10, pageToken: token, orderBy: "", columns: columns, defaultOrder: "time desc",
             scope: PageTokenScope(keys, list: list, request: Filters(filters)))
@@ -39,8 +42,12 @@ struct PageTokenKeysTests {
         let token = try Self.paging(keys).token(after: .integer(42), id: "ev_1")
         let next = try Self.paging(keys, token: token)
         #expect(next.after?.value == .integer(42) && next.after?.id == "ev_1")
-        #expect(Self.message { try Self.paging(keys, token: token, filters: "org-2|search=a") }?.hasPrefix("page_token: the token was not issued") == true)
-        #expect(Self.message { try Self.paging(keys, token: token, list: "activations") }?.hasPrefix("page_token: the token was not issued") == true)
+        #expect(
+            Self.message { try Self.paging(keys, token: token, filters: "org-2|search=a") }?.hasPrefix(
+                "page_token: the token was not issued") == true)
+        #expect(
+            Self.message { try Self.paging(keys, token: token, list: "activations") }?.hasPrefix(
+                "page_token: the token was not issued") == true)
         #expect(Self.message { try Self.paging(keys, token: "abc") } == "page_token: malformed token")
     }
 
@@ -51,7 +58,9 @@ struct PageTokenKeysTests {
         now.withLock { $0 += PageTokenKeys.lifetime - 1 }
         #expect(try Self.paging(keys, token: token).after?.id == "ev_1")
         now.withLock { $0 += 1 }
-        #expect(Self.message { try Self.paging(keys, token: token) } == "page_token: the token has expired; start again from the first page")
+        #expect(
+            Self.message { try Self.paging(keys, token: token) }
+                == "page_token: the token has expired; start again from the first page")
     }
 
     @Test func aRotatedKeyStillReadsTheTokensOfThePreviousOne() throws {
@@ -60,7 +69,9 @@ struct PageTokenKeysTests {
         let rotated = try PageTokenKeys(current: String(repeating: "n", count: 32), previous: [Self.key])
         #expect(try Self.paging(rotated, token: token).after?.id == "ev_7")
         let unrelated = try PageTokenKeys(current: String(repeating: "u", count: 32))
-        #expect(Self.message { try Self.paging(unrelated, token: token) }?.hasPrefix("page_token: the token was not issued") == true)
+        #expect(
+            Self.message { try Self.paging(unrelated, token: token) }?.hasPrefix("page_token: the token was not issued")
+                == true)
         #expect(throws: PageTokenKeyError.self) { try PageTokenKeys(current: "short") }
     }
 }

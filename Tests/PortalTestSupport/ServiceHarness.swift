@@ -26,8 +26,10 @@ public func withServiceServer<Result: Sendable>(
     var settings = ServiceSettings(kind: kind, host: "127.0.0.1", port: 0, dataDirectory: directory)
     settings.auditAddress = "127.0.0.1:1"
     configure(&settings)
-    let assembled = try await PortalRuntime.assemble(try await start(directory, logger), settings: settings, logger: logger)
-    let group = ServiceGroup(configuration: .init(services: assembled.services.map { .init(service: $0) }, logger: logger))
+    let assembled = try await PortalRuntime.assemble(
+        try await start(directory, logger), settings: settings, logger: logger)
+    let group = ServiceGroup(
+        configuration: .init(services: assembled.services.map { .init(service: $0) }, logger: logger))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
         let channel = RPCClientChannel(host: "127.0.0.1", port: try await assembled.server.boundAddress().port!)

@@ -20,11 +20,12 @@ public enum TestBackend: String, Sendable, CustomStringConvertible {
     public func freshDatabase() async throws -> PostgresLocation? {
         guard self == .postgres else { return nil }
         guard let url = ProcessInfo.processInfo.environment["PORTAL_TEST_POSTGRES_URL"],
-              case .postgres(var server) = try DatabaseLocation.postgres(url: url)
+            case .postgres(var server) = try DatabaseLocation.postgres(url: url)
         else { return nil }
         let name = "portal_test_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())"
         var configuration = PostgresConnection.Configuration(
-            host: server.host, port: server.port, username: server.user, password: server.password, database: server.database, tls: .disable)
+            host: server.host, port: server.port, username: server.user, password: server.password,
+            database: server.database, tls: .disable)
         configuration.options.requireBackendKeyData = false
         var logger = Logger(label: "test-database")
         logger.logLevel = .critical

@@ -30,7 +30,8 @@ final class TLSConnection {
     /// A session from `context`; a client names the server it expects (SNI and certificate check).
     init(context: TLSContext, serverName: String?) throws {
         ERR_clear_error()
-        guard let ssl = SSL_new(context.pointer), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+        guard let ssl = SSL_new(context.pointer), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem())
+        else {
             throw TLSConfigurationError("cannot create a TLS session (\(openSSLReason()))")
         }
         SSL_set_bio(ssl, input, output)
@@ -74,7 +75,8 @@ final class TLSConnection {
     func receive(_ bytes: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < bytes.count {
-            let written = BIO_write(input, bytes.baseAddress! + offset, Int32(min(bytes.count - offset, Int(Int32.max))))
+            let written = BIO_write(
+                input, bytes.baseAddress! + offset, Int32(min(bytes.count - offset, Int(Int32.max))))
             guard written > 0 else { return }
             offset += Int(written)
         }
@@ -128,7 +130,8 @@ final class TLSConnection {
             defer { portal_GENERAL_NAMES_free(names) }
             for index in 0..<portal_GENERAL_NAMES_count(names) {
                 guard let value = portal_GENERAL_NAMES_string(names, index) else { continue }
-                let bytes = UnsafeBufferPointer(start: ASN1_STRING_get0_data(value), count: Int(ASN1_STRING_length(value)))
+                let bytes = UnsafeBufferPointer(
+                    start: ASN1_STRING_get0_data(value), count: Int(ASN1_STRING_length(value)))
                 switch portal_GENERAL_NAMES_type(names, index) {
                 case GEN_DNS: dnsNames.append(String(decoding: bytes, as: UTF8.self))
                 case GEN_URI: uris.append(String(decoding: bytes, as: UTF8.self))

@@ -20,10 +20,12 @@ final class TLSContext: @unchecked Sendable {
         SSL_CTX_free(pointer)
     }
 
-    /// A server context: certificate and key, ALPN `h2` required (or, on a web listener, `h2` or `http/1.1` chosen), client certificates requested when a CA is set.
+    /// A server context: certificate and key, ALPN `h2` required (or, on a web listener, `h2` or `http/1.1`
+    /// chosen), client certificates requested when a CA is set.
     static func server(_ settings: TLSServerSettings) throws -> TLSContext {
         let context = try make(role: .server, minimumVersion: settings.minimumVersion)
-        try context.useCertificate(settings.certificateFile, key: settings.keyFile, certificateFlag: "tls-cert", keyFlag: "tls-key")
+        try context.useCertificate(
+            settings.certificateFile, key: settings.keyFile, certificateFlag: "tls-cert", keyFlag: "tls-key")
         switch settings.applicationProtocol {
         case .http2: portal_SSL_CTX_select_alpn_h2(context.pointer)
         case .web: portal_SSL_CTX_select_alpn_web(context.pointer)
@@ -78,9 +80,11 @@ final class TLSContext: @unchecked Sendable {
         try Self.checkReadable(key, flag: keyFlag)
         ERR_clear_error()
         guard SSL_CTX_use_certificate_chain_file(pointer, certificate) == 1 else {
-            throw TLSConfigurationError("\(certificateFlag) \(certificate): not a usable PEM certificate (\(openSSLReason()))")
+            throw TLSConfigurationError(
+                "\(certificateFlag) \(certificate): not a usable PEM certificate (\(openSSLReason()))")
         }
-        let mismatch = TLSConfigurationError("\(keyFlag) \(key) does not match the certificate in \(certificateFlag) \(certificate)")
+        let mismatch = TLSConfigurationError(
+            "\(keyFlag) \(key) does not match the certificate in \(certificateFlag) \(certificate)")
         guard SSL_CTX_use_PrivateKey_file(pointer, key, SSL_FILETYPE_PEM) == 1 else {
             let reason = openSSLReason()
             if reason == "key values mismatch" { throw mismatch }

@@ -1,6 +1,6 @@
-import PortalRPC
 import Glibc
 import Logging
+import PortalRPC
 import Synchronization
 
 /// A TLS context that follows its files: rebuilt when the certificate, key or CA files change.
@@ -38,7 +38,9 @@ public final class TLSContextSource: Sendable {
     }
 
     /// Connects with `settings`; throws a `TLSConfigurationError` naming the file when it cannot.
-    public static func client(_ settings: TLSClientSettings, logger: Logger = Logger(label: "portal.tls")) throws -> TLSContextSource {
+    public static func client(
+        _ settings: TLSClientSettings, logger: Logger = Logger(label: "portal.tls")
+    ) throws -> TLSContextSource {
         try TLSContextSource(files: .client(settings), logger: logger)
     }
 
@@ -54,10 +56,13 @@ public final class TLSContextSource: Sendable {
                 state.context = try Self.load(files)
                 state.stamps = stamps
                 state.refusedStamps = nil
-                logger.info("TLS certificate reloaded", metadata: ["files": "\(Self.paths(files).joined(separator: ", "))"])
+                logger.info(
+                    "TLS certificate reloaded", metadata: ["files": "\(Self.paths(files).joined(separator: ", "))"])
             } catch {
                 state.refusedStamps = stamps
-                logger.error("TLS files changed but do not load; keeping the previous certificate", metadata: ["error": "\(error)"])
+                logger.error(
+                    "TLS files changed but do not load; keeping the previous certificate",
+                    metadata: ["error": "\(error)"])
             }
             return state.context
         }

@@ -63,7 +63,11 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let loop = context.eventLoop.assumeIsolated()
         timeout = loop.scheduleTask(in: handshakeTimeout) { [self] in
-            if state == .handshaking { fail(context: context, reason: "TLS handshake did not finish within \(handshakeTimeout.nanoseconds / 1_000_000_000) s") }
+            if state == .handshaking {
+                fail(
+                    context: context,
+                    reason: "TLS handshake did not finish within \(handshakeTimeout.nanoseconds / 1_000_000_000) s")
+            }
         }
         if context.channel.isActive { advanceHandshake(context: context) }
     }
@@ -88,7 +92,9 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let wasHandshaking = state == .handshaking
         state = .closed
         timeout?.cancel()
-        if wasHandshaking { conclude(.failure(TLSHandshakeError(reason: "the connection closed during the TLS handshake"))) }
+        if wasHandshaking {
+            conclude(.failure(TLSHandshakeError(reason: "the connection closed during the TLS handshake")))
+        }
         failPendingWrites(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
@@ -109,7 +115,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .established
             timeout?.cancel()
             let established = Established(
-                version: connection.version, clientCertificate: connection.peerCertificate(), applicationProtocol: connection.negotiatedProtocol)
+                version: connection.version, clientCertificate: connection.peerCertificate(),
+                applicationProtocol: connection.negotiatedProtocol)
             do {
                 try onEstablished(context.channel, established)
             } catch {

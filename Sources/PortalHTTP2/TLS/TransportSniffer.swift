@@ -20,7 +20,8 @@ final class TransportSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A sniffer that installs HTTP/2 with `install` once the connection's transport is known.
     init(
-        tls: TLSContextSource, timeout: TimeAmount = .seconds(10), install: @escaping (any Channel, TransportSecurity) throws -> Void,
+        tls: TLSContextSource, timeout: TimeAmount = .seconds(10),
+        install: @escaping (any Channel, TransportSecurity) throws -> Void,
         onHandshakeFailure: @escaping (String) -> Void
     ) {
         self.tls = tls
@@ -45,7 +46,9 @@ final class TransportSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 let install = self.install
                 let handler = TLSHandler(
                     connection: try TLSConnection(context: tls.current(), serverName: nil),
-                    onEstablished: { channel, established in try install(channel, .tls(clientCertificate: established.clientCertificate)) },
+                    onEstablished: { channel, established in
+                        try install(channel, .tls(clientCertificate: established.clientCertificate))
+                    },
                     onFailure: onHandshakeFailure)
                 try pipeline.addHandler(handler, position: .after(self))
             } else {

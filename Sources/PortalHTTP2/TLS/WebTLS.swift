@@ -15,7 +15,9 @@ public enum WebTLS {
         let handler = TLSHandler(
             connection: try TLSConnection(context: source.current(), serverName: nil), requiresHTTP2: false,
             onEstablished: { channel, established in
-                try onEstablished(channel, .tls(clientCertificate: established.clientCertificate), established.applicationProtocol == "h2")
+                try onEstablished(
+                    channel, .tls(clientCertificate: established.clientCertificate),
+                    established.applicationProtocol == "h2")
             },
             onFailure: onFailure)
         try channel.pipeline.syncOperations.addHandler(handler, position: .first)

@@ -12,8 +12,12 @@ enum CSVWriting {
         var writer = CSVWriter()
         for row in rows { writer.appendRow(row) }
         let parsed = parse(writer.takeBytes())
-        let expected = rows.map { row in row.map { cell in formulaStarts.contains(cell.utf8.first ?? 0) ? "'" + cell : cell } }
-        require(parsed.map { $0.map { Array($0.utf8) } } == expected.map { $0.map { Array($0.utf8) } }, "CSV did not read back as written")
+        let expected = rows.map { row in
+            row.map { cell in formulaStarts.contains(cell.utf8.first ?? 0) ? "'" + cell : cell }
+        }
+        require(
+            parsed.map { $0.map { Array($0.utf8) } } == expected.map { $0.map { Array($0.utf8) } },
+            "CSV did not read back as written")
     }
 
     static let formulaStarts: Set<UInt8> = Set("=+-@\t\r".utf8)

@@ -5,7 +5,8 @@ import Foundation
 private let selected: FuzzTarget = {
     let name = ProcessInfo.processInfo.environment["PORTAL_FUZZ_TARGET"] ?? ""
     guard let target = FuzzTarget.named(name) else {
-        fatalError("PORTAL_FUZZ_TARGET must be one of \(FuzzTarget.all.map(\.name).joined(separator: ", ")), not \"\(name)\"")
+        fatalError(
+            "PORTAL_FUZZ_TARGET must be one of \(FuzzTarget.all.map(\.name).joined(separator: ", ")), not \"\(name)\"")
     }
     return target
 }()
@@ -15,7 +16,8 @@ private let selected: FuzzTarget = {
 /// platforms this runs on.
 @_silgen_name("LLVMFuzzerRunDriver")
 private func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 ) -> CInt
 
@@ -27,10 +29,11 @@ struct Fuzz {
         var argc = CommandLine.argc
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
         _ = selected
-        exit(runFuzzerDriver(&argc, &argv) { data, count in
-            selected.run(count == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: count)))
-            return 0
-        })
+        exit(
+            runFuzzerDriver(&argc, &argv) { data, count in
+                selected.run(count == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: count)))
+                return 0
+            })
     }
 }
 #else
@@ -43,15 +46,19 @@ struct Replay {
     static func main() throws {
         let arguments = Array(CommandLine.arguments.dropFirst())
         guard let name = arguments.first, let target = FuzzTarget.named(name) else {
-            FileHandle.standardError.write(Data("usage: portal-fuzz \(FuzzTarget.all.map(\.name).joined(separator: "|")) FILE|DIR…\n".utf8))
+            FileHandle.standardError.write(
+                Data("usage: portal-fuzz \(FuzzTarget.all.map(\.name).joined(separator: "|")) FILE|DIR…\n".utf8))
             exit(64)
         }
         var count = 0
         for path in arguments.dropFirst() {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-            let files = isDirectory.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { (path as NSString).appendingPathComponent($0) }
+            let files =
+                isDirectory.boolValue
+                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map {
+                    (path as NSString).appendingPathComponent($0)
+                }
                 : [path]
             for file in files {
                 target.run(Array(try Data(contentsOf: URL(fileURLWithPath: file))))

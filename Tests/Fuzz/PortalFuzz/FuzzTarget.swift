@@ -9,7 +9,8 @@ struct FuzzTarget: Sendable {
     /// Every fuzz target.
     static let all = [
         FuzzTarget(name: "protobuf", run: ProtobufDecoding.run), FuzzTarget(name: "deframer", run: GRPCDeframing.run),
-        FuzzTarget(name: "http2-server", run: HTTP2ServerInput.run), FuzzTarget(name: "page-token", run: PageTokenDecoding.run),
+        FuzzTarget(name: "http2-server", run: HTTP2ServerInput.run),
+        FuzzTarget(name: "page-token", run: PageTokenDecoding.run),
         FuzzTarget(name: "csv", run: CSVWriting.run), FuzzTarget(name: "protojson", run: ProtoJSONConversion.run),
     ]
 

@@ -25,7 +25,9 @@ enum GRPCDeframing {
         for message in messages {
             framed.append(0)
             let length = UInt32(message.count)
-            framed += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+            framed += [
+                UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+            ]
             framed += message
         }
         require(framed == bytes, "deframed messages do not frame back to the input")

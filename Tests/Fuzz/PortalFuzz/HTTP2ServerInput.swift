@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import PortalRPC
+
 @testable import PortalHTTP2
 
 /// The HTTP/2 server's input path: the input is fed to a server connection (nghttp2 underneath) in
@@ -9,7 +10,11 @@ import PortalRPC
 enum HTTP2ServerInput {
 
     static let configuration = ServerConnectionConfiguration(
-        routes: ["/portal.testing.v1.Echo/Get": RPCRoute(MethodDescriptor(service: "portal.testing.v1.Echo", method: "Get", kind: .unary)) { _ in }],
+        routes: [
+            "/portal.testing.v1.Echo/Get": RPCRoute(
+                MethodDescriptor(service: "portal.testing.v1.Echo", method: "Get", kind: .unary)
+            ) { _ in }
+        ],
         services: ["portal.testing.v1.Echo"], limits: HTTP2Limits(), maxReceiveMessageBytes: 1 << 16)
 
     static func run(_ input: [UInt8]) {
@@ -19,7 +24,8 @@ enum HTTP2ServerInput {
         defer { _ = try? channel.finish() }
         do {
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-            try channel.pipeline.syncOperations.addHandler(ServerConnection(configuration: configuration, transport: .cleartext))
+            try channel.pipeline.syncOperations.addHandler(
+                ServerConnection(configuration: configuration, transport: .cleartext))
         } catch {
             fatalError("the server connection could not be set up: \(error)")
         }

@@ -21,10 +21,15 @@ enum PageTokenDecoding {
         let split = input.firstIndex(of: 0) ?? input.count
         let value = String(decoding: input[..<split], as: UTF8.self)
         let id = String(decoding: input[min(split + 1, input.count)...], as: UTF8.self)
-        guard let first = try? paging("", order: "name asc", scope: input) else { fatalError("a first page was refused") }
+        guard let first = try? paging("", order: "name asc", scope: input) else {
+            fatalError("a first page was refused")
+        }
         let token = first.token(after: .text(value), id: id)
-        guard let next = try? paging(token, order: "name asc", scope: input) else { fatalError("a token it issued was refused") }
+        guard let next = try? paging(token, order: "name asc", scope: input) else {
+            fatalError("a token it issued was refused")
+        }
         require(next.after?.value == .text(value) && next.after?.id == id, "a token read back other values")
-        require((try? paging(token, order: "name asc", scope: input + [1])) == nil, "a token was accepted in another scope")
+        require(
+            (try? paging(token, order: "name asc", scope: input + [1])) == nil, "a token was accepted in another scope")
     }
 }

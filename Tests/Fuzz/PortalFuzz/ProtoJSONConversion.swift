@@ -35,13 +35,17 @@ enum ProtoJSONConversion {
                 fatalError("\(type): the codec's own JSON does not convert")
             }
             // Re-encoding normalises (field order, packing), so compare from the second pass on.
-            require((try? codec.json(fromBinary: again, messageType: type)) == json, "\(type): JSON is not stable across a round trip")
+            require(
+                (try? codec.json(fromBinary: again, messageType: type)) == json,
+                "\(type): JSON is not stable across a round trip")
         } else {
             guard let json = try? codec.json(fromBinary: payload, messageType: type) else { return }
             guard let binary = try? codec.binary(fromJSON: json, messageType: type) else {
                 fatalError("\(type): the codec's own JSON does not convert")
             }
-            require((try? codec.json(fromBinary: binary, messageType: type)) == json, "\(type): JSON is not stable across a round trip")
+            require(
+                (try? codec.json(fromBinary: binary, messageType: type)) == json,
+                "\(type): JSON is not stable across a round trip")
         }
     }
 }
