@@ -10,12 +10,12 @@ public struct ServiceComponent: Sendable {
     /// The RPC services to host.
     public var services: [any RPCService]
     /// The service's database (nil for the gateway).
-    public var database: SQLStore?
+    public var database: ServiceDatabase?
     /// Workers to run beside the server (the invite mail relay, the expiry sweeper).
     public var workers: [any Service]
 
     /// A component.
-    public init(services: [any RPCService], database: SQLStore? = nil, workers: [any Service] = []) {
+    public init(services: [any RPCService], database: ServiceDatabase? = nil, workers: [any Service] = []) {
         self.services = services
         self.database = database
         self.workers = workers
@@ -31,5 +31,5 @@ public struct AssembledService: Sendable {
     /// The gateway's web listener, when it has one.
     public let web: WebServer?
     /// The service's database (nil for the gateway).
-    public let database: SQLStore?
+    public let database: ServiceDatabase?
 }

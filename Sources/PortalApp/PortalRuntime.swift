@@ -114,7 +114,7 @@ public enum PortalRuntime {
     /// Closes services that were made but will never run: databases, and servers' bound ports.
     public static func abandon(_ services: [any Service]) async {
         for service in services {
-            if let store = service as? SQLStore { await store.close() }
+            if let database = service as? ServiceDatabase { await database.close() }
             if let server = service as? RPCServer { await server.closeListener() }
             if let server = service as? WebServer { await server.closeListener() }
         }
@@ -133,20 +133,21 @@ public enum PortalRuntime {
             if let lifetime = settings.sessionLifetime { identitySettings.sessionLifetime = lifetime }
             if let inviteURL = settings.inviteURL { identitySettings.acceptURL = inviteURL }
             let identity = try await IdentityComponent.start(settings: identitySettings, logger: logger)
-            return ServiceComponent(services: [identity.service], database: identity.store, workers: identity.workers)
+            return ServiceComponent(
+                services: [identity.service], database: identity.database, workers: identity.workers)
         case .audit:
             let audit = try await AuditComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
                 clock: settings.clock,
                 logger: logger)
-            return ServiceComponent(services: [audit.service], database: audit.store)
+            return ServiceComponent(services: [audit.service], database: audit.database)
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
                 clock: settings.clock,
                 logger: logger)
             return ServiceComponent(
-                services: [entitlements.service], database: entitlements.store, workers: entitlements.workers)
+                services: [entitlements.service], database: entitlements.database, workers: entitlements.workers)
         case .gateway:
             let clientTLS = try settings.tls?.clientSource(logger: logger)
             let credentialed = { (channel: any RPCChannel) -> any RPCChannel in
@@ -188,7 +189,8 @@ public enum PortalRuntime {
         if settings.kind.recordsAuditEvents, let database = component.database {
             let channel = try channels(
                 to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger))
-            workers.append(AuditOutbox.relay(store: database, channel: channel, clock: settings.clock, logger: logger))
+            workers.append(
+                AuditOutbox.relay(database: database, channel: channel, clock: settings.clock, logger: logger))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
         configuration.tls = try settings.tls?.serverSource(logger: logger)

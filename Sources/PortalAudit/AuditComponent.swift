@@ -9,7 +9,7 @@ public struct AuditComponent: Sendable {
     /// The RPC service to host.
     public let service: any RPCService
     /// The database; run it as a service listed before the server so it closes last.
-    public let store: SQLStore
+    public let database: ServiceDatabase
 
     /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds
     /// the service; `clock` dates what it receives.
@@ -21,8 +21,9 @@ public struct AuditComponent: Sendable {
         let location =
             database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
-        let store = try await SQLStore.open(location, name: "audit", migrations: AuditMigrations.all, logger: logger)
-        let handler = AuditServiceHandler(store: AuditStore(store: store), clock: clock, pageTokens: pageTokens)
-        return AuditComponent(service: handler, store: store)
+        let database = try await ServiceDatabase.open(
+            location, name: "audit", migrations: AuditMigrations.all, logger: logger)
+        let handler = AuditServiceHandler(store: AuditStore(database: database), clock: clock, pageTokens: pageTokens)
+        return AuditComponent(service: handler, database: database)
     }
 }

@@ -6,10 +6,10 @@ import SQLKit
 
 /// The audit log: append-only events per organization, each chained to its predecessor by hash.
 final class AuditStore: Sendable {
-    let store: SQLStore
+    let database: ServiceDatabase
 
-    init(store: SQLStore) {
-        self.store = store
+    init(database: ServiceDatabase) {
+        self.database = database
     }
 
     /// An event checked and ready to append.
@@ -29,7 +29,7 @@ final class AuditStore: Sendable {
     /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
     /// Returns (stored, duplicates).
     func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
-        try await store.transaction(serializing: events.map { "audit-chain:" + $0.organizationID }) { database in
+        try await database.transaction(serializing: events.map { "audit-chain:" + $0.organizationID }) { database in
             let known = try await Self.storedIDs(database, among: events.map(\.eventID))
             var seen = Set<String>()
             var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
@@ -327,7 +327,7 @@ final class AuditStore: Sendable {
     func list(
         _ filter: Filter, paging: ListPaging, counting: Bool = true
     ) async throws -> (events: [AuditEventRecord], nextPageToken: String, totalSize: Int64) {
-        try await store.read { database in
+        try await database.read { database in
             let filter = try await Self.resolvingUser(database, filter)
             let total = counting ? try await Self.totalSize(database, filter) : 0
             let rows = try await Self.pageRows(
@@ -360,7 +360,7 @@ final class AuditStore: Sendable {
 
     /// A step of an export: the next rows in order, without counting.
     func exportPage(_ filter: Filter, paging: ListPaging) async throws -> (rows: [ExportRow], nextPageToken: String) {
-        try await store.read { database in
+        try await database.read { database in
             let filter = try await Self.resolvingUser(database, filter)
             let rows = try await Self.pageRows(
                 database, filter, paging: paging,
@@ -372,7 +372,7 @@ final class AuditStore: Sendable {
 
     /// The organization's `limit` most recent events, newest first.
     func recent(organizationID: String, limit: Int) async throws -> [AuditEventRecord] {
-        try await store.read { database in
+        try await database.read { database in
             try await database.raw(
                 """
                 SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events WHERE org_id = \(bind: organizationID)
@@ -389,7 +389,7 @@ final class AuditStore: Sendable {
         var checked: Int64 = 0
         while true {
             let from = expectedSequence
-            let batch = try await store.read { database in
+            let batch = try await database.read { database in
                 try await database.raw(
                     """
                     SELECT \(unsafeRaw: AuditEventRecord.columns) FROM events
@@ -418,7 +418,7 @@ final class AuditStore: Sendable {
                 checked += 1
             }
         }
-        let head = try await store.read { database in
+        let head = try await database.read { database in
             try await database.raw(
                 "SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: organizationID)"
             ).first()

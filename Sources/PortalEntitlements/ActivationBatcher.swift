@@ -20,13 +20,13 @@ actor ActivationBatcher {
     /// The most activations one transaction takes.
     static let maxBatch = 128
 
-    private let store: SQLStore
+    private let database: ServiceDatabase
     private var waiting:
         [(activation: PendingActivation, continuation: CheckedContinuation<ActivationRecord, any Error>)] = []
     private var draining = false
 
-    init(store: SQLStore) {
-        self.store = store
+    init(database: ServiceDatabase) {
+        self.database = database
     }
 
     /// Queues the activation for the next transaction and returns its outcome once committed.
@@ -55,7 +55,7 @@ actor ActivationBatcher {
             // Every activation adds to its organization's per-product totals, so an organization's
             // batches take turns across instances (on PostgreSQL) rather than collide on those rows.
             let organizations = batch.map { "entitlements-organization:" + $0.request.organizationID }
-            return try await store.transaction(serializing: organizations) { database in
+            return try await database.transaction(serializing: organizations) { database in
                 try await ActivationBatch(batch).run(database)
             }
         } catch  where batch.count > 1 {

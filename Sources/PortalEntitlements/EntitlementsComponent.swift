@@ -12,7 +12,7 @@ public struct EntitlementsComponent: Sendable {
     /// Workers to run beside the server (the expiry sweeper).
     public let workers: [any Service]
     /// The database; run it as a service listed before the server so it closes last.
-    public let store: SQLStore
+    public let database: ServiceDatabase
 
     /// Opens (and migrates) `database`, or `entitlements.sqlite` under `dataDirectory` without one, and
     /// builds the service.
@@ -37,12 +37,12 @@ public struct EntitlementsComponent: Sendable {
         let location =
             database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("entitlements.sqlite"))
-        let store = try await SQLStore.open(
+        let database = try await ServiceDatabase.open(
             location, name: "entitlements", migrations: EntitlementsMigrations.all, logger: logger)
-        let entitlements = EntitlementsStore(store: store, searchLimits: searchLimits)
+        let entitlements = EntitlementsStore(database: database, searchLimits: searchLimits)
         return EntitlementsComponent(
             service: EntitlementsServiceHandler(store: entitlements, clock: clock, pageTokens: pageTokens),
-            workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], store: store)
+            workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], database: database)
     }
 }
 

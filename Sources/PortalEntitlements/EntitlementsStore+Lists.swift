@@ -35,7 +35,7 @@ extension EntitlementsStore {
     )
         async throws -> (products: [HeldProduct], nextPageToken: String, totalSize: Int64)
     {
-        try await store.read { database in
+        try await database.read { database in
             var condition: SQLQueryString = "1 = 1"
             if !searchText.isEmpty {
                 let pattern = containsPattern(searchText)
@@ -63,7 +63,7 @@ extension EntitlementsStore {
     func product(
         organizationID: String, productID: String
     ) async throws -> (HeldProduct, [(EntitlementRecord, EntitlementLineRecord)]) {
-        try await store.read { database in
+        try await database.read { database in
             guard
                 let row = try await database.raw(
                     "SELECT * FROM \(Self.heldProducts(organizationID)) WHERE id = \(bind: productID)"
@@ -156,7 +156,7 @@ extension EntitlementsStore {
     )
         async throws -> (entitlements: [EntitlementRecord], nextPageToken: String, totalSize: Int64)
     {
-        try await store.read { database in
+        try await database.read { database in
             let source = Self.listedEntitlements(organizationID, now: now)
             var condition = filter.condition
             let total =
@@ -348,7 +348,7 @@ extension EntitlementsStore {
     {
         let limits = searchLimits
         let cache = trigramCounts
-        return try await store.read { database in
+        return try await database.read { database in
             let keyset = paging.keysetCondition(idColumn: "id")
             var condition = filter.condition
             if let keyset { condition = "\(condition) AND \(keyset)" }

@@ -10,16 +10,16 @@ import SQLKit
 /// The central invariant (no line ever has more activated than available licenses) is checked by
 /// activation under the database's write lock, and a CHECK constraint on the lines backs it.
 final class EntitlementsStore: Sendable {
-    let store: SQLStore
+    let database: ServiceDatabase
     let searchLimits: SearchLimits
     /// Trigram counts that chose recent searches' plans.
     let trigramCounts = TrigramCountCache()
     private let activations: ActivationBatcher
 
-    init(store: SQLStore, searchLimits: SearchLimits = .init()) {
-        self.store = store
+    init(database: ServiceDatabase, searchLimits: SearchLimits = .init()) {
+        self.database = database
         self.searchLimits = searchLimits
-        activations = ActivationBatcher(store: store)
+        activations = ActivationBatcher(database: database)
     }
 
     /// How activation searches decide between their plans.
@@ -37,7 +37,7 @@ final class EntitlementsStore: Sendable {
 
     /// Creates or replaces a catalog product; returns whether it was new.
     func upsertProduct(_ product: ProductRecord, now: Int64) async throws -> Bool {
-        try await store.transaction { database in
+        try await database.transaction { database in
             let exists =
                 try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: product.id)").first() != nil
             try await database.raw(
@@ -93,7 +93,7 @@ final class EntitlementsStore: Sendable {
     func transfer(
         _ transfer: Transfer, actor: AuditOutbox.Actor, now: Int64
     ) async throws -> (EntitlementRecord, created: Bool) {
-        try await store.transaction { database in
+        try await database.transaction { database in
             for line in transfer.lines {
                 guard
                     try await database.raw("SELECT 1 AS found FROM products WHERE id = \(bind: line.productID)").first()
@@ -216,7 +216,7 @@ final class EntitlementsStore: Sendable {
 
     /// Records a `LICENSES` event for each entitlement whose expiration has passed, once.
     func recordExpirations(now: Int64) async throws -> Int {
-        try await store.transaction { database in
+        try await database.transaction { database in
             let rows = try await database.raw(
                 """
                 SELECT id, org_id, expiration_date FROM entitlements
@@ -282,7 +282,7 @@ final class EntitlementsStore: Sendable {
     /// One entitlement of the organization (`NOT_FOUND` for another organization's).
     func entitlement(id: String, organizationID: String) async throws -> EntitlementRecord {
         guard
-            let record = try await store.read({ database in
+            let record = try await database.read({ database in
                 try await Self.entitlement(database, id: id, organizationID: organizationID)
             })
         else {
@@ -293,7 +293,7 @@ final class EntitlementsStore: Sendable {
 
     /// Available, activated and unactivated licenses over all the organization's entitlements.
     func totals(organizationID: String) async throws -> (available: Int64, activated: Int64) {
-        try await store.read { database in
+        try await database.read { database in
             let row = try await database.raw(
                 """
                 SELECT CAST(COALESCE(SUM(available), 0) AS BIGINT) AS available, CAST(COALESCE(SUM(activated), 0) AS BIGINT) AS activated
@@ -309,7 +309,7 @@ final class EntitlementsStore: Sendable {
 
     /// The organization's most recent activations, newest first.
     func recentActivations(organizationID: String, limit: Int) async throws -> [ActivationRecord] {
-        try await store.read { database in
+        try await database.read { database in
             try await database.raw(
                 """
                 SELECT \(unsafeRaw: ActivationRecord.columns) FROM activations WHERE org_id = \(bind: organizationID)

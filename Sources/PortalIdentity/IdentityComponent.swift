@@ -44,7 +44,7 @@ public struct IdentityComponent: Sendable {
     /// Workers to run beside the server (the invite mailer).
     public let workers: [any Service]
     /// The database; run it as a service listed before the server so it closes last.
-    public let store: SQLStore
+    public let database: ServiceDatabase
 
     /// Opens (and migrates) the database and builds the service.
     public static func start(settings: Settings, logger: Logger) async throws -> IdentityComponent {
@@ -52,11 +52,11 @@ public struct IdentityComponent: Sendable {
             settings.database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (settings.dataDirectory as NSString).appendingPathComponent("identity.sqlite"))
         let acceptLink = try InviteLinkTemplate(settings.acceptURL)
-        let store = try await SQLStore.open(
+        let database = try await ServiceDatabase.open(
             location, name: "identity", migrations: IdentityMigrations.all, logger: logger)
         var sessions = SessionPolicy()
         sessions.lifetime = Int64(settings.sessionLifetime / .milliseconds(1))
-        let identityStore = IdentityStore(store: store, sessionPolicy: sessions)
+        let identityStore = IdentityStore(database: database, sessionPolicy: sessions)
         let transport: any MailTransport
         if let smtp = settings.smtpServer {
             let parts = smtp.split(separator: ":")
@@ -69,12 +69,13 @@ public struct IdentityComponent: Sendable {
                 folder: (settings.dataDirectory as NSString).appendingPathComponent("mail-spool"))
         }
         let mailer = InviteMail.relay(
-            store: store, transport: transport, from: settings.mailFrom, acceptLink: acceptLink, clock: settings.clock,
+            database: database, transport: transport, from: settings.mailFrom, acceptLink: acceptLink,
+            clock: settings.clock,
             logger: logger)
         let handler = IdentityServiceHandler(
             store: identityStore,
             passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
             clock: settings.clock, pageTokens: settings.pageTokens)
-        return IdentityComponent(service: handler, workers: [mailer], store: store)
+        return IdentityComponent(service: handler, workers: [mailer], database: database)
     }
 }

@@ -26,7 +26,7 @@ extension IdentityStore {
         organizationID: String, paging: ListPaging, role: MemberRole?,
         searchField: Portal_Identity_V1_MemberSearchField, searchText: String
     ) async throws -> (members: [MemberRecord], nextPageToken: String, totalSize: Int64) {
-        try await store.read { database in
+        try await database.read { database in
             _ = try await Self.organization(database, id: organizationID)
             var filter: SQLQueryString = "org_id = \(bind: organizationID)"
             if let role { filter = "\(filter) AND role = \(bind: role.rawValue)" }
@@ -61,7 +61,7 @@ extension IdentityStore {
     )
         async throws -> (invites: [InviteRecord], nextPageToken: String, totalSize: Int64)
     {
-        try await store.read { database in
+        try await database.read { database in
             _ = try await Self.organization(database, id: organizationID)
             var filter: SQLQueryString = "org_id = \(bind: organizationID) AND state = 'pending'"
             if let role { filter = "\(filter) AND role = \(bind: role.rawValue)" }

@@ -13,7 +13,7 @@ extension IdentityStore {
         let token = SecretHashing.newToken()
         let tokenHash = Data(SecretHashing.sha256(token))
         let expiresAt = now + sessionPolicy.choiceLifetime
-        try await store.transaction { database in
+        try await database.transaction { database in
             try await database.raw("DELETE FROM login_choices WHERE expires_at <= \(bind: now)").run()
             for candidate in candidates {
                 try await database.raw(
@@ -36,7 +36,7 @@ extension IdentityStore {
         async throws -> (member: MemberRecord, token: String, expiresAt: Milliseconds)
     {
         let tokenHash = Data(SecretHashing.sha256(token))
-        let outcome = try await store.transaction {
+        let outcome = try await database.transaction {
             [sessionPolicy] database -> Result<(MemberRecord, String, Milliseconds), IdentityError> in
             let rows = try await database.raw(
                 """

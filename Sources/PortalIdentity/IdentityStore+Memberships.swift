@@ -6,7 +6,7 @@ extension IdentityStore {
     /// The organizations whose members include the email of `memberID` (of `organizationID`), by
     /// name; `NOT_FOUND` when that member does not exist there.
     func memberships(organizationID: String, memberID: String) async throws -> [MembershipRecord] {
-        try await store.read { database in
+        try await database.read { database in
             let member = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             return try await database.raw(
                 """

@@ -6,7 +6,7 @@ import SQLKit
 extension IdentityStore {
     /// The member with this email in the organization, with their password hash; nil when none.
     func credentials(organizationID: String, email: String) async throws -> (MemberRecord, passwordHash: String)? {
-        try await store.read { database in
+        try await database.read { database in
             guard
                 let row = try await database.raw(
                     """
@@ -22,7 +22,7 @@ extension IdentityStore {
     /// Every membership of `email`, in any organization, with its password hash and the
     /// organization's name, by organization name; empty when the email is nobody's.
     func credentials(email: String) async throws -> [SignInCandidate] {
-        try await store.read { database in
+        try await database.read { database in
             try await database.raw(
                 """
                 SELECT m.id, m.org_id, m.email, m.first_name, m.last_name, m.phone, m.role, m.created_at, m.password_hash,
@@ -37,7 +37,7 @@ extension IdentityStore {
 
     /// Opens a session for a member whose password was checked; returns the token (stored only hashed).
     func openSession(member: MemberRecord, now: Milliseconds) async throws -> (token: String, expiresAt: Milliseconds) {
-        try await store.transaction { [sessionPolicy] database in
+        try await database.transaction { [sessionPolicy] database in
             // The member may have been deleted between the password check and now.
             _ = try await Self.member(database, organizationID: member.organizationID, memberID: member.id)
             return try await Self.insertSession(database, member: member, lifetime: sessionPolicy.lifetime, now: now)
@@ -62,7 +62,7 @@ extension IdentityStore {
 
     /// Ends the session of `token`, if any.
     func closeSession(token: String) async throws {
-        try await store.transaction { database in
+        try await database.transaction { database in
             try await database.raw("DELETE FROM sessions WHERE token_hash = \(bind: Data(SecretHashing.sha256(token)))")
                 .run()
         }
@@ -74,7 +74,7 @@ extension IdentityStore {
     /// nothing about how close a guess was.
     func authenticate(token: String, now: Milliseconds) async throws -> (MemberRecord, expiresAt: Milliseconds) {
         let tokenHash = Data(SecretHashing.sha256(token))
-        let found = try await store.read { database -> (MemberRecord, Milliseconds, Milliseconds)? in
+        let found = try await database.read { database -> (MemberRecord, Milliseconds, Milliseconds)? in
             guard
                 let row = try await database.raw(
                     """
@@ -98,7 +98,7 @@ extension IdentityStore {
             throw IdentityError.sessionEnded
         }
         if now - lastSeen >= sessionPolicy.touchInterval {
-            try await store.transaction { database in
+            try await database.transaction { database in
                 try await database.raw(
                     "UPDATE sessions SET last_seen_at = \(bind: now) WHERE token_hash = \(bind: tokenHash)"
                 ).run()

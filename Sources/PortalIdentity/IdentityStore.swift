@@ -15,11 +15,11 @@ final class IdentityStore: Sendable {
     /// How long an invite secret works.
     static let inviteLifetime: Milliseconds = 7 * 24 * 3600 * 1000
 
-    let store: SQLStore
+    let database: ServiceDatabase
     let sessionPolicy: SessionPolicy
 
-    init(store: SQLStore, sessionPolicy: SessionPolicy) {
-        self.store = store
+    init(database: ServiceDatabase, sessionPolicy: SessionPolicy) {
+        self.database = database
         self.sessionPolicy = sessionPolicy
     }
 
@@ -31,7 +31,7 @@ final class IdentityStore: Sendable {
     )
         async throws -> (OrganizationRecord, InviteRecord)
     {
-        try await store.transaction { database in
+        try await database.transaction { database in
             if let existing = try await database.raw(
                 "SELECT * FROM organizations WHERE idempotency_key = \(bind: idempotencyKey)"
             ).first() {
@@ -78,7 +78,7 @@ final class IdentityStore: Sendable {
     func createInvite(
         organizationID: String, email: String, phone: String, role: MemberRole, actor: Actor, now: Milliseconds
     ) async throws -> InviteRecord {
-        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
+        try await database.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             return try await Self.insertInvite(
                 database, id: Self.newID("inv"), organizationID: organizationID, organizationName: organization.name,
@@ -91,7 +91,7 @@ final class IdentityStore: Sendable {
     func resendInvite(
         organizationID: String, inviteID: String, actor: Actor, now: Milliseconds
     ) async throws -> InviteRecord {
-        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
+        try await database.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let organization = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
             let secret = SecretHashing.newToken()
@@ -115,7 +115,7 @@ final class IdentityStore: Sendable {
 
     /// Revokes a pending invite.
     func revokeInvite(organizationID: String, inviteID: String, actor: Actor, now: Milliseconds) async throws {
-        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
+        try await database.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             _ = try await Self.organization(database, id: organizationID)
             let invite = try await Self.invite(database, organizationID: organizationID, inviteID: inviteID)
             try await database.raw(
@@ -135,7 +135,7 @@ final class IdentityStore: Sendable {
     func acceptInvite(
         secret: String, firstName: String, lastName: String, passwordHash: String, now: Milliseconds
     ) async throws -> MemberRecord {
-        try await store.transaction { database in
+        try await database.transaction { database in
             let secretHash = Data(SecretHashing.sha256(secret))
             guard
                 let row = try await database.raw(
@@ -187,7 +187,7 @@ final class IdentityStore: Sendable {
     func updateMember(
         organizationID: String, memberID: String, changes: MemberChanges, actor: Actor, now: Milliseconds
     ) async throws -> MemberRecord {
-        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
+        try await database.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let before = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if before.role == .admin, let role = changes.role, role != .admin,
                 try await Self.adminCount(database, organizationID: organizationID) <= 1
@@ -225,7 +225,7 @@ final class IdentityStore: Sendable {
 
     /// Deletes a member and their sessions; deleting the last Admin is `FAILED_PRECONDITION`.
     func deleteMember(organizationID: String, memberID: String, actor: Actor, now: Milliseconds) async throws {
-        try await store.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
+        try await database.transaction(serializing: [Self.organizationKey(organizationID)]) { database in
             let member = try await Self.member(database, organizationID: organizationID, memberID: memberID)
             if member.role == .admin, try await Self.adminCount(database, organizationID: organizationID) <= 1 {
                 throw IdentityError.lastAdminDeleted(displayName: member.displayName)
@@ -243,14 +243,14 @@ final class IdentityStore: Sendable {
 
     /// One member of the organization (`NOT_FOUND` for another organization's member).
     func member(organizationID: String, memberID: String) async throws -> MemberRecord {
-        try await store.read { database in
+        try await database.read { database in
             try await Self.member(database, organizationID: organizationID, memberID: memberID)
         }
     }
 
     /// Member counts: total, Admins, Viewers.
     func countMembers(organizationID: String) async throws -> (total: Int64, admins: Int64, viewers: Int64) {
-        try await store.read { database in
+        try await database.read { database in
             _ = try await Self.organization(database, id: organizationID)
             let rows = try await database.raw(
                 "SELECT role, COUNT(*) AS n FROM members WHERE org_id = \(bind: organizationID) GROUP BY role"

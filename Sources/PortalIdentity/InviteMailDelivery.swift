@@ -10,13 +10,13 @@ extension InviteMail {
     /// Each message is marked sent, and its secret erased from the outbox, as soon as the transport
     /// took it (batches of one), so a crash in between can only send that one message again.
     static func relay(
-        store: SQLStore, transport: any MailTransport, from: String, acceptLink: InviteLinkTemplate,
+        database: ServiceDatabase, transport: any MailTransport, from: String, acceptLink: InviteLinkTemplate,
         clock: any ServiceClock, logger: Logger
     ) -> OutboxRelay {
         var configuration = OutboxRelay.Configuration(topic: topic)
         configuration.batchSize = 1
         configuration.scrubsDelivered = true
-        return OutboxRelay(store: store, configuration: configuration, clock: clock, logger: logger) { records in
+        return OutboxRelay(database: database, configuration: configuration, clock: clock, logger: logger) { records in
             for record in records {
                 let mail = try JSONDecoder().decode(InviteMail.self, from: Data(record.payload))
                 try await transport.deliver(

@@ -1,6 +1,6 @@
 import SQLKit
 
-/// What `SQLStore` needs of a database: write transactions that behave as if run one at a time,
+/// What `ServiceDatabase` needs of a database: write transactions that behave as if run one at a time,
 /// reads of committed data, one connection at a time for migrating the schema, and a lifetime.
 protocol DatabaseEngine: Sendable {
     /// Which SQL the database speaks.
@@ -35,7 +35,7 @@ protocol DatabaseEngine: Sendable {
     func close() async
 }
 
-/// The SQL a store's database speaks, for the few statements that differ (full-text search, DDL).
+/// The SQL a service's database speaks, for the few statements that differ (full-text search, DDL).
 public enum SQLBackend: String, Sendable {
     case sqlite
     case postgres

@@ -137,9 +137,9 @@ public enum Outbox {
     }
 }
 
-/// The outbox topics a transaction appended to, so its store can wake their relays once it commits.
+/// The outbox topics a transaction appended to, so its database can wake their relays once it commits.
 final class OutboxAppends: Sendable {
-    /// The appends of the transaction running in this task, when its store has relays listening.
+    /// The appends of the transaction running in this task, when its database has relays listening.
     @TaskLocal static var current: OutboxAppends?
 
     private let appended = Mutex<Set<String>>([])

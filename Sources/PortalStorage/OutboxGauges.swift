@@ -23,11 +23,11 @@ struct OutboxGauges: Sendable {
         oldestAge.record(0)
     }
 
-    /// Reads the backlog from `store` and records it (when a drain is behind or failing); `now` in
+    /// Reads the backlog from `database` and records it (when a drain is behind or failing); `now` in
     /// milliseconds since the Unix epoch.
-    func record(_ store: SQLStore, now: Int64) async throws {
+    func record(_ database: ServiceDatabase, now: Int64) async throws {
         let topic = topic
-        let (waiting, oldest) = try await store.read { database in
+        let (waiting, oldest) = try await database.read { database in
             let row = try await database.raw(
                 """
                 SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM outbox WHERE topic = \(bind: topic) AND delivered_at IS NULL

@@ -2,7 +2,7 @@ import Logging
 import PortalTime
 import ServiceLifecycle
 
-/// Delivers one topic of a store's outbox, oldest first and in batches, marking messages delivered
+/// Delivers one topic of a database's outbox, oldest first and in batches, marking messages delivered
 /// (in one statement) only after `deliver` returned, so a crash in between can only deliver a batch
 /// again, never lose one: receivers deduplicate by event id.
 ///
@@ -35,7 +35,7 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
-    private let store: SQLStore
+    private let database: ServiceDatabase
     private let configuration: Configuration
     private let clock: any ServiceClock
     private let logger: Logger
@@ -43,19 +43,19 @@ public final class OutboxRelay: Service, Sendable {
     private let wakeUps: AsyncStream<Void>
     private let wakeUpSink: AsyncStream<Void>.Continuation
 
-    /// A relay of `store`'s outbox; `deliver` hands each batch over.
+    /// A relay of `database`'s outbox; `deliver` hands each batch over.
     public init(
-        store: SQLStore, configuration: Configuration, clock: any ServiceClock = .system, logger: Logger,
+        database: ServiceDatabase, configuration: Configuration, clock: any ServiceClock = .system, logger: Logger,
         deliver: @escaping Deliver
     ) {
-        self.store = store
+        self.database = database
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
         self.deliver = deliver
         (wakeUps, wakeUpSink) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         wakeUpSink.yield()  // what waits from before the start goes out at once
-        store.onOutboxCommit(topic: configuration.topic) { [wakeUpSink] in wakeUpSink.yield() }
+        database.onOutboxCommit(topic: configuration.topic) { [wakeUpSink] in wakeUpSink.yield() }
     }
 
     /// Asks the relay to look at the outbox now.
@@ -88,7 +88,7 @@ public final class OutboxRelay: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 guard
-                    let sent = try await store.withLease(
+                    let sent = try await database.withLease(
                         "outbox-relay:" + configuration.topic, { try await self.relayBatch() })
                 else {
                     guard await Self.pause(configuration.leaseRetry, on: clock) else { return false }
@@ -99,11 +99,11 @@ public final class OutboxRelay: Service, Sendable {
                     return true
                 }
                 failures = 0
-                try? await gauges.record(store, now: clock.milliseconds())
+                try? await gauges.record(database, now: clock.milliseconds())
             } catch {
                 failures += 1
                 let delay = configuration.backoff.delay(afterFailures: failures)
-                try? await gauges.record(store, now: clock.milliseconds())
+                try? await gauges.record(database, now: clock.milliseconds())
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning(
                         "outbox delivery failed; retrying",
@@ -122,12 +122,13 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayBatch() async throws -> Int {
         let (topic, limit) = (configuration.topic, configuration.batchSize)
-        let pending = try await store.read { database in try await Outbox.pending(database, topic: topic, limit: limit)
+        let pending = try await database.read { database in
+            try await Outbox.pending(database, topic: topic, limit: limit)
         }
         guard !pending.isEmpty else { return 0 }
         try await deliver(pending)
         let (now, scrub) = (clock.milliseconds(), configuration.scrubsDelivered)
-        try await store.transaction { database in
+        try await database.transaction { database in
             try await Outbox.markDelivered(database, sequences: pending.map(\.sequence), now: now, scrubPayload: scrub)
         }
         return pending.count

@@ -35,7 +35,7 @@ final class PostgresEngine: DatabaseEngine {
 
     /// Checks that `location` answers (one connection, so a wrong address or password fails at once
     /// with the server's reason), then makes the pool, which connects as work arrives once `run()`
-    /// has begun: the store runs it as a service of the service group.
+    /// has begun: the database runs it as a service of the service group.
     static func open(_ location: PostgresLocation, logger: Logger) async throws -> PostgresEngine {
         let tls = try tls(location)
         var single = PostgresConnection.Configuration(

@@ -183,7 +183,7 @@ struct AuditServiceTests {
             #expect(healthy.eventsChecked == 20)
 
             // Someone with access to the database file rewrites history.
-            try await harness.component.store.transaction { database in
+            try await harness.component.database.transaction { database in
                 try await database.raw(
                     backend == .postgres ? "DROP TRIGGER events_no_change ON events" : "DROP TRIGGER events_no_update"
                 ).run()
@@ -203,7 +203,7 @@ struct AuditServiceTests {
         try await AuditHarness.run(on: backend) { harness in
             _ = try await harness.append([AuditHarness.event("org-1", message: "Kept", id: "kept")])
             await #expect(throws: (any Error).self) {
-                try await harness.component.store.transaction { database in
+                try await harness.component.database.transaction { database in
                     try await database.raw("DELETE FROM events WHERE event_id = 'kept'").run()
                 }
             }

@@ -28,7 +28,7 @@ struct AuditHarness: Sendable {
                 let component = try await AuditComponent.start(
                     dataDirectory: directory, database: database, logger: logger)
                 box.value = component
-                return ServiceComponent(services: [component.service], database: component.store)
+                return ServiceComponent(services: [component.service], database: component.database)
             }
         ) { channel, directory in
             try await body(

@@ -30,7 +30,7 @@ struct EntitlementsHarness: Sendable {
                     dataDirectory: directory, database: database, logger: logger, searchLimits: searchLimits)
                 box.value = component
                 return ServiceComponent(
-                    services: [component.service], database: component.store, workers: component.workers)
+                    services: [component.service], database: component.database, workers: component.workers)
             }
         ) { channel, _ in
             try await body(
@@ -102,7 +102,7 @@ struct EntitlementsHarness: Sendable {
 
     /// The audit events queued in the outbox, oldest first.
     func auditEvents() async throws -> [Portal_Audit_V1_NewEvent] {
-        try await component.store.read { database in
+        try await component.database.read { database in
             try await database.raw("SELECT payload FROM outbox WHERE topic = 'audit' ORDER BY seq").all().map { row in
                 try Portal_Audit_V1_NewEvent(serializedBytes: [UInt8](try row.decode(column: "payload", as: Data.self)))
             }

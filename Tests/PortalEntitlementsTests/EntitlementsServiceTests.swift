@@ -258,7 +258,7 @@ struct ActivationBatchTests {
                 pending(1, "P3", "ENT-1", key: "f"),
                 pending(5, "P2", "ENT-1", key: "g"),
             ]
-            let outcomes = try await harness.component.store.transaction { database in
+            let outcomes = try await harness.component.database.transaction { database in
                 try await ActivationBatch(batch).run(database)
             }
             func code(_ index: Int) -> RPCStatusCode? {

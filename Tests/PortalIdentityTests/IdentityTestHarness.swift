@@ -36,7 +36,7 @@ struct IdentityHarness: Sendable {
                 let component = try await IdentityComponent.start(settings: settings, logger: logger)
                 box.value = component
                 return ServiceComponent(
-                    services: [component.service], database: component.store, workers: component.workers)
+                    services: [component.service], database: component.database, workers: component.workers)
             }
         ) { channel, directory in
             try await body(
@@ -50,7 +50,7 @@ struct IdentityHarness: Sendable {
     /// the mail spool once the relay delivered it (and erased it from the outbox).
     func latestSecret(for email: String) async throws -> String {
         let spool = (dataDirectory as NSString).appendingPathComponent("mail-spool")
-        return try await component.store.read { database in
+        return try await component.database.read { database in
             let rows = try await database.raw(
                 "SELECT event_id, payload FROM outbox WHERE topic = 'mail' ORDER BY seq DESC"
             ).all()
@@ -75,7 +75,7 @@ struct IdentityHarness: Sendable {
 
     /// Audit events queued in the outbox, oldest first.
     func auditEvents() async throws -> [Portal_Audit_V1_NewEvent] {
-        try await component.store.read { database in
+        try await component.database.read { database in
             try await database.raw("SELECT payload FROM outbox WHERE topic = 'audit' ORDER BY seq").all().map { row in
                 try Portal_Audit_V1_NewEvent(serializedBytes: [UInt8](try row.decode(column: "payload", as: Data.self)))
             }

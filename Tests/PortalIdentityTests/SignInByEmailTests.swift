@@ -64,7 +64,7 @@ extension IdentityHarness {
 
     /// How many choice rows the database holds.
     func storedChoices() async throws -> Int {
-        try await component.store.read { database in
+        try await component.database.read { database in
             try await database.raw("SELECT COUNT(*) AS n FROM login_choices").first()!.decode(column: "n", as: Int.self)
         }
     }
@@ -113,7 +113,7 @@ struct SignInByEmailTests {
         try await IdentityHarness.run(on: backend) { harness in
             let (acme, birch) = try await harness.adaInTwoOrganizations()
             let signIn = try await harness.login(email: "ada@example.com")
-            let stored = try await harness.component.store.read { database in
+            let stored = try await harness.component.database.read { database in
                 try await database.raw("SELECT token_hash FROM login_choices").all().map {
                     try $0.decode(column: "token_hash", as: Data.self)
                 }

@@ -43,13 +43,13 @@ struct OutboxRelayTests {
     /// Runs `body` with an outbox in a fresh SQLite file and a relay of topic `t` over it, on a clock
     /// the test moves; the relay runs in a service group that is shut down afterwards.
     static func withRelay(
-        scrubbing: Bool = false, _ body: @Sendable (SQLStore, Receiver, ManualClock) async throws -> Void
+        scrubbing: Bool = false, _ body: @Sendable (ServiceDatabase, Receiver, ManualClock) async throws -> Void
     ) async throws {
         let directory = NSTemporaryDirectory() + "outbox-relay-test-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var logger = Logger(label: "outbox-relay-test")
         logger.logLevel = .critical
-        let store = try await SQLStore.open(
+        let database = try await ServiceDatabase.open(
             path: directory + "/outbox.sqlite",
             migrations: [SQLMigration(version: 1, name: "outbox", statements: Outbox.schema)], logger: logger)
         let clock = ManualClock()
@@ -57,15 +57,15 @@ struct OutboxRelayTests {
         var configuration = OutboxRelay.Configuration(topic: "t")
         configuration.batchSize = 2
         configuration.scrubsDelivered = scrubbing
-        let relay = OutboxRelay(store: store, configuration: configuration, clock: clock, logger: logger) {
+        let relay = OutboxRelay(database: database, configuration: configuration, clock: clock, logger: logger) {
             try receiver.deliver($0)
         }
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: store), .init(service: relay)], logger: logger))
+            configuration: .init(services: [.init(service: database), .init(service: relay)], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             do {
-                try await body(store, receiver, clock)
+                try await body(database, receiver, clock)
             } catch {
                 await group.triggerGracefulShutdown()
                 throw error
@@ -75,8 +75,8 @@ struct OutboxRelayTests {
         }
     }
 
-    static func append(_ store: SQLStore, _ ids: [String], topic: String = "t") async throws {
-        try await store.transaction { database in
+    static func append(_ database: ServiceDatabase, _ ids: [String], topic: String = "t") async throws {
+        try await database.transaction { database in
             try await Outbox.append(
                 database, topic: topic,
                 messages: ids.map {
@@ -87,42 +87,42 @@ struct OutboxRelayTests {
     }
 
     /// Waits until the outbox holds no undelivered message (the relay marks a batch after its delivery).
-    static func drained(_ store: SQLStore) async throws -> Bool {
+    static func drained(_ database: ServiceDatabase) async throws -> Bool {
         let giveUp = ContinuousClock.now + .seconds(10)
-        while try await !undelivered(store).isEmpty {
+        while try await !undelivered(database).isEmpty {
             guard ContinuousClock.now < giveUp else { return false }
             await Task.yield()
         }
         return true
     }
 
-    static func undelivered(_ store: SQLStore) async throws -> [String] {
-        try await store.read { database in
+    static func undelivered(_ database: ServiceDatabase) async throws -> [String] {
+        try await database.read { database in
             try await database.raw("SELECT event_id FROM outbox WHERE delivered_at IS NULL ORDER BY seq").all()
                 .map { try $0.decode(column: "event_id", as: String.self) }
         }
     }
 
     @Test func aCommitWakesTheRelayWhichDeliversInOrderAndInBatches() async throws {
-        try await Self.withRelay { store, receiver, _ in
+        try await Self.withRelay { database, receiver, _ in
             var arrivals = receiver.arrivals.makeAsyncIterator()
-            try await Self.append(store, ["a", "b", "c"])
+            try await Self.append(database, ["a", "b", "c"])
             // No time passes on the relay's clock: the commit alone wakes it.
             #expect(await arrivals.next() == ["a", "b"])
             #expect(await arrivals.next() == ["c"])
-            try await Self.append(store, ["d"])
+            try await Self.append(database, ["d"])
             #expect(await arrivals.next() == ["d"])
-            #expect(try await Self.drained(store))
+            #expect(try await Self.drained(database))
             #expect(receiver.batches == [["a", "b"], ["c"], ["d"]], "a delivered message went out again")
         }
     }
 
     @Test func aMessageNoCommitAnnouncedGoesOutWithTheSweepAtTheLatest() async throws {
-        try await Self.withRelay { store, receiver, clock in
+        try await Self.withRelay { database, receiver, clock in
             var arrivals = receiver.arrivals.makeAsyncIterator()
-            try await Self.append(store, ["other"], topic: "u")
+            try await Self.append(database, ["other"], topic: "u")
             // A message written without the relay knowing (another instance's, say) waits for the sweep.
-            try await store.transaction { database in
+            try await database.transaction { database in
                 try await database.raw(
                     "INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES ('x', 'org-1', 't', X'00', 1)"
                 ).run()
@@ -135,20 +135,20 @@ struct OutboxRelayTests {
     }
 
     @Test func aRefusedBatchIsRetriedAfterTheBackoffAndMarkedDeliveredOnce() async throws {
-        try await Self.withRelay(scrubbing: true) { store, receiver, clock in
+        try await Self.withRelay(scrubbing: true) { database, receiver, clock in
             var arrivals = receiver.arrivals.makeAsyncIterator()
             receiver.refuse(2)
-            try await Self.append(store, ["a"])
+            try await Self.append(database, ["a"])
             // The sweep sleeps, and the relay sleeps its first backoff (0.2 s), then its second (0.4 s).
             await clock.waitForSleepers(2)
-            #expect(try await Self.undelivered(store) == ["a"])
+            #expect(try await Self.undelivered(database) == ["a"])
             clock.advance(by: .milliseconds(200))
             await clock.waitForSleepers(2)
             #expect(receiver.batches.isEmpty)
             clock.advance(by: .milliseconds(400))
             #expect(await arrivals.next() == ["a"])
-            #expect(try await Self.drained(store))
-            let payload = try await store.read { database in
+            #expect(try await Self.drained(database))
+            let payload = try await database.read { database in
                 try await database.raw("SELECT payload FROM outbox WHERE event_id = 'a'").first()?.decode(
                     column: "payload", as: Data.self)
             }

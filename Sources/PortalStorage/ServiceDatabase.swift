@@ -11,9 +11,10 @@ import Synchronization
 /// writer; PostgreSQL's `SERIALIZABLE`, retried on serialization failures). Reads see the last
 /// committed state. Blocking database work never runs on an event loop.
 ///
-/// As a lifecycle service it closes the database at graceful shutdown: list it before the services
+/// It is a lifecycle service: it runs PostgreSQL's connection pool (transactions wait until the
+/// service group runs it) and closes the database at graceful shutdown. List it before the services
 /// that use it, so it is shut down after them.
-public final class SQLStore: Service, Sendable {
+public final class ServiceDatabase: Service, Sendable {
     private let engine: any DatabaseEngine
     private let logger: Logger
     private let metrics: DatabaseMetrics
@@ -30,7 +31,7 @@ public final class SQLStore: Service, Sendable {
     public var backend: SQLBackend { engine.backend }
 
     /// Opens (creating if needed) the SQLite file at `path` and applies pending `migrations`.
-    public static func open(path: String, migrations: [SQLMigration], logger: Logger) async throws -> SQLStore {
+    public static func open(path: String, migrations: [SQLMigration], logger: Logger) async throws -> ServiceDatabase {
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         return try await open(.sqlite(path: path), name: name, migrations: migrations, logger: logger)
     }
@@ -39,7 +40,7 @@ public final class SQLStore: Service, Sendable {
     /// advisory lock, so instances starting together migrate once); `name` labels its metrics.
     public static func open(
         _ location: DatabaseLocation, name: String, migrations: [SQLMigration], logger: Logger
-    ) async throws -> SQLStore {
+    ) async throws -> ServiceDatabase {
         let engine: any DatabaseEngine
         switch location {
         case .sqlite(let path): engine = try await SQLiteEngine.open(path: path, logger: logger)
@@ -53,7 +54,7 @@ public final class SQLStore: Service, Sendable {
             await engine.close()
             throw error
         }
-        return SQLStore(engine: engine, name: name, logger: logger)
+        return ServiceDatabase(engine: engine, name: name, logger: logger)
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
@@ -107,7 +108,7 @@ public final class SQLStore: Service, Sendable {
         try await engine.read(metrics: metrics, body)
     }
 
-    /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the store
+    /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the database
     /// serves transactions once its service group runs it), then closes the database.
     public func run() async throws {
         await engine.run()
