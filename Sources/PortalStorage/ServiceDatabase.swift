@@ -21,10 +21,10 @@ public final class ServiceDatabase: Service, Sendable {
     /// Who to tell when a transaction that appended to an outbox topic commits (its relay).
     private let outboxListeners = Mutex<[String: [@Sendable () -> Void]]>([:])
 
-    private init(engine: any DatabaseEngine, name: String, logger: Logger) {
+    private init(engine: any DatabaseEngine, metrics: DatabaseMetrics, logger: Logger) {
         self.engine = engine
         self.logger = logger
-        self.metrics = DatabaseMetrics(database: name)
+        self.metrics = metrics
     }
 
     /// Which SQL the database speaks, for the statements that differ between backends.
@@ -46,15 +46,20 @@ public final class ServiceDatabase: Service, Sendable {
         case .sqlite(let path): engine = try await SQLiteEngine.open(path: path, logger: logger)
         case .postgres(let postgres): engine = try await PostgresEngine.open(postgres, logger: logger)
         }
+        let metrics = DatabaseMetrics(database: name)
         do {
+            // Timed as one transaction: the migrations' statements, however many.
+            let queued = ContinuousClock.now
             try await engine.migrate { database in
-                try await migrate(database, migrations, backend: engine.backend, logger: logger)
+                try await metrics.measure(.transaction, queuedAt: queued) {
+                    try await migrate(database, migrations, backend: engine.backend, logger: logger)
+                }
             }
         } catch {
             await engine.close()
             throw error
         }
-        return ServiceDatabase(engine: engine, name: name, logger: logger)
+        return ServiceDatabase(engine: engine, metrics: metrics, logger: logger)
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
