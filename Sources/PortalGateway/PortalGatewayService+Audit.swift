@@ -10,18 +10,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("audit") { metadata, options in
             try await backends.audit.listEvents(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.timeStart = request.timeStart
-                    $0.timeEnd = request.timeEnd
-                    $0.eventTypes = request.eventTypes
-                    $0.actorMemberID = request.actorMemberID
-                    $0.user = request.user
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.events = page.events
@@ -38,17 +27,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .exportCSV)
         try await call.stream("audit", to: responses) { metadata, options in
             try await backends.audit.exportEventsCsv(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.orderBy = request.orderBy
-                    $0.timeStart = request.timeStart
-                    $0.timeEnd = request.timeEnd
-                    $0.eventTypes = request.eventTypes
-                    $0.actorMemberID = request.actorMemberID
-                    $0.user = request.user
-                    $0.searchText = request.searchText
-                    $0.timeZone = request.timeZone
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         } chunk: { piece in
             .with { $0.chunk = piece.chunk }
         }

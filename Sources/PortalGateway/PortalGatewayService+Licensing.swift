@@ -10,13 +10,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.listProducts(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.products = page.products
@@ -31,10 +25,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let detail = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.getProduct(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.productID = request.productID
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.product = detail.product
@@ -48,18 +39,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.listEntitlements(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.orderDateStart = request.orderDateStart
-                    $0.orderDateEnd = request.orderDateEnd
-                    $0.expirationDateStart = request.expirationDateStart
-                    $0.expirationDateEnd = request.expirationDateEnd
-                    $0.searchField = request.searchField
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.entitlements = page.entitlements
@@ -74,10 +54,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let detail = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.getEntitlement(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.entitlementID = request.entitlementID
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with { $0.entitlement = detail.entitlement }
     }
@@ -88,16 +65,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .activate)
         let result = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.activate(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.entitlementID = request.entitlementID
-                    $0.productID = request.productID
-                    $0.quantity = request.quantity
-                    $0.projectName = request.projectName
-                    $0.projectManager = request.projectManager
-                    $0.serialNumber = request.serialNumber
-                    $0.idempotencyKey = request.idempotencyKey
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with { $0.activation = result.activation }
     }
@@ -110,16 +78,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .viewPortal)
         let page = try await call.run("entitlements") { metadata, options in
             try await backends.entitlements.listActivations(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.activationDateStart = request.activationDateStart
-                    $0.activationDateEnd = request.activationDateEnd
-                    $0.productIds = request.productIds
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.activations = page.activations
@@ -136,15 +95,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .exportCSV)
         try await call.stream("entitlements", to: responses) { metadata, options in
             try await backends.entitlements.exportActivationsCsv(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.orderBy = request.orderBy
-                    $0.activationDateStart = request.activationDateStart
-                    $0.activationDateEnd = request.activationDateEnd
-                    $0.productIds = request.productIds
-                    $0.searchText = request.searchText
-                    $0.timeZone = request.timeZone
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         } chunk: { piece in
             .with { $0.chunk = piece.chunk }
         }

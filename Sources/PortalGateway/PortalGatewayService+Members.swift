@@ -10,15 +10,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         let page = try await call.run("identity") { metadata, options in
             try await backends.identity.listMembers(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.role = request.role
-                    $0.searchField = request.searchField
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.members = page.members
@@ -33,14 +25,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         let page = try await call.run("identity") { metadata, options in
             try await backends.identity.listInvites(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.pageSize = request.pageSize
-                    $0.pageToken = request.pageToken
-                    $0.orderBy = request.orderBy
-                    $0.role = request.role
-                    $0.searchText = request.searchText
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with {
             $0.invites = page.invites
@@ -55,12 +40,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         let created = try await call.run("identity") { metadata, options in
             try await backends.identity.createInvite(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.email = request.email
-                    $0.phone = request.phone
-                    $0.role = request.role
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with { $0.invite = created.invite }
     }
@@ -71,10 +51,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         let resent = try await call.run("identity") { metadata, options in
             try await backends.identity.resendInvite(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.inviteID = request.inviteID
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .with { $0.invite = resent.invite }
     }
@@ -85,10 +62,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         _ = try await call.run("identity") { metadata, options in
             try await backends.identity.revokeInvite(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.inviteID = request.inviteID
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         return .init()
     }
@@ -99,14 +73,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         let updated = try await call.run("identity") { metadata, options in
             try await backends.identity.updateMember(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.memberID = request.memberID
-                    $0.firstName = request.firstName
-                    $0.lastName = request.lastName
-                    $0.phone = request.phone
-                    $0.role = request.role
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         // A changed role bites on the member's next call through this gateway.
         await sessions.forget(memberID: request.memberID)
@@ -119,10 +86,7 @@ extension PortalGatewayService {
         let (caller, call) = try await authorize(context, .manageMembers)
         _ = try await call.run("identity") { metadata, options in
             try await backends.identity.deleteMember(
-                .with {
-                    $0.organizationID = caller.organizationID
-                    $0.memberID = request.memberID
-                }, metadata: metadata, options: options)
+                request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
         await sessions.forget(memberID: request.memberID)
         return .init()

@@ -420,6 +420,17 @@ public struct Portal_Gateway_V1_ListProductsRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
     }
+
+    /// This request as `portal.entitlements.v1.ListProductsRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_ListProductsRequest {
+        var scoped = Portal_Entitlements_V1_ListProductsRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.searchText = searchText
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListProductsResponse`.
@@ -489,6 +500,14 @@ public struct Portal_Gateway_V1_GetProductRequest: ProtoMessage, RPCMessage {
     public func fieldLimitViolation() -> FieldLimitViolation? {
         if let violation = FieldLimit.bytes(productID, 128, "product_id") { return violation }
         return nil
+    }
+
+    /// This request as `portal.entitlements.v1.GetProductRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_GetProductRequest {
+        var scoped = Portal_Entitlements_V1_GetProductRequest()
+        scoped.organizationID = organizationID
+        scoped.productID = productID
+        return scoped
     }
 }
 
@@ -590,6 +609,22 @@ public struct Portal_Gateway_V1_ListEntitlementsRequest: ProtoMessage, RPCMessag
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
     }
+
+    /// This request as `portal.entitlements.v1.ListEntitlementsRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_ListEntitlementsRequest {
+        var scoped = Portal_Entitlements_V1_ListEntitlementsRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.orderDateStart = orderDateStart
+        scoped.orderDateEnd = orderDateEnd
+        scoped.expirationDateStart = expirationDateStart
+        scoped.expirationDateEnd = expirationDateEnd
+        scoped.searchField = searchField
+        scoped.searchText = searchText
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListEntitlementsResponse`.
@@ -659,6 +694,14 @@ public struct Portal_Gateway_V1_GetEntitlementRequest: ProtoMessage, RPCMessage 
     public func fieldLimitViolation() -> FieldLimitViolation? {
         if let violation = FieldLimit.bytes(entitlementID, 128, "entitlement_id") { return violation }
         return nil
+    }
+
+    /// This request as `portal.entitlements.v1.GetEntitlementRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_GetEntitlementRequest {
+        var scoped = Portal_Entitlements_V1_GetEntitlementRequest()
+        scoped.organizationID = organizationID
+        scoped.entitlementID = entitlementID
+        return scoped
     }
 }
 
@@ -751,6 +794,20 @@ public struct Portal_Gateway_V1_ActivateRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.bytes(idempotencyKey, 128, "idempotency_key") { return violation }
         return nil
     }
+
+    /// This request as `portal.entitlements.v1.ActivateRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_ActivateRequest {
+        var scoped = Portal_Entitlements_V1_ActivateRequest()
+        scoped.organizationID = organizationID
+        scoped.entitlementID = entitlementID
+        scoped.productID = productID
+        scoped.quantity = quantity
+        scoped.projectName = projectName
+        scoped.projectManager = projectManager
+        scoped.serialNumber = serialNumber
+        scoped.idempotencyKey = idempotencyKey
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ActivateResponse`.
@@ -842,6 +899,20 @@ public struct Portal_Gateway_V1_ListActivationsRequest: ProtoMessage, RPCMessage
         }
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
+    }
+
+    /// This request as `portal.entitlements.v1.ListActivationsRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_ListActivationsRequest {
+        var scoped = Portal_Entitlements_V1_ListActivationsRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.activationDateStart = activationDateStart
+        scoped.activationDateEnd = activationDateEnd
+        scoped.productIds = productIds
+        scoped.searchText = searchText
+        return scoped
     }
 }
 
@@ -938,6 +1009,19 @@ public struct Portal_Gateway_V1_ExportActivationsCsvRequest: ProtoMessage, RPCMe
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
         return nil
+    }
+
+    /// This request as `portal.entitlements.v1.ExportActivationsCsvRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Entitlements_V1_ExportActivationsCsvRequest {
+        var scoped = Portal_Entitlements_V1_ExportActivationsCsvRequest()
+        scoped.organizationID = organizationID
+        scoped.orderBy = orderBy
+        scoped.activationDateStart = activationDateStart
+        scoped.activationDateEnd = activationDateEnd
+        scoped.productIds = productIds
+        scoped.searchText = searchText
+        scoped.timeZone = timeZone
+        return scoped
     }
 }
 
@@ -1037,6 +1121,22 @@ public struct Portal_Gateway_V1_ListAuditEventsRequest: ProtoMessage, RPCMessage
         if let violation = FieldLimit.characters(user, 320, "user") { return violation }
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
+    }
+
+    /// This request as `portal.audit.v1.ListEventsRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_ListEventsRequest {
+        var scoped = Portal_Audit_V1_ListEventsRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.timeStart = timeStart
+        scoped.timeEnd = timeEnd
+        scoped.eventTypes = eventTypes
+        scoped.actorMemberID = actorMemberID
+        scoped.user = user
+        scoped.searchText = searchText
+        return scoped
     }
 }
 
@@ -1141,6 +1241,21 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvRequest: ProtoMessage, RPCMe
         if let violation = FieldLimit.characters(timeZone, 64, "time_zone") { return violation }
         return nil
     }
+
+    /// This request as `portal.audit.v1.ExportEventsCsvRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_ExportEventsCsvRequest {
+        var scoped = Portal_Audit_V1_ExportEventsCsvRequest()
+        scoped.organizationID = organizationID
+        scoped.orderBy = orderBy
+        scoped.timeStart = timeStart
+        scoped.timeEnd = timeEnd
+        scoped.eventTypes = eventTypes
+        scoped.actorMemberID = actorMemberID
+        scoped.user = user
+        scoped.searchText = searchText
+        scoped.timeZone = timeZone
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ExportAuditEventsCsvResponse`.
@@ -1224,6 +1339,19 @@ public struct Portal_Gateway_V1_ListMembersRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.characters(orderBy, 64, "order_by") { return violation }
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
+    }
+
+    /// This request as `portal.identity.v1.ListMembersRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_ListMembersRequest {
+        var scoped = Portal_Identity_V1_ListMembersRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.role = role
+        scoped.searchField = searchField
+        scoped.searchText = searchText
+        return scoped
     }
 }
 
@@ -1313,6 +1441,18 @@ public struct Portal_Gateway_V1_ListInvitesRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.characters(searchText, 200, "search_text") { return violation }
         return nil
     }
+
+    /// This request as `portal.identity.v1.ListInvitesRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_ListInvitesRequest {
+        var scoped = Portal_Identity_V1_ListInvitesRequest()
+        scoped.organizationID = organizationID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.orderBy = orderBy
+        scoped.role = role
+        scoped.searchText = searchText
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListInvitesResponse`.
@@ -1392,6 +1532,16 @@ public struct Portal_Gateway_V1_InviteMemberRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.characters(phone, 32, "phone") { return violation }
         return nil
     }
+
+    /// This request as `portal.identity.v1.CreateInviteRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_CreateInviteRequest {
+        var scoped = Portal_Identity_V1_CreateInviteRequest()
+        scoped.organizationID = organizationID
+        scoped.email = email
+        scoped.phone = phone
+        scoped.role = role
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.InviteMemberResponse`.
@@ -1454,6 +1604,14 @@ public struct Portal_Gateway_V1_ResendInviteRequest: ProtoMessage, RPCMessage {
         if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
         return nil
     }
+
+    /// This request as `portal.identity.v1.ResendInviteRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_ResendInviteRequest {
+        var scoped = Portal_Identity_V1_ResendInviteRequest()
+        scoped.organizationID = organizationID
+        scoped.inviteID = inviteID
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ResendInviteResponse`.
@@ -1515,6 +1673,14 @@ public struct Portal_Gateway_V1_RevokeInviteRequest: ProtoMessage, RPCMessage {
     public func fieldLimitViolation() -> FieldLimitViolation? {
         if let violation = FieldLimit.bytes(inviteID, 128, "invite_id") { return violation }
         return nil
+    }
+
+    /// This request as `portal.identity.v1.RevokeInviteRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_RevokeInviteRequest {
+        var scoped = Portal_Identity_V1_RevokeInviteRequest()
+        scoped.organizationID = organizationID
+        scoped.inviteID = inviteID
+        return scoped
     }
 }
 
@@ -1593,6 +1759,18 @@ public struct Portal_Gateway_V1_UpdateMemberRequest: ProtoMessage, RPCMessage {
         if let value = phone, let violation = FieldLimit.characters(value, 32, "phone") { return violation }
         return nil
     }
+
+    /// This request as `portal.identity.v1.UpdateMemberRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_UpdateMemberRequest {
+        var scoped = Portal_Identity_V1_UpdateMemberRequest()
+        scoped.organizationID = organizationID
+        scoped.memberID = memberID
+        scoped.firstName = firstName
+        scoped.lastName = lastName
+        scoped.phone = phone
+        scoped.role = role
+        return scoped
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.UpdateMemberResponse`.
@@ -1654,6 +1832,14 @@ public struct Portal_Gateway_V1_DeleteMemberRequest: ProtoMessage, RPCMessage {
     public func fieldLimitViolation() -> FieldLimitViolation? {
         if let violation = FieldLimit.bytes(memberID, 128, "member_id") { return violation }
         return nil
+    }
+
+    /// This request as `portal.identity.v1.DeleteMemberRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Identity_V1_DeleteMemberRequest {
+        var scoped = Portal_Identity_V1_DeleteMemberRequest()
+        scoped.organizationID = organizationID
+        scoped.memberID = memberID
+        return scoped
     }
 }
 

@@ -371,6 +371,7 @@ struct  Portal__Gateway__V1__GetDashboardResponse
  * order_by columns: product_name (default `product_name asc`), product_id, license_type,
  * product_description, deployment_type, available_licenses, activated_licenses,
  * unactivated_licenses.
+ * Sent on to entitlements as `portal.entitlements.v1.ListProductsRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListProductsRequest
 {
@@ -424,6 +425,7 @@ struct  Portal__Gateway__V1__ListProductsResponse
 
 /*
  * Input of GetProduct.
+ * Sent on to entitlements as `portal.entitlements.v1.GetProductRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__GetProductRequest
 {
@@ -463,6 +465,7 @@ struct  Portal__Gateway__V1__GetProductResponse
  * Input of ListEntitlements.
  * order_by columns: entitlement_id, sales_order, status, product_name, product_description,
  * order_date (default `order_date desc`), expiration_date, po_number, total_available_licenses.
+ * Sent on to entitlements as `portal.entitlements.v1.ListEntitlementsRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListEntitlementsRequest
 {
@@ -536,6 +539,7 @@ struct  Portal__Gateway__V1__ListEntitlementsResponse
 
 /*
  * Input of GetEntitlement.
+ * Sent on to entitlements as `portal.entitlements.v1.GetEntitlementRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__GetEntitlementRequest
 {
@@ -568,6 +572,7 @@ struct  Portal__Gateway__V1__GetEntitlementResponse
 
 /*
  * Input of Activate (Admin only).
+ * Sent on to entitlements as `portal.entitlements.v1.ActivateRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ActivateRequest
 {
@@ -628,6 +633,7 @@ struct  Portal__Gateway__V1__ActivateResponse
  * Input of ListActivations.
  * order_by columns: activation_date (default `activation_date desc`), product_name, quantity,
  * project_name, project_manager, activated_by, entitlement_id, serial_number.
+ * Sent on to entitlements as `portal.entitlements.v1.ListActivationsRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListActivationsRequest
 {
@@ -696,6 +702,7 @@ struct  Portal__Gateway__V1__ListActivationsResponse
 /*
  * Input of ExportActivationsCsv (Admin only): the list's filters and order, without paging.
  * order_by columns: as ListActivationsRequest.
+ * Sent on to entitlements as `portal.entitlements.v1.ExportActivationsCsvRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ExportActivationsCsvRequest
 {
@@ -750,6 +757,7 @@ struct  Portal__Gateway__V1__ExportActivationsCsvResponse
 /*
  * Input of ListAuditEvents.
  * order_by columns: time (`time desc` default, or `time asc`).
+ * Sent on to audit as `portal.audit.v1.ListEventsRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListAuditEventsRequest
 {
@@ -825,6 +833,7 @@ struct  Portal__Gateway__V1__ListAuditEventsResponse
 /*
  * Input of ExportAuditEventsCsv (Admin only): the list's filters and order, without paging.
  * order_by columns: as ListAuditEventsRequest.
+ * Sent on to audit as `portal.audit.v1.ExportEventsCsvRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ExportAuditEventsCsvRequest
 {
@@ -888,6 +897,7 @@ struct  Portal__Gateway__V1__ExportAuditEventsCsvResponse
  * Input of ListMembers (Admin only).
  * order_by columns: first_name, last_name, email, role, phone, created_at
  * (default `last_name asc`).
+ * Sent on to identity as `portal.identity.v1.ListMembersRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListMembersRequest
 {
@@ -950,6 +960,7 @@ struct  Portal__Gateway__V1__ListMembersResponse
 /*
  * Input of ListInvites (Admin only).
  * order_by columns: added_on (default `added_on desc`), email, role.
+ * Sent on to identity as `portal.identity.v1.ListInvitesRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ListInvitesRequest
 {
@@ -1007,6 +1018,7 @@ struct  Portal__Gateway__V1__ListInvitesResponse
 
 /*
  * Input of InviteMember (Admin only).
+ * Sent on to identity as `portal.identity.v1.CreateInviteRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__InviteMemberRequest
 {
@@ -1047,6 +1059,7 @@ struct  Portal__Gateway__V1__InviteMemberResponse
 
 /*
  * Input of ResendInvite (Admin only).
+ * Sent on to identity as `portal.identity.v1.ResendInviteRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__ResendInviteRequest
 {
@@ -1079,6 +1092,7 @@ struct  Portal__Gateway__V1__ResendInviteResponse
 
 /*
  * Input of RevokeInvite (Admin only).
+ * Sent on to identity as `portal.identity.v1.RevokeInviteRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__RevokeInviteRequest
 {
@@ -1131,6 +1145,7 @@ typedef enum {
 
 /*
  * Input of UpdateMember (Admin only): each field that is set replaces the stored value.
+ * Sent on to identity as `portal.identity.v1.UpdateMemberRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__UpdateMemberRequest
 {
@@ -1191,6 +1206,7 @@ struct  Portal__Gateway__V1__UpdateMemberResponse
 
 /*
  * Input of DeleteMember (Admin only).
+ * Sent on to identity as `portal.identity.v1.DeleteMemberRequest`, in the caller's organization.
  */
 struct  Portal__Gateway__V1__DeleteMemberRequest
 {
