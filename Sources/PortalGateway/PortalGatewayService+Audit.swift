@@ -12,11 +12,7 @@ extension PortalGatewayService {
             try await backends.audit.listEvents(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.events = page.events
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func exportAuditEventsCsv(
@@ -29,7 +25,7 @@ extension PortalGatewayService {
             try await backends.audit.exportEventsCsv(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         } chunk: { piece in
-            .with { $0.chunk = piece.chunk }
+            .init(answering: piece)
         }
     }
 }

@@ -12,11 +12,7 @@ extension PortalGatewayService {
             try await backends.entitlements.listProducts(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.products = page.products
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func getProduct(
@@ -27,10 +23,7 @@ extension PortalGatewayService {
             try await backends.entitlements.getProduct(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.product = detail.product
-            $0.entitlements = detail.entitlements
-        }
+        return .init(answering: detail)
     }
 
     public func listEntitlements(
@@ -41,11 +34,7 @@ extension PortalGatewayService {
             try await backends.entitlements.listEntitlements(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.entitlements = page.entitlements
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func getEntitlement(
@@ -56,7 +45,7 @@ extension PortalGatewayService {
             try await backends.entitlements.getEntitlement(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with { $0.entitlement = detail.entitlement }
+        return .init(answering: detail)
     }
 
     public func activate(
@@ -67,7 +56,7 @@ extension PortalGatewayService {
             try await backends.entitlements.activate(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with { $0.activation = result.activation }
+        return .init(answering: result)
     }
 
     // MARK: Activations log
@@ -80,11 +69,7 @@ extension PortalGatewayService {
             try await backends.entitlements.listActivations(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.activations = page.activations
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func exportActivationsCsv(
@@ -97,7 +82,7 @@ extension PortalGatewayService {
             try await backends.entitlements.exportActivationsCsv(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         } chunk: { piece in
-            .with { $0.chunk = piece.chunk }
+            .init(answering: piece)
         }
     }
 }

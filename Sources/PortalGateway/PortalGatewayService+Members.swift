@@ -12,11 +12,7 @@ extension PortalGatewayService {
             try await backends.identity.listMembers(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.members = page.members
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func listInvites(
@@ -27,11 +23,7 @@ extension PortalGatewayService {
             try await backends.identity.listInvites(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with {
-            $0.invites = page.invites
-            $0.nextPageToken = page.nextPageToken
-            $0.totalSize = page.totalSize
-        }
+        return .init(answering: page)
     }
 
     public func inviteMember(
@@ -42,7 +34,7 @@ extension PortalGatewayService {
             try await backends.identity.createInvite(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with { $0.invite = created.invite }
+        return .init(answering: created)
     }
 
     public func resendInvite(
@@ -53,7 +45,7 @@ extension PortalGatewayService {
             try await backends.identity.resendInvite(
                 request.scoped(to: caller.organizationID), metadata: metadata, options: options)
         }
-        return .with { $0.invite = resent.invite }
+        return .init(answering: resent)
     }
 
     public func revokeInvite(
@@ -77,7 +69,7 @@ extension PortalGatewayService {
         }
         // A changed role bites on the member's next call through this gateway.
         await sessions.forget(memberID: request.memberID)
-        return .with { $0.member = updated.member }
+        return .init(answering: updated)
     }
 
     public func deleteMember(

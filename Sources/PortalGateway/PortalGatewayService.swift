@@ -71,14 +71,7 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
                     $0.choiceToken = request.choiceToken
                 }, metadata: metadata, options: options)
         }
-        return .with {
-            $0.sessionToken = answer.sessionToken
-            $0.expiresAt = answer.expiresAt
-            $0.principal = answer.principal
-            $0.choiceToken = answer.choiceToken
-            $0.choiceExpiresAt = answer.choiceExpiresAt
-            $0.organizationChoices = answer.organizationChoices
-        }
+        return .init(answering: answer)
     }
 
     public func acceptInvite(

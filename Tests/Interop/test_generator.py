@@ -64,3 +64,36 @@ def test_a_field_the_backend_request_lacks_or_types_otherwise_is_refused(tmp_pat
     result = generate(tmp_path, front("  int64 page_size = 1;"))
     assert result.returncode != 0
     assert "portal.front.v1.ListThingsRequest.page_size: portal.sample.v1.ListThingsRequest has no field of that name and type" in result.stderr
+
+
+def test_a_response_answered_from_a_backend_response_gets_its_initialiser(tmp_path):
+    result = generate(tmp_path, """
+syntax = "proto3";
+package portal.front.v1;
+import "backend.proto";
+// Answered from `portal.sample.v1.ListThingsRequest`.
+message Page {
+  string search_text = 3;
+}
+// Answered from `portal.sample.v1.ListThingsRequest`.
+message Wrong {
+  repeated string search_text = 1;
+}
+""")
+    assert result.returncode != 0
+    assert "portal.front.v1.Wrong.search_text: portal.sample.v1.ListThingsRequest has no field of that name and type" in result.stderr
+    again = tmp_path / "again"
+    again.mkdir()
+    result = generate(again, """
+syntax = "proto3";
+package portal.front.v1;
+import "backend.proto";
+// Answered from `portal.sample.v1.ListThingsRequest`.
+message Page {
+  string search_text = 3;
+}
+""")
+    assert result.returncode == 0, result.stderr
+    swift = (again / "out" / "swift" / "front.pb.swift").read_text()
+    assert "public init(answering answer: Portal_Sample_V1_ListThingsRequest) {" in swift
+    assert "self.searchText = answer.searchText" in swift

@@ -99,6 +99,16 @@ public struct Portal_Gateway_V1_LoginResponse: ProtoMessage, RPCMessage {
         writer.setMessages(6, organizationChoices)
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.identity.v1.LoginResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_LoginResponse) {
+        self.sessionToken = answer.sessionToken
+        self.expiresAt = answer.expiresAt
+        self.principal = answer.principal
+        self.choiceToken = answer.choiceToken
+        self.choiceExpiresAt = answer.choiceExpiresAt
+        self.organizationChoices = answer.organizationChoices
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.AcceptInviteRequest`.
@@ -467,6 +477,13 @@ public struct Portal_Gateway_V1_ListProductsResponse: ProtoMessage, RPCMessage {
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.entitlements.v1.ListProductsResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_ListProductsResponse) {
+        self.products = answer.products
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.GetProductRequest`.
@@ -540,6 +557,12 @@ public struct Portal_Gateway_V1_GetProductResponse: ProtoMessage, RPCMessage {
         if let value = product { writer.setMessage(1, value) }
         writer.setMessages(2, entitlements)
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.entitlements.v1.GetProductResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_GetProductResponse) {
+        self.product = answer.product
+        self.entitlements = answer.entitlements
     }
 }
 
@@ -661,6 +684,13 @@ public struct Portal_Gateway_V1_ListEntitlementsResponse: ProtoMessage, RPCMessa
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.entitlements.v1.ListEntitlementsResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_ListEntitlementsResponse) {
+        self.entitlements = answer.entitlements
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.GetEntitlementRequest`.
@@ -730,6 +760,11 @@ public struct Portal_Gateway_V1_GetEntitlementResponse: ProtoMessage, RPCMessage
     public func write(to writer: ProtoWriter) {
         if let value = entitlement { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.entitlements.v1.GetEntitlementResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_GetEntitlementResponse) {
+        self.entitlement = answer.entitlement
     }
 }
 
@@ -835,6 +870,11 @@ public struct Portal_Gateway_V1_ActivateResponse: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if let value = activation { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.entitlements.v1.ActivateResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_ActivateResponse) {
+        self.activation = answer.activation
     }
 }
 
@@ -950,6 +990,13 @@ public struct Portal_Gateway_V1_ListActivationsResponse: ProtoMessage, RPCMessag
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.entitlements.v1.ListActivationsResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_ListActivationsResponse) {
+        self.activations = answer.activations
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ExportActivationsCsvRequest`.
@@ -1050,6 +1097,11 @@ public struct Portal_Gateway_V1_ExportActivationsCsvResponse: ProtoMessage, RPCM
     public func write(to writer: ProtoWriter) {
         if !chunk.isEmpty { writer.setBytes(1, chunk) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.entitlements.v1.ExportActivationsCsvResponse`: the fields of the same names.
+    public init(answering answer: Portal_Entitlements_V1_ExportActivationsCsvResponse) {
+        self.chunk = answer.chunk
     }
 }
 
@@ -1174,6 +1226,13 @@ public struct Portal_Gateway_V1_ListAuditEventsResponse: ProtoMessage, RPCMessag
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.audit.v1.ListEventsResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_ListEventsResponse) {
+        self.events = answer.events
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ExportAuditEventsCsvRequest`.
@@ -1284,6 +1343,11 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvResponse: ProtoMessage, RPCM
         if !chunk.isEmpty { writer.setBytes(1, chunk) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.audit.v1.ExportEventsCsvResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_ExportEventsCsvResponse) {
+        self.chunk = answer.chunk
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListMembersRequest`.
@@ -1389,6 +1453,13 @@ public struct Portal_Gateway_V1_ListMembersResponse: ProtoMessage, RPCMessage {
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.identity.v1.ListMembersResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_ListMembersResponse) {
+        self.members = answer.members
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ListInvitesRequest`.
@@ -1489,6 +1560,13 @@ public struct Portal_Gateway_V1_ListInvitesResponse: ProtoMessage, RPCMessage {
         if totalSize != 0 { writer.setScalar(3, totalSize) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.identity.v1.ListInvitesResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_ListInvitesResponse) {
+        self.invites = answer.invites
+        self.nextPageToken = answer.nextPageToken
+        self.totalSize = answer.totalSize
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.InviteMemberRequest`.
@@ -1570,6 +1648,11 @@ public struct Portal_Gateway_V1_InviteMemberResponse: ProtoMessage, RPCMessage {
         if let value = invite { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
     }
+
+    /// This response from `portal.identity.v1.CreateInviteResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_CreateInviteResponse) {
+        self.invite = answer.invite
+    }
 }
 
 /// The protobuf message `portal.gateway.v1.ResendInviteRequest`.
@@ -1639,6 +1722,11 @@ public struct Portal_Gateway_V1_ResendInviteResponse: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if let value = invite { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.identity.v1.ResendInviteResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_ResendInviteResponse) {
+        self.invite = answer.invite
     }
 }
 
@@ -1798,6 +1886,11 @@ public struct Portal_Gateway_V1_UpdateMemberResponse: ProtoMessage, RPCMessage {
     public func write(to writer: ProtoWriter) {
         if let value = member { writer.setMessage(1, value) }
         writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.identity.v1.UpdateMemberResponse`: the fields of the same names.
+    public init(answering answer: Portal_Identity_V1_UpdateMemberResponse) {
+        self.member = answer.member
     }
 }
 

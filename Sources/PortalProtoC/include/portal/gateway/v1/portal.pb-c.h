@@ -144,6 +144,7 @@ struct  Portal__Gateway__V1__LoginRequest
 /*
  * Result of Login: a session, or — when email and password alone are valid in several
  * organizations — no session but a choice token and the organizations to choose from.
+ * Answered from `portal.identity.v1.LoginResponse`.
  */
 struct  Portal__Gateway__V1__LoginResponse
 {
@@ -400,6 +401,7 @@ struct  Portal__Gateway__V1__ListProductsRequest
 
 /*
  * A page of ListProducts.
+ * Answered from `portal.entitlements.v1.ListProductsResponse`.
  */
 struct  Portal__Gateway__V1__ListProductsResponse
 {
@@ -442,6 +444,7 @@ struct  Portal__Gateway__V1__GetProductRequest
 
 /*
  * The product detail panel.
+ * Answered from `portal.entitlements.v1.GetProductResponse`.
  */
 struct  Portal__Gateway__V1__GetProductResponse
 {
@@ -514,6 +517,7 @@ struct  Portal__Gateway__V1__ListEntitlementsRequest
 
 /*
  * A page of ListEntitlements.
+ * Answered from `portal.entitlements.v1.ListEntitlementsResponse`.
  */
 struct  Portal__Gateway__V1__ListEntitlementsResponse
 {
@@ -556,6 +560,7 @@ struct  Portal__Gateway__V1__GetEntitlementRequest
 
 /*
  * The entitlement detail panel.
+ * Answered from `portal.entitlements.v1.GetEntitlementResponse`.
  */
 struct  Portal__Gateway__V1__GetEntitlementResponse
 {
@@ -615,6 +620,7 @@ struct  Portal__Gateway__V1__ActivateRequest
 
 /*
  * Result of Activate.
+ * Answered from `portal.entitlements.v1.ActivateResponse`.
  */
 struct  Portal__Gateway__V1__ActivateResponse
 {
@@ -676,6 +682,7 @@ struct  Portal__Gateway__V1__ListActivationsRequest
 
 /*
  * A page of ListActivations.
+ * Answered from `portal.entitlements.v1.ListActivationsResponse`.
  */
 struct  Portal__Gateway__V1__ListActivationsResponse
 {
@@ -740,6 +747,7 @@ struct  Portal__Gateway__V1__ExportActivationsCsvRequest
 
 /*
  * One piece of the activations CSV file; concatenate every chunk in order.
+ * Answered from `portal.entitlements.v1.ExportActivationsCsvResponse`.
  */
 struct  Portal__Gateway__V1__ExportActivationsCsvResponse
 {
@@ -807,6 +815,7 @@ struct  Portal__Gateway__V1__ListAuditEventsRequest
 
 /*
  * A page of ListAuditEvents.
+ * Answered from `portal.audit.v1.ListEventsResponse`.
  */
 struct  Portal__Gateway__V1__ListAuditEventsResponse
 {
@@ -879,6 +888,7 @@ struct  Portal__Gateway__V1__ExportAuditEventsCsvRequest
 
 /*
  * One piece of the audit CSV file; concatenate every chunk in order.
+ * Answered from `portal.audit.v1.ExportEventsCsvResponse`.
  */
 struct  Portal__Gateway__V1__ExportAuditEventsCsvResponse
 {
@@ -934,6 +944,7 @@ struct  Portal__Gateway__V1__ListMembersRequest
 
 /*
  * A page of ListMembers.
+ * Answered from `portal.identity.v1.ListMembersResponse`.
  */
 struct  Portal__Gateway__V1__ListMembersResponse
 {
@@ -993,6 +1004,7 @@ struct  Portal__Gateway__V1__ListInvitesRequest
 
 /*
  * A page of ListInvites.
+ * Answered from `portal.identity.v1.ListInvitesResponse`.
  */
 struct  Portal__Gateway__V1__ListInvitesResponse
 {
@@ -1043,6 +1055,7 @@ struct  Portal__Gateway__V1__InviteMemberRequest
 
 /*
  * Result of InviteMember.
+ * Answered from `portal.identity.v1.CreateInviteResponse`.
  */
 struct  Portal__Gateway__V1__InviteMemberResponse
 {
@@ -1076,6 +1089,7 @@ struct  Portal__Gateway__V1__ResendInviteRequest
 
 /*
  * Result of ResendInvite.
+ * Answered from `portal.identity.v1.ResendInviteResponse`.
  */
 struct  Portal__Gateway__V1__ResendInviteResponse
 {
@@ -1190,6 +1204,7 @@ struct  Portal__Gateway__V1__UpdateMemberRequest
 
 /*
  * Result of UpdateMember.
+ * Answered from `portal.identity.v1.UpdateMemberResponse`.
  */
 struct  Portal__Gateway__V1__UpdateMemberResponse
 {
