@@ -229,10 +229,11 @@ let package = Package(
         .testTarget(
             name: "PortalAppTests",
             dependencies: [
-                "PortalApp", "PortalClient", "PortalHTTP2",
+                "PortalApp", "PortalClient", "PortalHTTP2", "PortalTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        .testTarget(name: "PortalClientTests", dependencies: ["PortalClient", "PortalTestSupport"]),
         .testTarget(
             name: "PortalMailTests",
             dependencies: ["PortalMail", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),

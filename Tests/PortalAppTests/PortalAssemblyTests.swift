@@ -3,81 +3,14 @@ import Logging
 import PortalApp
 import PortalClient
 import PortalHTTP2
+import PortalTestSupport
 import ServiceLifecycle
 import Testing
-
-/// The four services assembled in one process exactly as `portal` assembles them, each on its own
-/// loopback port with its own data folder.
-private struct Portal: Sendable {
-    let gatewayPort: Int
-    let identityPort: Int
-    let dataDirectory: String
-
-    static func run(_ body: @Sendable (Portal) async throws -> Void) async throws {
-        let directory = NSTemporaryDirectory() + "portal-assembly-test-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var logger = Logger(label: "portal-assembly-test")
-        logger.logLevel = .critical
-        func settings(_ kind: PortalServiceKind) -> ServiceSettings {
-            ServiceSettings(kind: kind, host: "127.0.0.1", port: 0, dataDirectory: directory + "/" + kind.rawValue)
-        }
-        var services: [any Service] = []
-        let audit = try await PortalRuntime.assemble(settings(.audit), logger: logger)
-        services += audit.services
-        let auditAddress = "127.0.0.1:\(try await audit.server.boundAddress().port!)"
-        var backends: [PortalServiceKind: String] = [:]
-        for kind in [PortalServiceKind.identity, .entitlements] {
-            var backend = settings(kind)
-            backend.auditAddress = auditAddress
-            let assembled = try await PortalRuntime.assemble(backend, logger: logger)
-            services += assembled.services
-            backends[kind] = "127.0.0.1:\(try await assembled.server.boundAddress().port!)"
-        }
-        var gatewaySettings = settings(.gateway)
-        gatewaySettings.auditAddress = auditAddress
-        gatewaySettings.identityAddress = backends[.identity]!
-        gatewaySettings.entitlementsAddress = backends[.entitlements]!
-        let gateway = try await PortalRuntime.assemble(gatewaySettings, logger: logger)
-        services += gateway.services
-        let portal = Portal(
-            gatewayPort: try await gateway.server.boundAddress().port!,
-            identityPort: Int(backends[.identity]!.split(separator: ":").last!)!, dataDirectory: directory)
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                try await body(portal)
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-    }
-
-    /// The invite code mailed to `email`, once identity's mail relay has put it in the spool.
-    func inviteCode(for email: String) async throws -> String {
-        let spool = dataDirectory + "/identity/mail-spool"
-        let giveUp = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < giveUp {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] {
-                guard let text = try? String(contentsOfFile: spool + "/" + name, encoding: .utf8),
-                    text.contains("To: \(email)\r\n"),
-                    let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Invite code: ") })
-                else { continue }
-                return String(line.dropFirst("Invite code: ".count))
-            }
-            await Task.yield()
-        }
-        throw RPCError(.deadlineExceeded, "no invite mail to \(email) reached the spool")
-    }
-}
 
 @Suite("The portal assembled in one process")
 struct PortalAssemblyTests {
     @Test func aNewAdminSignsInThroughTheClientLibraryAndSeesTheRelayedAuditTrail() async throws {
-        try await Portal.run { portal in
+        try await PortalStack.run { portal in
             let identity = Portal_Identity_V1_IdentityClient(
                 channel: RPCClientChannel(host: "127.0.0.1", port: portal.identityPort))
             let created = try await identity.createOrganization(
