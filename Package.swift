@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -83,6 +85,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ],
             swiftSettings: instrumented),
         // Where storage meets RPC: storage's errors as statuses, page-token scopes bound to requests.
@@ -141,6 +145,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["Site"]),
+        // Distributed tracing: the portal's tracer (W3C trace context, sampling), server and client
+        // spans of calls, and the OTLP exporter to an OpenTelemetry collector.
+        .target(
+            name: "PortalTracing",
+            dependencies: [
+                "PortalAPI", "PortalRPC", "PortalHTTP2",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // The client library for Swift programs calling the portal.
         .target(name: "PortalClient", dependencies: ["PortalAPI", "PortalRPC", "PortalHTTP2"]),
         // Service assembly and configuration shared by the executables and tests.
@@ -149,7 +166,7 @@ let package = Package(
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalStandardServices", "PortalIdentity", "PortalAudit", "PortalAuditOutbox",
                 "PortalEntitlements", "PortalGateway", "PortalWeb", "PortalProtoJSON",
-                "PortalStorage", "PortalCrypto", "PortalTime",
+                "PortalStorage", "PortalCrypto", "PortalTime", "PortalTracing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -172,7 +189,7 @@ let package = Package(
         .executableTarget(
             name: "portal",
             dependencies: [
-                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb", "PortalTime",
+                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb", "PortalTime", "PortalTracing",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -206,6 +223,15 @@ let package = Package(
         .testTarget(name: "PortalProtobufTests", dependencies: ["PortalAPI", "PortalProtobuf"]),
         .testTarget(name: "PortalProtoJSONTests", dependencies: ["PortalProtoJSON", "PortalAPI", "PortalProtobuf", "PortalRPC"]),
         .testTarget(name: "PortalRPCTests", dependencies: ["PortalRPC"]),
+        .testTarget(
+            name: "PortalTracingTests",
+            dependencies: [
+                "PortalTracing", "PortalAPI", "PortalRPC", "PortalHTTP2", "PortalApp", "PortalTestServices",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "PortalCryptoTests", dependencies: ["PortalCrypto"]),
         .testTarget(name: "PortalCSVTests", dependencies: ["PortalCSV"]),
         .testTarget(

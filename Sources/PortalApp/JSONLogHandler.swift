@@ -17,11 +17,14 @@ public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     /// The lowest level written.
     public var logLevel: Logger.Level = .info
+    /// Metadata read at each line (the trace and span ids of the call being logged, when tracing).
+    public var metadataProvider: Logger.MetadataProvider?
     private let label: String
 
-    /// Creates a handler for the logger named `label`.
-    public init(label: String) {
+    /// Creates a handler for the logger named `label`, adding `metadataProvider`'s metadata to each line.
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
+        self.metadataProvider = metadataProvider
     }
 
     /// Reads or writes one metadata value.
@@ -36,7 +39,11 @@ public struct JSONLogHandler: LogHandler {
             ("time", Self.timestamp()), ("level", event.level.rawValue), ("logger", label),
             ("message", event.message.description),
         ]
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            merged.merge(provided) { _, new in new }
+        }
+        merged.merge(event.metadata ?? [:]) { _, new in new }
         for key in merged.keys.sorted() { fields.append((key, merged[key]!.description)) }
         let line =
             "{" + fields.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",") + "}\n"

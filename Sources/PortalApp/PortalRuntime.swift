@@ -12,6 +12,7 @@ import PortalProtoJSON
 import PortalRPC
 import PortalStorage
 import PortalTime
+import PortalTracing
 import PortalWeb
 import Prometheus
 import ServiceLifecycle
@@ -59,6 +60,8 @@ public struct ServiceSettings: Sendable {
     public var pageTokens = PageTokenKeys.random()
     /// The time the service records and waits on (the system's; tests move their own).
     public var clock: any ServiceClock = .system
+    /// Tracing (server spans, client spans of the calls it makes), when the process traces.
+    public var tracing: TracingSystem?
     /// A clock tests move through the admin port (`POST /testing/clock?advance_ms=N`); when set it
     /// is the service's clock too. Never set in production.
     public var testingClock: OffsetClock? {
@@ -84,13 +87,15 @@ public enum PortalRuntime {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
     }
 
-    /// The logging system for every executable: JSON lines on standard error.
-    public static func bootstrapLogging(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = level
-            return handler
-        }
+    /// The logging system for every executable: JSON lines on standard error; with `traceIDs`, each
+    /// line logged inside a trace carries its `trace_id` and `span_id`.
+    public static func bootstrapLogging(level: Logger.Level, traceIDs: Bool = false) {
+        LoggingSystem.bootstrap(
+            { label, provider in
+                var handler = JSONLogHandler(label: label, metadataProvider: provider)
+                handler.logLevel = level
+                return handler
+            }, metadataProvider: traceIDs ? .traceIDs : nil)
     }
 
     /// A server for one service with its domain services, its databases and the workers that run
@@ -150,19 +155,17 @@ public enum PortalRuntime {
                 services: [entitlements.service], database: entitlements.database, workers: entitlements.workers)
         case .gateway:
             let clientTLS = try settings.tls?.clientSource(logger: logger)
-            let credentialed = { (channel: any RPCChannel) -> any RPCChannel in
-                settings.internalCredential.map { CredentialedChannel(channel: channel, credential: $0) } ?? channel
+            let backend = { (address: String, flag: String) throws -> any RPCChannel in
+                let channel = try channels(to: address, flag: flag, tls: clientTLS, tracing: settings.tracing)
+                return settings.internalCredential.map { CredentialedChannel(channel: channel, credential: $0) }
+                    ?? channel
             }
             return ServiceComponent(services: [
                 PortalGatewayService(
                     backends: GatewayBackends(
-                        identity: credentialed(
-                            try channels(to: settings.identityAddress, flag: "identity address", tls: clientTLS)),
-                        entitlements: credentialed(
-                            try channels(to: settings.entitlementsAddress, flag: "entitlements address", tls: clientTLS)
-                        ),
-                        audit: credentialed(
-                            try channels(to: settings.auditAddress, flag: "audit address", tls: clientTLS))),
+                        identity: try backend(settings.identityAddress, "identity address"),
+                        entitlements: try backend(settings.entitlementsAddress, "entitlements address"),
+                        audit: try backend(settings.auditAddress, "audit address")),
                     clock: settings.clock)
             ])
         }
@@ -188,7 +191,8 @@ public enum PortalRuntime {
         var workers = component.workers
         if settings.kind.recordsAuditEvents, let database = component.database {
             let channel = try channels(
-                to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger))
+                to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger),
+                tracing: settings.tracing)
             workers.append(
                 AuditOutbox.relay(database: database, channel: channel, clock: settings.clock, logger: logger))
         }
@@ -201,7 +205,8 @@ public enum PortalRuntime {
             policies.append(CallerMetadataPolicy(internalCredential: settings.internalCredential))
         }
         let (server, health) = ServerAssembly.makeServer(
-            services: component.services, configuration: configuration, logger: logger, interceptors: policies)
+            services: component.services, configuration: configuration, logger: logger, interceptors: policies,
+            tracer: settings.tracing?.serverCallTracer)
         try await server.listen()
         var web: WebServer?
         if settings.kind == .gateway, let webPort = settings.webPort {
@@ -251,20 +256,27 @@ public enum PortalRuntime {
         }
         let application = WebApplication(
             services: services, interceptors: [], observers: ServerAssembly.standardObservers(logger: logger),
-            codec: try ProtoJSONCodec(files: ProtoFileRegistry.files), siteFolder: siteFolder, logger: logger)
+            tracer: settings.tracing?.serverCallTracer, codec: try ProtoJSONCodec(files: ProtoFileRegistry.files),
+            siteFolder: siteFolder, logger: logger)
         let server = WebServer(
             configuration: configuration, application: application, logger: logger, eventLoopGroup: EventLoops.shared)
         try await server.listen()
         return server
     }
 
-    /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn.
-    static func channels(to addresses: String, flag: String, tls: TLSContextSource?) throws -> any RPCChannel {
+    /// Calls to every instance of a service listed in `addresses` (`host:port[,host:port…]`), in turn;
+    /// each a client span when the process traces.
+    static func channels(
+        to addresses: String, flag: String, tls: TLSContextSource?, tracing: TracingSystem? = nil
+    ) throws -> any RPCChannel {
         let list = addresses.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
             !$0.isEmpty
         }
-        guard list.count > 1 else { return try channel(to: addresses, flag: flag, tls: tls) }
-        return RoundRobinChannel(try list.map { try channel(to: $0, flag: flag, tls: tls) })
+        let channel: any RPCChannel =
+            list.count > 1
+            ? RoundRobinChannel(try list.map { try Self.channel(to: $0, flag: flag, tls: tls) })
+            : try Self.channel(to: addresses, flag: flag, tls: tls)
+        return tracing.map { $0.traced(channel, peer: addresses) } ?? channel
     }
 
     /// A client channel to another service at `address` (`host:port`), over TLS when `tls` is given.

@@ -7,13 +7,14 @@ import PortalStandardServices
 /// Builds a server with the standard services (health, reflection) and observers around `services`.
 public enum ServerAssembly {
     /// A server hosting `services`, health and reflection, with access logs and call metrics;
-    /// every call runs through `interceptors` (transport and caller policies), outermost first.
+    /// every call runs through `interceptors` (transport and caller policies), outermost first, inside
+    /// a span of `tracer` when tracing is on.
     ///
     /// Every call already has a request id (the client's `x-request-id`, or a fresh one) that the
     /// transport returns in the response headers and the access log records.
     public static func makeServer(
         services: [any RPCService], configuration: RPCServer.Configuration, logger: Logger,
-        interceptors: [any ServerInterceptor] = []
+        interceptors: [any ServerInterceptor] = [], tracer: (any ServerCallTracer)? = nil
     ) -> (server: RPCServer, health: HealthService) {
         let hosted = services.map(\.serviceName)
         let standardNames = [
@@ -29,7 +30,7 @@ public enum ServerAssembly {
             ]
         let server = RPCServer(
             configuration: configuration, services: allServices, interceptors: interceptors,
-            observers: standardObservers(logger: logger), logger: logger,
+            observers: standardObservers(logger: logger), tracer: tracer, logger: logger,
             eventLoopGroup: EventLoops.shared, onShutdown: { health.markAllNotServing() })
         return (server, health)
     }

@@ -229,6 +229,9 @@ enum EntitlementsMigrations {
                 END
                 """,
             ], postgres: []),
+        SQLMigration(
+            version: 11, name: "outbox messages carry the trace context of the change they record",
+            statements: Outbox.traceContextColumn),
     ]
 
     /// Today's schema in PostgreSQL's terms, created by migration 1: PostgreSQL support came after

@@ -59,11 +59,12 @@ public final class RPCServer: Service, Sendable {
         var shuttingDown = false
     }
 
-    /// Creates a server running every call through `interceptors` and telling `observers` of it;
-    /// `onShutdown` runs when graceful shutdown begins (to flip health to NOT_SERVING).
+    /// Creates a server running every call through `interceptors` and telling `observers` of it,
+    /// inside a span of `tracer` when there is one; `onShutdown` runs when graceful shutdown begins
+    /// (to flip health to NOT_SERVING).
     public init(
         configuration: Configuration, services: [any RPCService], interceptors: [any ServerInterceptor] = [],
-        observers: [any ServerCallObserver] = [], logger: Logger,
+        observers: [any ServerCallObserver] = [], tracer: (any ServerCallTracer)? = nil, logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onShutdown: @escaping @Sendable () -> Void = {}
     ) {
@@ -73,7 +74,8 @@ public final class RPCServer: Service, Sendable {
         self.group = eventLoopGroup
         self.onShutdown = onShutdown
         launcher = ServerCallLauncher(
-            executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
+            executor: ServerCallExecutor(
+                interceptors: interceptors, observers: observers, tracer: tracer, logger: logger))
         (stopped, stoppedSink) = AsyncStream.makeStream(of: Void.self)
     }
 

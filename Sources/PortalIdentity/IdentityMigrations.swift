@@ -147,5 +147,8 @@ enum IdentityMigrations {
                 "CREATE INDEX login_choices_member ON login_choices (member_id)",
                 "CREATE INDEX members_email ON members (email_key)",
             ]),
+        SQLMigration(
+            version: 3, name: "outbox messages carry the trace context of the change they record",
+            statements: Outbox.traceContextColumn),
     ]
 }

@@ -8,13 +8,20 @@ public final class ServerCallExecutor: Sendable {
     public let interceptors: [any ServerInterceptor]
     /// The observers, told of every call in this order.
     public let observers: [any ServerCallObserver]
+    /// Runs every call inside a trace span; nil when tracing is off.
+    public let tracer: (any ServerCallTracer)?
     private let logger: Logger
 
     /// An executor running `interceptors` around every handler and telling `observers` of each
-    /// call; unexpected handler errors are logged to `logger`.
-    public init(interceptors: [any ServerInterceptor], observers: [any ServerCallObserver] = [], logger: Logger) {
+    /// call, each inside a span of `tracer` when there is one; unexpected handler errors are logged
+    /// to `logger`.
+    public init(
+        interceptors: [any ServerInterceptor], observers: [any ServerCallObserver] = [],
+        tracer: (any ServerCallTracer)? = nil, logger: Logger
+    ) {
         self.interceptors = interceptors
         self.observers = observers
+        self.tracer = tracer
         self.logger = logger
     }
 
@@ -23,6 +30,16 @@ public final class ServerCallExecutor: Sendable {
     /// Every task that runs a call carries this function's frame, so the work around the handler
     /// (observers, interceptors, mapping errors) is done in functions of their own.
     public func execute(_ route: RPCRoute, call: RPCServerCall) async -> RPCError? {
+        if let tracer { return await traced(route, call: call, tracer: tracer) }
+        return await run(route, call: call)
+    }
+
+    @inline(never)
+    private func traced(_ route: RPCRoute, call: RPCServerCall, tracer: any ServerCallTracer) async -> RPCError? {
+        await tracer.traceCall(call.context) { await run(route, call: call) }
+    }
+
+    private func run(_ route: RPCRoute, call: RPCServerCall) async -> RPCError? {
         let started = callStarted(call.context)
         let outcome: RPCError?
         do {

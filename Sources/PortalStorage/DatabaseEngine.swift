@@ -44,4 +44,7 @@ public enum SQLBackend: String, Sendable {
     public init(_ database: any SQLDatabase) {
         self = database.dialect.name == "postgresql" ? .postgres : .sqlite
     }
+
+    /// The name OpenTelemetry gives the database system (`db.system`).
+    var systemName: String { self == .postgres ? "postgresql" : "sqlite" }
 }

@@ -1,11 +1,16 @@
 import Foundation
+import Instrumentation
 import SQLKit
 import Synchronization
 
 /// The transactional outbox: messages (audit events, mail) written in the same transaction as the
 /// change they describe, and delivered later, in order, by a relay that marks them delivered.
 ///
-/// Expects a table `outbox (seq, event_id UNIQUE, org_id, topic, payload, created_at, delivered_at)`.
+/// Expects a table `outbox (seq, event_id UNIQUE, org_id, topic, payload, created_at, delivered_at,
+/// trace_parent)`: `schema` (or `postgresSchema`), then `traceContextColumn`.
+///
+/// A message carries the trace context (`traceparent`) of the transaction that wrote it, when that
+/// ran inside a trace, so its delivery links back to the request that caused it.
 public enum Outbox {
     /// The outbox table and its index, for a service's first migration.
     public static let schema = [
@@ -39,6 +44,9 @@ public enum Outbox {
         "CREATE INDEX outbox_pending ON outbox (topic, delivered_at, seq)",
     ]
 
+    /// The column holding each message's trace context, for a later migration of both backends.
+    public static let traceContextColumn = ["ALTER TABLE outbox ADD COLUMN trace_parent TEXT"]
+
     /// One pending message.
     public struct Record: Sendable {
         /// Position in the outbox; delivery follows it.
@@ -49,6 +57,8 @@ public enum Outbox {
         public let organizationID: String
         /// The serialized message.
         public let payload: [UInt8]
+        /// The W3C `traceparent` of the transaction that wrote it; nil outside a trace.
+        public let traceParent: String?
     }
 
     /// A message to queue.
@@ -95,19 +105,28 @@ public enum Outbox {
                     .run()
             }
         }
+        let traceParent = currentTraceParent()
         let rows: [SQLQueryString] = messages.map { message in
-            "(\(bind: message.eventID), \(bind: message.organizationID), \(bind: topic), \(bind: Data(message.payload)), \(bind: message.createdAt))"
+            "(\(bind: message.eventID), \(bind: message.organizationID), \(bind: topic), \(bind: Data(message.payload)), \(bind: message.createdAt), \(bind: traceParent))"
         }
         try await database.raw(
-            "INSERT INTO outbox (event_id, org_id, topic, payload, created_at) VALUES \(rows.joined(separator: ", "))"
+            "INSERT INTO outbox (event_id, org_id, topic, payload, created_at, trace_parent) VALUES \(rows.joined(separator: ", "))"
         ).run()
+    }
+
+    /// The `traceparent` of the span this task runs in; nil outside a trace or when tracing is off.
+    private static func currentTraceParent() -> String? {
+        guard let context = ServiceContext.current else { return nil }
+        var headers: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &headers, using: HeaderDictionary())
+        return headers["traceparent"]
     }
 
     /// The oldest undelivered messages of `topic`, at most `limit`.
     public static func pending(_ database: any SQLDatabase, topic: String, limit: Int) async throws -> [Record] {
         try await database.raw(
             """
-            SELECT seq, event_id, org_id, payload FROM outbox
+            SELECT seq, event_id, org_id, payload, trace_parent FROM outbox
             WHERE topic = \(bind: topic) AND delivered_at IS NULL ORDER BY seq LIMIT \(unsafeRaw: String(limit))
             """
         ).all().map { row in
@@ -115,7 +134,8 @@ public enum Outbox {
                 sequence: try row.decode(column: "seq", as: Int64.self),
                 eventID: try row.decode(column: "event_id", as: String.self),
                 organizationID: try row.decode(column: "org_id", as: String.self),
-                payload: [UInt8](try row.decode(column: "payload", as: Data.self)))
+                payload: [UInt8](try row.decode(column: "payload", as: Data.self)),
+                traceParent: try row.decode(column: "trace_parent", as: String?.self))
         }
     }
 
@@ -134,6 +154,17 @@ public enum Outbox {
             try await database.raw("UPDATE outbox SET delivered_at = \(bind: now) WHERE seq IN (\(unsafeRaw: list))")
                 .run()
         }
+    }
+}
+
+/// Trace headers by name, as an outbox row stores them.
+struct HeaderDictionary: Injector, Extractor {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+        carrier[key] = value
+    }
+
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key]
     }
 }
 

@@ -1,6 +1,8 @@
+import Instrumentation
 import Logging
 import PortalTime
 import ServiceLifecycle
+import Tracing
 
 /// Delivers one topic of a database's outbox, oldest first and in batches, marking messages delivered
 /// (in one statement) only after `deliver` returned, so a crash in between can only deliver a batch
@@ -10,6 +12,10 @@ import ServiceLifecycle
 /// `sweepInterval` as a safety net (messages another instance appended, a wake-up lost to a crash).
 /// Failures are retried after `backoff`'s growing waits, logged on the first and every tenth. One
 /// instance of a service relays a topic at a time (a lease), so messages go out once and in order.
+///
+/// When the process traces, a batch is delivered inside a span (`deliver <topic>`) that continues
+/// the trace of its oldest message's transaction and links to every message's, so the receiver's
+/// side of the delivery (the audit append) shows under the request that caused it.
 public final class OutboxRelay: Service, Sendable {
     /// Hands a batch of pending messages to their receiver; throws when it did not take them.
     public typealias Deliver = @Sendable ([Outbox.Record]) async throws -> Void
@@ -126,12 +132,33 @@ public final class OutboxRelay: Service, Sendable {
             try await Outbox.pending(database, topic: topic, limit: limit)
         }
         guard !pending.isEmpty else { return 0 }
-        try await deliver(pending)
+        try await deliverTraced(pending)
         let (now, scrub) = (clock.milliseconds(), configuration.scrubsDelivered)
         try await database.transaction { database in
             try await Outbox.markDelivered(database, sequences: pending.map(\.sequence), now: now, scrubPayload: scrub)
         }
         return pending.count
+    }
+
+    /// Hands `pending` to `deliver`, inside a span linked to the messages' traces when they have any.
+    private func deliverTraced(_ pending: [Outbox.Record]) async throws {
+        let traces = database.isTraced ? pending.compactMap { $0.traceParent.map(Self.context(of:)) } : []
+        guard let oldest = traces.first else { return try await deliver(pending) }
+        let (topic, deliver) = (configuration.topic, deliver)
+        try await withSpan("deliver \(topic)", context: oldest, ofKind: .producer) { span in
+            span.attributes["messaging.destination.name"] = topic
+            span.attributes["messaging.batch.message_count"] = pending.count
+            for trace in traces { span.addLink(SpanLink(context: trace, attributes: [:])) }
+            try await deliver(pending)
+        }
+    }
+
+    /// The trace a message's `traceparent` names.
+    private static func context(of traceParent: String) -> ServiceContext {
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(
+            ["traceparent": traceParent], into: &context, using: HeaderDictionary())
+        return context
     }
 
     /// Waits `duration` on `clock`, ending early at graceful shutdown or cancellation; false then.

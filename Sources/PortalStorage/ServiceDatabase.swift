@@ -3,6 +3,7 @@ import Logging
 import SQLKit
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// A service's own database, reached through SQLKit: an SQLite file by default, or a PostgreSQL
 /// database that several instances of the service share.
@@ -14,17 +15,25 @@ import Synchronization
 /// It is a lifecycle service: it runs PostgreSQL's connection pool (transactions wait until the
 /// service group runs it) and closes the database at graceful shutdown. List it before the services
 /// that use it, so it is shut down after them.
+///
+/// When the process traces (a tracer is bootstrapped), reads and transactions made inside a trace
+/// are spans of their own (`transaction <name>`, `read <name>`).
 public final class ServiceDatabase: Service, Sendable {
     private let engine: any DatabaseEngine
     private let logger: Logger
     private let metrics: DatabaseMetrics
+    private let name: String
+    /// Whether the process traces; decided when the database opens, after tracing was set up.
+    let isTraced: Bool
     /// Who to tell when a transaction that appended to an outbox topic commits (its relay).
     private let outboxListeners = Mutex<[String: [@Sendable () -> Void]]>([:])
 
-    private init(engine: any DatabaseEngine, metrics: DatabaseMetrics, logger: Logger) {
+    private init(engine: any DatabaseEngine, metrics: DatabaseMetrics, name: String, logger: Logger) {
         self.engine = engine
         self.logger = logger
         self.metrics = metrics
+        self.name = name
+        isTraced = !(InstrumentationSystem.tracer is NoOpTracer)
     }
 
     /// Which SQL the database speaks, for the statements that differ between backends.
@@ -59,7 +68,7 @@ public final class ServiceDatabase: Service, Sendable {
             await engine.close()
             throw error
         }
-        return ServiceDatabase(engine: engine, metrics: metrics, logger: logger)
+        return ServiceDatabase(engine: engine, metrics: metrics, name: name, logger: logger)
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
@@ -74,6 +83,16 @@ public final class ServiceDatabase: Service, Sendable {
     /// than collide and retry. SQLite runs every transaction alone anyway.
     public func transaction<Result: Sendable>(
         serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+    ) async throws -> Result {
+        guard isTraced, let context = ServiceContext.current else { return try await transact(keys, body) }
+        return try await withSpan("transaction \(name)", context: context, ofKind: .client) { span in
+            span.attributes["db.system"] = backend.systemName
+            return try await transact(keys, body)
+        }
+    }
+
+    private func transact<Result: Sendable>(
+        _ keys: [String], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         guard outboxListeners.withLock({ !$0.isEmpty }) else {
             return try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }
@@ -110,7 +129,13 @@ public final class ServiceDatabase: Service, Sendable {
     public func read<Result: Sendable>(
         _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        try await engine.read(metrics: metrics, body)
+        guard isTraced, let context = ServiceContext.current else {
+            return try await engine.read(metrics: metrics, body)
+        }
+        return try await withSpan("read \(name)", context: context, ofKind: .client) { span in
+            span.attributes["db.system"] = backend.systemName
+            return try await engine.read(metrics: metrics, body)
+        }
     }
 
     /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the database

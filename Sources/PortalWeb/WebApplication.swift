@@ -12,12 +12,12 @@ public struct WebApplication: Sendable {
     private let routes: [String: RPCRoute]
     private let servicePrefixes: [String]
 
-    /// An application over `services`' routes, run through `interceptors` as gRPC calls are;
+    /// An application over `services`' routes, run through `interceptors` (and `tracer`) as gRPC calls are;
     /// `codec` converts their messages to and from JSON. It serves the portal embedded in the
     /// binary, or with `siteFolder` the files of that folder as they are at each request.
     public init(
         services: [any RPCService], interceptors: [any ServerInterceptor], observers: [any ServerCallObserver] = [],
-        codec: ProtoJSONCodec, siteFolder: SiteFolder? = nil, logger: Logger
+        tracer: (any ServerCallTracer)? = nil, codec: ProtoJSONCodec, siteFolder: SiteFolder? = nil, logger: Logger
     ) {
         var routes: [String: RPCRoute] = [:]
         for service in services {
@@ -27,7 +27,8 @@ public struct WebApplication: Sendable {
         servicePrefixes = services.map { "/\($0.serviceName)/" }
         let runner = WebCallRunner(
             routes: routes,
-            executor: ServerCallExecutor(interceptors: interceptors, observers: observers, logger: logger))
+            executor: ServerCallExecutor(
+                interceptors: interceptors, observers: observers, tracer: tracer, logger: logger))
         let sessions = SessionCookies()
         connect = ConnectEndpoint(runner: runner, codec: codec, sessions: sessions)
         downloads = CSVDownloads(runner: runner, codec: codec, sessions: sessions, connect: connect)

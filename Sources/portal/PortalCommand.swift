@@ -7,6 +7,7 @@ import PortalIdentity
 import PortalRPC
 import PortalStorage
 import PortalTime
+import PortalTracing
 import PortalWeb
 import ServiceLifecycle
 
@@ -155,6 +156,20 @@ struct ServiceOptions: ParsableArguments {
     )
     var internalCredential: String?
 
+    @Option(
+        name: .customLong("otlp-endpoint"),
+        help:
+            "Send traces to this OpenTelemetry collector (OTLP/gRPC): host:port, http://host:port or https://host:port (env PORTAL_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT; no tracing without one)."
+    )
+    var otlpEndpoint: String?
+
+    @Option(
+        name: .customLong("trace-sampling-ratio"),
+        help:
+            "Share of new traces recorded, 0 to 1; a call that arrives with a trace follows its caller's decision (env PORTAL_TRACE_SAMPLING_RATIO, or OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG; default 1)."
+    )
+    var traceSamplingRatio: Double?
+
     @Flag(name: .customLong("testing-clock"), help: .private)
     var testingClock = false
 
@@ -163,7 +178,19 @@ struct ServiceOptions: ParsableArguments {
         internalCredential ?? ProcessInfo.processInfo.environment["PORTAL_INTERNAL_CREDENTIAL"]
     }
 
+    /// Tracing for a process running `kinds`, from the flags and the environment; nil when off.
+    func tracingSettings(for kinds: [PortalServiceKind]) throws -> TracingSettings? {
+        do {
+            return try TracingSettings.resolve(
+                endpoint: otlpEndpoint, samplingRatio: traceSamplingRatio,
+                serviceName: kinds.count == 1 ? "portal-\(kinds[0].rawValue)" : "portal")
+        } catch let error as TracingSettingsError {
+            throw ValidationError(error.description)
+        }
+    }
+
     func validate() throws {
+        _ = try tracingSettings(for: [])
         if testingClock, adminPortNumber == nil {
             throw ValidationError("--testing-clock: the clock is moved through the admin port; give --admin-port")
         }
@@ -360,12 +387,17 @@ struct ServiceOptions: ParsableArguments {
         if kinds.contains(.gateway), siteDirectoryPath != nil, (webPort ?? webPortNumber) == nil {
             throw ValidationError("--site-dir: the gateway serves the portal's files only on its --web-port")
         }
-        PortalRuntime.bootstrapLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let tracingSettings = try tracingSettings(for: kinds)
+        PortalRuntime.bootstrapLogging(
+            level: Logger.Level(rawValue: logLevel) ?? .info, traceIDs: tracingSettings != nil)
         PortalRuntime.bootstrapMetrics()
         let logger = Logger(label: "portal")
-        var services: [any Service] = []
+        let tracing = try tracingSettings.map { try TracingSystem.bootstrap($0, logger: logger) }
+        // The exporter runs first, so it stops last and sends the spans of everything else's shutdown.
+        var services: [any Service] = tracing.map { [$0.exporter] } ?? []
         for kind in kinds {
             var kindSettings = try settings(for: kind)
+            kindSettings.tracing = tracing
             if let portBase {
                 kindSettings.port = kind.port(base: portBase)
                 kindSettings.adminPort = kind.port(base: portBase) + 1000
@@ -481,6 +513,13 @@ struct Dev: AsyncParsableCommand {
     )
     var siteDirectory: String?
 
+    @Option(
+        name: .customLong("otlp-endpoint"),
+        help:
+            "Send traces to this OpenTelemetry collector (OTLP/gRPC), host:port or http(s)://host:port (env PORTAL_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; off without one)."
+    )
+    var otlpEndpoint: String?
+
     /// Where the web portal listens.
     var webPortNumber: Int {
         webPort
@@ -536,6 +575,7 @@ struct Dev: AsyncParsableCommand {
         options.webPort = nil
         options.inviteURL = nil
         options.siteDirectory = siteDirectory
+        options.otlpEndpoint = otlpEndpoint
         // The services find each other where they listen (loopback when they listen everywhere).
         let reachable = reachableHost
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.port(base: portBase))"

@@ -104,6 +104,11 @@ class Schema:
         self.private_pool = descriptor_pool.DescriptorPool()
         leftover = []
         for name in PROTO_FILES + WELL_KNOWN_FILES:
+            # The OTLP files are the portal's copy: the opentelemetry-proto package (the tracing tests'
+            # collector) registers its own, complete one under the same names in the default pool.
+            if name.startswith("opentelemetry/"):
+                leftover.append(name)
+                continue
             try:
                 self.files[name] = default.FindFileByName(name)
             except KeyError:

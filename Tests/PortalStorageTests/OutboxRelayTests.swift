@@ -51,7 +51,9 @@ struct OutboxRelayTests {
         logger.logLevel = .critical
         let database = try await ServiceDatabase.open(
             path: directory + "/outbox.sqlite",
-            migrations: [SQLMigration(version: 1, name: "outbox", statements: Outbox.schema)], logger: logger)
+            migrations: [
+                SQLMigration(version: 1, name: "outbox", statements: Outbox.schema + Outbox.traceContextColumn)
+            ], logger: logger)
         let clock = ManualClock()
         let receiver = Receiver()
         var configuration = OutboxRelay.Configuration(topic: "t")

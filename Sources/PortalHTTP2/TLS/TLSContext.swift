@@ -61,6 +61,16 @@ final class TLSContext: @unchecked Sendable {
         return context
     }
 
+    /// When the certificate this context presents stops being valid (its `notAfter`), in seconds
+    /// since 1970; nil for a client context without a certificate.
+    var certificateExpiry: Double? {
+        guard let certificate = SSL_CTX_get0_certificate(pointer), let notAfter = X509_get0_notAfter(certificate)
+        else { return nil }
+        var moment = tm()
+        guard ASN1_TIME_to_tm(notAfter, &moment) == 1 else { return nil }
+        return Double(timegm(&moment))
+    }
+
     private static func make(role: Role, minimumVersion: TLSVersion) throws -> TLSContext {
         ERR_clear_error()
         guard let pointer = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Metrics
 import PortalRPC
 import Synchronization
 
@@ -7,7 +8,8 @@ import Synchronization
 ///
 /// New connections pick up a rotated certificate (a Kubernetes Secret update, a renewal) within a
 /// second; open connections keep the one they started with. A change that does not load (a key
-/// written before its certificate) is logged and the last good context stays in use.
+/// written before its certificate) is logged and the last good context stays in use. The certificate's
+/// expiry is a metric, `portal_tls_certificate_expiry_timestamp_seconds{role="server"|"client"}`.
 public final class TLSContextSource: Sendable {
     private enum Files: Sendable {
         case server(TLSServerSettings)
@@ -24,12 +26,17 @@ public final class TLSContextSource: Sendable {
     private let files: Files
     private let logger: Logger
     private let state: Locked<State>
+    private let expiry: Gauge
 
     private init(files: Files, logger: Logger) throws {
         self.files = files
         self.logger = logger
         let stamps = Self.stamps(of: Self.paths(files))
-        state = Locked(State(context: try Self.load(files), stamps: stamps, checkedAt: .now))
+        let context = try Self.load(files)
+        state = Locked(State(context: context, stamps: stamps, checkedAt: .now))
+        let role = if case .server = files { "server" } else { "client" }
+        expiry = Gauge(label: "portal_tls_certificate_expiry_timestamp_seconds", dimensions: [("role", role)])
+        recordExpiry(of: context)
     }
 
     /// Serves with `settings`; throws a `TLSConfigurationError` naming the file when it cannot.
@@ -56,6 +63,7 @@ public final class TLSContextSource: Sendable {
                 state.context = try Self.load(files)
                 state.stamps = stamps
                 state.refusedStamps = nil
+                recordExpiry(of: state.context)
                 logger.info(
                     "TLS certificate reloaded", metadata: ["files": "\(Self.paths(files).joined(separator: ", "))"])
             } catch {
@@ -66,6 +74,10 @@ public final class TLSContextSource: Sendable {
             }
             return state.context
         }
+    }
+
+    private func recordExpiry(of context: TLSContext) {
+        if let seconds = context.certificateExpiry { expiry.record(seconds) }
     }
 
     private static func load(_ files: Files) throws -> TLSContext {

@@ -9,6 +9,10 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "opentelemetry/proto/common/v1/common.pb-c.h"
+#include "opentelemetry/proto/resource/v1/resource.pb-c.h"
+#include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 #include "portal/audit/v1/audit.pb-c.h"
 #include "portal/entitlements/v1/entitlements.pb-c.h"
 #include "portal/gateway/v1/portal.pb-c.h"
@@ -39,6 +43,21 @@ static inline const void *portal_descriptor_grpc__reflection__v1alpha__extension
 static inline const void *portal_descriptor_grpc__reflection__v1alpha__list_service_response(void) { return &grpc__reflection__v1alpha__list_service_response__descriptor; }
 static inline const void *portal_descriptor_grpc__reflection__v1alpha__service_response(void) { return &grpc__reflection__v1alpha__service_response__descriptor; }
 static inline const void *portal_descriptor_grpc__reflection__v1alpha__error_response(void) { return &grpc__reflection__v1alpha__error_response__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__collector__trace__v1__export_trace_service_request(void) { return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__collector__trace__v1__export_trace_service_response(void) { return &opentelemetry__proto__collector__trace__v1__export_trace_service_response__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__collector__trace__v1__export_trace_partial_success(void) { return &opentelemetry__proto__collector__trace__v1__export_trace_partial_success__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__common__v1__any_value(void) { return &opentelemetry__proto__common__v1__any_value__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__common__v1__key_value(void) { return &opentelemetry__proto__common__v1__key_value__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__common__v1__instrumentation_scope(void) { return &opentelemetry__proto__common__v1__instrumentation_scope__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__common__v1__entity_ref(void) { return &opentelemetry__proto__common__v1__entity_ref__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__resource__v1__resource(void) { return &opentelemetry__proto__resource__v1__resource__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__traces_data(void) { return &opentelemetry__proto__trace__v1__traces_data__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__resource_spans(void) { return &opentelemetry__proto__trace__v1__resource_spans__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__scope_spans(void) { return &opentelemetry__proto__trace__v1__scope_spans__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__span(void) { return &opentelemetry__proto__trace__v1__span__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__span__event(void) { return &opentelemetry__proto__trace__v1__span__event__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__span__link(void) { return &opentelemetry__proto__trace__v1__span__link__descriptor; }
+static inline const void *portal_descriptor_opentelemetry__proto__trace__v1__status(void) { return &opentelemetry__proto__trace__v1__status__descriptor; }
 static inline const void *portal_descriptor_portal__audit__v1__new_event(void) { return &portal__audit__v1__new_event__descriptor; }
 static inline const void *portal_descriptor_portal__audit__v1__event(void) { return &portal__audit__v1__event__descriptor; }
 static inline const void *portal_descriptor_portal__audit__v1__append_events_request(void) { return &portal__audit__v1__append_events_request__descriptor; }
