@@ -140,7 +140,7 @@ public final class RPCClientChannel: RPCChannel, Sendable {
             ($0.current(), configuration.serverName ?? host)
         }
         return ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
             .connectTimeout(configuration.connectTimeout.timeAmount)
             .channelInitializer { channel in

@@ -29,8 +29,9 @@ G, I, E = P.gateway, P.identity, P.entitlements
 PASSWORD = "correct horse battery staple"
 IMAGE = os.environ.get("PORTAL_IMAGE", "")
 WORK = Path(os.environ.get("PORTAL_IMAGE_WORK", ""))
-# The runtime image's size budget: Debian bookworm slim (about 80 MB) and the static binary.
-SIZE_BUDGET_MB = 160
+# The runtime image's size budget: Debian bookworm slimmed (about 80 MB with the runtime libraries) and
+# the static binary without debug sections (about 120 MB, of which 40 are ICU's tables in Foundation).
+SIZE_BUDGET_MB = 220
 SERVICES = ("audit", "identity", "entitlements", "gateway")
 
 
