@@ -108,6 +108,24 @@ def named(spans, service: str, name: str, kind=None) -> trace_pb2.Span:
     return found[0]
 
 
+def tree(spans) -> str:
+    """The trace as an indented tree, children in start order (printed with `pytest -s`)."""
+    kinds = {SERVER: "SERVER", CLIENT: "CLIENT", PRODUCER: "PRODUCER", trace_pb2.Span.SPAN_KIND_INTERNAL: "INTERNAL"}
+    children: dict[bytes, list] = {}
+    for owner, span in sorted(spans, key=lambda pair: pair[1].start_time_unix_nano):
+        children.setdefault(span.parent_span_id, []).append((owner, span))
+    lines = []
+
+    def walk(parent: bytes, depth: int):
+        for owner, span in children.get(parent, []):
+            links = f"  (links {len(span.links)})" if span.links else ""
+            lines.append(f"{owner:<20}  {'  ' * depth}{kinds.get(span.kind, '?'):<8} {span.name}{links}")
+            walk(span.span_id, depth + 1)
+
+    walk(b"", 0)
+    return "\n".join(lines)
+
+
 def wait_for_trace(collector: Collector, trace_id: bytes, predicate, timeout: float = 30):
     """The trace's spans once `predicate(spans)` holds (the exporters send every second)."""
     return support.wait_until(lambda: (lambda spans: spans if predicate(spans) else None)(collector.trace(trace_id)),
@@ -138,9 +156,11 @@ def test_one_activation_is_one_trace_across_every_service_and_the_outbox(stack, 
 
     root = support.wait_until(activation_span, timeout=30, interval=0.2)
     assert root.parent_span_id == b"" and root.kind == SERVER
-    spans = wait_for_trace(collector, root.trace_id, lambda spans: any(
-        owner == "portal-audit" and span.kind == SERVER for owner, span in spans))
+    # Each process exports on its own schedule: wait until every one has sent its part.
+    spans = wait_for_trace(collector, root.trace_id, lambda spans: {
+        "portal-identity", "portal-entitlements", "portal-audit"} <= {owner for owner, span in spans if span.kind == SERVER})
 
+    print("\n" + tree(spans))
     # The gateway: its server span, and client spans to identity (the session) and entitlements.
     assert attributes(root)["rpc.system"] == "grpc" and attributes(root)["rpc.grpc.status_code"] == 0
     assert attributes(root)["portal.organization_id"] == organization_id
