@@ -21,7 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 import yaml
 
 import support
-from test_tls import T, TLSStack, dev_certs, sign_up, unique
+from test_tls import T, TLSStack, certs, sign_up, unique  # noqa: F401 (certs: the fixture)
 
 P = support.protos()
 G, E = P.gateway, P.entitlements
@@ -138,11 +138,6 @@ class ObservedStack(TLSStack):
             args = (*args, "--admin-port", str(port))
         self.admin_ports[name or service] = port
         return super().launch(service, *args, "--otlp-endpoint", self.collector, name=name)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> Path:
-    return dev_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,8 @@ def test_one_activation_is_one_trace_across_every_service_and_the_outbox(stack, 
     # The activation's transaction, and the outbox delivery continuing it and linked to it.
     transactions = [span for owner, span in spans if owner == "portal-entitlements" and span.name == "transaction entitlements"
                     and span.parent_span_id == entitlements.span_id]
-    assert transactions and attributes(transactions[0])["db.system"] == "sqlite"
+    assert transactions and attributes(transactions[0])["db.system"] == (
+        "postgresql" if support.backend() == "postgres" else "sqlite")
     delivery = named(spans, "portal-entitlements", "deliver audit", PRODUCER)
     assert delivery.parent_span_id in {span.span_id for span in transactions}
     assert [(link.trace_id, link.span_id) for link in delivery.links] == [(root.trace_id, delivery.parent_span_id)]
