@@ -11,6 +11,7 @@ public final class PortalTracer: Tracer {
 
     private let sampler: TraceIDRatioSampler
     private let sink: any SpanSink
+    private let ids = IDGenerator()
 
     /// A tracer sampling `ratio` of new traces (0…1) and handing their spans to `sink`.
     public init(samplingRatio ratio: Double, sink: any SpanSink) {
@@ -25,10 +26,10 @@ public final class PortalTracer: Tracer {
     ) -> PortalSpan {
         var context = context()
         let parent = context.traceContext
-        let traceID = parent?.traceID ?? TraceID.random()
+        let traceID = parent?.traceID ?? ids.traceID()
         let sampled = parent.map { $0.flags.contains(.sampled) } ?? sampler.samples(traceID)
         let own = TraceContext(
-            traceID: traceID, spanID: SpanID.random(), flags: sampled ? .sampled : [],
+            traceID: traceID, spanID: ids.spanID(), flags: sampled ? .sampled : [],
             state: parent?.state ?? TraceState())
         context.traceContext = own
         return PortalSpan(

@@ -22,22 +22,21 @@ public struct ServerSpans: ServerCallTracer {
         var caller = ServiceContext.topLevel
         tracer.extract(context.requestMetadata, into: &caller, using: MetadataExtractor())
         let span = tracer.startSpan(context.method.description, context: caller, ofKind: .server)
-        if span.isRecording {
-            span.attributes["rpc.system"] = "grpc"
-            span.attributes["rpc.service"] = context.method.service
-            span.attributes["rpc.method"] = context.method.method
-            span.attributes["client.address"] = context.peerAddress
-            span.attributes["portal.request_id"] = context.requestID
-        }
         let outcome = await ServiceContext.withValue(span.context) { await body() }
         if span.isRecording {
+            // Set once, at the end: each change of a span's attributes copies them.
             let code = outcome?.code ?? .ok
-            span.attributes["rpc.grpc.status_code"] = code.rawValue
+            var attributes: SpanAttributes = [
+                "rpc.system": "grpc", "rpc.service": .string(context.method.service),
+                "rpc.method": .string(context.method.method), "client.address": .string(context.peerAddress),
+                "portal.request_id": .string(context.requestID), "rpc.grpc.status_code": .int64(Int64(code.rawValue)),
+            ]
             if let organization = context.principal?.organizationID
                 ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID)
             {
-                span.attributes["portal.organization_id"] = organization
+                attributes["portal.organization_id"] = organization
             }
+            span.attributes = attributes
             if let outcome, code.isServerFault { span.setStatus(SpanStatus(code: .error, message: outcome.message)) }
         }
         span.end()

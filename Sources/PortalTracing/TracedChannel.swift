@@ -23,10 +23,10 @@ public struct TracedChannel: RPCChannel {
     ) async throws -> any ClientCallStream {
         let span = tracer.startSpan(method.description, context: ServiceContext.current ?? .topLevel, ofKind: .client)
         if span.isRecording {
-            span.attributes["rpc.system"] = "grpc"
-            span.attributes["rpc.service"] = method.service
-            span.attributes["rpc.method"] = method.method
-            span.attributes["server.address"] = peer
+            span.attributes = [
+                "rpc.system": "grpc", "rpc.service": .string(method.service), "rpc.method": .string(method.method),
+                "server.address": .string(peer),
+            ]
         }
         var metadata = metadata
         tracer.inject(span.context, into: &metadata, using: MetadataInjector())

@@ -73,6 +73,18 @@ struct TraceContextTests {
         #expect(kept.all.isEmpty)
     }
 
+    @Test func idsAreUniqueAndTheirBitsEven() {
+        let ids = IDGenerator()
+        let traces = (0..<20_000).map { _ in ids.traceID() }
+        #expect(Set(traces).count == traces.count)
+        #expect(Set((0..<20_000).map { _ in ids.spanID() }).count == 20_000)
+        // Each bit of the part sampling reads is set about half the time.
+        for bit in 0..<64 {
+            let set = traces.filter { $0.randomPart >> UInt64(bit) & 1 == 1 }.count
+            #expect((9_400...10_600).contains(set), "bit \(bit) set in \(set) of 20,000 trace ids")
+        }
+    }
+
     @Test func theRatioDecidesNewTracesByTraceID() {
         let ids = (0..<4000).map { _ in TraceID.random() }
         #expect(ids.allSatisfy(TraceIDRatioSampler(ratio: 1).samples))
