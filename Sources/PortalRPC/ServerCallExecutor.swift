@@ -39,6 +39,8 @@ public final class ServerCallExecutor: Sendable {
         await tracer.traceCall(call.context) { await run(route, call: call) }
     }
 
+    // Inlined into `execute`, so an untraced call's task carries no frame more.
+    @inline(__always)
     private func run(_ route: RPCRoute, call: RPCServerCall) async -> RPCError? {
         let started = callStarted(call.context)
         let outcome: RPCError?
