@@ -84,10 +84,15 @@ public final class ServiceDatabase: Service, Sendable {
     public func transaction<Result: Sendable>(
         serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        guard isTraced, let context = ServiceContext.current else { return try await transact(keys, body) }
-        return try await withSpan("transaction \(name)", context: context, ofKind: .client) { span in
+        try await spanned("transaction") { try await transact(keys, body) }
+    }
+
+    /// Runs `body` inside a span `<operation> <name>` when it runs inside a trace; else just runs it.
+    private func spanned<Result>(_ operation: String, _ body: () async throws -> Result) async throws -> Result {
+        guard isTraced, let context = ServiceContext.current else { return try await body() }
+        return try await withSpan("\(operation) \(name)", context: context, ofKind: .client) { span in
             span.attributes["db.system"] = backend.systemName
-            return try await transact(keys, body)
+            return try await body()
         }
     }
 
@@ -129,13 +134,7 @@ public final class ServiceDatabase: Service, Sendable {
     public func read<Result: Sendable>(
         _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        guard isTraced, let context = ServiceContext.current else {
-            return try await engine.read(metrics: metrics, body)
-        }
-        return try await withSpan("read \(name)", context: context, ofKind: .client) { span in
-            span.attributes["db.system"] = backend.systemName
-            return try await engine.read(metrics: metrics, body)
-        }
+        try await spanned("read") { try await engine.read(metrics: metrics, body) }
     }
 
     /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the database

@@ -26,11 +26,10 @@ public struct ServerSpans: ServerCallTracer {
         if span.isRecording {
             // Set once, at the end: each change of a span's attributes copies them.
             let code = outcome?.code ?? .ok
-            var attributes: SpanAttributes = [
-                "rpc.system": "grpc", "rpc.service": .string(context.method.service),
-                "rpc.method": .string(context.method.method), "client.address": .string(context.peerAddress),
-                "portal.request_id": .string(context.requestID), "rpc.grpc.status_code": .int64(Int64(code.rawValue)),
-            ]
+            var attributes = SpanAttributes.call(context.method)
+            attributes["client.address"] = context.peerAddress
+            attributes["portal.request_id"] = context.requestID
+            attributes["rpc.grpc.status_code"] = code.rawValue
             if let organization = context.principal?.organizationID
                 ?? context.requestMetadata.firstString(forKey: PrincipalMetadata.organizationID)
             {
@@ -52,5 +51,12 @@ extension RPCStatusCode {
         case .unknown, .deadlineExceeded, .unimplemented, .internal, .unavailable, .dataLoss: true
         default: false
         }
+    }
+}
+
+extension SpanAttributes {
+    /// The attributes OpenTelemetry's RPC conventions give a span of a call to `method`.
+    static func call(_ method: MethodDescriptor) -> SpanAttributes {
+        ["rpc.system": "grpc", "rpc.service": .string(method.service), "rpc.method": .string(method.method)]
     }
 }

@@ -23,10 +23,9 @@ public struct TracedChannel: RPCChannel {
     ) async throws -> any ClientCallStream {
         let span = tracer.startSpan(method.description, context: ServiceContext.current ?? .topLevel, ofKind: .client)
         if span.isRecording {
-            span.attributes = [
-                "rpc.system": "grpc", "rpc.service": .string(method.service), "rpc.method": .string(method.method),
-                "server.address": .string(peer),
-            ]
+            var attributes = SpanAttributes.call(method)
+            attributes["server.address"] = peer
+            span.attributes = attributes
         }
         var metadata = metadata
         tracer.inject(span.context, into: &metadata, using: MetadataInjector())

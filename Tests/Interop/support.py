@@ -37,6 +37,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = REPO_ROOT / "proto"
@@ -238,6 +239,23 @@ def required_binary(env_var: str) -> str:
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(f"{env_var}={value} is not an executable file.", pytrace=False)
     return str(path)
+
+
+def admin_samples(port: int) -> dict[tuple[str, frozenset], float]:
+    """Every sample of an admin port's /metrics (parsed by the Prometheus client library), keyed by
+    (sample name, labels as a frozenset of (name, value))."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        body = response.read().decode("utf-8")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+def admin_metric(port: int, name: str, **labels: str) -> float:
+    """The sum of the samples named `name` whose labels include `labels` (0 when there is none)."""
+    wanted = set(labels.items())
+    return sum(value for (sample, sample_labels), value in admin_samples(port).items()
+               if sample == name and wanted <= sample_labels)
 
 
 def free_port() -> int:

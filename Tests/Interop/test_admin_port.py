@@ -10,7 +10,6 @@ import urllib.request
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 import support
 
@@ -26,12 +25,7 @@ def get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8")
 
 
-def samples(port: int) -> dict[tuple[str, frozenset], float]:
-    """Every sample of /metrics, keyed by (sample name, labels)."""
-    status, body = get(port, "/metrics")
-    assert status == 200
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(body) for sample in family.samples}
+samples = support.admin_samples
 
 
 @pytest.fixture

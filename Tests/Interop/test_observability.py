@@ -13,7 +13,6 @@ import datetime
 import json
 import re
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -91,34 +90,17 @@ def test_the_query_reader_finds_selectors_and_groupings():
 # -- what the services export
 
 
-def metrics_text(port: int) -> str:
-    """An admin port's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=T) as response:
-        return response.read().decode("utf-8")
-
-
 def scrape(port: int) -> dict[str, set[str]]:
     """Every sample name on an admin port's /metrics, with the label names it carries."""
-    body = metrics_text(port)
-    samples: dict[str, set[str]] = {}
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = re.match(r"([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s", line)
-        assert match, f"not a sample line: {line!r}"
-        labels = set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="', match.group(2) or ""))
-        samples.setdefault(match.group(1), set()).update(labels)
-    return samples
+    names: dict[str, set[str]] = {}
+    for name, labels in support.admin_samples(port):
+        names.setdefault(name, set()).update(label for label, _ in labels)
+    return names
 
 
 def sample_values(port: int, name: str) -> dict[frozenset, float]:
     """The values of one sample name on an admin port, by label set."""
-    values = {}
-    for line in metrics_text(port).splitlines():
-        match = re.match(rf"{name}(?:\{{(.*)\}})?\s+(\S+)$", line)
-        if match:
-            values[frozenset(re.findall(r'([A-Za-z_]+)="([^"]*)"', match.group(1) or ""))] = float(match.group(2))
-    return values
+    return {labels: value for (sample, labels), value in support.admin_samples(port).items() if sample == name}
 
 
 class ObservedStack(TLSStack):
@@ -211,9 +193,7 @@ def test_every_service_exports_its_calls_and_the_backends_their_database(stack):
         samples = scrape(port)
         assert {"service", "method", "code"} <= samples["portal_rpc_calls_total"], service
         # The latency objective's alerts and panel read the 250 ms bucket by its exact label.
-        buckets = [line for line in metrics_text(port).splitlines()
-                   if line.startswith("portal_rpc_call_duration_seconds_bucket{")]
-        assert any('le="0.25"' in line for line in buckets), service
+        assert ("le", "0.25") in set().union(*sample_values(port, "portal_rpc_call_duration_seconds_bucket")), service
         if service != "gateway":
             assert {"operation", "le"} <= samples["portal_db_wait_seconds_bucket"], service
     for service in ("identity", "entitlements"):

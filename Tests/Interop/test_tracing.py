@@ -12,10 +12,8 @@ no result and slows no call.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
-import urllib.request
 import uuid
 from concurrent import futures
 
@@ -244,13 +242,6 @@ def test_an_unsampled_caller_is_not_recorded_anywhere(stack, collector):
     assert collector.trace(bytes.fromhex(trace_id)) == []
 
 
-def metric(admin_port: int, name: str, labels: str = "") -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=T) as response:
-        body = response.read().decode("utf-8")
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
 def test_a_zero_sampling_ratio_records_nothing_and_tells_the_next_service(portal_bin, tmp_path, collector):
     stack = TracedStack(portal_bin, tmp_path, f"127.0.0.1:{collector.port}", "--trace-sampling-ratio", "0")
     try:
@@ -258,8 +249,8 @@ def test_a_zero_sampling_ratio_records_nothing_and_tells_the_next_service(portal
         before = len(collector.all())
         organization_id, _ = activate(stack)
         # The audit event arrives (so every service worked), yet no span of this stack does.
-        support.wait_until(lambda: metric(stack.admin_ports["audit-data"], "portal_rpc_calls_total",
-                                          '{service="portal.audit.v1.AuditService",method="AppendEvents",code="OK"}') > 0,
+        support.wait_until(lambda: support.admin_metric(stack.admin_ports["audit-data"], "portal_rpc_calls_total",
+                                                        method="AppendEvents", code="OK") > 0,
                            timeout=30, interval=0.2)
         time.sleep(2.5)  # two export rounds: a span recorded by mistake would have been sent by now
         assert [span.name for _, span in collector.all()[before:] if attributes(span).get("portal.organization_id") == organization_id] == []
@@ -283,8 +274,8 @@ def test_a_dead_collector_changes_no_result_and_slows_no_call(portal_bin, tmp_pa
         # A call never waits for the collector (its connection attempts take up to 5 s).
         assert max(durations) < 1.0, durations
         # The spans are dropped and counted, not kept.
-        support.wait_until(lambda: metric(stack.admin_ports["gateway-data"], "portal_trace_spans_dropped_total",
-                                          '{reason="export_failed"}') > 0, timeout=30, interval=0.2)
-        assert metric(stack.admin_ports["gateway-data"], "portal_trace_spans_exported_total") == 0
+        support.wait_until(lambda: support.admin_metric(stack.admin_ports["gateway-data"], "portal_trace_spans_dropped_total",
+                                                        reason="export_failed") > 0, timeout=30, interval=0.2)
+        assert support.admin_metric(stack.admin_ports["gateway-data"], "portal_trace_spans_exported_total") == 0
     finally:
         stack.stop()
