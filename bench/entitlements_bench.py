@@ -5,6 +5,8 @@ the server's memory, and the throughput of durable, acknowledged activations thr
 Usage: entitlements_bench.py populate DB_PATH  |  entitlements_bench.py measure HOST:PORT SERVER_PID
        entitlements_bench.py copy-to-postgres DB_PATH POSTGRES_URL   (the populated rows, into a migrated database)
        entitlements_bench.py activate HOST:PORT[,HOST:PORT...]      (activation throughput, calls spread in turn)
+       entitlements_bench.py explain HOST:PORT SERVER_LOG            (one common and one rare search; prints the plans
+                                                                      PostgreSQL's auto_explain logged for their statements)
 (env ENTITLEMENTS=2000 ACTIVATIONS=1000000 SAMPLES=200 ACTIVATE=5000 CONCURRENCY=32)
 """
 import os
@@ -174,6 +176,26 @@ def copy_to_postgres(path, url):
     print(f"# copied into PostgreSQL in {time.perf_counter() - started:.0f} s")
 
 
+def explain(address, log_path):
+    """The plans of a common and a rare search's statements, as the server ran them (auto_explain)."""
+    import grpc
+    sys.path.insert(0, os.environ["STUBS"])
+    from portal.entitlements.v1 import entitlements_pb2 as E
+    from portal.entitlements.v1 import entitlements_pb2_grpc as G
+    stub = G.EntitlementsServiceStub(grpc.insecure_channel(address))
+    for label, text in (("common (\"apollo\")", "apollo"), ("rare (a serial)", "SN-00345679")):
+        offset = os.path.getsize(log_path)
+        stub.ListActivations(E.ListActivationsRequest(organization_id=ORG, page_size=50, search_text=text), timeout=30)
+        time.sleep(0.5)  # the server writes its log line after answering
+        with open(log_path, errors="replace") as log:
+            log.seek(offset)
+            entries = log.read().split("LOG:  duration: ")[1:]
+        print(f"# plans of a search, {label}: the statements that read activations, as PostgreSQL ran them")
+        for entry in entries:
+            if "FROM activations" in entry and "search_doc" in entry:
+                print("  duration: " + "\n  ".join(line for line in entry.strip().splitlines() if line.strip()))
+
+
 def activate(addresses):
     """Seconds ACTIVATE acknowledged activations take with CONCURRENCY in flight, spread over `addresses` in turn."""
     import grpc
@@ -204,6 +226,8 @@ if __name__ == "__main__":
         populate(sys.argv[2])
     elif sys.argv[1] == "copy-to-postgres":
         copy_to_postgres(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "explain":
+        explain(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "activate":
         elapsed = activate(sys.argv[2])
         print(f"activate: {ACTIVATE:,} acknowledged activations over {len(sys.argv[2].split(','))} instance(s) = {ACTIVATE / elapsed:,.0f}/s "

@@ -8,40 +8,41 @@ import ServiceLifecycle
 
 /// The admin port of a service, plain HTTP/1.1 for the platform: `GET /metrics` (Prometheus text
 /// exposition of every metric of the process), `GET /healthz` (200 while the process runs) and
-/// `GET /readyz` (200 while the server is serving, 503 once it is shutting down). A service run with a
+/// `GET /readyz` (200 while the server is serving; 503 with the reason while its database does not
+/// answer and once it is shutting down). A service run with a
 /// testing clock also answers `POST /testing/clock?advance_ms=N`, which moves that clock forward.
 public final class AdminHTTPServer: Service, Sendable {
     private let host: String
     private let port: Int
     private let registry: PrometheusCollectorRegistry
-    private let isReady: @Sendable () -> Bool
+    private let notReady: @Sendable () -> String?
     private let testingClock: OffsetClock?
     private let logger: Logger
 
-    /// A server on `host:port` exposing `registry`, ready while `isReady` says so; `testingClock` is
-    /// the clock tests may move (nil serves no such route).
+    /// A server on `host:port` exposing `registry`, ready while `notReady` gives no reason not to be;
+    /// `testingClock` is the clock tests may move (nil serves no such route).
     public init(
-        host: String, port: Int, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool,
+        host: String, port: Int, registry: PrometheusCollectorRegistry, notReady: @escaping @Sendable () -> String?,
         testingClock: OffsetClock? = nil,
         logger: Logger
     ) {
         self.host = host
         self.port = port
         self.registry = registry
-        self.isReady = isReady
+        self.notReady = notReady
         self.testingClock = testingClock
         self.logger = logger
     }
 
     /// Serves until graceful shutdown (it is listed first, so it stops after the servers it reports on).
     public func run() async throws {
-        let (registry, isReady, testingClock) = (registry, isReady, testingClock)
+        let (registry, notReady, testingClock) = (registry, notReady, testingClock)
         let channel = try await ServerBootstrap(group: EventLoops.shared)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.pipeline.addHandler(
-                        AdminRequestHandler(registry: registry, isReady: isReady, testingClock: testingClock))
+                        AdminRequestHandler(registry: registry, notReady: notReady, testingClock: testingClock))
                 }
             }
             .bind(host: host, port: port).get()
@@ -57,12 +58,13 @@ private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let registry: PrometheusCollectorRegistry
-    private let isReady: @Sendable () -> Bool
+    private let notReady: @Sendable () -> String?
     private let testingClock: OffsetClock?
 
-    init(registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool, testingClock: OffsetClock?) {
+    init(registry: PrometheusCollectorRegistry, notReady: @escaping @Sendable () -> String?, testingClock: OffsetClock?)
+    {
         self.registry = registry
-        self.isReady = isReady
+        self.notReady = notReady
         self.testingClock = testingClock
     }
 
@@ -75,9 +77,8 @@ private final class AdminRequestHandler: ChannelInboundHandler, Sendable {
             case (.GET, "/metrics"): (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
             case (.GET, "/healthz"): (.ok, "text/plain", Array("ok\n".utf8))
             case (.GET, "/readyz"):
-                isReady()
-                    ? (.ok, "text/plain", Array("ready\n".utf8))
-                    : (.serviceUnavailable, "text/plain", Array("shutting down\n".utf8))
+                notReady().map { (.serviceUnavailable, "text/plain", Array("\($0)\n".utf8)) }
+                    ?? (.ok, "text/plain", Array("ready\n".utf8))
             case (.POST, "/testing/clock") where testingClock != nil:
                 Self.advance(testingClock!, query: parts.count > 1 ? parts[1] : "")
             case (.GET, _):

@@ -207,6 +207,8 @@ public enum PortalRuntime {
         let (server, health) = ServerAssembly.makeServer(
             services: component.services, configuration: configuration, logger: logger, interceptors: policies,
             tracer: settings.tracing?.serverCallTracer)
+        // Probes see the service not ready while its database does not answer.
+        component.database?.onAvailabilityChange { available in health.setAvailable(available) }
         try await server.listen()
         var web: WebServer?
         if settings.kind == .gateway, let webPort = settings.webPort {
@@ -222,7 +224,11 @@ public enum PortalRuntime {
             settings.adminPort.map { port in
                 [
                     AdminHTTPServer(
-                        host: settings.host, port: port, registry: metrics, isReady: { health.isServing },
+                        host: settings.host, port: port, registry: metrics,
+                        notReady: { [database = component.database] in
+                            if let database, !database.isAvailable { return "database unavailable" }
+                            return health.isServing ? nil : "shutting down"
+                        },
                         testingClock: settings.testingClock, logger: logger)
                 ]
             } ?? []

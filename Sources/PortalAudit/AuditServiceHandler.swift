@@ -83,31 +83,25 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
                 field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
         let scope = PageTokenScope(pageTokens, list: "events export", request: request)
-        var paging = try ListPaging(
-            pageSize: Int32(Self.exportStep), pageToken: "", orderBy: request.orderBy, columns: AuditStore.columns,
-            defaultOrder: "time desc",
-            maxPageSize: Self.exportStep, scope: scope)
-        var csv = CSVWriter()
-        csv.appendRow(["Date & Time", "Message", "Type", "User"])
-        while true {
-            try context.checkLive()
-            let page = try await store.exportPage(filter, paging: paging)
-            for event in page.rows {
-                csv.appendRow([
+        let paging = { (token: String) in
+            try ListPaging(
+                pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy,
+                columns: AuditStore.columns, defaultOrder: "time desc", maxPageSize: Self.exportStep, scope: scope)
+        }
+        let export = CSVExport<AuditStore.ExportRow>(
+            header: ["Date & Time", "Message", "Type", "User"], chunkBytes: Self.chunkBytes,
+            format: { event in
+                [
                     timeFormat.format(milliseconds: event.time), event.message,
                     AuditVocabulary.title(stored: event.eventType), event.user,
-                ])
-                if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
-            }
-            guard !page.nextPageToken.isEmpty else {
-                if csv.byteCount > 0 { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
-                break
-            }
-            paging = try ListPaging(
-                pageSize: Int32(Self.exportStep), pageToken: page.nextPageToken, orderBy: request.orderBy,
-                columns: AuditStore.columns,
-                defaultOrder: "time desc", maxPageSize: Self.exportStep, scope: scope)
+                ]
+            },
+            send: { bytes in try await responses.write(.with { $0.chunk = bytes }) })
+        try await store.export(filter, paging: try paging(""), following: paging) { batch in
+            try context.checkLive()
+            try await export.append(batch)
         }
+        try await export.finish()
     }
 
     public func recentEvents(

@@ -59,26 +59,7 @@ final class AuditStore: Sendable {
                 heads[event.organizationID] = (record.organizationSequence, record.hash)
                 records.append(record)
             }
-            // Multi-row INSERTs: one statement per 100 events keeps the per-statement cost low.
-            for start in stride(from: 0, to: records.count, by: 100) {
-                var values: SQLQueryString = ""
-                for (offset, record) in records[start..<min(start + 100, records.count)].enumerated() {
-                    let row: SQLQueryString = """
-                        (\(bind: record.eventID), \(bind: record.organizationID), \(bind: record.organizationSequence), \(bind: record.time),
-                         \(bind: record.eventType), \(bind: record.action), \(bind: record.message), \(bind: record.user),
-                         \(bind: record.actorMemberID), \(bind: record.subjectKind), \(bind: record.subjectID),
-                         \(bind: Data(record.previousHash)), \(bind: Data(record.hash)), \(bind: now))
-                        """
-                    values = offset == 0 ? row : "\(values), \(row)"
-                }
-                try await database.raw(
-                    """
-                    INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
-                                        subject_kind, subject_id, previous_hash, hash, recorded_at)
-                    VALUES \(values)
-                    """
-                ).run()
-            }
+            try await Self.insert(database, records, now: now)
             try await Self.addToCounts(database, records)
             for (organizationID, head) in heads {
                 try await database.raw(
@@ -92,6 +73,63 @@ final class AuditStore: Sendable {
         }
     }
 
+    /// Inserts the chained records: on PostgreSQL in one statement over arrays (one round trip and one
+    /// plan for the whole batch), on SQLite in multi-row statements of 100 events.
+    private static func insert(_ database: any SQLDatabase, _ records: [AuditEventRecord], now: Int64) async throws {
+        guard !records.isEmpty else { return }
+        if SQLBackend(database) == .postgres {
+            try await database.raw(
+                """
+                INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                                    subject_kind, subject_id, previous_hash, hash, recorded_at)
+                SELECT event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                       subject_kind, subject_id, decode(previous_hash, 'hex'), decode(hash, 'hex'), \(bind: now)
+                FROM unnest(\(bind: records.map(\.eventID))::text[], \(bind: records.map(\.organizationID))::text[],
+                            \(bind: records.map(\.organizationSequence))::bigint[], \(bind: records.map(\.time))::bigint[],
+                            \(bind: records.map(\.eventType))::text[], \(bind: records.map(\.action))::text[],
+                            \(bind: records.map(\.message))::text[], \(bind: records.map(\.user))::text[],
+                            \(bind: records.map(\.actorMemberID))::text[], \(bind: records.map(\.subjectKind))::text[],
+                            \(bind: records.map(\.subjectID))::text[], \(bind: records.map { hex($0.previousHash) })::text[],
+                            \(bind: records.map { hex($0.hash) })::text[])
+                     AS batch (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                               subject_kind, subject_id, previous_hash, hash)
+                """
+            ).run()
+            return
+        }
+        for start in stride(from: 0, to: records.count, by: 100) {
+            var values: SQLQueryString = ""
+            for (offset, record) in records[start..<min(start + 100, records.count)].enumerated() {
+                let row: SQLQueryString = """
+                    (\(bind: record.eventID), \(bind: record.organizationID), \(bind: record.organizationSequence), \(bind: record.time),
+                     \(bind: record.eventType), \(bind: record.action), \(bind: record.message), \(bind: record.user),
+                     \(bind: record.actorMemberID), \(bind: record.subjectKind), \(bind: record.subjectID),
+                     \(bind: Data(record.previousHash)), \(bind: Data(record.hash)), \(bind: now))
+                    """
+                values = offset == 0 ? row : "\(values), \(row)"
+            }
+            try await database.raw(
+                """
+                INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                                    subject_kind, subject_id, previous_hash, hash, recorded_at)
+                VALUES \(values)
+                """
+            ).run()
+        }
+    }
+
+    /// `bytes` as lowercase hexadecimal, as PostgreSQL's `decode(…, 'hex')` reads it.
+    private static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
     /// Adds appended events to the per-organization counters that answer `total_size` without scanning.
     private static func addToCounts(_ database: any SQLDatabase, _ records: [AuditEventRecord]) async throws {
         var counts: [String: [String: [String: Int64]]] = [:]  // org -> dimension -> value -> n
@@ -102,18 +140,22 @@ final class AuditStore: Sendable {
             counts[record.organizationID, default: [:]]["type_user", default: [:]][
                 record.eventType + "|" + record.user, default: 0] += 1
         }
+        // One statement for every counter the batch touches (a few dozen rows).
+        var rows: [SQLQueryString] = []
         for (organizationID, dimensions) in counts {
             for (dimension, values) in dimensions {
                 for (value, n) in values {
-                    try await database.raw(
-                        """
-                        INSERT INTO event_counts (org_id, dimension, value, n) VALUES (\(bind: organizationID), \(bind: dimension), \(bind: value), \(bind: n))
-                        ON CONFLICT (org_id, dimension, value) DO UPDATE SET n = event_counts.n + excluded.n
-                        """
-                    ).run()
+                    rows.append("(\(bind: organizationID), \(bind: dimension), \(bind: value), \(bind: n))")
                 }
             }
         }
+        guard !rows.isEmpty else { return }
+        try await database.raw(
+            """
+            INSERT INTO event_counts (org_id, dimension, value, n) VALUES \(rows.joined(separator: ", "))
+            ON CONFLICT (org_id, dimension, value) DO UPDATE SET n = event_counts.n + excluded.n
+            """
+        ).run()
     }
 
     /// Matches counted exactly for filters the counters cannot answer; beyond it `total_size` is this cap.
@@ -218,6 +260,14 @@ final class AuditStore: Sendable {
     /// Which of `ids` are already stored, asked 500 at a time.
     private static func storedIDs(_ database: any SQLDatabase, among ids: [String]) async throws -> Set<String> {
         var found = Set<String>()
+        if SQLBackend(database) == .postgres {
+            for row in try await database.raw("SELECT event_id FROM events WHERE event_id = ANY(\(bind: ids)::text[])")
+                .all()
+            {
+                found.insert(try SQLRowReader(row).string("event_id"))
+            }
+            return found
+        }
         for start in stride(from: 0, to: ids.count, by: 500) {
             var list: SQLQueryString = ""
             for (offset, id) in ids[start..<min(start + 500, ids.count)].enumerated() {
@@ -341,6 +391,9 @@ final class AuditStore: Sendable {
 
     /// One exported row: only the columns the CSV shows, plus the keyset id.
     struct ExportRow: Sendable {
+        /// The columns it reads.
+        static let columns = "events.event_id, events.time, events.event_type, events.message, events.user_name"
+
         let eventID: String
         let time: Int64
         let eventType: String
@@ -358,13 +411,40 @@ final class AuditStore: Sendable {
         }
     }
 
+    /// Every event `filter` selects, in `paging`'s order, handed to `each` in batches of `paging`'s
+    /// size: on PostgreSQL one statement whose rows arrive as they are consumed, on SQLite keyset pages
+    /// (`following` makes the paging for the token after each).
+    func export(
+        _ filter: Filter, paging: ListPaging, following: (String) throws -> ListPaging,
+        each: @escaping @Sendable ([ExportRow]) async throws -> Void
+    ) async throws {
+        if database.backend == .postgres {
+            let filter = try await database.read { database in try await Self.resolvingUser(database, filter) }
+            try await database.stream(
+                """
+                SELECT \(unsafeRaw: ExportRow.columns) FROM events
+                WHERE \(filter.condition(.postgres)) \(paging.order(idColumn: "event_id"))
+                """, batchSize: paging.pageSize
+            ) { rows in
+                try await each(try rows.map(ExportRow.init(row:)))
+            }
+            return
+        }
+        var paging = paging
+        while true {
+            let page = try await exportPage(filter, paging: paging)
+            try await each(page.rows)
+            guard !page.nextPageToken.isEmpty else { return }
+            paging = try following(page.nextPageToken)
+        }
+    }
+
     /// A step of an export: the next rows in order, without counting.
     func exportPage(_ filter: Filter, paging: ListPaging) async throws -> (rows: [ExportRow], nextPageToken: String) {
         try await database.read { database in
             let filter = try await Self.resolvingUser(database, filter)
             let rows = try await Self.pageRows(
-                database, filter, paging: paging,
-                columns: "events.event_id, events.time, events.event_type, events.message, events.user_name"
+                database, filter, paging: paging, columns: ExportRow.columns
             ).map(ExportRow.init(row:))
             return paging.page(rows) { (.integer($0.time), $0.eventID) }
         }

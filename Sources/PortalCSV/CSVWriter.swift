@@ -68,8 +68,9 @@ public struct CSVWriter: Sendable {
 /// Formats times as the portal shows them: `05 Mar 2026, 14:07:09`, in UTC or a named IANA zone.
 ///
 /// UTC is computed directly (exports format a million of these); other zones go through a
-/// `DateFormatter`, so create one format per export rather than sharing it between tasks.
-public struct PortalTimeFormat {
+/// `DateFormatter`, so create one format per export and use it from one task at a time (as
+/// `CSVExport` does, formatting one batch after another) rather than from several at once.
+public struct PortalTimeFormat: @unchecked Sendable {
     private let formatter: DateFormatter?
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

@@ -232,6 +232,15 @@ enum EntitlementsMigrations {
         SQLMigration(
             version: 11, name: "outbox messages carry the trace context of the change they record",
             statements: Outbox.traceContextColumn),
+        SQLMigration(
+            version: 12, name: "statistics of the activations' search trigrams, for choosing a search's plan",
+            statements: [],
+            postgres: [
+                // ANALYZE keeps the most common trigrams and their frequencies (pg_stats_ext_exprs),
+                // which tell a search which of its trigrams are rare enough to look up (PostgreSQL 14+).
+                "CREATE STATISTICS activations_trigrams ON (show_trgm(search_doc)) FROM activations",
+                "ANALYZE activations",
+            ]),
     ]
 
     /// Today's schema in PostgreSQL's terms, created by migration 1: PostgreSQL support came after

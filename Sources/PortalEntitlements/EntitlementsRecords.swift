@@ -187,3 +187,44 @@ extension ActivationRecord {
             activatedByMemberID: try row.string("activated_by_member_id"), activatedAt: try row.integer("activated_at"))
     }
 }
+
+/// An activation as the CSV export shows it: only the columns it prints.
+struct ExportedActivation: Sendable {
+    let activatedAt: Int64
+    let productName: String
+    let quantity: Int64
+    let projectName: String
+    let projectManager: String
+    let activatedBy: String
+    let entitlementID: String
+    let serialNumber: String
+
+    static let columns = """
+        activations.activated_at, activations.product_name, activations.quantity, activations.project_name, \
+        activations.project_manager, activations.activated_by, activations.entitlement_id, activations.serial_number
+        """
+
+    init(_ activation: ActivationRecord) {
+        activatedAt = activation.activatedAt
+        productName = activation.productName
+        quantity = activation.quantity
+        projectName = activation.projectName
+        projectManager = activation.projectManager
+        activatedBy = activation.activatedBy
+        entitlementID = activation.entitlementID
+        serialNumber = activation.serialNumber
+    }
+
+    /// Reads a row of `columns`, by position (exports read a million rows).
+    init(row: any SQLRow) throws {
+        let row = SQLRowReader(row)
+        activatedAt = try row.integer(at: 0)
+        productName = try row.string(at: 1)
+        quantity = try row.integer(at: 2)
+        projectName = try row.string(at: 3)
+        projectManager = try row.string(at: 4)
+        activatedBy = try row.string(at: 5)
+        entitlementID = try row.string(at: 6)
+        serialNumber = try row.string(at: 7)
+    }
+}

@@ -226,42 +226,31 @@ public final class EntitlementsServiceHandler: Portal_Entitlements_V1_Entitlemen
                 field: "time_zone", "\(RPCError.quote(request.timeZone)) is not an IANA time zone")
         }
         let scope = PageTokenScope(pageTokens, list: "activations export", request: request)
-        func page(
-            after token: String
-        ) -> Task<(activations: [ActivationRecord], nextPageToken: String, totalSize: Int64), any Error> {
-            Task {
-                let paging = try ListPaging(
-                    pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy,
-                    columns: EntitlementsStore.activationColumns,
-                    defaultOrder: "activation_date desc", maxPageSize: Self.exportStep, scope: scope)
-                return try await store.listActivations(filter, paging: paging, counting: false)
-            }
+        let paging = { (token: String) in
+            try ListPaging(
+                pageSize: Int32(Self.exportStep), pageToken: token, orderBy: request.orderBy,
+                columns: EntitlementsStore.activationColumns,
+                defaultOrder: "activation_date desc", maxPageSize: Self.exportStep, scope: scope)
         }
-        var csv = CSVWriter()
-        csv.appendRow([
-            "Activation Date", "Product Name", "Quantity", "Project Name", "Project Manager", "Activated By",
-            "Entitlement ID", "Serial Number",
-        ])
-        // The next page is read while this one is formatted and sent: the database and the encoding
-        // work in parallel.
-        var next = page(after: "")
-        defer { next.cancel() }
-        while true {
-            try context.checkLive()
-            let current = try await next.value
-            if !current.nextPageToken.isEmpty { next = page(after: current.nextPageToken) }
-            for activation in current.activations {
-                csv.appendRow([
+        let export = CSVExport<ExportedActivation>(
+            header: [
+                "Activation Date", "Product Name", "Quantity", "Project Name", "Project Manager", "Activated By",
+                "Entitlement ID", "Serial Number",
+            ],
+            chunkBytes: Self.chunkBytes,
+            format: { activation in
+                [
                     timeFormat.format(milliseconds: activation.activatedAt), activation.productName,
-                    String(activation.quantity), activation.projectName,
-                    activation.projectManager, activation.activatedBy, activation.entitlementID,
-                    activation.serialNumber,
-                ])
-                if csv.byteCount >= Self.chunkBytes { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
-            }
-            if current.nextPageToken.isEmpty { break }
+                    String(activation.quantity), activation.projectName, activation.projectManager,
+                    activation.activatedBy, activation.entitlementID, activation.serialNumber,
+                ]
+            },
+            send: { bytes in try await responses.write(.with { $0.chunk = bytes }) })
+        try await store.exportActivations(filter, paging: try paging(""), following: paging) { batch in
+            try context.checkLive()
+            try await export.append(batch)
         }
-        if csv.byteCount > 0 { try await responses.write(.with { $0.chunk = csv.takeBytes() }) }
+        try await export.finish()
     }
 
     /// Rows an export reads at a time.

@@ -196,7 +196,10 @@ extension EntitlementsStore {
         var productIDs: [String] = []
         var searchText = ""
 
-        var condition: SQLQueryString {
+        var condition: SQLQueryString { condition(searchingWith: "search_doc") }
+
+        /// The condition with the search checked against `document` (the column, or an expression of it).
+        func condition(searchingWith document: String) -> SQLQueryString {
             var condition: SQLQueryString = "org_id = \(bind: organizationID)"
             if let start { condition = "\(condition) AND activated_at >= \(bind: start)" }
             if let end { condition = "\(condition) AND activated_at < \(bind: end)" }
@@ -208,7 +211,8 @@ extension EntitlementsStore {
                 condition = "\(condition) AND product_id IN (\(list))"
             }
             if !searchText.isEmpty {
-                condition = "\(condition) AND search_doc LIKE \(bind: containsPattern(searchText)) ESCAPE '\\'"
+                condition =
+                    "\(condition) AND \(unsafeRaw: document) LIKE \(bind: containsPattern(searchText)) ESCAPE '\\'"
             }
             return condition
         }
@@ -340,22 +344,31 @@ extension EntitlementsStore {
     /// cap matches are dense, and walking the sort order checking rows finds a page quickly. When
     /// every trigram is common and the organization is small, its own rows are counted and walked
     /// instead of a phrase's candidates across all organizations. Shorter searches check rows while
-    /// walking. On PostgreSQL the LIKE condition goes through the pg_trgm GIN index as the planner sees fit.
+    /// walking. PostgreSQL plans a search the same way over pg_trgm (`postgresSearch`).
     func listActivations(
         _ filter: ActivationFilter, paging: ListPaging, counting: Bool = true
     )
         async throws -> (activations: [ActivationRecord], nextPageToken: String, totalSize: Int64)
     {
-        let limits = searchLimits
-        let cache = trigramCounts
+        let (limits, cache, trigramStatistics, denseSearches) = (
+            searchLimits, trigramCounts, trigramStatistics, denseSearches
+        )
         return try await database.read { database in
             let keyset = paging.keysetCondition(idColumn: "id")
             var condition = filter.condition
             if let keyset { condition = "\(condition) AND \(keyset)" }
             var source: SQLQueryString = "activations"
             var total: Int64 = 0
-            // PostgreSQL's planner reads the LIKE through its trigram index itself (pg_trgm).
-            if SQLBackend(database) == .sqlite, let trigrams = filter.searchTrigrams {
+            let backend = SQLBackend(database)
+            if backend == .postgres, !filter.searchText.isEmpty,
+                let search = try await Self.postgresSearch(
+                    database, filter, paging: paging, counting: counting, limits: limits,
+                    statistics: trigramStatistics, denseSearches: denseSearches)
+            {
+                let (pageRows, next) = try paging.page(search.rows, idColumn: "id")
+                return (try pageRows.map(ActivationRecord.init(row:)), next, search.total)
+            }
+            if backend == .sqlite, let trigrams = filter.searchTrigrams {
                 let (match, fewerThanRare) = try await Self.candidateMatch(
                     database, filter, trigrams: trigrams, limits: limits, cache: cache)
                 let candidates = Self.candidates(match)
@@ -392,6 +405,35 @@ extension EntitlementsStore {
             ).all()
             let (pageRows, next) = try paging.page(rows, idColumn: "id")
             return (try pageRows.map(ActivationRecord.init(row:)), next, total)
+        }
+    }
+}
+
+extension EntitlementsStore {
+    /// Every activation `filter` selects, in `paging`'s order, handed to `each` in batches of
+    /// `paging`'s size: on PostgreSQL one statement whose rows arrive as they are consumed, on SQLite
+    /// keyset pages (`following` makes the paging for the token after each).
+    func exportActivations(
+        _ filter: ActivationFilter, paging: ListPaging, following: (String) throws -> ListPaging,
+        each: @escaping @Sendable ([ExportedActivation]) async throws -> Void
+    ) async throws {
+        if database.backend == .postgres {
+            try await database.stream(
+                """
+                SELECT \(unsafeRaw: ExportedActivation.columns) FROM activations
+                WHERE \(filter.condition) \(paging.order(idColumn: "id"))
+                """, batchSize: paging.pageSize
+            ) { rows in
+                try await each(try rows.map(ExportedActivation.init(row:)))
+            }
+            return
+        }
+        var paging = paging
+        while true {
+            let page = try await listActivations(filter, paging: paging, counting: false)
+            try await each(page.activations.map(ExportedActivation.init))
+            guard !page.nextPageToken.isEmpty else { return }
+            paging = try following(page.nextPageToken)
         }
     }
 }

@@ -12,8 +12,11 @@ import SQLKit
 final class EntitlementsStore: Sendable {
     let database: ServiceDatabase
     let searchLimits: SearchLimits
-    /// Trigram counts that chose recent searches' plans.
+    /// Trigram counts that chose recent searches' plans (SQLite).
     let trigramCounts = TrigramCountCache()
+    /// PostgreSQL's statistics of the search trigrams, and searches known to reach the count's cap.
+    let trigramStatistics = TrigramStatistics()
+    let denseSearches = DenseSearches()
     private let activations: ActivationBatcher
 
     init(database: ServiceDatabase, searchLimits: SearchLimits = .init()) {

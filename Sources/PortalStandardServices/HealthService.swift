@@ -11,6 +11,7 @@ public final class HealthService: Grpc_Health_V1_HealthService {
 
     private struct State {
         var statuses: [String: Status] = [:]
+        var shuttingDown = false
         var watchers: [Int: (service: String, continuation: AsyncStream<Status>.Continuation)] = [:]
         var nextWatcher = 0
     }
@@ -37,10 +38,20 @@ public final class HealthService: Grpc_Health_V1_HealthService {
     /// Whether the server itself (`""`) is SERVING: its readiness.
     public var isServing: Bool { state.withLock { $0.statuses[""] == .serving } }
 
-    /// Marks every known service NOT_SERVING, as a server does when it starts shutting down.
+    /// Marks every known service NOT_SERVING, as a server does when it starts shutting down; they stay so.
     public func markAllNotServing() {
-        let services = state.withLock { Array($0.statuses.keys) }
+        let services = state.withLock { state in
+            state.shuttingDown = true
+            return Array(state.statuses.keys)
+        }
         for service in services { setStatus(.notServing, for: service) }
+    }
+
+    /// Marks every known service SERVING or NOT_SERVING as what they depend on (their database) comes
+    /// and goes; after `markAllNotServing` they stay NOT_SERVING.
+    public func setAvailable(_ available: Bool) {
+        let services = state.withLock { $0.shuttingDown ? [] : Array($0.statuses.keys) }
+        for service in services { setStatus(available ? .serving : .notServing, for: service) }
     }
 
     /// The current status of `service`, or `NOT_FOUND` for a service the server does not know.

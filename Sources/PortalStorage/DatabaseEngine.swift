@@ -6,6 +6,12 @@ protocol DatabaseEngine: Sendable {
     /// Which SQL the database speaks.
     var backend: SQLBackend { get }
 
+    /// Whether the database answered its last check (always true for a file).
+    var isAvailable: Bool { get }
+
+    /// Calls `listener` with `isAvailable` each time it changes.
+    func onAvailabilityChange(_ listener: @escaping @Sendable (Bool) -> Void)
+
     /// Runs `body` in one write transaction, committed when it returns, rolled back when it throws;
     /// it may run `body` again when the database asks for a retry (PostgreSQL serialization failures).
     /// Transactions naming a common key in `serializing` run one after another.
@@ -18,6 +24,12 @@ protocol DatabaseEngine: Sendable {
     func read<Result: Sendable>(
         metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result
+
+    /// Reads the rows of `query` in order and hands them to `body` `batchSize` at a time.
+    func stream(
+        _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+    ) async throws
 
     /// Runs `body` unless another instance holds the lease `name` (then returns nil at once).
     func withLease<Result: Sendable>(

@@ -102,6 +102,14 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// The database could not be reached (its server is down, restarting or unreachable): the work was
+/// not done, or — for a transaction whose connection broke while committing — may have been; callers
+/// retry with the same idempotency key.
+public struct DatabaseUnavailableError: Error, CustomStringConvertible, Sendable {
+    /// Why, as the database driver reported it.
+    public let description: String
+}
+
 /// A database location that cannot be used, with the reason.
 public struct DatabaseLocationError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.

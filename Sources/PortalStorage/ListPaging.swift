@@ -107,6 +107,13 @@ public struct ListPaging: Sendable {
             """
     }
 
+    /// `ORDER BY ...` alone, for reading every row in the list's order (an export).
+    public func order(idColumn: String) -> SQLQueryString {
+        let direction = descending ? "DESC" : "ASC"
+        return
+            "ORDER BY \(unsafeRaw: column.expression) \(unsafeRaw: direction), \(unsafeRaw: idColumn) \(unsafeRaw: direction)"
+    }
+
     /// `ORDER BY ... LIMIT ...`, fetching one extra row to know whether another page follows.
     public func orderAndLimit(idColumn: String) -> SQLQueryString {
         let direction = descending ? "DESC" : "ASC"

@@ -3,6 +3,8 @@ import NIOSSL
 import PostgresKit
 import PostgresNIO
 import SQLKit
+import ServiceLifecycle
+import Synchronization
 
 /// A PostgreSQL database shared by every instance of a service, through a connection pool.
 ///
@@ -12,6 +14,10 @@ import SQLKit
 /// chain's head, an entitlement's lines) name it as a key: they then take turns on a session advisory
 /// lock held from before `BEGIN` until after `COMMIT`, so each starts from the last one's result
 /// instead of failing and retrying. Reads run one statement at a time on pooled connections.
+///
+/// While it runs, a connection of its own checks the server every second. When the server stops
+/// answering, work fails at once with `DatabaseUnavailableError` (as does work whose connection
+/// breaks) instead of queueing for the pool; the pool reconnects when the server is back.
 final class PostgresEngine: DatabaseEngine {
     /// Attempts a transaction gets before its serialization failure is returned to the caller.
     static let maxAttempts = 30
@@ -19,13 +25,23 @@ final class PostgresEngine: DatabaseEngine {
     static let retryBackoff = Backoff(initial: .milliseconds(4), maximum: .milliseconds(64))
     /// The advisory lock key migrations hold (any constant; one per database).
     static let migrationLockKey: Int64 = 0x706f_7274_616c  // "portal"
+    /// How often the server is checked, and how long a check may take before it counts as failed.
+    static let checkInterval = Duration.seconds(1)
+    static let checkTimeout = Duration.seconds(2)
 
     private let client: PostgresClient
     /// One connection of its own, for checking the server and migrating before the pool runs.
     private let single: PostgresConnection.Configuration
     private let logger: Logger
+    /// Whether the server answered its last check.
+    private let answering = Atomic<Bool>(true)
+    /// Who to tell when that changes.
+    private let availabilityListeners = Mutex<[@Sendable (Bool) -> Void]>([])
+    /// Work waiting for a pool connection, abandoned when the server stops answering.
+    private let waitingLoans = WaitingLoans()
 
     var backend: SQLBackend { .postgres }
+    var isAvailable: Bool { answering.load(ordering: .relaxed) }
 
     private init(client: PostgresClient, single: PostgresConnection.Configuration, logger: Logger) {
         self.client = client
@@ -81,6 +97,7 @@ final class PostgresEngine: DatabaseEngine {
         serializing keys: [String], metrics: DatabaseMetrics,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
+        try checkAvailable()
         var attempt = 1
         while true {
             do {
@@ -100,10 +117,10 @@ final class PostgresEngine: DatabaseEngine {
     ) async throws -> Result {
         let queued = ContinuousClock.now
         let locks = Set(keys).sorted()  // one order everywhere: no two transactions wait on each other
-        return try await client.withConnection { connection in
+        return try await withConnection { connection in
             if !locks.isEmpty {
                 // One round trip for every key, taken in the sorted order of the subquery.
-                _ = try await connection.query(
+                try await connection.run(
                     "SELECT pg_advisory_lock(hashtext(key)) FROM (SELECT unnest(\(locks)::text[]) AS key ORDER BY 1) AS keys",
                     logger: logger)
             }
@@ -123,13 +140,13 @@ final class PostgresEngine: DatabaseEngine {
     private func runTransaction<Result: Sendable>(
         on connection: PostgresConnection, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        _ = try await connection.query("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+        try await connection.run("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
         do {
-            let result = try await body(connection.sql(queryLogLevel: nil))
-            _ = try await connection.query("COMMIT", logger: logger)
+            let result = try await body(PostgresSQLDatabase(connection: connection))
+            try await connection.run("COMMIT", logger: logger)
             return result
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
+            _ = try? await connection.run("ROLLBACK", logger: logger)
             throw error
         }
     }
@@ -137,17 +154,49 @@ final class PostgresEngine: DatabaseEngine {
     /// Releases the transaction's keys: every session lock of the connection, which only it holds.
     private func unlock(_ keys: [String], on connection: PostgresConnection) async throws {
         guard !keys.isEmpty else { return }
-        _ = try await connection.query("SELECT pg_advisory_unlock_all()", logger: logger)
+        try await connection.run("SELECT pg_advisory_unlock_all()", logger: logger)
     }
 
     func read<Result: Sendable>(
         metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
+        try checkAvailable()
         let queued = ContinuousClock.now
         do {
-            return try await client.withConnection { connection in
+            return try await withConnection { connection in
                 try await metrics.measure(.read, queuedAt: queued) {
-                    try await body(connection.sql(queryLogLevel: nil))
+                    try await body(PostgresSQLDatabase(connection: connection))
+                }
+            }
+        } catch {
+            throw Self.described(error)
+        }
+    }
+
+    /// One statement on one connection: its rows are pulled as `body` consumes them (PostgresNIO's
+    /// row sequence asks the server for more as its buffer drains), decoded here, and handed over in
+    /// batches; memory holds a batch and the driver's read-ahead, whatever the result's size.
+    func stream(
+        _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+    ) async throws {
+        try checkAvailable()
+        let queued = ContinuousClock.now
+        do {
+            try await withConnection { connection in
+                try await metrics.measure(.read, queuedAt: queued) {
+                    let rows = try await PostgresSQLDatabase(connection: connection).query(query)
+                    let columns = ColumnIndex()
+                    var batch: [any SQLRow] = []
+                    batch.reserveCapacity(batchSize)
+                    for try await row in rows {
+                        batch.append(PostgresSQLRow(row, columns: columns))
+                        if batch.count == batchSize {
+                            try await body(batch)
+                            batch.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    if !batch.isEmpty { try await body(batch) }
                 }
             }
         } catch {
@@ -160,18 +209,18 @@ final class PostgresEngine: DatabaseEngine {
         _ name: String, _ body: @Sendable () async throws -> Result
     ) async throws -> Result? {
         do {
-            return try await client.withConnection { connection -> Result? in
-                let rows = try await connection.query(
+            return try await withConnection { connection -> Result? in
+                let rows = try await connection.run(
                     "SELECT pg_try_advisory_lock(hashtext(\(name))) AS held", logger: logger)
                 var held = false
                 for try await (value) in rows.decode(Bool.self) { held = value }
                 guard held else { return nil }
                 do {
                     let result = try await body()
-                    _ = try await connection.query("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
+                    try await connection.run("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
                     return result
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
+                    _ = try? await connection.run("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
                     throw error
                 }
             }
@@ -186,7 +235,7 @@ final class PostgresEngine: DatabaseEngine {
         do {
             let connection = try await PostgresConnection.connect(configuration: single, id: 0, logger: logger)
             do {
-                _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: logger)
+                try await connection.run("SELECT pg_advisory_lock(\(Self.migrationLockKey))", logger: logger)
                 try await body(connection.sql(queryLogLevel: nil))
                 try await connection.close()
             } catch {
@@ -198,9 +247,83 @@ final class PostgresEngine: DatabaseEngine {
         }
     }
 
-    /// Runs the connection pool until graceful shutdown.
+    func onAvailabilityChange(_ listener: @escaping @Sendable (Bool) -> Void) {
+        availabilityListeners.withLock { $0.append(listener) }
+    }
+
+    /// A pool connection for `body`. The wait for it ends with `DatabaseUnavailableError` when the
+    /// server stops answering meanwhile (the pool would otherwise wait for it to come back).
+    private func withConnection<Result>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        try await ConnectionLoan.withConnection(from: client, waiting: waitingLoans, body)
+    }
+
+    /// Fails at once while the server does not answer its checks, rather than queueing for the pool.
+    private func checkAvailable() throws {
+        guard isAvailable else {
+            throw DatabaseUnavailableError(description: "PostgreSQL does not answer (checked every second)")
+        }
+    }
+
+    /// Runs the connection pool, and the server's checks beside it, until graceful shutdown.
     func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await cancelWhenGracefulShutdown { await self.checkServer() } }
+        }
+    }
+
+    /// Checks the server every `checkInterval` with `SELECT 1` on a connection of its own (opened
+    /// again after a failure) and records whether it answered, logging each change.
+    private func checkServer() async {
+        var connection: PostgresConnection?
+        while !Task.isCancelled {
+            let answered = await check(&connection)
+            if answering.exchange(answered, ordering: .relaxed) != answered {
+                if answered {
+                    logger.notice("PostgreSQL answers again")
+                } else {
+                    logger.error("PostgreSQL does not answer: failing database work until it does")
+                    waitingLoans.abandonAll(
+                        DatabaseUnavailableError(
+                            description: "PostgreSQL stopped answering while this waited for a connection"))
+                }
+                for listener in availabilityListeners.withLock({ $0 }) { listener(answered) }
+            }
+            try? await Task.sleep(for: Self.checkInterval)
+        }
+        try? await connection?.close()
+    }
+
+    /// Whether `SELECT 1` on `connection` (connected first when nil; dropped when it fails) answers
+    /// within `checkTimeout`. A connection to a server that went away may never answer (nor heed
+    /// cancellation), so the check is not awaited past its time: it finishes on its own, and a
+    /// connection it makes too late is closed.
+    private func check(_ connection: inout PostgresConnection?) async -> Bool {
+        let current = connection
+        let (single, logger) = (single, logger)
+        let outcome = CheckOutcome()
+        let answered: PostgresConnection? = await withCheckedContinuation { continuation in
+            outcome.wait(continuation)
+            Task {
+                var probe = current
+                do {
+                    if probe == nil {
+                        probe = try await PostgresConnection.connect(configuration: single, id: 0, logger: logger)
+                    }
+                    try await probe!.run("SELECT 1", logger: logger)
+                } catch {
+                    probe = nil
+                }
+                if !outcome.finish(probe), let probe, probe !== current { try? await probe.close() }
+            }
+            Task {
+                try? await Task.sleep(for: Self.checkTimeout)
+                outcome.finish(nil)
+            }
+        }
+        if answered == nil, let current { Task { try? await current.close() } }
+        connection = answered
+        return answered != nil
     }
 
     /// The pool closes when `run()` ends; a pool that never ran holds no connection.
@@ -213,10 +336,28 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     /// `error` with the server's SQLSTATE and message, when PostgreSQL raised it, for logs (PostgresNIO's
-    /// own description hides both); other errors (a domain error from the body) pass unchanged.
+    /// own description hides both): `DatabaseUnavailableError` when the connection failed or the
+    /// server is shutting down or starting, else `DatabaseError`. Other errors (a domain error from
+    /// the body) pass unchanged.
     static func described(_ error: any Error) -> any Error {
+        // The pool's own errors (its circuit breaker, after a minute without a connection) are of a
+        // type PostgresNIO does not export.
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            return DatabaseUnavailableError(description: "PostgreSQL connection pool: \(error)")
+        }
         guard let error = error as? PSQLError else { return error }
-        return DatabaseError(description: "PostgreSQL \(error.serverInfo?[.sqlState] ?? "error"): \(reason(error))")
+        let state = error.serverInfo?[.sqlState]
+        let description = "PostgreSQL \(state ?? "error"): \(reason(error))"
+        if isUnavailable(error, state: state) { return DatabaseUnavailableError(description: description) }
+        return DatabaseError(description: description)
+    }
+
+    /// A broken or refused connection, or a server shutting down, crashed or starting up (SQLSTATE
+    /// class 08, 57P01–57P03): the database, not the request, is at fault.
+    private static func isUnavailable(_ error: PSQLError, state: String?) -> Bool {
+        if let state { return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) }
+        return [.connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed]
+            .contains(error.code)
     }
 
     /// The server's message for `error`, or its description.
@@ -227,5 +368,23 @@ final class PostgresEngine: DatabaseEngine {
             return "\(error.code)"
         }
         return "\(error)"
+    }
+}
+
+/// The first result of a server check: the probe's or the timeout's, whichever comes first.
+private final class CheckOutcome: Sendable {
+    private let continuation = Mutex<CheckedContinuation<PostgresConnection?, Never>?>(nil)
+
+    /// Waits with `continuation` for the first result.
+    func wait(_ continuation: CheckedContinuation<PostgresConnection?, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    /// Hands over `result` if it is the first; false when another came first.
+    @discardableResult
+    func finish(_ result: PostgresConnection?) -> Bool {
+        guard let waiting = continuation.withLock({ $0.take() }) else { return false }
+        waiting.resume(returning: result)
+        return true
     }
 }

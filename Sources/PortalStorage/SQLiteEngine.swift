@@ -16,6 +16,8 @@ final class SQLiteEngine: DatabaseEngine {
     private let readQueue = AsyncSerialQueue()
 
     var backend: SQLBackend { .sqlite }
+    var isAvailable: Bool { true }
+    func onAvailabilityChange(_ listener: @escaping @Sendable (Bool) -> Void) {}  // a file never goes away
 
     private init(writer: SQLiteConnection, reader: SQLiteConnection) {
         self.writer = writer
@@ -71,6 +73,18 @@ final class SQLiteEngine: DatabaseEngine {
         metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         try await readQueue.run(.read, metrics: metrics) { try await body(reader.sql()) }
+    }
+
+    /// SQLite hands over a statement's rows only all at once: the whole result is read first (callers
+    /// read large results in keyset pages instead).
+    func stream(
+        _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
+        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+    ) async throws {
+        let rows = try await read(metrics: metrics) { database in try await database.raw(query).all() }
+        for start in stride(from: 0, to: rows.count, by: batchSize) {
+            try await body(Array(rows[start..<min(start + batchSize, rows.count)]))
+        }
     }
 
     /// One process owns the file: the lease is always free.

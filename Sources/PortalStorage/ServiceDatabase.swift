@@ -39,6 +39,16 @@ public final class ServiceDatabase: Service, Sendable {
     /// Which SQL the database speaks, for the statements that differ between backends.
     public var backend: SQLBackend { engine.backend }
 
+    /// Whether the database answers: a PostgreSQL server is checked every second while the service
+    /// runs; while it does not answer, reads and transactions fail at once with
+    /// `DatabaseUnavailableError` and the service reports itself not ready. A file is always available.
+    public var isAvailable: Bool { engine.isAvailable }
+
+    /// Calls `listener` with `isAvailable` each time it changes.
+    public func onAvailabilityChange(_ listener: @escaping @Sendable (Bool) -> Void) {
+        engine.onAvailabilityChange(listener)
+    }
+
     /// Opens (creating if needed) the SQLite file at `path` and applies pending `migrations`.
     public static func open(path: String, migrations: [SQLMigration], logger: Logger) async throws -> ServiceDatabase {
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -135,6 +145,16 @@ public final class ServiceDatabase: Service, Sendable {
         _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         try await spanned("read") { try await engine.read(metrics: metrics, body) }
+    }
+
+    /// Reads every row of `query` in order, handing them to `body` `batchSize` at a time. On
+    /// PostgreSQL it is one statement whose rows are pulled as `body` consumes them (memory stays
+    /// flat whatever the result's size); SQLite reads the whole result first, so read large results
+    /// there in keyset pages instead.
+    public func stream(
+        _ query: SQLQueryString, batchSize: Int, _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+    ) async throws {
+        try await spanned("read") { try await engine.stream(query, batchSize: batchSize, metrics: metrics, body) }
     }
 
     /// Serves until graceful shutdown (on PostgreSQL the connection pool runs here, so the database

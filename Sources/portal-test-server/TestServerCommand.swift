@@ -36,7 +36,8 @@ struct TestServerCommand: AsyncParsableCommand {
             adminPort.map { port in
                 [
                     AdminHTTPServer(
-                        host: host, port: port, registry: PortalRuntime.metrics, isReady: { health.isServing },
+                        host: host, port: port, registry: PortalRuntime.metrics,
+                        notReady: { health.isServing ? nil : "shutting down" },
                         logger: logger)
                 ]
             } ?? []
