@@ -69,10 +69,10 @@ def seed_identity(url):
     for o in range(ORGS):
         for m in range(MEMBERS_PER_ORG):
             email = f"member{m}@org{o}.example.com"
-            lines.append(f"mem_scale_{o:04d}_{m},{organization(o)},{email},{email},Member,{m},,{'ADMIN' if m == 0 else 'VIEWER'},"
+            lines.append(f"mem_scale_{o:04d}_{m},{organization(o)},{email},{email},Member,{m},\"\",{'ADMIN' if m == 0 else 'VIEWER'},"
                          f"{password_hash},{now}")
     lines.append("\\.")
-    subprocess.run(["psql", url, "-q"], input="\n".join(lines) + "\n", text=True, check=True)
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1"], input="\n".join(lines) + "\n", text=True, check=True)
 
 
 def cpu_seconds(pid):

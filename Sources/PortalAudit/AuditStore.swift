@@ -29,7 +29,11 @@ final class AuditStore: Sendable {
     /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
     /// Returns (stored, duplicates).
     func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
-        try await database.transaction(serializing: events.map { "audit-chain:" + $0.organizationID }) { database in
+        // Each organization's chain key covers all it reads (the chain head, its counters); event ids
+        // are unique by index: appends for other organizations never fail it.
+        try await database.transaction(
+            serializing: events.map { "audit-chain:" + $0.organizationID }, isolation: .keys
+        ) { database in
             let known = try await Self.storedIDs(database, among: events.map(\.eventID))
             var seen = Set<String>()
             var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]

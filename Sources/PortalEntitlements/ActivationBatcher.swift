@@ -54,8 +54,11 @@ actor ActivationBatcher {
         do {
             // Every activation adds to its organization's per-product totals, so an organization's
             // batches take turns across instances (on PostgreSQL) rather than collide on those rows.
+            // The organizations' keys cover all a batch reads and checks (their entitlements' lines,
+            // totals, idempotency keys and outbox numbering; the lines' CHECK and the unique index on
+            // idempotency keys back them): batches of other organizations never fail it.
             let organizations = batch.map { "entitlements-organization:" + $0.request.organizationID }
-            return try await database.transaction(serializing: organizations) { database in
+            return try await database.transaction(serializing: organizations, isolation: .keys) { database in
                 try await ActivationBatch(batch).run(database)
             }
         } catch  where batch.count > 1 {

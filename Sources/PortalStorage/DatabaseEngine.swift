@@ -16,7 +16,7 @@ protocol DatabaseEngine: Sendable {
     /// it may run `body` again when the database asks for a retry (PostgreSQL serialization failures).
     /// Transactions naming a common key in `serializing` run one after another.
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics,
+        serializing keys: [String], isolation: TransactionIsolation, metrics: DatabaseMetrics,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result
 
@@ -28,7 +28,7 @@ protocol DatabaseEngine: Sendable {
     /// Reads the rows of `query` in order and hands them to `body` `batchSize` at a time.
     func stream(
         _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
-        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+        _ body: ([any SQLRow]) async throws -> Void
     ) async throws
 
     /// Runs `body` unless another instance holds the lease `name` (then returns nil at once).
@@ -45,6 +45,18 @@ protocol DatabaseEngine: Sendable {
 
     /// Closes the database after the work in flight.
     func close() async
+}
+
+/// How a transaction is kept from the effects of concurrent ones.
+public enum TransactionIsolation: Sendable {
+    /// As if transactions ran one at a time, whatever they read (PostgreSQL `SERIALIZABLE`, retried
+    /// on serialization failures).
+    case serializable
+    /// Its keys (`serializing`) cover everything it reads and checks, and unique indexes the rest:
+    /// holding them is enough. On PostgreSQL it runs `READ COMMITTED` while holding its keys, so
+    /// transactions under other keys never fail it (serializable transactions can, when they share
+    /// index pages).
+    case keys
 }
 
 /// The SQL a service's database speaks, for the few statements that differ (full-text search, DDL).

@@ -110,6 +110,13 @@ public struct DatabaseUnavailableError: Error, CustomStringConvertible, Sendable
     public let description: String
 }
 
+/// A transaction kept failing on concurrent ones (PostgreSQL serialization failures or deadlocks)
+/// through every retry: nothing was changed; the caller may try again.
+public struct DatabaseConflictError: Error, CustomStringConvertible, Sendable {
+    /// What the database reported last.
+    public let description: String
+}
+
 /// A database location that cannot be used, with the reason.
 public struct DatabaseLocationError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.

@@ -94,14 +94,14 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics,
+        serializing keys: [String], isolation: TransactionIsolation, metrics: DatabaseMetrics,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         try checkAvailable()
         var attempt = 1
         while true {
             do {
-                return try await attemptTransaction(serializing: keys, metrics: metrics, body)
+                return try await attemptTransaction(serializing: keys, isolation: isolation, metrics: metrics, body)
             } catch  where attempt < Self.maxAttempts && Self.isRetryable(error) {
                 try await Task.sleep(for: Self.retryBackoff.jitteredDelay(afterFailures: attempt))
                 attempt += 1
@@ -112,7 +112,7 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     private func attemptTransaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics,
+        serializing keys: [String], isolation: TransactionIsolation, metrics: DatabaseMetrics,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         let queued = ContinuousClock.now
@@ -126,7 +126,7 @@ final class PostgresEngine: DatabaseEngine {
             }
             do {
                 let result = try await metrics.measure(.transaction, queuedAt: queued) {
-                    try await runTransaction(on: connection, body)
+                    try await runTransaction(on: connection, isolation: isolation, body)
                 }
                 try await unlock(locks, on: connection)
                 return result
@@ -138,9 +138,13 @@ final class PostgresEngine: DatabaseEngine {
     }
 
     private func runTransaction<Result: Sendable>(
-        on connection: PostgresConnection, _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        on connection: PostgresConnection, isolation: TransactionIsolation,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        try await connection.run("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+        switch isolation {
+        case .serializable: try await connection.run("BEGIN ISOLATION LEVEL SERIALIZABLE", logger: logger)
+        case .keys: try await connection.run("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+        }
         do {
             let result = try await body(PostgresSQLDatabase(connection: connection))
             try await connection.run("COMMIT", logger: logger)
@@ -178,7 +182,7 @@ final class PostgresEngine: DatabaseEngine {
     /// batches; memory holds a batch and the driver's read-ahead, whatever the result's size.
     func stream(
         _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
-        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+        _ body: ([any SQLRow]) async throws -> Void
     ) async throws {
         try checkAvailable()
         let queued = ContinuousClock.now
@@ -349,6 +353,7 @@ final class PostgresEngine: DatabaseEngine {
         let state = error.serverInfo?[.sqlState]
         let description = "PostgreSQL \(state ?? "error"): \(reason(error))"
         if isUnavailable(error, state: state) { return DatabaseUnavailableError(description: description) }
+        if isRetryable(error) { return DatabaseConflictError(description: description) }
         return DatabaseError(description: description)
     }
 

@@ -52,7 +52,7 @@ final class SQLiteEngine: DatabaseEngine {
 
     /// Every transaction runs alone on the write connection, so the keys need no lock of their own.
     func transaction<Result: Sendable>(
-        serializing keys: [String], metrics: DatabaseMetrics,
+        serializing keys: [String], isolation: TransactionIsolation, metrics: DatabaseMetrics,
         _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         try await writeQueue.run(.transaction, metrics: metrics) {
@@ -79,7 +79,7 @@ final class SQLiteEngine: DatabaseEngine {
     /// read large results in keyset pages instead).
     func stream(
         _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
-        _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+        _ body: ([any SQLRow]) async throws -> Void
     ) async throws {
         let rows = try await read(metrics: metrics) { database in try await database.raw(query).all() }
         for start in stride(from: 0, to: rows.count, by: batchSize) {

@@ -91,10 +91,15 @@ public final class ServiceDatabase: Service, Sendable {
     /// `serializing` names what the transaction changes that many concurrent ones change too (an
     /// organization's audit chain, an entitlement): on PostgreSQL such transactions take turns rather
     /// than collide and retry. SQLite runs every transaction alone anyway.
+    ///
+    /// `isolation` `.keys` says the keys cover everything the transaction reads and checks (see
+    /// `TransactionIsolation`): on PostgreSQL it then never fails because of transactions under
+    /// other keys.
     public func transaction<Result: Sendable>(
-        serializing keys: [String] = [], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        serializing keys: [String] = [], isolation: TransactionIsolation = .serializable,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        try await spanned("transaction") { try await transact(keys, body) }
+        try await spanned("transaction") { try await transact(keys, isolation, body) }
     }
 
     /// Runs `body` inside a span `<operation> <name>` when it runs inside a trace; else just runs it.
@@ -107,16 +112,21 @@ public final class ServiceDatabase: Service, Sendable {
     }
 
     private func transact<Result: Sendable>(
-        _ keys: [String], _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
+        _ keys: [String], _ isolation: TransactionIsolation,
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
         guard outboxListeners.withLock({ !$0.isEmpty }) else {
-            return try await Task { try await self.engine.transaction(serializing: keys, metrics: self.metrics, body) }
-                .value
+            return try await Task {
+                try await self.engine.transaction(
+                    serializing: keys, isolation: isolation, metrics: self.metrics, body)
+            }
+            .value
         }
         let appends = OutboxAppends()
         let result = try await Task {
             try await OutboxAppends.$current.withValue(appends) {
-                try await self.engine.transaction(serializing: keys, metrics: self.metrics, body)
+                try await self.engine.transaction(
+                    serializing: keys, isolation: isolation, metrics: self.metrics, body)
             }
         }.value
         for topic in appends.topics {
@@ -152,7 +162,7 @@ public final class ServiceDatabase: Service, Sendable {
     /// flat whatever the result's size); SQLite reads the whole result first, so read large results
     /// there in keyset pages instead.
     public func stream(
-        _ query: SQLQueryString, batchSize: Int, _ body: @escaping @Sendable ([any SQLRow]) async throws -> Void
+        _ query: SQLQueryString, batchSize: Int, _ body: ([any SQLRow]) async throws -> Void
     ) async throws {
         try await spanned("read") { try await engine.stream(query, batchSize: batchSize, metrics: metrics, body) }
     }
