@@ -21,9 +21,7 @@ struct PostgresSQLDatabase: SQLDatabase {
 
     func execute(
         sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void
-    ) -> EventLoopFuture<
-        Void
-    > {
+    ) -> EventLoopFuture<Void> {
         guard !connection.isClosed else { return eventLoop.makeFailedFuture(PostgresConnection.closedError) }
         let (sql, binds) = serialize(query)
         guard let bindings = Self.bindings(binds) else {
