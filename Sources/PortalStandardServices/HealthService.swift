@@ -50,8 +50,14 @@ public final class HealthService: Grpc_Health_V1_HealthService {
     /// Marks every known service SERVING or NOT_SERVING as what they depend on (their database) comes
     /// and goes; after `markAllNotServing` they stay NOT_SERVING.
     public func setAvailable(_ available: Bool) {
-        let services = state.withLock { $0.shuttingDown ? [] : Array($0.statuses.keys) }
-        for service in services { setStatus(available ? .serving : .notServing, for: service) }
+        let status: Status = available ? .serving : .notServing
+        // Checked and changed under one lock, so a shutdown beginning meanwhile is never undone.
+        let watchers = state.withLock { state -> [AsyncStream<Status>.Continuation] in
+            guard !state.shuttingDown else { return [] }
+            for service in state.statuses.keys { state.statuses[service] = status }
+            return state.watchers.values.filter { state.statuses[$0.service] != nil }.map(\.continuation)
+        }
+        for watcher in watchers { watcher.yield(status) }
     }
 
     /// The current status of `service`, or `NOT_FOUND` for a service the server does not know.
