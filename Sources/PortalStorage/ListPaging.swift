@@ -116,9 +116,7 @@ public struct ListPaging: Sendable {
 
     /// `ORDER BY ... LIMIT ...`, fetching one extra row to know whether another page follows.
     public func orderAndLimit(idColumn: String) -> SQLQueryString {
-        let direction = descending ? "DESC" : "ASC"
-        return
-            "ORDER BY \(unsafeRaw: column.expression) \(unsafeRaw: direction), \(unsafeRaw: idColumn) \(unsafeRaw: direction) LIMIT \(unsafeRaw: String(pageSize + 1))"
+        "\(order(idColumn: idColumn)) LIMIT \(unsafeRaw: String(pageSize + 1))"
     }
 
     /// The token for the page after a row with this sort value and id.

@@ -164,16 +164,7 @@ final class PostgresEngine: DatabaseEngine {
     func read<Result: Sendable>(
         metrics: DatabaseMetrics, _ body: @Sendable (any SQLDatabase) async throws -> Result
     ) async throws -> Result {
-        try checkAvailable()
-        let queued = ContinuousClock.now
-        do {
-            return try await withConnection { connection in
-                try await metrics.measure(.read, queuedAt: queued) {
-                    try await body(PostgresSQLDatabase(connection: connection))
-                }
-            }
-        } catch {
-            throw Self.described(error)
+        try await reading(metrics: metrics) { connection in try await body(PostgresSQLDatabase(connection: connection))
         }
     }
 
@@ -184,24 +175,31 @@ final class PostgresEngine: DatabaseEngine {
         _ query: SQLQueryString, batchSize: Int, metrics: DatabaseMetrics,
         _ body: ([any SQLRow]) async throws -> Void
     ) async throws {
+        try await reading(metrics: metrics) { connection in
+            let rows = try await PostgresSQLDatabase(connection: connection).query(query)
+            let columns = ColumnIndex()
+            var batch: [any SQLRow] = []
+            batch.reserveCapacity(batchSize)
+            for try await row in rows {
+                batch.append(PostgresSQLRow(row, columns: columns))
+                if batch.count == batchSize {
+                    try await body(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batch.isEmpty { try await body(batch) }
+        }
+    }
+
+    /// Runs read-only work on a pooled connection, timed as a read, its errors described.
+    private func reading<Result>(
+        metrics: DatabaseMetrics, _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
         try checkAvailable()
         let queued = ContinuousClock.now
         do {
-            try await withConnection { connection in
-                try await metrics.measure(.read, queuedAt: queued) {
-                    let rows = try await PostgresSQLDatabase(connection: connection).query(query)
-                    let columns = ColumnIndex()
-                    var batch: [any SQLRow] = []
-                    batch.reserveCapacity(batchSize)
-                    for try await row in rows {
-                        batch.append(PostgresSQLRow(row, columns: columns))
-                        if batch.count == batchSize {
-                            try await body(batch)
-                            batch.removeAll(keepingCapacity: true)
-                        }
-                    }
-                    if !batch.isEmpty { try await body(batch) }
-                }
+            return try await withConnection { connection in
+                try await metrics.measure(.read, queuedAt: queued) { try await body(connection) }
             }
         } catch {
             throw Self.described(error)
