@@ -68,33 +68,15 @@ struct AuditEventRecord: Sendable {
         self.subjectID = subjectID
         self.previousHash = previousHash
         self.recordedAt = recordedAt
-        hash = Self.chainHash(
-            previous: previousHash,
-            fields: [
-                eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user,
-                actorMemberID, subjectKind, subjectID,
-            ])
+        hash = ChainInput(
+            eventID: eventID, organizationID: organizationID, time: time, eventType: eventType, action: action,
+            message: message, user: user, actorMemberID: actorMemberID, subjectKind: subjectKind, subjectID: subjectID
+        ).hash(previous: previousHash, organizationSequence: organizationSequence)
     }
 
     /// The hash this row should carry: SHA-256 over the previous hash and every field, each length-prefixed.
     var expectedHash: [UInt8] {
-        Self.chainHash(
-            previous: previousHash,
-            fields: [
-                eventID, organizationID, String(organizationSequence), String(time), eventType, action, message, user,
-                actorMemberID, subjectKind, subjectID,
-            ])
-    }
-
-    static func chainHash(previous: [UInt8], fields: [String]) -> [UInt8] {
-        var bytes = previous
-        for field in fields {
-            let utf8 = Array(field.utf8)
-            let length = UInt32(utf8.count)
-            bytes += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
-            bytes += utf8
-        }
-        return SecretHashing.sha256(bytes: bytes)
+        ChainInput(self).hash(previous: previousHash, organizationSequence: organizationSequence)
     }
 
     var api: Portal_Audit_V1_Event {
@@ -114,6 +96,58 @@ struct AuditEventRecord: Sendable {
         event.hash = hash
         event.recordedAt = Google_Protobuf_Timestamp(milliseconds: recordedAt)
         return event
+    }
+}
+
+/// An event's hashed fields, encoded (each length-prefixed) on both sides of its organization
+/// sequence, which is known only once its organization's chain is held: the chain hash is then one
+/// SHA-256 over the previous hash, these bytes and the sequence.
+struct ChainInput: Sendable {
+    private let leading: [UInt8]
+    private let trailing: [UInt8]
+
+    init(
+        eventID: String, organizationID: String, time: Int64, eventType: String, action: String, message: String,
+        user: String, actorMemberID: String, subjectKind: String, subjectID: String
+    ) {
+        var leading: [UInt8] = []
+        Self.append(eventID, to: &leading)
+        Self.append(organizationID, to: &leading)
+        var trailing: [UInt8] = []
+        trailing.reserveCapacity(64 + message.utf8.count + user.utf8.count)
+        for field in [String(time), eventType, action, message, user, actorMemberID, subjectKind, subjectID] {
+            Self.append(field, to: &trailing)
+        }
+        self.leading = leading
+        self.trailing = trailing
+    }
+
+    init(_ record: AuditEventRecord) {
+        self.init(
+            eventID: record.eventID, organizationID: record.organizationID, time: record.time,
+            eventType: record.eventType, action: record.action, message: record.message, user: record.user,
+            actorMemberID: record.actorMemberID, subjectKind: record.subjectKind, subjectID: record.subjectID)
+    }
+
+    /// The chain hash of the event at `organizationSequence` following `previous`.
+    func hash(previous: [UInt8], organizationSequence: Int64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(previous.count + leading.count + 24 + trailing.count)
+        bytes += previous
+        bytes += leading
+        Self.append(String(organizationSequence), to: &bytes)
+        bytes += trailing
+        return SecretHashing.sha256(bytes: bytes)
+    }
+
+    /// `field`'s UTF-8 bytes after their length (four bytes, big-endian).
+    private static func append(_ field: String, to bytes: inout [UInt8]) {
+        let length = UInt32(field.utf8.count)
+        bytes.append(UInt8(length >> 24))
+        bytes.append(UInt8(length >> 16 & 0xFF))
+        bytes.append(UInt8(length >> 8 & 0xFF))
+        bytes.append(UInt8(length & 0xFF))
+        bytes += field.utf8
     }
 }
 

@@ -48,8 +48,7 @@ public enum SecretHashing {
     public static func sha256(bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        var input = bytes
-        let result = input.withUnsafeMutableBytes { data in
+        let result = bytes.withUnsafeBytes { data in
             digest.withUnsafeMutableBufferPointer { output in
                 EVP_Digest(data.baseAddress, data.count, output.baseAddress, &length, EVP_sha256(), nil)
             }

@@ -117,6 +117,15 @@ public struct DatabaseConflictError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// A row was refused by a unique index (PostgreSQL's unique violation): nothing was changed. Stores
+/// that insert first and look up only when refused catch it by `constraint`.
+public struct DatabaseDuplicateError: Error, CustomStringConvertible, Sendable {
+    /// The unique index or constraint that refused the row.
+    public let constraint: String
+    /// What the database reported.
+    public let description: String
+}
+
 /// A database location that cannot be used, with the reason.
 public struct DatabaseLocationError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.

@@ -339,7 +339,8 @@ final class PostgresEngine: DatabaseEngine {
 
     /// `error` with the server's SQLSTATE and message, when PostgreSQL raised it, for logs (PostgresNIO's
     /// own description hides both): `DatabaseUnavailableError` when the connection failed or the
-    /// server is shutting down or starting, else `DatabaseError`. Other errors (a domain error from
+    /// server is shutting down or starting, `DatabaseDuplicateError` for a unique violation, else
+    /// `DatabaseError`. Other errors (a domain error from
     /// the body) pass unchanged.
     static func described(_ error: any Error) -> any Error {
         // The pool's own errors (its circuit breaker, after a minute without a connection) are of a
@@ -352,6 +353,10 @@ final class PostgresEngine: DatabaseEngine {
         let description = "PostgreSQL \(state ?? "error"): \(reason(error))"
         if isUnavailable(error, state: state) { return DatabaseUnavailableError(description: description) }
         if isRetryable(error) { return DatabaseConflictError(description: description) }
+        if state == "23505" {
+            return DatabaseDuplicateError(
+                constraint: error.serverInfo?[.constraintName] ?? "", description: description)
+        }
         return DatabaseError(description: description)
     }
 

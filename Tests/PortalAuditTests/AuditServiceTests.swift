@@ -20,6 +20,30 @@ struct AuditServiceTests {
         }
     }
 
+    @Test(arguments: TestBackend.available) func textWithTabsNewlinesAndBackslashesIsStoredExactly(
+        backend: TestBackend
+    ) async throws {
+        try await AuditHarness.run(on: backend) { harness in
+            let messages = [
+                "tab\there", "line\nbreak", "carriage\rreturn", "back\\slash \\N \\x00", "ünïcödé ✓ 名前", "\\.",
+            ]
+            let events = messages.enumerated().map { index, message in
+                AuditHarness.event("org-1", message: message, user: "Ada\tLovelace\\", id: "event-\(index)")
+            }
+            #expect(try await harness.append(events) == (Int32(messages.count), 0))
+            let listed = try await harness.client.listEvents(
+                .with {
+                    $0.organizationID = "org-1"
+                    $0.orderBy = "time asc"
+                })
+            #expect(Set(listed.events.map(\.message)) == Set(messages))
+            #expect(listed.events.allSatisfy { $0.user == "Ada\tLovelace\\" })
+            let verdict = try await harness.client.verifyChain(.with { $0.organizationID = "org-1" })
+            #expect(verdict.ok, "\(verdict.reason)")
+            #expect(verdict.eventsChecked == Int64(messages.count))
+        }
+    }
+
     @Test(arguments: TestBackend.available) func invalidEventsAreRefusedNamingTheFieldAndNothingIsStored(
         backend: TestBackend
     ) async throws {

@@ -1,0 +1,170 @@
+import Foundation
+import PortalStorage
+import SQLKit
+
+extension AuditStore {
+    /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
+    /// Returns (stored, duplicates).
+    func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
+        let batch = AuditAppendBatch(events, recordedAt: now, backend: database.backend)
+        guard database.backend == .postgres else { return try await append(batch, lookingUpStored: true) }
+        // PostgreSQL's unique index checks every event id anyway: the ids are looked up only once it
+        // refused one (a batch sent again), and again if another batch stored one of them meanwhile.
+        for attempt in 1... {
+            do {
+                return try await append(batch, lookingUpStored: attempt > 1)
+            } catch let error as DatabaseDuplicateError where error.constraint == "events_event_id_key" && attempt < 3 {
+                continue
+            }
+        }
+        fatalError("unreachable: the last attempt returns or throws")
+    }
+
+    /// One transaction holding the batch's organizations' chains: the stored heads read, the events
+    /// chained after them, inserted, counted, and the heads moved on.
+    private func append(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (stored: Int, duplicates: Int)
+    {
+        // Each organization's chain key covers all it reads (the chain head, its counters); event ids
+        // are unique by index: appends for other organizations never fail it.
+        try await database.transaction(serializing: batch.chainKeys, isolation: .keys) { database in
+            var batch = batch
+            if lookingUpStored {
+                let stored = try await Self.storedIDs(database, among: batch.events.map(\.eventID))
+                if !stored.isEmpty { batch = batch.without(stored) }
+            }
+            guard !batch.events.isEmpty else { return (0, batch.received) }
+            let links = try await ChainLinks(database, batch)
+            if SQLBackend(database) == .postgres {
+                try await Self.copy(database, batch, links)
+            } else {
+                try await Self.insert(database, batch, links)
+            }
+            try await Self.addToCounts(database, batch.counts)
+            for (organizationID, head) in links.heads {
+                try await database.raw(
+                    """
+                    INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
+                    ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
+                    """
+                ).run()
+            }
+            return (batch.events.count, batch.received - batch.events.count)
+        }
+    }
+
+    /// Each event's place in its organization's chain: its sequence, the hash before it and its own.
+    private struct ChainLinks {
+        var sequences: [Int64] = []
+        var previousHashes: [[UInt8]] = []
+        var hashes: [[UInt8]] = []
+        /// Each organization's last sequence and hash after the batch.
+        var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
+
+        /// The links following the organizations' stored heads (a new organization starts at zero).
+        init(_ database: any SQLDatabase, _ batch: AuditAppendBatch) async throws {
+            sequences.reserveCapacity(batch.events.count)
+            previousHashes.reserveCapacity(batch.events.count)
+            hashes.reserveCapacity(batch.events.count)
+            for (event, input) in zip(batch.events, batch.chainInputs) {
+                let head: (sequence: Int64, hash: [UInt8])
+                if let cached = heads[event.organizationID] {
+                    head = cached
+                } else if let row = try await database.raw(
+                    "SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: event.organizationID)"
+                ).first() {
+                    head = (
+                        try row.decode(column: "last_sequence", as: Int64.self),
+                        [UInt8](try row.decode(column: "last_hash", as: Data.self))
+                    )
+                } else {
+                    head = (0, [UInt8](repeating: 0, count: 32))
+                }
+                let sequence = head.sequence + 1
+                let hash = input.hash(previous: head.hash, organizationSequence: sequence)
+                sequences.append(sequence)
+                previousHashes.append(head.hash)
+                hashes.append(hash)
+                heads[event.organizationID] = (sequence, hash)
+            }
+        }
+    }
+
+    /// Inserts the chained events on PostgreSQL with one COPY: the rows' fields encoded beforehand,
+    /// their sequences and hashes added.
+    private static func copy(_ database: any SQLDatabase, _ batch: AuditAppendBatch, _ links: ChainLinks) async throws {
+        var rows = CopyRows(capacity: batch.copyFields.reduce(0) { $0 + $1.count } + batch.events.count * 160)
+        for index in batch.events.indices {
+            rows.append(fieldsOf: batch.copyFields[index])
+            rows.append(links.sequences[index])
+            rows.append(bytes: links.previousHashes[index])
+            rows.append(bytes: links.hashes[index])
+            rows.endRow()
+        }
+        try await database.copy(rows, into: "events", columns: AuditAppendBatch.copyColumns)
+    }
+
+    /// Inserts the chained events on SQLite in multi-row statements of 100 events.
+    private static func insert(_ database: any SQLDatabase, _ batch: AuditAppendBatch, _ links: ChainLinks) async throws
+    {
+        for start in stride(from: 0, to: batch.events.count, by: 100) {
+            var values: SQLQueryString = ""
+            for index in start..<min(start + 100, batch.events.count) {
+                let event = batch.events[index]
+                let row: SQLQueryString = """
+                    (\(bind: event.eventID), \(bind: event.organizationID), \(bind: links.sequences[index]), \(bind: event.time),
+                     \(bind: event.eventType), \(bind: event.action), \(bind: event.message), \(bind: event.user),
+                     \(bind: event.actorMemberID), \(bind: event.subjectKind), \(bind: event.subjectID),
+                     \(bind: Data(links.previousHashes[index])), \(bind: Data(links.hashes[index])), \(bind: batch.recordedAt))
+                    """
+                values = index == start ? row : "\(values), \(row)"
+            }
+            try await database.raw(
+                """
+                INSERT INTO events (event_id, org_id, org_sequence, time, event_type, action, message, user_name, actor_member_id,
+                                    subject_kind, subject_id, previous_hash, hash, recorded_at)
+                VALUES \(values)
+                """
+            ).run()
+        }
+    }
+
+    /// Adds appended events to the per-organization counters that answer `total_size` without
+    /// scanning: one statement for every counter the batch touches (a few dozen rows).
+    private static func addToCounts(
+        _ database: any SQLDatabase, _ counts: [AuditAppendBatch.CounterIncrement]
+    ) async throws {
+        guard !counts.isEmpty else { return }
+        let rows = counts.map { count -> SQLQueryString in
+            "(\(bind: count.organizationID), \(bind: count.dimension), \(bind: count.value), \(bind: count.n))"
+        }
+        try await database.raw(
+            """
+            INSERT INTO event_counts (org_id, dimension, value, n) VALUES \(rows.joined(separator: ", "))
+            ON CONFLICT (org_id, dimension, value) DO UPDATE SET n = event_counts.n + excluded.n
+            """
+        ).run()
+    }
+
+    /// Which of `ids` are already stored (PostgreSQL: one array; SQLite: 500 at a time).
+    private static func storedIDs(_ database: any SQLDatabase, among ids: [String]) async throws -> Set<String> {
+        var found = Set<String>()
+        if SQLBackend(database) == .postgres {
+            for row in try await database.raw("SELECT event_id FROM events WHERE event_id = ANY(\(bind: ids)::text[])")
+                .all()
+            {
+                found.insert(try SQLRowReader(row).string("event_id"))
+            }
+            return found
+        }
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            var list: SQLQueryString = ""
+            for (offset, id) in ids[start..<min(start + 500, ids.count)].enumerated() {
+                list = offset == 0 ? "\(bind: id)" : "\(list), \(bind: id)"
+            }
+            for row in try await database.raw("SELECT event_id FROM events WHERE event_id IN (\(list))").all() {
+                found.insert(try row.decode(column: "event_id", as: String.self))
+            }
+        }
+        return found
+    }
+}
