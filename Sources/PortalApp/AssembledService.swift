@@ -13,12 +13,18 @@ public struct ServiceComponent: Sendable {
     public var database: ServiceDatabase?
     /// Workers to run beside the server (the invite mail relay, the expiry sweeper).
     public var workers: [any Service]
+    /// Streams that never end by themselves (event subscriptions), ended when shutdown begins.
+    public var liveStreams: LiveStreams?
 
     /// A component.
-    public init(services: [any RPCService], database: ServiceDatabase? = nil, workers: [any Service] = []) {
+    public init(
+        services: [any RPCService], database: ServiceDatabase? = nil, workers: [any Service] = [],
+        liveStreams: LiveStreams? = nil
+    ) {
         self.services = services
         self.database = database
         self.workers = workers
+        self.liveStreams = liveStreams
     }
 }
 
@@ -32,4 +38,15 @@ public struct AssembledService: Sendable {
     public let web: WebServer?
     /// The service's database (nil for the gateway).
     public let database: ServiceDatabase?
+}
+
+/// Ends a server's live streams when graceful shutdown begins. Run as a worker, which a service group
+/// shuts down before the servers, so the servers' own shutdown finds no stream holding it open.
+struct LiveStreamsCloser: Service {
+    let streams: LiveStreams
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        streams.close()
+    }
 }

@@ -145,7 +145,7 @@ public enum PortalRuntime {
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
                 clock: settings.clock,
                 logger: logger)
-            return ServiceComponent(services: [audit.service], database: audit.database)
+            return ServiceComponent(services: [audit.service], database: audit.database, liveStreams: audit.liveStreams)
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
@@ -160,14 +160,13 @@ public enum PortalRuntime {
                 return settings.internalCredential.map { CredentialedChannel(channel: channel, credential: $0) }
                     ?? channel
             }
-            return ServiceComponent(services: [
-                PortalGatewayService(
-                    backends: GatewayBackends(
-                        identity: try backend(settings.identityAddress, "identity address"),
-                        entitlements: try backend(settings.entitlementsAddress, "entitlements address"),
-                        audit: try backend(settings.auditAddress, "audit address")),
-                    clock: settings.clock)
-            ])
+            let gateway = PortalGatewayService(
+                backends: GatewayBackends(
+                    identity: try backend(settings.identityAddress, "identity address"),
+                    entitlements: try backend(settings.entitlementsAddress, "entitlements address"),
+                    audit: try backend(settings.auditAddress, "audit address")),
+                clock: settings.clock)
+            return ServiceComponent(services: [gateway], liveStreams: gateway.liveStreams)
         }
     }
 
@@ -189,6 +188,7 @@ public enum PortalRuntime {
         _ component: ServiceComponent, settings: ServiceSettings, logger: Logger
     ) async throws -> AssembledService {
         var workers = component.workers
+        if let liveStreams = component.liveStreams { workers.append(LiveStreamsCloser(streams: liveStreams)) }
         if settings.kind.recordsAuditEvents, let database = component.database {
             let channel = try channels(
                 to: settings.auditAddress, flag: "audit address", tls: try settings.tls?.clientSource(logger: logger),

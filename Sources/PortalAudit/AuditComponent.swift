@@ -10,6 +10,8 @@ public struct AuditComponent: Sendable {
     public let service: any RPCService
     /// The database; run it as a service listed before the server so it closes last.
     public let database: ServiceDatabase
+    /// The event streams (WatchEvents); close them when shutdown begins.
+    public let liveStreams: LiveStreams
 
     /// Opens (and migrates) `database`, or `audit.sqlite` under `dataDirectory` without one, and builds
     /// the service; `clock` dates what it receives.
@@ -23,7 +25,10 @@ public struct AuditComponent: Sendable {
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))
         let database = try await ServiceDatabase.open(
             location, name: "audit", migrations: AuditMigrations.all, logger: logger)
-        let handler = AuditServiceHandler(store: AuditStore(database: database), clock: clock, pageTokens: pageTokens)
-        return AuditComponent(service: handler, database: database)
+        let liveStreams = LiveStreams(
+            closingMessage: "the audit service is shutting down; reconnect with the last cursor received")
+        let handler = AuditServiceHandler(
+            store: AuditStore(database: database), clock: clock, pageTokens: pageTokens, liveStreams: liveStreams)
+        return AuditComponent(service: handler, database: database, liveStreams: liveStreams)
     }
 }

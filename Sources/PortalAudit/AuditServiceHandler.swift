@@ -16,14 +16,20 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
     /// Rows fetched per step of an export (the list page limit of 500 does not apply to exports).
     static let exportStep = 5000
 
-    private let store: AuditStore
+    let store: AuditStore
     private let clock: any ServiceClock
     private let pageTokens: PageTokenKeys
+    /// Wakes event streams when this instance records events.
+    let feed: AuditFeed
+    /// The event streams, ended together when the service shuts down.
+    let liveStreams: LiveStreams
 
-    init(store: AuditStore, clock: any ServiceClock, pageTokens: PageTokenKeys) {
+    init(store: AuditStore, clock: any ServiceClock, pageTokens: PageTokenKeys, liveStreams: LiveStreams) {
         self.store = store
         self.clock = clock
         self.pageTokens = pageTokens
+        self.feed = AuditFeed()
+        self.liveStreams = liveStreams
     }
 
     public func appendEvents(
@@ -40,6 +46,7 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             try Self.validate(event, field: "events[\(index)]")
         }
         let outcome = try await store.append(incoming, now: clock.milliseconds())
+        if outcome.stored > 0 { feed.recorded(Set(incoming.map(\.organizationID))) }
         var response = Portal_Audit_V1_AppendEventsResponse()
         response.storedCount = Int32(outcome.stored)
         response.duplicateCount = Int32(outcome.duplicates)

@@ -30,6 +30,8 @@ enum Capability: Sendable {
     case exportCSV
     /// Members and invites: list, invite, resend, revoke, edit, delete.
     case manageMembers
+    /// The live event stream, for integrations.
+    case watchEvents
 
     /// What the refusal says the caller cannot do.
     var refusal: String {
@@ -39,6 +41,7 @@ enum Capability: Sendable {
         case .activate: "activate licenses"
         case .exportCSV: "export CSV files"
         case .manageMembers: "manage members and invites"
+        case .watchEvents: "watch the event stream"
         }
     }
 }

@@ -28,4 +28,35 @@ extension PortalGatewayService {
             .init(answering: piece)
         }
     }
+
+    /// Most seconds between heartbeats through the gateway: the caller's session and role are checked
+    /// again with every message, and at least this often.
+    static let maxWatchHeartbeatSeconds: Int32 = 30
+
+    public func watchAuditEvents(
+        request: Portal_Gateway_V1_WatchAuditEventsRequest,
+        responses: ResponseWriter<Portal_Gateway_V1_WatchAuditEventsResponse>,
+        context: ServerContext
+    ) async throws {
+        let (caller, call) = try await authorize(context, .watchEvents)
+        guard (0...Self.maxWatchHeartbeatSeconds).contains(request.heartbeatSeconds) else {
+            throw RPCError.invalidArgument(
+                field: "heartbeat_seconds", "must be between 0 (15 seconds) and \(Self.maxWatchHeartbeatSeconds)")
+        }
+        try await liveStreams.run {
+            try await call.run("audit") { metadata, _ in
+                let events = try await backends.audit.watchEvents(
+                    request.scoped(to: caller.organizationID), metadata: metadata, options: call.streamOptions)
+                var checked = ContinuousClock.now
+                for try await message in events {
+                    // A session that ended or a member no longer Admin ends the stream.
+                    if ContinuousClock.now - checked >= .seconds(1) {
+                        _ = try await authorize(context, .watchEvents)
+                        checked = .now
+                    }
+                    try await responses.write(.init(answering: message))
+                }
+            }
+        }
+    }
 }

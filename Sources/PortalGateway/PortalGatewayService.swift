@@ -10,6 +10,9 @@ public struct PortalGatewayService: Portal_Gateway_V1_PortalService {
     let sessions: SessionCache
     /// Concurrent dashboards of one organization share their backend reads.
     let dashboards = SharedReads<String, DashboardData>()
+    /// The event streams passed through (WatchAuditEvents); close them when shutdown begins.
+    public let liveStreams = LiveStreams(
+        closingMessage: "the portal is shutting down; reconnect with the last cursor received")
 
     /// A gateway over `backends`; a resolved token is trusted for at most `sessionCacheLifetime` of `clock`'s time.
     public init(

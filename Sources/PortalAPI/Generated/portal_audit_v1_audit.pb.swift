@@ -580,6 +580,90 @@ public struct Portal_Audit_V1_VerifyChainResponse: ProtoMessage, RPCMessage {
     }
 }
 
+/// The protobuf message `portal.audit.v1.WatchEventsRequest`.
+public struct Portal_Audit_V1_WatchEventsRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `cursor` (2).
+    public var cursor: String = ""
+    /// Field `event_types` (3).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `heartbeat_seconds` (4).
+    public var heartbeatSeconds: Int32 = 0
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__watch_events_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.WatchEventsRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        cursor = reader.string(2)
+        eventTypes = reader.enumerations(3)
+        heartbeatSeconds = reader.scalar(4, as: Int32.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !cursor.isEmpty { writer.setString(2, cursor) }
+        writer.setEnumerations(3, eventTypes)
+        if heartbeatSeconds != 0 { writer.setScalar(4, heartbeatSeconds) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(cursor, 32, "cursor") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.WatchEventsResponse`.
+public struct Portal_Audit_V1_WatchEventsResponse: ProtoMessage, RPCMessage {
+    /// Field `event` (1).
+    public var event: Portal_Audit_V1_Event? = nil
+    /// Field `cursor` (2).
+    public var cursor: String = ""
+    /// Field `heartbeat` (3).
+    public var heartbeat: Bool = false
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__watch_events_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.WatchEventsResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        event = reader.message(1)
+        cursor = reader.string(2)
+        heartbeat = reader.scalar(3, as: Bool.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = event { writer.setMessage(1, value) }
+        if !cursor.isEmpty { writer.setString(2, cursor) }
+        if heartbeat { writer.setScalar(3, heartbeat) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
 /// The protobuf enum `portal.audit.v1.EventType`.
 public enum Portal_Audit_V1_EventType: ProtoEnum, CaseIterable {
     case unspecified
@@ -732,8 +816,10 @@ public enum Portal_Audit_V1_AuditMethods {
     public static let recentEvents = MethodDescriptor(service: serviceName, method: "RecentEvents", kind: .unary)
     /// `portal.audit.v1.AuditService/VerifyChain`.
     public static let verifyChain = MethodDescriptor(service: serviceName, method: "VerifyChain", kind: .unary)
+    /// `portal.audit.v1.AuditService/WatchEvents`.
+    public static let watchEvents = MethodDescriptor(service: serviceName, method: "WatchEvents", kind: .serverStreaming)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [appendEvents, listEvents, exportEventsCsv, recentEvents, verifyChain]
+    public static let all: [MethodDescriptor] = [appendEvents, listEvents, exportEventsCsv, recentEvents, verifyChain, watchEvents]
 }
 
 /// Implemented by a server of `portal.audit.v1.AuditService`.
@@ -748,6 +834,8 @@ public protocol Portal_Audit_V1_AuditService: RPCService {
     func recentEvents(request: Portal_Audit_V1_RecentEventsRequest, context: ServerContext) async throws -> Portal_Audit_V1_RecentEventsResponse
     /// Handles `VerifyChain`.
     func verifyChain(request: Portal_Audit_V1_VerifyChainRequest, context: ServerContext) async throws -> Portal_Audit_V1_VerifyChainResponse
+    /// Handles `WatchEvents`.
+    func watchEvents(request: Portal_Audit_V1_WatchEventsRequest, responses: ResponseWriter<Portal_Audit_V1_WatchEventsResponse>, context: ServerContext) async throws
 }
 
 extension Portal_Audit_V1_AuditService {
@@ -776,6 +864,10 @@ extension Portal_Audit_V1_AuditService {
             RPCRoute(Portal_Audit_V1_AuditMethods.verifyChain) { call in
                 let request = try await call.singleRequest(Portal_Audit_V1_VerifyChainRequest.self)
                 try await call.respond(with: try await self.verifyChain(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.watchEvents) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_WatchEventsRequest.self)
+                try await self.watchEvents(request: request, responses: call.responseWriter(Portal_Audit_V1_WatchEventsResponse.self), context: call.context)
             },
         ]
     }
@@ -814,5 +906,10 @@ public struct Portal_Audit_V1_AuditClient: Sendable {
     /// Calls `VerifyChain` and returns its response.
     public func verifyChain(_ request: Portal_Audit_V1_VerifyChainRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_VerifyChainResponse {
         try await channel.unary(Portal_Audit_V1_AuditMethods.verifyChain, request: request, response: Portal_Audit_V1_VerifyChainResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `WatchEvents`; the responses arrive as an async sequence.
+    public func watchEvents(_ request: Portal_Audit_V1_WatchEventsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Portal_Audit_V1_WatchEventsResponse> {
+        try await channel.serverStreaming(Portal_Audit_V1_AuditMethods.watchEvents, request: request, response: Portal_Audit_V1_WatchEventsResponse.self, metadata: metadata, options: options)
     }
 }

@@ -1350,6 +1350,102 @@ public struct Portal_Gateway_V1_ExportAuditEventsCsvResponse: ProtoMessage, RPCM
     }
 }
 
+/// The protobuf message `portal.gateway.v1.WatchAuditEventsRequest`.
+public struct Portal_Gateway_V1_WatchAuditEventsRequest: ProtoMessage, RPCMessage {
+    /// Field `cursor` (1).
+    public var cursor: String = ""
+    /// Field `event_types` (2).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `heartbeat_seconds` (3).
+    public var heartbeatSeconds: Int32 = 0
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__watch_audit_events_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.WatchAuditEventsRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        cursor = reader.string(1)
+        eventTypes = reader.enumerations(2)
+        heartbeatSeconds = reader.scalar(3, as: Int32.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !cursor.isEmpty { writer.setString(1, cursor) }
+        writer.setEnumerations(2, eventTypes)
+        if heartbeatSeconds != 0 { writer.setScalar(3, heartbeatSeconds) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(cursor, 32, "cursor") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.WatchEventsRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_WatchEventsRequest {
+        var scoped = Portal_Audit_V1_WatchEventsRequest()
+        scoped.organizationID = organizationID
+        scoped.cursor = cursor
+        scoped.eventTypes = eventTypes
+        scoped.heartbeatSeconds = heartbeatSeconds
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.WatchAuditEventsResponse`.
+public struct Portal_Gateway_V1_WatchAuditEventsResponse: ProtoMessage, RPCMessage {
+    /// Field `event` (1).
+    public var event: Portal_Audit_V1_Event? = nil
+    /// Field `cursor` (2).
+    public var cursor: String = ""
+    /// Field `heartbeat` (3).
+    public var heartbeat: Bool = false
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__watch_audit_events_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.WatchAuditEventsResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        event = reader.message(1)
+        cursor = reader.string(2)
+        heartbeat = reader.scalar(3, as: Bool.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = event { writer.setMessage(1, value) }
+        if !cursor.isEmpty { writer.setString(2, cursor) }
+        if heartbeat { writer.setScalar(3, heartbeat) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.WatchEventsResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_WatchEventsResponse) {
+        self.event = answer.event
+        self.cursor = answer.cursor
+        self.heartbeat = answer.heartbeat
+    }
+}
+
 /// The protobuf message `portal.gateway.v1.ListMembersRequest`.
 public struct Portal_Gateway_V1_ListMembersRequest: ProtoMessage, RPCMessage {
     /// Field `page_size` (1).
@@ -2062,6 +2158,8 @@ public enum Portal_Gateway_V1_PortalMethods {
     public static let listAuditEvents = MethodDescriptor(service: serviceName, method: "ListAuditEvents", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ExportAuditEventsCsv`.
     public static let exportAuditEventsCsv = MethodDescriptor(service: serviceName, method: "ExportAuditEventsCsv", kind: .serverStreaming, hasNoSideEffects: true)
+    /// `portal.gateway.v1.PortalService/WatchAuditEvents`.
+    public static let watchAuditEvents = MethodDescriptor(service: serviceName, method: "WatchAuditEvents", kind: .serverStreaming, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListMembers`.
     public static let listMembers = MethodDescriptor(service: serviceName, method: "ListMembers", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListInvites`.
@@ -2077,7 +2175,7 @@ public enum Portal_Gateway_V1_PortalMethods {
     /// `portal.gateway.v1.PortalService/DeleteMember`.
     public static let deleteMember = MethodDescriptor(service: serviceName, method: "DeleteMember", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [login, acceptInvite, logout, whoAmI, getDashboard, listProducts, getProduct, listEntitlements, getEntitlement, activate, listActivations, exportActivationsCsv, listAuditEvents, exportAuditEventsCsv, listMembers, listInvites, inviteMember, resendInvite, revokeInvite, updateMember, deleteMember]
+    public static let all: [MethodDescriptor] = [login, acceptInvite, logout, whoAmI, getDashboard, listProducts, getProduct, listEntitlements, getEntitlement, activate, listActivations, exportActivationsCsv, listAuditEvents, exportAuditEventsCsv, watchAuditEvents, listMembers, listInvites, inviteMember, resendInvite, revokeInvite, updateMember, deleteMember]
 }
 
 /// Implemented by a server of `portal.gateway.v1.PortalService`.
@@ -2110,6 +2208,8 @@ public protocol Portal_Gateway_V1_PortalService: RPCService {
     func listAuditEvents(request: Portal_Gateway_V1_ListAuditEventsRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListAuditEventsResponse
     /// Handles `ExportAuditEventsCsv`.
     func exportAuditEventsCsv(request: Portal_Gateway_V1_ExportAuditEventsCsvRequest, responses: ResponseWriter<Portal_Gateway_V1_ExportAuditEventsCsvResponse>, context: ServerContext) async throws
+    /// Handles `WatchAuditEvents`.
+    func watchAuditEvents(request: Portal_Gateway_V1_WatchAuditEventsRequest, responses: ResponseWriter<Portal_Gateway_V1_WatchAuditEventsResponse>, context: ServerContext) async throws
     /// Handles `ListMembers`.
     func listMembers(request: Portal_Gateway_V1_ListMembersRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListMembersResponse
     /// Handles `ListInvites`.
@@ -2188,6 +2288,10 @@ extension Portal_Gateway_V1_PortalService {
             RPCRoute(Portal_Gateway_V1_PortalMethods.exportAuditEventsCsv) { call in
                 let request = try await call.singleRequest(Portal_Gateway_V1_ExportAuditEventsCsvRequest.self)
                 try await self.exportAuditEventsCsv(request: request, responses: call.responseWriter(Portal_Gateway_V1_ExportAuditEventsCsvResponse.self), context: call.context)
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.watchAuditEvents) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_WatchAuditEventsRequest.self)
+                try await self.watchAuditEvents(request: request, responses: call.responseWriter(Portal_Gateway_V1_WatchAuditEventsResponse.self), context: call.context)
             },
             RPCRoute(Portal_Gateway_V1_PortalMethods.listMembers) { call in
                 let request = try await call.singleRequest(Portal_Gateway_V1_ListMembersRequest.self)
@@ -2299,6 +2403,11 @@ public struct Portal_Gateway_V1_PortalClient: Sendable {
     /// Calls `ExportAuditEventsCsv`; the responses arrive as an async sequence.
     public func exportAuditEventsCsv(_ request: Portal_Gateway_V1_ExportAuditEventsCsvRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Portal_Gateway_V1_ExportAuditEventsCsvResponse> {
         try await channel.serverStreaming(Portal_Gateway_V1_PortalMethods.exportAuditEventsCsv, request: request, response: Portal_Gateway_V1_ExportAuditEventsCsvResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `WatchAuditEvents`; the responses arrive as an async sequence.
+    public func watchAuditEvents(_ request: Portal_Gateway_V1_WatchAuditEventsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Portal_Gateway_V1_WatchAuditEventsResponse> {
+        try await channel.serverStreaming(Portal_Gateway_V1_PortalMethods.watchAuditEvents, request: request, response: Portal_Gateway_V1_WatchAuditEventsResponse.self, metadata: metadata, options: options)
     }
 
     /// Calls `ListMembers` and returns its response.

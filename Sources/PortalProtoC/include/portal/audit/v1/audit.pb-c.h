@@ -28,6 +28,8 @@ typedef struct Portal__Audit__V1__RecentEventsRequest Portal__Audit__V1__RecentE
 typedef struct Portal__Audit__V1__RecentEventsResponse Portal__Audit__V1__RecentEventsResponse;
 typedef struct Portal__Audit__V1__VerifyChainRequest Portal__Audit__V1__VerifyChainRequest;
 typedef struct Portal__Audit__V1__VerifyChainResponse Portal__Audit__V1__VerifyChainResponse;
+typedef struct Portal__Audit__V1__WatchEventsRequest Portal__Audit__V1__WatchEventsRequest;
+typedef struct Portal__Audit__V1__WatchEventsResponse Portal__Audit__V1__WatchEventsResponse;
 
 
 /* --- enums --- */
@@ -517,6 +519,61 @@ struct  Portal__Audit__V1__VerifyChainResponse
     , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Input of WatchEvents.
+ */
+struct  Portal__Audit__V1__WatchEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization whose events are streamed. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * Where to start: the `cursor` of the last message received; empty means now (events recorded
+   * after the stream opens); "0" means from the organization's first event. A cursor past the
+   * organization's last event is INVALID_ARGUMENT. At most 32 characters.
+   */
+  char *cursor;
+  /*
+   * Only events of these types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * Seconds between heartbeats while no event is sent; 0 means 15; at most 300.
+   */
+  int32_t heartbeat_seconds;
+};
+#define PORTAL__AUDIT__V1__WATCH_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__watch_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+/*
+ * One message of WatchEvents: an event, or a heartbeat.
+ */
+struct  Portal__Audit__V1__WatchEventsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The event; unset on a heartbeat.
+   */
+  Portal__Audit__V1__Event *event;
+  /*
+   * Where to resume after this message (opaque; a heartbeat's moves past events the type filter skipped).
+   */
+  char *cursor;
+  /*
+   * True on a heartbeat: no event arrived for `heartbeat_seconds`.
+   */
+  protobuf_c_boolean heartbeat;
+};
+#define PORTAL__AUDIT__V1__WATCH_EVENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__watch_events_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, 0 }
+
+
 /* Portal__Audit__V1__NewEvent methods */
 void   portal__audit__v1__new_event__init
                      (Portal__Audit__V1__NewEvent         *message);
@@ -745,6 +802,44 @@ Portal__Audit__V1__VerifyChainResponse *
 void   portal__audit__v1__verify_chain_response__free_unpacked
                      (Portal__Audit__V1__VerifyChainResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__WatchEventsRequest methods */
+void   portal__audit__v1__watch_events_request__init
+                     (Portal__Audit__V1__WatchEventsRequest         *message);
+size_t portal__audit__v1__watch_events_request__get_packed_size
+                     (const Portal__Audit__V1__WatchEventsRequest   *message);
+size_t portal__audit__v1__watch_events_request__pack
+                     (const Portal__Audit__V1__WatchEventsRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__watch_events_request__pack_to_buffer
+                     (const Portal__Audit__V1__WatchEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__WatchEventsRequest *
+       portal__audit__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__watch_events_request__free_unpacked
+                     (Portal__Audit__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__WatchEventsResponse methods */
+void   portal__audit__v1__watch_events_response__init
+                     (Portal__Audit__V1__WatchEventsResponse         *message);
+size_t portal__audit__v1__watch_events_response__get_packed_size
+                     (const Portal__Audit__V1__WatchEventsResponse   *message);
+size_t portal__audit__v1__watch_events_response__pack
+                     (const Portal__Audit__V1__WatchEventsResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__watch_events_response__pack_to_buffer
+                     (const Portal__Audit__V1__WatchEventsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__WatchEventsResponse *
+       portal__audit__v1__watch_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__watch_events_response__free_unpacked
+                     (Portal__Audit__V1__WatchEventsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Portal__Audit__V1__NewEvent_Closure)
@@ -783,6 +878,12 @@ typedef void (*Portal__Audit__V1__VerifyChainRequest_Closure)
 typedef void (*Portal__Audit__V1__VerifyChainResponse_Closure)
                  (const Portal__Audit__V1__VerifyChainResponse *message,
                   void *closure_data);
+typedef void (*Portal__Audit__V1__WatchEventsRequest_Closure)
+                 (const Portal__Audit__V1__WatchEventsRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__WatchEventsResponse_Closure)
+                 (const Portal__Audit__V1__WatchEventsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -810,6 +911,10 @@ struct Portal__Audit__V1__AuditService_Service
                        const Portal__Audit__V1__VerifyChainRequest *input,
                        Portal__Audit__V1__VerifyChainResponse_Closure closure,
                        void *closure_data);
+  void (*watch_events)(Portal__Audit__V1__AuditService_Service *service,
+                       const Portal__Audit__V1__WatchEventsRequest *input,
+                       Portal__Audit__V1__WatchEventsResponse_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Portal__Audit__V1__AuditService_ServiceDestroy)(Portal__Audit__V1__AuditService_Service *);
 void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Service *service,
@@ -822,7 +927,8 @@ void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Ser
       function_prefix__ ## list_events,\
       function_prefix__ ## export_events_csv,\
       function_prefix__ ## recent_events,\
-      function_prefix__ ## verify_chain  }
+      function_prefix__ ## verify_chain,\
+      function_prefix__ ## watch_events  }
 void portal__audit__v1__audit_service__append_events(ProtobufCService *service,
                                                      const Portal__Audit__V1__AppendEventsRequest *input,
                                                      Portal__Audit__V1__AppendEventsResponse_Closure closure,
@@ -843,6 +949,10 @@ void portal__audit__v1__audit_service__verify_chain(ProtobufCService *service,
                                                     const Portal__Audit__V1__VerifyChainRequest *input,
                                                     Portal__Audit__V1__VerifyChainResponse_Closure closure,
                                                     void *closure_data);
+void portal__audit__v1__audit_service__watch_events(ProtobufCService *service,
+                                                    const Portal__Audit__V1__WatchEventsRequest *input,
+                                                    Portal__Audit__V1__WatchEventsResponse_Closure closure,
+                                                    void *closure_data);
 
 /* --- descriptors --- */
 
@@ -861,6 +971,8 @@ extern const ProtobufCMessageDescriptor portal__audit__v1__recent_events_request
 extern const ProtobufCMessageDescriptor portal__audit__v1__recent_events_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__verify_chain_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__verify_chain_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__watch_events_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__watch_events_response__descriptor;
 extern const ProtobufCServiceDescriptor portal__audit__v1__audit_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -47,6 +47,8 @@ typedef struct Portal__Gateway__V1__ListAuditEventsRequest Portal__Gateway__V1__
 typedef struct Portal__Gateway__V1__ListAuditEventsResponse Portal__Gateway__V1__ListAuditEventsResponse;
 typedef struct Portal__Gateway__V1__ExportAuditEventsCsvRequest Portal__Gateway__V1__ExportAuditEventsCsvRequest;
 typedef struct Portal__Gateway__V1__ExportAuditEventsCsvResponse Portal__Gateway__V1__ExportAuditEventsCsvResponse;
+typedef struct Portal__Gateway__V1__WatchAuditEventsRequest Portal__Gateway__V1__WatchAuditEventsRequest;
+typedef struct Portal__Gateway__V1__WatchAuditEventsResponse Portal__Gateway__V1__WatchAuditEventsResponse;
 typedef struct Portal__Gateway__V1__ListMembersRequest Portal__Gateway__V1__ListMembersRequest;
 typedef struct Portal__Gateway__V1__ListMembersResponse Portal__Gateway__V1__ListMembersResponse;
 typedef struct Portal__Gateway__V1__ListInvitesRequest Portal__Gateway__V1__ListInvitesRequest;
@@ -901,6 +903,58 @@ struct  Portal__Gateway__V1__ExportAuditEventsCsvResponse
 #define PORTAL__GATEWAY__V1__EXPORT_AUDIT_EVENTS_CSV_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__export_audit_events_csv_response__descriptor) \
     , {0,NULL} }
+
+
+/*
+ * Input of WatchAuditEvents (Admin only).
+ * Sent on to audit as `portal.audit.v1.WatchEventsRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__WatchAuditEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Where to start: the `cursor` of the last message received; empty means now; "0" means from the
+   * organization's first event. At most 32 characters.
+   */
+  char *cursor;
+  /*
+   * Only events of these types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * Seconds between heartbeats while no event is sent; 0 means 15; at most 300.
+   */
+  int32_t heartbeat_seconds;
+};
+#define PORTAL__GATEWAY__V1__WATCH_AUDIT_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__watch_audit_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+/*
+ * One message of WatchAuditEvents: an event, or a heartbeat.
+ * Answered from `portal.audit.v1.WatchEventsResponse`.
+ */
+struct  Portal__Gateway__V1__WatchAuditEventsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The event; unset on a heartbeat.
+   */
+  Portal__Audit__V1__Event *event;
+  /*
+   * Where to resume after this message (opaque).
+   */
+  char *cursor;
+  /*
+   * True on a heartbeat.
+   */
+  protobuf_c_boolean heartbeat;
+};
+#define PORTAL__GATEWAY__V1__WATCH_AUDIT_EVENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__watch_audit_events_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1780,6 +1834,44 @@ Portal__Gateway__V1__ExportAuditEventsCsvResponse *
 void   portal__gateway__v1__export_audit_events_csv_response__free_unpacked
                      (Portal__Gateway__V1__ExportAuditEventsCsvResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__WatchAuditEventsRequest methods */
+void   portal__gateway__v1__watch_audit_events_request__init
+                     (Portal__Gateway__V1__WatchAuditEventsRequest         *message);
+size_t portal__gateway__v1__watch_audit_events_request__get_packed_size
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest   *message);
+size_t portal__gateway__v1__watch_audit_events_request__pack
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__watch_audit_events_request__pack_to_buffer
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__WatchAuditEventsRequest *
+       portal__gateway__v1__watch_audit_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__watch_audit_events_request__free_unpacked
+                     (Portal__Gateway__V1__WatchAuditEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__WatchAuditEventsResponse methods */
+void   portal__gateway__v1__watch_audit_events_response__init
+                     (Portal__Gateway__V1__WatchAuditEventsResponse         *message);
+size_t portal__gateway__v1__watch_audit_events_response__get_packed_size
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse   *message);
+size_t portal__gateway__v1__watch_audit_events_response__pack
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__watch_audit_events_response__pack_to_buffer
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__WatchAuditEventsResponse *
+       portal__gateway__v1__watch_audit_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__watch_audit_events_response__free_unpacked
+                     (Portal__Gateway__V1__WatchAuditEventsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Portal__Gateway__V1__ListMembersRequest methods */
 void   portal__gateway__v1__list_members_request__init
                      (Portal__Gateway__V1__ListMembersRequest         *message);
@@ -2132,6 +2224,12 @@ typedef void (*Portal__Gateway__V1__ExportAuditEventsCsvRequest_Closure)
 typedef void (*Portal__Gateway__V1__ExportAuditEventsCsvResponse_Closure)
                  (const Portal__Gateway__V1__ExportAuditEventsCsvResponse *message,
                   void *closure_data);
+typedef void (*Portal__Gateway__V1__WatchAuditEventsRequest_Closure)
+                 (const Portal__Gateway__V1__WatchAuditEventsRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__WatchAuditEventsResponse_Closure)
+                 (const Portal__Gateway__V1__WatchAuditEventsResponse *message,
+                  void *closure_data);
 typedef void (*Portal__Gateway__V1__ListMembersRequest_Closure)
                  (const Portal__Gateway__V1__ListMembersRequest *message,
                   void *closure_data);
@@ -2237,6 +2335,10 @@ struct Portal__Gateway__V1__PortalService_Service
                                   const Portal__Gateway__V1__ExportAuditEventsCsvRequest *input,
                                   Portal__Gateway__V1__ExportAuditEventsCsvResponse_Closure closure,
                                   void *closure_data);
+  void (*watch_audit_events)(Portal__Gateway__V1__PortalService_Service *service,
+                             const Portal__Gateway__V1__WatchAuditEventsRequest *input,
+                             Portal__Gateway__V1__WatchAuditEventsResponse_Closure closure,
+                             void *closure_data);
   void (*list_members)(Portal__Gateway__V1__PortalService_Service *service,
                        const Portal__Gateway__V1__ListMembersRequest *input,
                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
@@ -2287,6 +2389,7 @@ void portal__gateway__v1__portal_service__init (Portal__Gateway__V1__PortalServi
       function_prefix__ ## export_activations_csv,\
       function_prefix__ ## list_audit_events,\
       function_prefix__ ## export_audit_events_csv,\
+      function_prefix__ ## watch_audit_events,\
       function_prefix__ ## list_members,\
       function_prefix__ ## list_invites,\
       function_prefix__ ## invite_member,\
@@ -2350,6 +2453,10 @@ void portal__gateway__v1__portal_service__export_audit_events_csv(ProtobufCServi
                                                                   const Portal__Gateway__V1__ExportAuditEventsCsvRequest *input,
                                                                   Portal__Gateway__V1__ExportAuditEventsCsvResponse_Closure closure,
                                                                   void *closure_data);
+void portal__gateway__v1__portal_service__watch_audit_events(ProtobufCService *service,
+                                                             const Portal__Gateway__V1__WatchAuditEventsRequest *input,
+                                                             Portal__Gateway__V1__WatchAuditEventsResponse_Closure closure,
+                                                             void *closure_data);
 void portal__gateway__v1__portal_service__list_members(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListMembersRequest *input,
                                                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
@@ -2411,6 +2518,8 @@ extern const ProtobufCMessageDescriptor portal__gateway__v1__list_audit_events_r
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_audit_events_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__export_audit_events_csv_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__export_audit_events_csv_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_members_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_members_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_invites_request__descriptor;

@@ -547,6 +547,96 @@ void   portal__audit__v1__verify_chain_response__free_unpacked
   assert(message->base.descriptor == &portal__audit__v1__verify_chain_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__audit__v1__watch_events_request__init
+                     (Portal__Audit__V1__WatchEventsRequest         *message)
+{
+  static const Portal__Audit__V1__WatchEventsRequest init_value = PORTAL__AUDIT__V1__WATCH_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__watch_events_request__get_packed_size
+                     (const Portal__Audit__V1__WatchEventsRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__watch_events_request__pack
+                     (const Portal__Audit__V1__WatchEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__watch_events_request__pack_to_buffer
+                     (const Portal__Audit__V1__WatchEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__WatchEventsRequest *
+       portal__audit__v1__watch_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__WatchEventsRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__watch_events_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__watch_events_request__free_unpacked
+                     (Portal__Audit__V1__WatchEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__watch_events_response__init
+                     (Portal__Audit__V1__WatchEventsResponse         *message)
+{
+  static const Portal__Audit__V1__WatchEventsResponse init_value = PORTAL__AUDIT__V1__WATCH_EVENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__watch_events_response__get_packed_size
+                     (const Portal__Audit__V1__WatchEventsResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__watch_events_response__pack
+                     (const Portal__Audit__V1__WatchEventsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__watch_events_response__pack_to_buffer
+                     (const Portal__Audit__V1__WatchEventsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__WatchEventsResponse *
+       portal__audit__v1__watch_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__WatchEventsResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__watch_events_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__watch_events_response__free_unpacked
+                     (Portal__Audit__V1__WatchEventsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__watch_events_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor portal__audit__v1__new_event__field_descriptors[10] =
 {
   {
@@ -1601,6 +1691,147 @@ const ProtobufCMessageDescriptor portal__audit__v1__verify_chain_response__descr
   (ProtobufCMessageInit) portal__audit__v1__verify_chain_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__audit__v1__watch_events_request__field_descriptors[4] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Audit__V1__WatchEventsRequest, n_event_types),
+    offsetof(Portal__Audit__V1__WatchEventsRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_seconds",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsRequest, heartbeat_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__watch_events_request__field_indices_by_name[] = {
+  1,   /* field[1] = cursor */
+  2,   /* field[2] = event_types */
+  3,   /* field[3] = heartbeat_seconds */
+  0,   /* field[0] = organization_id */
+};
+static const ProtobufCIntRange portal__audit__v1__watch_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__watch_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.WatchEventsRequest",
+  "WatchEventsRequest",
+  "Portal__Audit__V1__WatchEventsRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__WatchEventsRequest),
+  4,
+  portal__audit__v1__watch_events_request__field_descriptors,
+  portal__audit__v1__watch_events_request__field_indices_by_name,
+  1,  portal__audit__v1__watch_events_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__watch_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__watch_events_response__field_descriptors[3] =
+{
+  {
+    "event",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsResponse, event),
+    &portal__audit__v1__event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsResponse, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__WatchEventsResponse, heartbeat),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__watch_events_response__field_indices_by_name[] = {
+  1,   /* field[1] = cursor */
+  0,   /* field[0] = event */
+  2,   /* field[2] = heartbeat */
+};
+static const ProtobufCIntRange portal__audit__v1__watch_events_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__watch_events_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.WatchEventsResponse",
+  "WatchEventsResponse",
+  "Portal__Audit__V1__WatchEventsResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__WatchEventsResponse),
+  3,
+  portal__audit__v1__watch_events_response__field_descriptors,
+  portal__audit__v1__watch_events_response__field_indices_by_name,
+  1,  portal__audit__v1__watch_events_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__watch_events_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue portal__audit__v1__event_type__enum_values_by_number[4] =
 {
   { "EVENT_TYPE_UNSPECIFIED", "PORTAL__AUDIT__V1__EVENT_TYPE__EVENT_TYPE_UNSPECIFIED", 0 },
@@ -1713,20 +1944,22 @@ const ProtobufCEnumDescriptor portal__audit__v1__subject_kind__descriptor =
   portal__audit__v1__subject_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__audit__v1__audit_service__method_descriptors[5] =
+static const ProtobufCMethodDescriptor portal__audit__v1__audit_service__method_descriptors[6] =
 {
   { "AppendEvents", &portal__audit__v1__append_events_request__descriptor, &portal__audit__v1__append_events_response__descriptor },
   { "ListEvents", &portal__audit__v1__list_events_request__descriptor, &portal__audit__v1__list_events_response__descriptor },
   { "ExportEventsCsv", &portal__audit__v1__export_events_csv_request__descriptor, &portal__audit__v1__export_events_csv_response__descriptor },
   { "RecentEvents", &portal__audit__v1__recent_events_request__descriptor, &portal__audit__v1__recent_events_response__descriptor },
   { "VerifyChain", &portal__audit__v1__verify_chain_request__descriptor, &portal__audit__v1__verify_chain_response__descriptor },
+  { "WatchEvents", &portal__audit__v1__watch_events_request__descriptor, &portal__audit__v1__watch_events_response__descriptor },
 };
 const unsigned portal__audit__v1__audit_service__method_indices_by_name[] = {
   0,        /* AppendEvents */
   2,        /* ExportEventsCsv */
   1,        /* ListEvents */
   3,        /* RecentEvents */
-  4         /* VerifyChain */
+  4,        /* VerifyChain */
+  5         /* WatchEvents */
 };
 const ProtobufCServiceDescriptor portal__audit__v1__audit_service__descriptor =
 {
@@ -1735,7 +1968,7 @@ const ProtobufCServiceDescriptor portal__audit__v1__audit_service__descriptor =
   "AuditService",
   "Portal__Audit__V1__AuditService",
   "portal.audit.v1",
-  5,
+  6,
   portal__audit__v1__audit_service__method_descriptors,
   portal__audit__v1__audit_service__method_indices_by_name
 };
@@ -1778,6 +2011,14 @@ void portal__audit__v1__audit_service__verify_chain(ProtobufCService *service,
 {
   assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__watch_events(ProtobufCService *service,
+                                                    const Portal__Audit__V1__WatchEventsRequest *input,
+                                                    Portal__Audit__V1__WatchEventsResponse_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Service *service,
                                              Portal__Audit__V1__AuditService_ServiceDestroy destroy)

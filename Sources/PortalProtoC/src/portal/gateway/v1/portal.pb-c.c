@@ -1267,6 +1267,96 @@ void   portal__gateway__v1__export_audit_events_csv_response__free_unpacked
   assert(message->base.descriptor == &portal__gateway__v1__export_audit_events_csv_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__gateway__v1__watch_audit_events_request__init
+                     (Portal__Gateway__V1__WatchAuditEventsRequest         *message)
+{
+  static const Portal__Gateway__V1__WatchAuditEventsRequest init_value = PORTAL__GATEWAY__V1__WATCH_AUDIT_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__watch_audit_events_request__get_packed_size
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__watch_audit_events_request__pack
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__watch_audit_events_request__pack_to_buffer
+                     (const Portal__Gateway__V1__WatchAuditEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__WatchAuditEventsRequest *
+       portal__gateway__v1__watch_audit_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__WatchAuditEventsRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__watch_audit_events_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__watch_audit_events_request__free_unpacked
+                     (Portal__Gateway__V1__WatchAuditEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__watch_audit_events_response__init
+                     (Portal__Gateway__V1__WatchAuditEventsResponse         *message)
+{
+  static const Portal__Gateway__V1__WatchAuditEventsResponse init_value = PORTAL__GATEWAY__V1__WATCH_AUDIT_EVENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__watch_audit_events_response__get_packed_size
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__watch_audit_events_response__pack
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__watch_audit_events_response__pack_to_buffer
+                     (const Portal__Gateway__V1__WatchAuditEventsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__WatchAuditEventsResponse *
+       portal__gateway__v1__watch_audit_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__WatchAuditEventsResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__watch_audit_events_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__watch_audit_events_response__free_unpacked
+                     (Portal__Gateway__V1__WatchAuditEventsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portal__gateway__v1__list_members_request__init
                      (Portal__Gateway__V1__ListMembersRequest         *message)
 {
@@ -3843,6 +3933,134 @@ const ProtobufCMessageDescriptor portal__gateway__v1__export_audit_events_csv_re
   (ProtobufCMessageInit) portal__gateway__v1__export_audit_events_csv_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__gateway__v1__watch_audit_events_request__field_descriptors[3] =
+{
+  {
+    "cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__WatchAuditEventsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Gateway__V1__WatchAuditEventsRequest, n_event_types),
+    offsetof(Portal__Gateway__V1__WatchAuditEventsRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_seconds",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__WatchAuditEventsRequest, heartbeat_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__watch_audit_events_request__field_indices_by_name[] = {
+  0,   /* field[0] = cursor */
+  1,   /* field[1] = event_types */
+  2,   /* field[2] = heartbeat_seconds */
+};
+static const ProtobufCIntRange portal__gateway__v1__watch_audit_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.WatchAuditEventsRequest",
+  "WatchAuditEventsRequest",
+  "Portal__Gateway__V1__WatchAuditEventsRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__WatchAuditEventsRequest),
+  3,
+  portal__gateway__v1__watch_audit_events_request__field_descriptors,
+  portal__gateway__v1__watch_audit_events_request__field_indices_by_name,
+  1,  portal__gateway__v1__watch_audit_events_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__watch_audit_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__watch_audit_events_response__field_descriptors[3] =
+{
+  {
+    "event",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__WatchAuditEventsResponse, event),
+    &portal__audit__v1__event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__WatchAuditEventsResponse, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__WatchAuditEventsResponse, heartbeat),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__watch_audit_events_response__field_indices_by_name[] = {
+  1,   /* field[1] = cursor */
+  0,   /* field[0] = event */
+  2,   /* field[2] = heartbeat */
+};
+static const ProtobufCIntRange portal__gateway__v1__watch_audit_events_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.WatchAuditEventsResponse",
+  "WatchAuditEventsResponse",
+  "Portal__Gateway__V1__WatchAuditEventsResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__WatchAuditEventsResponse),
+  3,
+  portal__gateway__v1__watch_audit_events_response__field_descriptors,
+  portal__gateway__v1__watch_audit_events_response__field_indices_by_name,
+  1,  portal__gateway__v1__watch_audit_events_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__watch_audit_events_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor portal__gateway__v1__list_members_request__field_descriptors[6] =
 {
   {
@@ -4642,7 +4860,7 @@ const ProtobufCEnumDescriptor portal__gateway__v1__dashboard_section__descriptor
   portal__gateway__v1__dashboard_section__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__method_descriptors[21] =
+static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__method_descriptors[22] =
 {
   { "Login", &portal__gateway__v1__login_request__descriptor, &portal__gateway__v1__login_response__descriptor },
   { "AcceptInvite", &portal__gateway__v1__accept_invite_request__descriptor, &portal__gateway__v1__accept_invite_response__descriptor },
@@ -4658,6 +4876,7 @@ static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__meth
   { "ExportActivationsCsv", &portal__gateway__v1__export_activations_csv_request__descriptor, &portal__gateway__v1__export_activations_csv_response__descriptor },
   { "ListAuditEvents", &portal__gateway__v1__list_audit_events_request__descriptor, &portal__gateway__v1__list_audit_events_response__descriptor },
   { "ExportAuditEventsCsv", &portal__gateway__v1__export_audit_events_csv_request__descriptor, &portal__gateway__v1__export_audit_events_csv_response__descriptor },
+  { "WatchAuditEvents", &portal__gateway__v1__watch_audit_events_request__descriptor, &portal__gateway__v1__watch_audit_events_response__descriptor },
   { "ListMembers", &portal__gateway__v1__list_members_request__descriptor, &portal__gateway__v1__list_members_response__descriptor },
   { "ListInvites", &portal__gateway__v1__list_invites_request__descriptor, &portal__gateway__v1__list_invites_response__descriptor },
   { "InviteMember", &portal__gateway__v1__invite_member_request__descriptor, &portal__gateway__v1__invite_member_response__descriptor },
@@ -4669,24 +4888,25 @@ static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__meth
 const unsigned portal__gateway__v1__portal_service__method_indices_by_name[] = {
   1,        /* AcceptInvite */
   9,        /* Activate */
-  20,        /* DeleteMember */
+  21,        /* DeleteMember */
   11,        /* ExportActivationsCsv */
   13,        /* ExportAuditEventsCsv */
   4,        /* GetDashboard */
   8,        /* GetEntitlement */
   6,        /* GetProduct */
-  16,        /* InviteMember */
+  17,        /* InviteMember */
   10,        /* ListActivations */
   12,        /* ListAuditEvents */
   7,        /* ListEntitlements */
-  15,        /* ListInvites */
-  14,        /* ListMembers */
+  16,        /* ListInvites */
+  15,        /* ListMembers */
   5,        /* ListProducts */
   0,        /* Login */
   2,        /* Logout */
-  17,        /* ResendInvite */
-  18,        /* RevokeInvite */
-  19,        /* UpdateMember */
+  18,        /* ResendInvite */
+  19,        /* RevokeInvite */
+  20,        /* UpdateMember */
+  14,        /* WatchAuditEvents */
   3         /* WhoAmI */
 };
 const ProtobufCServiceDescriptor portal__gateway__v1__portal_service__descriptor =
@@ -4696,7 +4916,7 @@ const ProtobufCServiceDescriptor portal__gateway__v1__portal_service__descriptor
   "PortalService",
   "Portal__Gateway__V1__PortalService",
   "portal.gateway.v1",
-  21,
+  22,
   portal__gateway__v1__portal_service__method_descriptors,
   portal__gateway__v1__portal_service__method_indices_by_name
 };
@@ -4812,13 +5032,21 @@ void portal__gateway__v1__portal_service__export_audit_events_csv(ProtobufCServi
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
   service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void portal__gateway__v1__portal_service__watch_audit_events(ProtobufCService *service,
+                                                             const Portal__Gateway__V1__WatchAuditEventsRequest *input,
+                                                             Portal__Gateway__V1__WatchAuditEventsResponse_Closure closure,
+                                                             void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void portal__gateway__v1__portal_service__list_members(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListMembersRequest *input,
                                                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__list_invites(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListInvitesRequest *input,
@@ -4826,7 +5054,7 @@ void portal__gateway__v1__portal_service__list_invites(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__invite_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__InviteMemberRequest *input,
@@ -4834,7 +5062,7 @@ void portal__gateway__v1__portal_service__invite_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__resend_invite(ProtobufCService *service,
                                                         const Portal__Gateway__V1__ResendInviteRequest *input,
@@ -4842,7 +5070,7 @@ void portal__gateway__v1__portal_service__resend_invite(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__revoke_invite(ProtobufCService *service,
                                                         const Portal__Gateway__V1__RevokeInviteRequest *input,
@@ -4850,7 +5078,7 @@ void portal__gateway__v1__portal_service__revoke_invite(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__update_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__UpdateMemberRequest *input,
@@ -4858,7 +5086,7 @@ void portal__gateway__v1__portal_service__update_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__delete_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__DeleteMemberRequest *input,
@@ -4866,7 +5094,7 @@ void portal__gateway__v1__portal_service__delete_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__init (Portal__Gateway__V1__PortalService_Service *service,
                                                 Portal__Gateway__V1__PortalService_ServiceDestroy destroy)
