@@ -54,6 +54,7 @@ ACTIVATIONS_CSV_HEADER = "Activation Date,Product Name,Quantity,Project Name,Pro
 AUDIT_CSV_HEADER = "Date & Time,Message,Type,User"
 AUDIT_DELIVERY_TIMEOUT = 30.0
 STREAMING_RPCS = {"ExportActivationsCsv", "ExportAuditEventsCsv"}
+LIVE_RPCS = {"WatchAuditEvents"}  # streams that never end by themselves: read up to the first heartbeat
 RPCS = [method.name for method in G.DESCRIPTOR.services_by_name["PortalService"].methods]
 
 _counter = itertools.count(1)
@@ -254,6 +255,8 @@ class Stack:
     def call(self, rpc: str, request, metadata=(), timeout: float = T):
         """Calls a gateway RPC; a streaming export is read to its end and returned as text."""
         method = getattr(self.portal, rpc)
+        if rpc in LIVE_RPCS:
+            return until_heartbeat(method(request, metadata=list(metadata), timeout=timeout))
         if rpc in STREAMING_RPCS:
             return b"".join(piece.chunk for piece in method(request, metadata=list(metadata), timeout=timeout)).decode("utf-8")
         return method(request, metadata=list(metadata), timeout=timeout)
@@ -264,6 +267,17 @@ class Stack:
             return self.call(rpc, request, bearer(token), timeout)
         except grpc.RpcError as error:
             pytest.fail(f"{rpc}: expected OK, got {error.code().name}: {error.details()!r}", pytrace=False)
+
+
+def until_heartbeat(stream) -> list:
+    """The messages of a live stream up to and including its first heartbeat; the call is then cancelled."""
+    messages = []
+    for message in stream:
+        messages.append(message)
+        if message.heartbeat:
+            break
+    stream.cancel()
+    return messages
 
 
 def outcome(call: Callable[[], object]) -> tuple[grpc.StatusCode, object]:
@@ -601,6 +615,14 @@ def check_export_audit_events(cell: Cell, text: str) -> None:
     assert other_admin.email not in text and other_admin.display_name not in text
 
 
+def check_watch_audit_events(cell: Cell, messages: list) -> None:
+    """The caller's organization's events from its first, in order, then a heartbeat at the last cursor."""
+    events = [m.event for m in messages if not m.heartbeat]
+    assert events and all(e.organization_id == cell.account.organization_id for e in events)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [m.cursor for m in messages] == [str(e.sequence) for e in events] + [str(len(events))]
+
+
 def check_list_members(cell: Cell, response) -> None:
     """Only the caller's organization's members, the caller among them."""
     assert all(m.organization_id == cell.account.organization_id for m in response.members)
@@ -714,6 +736,8 @@ SCENARIOS: dict[str, Scenario] = {
     "ExportActivationsCsv": Scenario(lambda c: G.ExportActivationsCsvRequest(), check_export_activations),
     "ListAuditEvents": Scenario(lambda c: G.ListAuditEventsRequest(page_size=500), check_list_audit_events),
     "ExportAuditEventsCsv": Scenario(lambda c: G.ExportAuditEventsCsvRequest(), check_export_audit_events),
+    "WatchAuditEvents": Scenario(
+        lambda c: G.WatchAuditEventsRequest(cursor="0", heartbeat_seconds=1), check_watch_audit_events),
     "ListMembers": Scenario(lambda c: G.ListMembersRequest(page_size=500), check_list_members),
     "ListInvites": Scenario(lambda c: G.ListInvitesRequest(page_size=500), check_list_invites),
     "InviteMember": Scenario(build_invite_member, check_invite_member, invites_for_email),
@@ -726,7 +750,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 def test_the_matrix_covers_every_rpc_of_the_proto():
     """The matrix below has a scenario for each of PortalService's RPCs, and no other."""
-    assert len(RPCS) == 21
+    assert len(RPCS) == 22
     assert sorted(SCENARIOS) == sorted(RPCS)
 
 
@@ -1214,7 +1238,7 @@ def test_an_expired_session_is_refused_by_every_rpc(expired_session, rpc):
     request = getattr(G, f"{rpc}Request")()
 
     def call():
-        if rpc in STREAMING_RPCS:
+        if rpc in STREAMING_RPCS or rpc in LIVE_RPCS:
             return list(method(request, metadata=bearer(token), timeout=T))
         return method(request, metadata=bearer(token), timeout=T)
 

@@ -25,7 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 import support
 import test_gateway
 from test_gateway import (  # noqa: F401  (fixtures and the matrix, run here over Connect)
-    CALLERS, RPCS, SCENARIOS, STREAMING_RPCS, Cell, G, I, A, T, expected_code, outcome, unique, world,
+    CALLERS, LIVE_RPCS, RPCS, SCENARIOS, STREAMING_RPCS, Cell, G, I, A, T, expected_code, outcome, unique, world,
 )
 
 CONNECT_CODES = {
@@ -115,6 +115,31 @@ class Web:
         return response, messages, end
 
 
+    def live_stream(self, rpc: str, message: dict, headers: dict | None = None) -> tuple[int, list[dict], dict | None]:
+        """A Connect server-streaming call that never ends by itself, read envelope by envelope up to
+        its first heartbeat (or its end-of-stream message): the HTTP status, messages and end, if any."""
+        payload = json.dumps(message).encode()
+        sent = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1", **(headers or {})}
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("POST", SERVICE + rpc, struct.pack(">BI", 0, len(payload)) + payload, sent)
+            reply = connection.getresponse()
+            messages = []
+            while True:
+                prefix = reply.read(5)
+                if len(prefix) < 5:
+                    return reply.status, messages, None
+                flags, length = struct.unpack(">BI", prefix)
+                body = json.loads(reply.read(length))
+                if flags & 0x02:
+                    return reply.status, messages, body
+                messages.append(body)
+                if body.get("heartbeat"):
+                    return reply.status, messages, None
+        finally:
+            connection.close()
+
+
 class ConnectError(grpc.RpcError):
     """A Connect error as the gateway tests read gRPC errors: code() and details()."""
 
@@ -154,6 +179,12 @@ class WebStack(test_gateway.Stack):
     def call(self, rpc: str, request, metadata=(), timeout: float = T):
         headers = {name: value for name, value in metadata}
         body = json_format.MessageToDict(request)
+        if rpc in LIVE_RPCS:
+            status, messages, end = self.web.live_stream(rpc, body, headers)
+            assert status == 200, status
+            if end and end.get("error"):
+                raise connect_error(end["error"], None)
+            return [json_format.ParseDict(m, getattr(G, f"{rpc}Response")()) for m in messages]
         if rpc in STREAMING_RPCS:
             response, messages, end = self.web.stream(rpc, body, headers)
             assert response.status == 200, response.body
