@@ -122,14 +122,7 @@ struct AuditLog: AsyncParsableCommand {
     func run() async throws {
         let start = try Output.parseDate(from, option: "--from")
         let end = try Output.parseDate(to, option: "--to")
-        let types: [Portal_Audit_V1_EventType] = try type.map {
-            switch $0.lowercased() {
-            case "members": .members
-            case "licenses": .licenses
-            case "activations": .activations
-            default: throw ValidationError("--type: expected members, licenses or activations, not \($0)")
-            }
-        }
+        let types = try Self.eventTypes(type)
         try await global.run { client in
             if let csv {
                 let chunks = try await client.portal.exportAuditEventsCsv(
@@ -167,6 +160,20 @@ struct AuditLog: AsyncParsableCommand {
                     [Output.time($0.time), $0.message, JSONRecords.eventType($0.eventType).capitalized, $0.user]
                 })
             Output.pageFooter(shown: page.events.count, total: page.totalSize, nextPageToken: page.nextPageToken)
+        }
+    }
+}
+
+extension AuditLog {
+    /// `--type` values as event types.
+    static func eventTypes(_ names: [String]) throws -> [Portal_Audit_V1_EventType] {
+        try names.map {
+            switch $0.lowercased() {
+            case "members": .members
+            case "licenses": .licenses
+            case "activations": .activations
+            default: throw ValidationError("--type: expected members, licenses or activations, not \($0)")
+            }
         }
     }
 }

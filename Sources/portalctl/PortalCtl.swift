@@ -23,7 +23,8 @@ struct PortalCtl: AsyncParsableCommand {
         subcommands: [
             Login.self, AcceptInvite.self, Logout.self, WhoAmI.self, SwitchOrganization.self, Dashboard.self,
             Products.self, Product.self, Entitlements.self, Entitlement.self, Activate.self, Activations.self,
-            AuditLog.self, Members.self, Invites.self, InviteMember.self, ResendInvite.self, RevokeInvite.self,
+            AuditLog.self, Events.self, Members.self, Invites.self, InviteMember.self, ResendInvite.self,
+            RevokeInvite.self,
             UpdateMember.self, DeleteMember.self,
         ])
 

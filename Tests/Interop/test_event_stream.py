@@ -2,8 +2,11 @@
 and killed with SIGKILL) while identity keeps recording changes, and WatchAuditEvents through the
 gateway for Admins, ended when the member is no longer one."""
 
+import json
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -150,3 +153,46 @@ def test_admins_follow_changes_live_through_the_gateway_until_they_are_no_longer
     s.as_(other_token, "Logout", G.LogoutRequest())
     ended = refused(lambda: [m for m in stream], grpc.StatusCode.UNAUTHENTICATED)
     assert ended
+
+
+def test_portalctl_events_follows_and_resumes_from_its_cursor_file(gateway_stack, portal_bin, tmp_path):
+    """`portalctl events --follow --json --cursor-file F` prints each change as one JSON line as it
+    is recorded and keeps the cursor in F; a later `portalctl events --cursor-file F` prints only what
+    was recorded since, then stops."""
+    s = gateway_stack
+    (org,) = s.create_orgs(("Cora", "Cursor"))
+    portalctl = [str(Path(portal_bin).parent / "portalctl")]
+    common = ["--gateway", s.gateway_server.address, "--session", str(tmp_path / "session")]
+    environment = {"PATH": "/usr/bin:/bin"}
+    login = subprocess.run(portalctl + ["login", "--org", org.id, "--email", org.admin.email, "--password", org.admin.password]
+                           + common, capture_output=True, text=True, timeout=60, env=environment)
+    assert login.returncode == 0, login.stderr
+    count = lambda: s.audit.ListEvents(test_gateway.A.ListEventsRequest(organization_id=org.id), timeout=T).total_size
+    support.wait_until(lambda: count() >= 2, timeout=20)  # the first Admin invited, and joined
+    recorded = count()
+    cursor_file = tmp_path / "cursor"
+    follower = subprocess.Popen(portalctl + ["events", "--follow", "--json", "--cursor", "0", "--cursor-file", str(cursor_file)]
+                                + common, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        past = [json.loads(follower.stdout.readline()) for _ in range(recorded)]
+        assert [line["cursor"] for line in past] == [str(n) for n in range(1, recorded + 1)]
+        assert past[0]["type"] == "MEMBERS" and past[0]["message"] == f"Invited {org.admin.email} as Admin", past[0]
+        token = s.login(org.admin)
+        email = f"followed.{unique()}@{org.domain}"
+        s.as_(token, "InviteMember", G.InviteMemberRequest(email=email, role=I.ROLE_VIEWER))
+        live = json.loads(follower.stdout.readline())
+        assert live["message"] == f"Invited {email} as Viewer" and live["cursor"] == str(recorded + 1), live
+        support.wait_until(lambda: cursor_file.read_text().strip() == str(recorded + 1), timeout=10)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+
+    later = f"later.{unique()}@{org.domain}"
+    s.as_(token, "InviteMember", G.InviteMemberRequest(email=later, role=I.ROLE_VIEWER))
+    support.wait_until(lambda: count() == recorded + 2, timeout=20)
+    resumed = subprocess.run(portalctl + ["events", "--cursor-file", str(cursor_file)] + common,
+                             capture_output=True, text=True, timeout=60, env=environment)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"Invited {later} as Viewer"), resumed.stdout
+    assert cursor_file.read_text().strip() == str(recorded + 2)
