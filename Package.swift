@@ -71,6 +71,14 @@ let package = Package(
         .target(
             name: "PortalMail",
             dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        // Outgoing webhook POSTs: which addresses an endpoint may reach, and one request per connection
+        // to the address checked (NIO, NIOSSL).
+        .target(
+            name: "PortalWebhookTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // A service's own database (SQLite, or PostgreSQL at scale, through SQLKit), migrations, keyset
         // paging and the outbox.
         .target(
@@ -103,9 +111,11 @@ let package = Package(
             name: "PortalAudit",
             dependencies: [
                 "PortalAPI", "PortalRPC", "PortalCrypto", "PortalCSV", "PortalStorage", "PortalStorageRPC", "PortalTime",
+                "PortalProtoJSON", "PortalWebhookTransport", "PortalProtobuf",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // The entitlements service: catalog, entitlements, activations.
         .target(
@@ -189,7 +199,7 @@ let package = Package(
         .executableTarget(
             name: "portal",
             dependencies: [
-                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalWeb", "PortalTime", "PortalTracing",
+                "PortalApp", "PortalHTTP2", "PortalRPC", "PortalStorage", "PortalIdentity", "PortalAudit", "PortalWeb", "PortalTime", "PortalTracing",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -58,6 +58,8 @@ public struct ServiceSettings: Sendable {
     public var inviteURL: String?
     /// The keys that sign page tokens; every instance of a service must share them (random per process by default).
     public var pageTokens = PageTokenKeys.random()
+    /// How the audit service delivers webhooks.
+    public var webhooks = AuditComponent.WebhookSettings()
     /// The time the service records and waits on (the system's; tests move their own).
     public var clock: any ServiceClock = .system
     /// Tracing (server spans, client spans of the calls it makes), when the process traces.
@@ -143,9 +145,10 @@ public enum PortalRuntime {
         case .audit:
             let audit = try await AuditComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
-                clock: settings.clock,
-                logger: logger)
-            return ServiceComponent(services: [audit.service], database: audit.database, liveStreams: audit.liveStreams)
+                webhooks: settings.webhooks, clock: settings.clock, logger: logger)
+            return ServiceComponent(
+                services: [audit.service], database: audit.database, workers: audit.workers,
+                liveStreams: audit.liveStreams)
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,

@@ -17,19 +17,26 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
     static let exportStep = 5000
 
     let store: AuditStore
-    private let clock: any ServiceClock
-    private let pageTokens: PageTokenKeys
+    let clock: any ServiceClock
+    let pageTokens: PageTokenKeys
     /// Wakes event streams when this instance records events.
     let feed: AuditFeed
     /// The event streams, ended together when the service shuts down.
     let liveStreams: LiveStreams
 
-    init(store: AuditStore, clock: any ServiceClock, pageTokens: PageTokenKeys, liveStreams: LiveStreams) {
+    /// Webhook endpoints, their queue and dispatcher.
+    let webhooks: AuditWebhooks
+
+    init(
+        store: AuditStore, clock: any ServiceClock, pageTokens: PageTokenKeys, liveStreams: LiveStreams,
+        webhooks: AuditWebhooks
+    ) {
         self.store = store
         self.clock = clock
         self.pageTokens = pageTokens
         self.feed = AuditFeed()
         self.liveStreams = liveStreams
+        self.webhooks = webhooks
     }
 
     public func appendEvents(
@@ -46,7 +53,10 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             try Self.validate(event, field: "events[\(index)]")
         }
         let outcome = try await store.append(incoming, now: clock.milliseconds())
-        if outcome.stored > 0 { feed.recorded(Set(incoming.map(\.organizationID))) }
+        if outcome.stored > 0 {
+            feed.recorded(Set(incoming.map(\.organizationID)))
+            webhooks.dispatcher.wakeUp()
+        }
         var response = Portal_Audit_V1_AppendEventsResponse()
         response.storedCount = Int32(outcome.stored)
         response.duplicateCount = Int32(outcome.duplicates)

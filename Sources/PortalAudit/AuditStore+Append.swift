@@ -40,6 +40,13 @@ extension AuditStore {
                 try await Self.insert(database, batch, links)
             }
             try await Self.addToCounts(database, batch.counts)
+            try await WebhookStore.enqueue(
+                database,
+                batch.events.indices.map { index in
+                    WebhookStore.AppendedEvent(
+                        organizationID: batch.events[index].organizationID, eventID: batch.events[index].eventID,
+                        organizationSequence: links.sequences[index], eventType: batch.events[index].eventType)
+                }, now: batch.recordedAt)
             for (organizationID, head) in links.heads {
                 try await database.raw(
                     """

@@ -32,6 +32,8 @@ enum Capability: Sendable {
     case manageMembers
     /// The live event stream, for integrations.
     case watchEvents
+    /// Webhooks: register, change, delete, see and repeat deliveries.
+    case manageWebhooks
 
     /// What the refusal says the caller cannot do.
     var refusal: String {
@@ -42,6 +44,7 @@ enum Capability: Sendable {
         case .exportCSV: "export CSV files"
         case .manageMembers: "manage members and invites"
         case .watchEvents: "watch the event stream"
+        case .manageWebhooks: "manage webhooks"
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PortalApp
+import PortalAudit
 import PortalHTTP2
 import PortalIdentity
 import PortalRPC
@@ -172,6 +173,52 @@ struct ServiceOptions: ParsableArguments {
 
     @Flag(name: .customLong("testing-clock"), help: .private)
     var testingClock = false
+
+    @Flag(
+        name: .customLong("webhook-private-networks"),
+        help:
+            "Audit: let webhooks reach loopback, private and link-local addresses (plain http only to loopback), for development or deliberate internal endpoints (env PORTAL_WEBHOOK_PRIVATE_NETWORKS=1; refused by default)."
+    )
+    var webhookPrivateNetworks = false
+
+    @Option(
+        name: .customLong("webhook-timeout"),
+        help: "Audit: seconds a webhook endpoint has to answer a delivery (env PORTAL_WEBHOOK_TIMEOUT; default 10).")
+    var webhookTimeout: Int?
+
+    @Option(
+        name: .customLong("webhook-ca-file"),
+        help:
+            "Audit: a PEM CA file trusted for webhook endpoints' certificates beside the system's (env PORTAL_WEBHOOK_CA_FILE)."
+    )
+    var webhookCAFile: String?
+
+    /// The audit service's webhook settings from the flags and the environment; the secrets key from
+    /// `PORTAL_WEBHOOK_SECRETS_KEY` (base64 of 32 bytes), else the data directory's key file.
+    func webhookSettings() throws -> AuditComponent.WebhookSettings {
+        let environment = ProcessInfo.processInfo.environment
+        var settings = AuditComponent.WebhookSettings()
+        settings.allowPrivateNetworks = webhookPrivateNetworks || environment["PORTAL_WEBHOOK_PRIVATE_NETWORKS"] == "1"
+        let timeout = webhookTimeout ?? environment["PORTAL_WEBHOOK_TIMEOUT"].flatMap(Int.init) ?? 10
+        guard (1...60).contains(timeout) else {
+            throw ValidationError("--webhook-timeout: must be between 1 and 60 seconds, not \(timeout)")
+        }
+        settings.timeout = .seconds(timeout)
+        if let file = webhookCAFile ?? environment["PORTAL_WEBHOOK_CA_FILE"] {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                throw ValidationError("--webhook-ca-file: cannot read \(file)")
+            }
+            settings.trustRoots = [file]
+        }
+        if let encoded = environment["PORTAL_WEBHOOK_SECRETS_KEY"] {
+            guard let key = Data(base64Encoded: encoded), key.count == 32 else {
+                throw ValidationError(
+                    "PORTAL_WEBHOOK_SECRETS_KEY: must be 32 bytes in base64 (openssl rand -base64 32)")
+            }
+            settings.secretsKey = [UInt8](key)
+        }
+        return settings
+    }
 
     /// `--internal-credential`, else `PORTAL_INTERNAL_CREDENTIAL`.
     var internalCredentialValue: String? {
@@ -353,6 +400,7 @@ struct ServiceOptions: ParsableArguments {
         settings.database = try database()
         settings.pageTokens = try pageTokens()
         settings.internalCredential = internalCredentialValue
+        if kind == .audit { settings.webhooks = try webhookSettings() }
         if testingClock { settings.testingClock = OffsetClock() }
         if settings.database != nil, kind == .gateway {
             throw ValidationError(
@@ -576,6 +624,7 @@ struct Dev: AsyncParsableCommand {
         options.inviteURL = nil
         options.siteDirectory = siteDirectory
         options.otlpEndpoint = otlpEndpoint
+        options.webhookPrivateNetworks = true  // development: receivers on this machine
         // The services find each other where they listen (loopback when they listen everywhere).
         let reachable = reachableHost
         options.auditAddress = "\(reachable):\(PortalServiceKind.audit.port(base: portBase))"

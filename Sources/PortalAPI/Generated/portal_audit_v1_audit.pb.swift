@@ -664,6 +664,602 @@ public struct Portal_Audit_V1_WatchEventsResponse: ProtoMessage, RPCMessage {
     }
 }
 
+/// The protobuf message `portal.audit.v1.Webhook`.
+public struct Portal_Audit_V1_Webhook: ProtoMessage, RPCMessage {
+    /// Field `webhook_id` (1).
+    public var webhookID: String = ""
+    /// Field `organization_id` (2).
+    public var organizationID: String = ""
+    /// Field `url` (3).
+    public var url: String = ""
+    /// Field `event_types` (4).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `description` (5).
+    public var description: String = ""
+    /// Field `enabled` (6).
+    public var enabled: Bool = false
+    /// Field `created_at` (7).
+    public var createdAt: Google_Protobuf_Timestamp? = nil
+    /// Field `previous_secret_expires_at` (8).
+    public var previousSecretExpiresAt: Google_Protobuf_Timestamp? = nil
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__webhook())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.Webhook"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhookID = reader.string(1)
+        organizationID = reader.string(2)
+        url = reader.string(3)
+        eventTypes = reader.enumerations(4)
+        description = reader.string(5)
+        enabled = reader.scalar(6, as: Bool.self)
+        createdAt = reader.message(7)
+        previousSecretExpiresAt = reader.message(8)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !webhookID.isEmpty { writer.setString(1, webhookID) }
+        if !organizationID.isEmpty { writer.setString(2, organizationID) }
+        if !url.isEmpty { writer.setString(3, url) }
+        writer.setEnumerations(4, eventTypes)
+        if !description.isEmpty { writer.setString(5, description) }
+        if enabled { writer.setScalar(6, enabled) }
+        if let value = createdAt { writer.setMessage(7, value) }
+        if let value = previousSecretExpiresAt { writer.setMessage(8, value) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.CreateWebhookRequest`.
+public struct Portal_Audit_V1_CreateWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `url` (2).
+    public var url: String = ""
+    /// Field `event_types` (3).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `description` (4).
+    public var description: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__create_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.CreateWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        url = reader.string(2)
+        eventTypes = reader.enumerations(3)
+        description = reader.string(4)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !url.isEmpty { writer.setString(2, url) }
+        writer.setEnumerations(3, eventTypes)
+        if !description.isEmpty { writer.setString(4, description) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.characters(url, 2048, "url") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.characters(description, 200, "description") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.CreateWebhookResponse`.
+public struct Portal_Audit_V1_CreateWebhookResponse: ProtoMessage, RPCMessage {
+    /// Field `webhook` (1).
+    public var webhook: Portal_Audit_V1_Webhook? = nil
+    /// Field `secret` (2).
+    public var secret: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__create_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.CreateWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhook = reader.message(1)
+        secret = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = webhook { writer.setMessage(1, value) }
+        if !secret.isEmpty { writer.setString(2, secret) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.ListWebhooksRequest`.
+public struct Portal_Audit_V1_ListWebhooksRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__list_webhooks_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.ListWebhooksRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.ListWebhooksResponse`.
+public struct Portal_Audit_V1_ListWebhooksResponse: ProtoMessage, RPCMessage {
+    /// Field `webhooks` (1).
+    public var webhooks: [Portal_Audit_V1_Webhook] = []
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__list_webhooks_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.ListWebhooksResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhooks = reader.messages(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setMessages(1, webhooks)
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.UpdateWebhookRequest`.
+public struct Portal_Audit_V1_UpdateWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `webhook_id` (2).
+    public var webhookID: String = ""
+    /// Field `set_url` (3).
+    public var setURL: Bool = false
+    /// Field `url` (4).
+    public var url: String = ""
+    /// Field `set_event_types` (5).
+    public var setEventTypes: Bool = false
+    /// Field `event_types` (6).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `set_description` (7).
+    public var setDescription: Bool = false
+    /// Field `description` (8).
+    public var description: String = ""
+    /// Field `set_enabled` (9).
+    public var setEnabled: Bool = false
+    /// Field `enabled` (10).
+    public var enabled: Bool = false
+    /// Field `rotate_secret` (11).
+    public var rotateSecret: Bool = false
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__update_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.UpdateWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        webhookID = reader.string(2)
+        setURL = reader.scalar(3, as: Bool.self)
+        url = reader.string(4)
+        setEventTypes = reader.scalar(5, as: Bool.self)
+        eventTypes = reader.enumerations(6)
+        setDescription = reader.scalar(7, as: Bool.self)
+        description = reader.string(8)
+        setEnabled = reader.scalar(9, as: Bool.self)
+        enabled = reader.scalar(10, as: Bool.self)
+        rotateSecret = reader.scalar(11, as: Bool.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !webhookID.isEmpty { writer.setString(2, webhookID) }
+        if setURL { writer.setScalar(3, setURL) }
+        if !url.isEmpty { writer.setString(4, url) }
+        if setEventTypes { writer.setScalar(5, setEventTypes) }
+        writer.setEnumerations(6, eventTypes)
+        if setDescription { writer.setScalar(7, setDescription) }
+        if !description.isEmpty { writer.setString(8, description) }
+        if setEnabled { writer.setScalar(9, setEnabled) }
+        if enabled { writer.setScalar(10, enabled) }
+        if rotateSecret { writer.setScalar(11, rotateSecret) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.characters(url, 2048, "url") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.characters(description, 200, "description") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.UpdateWebhookResponse`.
+public struct Portal_Audit_V1_UpdateWebhookResponse: ProtoMessage, RPCMessage {
+    /// Field `webhook` (1).
+    public var webhook: Portal_Audit_V1_Webhook? = nil
+    /// Field `secret` (2).
+    public var secret: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__update_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.UpdateWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhook = reader.message(1)
+        secret = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = webhook { writer.setMessage(1, value) }
+        if !secret.isEmpty { writer.setString(2, secret) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.DeleteWebhookRequest`.
+public struct Portal_Audit_V1_DeleteWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `webhook_id` (2).
+    public var webhookID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__delete_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.DeleteWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        webhookID = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !webhookID.isEmpty { writer.setString(2, webhookID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.DeleteWebhookResponse`.
+public struct Portal_Audit_V1_DeleteWebhookResponse: ProtoMessage, RPCMessage {
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__delete_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.DeleteWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.Delivery`.
+public struct Portal_Audit_V1_Delivery: ProtoMessage, RPCMessage {
+    /// Field `delivery_id` (1).
+    public var deliveryID: String = ""
+    /// Field `webhook_id` (2).
+    public var webhookID: String = ""
+    /// Field `event_id` (3).
+    public var eventID: String = ""
+    /// Field `sequence` (4).
+    public var sequence: Int64 = 0
+    /// Field `state` (5).
+    public var state: Portal_Audit_V1_DeliveryState = Portal_Audit_V1_DeliveryState()
+    /// Field `attempts` (6).
+    public var attempts: Int32 = 0
+    /// Field `last_status` (7).
+    public var lastStatus: Int32 = 0
+    /// Field `last_error` (8).
+    public var lastError: String = ""
+    /// Field `created_at` (9).
+    public var createdAt: Google_Protobuf_Timestamp? = nil
+    /// Field `next_attempt_at` (10).
+    public var nextAttemptAt: Google_Protobuf_Timestamp? = nil
+    /// Field `finished_at` (11).
+    public var finishedAt: Google_Protobuf_Timestamp? = nil
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__delivery())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.Delivery"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        deliveryID = reader.string(1)
+        webhookID = reader.string(2)
+        eventID = reader.string(3)
+        sequence = reader.scalar(4, as: Int64.self)
+        state = reader.enumeration(5)
+        attempts = reader.scalar(6, as: Int32.self)
+        lastStatus = reader.scalar(7, as: Int32.self)
+        lastError = reader.string(8)
+        createdAt = reader.message(9)
+        nextAttemptAt = reader.message(10)
+        finishedAt = reader.message(11)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !deliveryID.isEmpty { writer.setString(1, deliveryID) }
+        if !webhookID.isEmpty { writer.setString(2, webhookID) }
+        if !eventID.isEmpty { writer.setString(3, eventID) }
+        if sequence != 0 { writer.setScalar(4, sequence) }
+        if state.rawValue != 0 { writer.setEnumeration(5, state) }
+        if attempts != 0 { writer.setScalar(6, attempts) }
+        if lastStatus != 0 { writer.setScalar(7, lastStatus) }
+        if !lastError.isEmpty { writer.setString(8, lastError) }
+        if let value = createdAt { writer.setMessage(9, value) }
+        if let value = nextAttemptAt { writer.setMessage(10, value) }
+        if let value = finishedAt { writer.setMessage(11, value) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.ListDeliveriesRequest`.
+public struct Portal_Audit_V1_ListDeliveriesRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `webhook_id` (2).
+    public var webhookID: String = ""
+    /// Field `page_size` (3).
+    public var pageSize: Int32 = 0
+    /// Field `page_token` (4).
+    public var pageToken: String = ""
+    /// Field `state` (5).
+    public var state: Portal_Audit_V1_DeliveryState = Portal_Audit_V1_DeliveryState()
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__list_deliveries_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.ListDeliveriesRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        webhookID = reader.string(2)
+        pageSize = reader.scalar(3, as: Int32.self)
+        pageToken = reader.string(4)
+        state = reader.enumeration(5)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !webhookID.isEmpty { writer.setString(2, webhookID) }
+        if pageSize != 0 { writer.setScalar(3, pageSize) }
+        if !pageToken.isEmpty { writer.setString(4, pageToken) }
+        if state.rawValue != 0 { writer.setEnumeration(5, state) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.ListDeliveriesResponse`.
+public struct Portal_Audit_V1_ListDeliveriesResponse: ProtoMessage, RPCMessage {
+    /// Field `deliveries` (1).
+    public var deliveries: [Portal_Audit_V1_Delivery] = []
+    /// Field `next_page_token` (2).
+    public var nextPageToken: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__list_deliveries_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.ListDeliveriesResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        deliveries = reader.messages(1)
+        nextPageToken = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setMessages(1, deliveries)
+        if !nextPageToken.isEmpty { writer.setString(2, nextPageToken) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
+/// The protobuf message `portal.audit.v1.RedeliverEventRequest`.
+public struct Portal_Audit_V1_RedeliverEventRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `webhook_id` (2).
+    public var webhookID: String = ""
+    /// Field `event_id` (3).
+    public var eventID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__redeliver_event_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.RedeliverEventRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        webhookID = reader.string(2)
+        eventID = reader.string(3)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !webhookID.isEmpty { writer.setString(2, webhookID) }
+        if !eventID.isEmpty { writer.setString(3, eventID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.bytes(eventID, 128, "event_id") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.audit.v1.RedeliverEventResponse`.
+public struct Portal_Audit_V1_RedeliverEventResponse: ProtoMessage, RPCMessage {
+    /// Field `delivery` (1).
+    public var delivery: Portal_Audit_V1_Delivery? = nil
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__audit__v1__redeliver_event_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.audit.v1.RedeliverEventResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        delivery = reader.message(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = delivery { writer.setMessage(1, value) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
 /// The protobuf enum `portal.audit.v1.EventType`.
 public enum Portal_Audit_V1_EventType: ProtoEnum, CaseIterable {
     case unspecified
@@ -802,6 +1398,44 @@ public enum Portal_Audit_V1_SubjectKind: ProtoEnum, CaseIterable {
     }
 }
 
+/// The protobuf enum `portal.audit.v1.DeliveryState`.
+public enum Portal_Audit_V1_DeliveryState: ProtoEnum, CaseIterable {
+    case unspecified
+    case pending
+    case delivered
+    case failed
+    /// A value this version of the schema does not know.
+    case unrecognized(Int32)
+
+    /// Every known value.
+    public static let allCases: [Portal_Audit_V1_DeliveryState] = [.unspecified, .pending, .delivered, .failed]
+
+    /// The zero value.
+    public init() { self = .unspecified }
+
+    /// Creates the value for a wire number, keeping unknown numbers.
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .pending
+        case 2: self = .delivered
+        case 3: self = .failed
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    /// The wire number.
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .pending: return 1
+        case .delivered: return 2
+        case .failed: return 3
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// Method descriptors of the service `portal.audit.v1.AuditService`.
 public enum Portal_Audit_V1_AuditMethods {
     /// The fully qualified service name.
@@ -818,8 +1452,20 @@ public enum Portal_Audit_V1_AuditMethods {
     public static let verifyChain = MethodDescriptor(service: serviceName, method: "VerifyChain", kind: .unary)
     /// `portal.audit.v1.AuditService/WatchEvents`.
     public static let watchEvents = MethodDescriptor(service: serviceName, method: "WatchEvents", kind: .serverStreaming)
+    /// `portal.audit.v1.AuditService/CreateWebhook`.
+    public static let createWebhook = MethodDescriptor(service: serviceName, method: "CreateWebhook", kind: .unary)
+    /// `portal.audit.v1.AuditService/ListWebhooks`.
+    public static let listWebhooks = MethodDescriptor(service: serviceName, method: "ListWebhooks", kind: .unary)
+    /// `portal.audit.v1.AuditService/UpdateWebhook`.
+    public static let updateWebhook = MethodDescriptor(service: serviceName, method: "UpdateWebhook", kind: .unary)
+    /// `portal.audit.v1.AuditService/DeleteWebhook`.
+    public static let deleteWebhook = MethodDescriptor(service: serviceName, method: "DeleteWebhook", kind: .unary)
+    /// `portal.audit.v1.AuditService/ListDeliveries`.
+    public static let listDeliveries = MethodDescriptor(service: serviceName, method: "ListDeliveries", kind: .unary)
+    /// `portal.audit.v1.AuditService/RedeliverEvent`.
+    public static let redeliverEvent = MethodDescriptor(service: serviceName, method: "RedeliverEvent", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [appendEvents, listEvents, exportEventsCsv, recentEvents, verifyChain, watchEvents]
+    public static let all: [MethodDescriptor] = [appendEvents, listEvents, exportEventsCsv, recentEvents, verifyChain, watchEvents, createWebhook, listWebhooks, updateWebhook, deleteWebhook, listDeliveries, redeliverEvent]
 }
 
 /// Implemented by a server of `portal.audit.v1.AuditService`.
@@ -836,6 +1482,18 @@ public protocol Portal_Audit_V1_AuditService: RPCService {
     func verifyChain(request: Portal_Audit_V1_VerifyChainRequest, context: ServerContext) async throws -> Portal_Audit_V1_VerifyChainResponse
     /// Handles `WatchEvents`.
     func watchEvents(request: Portal_Audit_V1_WatchEventsRequest, responses: ResponseWriter<Portal_Audit_V1_WatchEventsResponse>, context: ServerContext) async throws
+    /// Handles `CreateWebhook`.
+    func createWebhook(request: Portal_Audit_V1_CreateWebhookRequest, context: ServerContext) async throws -> Portal_Audit_V1_CreateWebhookResponse
+    /// Handles `ListWebhooks`.
+    func listWebhooks(request: Portal_Audit_V1_ListWebhooksRequest, context: ServerContext) async throws -> Portal_Audit_V1_ListWebhooksResponse
+    /// Handles `UpdateWebhook`.
+    func updateWebhook(request: Portal_Audit_V1_UpdateWebhookRequest, context: ServerContext) async throws -> Portal_Audit_V1_UpdateWebhookResponse
+    /// Handles `DeleteWebhook`.
+    func deleteWebhook(request: Portal_Audit_V1_DeleteWebhookRequest, context: ServerContext) async throws -> Portal_Audit_V1_DeleteWebhookResponse
+    /// Handles `ListDeliveries`.
+    func listDeliveries(request: Portal_Audit_V1_ListDeliveriesRequest, context: ServerContext) async throws -> Portal_Audit_V1_ListDeliveriesResponse
+    /// Handles `RedeliverEvent`.
+    func redeliverEvent(request: Portal_Audit_V1_RedeliverEventRequest, context: ServerContext) async throws -> Portal_Audit_V1_RedeliverEventResponse
 }
 
 extension Portal_Audit_V1_AuditService {
@@ -868,6 +1526,30 @@ extension Portal_Audit_V1_AuditService {
             RPCRoute(Portal_Audit_V1_AuditMethods.watchEvents) { call in
                 let request = try await call.singleRequest(Portal_Audit_V1_WatchEventsRequest.self)
                 try await self.watchEvents(request: request, responses: call.responseWriter(Portal_Audit_V1_WatchEventsResponse.self), context: call.context)
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.createWebhook) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_CreateWebhookRequest.self)
+                try await call.respond(with: try await self.createWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.listWebhooks) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_ListWebhooksRequest.self)
+                try await call.respond(with: try await self.listWebhooks(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.updateWebhook) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_UpdateWebhookRequest.self)
+                try await call.respond(with: try await self.updateWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.deleteWebhook) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_DeleteWebhookRequest.self)
+                try await call.respond(with: try await self.deleteWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.listDeliveries) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_ListDeliveriesRequest.self)
+                try await call.respond(with: try await self.listDeliveries(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Audit_V1_AuditMethods.redeliverEvent) { call in
+                let request = try await call.singleRequest(Portal_Audit_V1_RedeliverEventRequest.self)
+                try await call.respond(with: try await self.redeliverEvent(request: request, context: call.context))
             },
         ]
     }
@@ -911,5 +1593,35 @@ public struct Portal_Audit_V1_AuditClient: Sendable {
     /// Calls `WatchEvents`; the responses arrive as an async sequence.
     public func watchEvents(_ request: Portal_Audit_V1_WatchEventsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Portal_Audit_V1_WatchEventsResponse> {
         try await channel.serverStreaming(Portal_Audit_V1_AuditMethods.watchEvents, request: request, response: Portal_Audit_V1_WatchEventsResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `CreateWebhook` and returns its response.
+    public func createWebhook(_ request: Portal_Audit_V1_CreateWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_CreateWebhookResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.createWebhook, request: request, response: Portal_Audit_V1_CreateWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `ListWebhooks` and returns its response.
+    public func listWebhooks(_ request: Portal_Audit_V1_ListWebhooksRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_ListWebhooksResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.listWebhooks, request: request, response: Portal_Audit_V1_ListWebhooksResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `UpdateWebhook` and returns its response.
+    public func updateWebhook(_ request: Portal_Audit_V1_UpdateWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_UpdateWebhookResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.updateWebhook, request: request, response: Portal_Audit_V1_UpdateWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `DeleteWebhook` and returns its response.
+    public func deleteWebhook(_ request: Portal_Audit_V1_DeleteWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_DeleteWebhookResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.deleteWebhook, request: request, response: Portal_Audit_V1_DeleteWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `ListDeliveries` and returns its response.
+    public func listDeliveries(_ request: Portal_Audit_V1_ListDeliveriesRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_ListDeliveriesResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.listDeliveries, request: request, response: Portal_Audit_V1_ListDeliveriesResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `RedeliverEvent` and returns its response.
+    public func redeliverEvent(_ request: Portal_Audit_V1_RedeliverEventRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Audit_V1_RedeliverEventResponse {
+        try await channel.unary(Portal_Audit_V1_AuditMethods.redeliverEvent, request: request, response: Portal_Audit_V1_RedeliverEventResponse.self, metadata: metadata, options: options)
     }
 }

@@ -1446,6 +1446,537 @@ public struct Portal_Gateway_V1_WatchAuditEventsResponse: ProtoMessage, RPCMessa
     }
 }
 
+/// The protobuf message `portal.gateway.v1.CreateWebhookRequest`.
+public struct Portal_Gateway_V1_CreateWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `url` (1).
+    public var url: String = ""
+    /// Field `event_types` (2).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `description` (3).
+    public var description: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__create_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.CreateWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        url = reader.string(1)
+        eventTypes = reader.enumerations(2)
+        description = reader.string(3)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !url.isEmpty { writer.setString(1, url) }
+        writer.setEnumerations(2, eventTypes)
+        if !description.isEmpty { writer.setString(3, description) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.characters(url, 2048, "url") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.characters(description, 200, "description") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.CreateWebhookRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_CreateWebhookRequest {
+        var scoped = Portal_Audit_V1_CreateWebhookRequest()
+        scoped.organizationID = organizationID
+        scoped.url = url
+        scoped.eventTypes = eventTypes
+        scoped.description = description
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.CreateWebhookResponse`.
+public struct Portal_Gateway_V1_CreateWebhookResponse: ProtoMessage, RPCMessage {
+    /// Field `webhook` (1).
+    public var webhook: Portal_Audit_V1_Webhook? = nil
+    /// Field `secret` (2).
+    public var secret: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__create_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.CreateWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhook = reader.message(1)
+        secret = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = webhook { writer.setMessage(1, value) }
+        if !secret.isEmpty { writer.setString(2, secret) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.CreateWebhookResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_CreateWebhookResponse) {
+        self.webhook = answer.webhook
+        self.secret = answer.secret
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.ListWebhooksRequest`.
+public struct Portal_Gateway_V1_ListWebhooksRequest: ProtoMessage, RPCMessage {
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__list_webhooks_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.ListWebhooksRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This request as `portal.audit.v1.ListWebhooksRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_ListWebhooksRequest {
+        var scoped = Portal_Audit_V1_ListWebhooksRequest()
+        scoped.organizationID = organizationID
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.ListWebhooksResponse`.
+public struct Portal_Gateway_V1_ListWebhooksResponse: ProtoMessage, RPCMessage {
+    /// Field `webhooks` (1).
+    public var webhooks: [Portal_Audit_V1_Webhook] = []
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__list_webhooks_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.ListWebhooksResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhooks = reader.messages(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setMessages(1, webhooks)
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.ListWebhooksResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_ListWebhooksResponse) {
+        self.webhooks = answer.webhooks
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.UpdateWebhookRequest`.
+public struct Portal_Gateway_V1_UpdateWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `webhook_id` (1).
+    public var webhookID: String = ""
+    /// Field `set_url` (2).
+    public var setURL: Bool = false
+    /// Field `url` (3).
+    public var url: String = ""
+    /// Field `set_event_types` (4).
+    public var setEventTypes: Bool = false
+    /// Field `event_types` (5).
+    public var eventTypes: [Portal_Audit_V1_EventType] = []
+    /// Field `set_description` (6).
+    public var setDescription: Bool = false
+    /// Field `description` (7).
+    public var description: String = ""
+    /// Field `set_enabled` (8).
+    public var setEnabled: Bool = false
+    /// Field `enabled` (9).
+    public var enabled: Bool = false
+    /// Field `rotate_secret` (10).
+    public var rotateSecret: Bool = false
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__update_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.UpdateWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhookID = reader.string(1)
+        setURL = reader.scalar(2, as: Bool.self)
+        url = reader.string(3)
+        setEventTypes = reader.scalar(4, as: Bool.self)
+        eventTypes = reader.enumerations(5)
+        setDescription = reader.scalar(6, as: Bool.self)
+        description = reader.string(7)
+        setEnabled = reader.scalar(8, as: Bool.self)
+        enabled = reader.scalar(9, as: Bool.self)
+        rotateSecret = reader.scalar(10, as: Bool.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !webhookID.isEmpty { writer.setString(1, webhookID) }
+        if setURL { writer.setScalar(2, setURL) }
+        if !url.isEmpty { writer.setString(3, url) }
+        if setEventTypes { writer.setScalar(4, setEventTypes) }
+        writer.setEnumerations(5, eventTypes)
+        if setDescription { writer.setScalar(6, setDescription) }
+        if !description.isEmpty { writer.setString(7, description) }
+        if setEnabled { writer.setScalar(8, setEnabled) }
+        if enabled { writer.setScalar(9, enabled) }
+        if rotateSecret { writer.setScalar(10, rotateSecret) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.characters(url, 2048, "url") { return violation }
+        if let violation = FieldLimit.items(eventTypes, 10, "event_types") { return violation }
+        if let violation = FieldLimit.characters(description, 200, "description") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.UpdateWebhookRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_UpdateWebhookRequest {
+        var scoped = Portal_Audit_V1_UpdateWebhookRequest()
+        scoped.organizationID = organizationID
+        scoped.webhookID = webhookID
+        scoped.setURL = setURL
+        scoped.url = url
+        scoped.setEventTypes = setEventTypes
+        scoped.eventTypes = eventTypes
+        scoped.setDescription = setDescription
+        scoped.description = description
+        scoped.setEnabled = setEnabled
+        scoped.enabled = enabled
+        scoped.rotateSecret = rotateSecret
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.UpdateWebhookResponse`.
+public struct Portal_Gateway_V1_UpdateWebhookResponse: ProtoMessage, RPCMessage {
+    /// Field `webhook` (1).
+    public var webhook: Portal_Audit_V1_Webhook? = nil
+    /// Field `secret` (2).
+    public var secret: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__update_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.UpdateWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhook = reader.message(1)
+        secret = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = webhook { writer.setMessage(1, value) }
+        if !secret.isEmpty { writer.setString(2, secret) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.UpdateWebhookResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_UpdateWebhookResponse) {
+        self.webhook = answer.webhook
+        self.secret = answer.secret
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.DeleteWebhookRequest`.
+public struct Portal_Gateway_V1_DeleteWebhookRequest: ProtoMessage, RPCMessage {
+    /// Field `webhook_id` (1).
+    public var webhookID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__delete_webhook_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.DeleteWebhookRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhookID = reader.string(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !webhookID.isEmpty { writer.setString(1, webhookID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.DeleteWebhookRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_DeleteWebhookRequest {
+        var scoped = Portal_Audit_V1_DeleteWebhookRequest()
+        scoped.organizationID = organizationID
+        scoped.webhookID = webhookID
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.DeleteWebhookResponse`.
+public struct Portal_Gateway_V1_DeleteWebhookResponse: ProtoMessage, RPCMessage {
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__delete_webhook_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.DeleteWebhookResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.DeleteWebhookResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_DeleteWebhookResponse) {
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.ListWebhookDeliveriesRequest`.
+public struct Portal_Gateway_V1_ListWebhookDeliveriesRequest: ProtoMessage, RPCMessage {
+    /// Field `webhook_id` (1).
+    public var webhookID: String = ""
+    /// Field `page_size` (2).
+    public var pageSize: Int32 = 0
+    /// Field `page_token` (3).
+    public var pageToken: String = ""
+    /// Field `state` (4).
+    public var state: Portal_Audit_V1_DeliveryState = Portal_Audit_V1_DeliveryState()
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__list_webhook_deliveries_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.ListWebhookDeliveriesRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhookID = reader.string(1)
+        pageSize = reader.scalar(2, as: Int32.self)
+        pageToken = reader.string(3)
+        state = reader.enumeration(4)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !webhookID.isEmpty { writer.setString(1, webhookID) }
+        if pageSize != 0 { writer.setScalar(2, pageSize) }
+        if !pageToken.isEmpty { writer.setString(3, pageToken) }
+        if state.rawValue != 0 { writer.setEnumeration(4, state) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.bytes(pageToken, 4096, "page_token") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.ListDeliveriesRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_ListDeliveriesRequest {
+        var scoped = Portal_Audit_V1_ListDeliveriesRequest()
+        scoped.organizationID = organizationID
+        scoped.webhookID = webhookID
+        scoped.pageSize = pageSize
+        scoped.pageToken = pageToken
+        scoped.state = state
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.ListWebhookDeliveriesResponse`.
+public struct Portal_Gateway_V1_ListWebhookDeliveriesResponse: ProtoMessage, RPCMessage {
+    /// Field `deliveries` (1).
+    public var deliveries: [Portal_Audit_V1_Delivery] = []
+    /// Field `next_page_token` (2).
+    public var nextPageToken: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__list_webhook_deliveries_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.ListWebhookDeliveriesResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        deliveries = reader.messages(1)
+        nextPageToken = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        writer.setMessages(1, deliveries)
+        if !nextPageToken.isEmpty { writer.setString(2, nextPageToken) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.ListDeliveriesResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_ListDeliveriesResponse) {
+        self.deliveries = answer.deliveries
+        self.nextPageToken = answer.nextPageToken
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.RedeliverWebhookEventRequest`.
+public struct Portal_Gateway_V1_RedeliverWebhookEventRequest: ProtoMessage, RPCMessage {
+    /// Field `webhook_id` (1).
+    public var webhookID: String = ""
+    /// Field `event_id` (2).
+    public var eventID: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__redeliver_webhook_event_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.RedeliverWebhookEventRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        webhookID = reader.string(1)
+        eventID = reader.string(2)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !webhookID.isEmpty { writer.setString(1, webhookID) }
+        if !eventID.isEmpty { writer.setString(2, eventID) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(webhookID, 64, "webhook_id") { return violation }
+        if let violation = FieldLimit.bytes(eventID, 128, "event_id") { return violation }
+        return nil
+    }
+
+    /// This request as `portal.audit.v1.RedeliverEventRequest` in `organizationID`'s organization: the fields of the same names.
+    public func scoped(to organizationID: String) -> Portal_Audit_V1_RedeliverEventRequest {
+        var scoped = Portal_Audit_V1_RedeliverEventRequest()
+        scoped.organizationID = organizationID
+        scoped.webhookID = webhookID
+        scoped.eventID = eventID
+        return scoped
+    }
+}
+
+/// The protobuf message `portal.gateway.v1.RedeliverWebhookEventResponse`.
+public struct Portal_Gateway_V1_RedeliverWebhookEventResponse: ProtoMessage, RPCMessage {
+    /// Field `delivery` (1).
+    public var delivery: Portal_Audit_V1_Delivery? = nil
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__gateway__v1__redeliver_webhook_event_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.gateway.v1.RedeliverWebhookEventResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        delivery = reader.message(1)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if let value = delivery { writer.setMessage(1, value) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// This response from `portal.audit.v1.RedeliverEventResponse`: the fields of the same names.
+    public init(answering answer: Portal_Audit_V1_RedeliverEventResponse) {
+        self.delivery = answer.delivery
+    }
+}
+
 /// The protobuf message `portal.gateway.v1.ListMembersRequest`.
 public struct Portal_Gateway_V1_ListMembersRequest: ProtoMessage, RPCMessage {
     /// Field `page_size` (1).
@@ -2160,6 +2691,18 @@ public enum Portal_Gateway_V1_PortalMethods {
     public static let exportAuditEventsCsv = MethodDescriptor(service: serviceName, method: "ExportAuditEventsCsv", kind: .serverStreaming, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/WatchAuditEvents`.
     public static let watchAuditEvents = MethodDescriptor(service: serviceName, method: "WatchAuditEvents", kind: .serverStreaming, hasNoSideEffects: true)
+    /// `portal.gateway.v1.PortalService/CreateWebhook`.
+    public static let createWebhook = MethodDescriptor(service: serviceName, method: "CreateWebhook", kind: .unary)
+    /// `portal.gateway.v1.PortalService/ListWebhooks`.
+    public static let listWebhooks = MethodDescriptor(service: serviceName, method: "ListWebhooks", kind: .unary, hasNoSideEffects: true)
+    /// `portal.gateway.v1.PortalService/UpdateWebhook`.
+    public static let updateWebhook = MethodDescriptor(service: serviceName, method: "UpdateWebhook", kind: .unary)
+    /// `portal.gateway.v1.PortalService/DeleteWebhook`.
+    public static let deleteWebhook = MethodDescriptor(service: serviceName, method: "DeleteWebhook", kind: .unary)
+    /// `portal.gateway.v1.PortalService/ListWebhookDeliveries`.
+    public static let listWebhookDeliveries = MethodDescriptor(service: serviceName, method: "ListWebhookDeliveries", kind: .unary, hasNoSideEffects: true)
+    /// `portal.gateway.v1.PortalService/RedeliverWebhookEvent`.
+    public static let redeliverWebhookEvent = MethodDescriptor(service: serviceName, method: "RedeliverWebhookEvent", kind: .unary)
     /// `portal.gateway.v1.PortalService/ListMembers`.
     public static let listMembers = MethodDescriptor(service: serviceName, method: "ListMembers", kind: .unary, hasNoSideEffects: true)
     /// `portal.gateway.v1.PortalService/ListInvites`.
@@ -2175,7 +2718,7 @@ public enum Portal_Gateway_V1_PortalMethods {
     /// `portal.gateway.v1.PortalService/DeleteMember`.
     public static let deleteMember = MethodDescriptor(service: serviceName, method: "DeleteMember", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [login, acceptInvite, logout, whoAmI, getDashboard, listProducts, getProduct, listEntitlements, getEntitlement, activate, listActivations, exportActivationsCsv, listAuditEvents, exportAuditEventsCsv, watchAuditEvents, listMembers, listInvites, inviteMember, resendInvite, revokeInvite, updateMember, deleteMember]
+    public static let all: [MethodDescriptor] = [login, acceptInvite, logout, whoAmI, getDashboard, listProducts, getProduct, listEntitlements, getEntitlement, activate, listActivations, exportActivationsCsv, listAuditEvents, exportAuditEventsCsv, watchAuditEvents, createWebhook, listWebhooks, updateWebhook, deleteWebhook, listWebhookDeliveries, redeliverWebhookEvent, listMembers, listInvites, inviteMember, resendInvite, revokeInvite, updateMember, deleteMember]
 }
 
 /// Implemented by a server of `portal.gateway.v1.PortalService`.
@@ -2210,6 +2753,18 @@ public protocol Portal_Gateway_V1_PortalService: RPCService {
     func exportAuditEventsCsv(request: Portal_Gateway_V1_ExportAuditEventsCsvRequest, responses: ResponseWriter<Portal_Gateway_V1_ExportAuditEventsCsvResponse>, context: ServerContext) async throws
     /// Handles `WatchAuditEvents`.
     func watchAuditEvents(request: Portal_Gateway_V1_WatchAuditEventsRequest, responses: ResponseWriter<Portal_Gateway_V1_WatchAuditEventsResponse>, context: ServerContext) async throws
+    /// Handles `CreateWebhook`.
+    func createWebhook(request: Portal_Gateway_V1_CreateWebhookRequest, context: ServerContext) async throws -> Portal_Gateway_V1_CreateWebhookResponse
+    /// Handles `ListWebhooks`.
+    func listWebhooks(request: Portal_Gateway_V1_ListWebhooksRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListWebhooksResponse
+    /// Handles `UpdateWebhook`.
+    func updateWebhook(request: Portal_Gateway_V1_UpdateWebhookRequest, context: ServerContext) async throws -> Portal_Gateway_V1_UpdateWebhookResponse
+    /// Handles `DeleteWebhook`.
+    func deleteWebhook(request: Portal_Gateway_V1_DeleteWebhookRequest, context: ServerContext) async throws -> Portal_Gateway_V1_DeleteWebhookResponse
+    /// Handles `ListWebhookDeliveries`.
+    func listWebhookDeliveries(request: Portal_Gateway_V1_ListWebhookDeliveriesRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListWebhookDeliveriesResponse
+    /// Handles `RedeliverWebhookEvent`.
+    func redeliverWebhookEvent(request: Portal_Gateway_V1_RedeliverWebhookEventRequest, context: ServerContext) async throws -> Portal_Gateway_V1_RedeliverWebhookEventResponse
     /// Handles `ListMembers`.
     func listMembers(request: Portal_Gateway_V1_ListMembersRequest, context: ServerContext) async throws -> Portal_Gateway_V1_ListMembersResponse
     /// Handles `ListInvites`.
@@ -2292,6 +2847,30 @@ extension Portal_Gateway_V1_PortalService {
             RPCRoute(Portal_Gateway_V1_PortalMethods.watchAuditEvents) { call in
                 let request = try await call.singleRequest(Portal_Gateway_V1_WatchAuditEventsRequest.self)
                 try await self.watchAuditEvents(request: request, responses: call.responseWriter(Portal_Gateway_V1_WatchAuditEventsResponse.self), context: call.context)
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.createWebhook) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_CreateWebhookRequest.self)
+                try await call.respond(with: try await self.createWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.listWebhooks) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_ListWebhooksRequest.self)
+                try await call.respond(with: try await self.listWebhooks(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.updateWebhook) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_UpdateWebhookRequest.self)
+                try await call.respond(with: try await self.updateWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.deleteWebhook) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_DeleteWebhookRequest.self)
+                try await call.respond(with: try await self.deleteWebhook(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.listWebhookDeliveries) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_ListWebhookDeliveriesRequest.self)
+                try await call.respond(with: try await self.listWebhookDeliveries(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Gateway_V1_PortalMethods.redeliverWebhookEvent) { call in
+                let request = try await call.singleRequest(Portal_Gateway_V1_RedeliverWebhookEventRequest.self)
+                try await call.respond(with: try await self.redeliverWebhookEvent(request: request, context: call.context))
             },
             RPCRoute(Portal_Gateway_V1_PortalMethods.listMembers) { call in
                 let request = try await call.singleRequest(Portal_Gateway_V1_ListMembersRequest.self)
@@ -2408,6 +2987,36 @@ public struct Portal_Gateway_V1_PortalClient: Sendable {
     /// Calls `WatchAuditEvents`; the responses arrive as an async sequence.
     public func watchAuditEvents(_ request: Portal_Gateway_V1_WatchAuditEventsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> ResponseStream<Portal_Gateway_V1_WatchAuditEventsResponse> {
         try await channel.serverStreaming(Portal_Gateway_V1_PortalMethods.watchAuditEvents, request: request, response: Portal_Gateway_V1_WatchAuditEventsResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `CreateWebhook` and returns its response.
+    public func createWebhook(_ request: Portal_Gateway_V1_CreateWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_CreateWebhookResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.createWebhook, request: request, response: Portal_Gateway_V1_CreateWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `ListWebhooks` and returns its response.
+    public func listWebhooks(_ request: Portal_Gateway_V1_ListWebhooksRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_ListWebhooksResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.listWebhooks, request: request, response: Portal_Gateway_V1_ListWebhooksResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `UpdateWebhook` and returns its response.
+    public func updateWebhook(_ request: Portal_Gateway_V1_UpdateWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_UpdateWebhookResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.updateWebhook, request: request, response: Portal_Gateway_V1_UpdateWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `DeleteWebhook` and returns its response.
+    public func deleteWebhook(_ request: Portal_Gateway_V1_DeleteWebhookRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_DeleteWebhookResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.deleteWebhook, request: request, response: Portal_Gateway_V1_DeleteWebhookResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `ListWebhookDeliveries` and returns its response.
+    public func listWebhookDeliveries(_ request: Portal_Gateway_V1_ListWebhookDeliveriesRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_ListWebhookDeliveriesResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.listWebhookDeliveries, request: request, response: Portal_Gateway_V1_ListWebhookDeliveriesResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `RedeliverWebhookEvent` and returns its response.
+    public func redeliverWebhookEvent(_ request: Portal_Gateway_V1_RedeliverWebhookEventRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Gateway_V1_RedeliverWebhookEventResponse {
+        try await channel.unary(Portal_Gateway_V1_PortalMethods.redeliverWebhookEvent, request: request, response: Portal_Gateway_V1_RedeliverWebhookEventResponse.self, metadata: metadata, options: options)
     }
 
     /// Calls `ListMembers` and returns its response.

@@ -30,6 +30,20 @@ typedef struct Portal__Audit__V1__VerifyChainRequest Portal__Audit__V1__VerifyCh
 typedef struct Portal__Audit__V1__VerifyChainResponse Portal__Audit__V1__VerifyChainResponse;
 typedef struct Portal__Audit__V1__WatchEventsRequest Portal__Audit__V1__WatchEventsRequest;
 typedef struct Portal__Audit__V1__WatchEventsResponse Portal__Audit__V1__WatchEventsResponse;
+typedef struct Portal__Audit__V1__Webhook Portal__Audit__V1__Webhook;
+typedef struct Portal__Audit__V1__CreateWebhookRequest Portal__Audit__V1__CreateWebhookRequest;
+typedef struct Portal__Audit__V1__CreateWebhookResponse Portal__Audit__V1__CreateWebhookResponse;
+typedef struct Portal__Audit__V1__ListWebhooksRequest Portal__Audit__V1__ListWebhooksRequest;
+typedef struct Portal__Audit__V1__ListWebhooksResponse Portal__Audit__V1__ListWebhooksResponse;
+typedef struct Portal__Audit__V1__UpdateWebhookRequest Portal__Audit__V1__UpdateWebhookRequest;
+typedef struct Portal__Audit__V1__UpdateWebhookResponse Portal__Audit__V1__UpdateWebhookResponse;
+typedef struct Portal__Audit__V1__DeleteWebhookRequest Portal__Audit__V1__DeleteWebhookRequest;
+typedef struct Portal__Audit__V1__DeleteWebhookResponse Portal__Audit__V1__DeleteWebhookResponse;
+typedef struct Portal__Audit__V1__Delivery Portal__Audit__V1__Delivery;
+typedef struct Portal__Audit__V1__ListDeliveriesRequest Portal__Audit__V1__ListDeliveriesRequest;
+typedef struct Portal__Audit__V1__ListDeliveriesResponse Portal__Audit__V1__ListDeliveriesResponse;
+typedef struct Portal__Audit__V1__RedeliverEventRequest Portal__Audit__V1__RedeliverEventRequest;
+typedef struct Portal__Audit__V1__RedeliverEventResponse Portal__Audit__V1__RedeliverEventResponse;
 
 
 /* --- enums --- */
@@ -132,6 +146,28 @@ typedef enum _Portal__Audit__V1__SubjectKind {
   PORTAL__AUDIT__V1__SUBJECT_KIND__SUBJECT_KIND_ACTIVATION = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTAL__AUDIT__V1__SUBJECT_KIND)
 } Portal__Audit__V1__SubjectKind;
+/*
+ * State of a delivery.
+ */
+typedef enum _Portal__Audit__V1__DeliveryState {
+  /*
+   * Not set.
+   */
+  PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED = 0,
+  /*
+   * Waiting for its first or next attempt.
+   */
+  PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_PENDING = 1,
+  /*
+   * The endpoint answered 2xx.
+   */
+  PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED = 2,
+  /*
+   * Given up after retrying for 24 hours.
+   */
+  PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_FAILED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTAL__AUDIT__V1__DELIVERY_STATE)
+} Portal__Audit__V1__DeliveryState;
 
 /* --- messages --- */
 
@@ -574,6 +610,391 @@ struct  Portal__Audit__V1__WatchEventsResponse
     , NULL, (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * An endpoint that receives an organization's events.
+ */
+struct  Portal__Audit__V1__Webhook
+{
+  ProtobufCMessage base;
+  /*
+   * Its id ("whk_…").
+   */
+  char *webhook_id;
+  /*
+   * The organization whose events it receives.
+   */
+  char *organization_id;
+  /*
+   * Where events are POSTed: https (http only to loopback, where the operator allows it).
+   */
+  char *url;
+  /*
+   * The types it receives; empty means every type.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * What it is for, as the Admin described it.
+   */
+  char *description;
+  /*
+   * False while paused: nothing is queued for it.
+   */
+  protobuf_c_boolean enabled;
+  /*
+   * When it was created.
+   */
+  Google__Protobuf__Timestamp *created_at;
+  /*
+   * Until when the secret before the last rotation still signs deliveries (beside the new one).
+   */
+  Google__Protobuf__Timestamp *previous_secret_expires_at;
+};
+#define PORTAL__AUDIT__V1__WEBHOOK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__webhook__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL, NULL }
+
+
+/*
+ * Input of CreateWebhook.
+ */
+struct  Portal__Audit__V1__CreateWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The endpoint's URL: https://host[:port]/path. At most 2,048 characters.
+   */
+  char *url;
+  /*
+   * Only these types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * What it is for. At most 200 characters.
+   */
+  char *description;
+};
+#define PORTAL__AUDIT__V1__CREATE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__create_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of CreateWebhook.
+ */
+struct  Portal__Audit__V1__CreateWebhookResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The endpoint.
+   */
+  Portal__Audit__V1__Webhook *webhook;
+  /*
+   * The signing secret ("whsec_…"): shown only in this answer and on rotation.
+   */
+  char *secret;
+};
+#define PORTAL__AUDIT__V1__CREATE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__create_webhook_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of ListWebhooks.
+ */
+struct  Portal__Audit__V1__ListWebhooksRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+};
+#define PORTAL__AUDIT__V1__LIST_WEBHOOKS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__list_webhooks_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of ListWebhooks.
+ */
+struct  Portal__Audit__V1__ListWebhooksResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The organization's endpoints, oldest first (at most 20).
+   */
+  size_t n_webhooks;
+  Portal__Audit__V1__Webhook **webhooks;
+};
+#define PORTAL__AUDIT__V1__LIST_WEBHOOKS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__list_webhooks_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Input of UpdateWebhook: each field is changed only when its `set_…` flag is true.
+ */
+struct  Portal__Audit__V1__UpdateWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The endpoint. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * Changes the URL (checked as on creation).
+   */
+  protobuf_c_boolean set_url;
+  /*
+   * The new URL. At most 2,048 characters.
+   */
+  char *url;
+  /*
+   * Changes the event types.
+   */
+  protobuf_c_boolean set_event_types;
+  /*
+   * The new types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * Changes the description.
+   */
+  protobuf_c_boolean set_description;
+  /*
+   * The new description. At most 200 characters.
+   */
+  char *description;
+  /*
+   * Changes whether it is enabled.
+   */
+  protobuf_c_boolean set_enabled;
+  /*
+   * Enabled (true) or paused (false).
+   */
+  protobuf_c_boolean enabled;
+  /*
+   * Makes a new secret; the old one keeps signing beside it for 24 hours.
+   */
+  protobuf_c_boolean rotate_secret;
+};
+#define PORTAL__AUDIT__V1__UPDATE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__update_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+/*
+ * Result of UpdateWebhook.
+ */
+struct  Portal__Audit__V1__UpdateWebhookResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The endpoint as changed.
+   */
+  Portal__Audit__V1__Webhook *webhook;
+  /*
+   * The new secret, when rotated; empty otherwise.
+   */
+  char *secret;
+};
+#define PORTAL__AUDIT__V1__UPDATE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__update_webhook_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of DeleteWebhook.
+ */
+struct  Portal__Audit__V1__DeleteWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The endpoint. At most 64 bytes.
+   */
+  char *webhook_id;
+};
+#define PORTAL__AUDIT__V1__DELETE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__delete_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of DeleteWebhook.
+ */
+struct  Portal__Audit__V1__DeleteWebhookResponse
+{
+  ProtobufCMessage base;
+};
+#define PORTAL__AUDIT__V1__DELETE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__delete_webhook_response__descriptor) \
+     }
+
+
+/*
+ * One event sent (or to be sent) to one endpoint.
+ */
+struct  Portal__Audit__V1__Delivery
+{
+  ProtobufCMessage base;
+  /*
+   * Its id ("dlv_…").
+   */
+  char *delivery_id;
+  /*
+   * The endpoint.
+   */
+  char *webhook_id;
+  /*
+   * The event (also the `Portal-Event-Id` header, for de-duplication).
+   */
+  char *event_id;
+  /*
+   * The event's position in its organization's log.
+   */
+  int64_t sequence;
+  /*
+   * Where it stands.
+   */
+  Portal__Audit__V1__DeliveryState state;
+  /*
+   * Attempts made so far.
+   */
+  int32_t attempts;
+  /*
+   * The last answer's HTTP status; 0 when none came (no connection, timeout).
+   */
+  int32_t last_status;
+  /*
+   * Why the last attempt failed; empty after success.
+   */
+  char *last_error;
+  /*
+   * When it was queued.
+   */
+  Google__Protobuf__Timestamp *created_at;
+  /*
+   * When the next attempt is due (pending deliveries).
+   */
+  Google__Protobuf__Timestamp *next_attempt_at;
+  /*
+   * When it was delivered or given up.
+   */
+  Google__Protobuf__Timestamp *finished_at;
+};
+#define PORTAL__AUDIT__V1__DELIVERY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__delivery__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, NULL }
+
+
+/*
+ * Input of ListDeliveries.
+ */
+struct  Portal__Audit__V1__ListDeliveriesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The endpoint. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * Page size; 0 means 50, at most 500.
+   */
+  int32_t page_size;
+  /*
+   * Token from a previous response's next_page_token; empty for the first page. At most 4,096 bytes.
+   */
+  char *page_token;
+  /*
+   * Only deliveries in this state; unspecified means every state.
+   */
+  Portal__Audit__V1__DeliveryState state;
+};
+#define PORTAL__AUDIT__V1__LIST_DELIVERIES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__list_deliveries_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED }
+
+
+/*
+ * A page of ListDeliveries.
+ */
+struct  Portal__Audit__V1__ListDeliveriesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page's deliveries, newest first.
+   */
+  size_t n_deliveries;
+  Portal__Audit__V1__Delivery **deliveries;
+  /*
+   * Token of the next page; empty on the last page.
+   */
+  char *next_page_token;
+};
+#define PORTAL__AUDIT__V1__LIST_DELIVERIES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__list_deliveries_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of RedeliverEvent.
+ */
+struct  Portal__Audit__V1__RedeliverEventRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The endpoint. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * The event to send again. At most 128 bytes.
+   */
+  char *event_id;
+};
+#define PORTAL__AUDIT__V1__REDELIVER_EVENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__redeliver_event_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of RedeliverEvent.
+ */
+struct  Portal__Audit__V1__RedeliverEventResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The new delivery, due at once.
+   */
+  Portal__Audit__V1__Delivery *delivery;
+};
+#define PORTAL__AUDIT__V1__REDELIVER_EVENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__audit__v1__redeliver_event_response__descriptor) \
+    , NULL }
+
+
 /* Portal__Audit__V1__NewEvent methods */
 void   portal__audit__v1__new_event__init
                      (Portal__Audit__V1__NewEvent         *message);
@@ -840,6 +1261,272 @@ Portal__Audit__V1__WatchEventsResponse *
 void   portal__audit__v1__watch_events_response__free_unpacked
                      (Portal__Audit__V1__WatchEventsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__Webhook methods */
+void   portal__audit__v1__webhook__init
+                     (Portal__Audit__V1__Webhook         *message);
+size_t portal__audit__v1__webhook__get_packed_size
+                     (const Portal__Audit__V1__Webhook   *message);
+size_t portal__audit__v1__webhook__pack
+                     (const Portal__Audit__V1__Webhook   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__webhook__pack_to_buffer
+                     (const Portal__Audit__V1__Webhook   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__Webhook *
+       portal__audit__v1__webhook__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__webhook__free_unpacked
+                     (Portal__Audit__V1__Webhook *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__CreateWebhookRequest methods */
+void   portal__audit__v1__create_webhook_request__init
+                     (Portal__Audit__V1__CreateWebhookRequest         *message);
+size_t portal__audit__v1__create_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__CreateWebhookRequest   *message);
+size_t portal__audit__v1__create_webhook_request__pack
+                     (const Portal__Audit__V1__CreateWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__create_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__CreateWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__CreateWebhookRequest *
+       portal__audit__v1__create_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__create_webhook_request__free_unpacked
+                     (Portal__Audit__V1__CreateWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__CreateWebhookResponse methods */
+void   portal__audit__v1__create_webhook_response__init
+                     (Portal__Audit__V1__CreateWebhookResponse         *message);
+size_t portal__audit__v1__create_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__CreateWebhookResponse   *message);
+size_t portal__audit__v1__create_webhook_response__pack
+                     (const Portal__Audit__V1__CreateWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__create_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__CreateWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__CreateWebhookResponse *
+       portal__audit__v1__create_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__create_webhook_response__free_unpacked
+                     (Portal__Audit__V1__CreateWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__ListWebhooksRequest methods */
+void   portal__audit__v1__list_webhooks_request__init
+                     (Portal__Audit__V1__ListWebhooksRequest         *message);
+size_t portal__audit__v1__list_webhooks_request__get_packed_size
+                     (const Portal__Audit__V1__ListWebhooksRequest   *message);
+size_t portal__audit__v1__list_webhooks_request__pack
+                     (const Portal__Audit__V1__ListWebhooksRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__list_webhooks_request__pack_to_buffer
+                     (const Portal__Audit__V1__ListWebhooksRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__ListWebhooksRequest *
+       portal__audit__v1__list_webhooks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__list_webhooks_request__free_unpacked
+                     (Portal__Audit__V1__ListWebhooksRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__ListWebhooksResponse methods */
+void   portal__audit__v1__list_webhooks_response__init
+                     (Portal__Audit__V1__ListWebhooksResponse         *message);
+size_t portal__audit__v1__list_webhooks_response__get_packed_size
+                     (const Portal__Audit__V1__ListWebhooksResponse   *message);
+size_t portal__audit__v1__list_webhooks_response__pack
+                     (const Portal__Audit__V1__ListWebhooksResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__list_webhooks_response__pack_to_buffer
+                     (const Portal__Audit__V1__ListWebhooksResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__ListWebhooksResponse *
+       portal__audit__v1__list_webhooks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__list_webhooks_response__free_unpacked
+                     (Portal__Audit__V1__ListWebhooksResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__UpdateWebhookRequest methods */
+void   portal__audit__v1__update_webhook_request__init
+                     (Portal__Audit__V1__UpdateWebhookRequest         *message);
+size_t portal__audit__v1__update_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__UpdateWebhookRequest   *message);
+size_t portal__audit__v1__update_webhook_request__pack
+                     (const Portal__Audit__V1__UpdateWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__update_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__UpdateWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__UpdateWebhookRequest *
+       portal__audit__v1__update_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__update_webhook_request__free_unpacked
+                     (Portal__Audit__V1__UpdateWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__UpdateWebhookResponse methods */
+void   portal__audit__v1__update_webhook_response__init
+                     (Portal__Audit__V1__UpdateWebhookResponse         *message);
+size_t portal__audit__v1__update_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__UpdateWebhookResponse   *message);
+size_t portal__audit__v1__update_webhook_response__pack
+                     (const Portal__Audit__V1__UpdateWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__update_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__UpdateWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__UpdateWebhookResponse *
+       portal__audit__v1__update_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__update_webhook_response__free_unpacked
+                     (Portal__Audit__V1__UpdateWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__DeleteWebhookRequest methods */
+void   portal__audit__v1__delete_webhook_request__init
+                     (Portal__Audit__V1__DeleteWebhookRequest         *message);
+size_t portal__audit__v1__delete_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__DeleteWebhookRequest   *message);
+size_t portal__audit__v1__delete_webhook_request__pack
+                     (const Portal__Audit__V1__DeleteWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__delete_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__DeleteWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__DeleteWebhookRequest *
+       portal__audit__v1__delete_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__delete_webhook_request__free_unpacked
+                     (Portal__Audit__V1__DeleteWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__DeleteWebhookResponse methods */
+void   portal__audit__v1__delete_webhook_response__init
+                     (Portal__Audit__V1__DeleteWebhookResponse         *message);
+size_t portal__audit__v1__delete_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__DeleteWebhookResponse   *message);
+size_t portal__audit__v1__delete_webhook_response__pack
+                     (const Portal__Audit__V1__DeleteWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__delete_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__DeleteWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__DeleteWebhookResponse *
+       portal__audit__v1__delete_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__delete_webhook_response__free_unpacked
+                     (Portal__Audit__V1__DeleteWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__Delivery methods */
+void   portal__audit__v1__delivery__init
+                     (Portal__Audit__V1__Delivery         *message);
+size_t portal__audit__v1__delivery__get_packed_size
+                     (const Portal__Audit__V1__Delivery   *message);
+size_t portal__audit__v1__delivery__pack
+                     (const Portal__Audit__V1__Delivery   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__delivery__pack_to_buffer
+                     (const Portal__Audit__V1__Delivery   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__Delivery *
+       portal__audit__v1__delivery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__delivery__free_unpacked
+                     (Portal__Audit__V1__Delivery *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__ListDeliveriesRequest methods */
+void   portal__audit__v1__list_deliveries_request__init
+                     (Portal__Audit__V1__ListDeliveriesRequest         *message);
+size_t portal__audit__v1__list_deliveries_request__get_packed_size
+                     (const Portal__Audit__V1__ListDeliveriesRequest   *message);
+size_t portal__audit__v1__list_deliveries_request__pack
+                     (const Portal__Audit__V1__ListDeliveriesRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__list_deliveries_request__pack_to_buffer
+                     (const Portal__Audit__V1__ListDeliveriesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__ListDeliveriesRequest *
+       portal__audit__v1__list_deliveries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__list_deliveries_request__free_unpacked
+                     (Portal__Audit__V1__ListDeliveriesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__ListDeliveriesResponse methods */
+void   portal__audit__v1__list_deliveries_response__init
+                     (Portal__Audit__V1__ListDeliveriesResponse         *message);
+size_t portal__audit__v1__list_deliveries_response__get_packed_size
+                     (const Portal__Audit__V1__ListDeliveriesResponse   *message);
+size_t portal__audit__v1__list_deliveries_response__pack
+                     (const Portal__Audit__V1__ListDeliveriesResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__list_deliveries_response__pack_to_buffer
+                     (const Portal__Audit__V1__ListDeliveriesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__ListDeliveriesResponse *
+       portal__audit__v1__list_deliveries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__list_deliveries_response__free_unpacked
+                     (Portal__Audit__V1__ListDeliveriesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__RedeliverEventRequest methods */
+void   portal__audit__v1__redeliver_event_request__init
+                     (Portal__Audit__V1__RedeliverEventRequest         *message);
+size_t portal__audit__v1__redeliver_event_request__get_packed_size
+                     (const Portal__Audit__V1__RedeliverEventRequest   *message);
+size_t portal__audit__v1__redeliver_event_request__pack
+                     (const Portal__Audit__V1__RedeliverEventRequest   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__redeliver_event_request__pack_to_buffer
+                     (const Portal__Audit__V1__RedeliverEventRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__RedeliverEventRequest *
+       portal__audit__v1__redeliver_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__redeliver_event_request__free_unpacked
+                     (Portal__Audit__V1__RedeliverEventRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Audit__V1__RedeliverEventResponse methods */
+void   portal__audit__v1__redeliver_event_response__init
+                     (Portal__Audit__V1__RedeliverEventResponse         *message);
+size_t portal__audit__v1__redeliver_event_response__get_packed_size
+                     (const Portal__Audit__V1__RedeliverEventResponse   *message);
+size_t portal__audit__v1__redeliver_event_response__pack
+                     (const Portal__Audit__V1__RedeliverEventResponse   *message,
+                      uint8_t             *out);
+size_t portal__audit__v1__redeliver_event_response__pack_to_buffer
+                     (const Portal__Audit__V1__RedeliverEventResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Audit__V1__RedeliverEventResponse *
+       portal__audit__v1__redeliver_event_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__audit__v1__redeliver_event_response__free_unpacked
+                     (Portal__Audit__V1__RedeliverEventResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Portal__Audit__V1__NewEvent_Closure)
@@ -884,6 +1571,48 @@ typedef void (*Portal__Audit__V1__WatchEventsRequest_Closure)
 typedef void (*Portal__Audit__V1__WatchEventsResponse_Closure)
                  (const Portal__Audit__V1__WatchEventsResponse *message,
                   void *closure_data);
+typedef void (*Portal__Audit__V1__Webhook_Closure)
+                 (const Portal__Audit__V1__Webhook *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__CreateWebhookRequest_Closure)
+                 (const Portal__Audit__V1__CreateWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__CreateWebhookResponse_Closure)
+                 (const Portal__Audit__V1__CreateWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__ListWebhooksRequest_Closure)
+                 (const Portal__Audit__V1__ListWebhooksRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__ListWebhooksResponse_Closure)
+                 (const Portal__Audit__V1__ListWebhooksResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__UpdateWebhookRequest_Closure)
+                 (const Portal__Audit__V1__UpdateWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__UpdateWebhookResponse_Closure)
+                 (const Portal__Audit__V1__UpdateWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__DeleteWebhookRequest_Closure)
+                 (const Portal__Audit__V1__DeleteWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__DeleteWebhookResponse_Closure)
+                 (const Portal__Audit__V1__DeleteWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__Delivery_Closure)
+                 (const Portal__Audit__V1__Delivery *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__ListDeliveriesRequest_Closure)
+                 (const Portal__Audit__V1__ListDeliveriesRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__ListDeliveriesResponse_Closure)
+                 (const Portal__Audit__V1__ListDeliveriesResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__RedeliverEventRequest_Closure)
+                 (const Portal__Audit__V1__RedeliverEventRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Audit__V1__RedeliverEventResponse_Closure)
+                 (const Portal__Audit__V1__RedeliverEventResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -915,6 +1644,30 @@ struct Portal__Audit__V1__AuditService_Service
                        const Portal__Audit__V1__WatchEventsRequest *input,
                        Portal__Audit__V1__WatchEventsResponse_Closure closure,
                        void *closure_data);
+  void (*create_webhook)(Portal__Audit__V1__AuditService_Service *service,
+                         const Portal__Audit__V1__CreateWebhookRequest *input,
+                         Portal__Audit__V1__CreateWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*list_webhooks)(Portal__Audit__V1__AuditService_Service *service,
+                        const Portal__Audit__V1__ListWebhooksRequest *input,
+                        Portal__Audit__V1__ListWebhooksResponse_Closure closure,
+                        void *closure_data);
+  void (*update_webhook)(Portal__Audit__V1__AuditService_Service *service,
+                         const Portal__Audit__V1__UpdateWebhookRequest *input,
+                         Portal__Audit__V1__UpdateWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*delete_webhook)(Portal__Audit__V1__AuditService_Service *service,
+                         const Portal__Audit__V1__DeleteWebhookRequest *input,
+                         Portal__Audit__V1__DeleteWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*list_deliveries)(Portal__Audit__V1__AuditService_Service *service,
+                          const Portal__Audit__V1__ListDeliveriesRequest *input,
+                          Portal__Audit__V1__ListDeliveriesResponse_Closure closure,
+                          void *closure_data);
+  void (*redeliver_event)(Portal__Audit__V1__AuditService_Service *service,
+                          const Portal__Audit__V1__RedeliverEventRequest *input,
+                          Portal__Audit__V1__RedeliverEventResponse_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Portal__Audit__V1__AuditService_ServiceDestroy)(Portal__Audit__V1__AuditService_Service *);
 void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Service *service,
@@ -928,7 +1681,13 @@ void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Ser
       function_prefix__ ## export_events_csv,\
       function_prefix__ ## recent_events,\
       function_prefix__ ## verify_chain,\
-      function_prefix__ ## watch_events  }
+      function_prefix__ ## watch_events,\
+      function_prefix__ ## create_webhook,\
+      function_prefix__ ## list_webhooks,\
+      function_prefix__ ## update_webhook,\
+      function_prefix__ ## delete_webhook,\
+      function_prefix__ ## list_deliveries,\
+      function_prefix__ ## redeliver_event  }
 void portal__audit__v1__audit_service__append_events(ProtobufCService *service,
                                                      const Portal__Audit__V1__AppendEventsRequest *input,
                                                      Portal__Audit__V1__AppendEventsResponse_Closure closure,
@@ -953,12 +1712,37 @@ void portal__audit__v1__audit_service__watch_events(ProtobufCService *service,
                                                     const Portal__Audit__V1__WatchEventsRequest *input,
                                                     Portal__Audit__V1__WatchEventsResponse_Closure closure,
                                                     void *closure_data);
+void portal__audit__v1__audit_service__create_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__CreateWebhookRequest *input,
+                                                      Portal__Audit__V1__CreateWebhookResponse_Closure closure,
+                                                      void *closure_data);
+void portal__audit__v1__audit_service__list_webhooks(ProtobufCService *service,
+                                                     const Portal__Audit__V1__ListWebhooksRequest *input,
+                                                     Portal__Audit__V1__ListWebhooksResponse_Closure closure,
+                                                     void *closure_data);
+void portal__audit__v1__audit_service__update_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__UpdateWebhookRequest *input,
+                                                      Portal__Audit__V1__UpdateWebhookResponse_Closure closure,
+                                                      void *closure_data);
+void portal__audit__v1__audit_service__delete_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__DeleteWebhookRequest *input,
+                                                      Portal__Audit__V1__DeleteWebhookResponse_Closure closure,
+                                                      void *closure_data);
+void portal__audit__v1__audit_service__list_deliveries(ProtobufCService *service,
+                                                       const Portal__Audit__V1__ListDeliveriesRequest *input,
+                                                       Portal__Audit__V1__ListDeliveriesResponse_Closure closure,
+                                                       void *closure_data);
+void portal__audit__v1__audit_service__redeliver_event(ProtobufCService *service,
+                                                       const Portal__Audit__V1__RedeliverEventRequest *input,
+                                                       Portal__Audit__V1__RedeliverEventResponse_Closure closure,
+                                                       void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    portal__audit__v1__event_type__descriptor;
 extern const ProtobufCEnumDescriptor    portal__audit__v1__event_action__descriptor;
 extern const ProtobufCEnumDescriptor    portal__audit__v1__subject_kind__descriptor;
+extern const ProtobufCEnumDescriptor    portal__audit__v1__delivery_state__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__new_event__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__append_events_request__descriptor;
@@ -973,6 +1757,20 @@ extern const ProtobufCMessageDescriptor portal__audit__v1__verify_chain_request_
 extern const ProtobufCMessageDescriptor portal__audit__v1__verify_chain_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__watch_events_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__audit__v1__watch_events_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__webhook__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__create_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__create_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__list_webhooks_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__list_webhooks_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__update_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__update_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__delete_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__delete_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__delivery__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__list_deliveries_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__list_deliveries_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__redeliver_event_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__audit__v1__redeliver_event_response__descriptor;
 extern const ProtobufCServiceDescriptor portal__audit__v1__audit_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -49,6 +49,18 @@ typedef struct Portal__Gateway__V1__ExportAuditEventsCsvRequest Portal__Gateway_
 typedef struct Portal__Gateway__V1__ExportAuditEventsCsvResponse Portal__Gateway__V1__ExportAuditEventsCsvResponse;
 typedef struct Portal__Gateway__V1__WatchAuditEventsRequest Portal__Gateway__V1__WatchAuditEventsRequest;
 typedef struct Portal__Gateway__V1__WatchAuditEventsResponse Portal__Gateway__V1__WatchAuditEventsResponse;
+typedef struct Portal__Gateway__V1__CreateWebhookRequest Portal__Gateway__V1__CreateWebhookRequest;
+typedef struct Portal__Gateway__V1__CreateWebhookResponse Portal__Gateway__V1__CreateWebhookResponse;
+typedef struct Portal__Gateway__V1__ListWebhooksRequest Portal__Gateway__V1__ListWebhooksRequest;
+typedef struct Portal__Gateway__V1__ListWebhooksResponse Portal__Gateway__V1__ListWebhooksResponse;
+typedef struct Portal__Gateway__V1__UpdateWebhookRequest Portal__Gateway__V1__UpdateWebhookRequest;
+typedef struct Portal__Gateway__V1__UpdateWebhookResponse Portal__Gateway__V1__UpdateWebhookResponse;
+typedef struct Portal__Gateway__V1__DeleteWebhookRequest Portal__Gateway__V1__DeleteWebhookRequest;
+typedef struct Portal__Gateway__V1__DeleteWebhookResponse Portal__Gateway__V1__DeleteWebhookResponse;
+typedef struct Portal__Gateway__V1__ListWebhookDeliveriesRequest Portal__Gateway__V1__ListWebhookDeliveriesRequest;
+typedef struct Portal__Gateway__V1__ListWebhookDeliveriesResponse Portal__Gateway__V1__ListWebhookDeliveriesResponse;
+typedef struct Portal__Gateway__V1__RedeliverWebhookEventRequest Portal__Gateway__V1__RedeliverWebhookEventRequest;
+typedef struct Portal__Gateway__V1__RedeliverWebhookEventResponse Portal__Gateway__V1__RedeliverWebhookEventResponse;
 typedef struct Portal__Gateway__V1__ListMembersRequest Portal__Gateway__V1__ListMembersRequest;
 typedef struct Portal__Gateway__V1__ListMembersResponse Portal__Gateway__V1__ListMembersResponse;
 typedef struct Portal__Gateway__V1__ListInvitesRequest Portal__Gateway__V1__ListInvitesRequest;
@@ -955,6 +967,278 @@ struct  Portal__Gateway__V1__WatchAuditEventsResponse
 #define PORTAL__GATEWAY__V1__WATCH_AUDIT_EVENTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__watch_audit_events_response__descriptor) \
     , NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * Input of CreateWebhook (Admin only).
+ * Sent on to audit as `portal.audit.v1.CreateWebhookRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__CreateWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * https://host[:port]/path. At most 2,048 characters.
+   */
+  char *url;
+  /*
+   * Only these types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * What it is for. At most 200 characters.
+   */
+  char *description;
+};
+#define PORTAL__GATEWAY__V1__CREATE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__create_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of CreateWebhook.
+ * Answered from `portal.audit.v1.CreateWebhookResponse`.
+ */
+struct  Portal__Gateway__V1__CreateWebhookResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook.
+   */
+  Portal__Audit__V1__Webhook *webhook;
+  /*
+   * The signing secret, shown only here and on rotation.
+   */
+  char *secret;
+};
+#define PORTAL__GATEWAY__V1__CREATE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__create_webhook_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of ListWebhooks (Admin only).
+ * Sent on to audit as `portal.audit.v1.ListWebhooksRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__ListWebhooksRequest
+{
+  ProtobufCMessage base;
+};
+#define PORTAL__GATEWAY__V1__LIST_WEBHOOKS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__list_webhooks_request__descriptor) \
+     }
+
+
+/*
+ * Result of ListWebhooks.
+ * Answered from `portal.audit.v1.ListWebhooksResponse`.
+ */
+struct  Portal__Gateway__V1__ListWebhooksResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The organization's webhooks, oldest first.
+   */
+  size_t n_webhooks;
+  Portal__Audit__V1__Webhook **webhooks;
+};
+#define PORTAL__GATEWAY__V1__LIST_WEBHOOKS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__list_webhooks_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Input of UpdateWebhook (Admin only): each field is changed only when its `set_…` flag is true.
+ * Sent on to audit as `portal.audit.v1.UpdateWebhookRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__UpdateWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * Changes the URL.
+   */
+  protobuf_c_boolean set_url;
+  /*
+   * The new URL. At most 2,048 characters.
+   */
+  char *url;
+  /*
+   * Changes the event types.
+   */
+  protobuf_c_boolean set_event_types;
+  /*
+   * The new types; empty means every type. At most 10 items.
+   */
+  size_t n_event_types;
+  Portal__Audit__V1__EventType *event_types;
+  /*
+   * Changes the description.
+   */
+  protobuf_c_boolean set_description;
+  /*
+   * The new description. At most 200 characters.
+   */
+  char *description;
+  /*
+   * Changes whether it is enabled.
+   */
+  protobuf_c_boolean set_enabled;
+  /*
+   * Enabled (true) or paused (false).
+   */
+  protobuf_c_boolean enabled;
+  /*
+   * Makes a new secret; the old one keeps signing beside it for 24 hours.
+   */
+  protobuf_c_boolean rotate_secret;
+};
+#define PORTAL__GATEWAY__V1__UPDATE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__update_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+/*
+ * Result of UpdateWebhook.
+ * Answered from `portal.audit.v1.UpdateWebhookResponse`.
+ */
+struct  Portal__Gateway__V1__UpdateWebhookResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook as changed.
+   */
+  Portal__Audit__V1__Webhook *webhook;
+  /*
+   * The new secret, when rotated.
+   */
+  char *secret;
+};
+#define PORTAL__GATEWAY__V1__UPDATE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__update_webhook_response__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of DeleteWebhook (Admin only).
+ * Sent on to audit as `portal.audit.v1.DeleteWebhookRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__DeleteWebhookRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook. At most 64 bytes.
+   */
+  char *webhook_id;
+};
+#define PORTAL__GATEWAY__V1__DELETE_WEBHOOK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__delete_webhook_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of DeleteWebhook.
+ * Answered from `portal.audit.v1.DeleteWebhookResponse`.
+ */
+struct  Portal__Gateway__V1__DeleteWebhookResponse
+{
+  ProtobufCMessage base;
+};
+#define PORTAL__GATEWAY__V1__DELETE_WEBHOOK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__delete_webhook_response__descriptor) \
+     }
+
+
+/*
+ * Input of ListWebhookDeliveries (Admin only).
+ * Sent on to audit as `portal.audit.v1.ListDeliveriesRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__ListWebhookDeliveriesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * Page size; 0 means 50, at most 500.
+   */
+  int32_t page_size;
+  /*
+   * Token from a previous response's next_page_token. At most 4,096 bytes.
+   */
+  char *page_token;
+  /*
+   * Only deliveries in this state; unspecified means every state.
+   */
+  Portal__Audit__V1__DeliveryState state;
+};
+#define PORTAL__GATEWAY__V1__LIST_WEBHOOK_DELIVERIES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__list_webhook_deliveries_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED }
+
+
+/*
+ * A page of ListWebhookDeliveries.
+ * Answered from `portal.audit.v1.ListDeliveriesResponse`.
+ */
+struct  Portal__Gateway__V1__ListWebhookDeliveriesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The page's deliveries, newest first.
+   */
+  size_t n_deliveries;
+  Portal__Audit__V1__Delivery **deliveries;
+  /*
+   * Token of the next page; empty on the last page.
+   */
+  char *next_page_token;
+};
+#define PORTAL__GATEWAY__V1__LIST_WEBHOOK_DELIVERIES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__list_webhook_deliveries_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Input of RedeliverWebhookEvent (Admin only).
+ * Sent on to audit as `portal.audit.v1.RedeliverEventRequest`, in the caller's organization.
+ */
+struct  Portal__Gateway__V1__RedeliverWebhookEventRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The webhook. At most 64 bytes.
+   */
+  char *webhook_id;
+  /*
+   * The event to send again. At most 128 bytes.
+   */
+  char *event_id;
+};
+#define PORTAL__GATEWAY__V1__REDELIVER_WEBHOOK_EVENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__redeliver_webhook_event_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of RedeliverWebhookEvent.
+ * Answered from `portal.audit.v1.RedeliverEventResponse`.
+ */
+struct  Portal__Gateway__V1__RedeliverWebhookEventResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The new delivery.
+   */
+  Portal__Audit__V1__Delivery *delivery;
+};
+#define PORTAL__GATEWAY__V1__REDELIVER_WEBHOOK_EVENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__gateway__v1__redeliver_webhook_event_response__descriptor) \
+    , NULL }
 
 
 /*
@@ -1872,6 +2156,234 @@ Portal__Gateway__V1__WatchAuditEventsResponse *
 void   portal__gateway__v1__watch_audit_events_response__free_unpacked
                      (Portal__Gateway__V1__WatchAuditEventsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__CreateWebhookRequest methods */
+void   portal__gateway__v1__create_webhook_request__init
+                     (Portal__Gateway__V1__CreateWebhookRequest         *message);
+size_t portal__gateway__v1__create_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__CreateWebhookRequest   *message);
+size_t portal__gateway__v1__create_webhook_request__pack
+                     (const Portal__Gateway__V1__CreateWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__create_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__CreateWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__CreateWebhookRequest *
+       portal__gateway__v1__create_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__create_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__CreateWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__CreateWebhookResponse methods */
+void   portal__gateway__v1__create_webhook_response__init
+                     (Portal__Gateway__V1__CreateWebhookResponse         *message);
+size_t portal__gateway__v1__create_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__CreateWebhookResponse   *message);
+size_t portal__gateway__v1__create_webhook_response__pack
+                     (const Portal__Gateway__V1__CreateWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__create_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__CreateWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__CreateWebhookResponse *
+       portal__gateway__v1__create_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__create_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__CreateWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__ListWebhooksRequest methods */
+void   portal__gateway__v1__list_webhooks_request__init
+                     (Portal__Gateway__V1__ListWebhooksRequest         *message);
+size_t portal__gateway__v1__list_webhooks_request__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhooksRequest   *message);
+size_t portal__gateway__v1__list_webhooks_request__pack
+                     (const Portal__Gateway__V1__ListWebhooksRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__list_webhooks_request__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhooksRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__ListWebhooksRequest *
+       portal__gateway__v1__list_webhooks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__list_webhooks_request__free_unpacked
+                     (Portal__Gateway__V1__ListWebhooksRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__ListWebhooksResponse methods */
+void   portal__gateway__v1__list_webhooks_response__init
+                     (Portal__Gateway__V1__ListWebhooksResponse         *message);
+size_t portal__gateway__v1__list_webhooks_response__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhooksResponse   *message);
+size_t portal__gateway__v1__list_webhooks_response__pack
+                     (const Portal__Gateway__V1__ListWebhooksResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__list_webhooks_response__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhooksResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__ListWebhooksResponse *
+       portal__gateway__v1__list_webhooks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__list_webhooks_response__free_unpacked
+                     (Portal__Gateway__V1__ListWebhooksResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__UpdateWebhookRequest methods */
+void   portal__gateway__v1__update_webhook_request__init
+                     (Portal__Gateway__V1__UpdateWebhookRequest         *message);
+size_t portal__gateway__v1__update_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__UpdateWebhookRequest   *message);
+size_t portal__gateway__v1__update_webhook_request__pack
+                     (const Portal__Gateway__V1__UpdateWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__update_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__UpdateWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__UpdateWebhookRequest *
+       portal__gateway__v1__update_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__update_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__UpdateWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__UpdateWebhookResponse methods */
+void   portal__gateway__v1__update_webhook_response__init
+                     (Portal__Gateway__V1__UpdateWebhookResponse         *message);
+size_t portal__gateway__v1__update_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__UpdateWebhookResponse   *message);
+size_t portal__gateway__v1__update_webhook_response__pack
+                     (const Portal__Gateway__V1__UpdateWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__update_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__UpdateWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__UpdateWebhookResponse *
+       portal__gateway__v1__update_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__update_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__UpdateWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__DeleteWebhookRequest methods */
+void   portal__gateway__v1__delete_webhook_request__init
+                     (Portal__Gateway__V1__DeleteWebhookRequest         *message);
+size_t portal__gateway__v1__delete_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__DeleteWebhookRequest   *message);
+size_t portal__gateway__v1__delete_webhook_request__pack
+                     (const Portal__Gateway__V1__DeleteWebhookRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__delete_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__DeleteWebhookRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__DeleteWebhookRequest *
+       portal__gateway__v1__delete_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__delete_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__DeleteWebhookRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__DeleteWebhookResponse methods */
+void   portal__gateway__v1__delete_webhook_response__init
+                     (Portal__Gateway__V1__DeleteWebhookResponse         *message);
+size_t portal__gateway__v1__delete_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__DeleteWebhookResponse   *message);
+size_t portal__gateway__v1__delete_webhook_response__pack
+                     (const Portal__Gateway__V1__DeleteWebhookResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__delete_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__DeleteWebhookResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__DeleteWebhookResponse *
+       portal__gateway__v1__delete_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__delete_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__DeleteWebhookResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__ListWebhookDeliveriesRequest methods */
+void   portal__gateway__v1__list_webhook_deliveries_request__init
+                     (Portal__Gateway__V1__ListWebhookDeliveriesRequest         *message);
+size_t portal__gateway__v1__list_webhook_deliveries_request__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest   *message);
+size_t portal__gateway__v1__list_webhook_deliveries_request__pack
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__list_webhook_deliveries_request__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__ListWebhookDeliveriesRequest *
+       portal__gateway__v1__list_webhook_deliveries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__list_webhook_deliveries_request__free_unpacked
+                     (Portal__Gateway__V1__ListWebhookDeliveriesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__ListWebhookDeliveriesResponse methods */
+void   portal__gateway__v1__list_webhook_deliveries_response__init
+                     (Portal__Gateway__V1__ListWebhookDeliveriesResponse         *message);
+size_t portal__gateway__v1__list_webhook_deliveries_response__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse   *message);
+size_t portal__gateway__v1__list_webhook_deliveries_response__pack
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__list_webhook_deliveries_response__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__ListWebhookDeliveriesResponse *
+       portal__gateway__v1__list_webhook_deliveries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__list_webhook_deliveries_response__free_unpacked
+                     (Portal__Gateway__V1__ListWebhookDeliveriesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__RedeliverWebhookEventRequest methods */
+void   portal__gateway__v1__redeliver_webhook_event_request__init
+                     (Portal__Gateway__V1__RedeliverWebhookEventRequest         *message);
+size_t portal__gateway__v1__redeliver_webhook_event_request__get_packed_size
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest   *message);
+size_t portal__gateway__v1__redeliver_webhook_event_request__pack
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__redeliver_webhook_event_request__pack_to_buffer
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__RedeliverWebhookEventRequest *
+       portal__gateway__v1__redeliver_webhook_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__redeliver_webhook_event_request__free_unpacked
+                     (Portal__Gateway__V1__RedeliverWebhookEventRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Gateway__V1__RedeliverWebhookEventResponse methods */
+void   portal__gateway__v1__redeliver_webhook_event_response__init
+                     (Portal__Gateway__V1__RedeliverWebhookEventResponse         *message);
+size_t portal__gateway__v1__redeliver_webhook_event_response__get_packed_size
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse   *message);
+size_t portal__gateway__v1__redeliver_webhook_event_response__pack
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse   *message,
+                      uint8_t             *out);
+size_t portal__gateway__v1__redeliver_webhook_event_response__pack_to_buffer
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Gateway__V1__RedeliverWebhookEventResponse *
+       portal__gateway__v1__redeliver_webhook_event_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__gateway__v1__redeliver_webhook_event_response__free_unpacked
+                     (Portal__Gateway__V1__RedeliverWebhookEventResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Portal__Gateway__V1__ListMembersRequest methods */
 void   portal__gateway__v1__list_members_request__init
                      (Portal__Gateway__V1__ListMembersRequest         *message);
@@ -2230,6 +2742,42 @@ typedef void (*Portal__Gateway__V1__WatchAuditEventsRequest_Closure)
 typedef void (*Portal__Gateway__V1__WatchAuditEventsResponse_Closure)
                  (const Portal__Gateway__V1__WatchAuditEventsResponse *message,
                   void *closure_data);
+typedef void (*Portal__Gateway__V1__CreateWebhookRequest_Closure)
+                 (const Portal__Gateway__V1__CreateWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__CreateWebhookResponse_Closure)
+                 (const Portal__Gateway__V1__CreateWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__ListWebhooksRequest_Closure)
+                 (const Portal__Gateway__V1__ListWebhooksRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__ListWebhooksResponse_Closure)
+                 (const Portal__Gateway__V1__ListWebhooksResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__UpdateWebhookRequest_Closure)
+                 (const Portal__Gateway__V1__UpdateWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__UpdateWebhookResponse_Closure)
+                 (const Portal__Gateway__V1__UpdateWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__DeleteWebhookRequest_Closure)
+                 (const Portal__Gateway__V1__DeleteWebhookRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__DeleteWebhookResponse_Closure)
+                 (const Portal__Gateway__V1__DeleteWebhookResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__ListWebhookDeliveriesRequest_Closure)
+                 (const Portal__Gateway__V1__ListWebhookDeliveriesRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__ListWebhookDeliveriesResponse_Closure)
+                 (const Portal__Gateway__V1__ListWebhookDeliveriesResponse *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__RedeliverWebhookEventRequest_Closure)
+                 (const Portal__Gateway__V1__RedeliverWebhookEventRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Gateway__V1__RedeliverWebhookEventResponse_Closure)
+                 (const Portal__Gateway__V1__RedeliverWebhookEventResponse *message,
+                  void *closure_data);
 typedef void (*Portal__Gateway__V1__ListMembersRequest_Closure)
                  (const Portal__Gateway__V1__ListMembersRequest *message,
                   void *closure_data);
@@ -2339,6 +2887,30 @@ struct Portal__Gateway__V1__PortalService_Service
                              const Portal__Gateway__V1__WatchAuditEventsRequest *input,
                              Portal__Gateway__V1__WatchAuditEventsResponse_Closure closure,
                              void *closure_data);
+  void (*create_webhook)(Portal__Gateway__V1__PortalService_Service *service,
+                         const Portal__Gateway__V1__CreateWebhookRequest *input,
+                         Portal__Gateway__V1__CreateWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*list_webhooks)(Portal__Gateway__V1__PortalService_Service *service,
+                        const Portal__Gateway__V1__ListWebhooksRequest *input,
+                        Portal__Gateway__V1__ListWebhooksResponse_Closure closure,
+                        void *closure_data);
+  void (*update_webhook)(Portal__Gateway__V1__PortalService_Service *service,
+                         const Portal__Gateway__V1__UpdateWebhookRequest *input,
+                         Portal__Gateway__V1__UpdateWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*delete_webhook)(Portal__Gateway__V1__PortalService_Service *service,
+                         const Portal__Gateway__V1__DeleteWebhookRequest *input,
+                         Portal__Gateway__V1__DeleteWebhookResponse_Closure closure,
+                         void *closure_data);
+  void (*list_webhook_deliveries)(Portal__Gateway__V1__PortalService_Service *service,
+                                  const Portal__Gateway__V1__ListWebhookDeliveriesRequest *input,
+                                  Portal__Gateway__V1__ListWebhookDeliveriesResponse_Closure closure,
+                                  void *closure_data);
+  void (*redeliver_webhook_event)(Portal__Gateway__V1__PortalService_Service *service,
+                                  const Portal__Gateway__V1__RedeliverWebhookEventRequest *input,
+                                  Portal__Gateway__V1__RedeliverWebhookEventResponse_Closure closure,
+                                  void *closure_data);
   void (*list_members)(Portal__Gateway__V1__PortalService_Service *service,
                        const Portal__Gateway__V1__ListMembersRequest *input,
                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
@@ -2390,6 +2962,12 @@ void portal__gateway__v1__portal_service__init (Portal__Gateway__V1__PortalServi
       function_prefix__ ## list_audit_events,\
       function_prefix__ ## export_audit_events_csv,\
       function_prefix__ ## watch_audit_events,\
+      function_prefix__ ## create_webhook,\
+      function_prefix__ ## list_webhooks,\
+      function_prefix__ ## update_webhook,\
+      function_prefix__ ## delete_webhook,\
+      function_prefix__ ## list_webhook_deliveries,\
+      function_prefix__ ## redeliver_webhook_event,\
       function_prefix__ ## list_members,\
       function_prefix__ ## list_invites,\
       function_prefix__ ## invite_member,\
@@ -2457,6 +3035,30 @@ void portal__gateway__v1__portal_service__watch_audit_events(ProtobufCService *s
                                                              const Portal__Gateway__V1__WatchAuditEventsRequest *input,
                                                              Portal__Gateway__V1__WatchAuditEventsResponse_Closure closure,
                                                              void *closure_data);
+void portal__gateway__v1__portal_service__create_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__CreateWebhookRequest *input,
+                                                         Portal__Gateway__V1__CreateWebhookResponse_Closure closure,
+                                                         void *closure_data);
+void portal__gateway__v1__portal_service__list_webhooks(ProtobufCService *service,
+                                                        const Portal__Gateway__V1__ListWebhooksRequest *input,
+                                                        Portal__Gateway__V1__ListWebhooksResponse_Closure closure,
+                                                        void *closure_data);
+void portal__gateway__v1__portal_service__update_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__UpdateWebhookRequest *input,
+                                                         Portal__Gateway__V1__UpdateWebhookResponse_Closure closure,
+                                                         void *closure_data);
+void portal__gateway__v1__portal_service__delete_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__DeleteWebhookRequest *input,
+                                                         Portal__Gateway__V1__DeleteWebhookResponse_Closure closure,
+                                                         void *closure_data);
+void portal__gateway__v1__portal_service__list_webhook_deliveries(ProtobufCService *service,
+                                                                  const Portal__Gateway__V1__ListWebhookDeliveriesRequest *input,
+                                                                  Portal__Gateway__V1__ListWebhookDeliveriesResponse_Closure closure,
+                                                                  void *closure_data);
+void portal__gateway__v1__portal_service__redeliver_webhook_event(ProtobufCService *service,
+                                                                  const Portal__Gateway__V1__RedeliverWebhookEventRequest *input,
+                                                                  Portal__Gateway__V1__RedeliverWebhookEventResponse_Closure closure,
+                                                                  void *closure_data);
 void portal__gateway__v1__portal_service__list_members(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListMembersRequest *input,
                                                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
@@ -2520,6 +3122,18 @@ extern const ProtobufCMessageDescriptor portal__gateway__v1__export_audit_events
 extern const ProtobufCMessageDescriptor portal__gateway__v1__export_audit_events_csv_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__create_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__create_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__list_webhooks_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__list_webhooks_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__update_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__update_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__delete_webhook_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__delete_webhook_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__list_webhook_deliveries_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__list_webhook_deliveries_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__redeliver_webhook_event_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__gateway__v1__redeliver_webhook_event_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_members_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_members_response__descriptor;
 extern const ProtobufCMessageDescriptor portal__gateway__v1__list_invites_request__descriptor;

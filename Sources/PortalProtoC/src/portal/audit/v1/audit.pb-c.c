@@ -637,6 +637,636 @@ void   portal__audit__v1__watch_events_response__free_unpacked
   assert(message->base.descriptor == &portal__audit__v1__watch_events_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__audit__v1__webhook__init
+                     (Portal__Audit__V1__Webhook         *message)
+{
+  static const Portal__Audit__V1__Webhook init_value = PORTAL__AUDIT__V1__WEBHOOK__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__webhook__get_packed_size
+                     (const Portal__Audit__V1__Webhook *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__webhook__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__webhook__pack
+                     (const Portal__Audit__V1__Webhook *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__webhook__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__webhook__pack_to_buffer
+                     (const Portal__Audit__V1__Webhook *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__webhook__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__Webhook *
+       portal__audit__v1__webhook__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__Webhook *)
+     protobuf_c_message_unpack (&portal__audit__v1__webhook__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__webhook__free_unpacked
+                     (Portal__Audit__V1__Webhook *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__webhook__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__create_webhook_request__init
+                     (Portal__Audit__V1__CreateWebhookRequest         *message)
+{
+  static const Portal__Audit__V1__CreateWebhookRequest init_value = PORTAL__AUDIT__V1__CREATE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__create_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__CreateWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__create_webhook_request__pack
+                     (const Portal__Audit__V1__CreateWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__create_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__CreateWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__CreateWebhookRequest *
+       portal__audit__v1__create_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__CreateWebhookRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__create_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__create_webhook_request__free_unpacked
+                     (Portal__Audit__V1__CreateWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__create_webhook_response__init
+                     (Portal__Audit__V1__CreateWebhookResponse         *message)
+{
+  static const Portal__Audit__V1__CreateWebhookResponse init_value = PORTAL__AUDIT__V1__CREATE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__create_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__CreateWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__create_webhook_response__pack
+                     (const Portal__Audit__V1__CreateWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__create_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__CreateWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__CreateWebhookResponse *
+       portal__audit__v1__create_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__CreateWebhookResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__create_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__create_webhook_response__free_unpacked
+                     (Portal__Audit__V1__CreateWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__create_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__list_webhooks_request__init
+                     (Portal__Audit__V1__ListWebhooksRequest         *message)
+{
+  static const Portal__Audit__V1__ListWebhooksRequest init_value = PORTAL__AUDIT__V1__LIST_WEBHOOKS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__list_webhooks_request__get_packed_size
+                     (const Portal__Audit__V1__ListWebhooksRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__list_webhooks_request__pack
+                     (const Portal__Audit__V1__ListWebhooksRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__list_webhooks_request__pack_to_buffer
+                     (const Portal__Audit__V1__ListWebhooksRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__ListWebhooksRequest *
+       portal__audit__v1__list_webhooks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__ListWebhooksRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__list_webhooks_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__list_webhooks_request__free_unpacked
+                     (Portal__Audit__V1__ListWebhooksRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__list_webhooks_response__init
+                     (Portal__Audit__V1__ListWebhooksResponse         *message)
+{
+  static const Portal__Audit__V1__ListWebhooksResponse init_value = PORTAL__AUDIT__V1__LIST_WEBHOOKS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__list_webhooks_response__get_packed_size
+                     (const Portal__Audit__V1__ListWebhooksResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__list_webhooks_response__pack
+                     (const Portal__Audit__V1__ListWebhooksResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__list_webhooks_response__pack_to_buffer
+                     (const Portal__Audit__V1__ListWebhooksResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__ListWebhooksResponse *
+       portal__audit__v1__list_webhooks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__ListWebhooksResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__list_webhooks_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__list_webhooks_response__free_unpacked
+                     (Portal__Audit__V1__ListWebhooksResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__list_webhooks_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__update_webhook_request__init
+                     (Portal__Audit__V1__UpdateWebhookRequest         *message)
+{
+  static const Portal__Audit__V1__UpdateWebhookRequest init_value = PORTAL__AUDIT__V1__UPDATE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__update_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__UpdateWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__update_webhook_request__pack
+                     (const Portal__Audit__V1__UpdateWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__update_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__UpdateWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__UpdateWebhookRequest *
+       portal__audit__v1__update_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__UpdateWebhookRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__update_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__update_webhook_request__free_unpacked
+                     (Portal__Audit__V1__UpdateWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__update_webhook_response__init
+                     (Portal__Audit__V1__UpdateWebhookResponse         *message)
+{
+  static const Portal__Audit__V1__UpdateWebhookResponse init_value = PORTAL__AUDIT__V1__UPDATE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__update_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__UpdateWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__update_webhook_response__pack
+                     (const Portal__Audit__V1__UpdateWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__update_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__UpdateWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__UpdateWebhookResponse *
+       portal__audit__v1__update_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__UpdateWebhookResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__update_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__update_webhook_response__free_unpacked
+                     (Portal__Audit__V1__UpdateWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__update_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__delete_webhook_request__init
+                     (Portal__Audit__V1__DeleteWebhookRequest         *message)
+{
+  static const Portal__Audit__V1__DeleteWebhookRequest init_value = PORTAL__AUDIT__V1__DELETE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__delete_webhook_request__get_packed_size
+                     (const Portal__Audit__V1__DeleteWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__delete_webhook_request__pack
+                     (const Portal__Audit__V1__DeleteWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__delete_webhook_request__pack_to_buffer
+                     (const Portal__Audit__V1__DeleteWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__DeleteWebhookRequest *
+       portal__audit__v1__delete_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__DeleteWebhookRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__delete_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__delete_webhook_request__free_unpacked
+                     (Portal__Audit__V1__DeleteWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__delete_webhook_response__init
+                     (Portal__Audit__V1__DeleteWebhookResponse         *message)
+{
+  static const Portal__Audit__V1__DeleteWebhookResponse init_value = PORTAL__AUDIT__V1__DELETE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__delete_webhook_response__get_packed_size
+                     (const Portal__Audit__V1__DeleteWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__delete_webhook_response__pack
+                     (const Portal__Audit__V1__DeleteWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__delete_webhook_response__pack_to_buffer
+                     (const Portal__Audit__V1__DeleteWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__DeleteWebhookResponse *
+       portal__audit__v1__delete_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__DeleteWebhookResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__delete_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__delete_webhook_response__free_unpacked
+                     (Portal__Audit__V1__DeleteWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__delete_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__delivery__init
+                     (Portal__Audit__V1__Delivery         *message)
+{
+  static const Portal__Audit__V1__Delivery init_value = PORTAL__AUDIT__V1__DELIVERY__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__delivery__get_packed_size
+                     (const Portal__Audit__V1__Delivery *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delivery__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__delivery__pack
+                     (const Portal__Audit__V1__Delivery *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delivery__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__delivery__pack_to_buffer
+                     (const Portal__Audit__V1__Delivery *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__delivery__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__Delivery *
+       portal__audit__v1__delivery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__Delivery *)
+     protobuf_c_message_unpack (&portal__audit__v1__delivery__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__delivery__free_unpacked
+                     (Portal__Audit__V1__Delivery *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__delivery__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__list_deliveries_request__init
+                     (Portal__Audit__V1__ListDeliveriesRequest         *message)
+{
+  static const Portal__Audit__V1__ListDeliveriesRequest init_value = PORTAL__AUDIT__V1__LIST_DELIVERIES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__list_deliveries_request__get_packed_size
+                     (const Portal__Audit__V1__ListDeliveriesRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__list_deliveries_request__pack
+                     (const Portal__Audit__V1__ListDeliveriesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__list_deliveries_request__pack_to_buffer
+                     (const Portal__Audit__V1__ListDeliveriesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__ListDeliveriesRequest *
+       portal__audit__v1__list_deliveries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__ListDeliveriesRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__list_deliveries_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__list_deliveries_request__free_unpacked
+                     (Portal__Audit__V1__ListDeliveriesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__list_deliveries_response__init
+                     (Portal__Audit__V1__ListDeliveriesResponse         *message)
+{
+  static const Portal__Audit__V1__ListDeliveriesResponse init_value = PORTAL__AUDIT__V1__LIST_DELIVERIES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__list_deliveries_response__get_packed_size
+                     (const Portal__Audit__V1__ListDeliveriesResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__list_deliveries_response__pack
+                     (const Portal__Audit__V1__ListDeliveriesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__list_deliveries_response__pack_to_buffer
+                     (const Portal__Audit__V1__ListDeliveriesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__ListDeliveriesResponse *
+       portal__audit__v1__list_deliveries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__ListDeliveriesResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__list_deliveries_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__list_deliveries_response__free_unpacked
+                     (Portal__Audit__V1__ListDeliveriesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__list_deliveries_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__redeliver_event_request__init
+                     (Portal__Audit__V1__RedeliverEventRequest         *message)
+{
+  static const Portal__Audit__V1__RedeliverEventRequest init_value = PORTAL__AUDIT__V1__REDELIVER_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__redeliver_event_request__get_packed_size
+                     (const Portal__Audit__V1__RedeliverEventRequest *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__redeliver_event_request__pack
+                     (const Portal__Audit__V1__RedeliverEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__redeliver_event_request__pack_to_buffer
+                     (const Portal__Audit__V1__RedeliverEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__RedeliverEventRequest *
+       portal__audit__v1__redeliver_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__RedeliverEventRequest *)
+     protobuf_c_message_unpack (&portal__audit__v1__redeliver_event_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__redeliver_event_request__free_unpacked
+                     (Portal__Audit__V1__RedeliverEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__audit__v1__redeliver_event_response__init
+                     (Portal__Audit__V1__RedeliverEventResponse         *message)
+{
+  static const Portal__Audit__V1__RedeliverEventResponse init_value = PORTAL__AUDIT__V1__REDELIVER_EVENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__audit__v1__redeliver_event_response__get_packed_size
+                     (const Portal__Audit__V1__RedeliverEventResponse *message)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__audit__v1__redeliver_event_response__pack
+                     (const Portal__Audit__V1__RedeliverEventResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__audit__v1__redeliver_event_response__pack_to_buffer
+                     (const Portal__Audit__V1__RedeliverEventResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Audit__V1__RedeliverEventResponse *
+       portal__audit__v1__redeliver_event_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Audit__V1__RedeliverEventResponse *)
+     protobuf_c_message_unpack (&portal__audit__v1__redeliver_event_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__audit__v1__redeliver_event_response__free_unpacked
+                     (Portal__Audit__V1__RedeliverEventResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__audit__v1__redeliver_event_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor portal__audit__v1__new_event__field_descriptors[10] =
 {
   {
@@ -1832,6 +2462,1038 @@ const ProtobufCMessageDescriptor portal__audit__v1__watch_events_response__descr
   (ProtobufCMessageInit) portal__audit__v1__watch_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__audit__v1__webhook__field_descriptors[8] =
+{
+  {
+    "webhook_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "organization_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Audit__V1__Webhook, n_event_types),
+    offsetof(Portal__Audit__V1__Webhook, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enabled",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, enabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, created_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "previous_secret_expires_at",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Webhook, previous_secret_expires_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__webhook__field_indices_by_name[] = {
+  6,   /* field[6] = created_at */
+  4,   /* field[4] = description */
+  5,   /* field[5] = enabled */
+  3,   /* field[3] = event_types */
+  1,   /* field[1] = organization_id */
+  7,   /* field[7] = previous_secret_expires_at */
+  2,   /* field[2] = url */
+  0,   /* field[0] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__webhook__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__webhook__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.Webhook",
+  "Webhook",
+  "Portal__Audit__V1__Webhook",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__Webhook),
+  8,
+  portal__audit__v1__webhook__field_descriptors,
+  portal__audit__v1__webhook__field_indices_by_name,
+  1,  portal__audit__v1__webhook__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__webhook__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__create_webhook_request__field_descriptors[4] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__CreateWebhookRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__CreateWebhookRequest, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Audit__V1__CreateWebhookRequest, n_event_types),
+    offsetof(Portal__Audit__V1__CreateWebhookRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__CreateWebhookRequest, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__create_webhook_request__field_indices_by_name[] = {
+  3,   /* field[3] = description */
+  2,   /* field[2] = event_types */
+  0,   /* field[0] = organization_id */
+  1,   /* field[1] = url */
+};
+static const ProtobufCIntRange portal__audit__v1__create_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__create_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.CreateWebhookRequest",
+  "CreateWebhookRequest",
+  "Portal__Audit__V1__CreateWebhookRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__CreateWebhookRequest),
+  4,
+  portal__audit__v1__create_webhook_request__field_descriptors,
+  portal__audit__v1__create_webhook_request__field_indices_by_name,
+  1,  portal__audit__v1__create_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__create_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__create_webhook_response__field_descriptors[2] =
+{
+  {
+    "webhook",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__CreateWebhookResponse, webhook),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__CreateWebhookResponse, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__create_webhook_response__field_indices_by_name[] = {
+  1,   /* field[1] = secret */
+  0,   /* field[0] = webhook */
+};
+static const ProtobufCIntRange portal__audit__v1__create_webhook_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__create_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.CreateWebhookResponse",
+  "CreateWebhookResponse",
+  "Portal__Audit__V1__CreateWebhookResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__CreateWebhookResponse),
+  2,
+  portal__audit__v1__create_webhook_response__field_descriptors,
+  portal__audit__v1__create_webhook_response__field_indices_by_name,
+  1,  portal__audit__v1__create_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__create_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__list_webhooks_request__field_descriptors[1] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListWebhooksRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__list_webhooks_request__field_indices_by_name[] = {
+  0,   /* field[0] = organization_id */
+};
+static const ProtobufCIntRange portal__audit__v1__list_webhooks_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__list_webhooks_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.ListWebhooksRequest",
+  "ListWebhooksRequest",
+  "Portal__Audit__V1__ListWebhooksRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__ListWebhooksRequest),
+  1,
+  portal__audit__v1__list_webhooks_request__field_descriptors,
+  portal__audit__v1__list_webhooks_request__field_indices_by_name,
+  1,  portal__audit__v1__list_webhooks_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__list_webhooks_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__list_webhooks_response__field_descriptors[1] =
+{
+  {
+    "webhooks",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Audit__V1__ListWebhooksResponse, n_webhooks),
+    offsetof(Portal__Audit__V1__ListWebhooksResponse, webhooks),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__list_webhooks_response__field_indices_by_name[] = {
+  0,   /* field[0] = webhooks */
+};
+static const ProtobufCIntRange portal__audit__v1__list_webhooks_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__list_webhooks_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.ListWebhooksResponse",
+  "ListWebhooksResponse",
+  "Portal__Audit__V1__ListWebhooksResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__ListWebhooksResponse),
+  1,
+  portal__audit__v1__list_webhooks_response__field_descriptors,
+  portal__audit__v1__list_webhooks_response__field_indices_by_name,
+  1,  portal__audit__v1__list_webhooks_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__list_webhooks_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__update_webhook_request__field_descriptors[11] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "webhook_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_url",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, set_url),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_event_types",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, set_event_types),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, n_event_types),
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_description",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, set_description),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_enabled",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, set_enabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enabled",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, enabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rotate_secret",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookRequest, rotate_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__update_webhook_request__field_indices_by_name[] = {
+  7,   /* field[7] = description */
+  9,   /* field[9] = enabled */
+  5,   /* field[5] = event_types */
+  0,   /* field[0] = organization_id */
+  10,   /* field[10] = rotate_secret */
+  6,   /* field[6] = set_description */
+  8,   /* field[8] = set_enabled */
+  4,   /* field[4] = set_event_types */
+  2,   /* field[2] = set_url */
+  3,   /* field[3] = url */
+  1,   /* field[1] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__update_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__update_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.UpdateWebhookRequest",
+  "UpdateWebhookRequest",
+  "Portal__Audit__V1__UpdateWebhookRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__UpdateWebhookRequest),
+  11,
+  portal__audit__v1__update_webhook_request__field_descriptors,
+  portal__audit__v1__update_webhook_request__field_indices_by_name,
+  1,  portal__audit__v1__update_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__update_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__update_webhook_response__field_descriptors[2] =
+{
+  {
+    "webhook",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookResponse, webhook),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__UpdateWebhookResponse, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__update_webhook_response__field_indices_by_name[] = {
+  1,   /* field[1] = secret */
+  0,   /* field[0] = webhook */
+};
+static const ProtobufCIntRange portal__audit__v1__update_webhook_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__update_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.UpdateWebhookResponse",
+  "UpdateWebhookResponse",
+  "Portal__Audit__V1__UpdateWebhookResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__UpdateWebhookResponse),
+  2,
+  portal__audit__v1__update_webhook_response__field_descriptors,
+  portal__audit__v1__update_webhook_response__field_indices_by_name,
+  1,  portal__audit__v1__update_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__update_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__delete_webhook_request__field_descriptors[2] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__DeleteWebhookRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "webhook_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__DeleteWebhookRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__delete_webhook_request__field_indices_by_name[] = {
+  0,   /* field[0] = organization_id */
+  1,   /* field[1] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__delete_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__delete_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.DeleteWebhookRequest",
+  "DeleteWebhookRequest",
+  "Portal__Audit__V1__DeleteWebhookRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__DeleteWebhookRequest),
+  2,
+  portal__audit__v1__delete_webhook_request__field_descriptors,
+  portal__audit__v1__delete_webhook_request__field_indices_by_name,
+  1,  portal__audit__v1__delete_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__delete_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define portal__audit__v1__delete_webhook_response__field_descriptors NULL
+#define portal__audit__v1__delete_webhook_response__field_indices_by_name NULL
+#define portal__audit__v1__delete_webhook_response__number_ranges NULL
+const ProtobufCMessageDescriptor portal__audit__v1__delete_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.DeleteWebhookResponse",
+  "DeleteWebhookResponse",
+  "Portal__Audit__V1__DeleteWebhookResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__DeleteWebhookResponse),
+  0,
+  portal__audit__v1__delete_webhook_response__field_descriptors,
+  portal__audit__v1__delete_webhook_response__field_indices_by_name,
+  0,  portal__audit__v1__delete_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__delete_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__delivery__field_descriptors[11] =
+{
+  {
+    "delivery_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, delivery_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "webhook_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, event_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, state),
+    &portal__audit__v1__delivery_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempts",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, attempts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_status",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, last_status),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_error",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, created_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_attempt_at",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, next_attempt_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished_at",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__Delivery, finished_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__delivery__field_indices_by_name[] = {
+  5,   /* field[5] = attempts */
+  8,   /* field[8] = created_at */
+  0,   /* field[0] = delivery_id */
+  2,   /* field[2] = event_id */
+  10,   /* field[10] = finished_at */
+  7,   /* field[7] = last_error */
+  6,   /* field[6] = last_status */
+  9,   /* field[9] = next_attempt_at */
+  3,   /* field[3] = sequence */
+  4,   /* field[4] = state */
+  1,   /* field[1] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__delivery__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__delivery__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.Delivery",
+  "Delivery",
+  "Portal__Audit__V1__Delivery",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__Delivery),
+  11,
+  portal__audit__v1__delivery__field_descriptors,
+  portal__audit__v1__delivery__field_indices_by_name,
+  1,  portal__audit__v1__delivery__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__delivery__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__list_deliveries_request__field_descriptors[5] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "webhook_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesRequest, state),
+    &portal__audit__v1__delivery_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__list_deliveries_request__field_indices_by_name[] = {
+  0,   /* field[0] = organization_id */
+  2,   /* field[2] = page_size */
+  3,   /* field[3] = page_token */
+  4,   /* field[4] = state */
+  1,   /* field[1] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__list_deliveries_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__list_deliveries_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.ListDeliveriesRequest",
+  "ListDeliveriesRequest",
+  "Portal__Audit__V1__ListDeliveriesRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__ListDeliveriesRequest),
+  5,
+  portal__audit__v1__list_deliveries_request__field_descriptors,
+  portal__audit__v1__list_deliveries_request__field_indices_by_name,
+  1,  portal__audit__v1__list_deliveries_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__list_deliveries_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__list_deliveries_response__field_descriptors[2] =
+{
+  {
+    "deliveries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Audit__V1__ListDeliveriesResponse, n_deliveries),
+    offsetof(Portal__Audit__V1__ListDeliveriesResponse, deliveries),
+    &portal__audit__v1__delivery__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__ListDeliveriesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__list_deliveries_response__field_indices_by_name[] = {
+  0,   /* field[0] = deliveries */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange portal__audit__v1__list_deliveries_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__list_deliveries_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.ListDeliveriesResponse",
+  "ListDeliveriesResponse",
+  "Portal__Audit__V1__ListDeliveriesResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__ListDeliveriesResponse),
+  2,
+  portal__audit__v1__list_deliveries_response__field_descriptors,
+  portal__audit__v1__list_deliveries_response__field_indices_by_name,
+  1,  portal__audit__v1__list_deliveries_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__list_deliveries_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__redeliver_event_request__field_descriptors[3] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__RedeliverEventRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "webhook_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__RedeliverEventRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__RedeliverEventRequest, event_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__redeliver_event_request__field_indices_by_name[] = {
+  2,   /* field[2] = event_id */
+  0,   /* field[0] = organization_id */
+  1,   /* field[1] = webhook_id */
+};
+static const ProtobufCIntRange portal__audit__v1__redeliver_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__redeliver_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.RedeliverEventRequest",
+  "RedeliverEventRequest",
+  "Portal__Audit__V1__RedeliverEventRequest",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__RedeliverEventRequest),
+  3,
+  portal__audit__v1__redeliver_event_request__field_descriptors,
+  portal__audit__v1__redeliver_event_request__field_indices_by_name,
+  1,  portal__audit__v1__redeliver_event_request__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__redeliver_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__audit__v1__redeliver_event_response__field_descriptors[1] =
+{
+  {
+    "delivery",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Audit__V1__RedeliverEventResponse, delivery),
+    &portal__audit__v1__delivery__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__audit__v1__redeliver_event_response__field_indices_by_name[] = {
+  0,   /* field[0] = delivery */
+};
+static const ProtobufCIntRange portal__audit__v1__redeliver_event_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__audit__v1__redeliver_event_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.RedeliverEventResponse",
+  "RedeliverEventResponse",
+  "Portal__Audit__V1__RedeliverEventResponse",
+  "portal.audit.v1",
+  sizeof(Portal__Audit__V1__RedeliverEventResponse),
+  1,
+  portal__audit__v1__redeliver_event_response__field_descriptors,
+  portal__audit__v1__redeliver_event_response__field_indices_by_name,
+  1,  portal__audit__v1__redeliver_event_response__number_ranges,
+  (ProtobufCMessageInit) portal__audit__v1__redeliver_event_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue portal__audit__v1__event_type__enum_values_by_number[4] =
 {
   { "EVENT_TYPE_UNSPECIFIED", "PORTAL__AUDIT__V1__EVENT_TYPE__EVENT_TYPE_UNSPECIFIED", 0 },
@@ -1944,7 +3606,39 @@ const ProtobufCEnumDescriptor portal__audit__v1__subject_kind__descriptor =
   portal__audit__v1__subject_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__audit__v1__audit_service__method_descriptors[6] =
+static const ProtobufCEnumValue portal__audit__v1__delivery_state__enum_values_by_number[4] =
+{
+  { "DELIVERY_STATE_UNSPECIFIED", "PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_UNSPECIFIED", 0 },
+  { "DELIVERY_STATE_PENDING", "PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_PENDING", 1 },
+  { "DELIVERY_STATE_DELIVERED", "PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED", 2 },
+  { "DELIVERY_STATE_FAILED", "PORTAL__AUDIT__V1__DELIVERY_STATE__DELIVERY_STATE_FAILED", 3 },
+};
+static const ProtobufCIntRange portal__audit__v1__delivery_state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex portal__audit__v1__delivery_state__enum_values_by_name[4] =
+{
+  { "DELIVERY_STATE_DELIVERED", 2 },
+  { "DELIVERY_STATE_FAILED", 3 },
+  { "DELIVERY_STATE_PENDING", 1 },
+  { "DELIVERY_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor portal__audit__v1__delivery_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "portal.audit.v1.DeliveryState",
+  "DeliveryState",
+  "Portal__Audit__V1__DeliveryState",
+  "portal.audit.v1",
+  4,
+  portal__audit__v1__delivery_state__enum_values_by_number,
+  4,
+  portal__audit__v1__delivery_state__enum_values_by_name,
+  1,
+  portal__audit__v1__delivery_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor portal__audit__v1__audit_service__method_descriptors[12] =
 {
   { "AppendEvents", &portal__audit__v1__append_events_request__descriptor, &portal__audit__v1__append_events_response__descriptor },
   { "ListEvents", &portal__audit__v1__list_events_request__descriptor, &portal__audit__v1__list_events_response__descriptor },
@@ -1952,12 +3646,24 @@ static const ProtobufCMethodDescriptor portal__audit__v1__audit_service__method_
   { "RecentEvents", &portal__audit__v1__recent_events_request__descriptor, &portal__audit__v1__recent_events_response__descriptor },
   { "VerifyChain", &portal__audit__v1__verify_chain_request__descriptor, &portal__audit__v1__verify_chain_response__descriptor },
   { "WatchEvents", &portal__audit__v1__watch_events_request__descriptor, &portal__audit__v1__watch_events_response__descriptor },
+  { "CreateWebhook", &portal__audit__v1__create_webhook_request__descriptor, &portal__audit__v1__create_webhook_response__descriptor },
+  { "ListWebhooks", &portal__audit__v1__list_webhooks_request__descriptor, &portal__audit__v1__list_webhooks_response__descriptor },
+  { "UpdateWebhook", &portal__audit__v1__update_webhook_request__descriptor, &portal__audit__v1__update_webhook_response__descriptor },
+  { "DeleteWebhook", &portal__audit__v1__delete_webhook_request__descriptor, &portal__audit__v1__delete_webhook_response__descriptor },
+  { "ListDeliveries", &portal__audit__v1__list_deliveries_request__descriptor, &portal__audit__v1__list_deliveries_response__descriptor },
+  { "RedeliverEvent", &portal__audit__v1__redeliver_event_request__descriptor, &portal__audit__v1__redeliver_event_response__descriptor },
 };
 const unsigned portal__audit__v1__audit_service__method_indices_by_name[] = {
   0,        /* AppendEvents */
+  6,        /* CreateWebhook */
+  9,        /* DeleteWebhook */
   2,        /* ExportEventsCsv */
+  10,        /* ListDeliveries */
   1,        /* ListEvents */
+  7,        /* ListWebhooks */
   3,        /* RecentEvents */
+  11,        /* RedeliverEvent */
+  8,        /* UpdateWebhook */
   4,        /* VerifyChain */
   5         /* WatchEvents */
 };
@@ -1968,7 +3674,7 @@ const ProtobufCServiceDescriptor portal__audit__v1__audit_service__descriptor =
   "AuditService",
   "Portal__Audit__V1__AuditService",
   "portal.audit.v1",
-  6,
+  12,
   portal__audit__v1__audit_service__method_descriptors,
   portal__audit__v1__audit_service__method_indices_by_name
 };
@@ -2019,6 +3725,54 @@ void portal__audit__v1__audit_service__watch_events(ProtobufCService *service,
 {
   assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__create_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__CreateWebhookRequest *input,
+                                                      Portal__Audit__V1__CreateWebhookResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__list_webhooks(ProtobufCService *service,
+                                                     const Portal__Audit__V1__ListWebhooksRequest *input,
+                                                     Portal__Audit__V1__ListWebhooksResponse_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__update_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__UpdateWebhookRequest *input,
+                                                      Portal__Audit__V1__UpdateWebhookResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__delete_webhook(ProtobufCService *service,
+                                                      const Portal__Audit__V1__DeleteWebhookRequest *input,
+                                                      Portal__Audit__V1__DeleteWebhookResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__list_deliveries(ProtobufCService *service,
+                                                       const Portal__Audit__V1__ListDeliveriesRequest *input,
+                                                       Portal__Audit__V1__ListDeliveriesResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__audit__v1__audit_service__redeliver_event(ProtobufCService *service,
+                                                       const Portal__Audit__V1__RedeliverEventRequest *input,
+                                                       Portal__Audit__V1__RedeliverEventResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &portal__audit__v1__audit_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__audit__v1__audit_service__init (Portal__Audit__V1__AuditService_Service *service,
                                              Portal__Audit__V1__AuditService_ServiceDestroy destroy)

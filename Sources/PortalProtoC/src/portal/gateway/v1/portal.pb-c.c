@@ -1357,6 +1357,546 @@ void   portal__gateway__v1__watch_audit_events_response__free_unpacked
   assert(message->base.descriptor == &portal__gateway__v1__watch_audit_events_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__gateway__v1__create_webhook_request__init
+                     (Portal__Gateway__V1__CreateWebhookRequest         *message)
+{
+  static const Portal__Gateway__V1__CreateWebhookRequest init_value = PORTAL__GATEWAY__V1__CREATE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__create_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__CreateWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__create_webhook_request__pack
+                     (const Portal__Gateway__V1__CreateWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__create_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__CreateWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__CreateWebhookRequest *
+       portal__gateway__v1__create_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__CreateWebhookRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__create_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__create_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__CreateWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__create_webhook_response__init
+                     (Portal__Gateway__V1__CreateWebhookResponse         *message)
+{
+  static const Portal__Gateway__V1__CreateWebhookResponse init_value = PORTAL__GATEWAY__V1__CREATE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__create_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__CreateWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__create_webhook_response__pack
+                     (const Portal__Gateway__V1__CreateWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__create_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__CreateWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__CreateWebhookResponse *
+       portal__gateway__v1__create_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__CreateWebhookResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__create_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__create_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__CreateWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__create_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__list_webhooks_request__init
+                     (Portal__Gateway__V1__ListWebhooksRequest         *message)
+{
+  static const Portal__Gateway__V1__ListWebhooksRequest init_value = PORTAL__GATEWAY__V1__LIST_WEBHOOKS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__list_webhooks_request__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhooksRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__list_webhooks_request__pack
+                     (const Portal__Gateway__V1__ListWebhooksRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__list_webhooks_request__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhooksRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__ListWebhooksRequest *
+       portal__gateway__v1__list_webhooks_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__ListWebhooksRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__list_webhooks_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__list_webhooks_request__free_unpacked
+                     (Portal__Gateway__V1__ListWebhooksRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__list_webhooks_response__init
+                     (Portal__Gateway__V1__ListWebhooksResponse         *message)
+{
+  static const Portal__Gateway__V1__ListWebhooksResponse init_value = PORTAL__GATEWAY__V1__LIST_WEBHOOKS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__list_webhooks_response__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhooksResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__list_webhooks_response__pack
+                     (const Portal__Gateway__V1__ListWebhooksResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__list_webhooks_response__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhooksResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__ListWebhooksResponse *
+       portal__gateway__v1__list_webhooks_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__ListWebhooksResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__list_webhooks_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__list_webhooks_response__free_unpacked
+                     (Portal__Gateway__V1__ListWebhooksResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhooks_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__update_webhook_request__init
+                     (Portal__Gateway__V1__UpdateWebhookRequest         *message)
+{
+  static const Portal__Gateway__V1__UpdateWebhookRequest init_value = PORTAL__GATEWAY__V1__UPDATE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__update_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__UpdateWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__update_webhook_request__pack
+                     (const Portal__Gateway__V1__UpdateWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__update_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__UpdateWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__UpdateWebhookRequest *
+       portal__gateway__v1__update_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__UpdateWebhookRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__update_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__update_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__UpdateWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__update_webhook_response__init
+                     (Portal__Gateway__V1__UpdateWebhookResponse         *message)
+{
+  static const Portal__Gateway__V1__UpdateWebhookResponse init_value = PORTAL__GATEWAY__V1__UPDATE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__update_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__UpdateWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__update_webhook_response__pack
+                     (const Portal__Gateway__V1__UpdateWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__update_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__UpdateWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__UpdateWebhookResponse *
+       portal__gateway__v1__update_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__UpdateWebhookResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__update_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__update_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__UpdateWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__update_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__delete_webhook_request__init
+                     (Portal__Gateway__V1__DeleteWebhookRequest         *message)
+{
+  static const Portal__Gateway__V1__DeleteWebhookRequest init_value = PORTAL__GATEWAY__V1__DELETE_WEBHOOK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__delete_webhook_request__get_packed_size
+                     (const Portal__Gateway__V1__DeleteWebhookRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__delete_webhook_request__pack
+                     (const Portal__Gateway__V1__DeleteWebhookRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__delete_webhook_request__pack_to_buffer
+                     (const Portal__Gateway__V1__DeleteWebhookRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__DeleteWebhookRequest *
+       portal__gateway__v1__delete_webhook_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__DeleteWebhookRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__delete_webhook_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__delete_webhook_request__free_unpacked
+                     (Portal__Gateway__V1__DeleteWebhookRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__delete_webhook_response__init
+                     (Portal__Gateway__V1__DeleteWebhookResponse         *message)
+{
+  static const Portal__Gateway__V1__DeleteWebhookResponse init_value = PORTAL__GATEWAY__V1__DELETE_WEBHOOK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__delete_webhook_response__get_packed_size
+                     (const Portal__Gateway__V1__DeleteWebhookResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__delete_webhook_response__pack
+                     (const Portal__Gateway__V1__DeleteWebhookResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__delete_webhook_response__pack_to_buffer
+                     (const Portal__Gateway__V1__DeleteWebhookResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__DeleteWebhookResponse *
+       portal__gateway__v1__delete_webhook_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__DeleteWebhookResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__delete_webhook_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__delete_webhook_response__free_unpacked
+                     (Portal__Gateway__V1__DeleteWebhookResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__delete_webhook_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__list_webhook_deliveries_request__init
+                     (Portal__Gateway__V1__ListWebhookDeliveriesRequest         *message)
+{
+  static const Portal__Gateway__V1__ListWebhookDeliveriesRequest init_value = PORTAL__GATEWAY__V1__LIST_WEBHOOK_DELIVERIES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__list_webhook_deliveries_request__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__list_webhook_deliveries_request__pack
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__list_webhook_deliveries_request__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__ListWebhookDeliveriesRequest *
+       portal__gateway__v1__list_webhook_deliveries_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__ListWebhookDeliveriesRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__list_webhook_deliveries_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__list_webhook_deliveries_request__free_unpacked
+                     (Portal__Gateway__V1__ListWebhookDeliveriesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__list_webhook_deliveries_response__init
+                     (Portal__Gateway__V1__ListWebhookDeliveriesResponse         *message)
+{
+  static const Portal__Gateway__V1__ListWebhookDeliveriesResponse init_value = PORTAL__GATEWAY__V1__LIST_WEBHOOK_DELIVERIES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__list_webhook_deliveries_response__get_packed_size
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__list_webhook_deliveries_response__pack
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__list_webhook_deliveries_response__pack_to_buffer
+                     (const Portal__Gateway__V1__ListWebhookDeliveriesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__ListWebhookDeliveriesResponse *
+       portal__gateway__v1__list_webhook_deliveries_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__ListWebhookDeliveriesResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__list_webhook_deliveries_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__list_webhook_deliveries_response__free_unpacked
+                     (Portal__Gateway__V1__ListWebhookDeliveriesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__list_webhook_deliveries_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__redeliver_webhook_event_request__init
+                     (Portal__Gateway__V1__RedeliverWebhookEventRequest         *message)
+{
+  static const Portal__Gateway__V1__RedeliverWebhookEventRequest init_value = PORTAL__GATEWAY__V1__REDELIVER_WEBHOOK_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__redeliver_webhook_event_request__get_packed_size
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__redeliver_webhook_event_request__pack
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__redeliver_webhook_event_request__pack_to_buffer
+                     (const Portal__Gateway__V1__RedeliverWebhookEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__RedeliverWebhookEventRequest *
+       portal__gateway__v1__redeliver_webhook_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__RedeliverWebhookEventRequest *)
+     protobuf_c_message_unpack (&portal__gateway__v1__redeliver_webhook_event_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__redeliver_webhook_event_request__free_unpacked
+                     (Portal__Gateway__V1__RedeliverWebhookEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__gateway__v1__redeliver_webhook_event_response__init
+                     (Portal__Gateway__V1__RedeliverWebhookEventResponse         *message)
+{
+  static const Portal__Gateway__V1__RedeliverWebhookEventResponse init_value = PORTAL__GATEWAY__V1__REDELIVER_WEBHOOK_EVENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__gateway__v1__redeliver_webhook_event_response__get_packed_size
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse *message)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__gateway__v1__redeliver_webhook_event_response__pack
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__gateway__v1__redeliver_webhook_event_response__pack_to_buffer
+                     (const Portal__Gateway__V1__RedeliverWebhookEventResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Gateway__V1__RedeliverWebhookEventResponse *
+       portal__gateway__v1__redeliver_webhook_event_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Gateway__V1__RedeliverWebhookEventResponse *)
+     protobuf_c_message_unpack (&portal__gateway__v1__redeliver_webhook_event_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__gateway__v1__redeliver_webhook_event_response__free_unpacked
+                     (Portal__Gateway__V1__RedeliverWebhookEventResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__gateway__v1__redeliver_webhook_event_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portal__gateway__v1__list_members_request__init
                      (Portal__Gateway__V1__ListMembersRequest         *message)
 {
@@ -4061,6 +4601,656 @@ const ProtobufCMessageDescriptor portal__gateway__v1__watch_audit_events_respons
   (ProtobufCMessageInit) portal__gateway__v1__watch_audit_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__gateway__v1__create_webhook_request__field_descriptors[3] =
+{
+  {
+    "url",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__CreateWebhookRequest, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Gateway__V1__CreateWebhookRequest, n_event_types),
+    offsetof(Portal__Gateway__V1__CreateWebhookRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__CreateWebhookRequest, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__create_webhook_request__field_indices_by_name[] = {
+  2,   /* field[2] = description */
+  1,   /* field[1] = event_types */
+  0,   /* field[0] = url */
+};
+static const ProtobufCIntRange portal__gateway__v1__create_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__create_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.CreateWebhookRequest",
+  "CreateWebhookRequest",
+  "Portal__Gateway__V1__CreateWebhookRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__CreateWebhookRequest),
+  3,
+  portal__gateway__v1__create_webhook_request__field_descriptors,
+  portal__gateway__v1__create_webhook_request__field_indices_by_name,
+  1,  portal__gateway__v1__create_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__create_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__create_webhook_response__field_descriptors[2] =
+{
+  {
+    "webhook",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__CreateWebhookResponse, webhook),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__CreateWebhookResponse, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__create_webhook_response__field_indices_by_name[] = {
+  1,   /* field[1] = secret */
+  0,   /* field[0] = webhook */
+};
+static const ProtobufCIntRange portal__gateway__v1__create_webhook_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__create_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.CreateWebhookResponse",
+  "CreateWebhookResponse",
+  "Portal__Gateway__V1__CreateWebhookResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__CreateWebhookResponse),
+  2,
+  portal__gateway__v1__create_webhook_response__field_descriptors,
+  portal__gateway__v1__create_webhook_response__field_indices_by_name,
+  1,  portal__gateway__v1__create_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__create_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define portal__gateway__v1__list_webhooks_request__field_descriptors NULL
+#define portal__gateway__v1__list_webhooks_request__field_indices_by_name NULL
+#define portal__gateway__v1__list_webhooks_request__number_ranges NULL
+const ProtobufCMessageDescriptor portal__gateway__v1__list_webhooks_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.ListWebhooksRequest",
+  "ListWebhooksRequest",
+  "Portal__Gateway__V1__ListWebhooksRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__ListWebhooksRequest),
+  0,
+  portal__gateway__v1__list_webhooks_request__field_descriptors,
+  portal__gateway__v1__list_webhooks_request__field_indices_by_name,
+  0,  portal__gateway__v1__list_webhooks_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__list_webhooks_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__list_webhooks_response__field_descriptors[1] =
+{
+  {
+    "webhooks",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Gateway__V1__ListWebhooksResponse, n_webhooks),
+    offsetof(Portal__Gateway__V1__ListWebhooksResponse, webhooks),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__list_webhooks_response__field_indices_by_name[] = {
+  0,   /* field[0] = webhooks */
+};
+static const ProtobufCIntRange portal__gateway__v1__list_webhooks_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__list_webhooks_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.ListWebhooksResponse",
+  "ListWebhooksResponse",
+  "Portal__Gateway__V1__ListWebhooksResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__ListWebhooksResponse),
+  1,
+  portal__gateway__v1__list_webhooks_response__field_descriptors,
+  portal__gateway__v1__list_webhooks_response__field_indices_by_name,
+  1,  portal__gateway__v1__list_webhooks_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__list_webhooks_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__update_webhook_request__field_descriptors[10] =
+{
+  {
+    "webhook_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_url",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, set_url),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_event_types",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, set_event_types),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_types",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, n_event_types),
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, event_types),
+    &portal__audit__v1__event_type__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_description",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, set_description),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "set_enabled",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, set_enabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "enabled",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, enabled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rotate_secret",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookRequest, rotate_secret),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__update_webhook_request__field_indices_by_name[] = {
+  6,   /* field[6] = description */
+  8,   /* field[8] = enabled */
+  4,   /* field[4] = event_types */
+  9,   /* field[9] = rotate_secret */
+  5,   /* field[5] = set_description */
+  7,   /* field[7] = set_enabled */
+  3,   /* field[3] = set_event_types */
+  1,   /* field[1] = set_url */
+  2,   /* field[2] = url */
+  0,   /* field[0] = webhook_id */
+};
+static const ProtobufCIntRange portal__gateway__v1__update_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__update_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.UpdateWebhookRequest",
+  "UpdateWebhookRequest",
+  "Portal__Gateway__V1__UpdateWebhookRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__UpdateWebhookRequest),
+  10,
+  portal__gateway__v1__update_webhook_request__field_descriptors,
+  portal__gateway__v1__update_webhook_request__field_indices_by_name,
+  1,  portal__gateway__v1__update_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__update_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__update_webhook_response__field_descriptors[2] =
+{
+  {
+    "webhook",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookResponse, webhook),
+    &portal__audit__v1__webhook__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secret",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__UpdateWebhookResponse, secret),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__update_webhook_response__field_indices_by_name[] = {
+  1,   /* field[1] = secret */
+  0,   /* field[0] = webhook */
+};
+static const ProtobufCIntRange portal__gateway__v1__update_webhook_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__update_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.UpdateWebhookResponse",
+  "UpdateWebhookResponse",
+  "Portal__Gateway__V1__UpdateWebhookResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__UpdateWebhookResponse),
+  2,
+  portal__gateway__v1__update_webhook_response__field_descriptors,
+  portal__gateway__v1__update_webhook_response__field_indices_by_name,
+  1,  portal__gateway__v1__update_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__update_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__delete_webhook_request__field_descriptors[1] =
+{
+  {
+    "webhook_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__DeleteWebhookRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__delete_webhook_request__field_indices_by_name[] = {
+  0,   /* field[0] = webhook_id */
+};
+static const ProtobufCIntRange portal__gateway__v1__delete_webhook_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__delete_webhook_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.DeleteWebhookRequest",
+  "DeleteWebhookRequest",
+  "Portal__Gateway__V1__DeleteWebhookRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__DeleteWebhookRequest),
+  1,
+  portal__gateway__v1__delete_webhook_request__field_descriptors,
+  portal__gateway__v1__delete_webhook_request__field_indices_by_name,
+  1,  portal__gateway__v1__delete_webhook_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__delete_webhook_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define portal__gateway__v1__delete_webhook_response__field_descriptors NULL
+#define portal__gateway__v1__delete_webhook_response__field_indices_by_name NULL
+#define portal__gateway__v1__delete_webhook_response__number_ranges NULL
+const ProtobufCMessageDescriptor portal__gateway__v1__delete_webhook_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.DeleteWebhookResponse",
+  "DeleteWebhookResponse",
+  "Portal__Gateway__V1__DeleteWebhookResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__DeleteWebhookResponse),
+  0,
+  portal__gateway__v1__delete_webhook_response__field_descriptors,
+  portal__gateway__v1__delete_webhook_response__field_indices_by_name,
+  0,  portal__gateway__v1__delete_webhook_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__delete_webhook_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__list_webhook_deliveries_request__field_descriptors[4] =
+{
+  {
+    "webhook_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesRequest, state),
+    &portal__audit__v1__delivery_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__list_webhook_deliveries_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+  3,   /* field[3] = state */
+  0,   /* field[0] = webhook_id */
+};
+static const ProtobufCIntRange portal__gateway__v1__list_webhook_deliveries_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__list_webhook_deliveries_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.ListWebhookDeliveriesRequest",
+  "ListWebhookDeliveriesRequest",
+  "Portal__Gateway__V1__ListWebhookDeliveriesRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__ListWebhookDeliveriesRequest),
+  4,
+  portal__gateway__v1__list_webhook_deliveries_request__field_descriptors,
+  portal__gateway__v1__list_webhook_deliveries_request__field_indices_by_name,
+  1,  portal__gateway__v1__list_webhook_deliveries_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__list_webhook_deliveries_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__list_webhook_deliveries_response__field_descriptors[2] =
+{
+  {
+    "deliveries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesResponse, n_deliveries),
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesResponse, deliveries),
+    &portal__audit__v1__delivery__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__ListWebhookDeliveriesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__list_webhook_deliveries_response__field_indices_by_name[] = {
+  0,   /* field[0] = deliveries */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange portal__gateway__v1__list_webhook_deliveries_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__list_webhook_deliveries_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.ListWebhookDeliveriesResponse",
+  "ListWebhookDeliveriesResponse",
+  "Portal__Gateway__V1__ListWebhookDeliveriesResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__ListWebhookDeliveriesResponse),
+  2,
+  portal__gateway__v1__list_webhook_deliveries_response__field_descriptors,
+  portal__gateway__v1__list_webhook_deliveries_response__field_indices_by_name,
+  1,  portal__gateway__v1__list_webhook_deliveries_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__list_webhook_deliveries_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__redeliver_webhook_event_request__field_descriptors[2] =
+{
+  {
+    "webhook_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__RedeliverWebhookEventRequest, webhook_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__RedeliverWebhookEventRequest, event_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__redeliver_webhook_event_request__field_indices_by_name[] = {
+  1,   /* field[1] = event_id */
+  0,   /* field[0] = webhook_id */
+};
+static const ProtobufCIntRange portal__gateway__v1__redeliver_webhook_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__redeliver_webhook_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.RedeliverWebhookEventRequest",
+  "RedeliverWebhookEventRequest",
+  "Portal__Gateway__V1__RedeliverWebhookEventRequest",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__RedeliverWebhookEventRequest),
+  2,
+  portal__gateway__v1__redeliver_webhook_event_request__field_descriptors,
+  portal__gateway__v1__redeliver_webhook_event_request__field_indices_by_name,
+  1,  portal__gateway__v1__redeliver_webhook_event_request__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__redeliver_webhook_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__gateway__v1__redeliver_webhook_event_response__field_descriptors[1] =
+{
+  {
+    "delivery",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Gateway__V1__RedeliverWebhookEventResponse, delivery),
+    &portal__audit__v1__delivery__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__gateway__v1__redeliver_webhook_event_response__field_indices_by_name[] = {
+  0,   /* field[0] = delivery */
+};
+static const ProtobufCIntRange portal__gateway__v1__redeliver_webhook_event_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__gateway__v1__redeliver_webhook_event_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.gateway.v1.RedeliverWebhookEventResponse",
+  "RedeliverWebhookEventResponse",
+  "Portal__Gateway__V1__RedeliverWebhookEventResponse",
+  "portal.gateway.v1",
+  sizeof(Portal__Gateway__V1__RedeliverWebhookEventResponse),
+  1,
+  portal__gateway__v1__redeliver_webhook_event_response__field_descriptors,
+  portal__gateway__v1__redeliver_webhook_event_response__field_indices_by_name,
+  1,  portal__gateway__v1__redeliver_webhook_event_response__number_ranges,
+  (ProtobufCMessageInit) portal__gateway__v1__redeliver_webhook_event_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor portal__gateway__v1__list_members_request__field_descriptors[6] =
 {
   {
@@ -4860,7 +6050,7 @@ const ProtobufCEnumDescriptor portal__gateway__v1__dashboard_section__descriptor
   portal__gateway__v1__dashboard_section__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__method_descriptors[22] =
+static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__method_descriptors[28] =
 {
   { "Login", &portal__gateway__v1__login_request__descriptor, &portal__gateway__v1__login_response__descriptor },
   { "AcceptInvite", &portal__gateway__v1__accept_invite_request__descriptor, &portal__gateway__v1__accept_invite_response__descriptor },
@@ -4877,6 +6067,12 @@ static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__meth
   { "ListAuditEvents", &portal__gateway__v1__list_audit_events_request__descriptor, &portal__gateway__v1__list_audit_events_response__descriptor },
   { "ExportAuditEventsCsv", &portal__gateway__v1__export_audit_events_csv_request__descriptor, &portal__gateway__v1__export_audit_events_csv_response__descriptor },
   { "WatchAuditEvents", &portal__gateway__v1__watch_audit_events_request__descriptor, &portal__gateway__v1__watch_audit_events_response__descriptor },
+  { "CreateWebhook", &portal__gateway__v1__create_webhook_request__descriptor, &portal__gateway__v1__create_webhook_response__descriptor },
+  { "ListWebhooks", &portal__gateway__v1__list_webhooks_request__descriptor, &portal__gateway__v1__list_webhooks_response__descriptor },
+  { "UpdateWebhook", &portal__gateway__v1__update_webhook_request__descriptor, &portal__gateway__v1__update_webhook_response__descriptor },
+  { "DeleteWebhook", &portal__gateway__v1__delete_webhook_request__descriptor, &portal__gateway__v1__delete_webhook_response__descriptor },
+  { "ListWebhookDeliveries", &portal__gateway__v1__list_webhook_deliveries_request__descriptor, &portal__gateway__v1__list_webhook_deliveries_response__descriptor },
+  { "RedeliverWebhookEvent", &portal__gateway__v1__redeliver_webhook_event_request__descriptor, &portal__gateway__v1__redeliver_webhook_event_response__descriptor },
   { "ListMembers", &portal__gateway__v1__list_members_request__descriptor, &portal__gateway__v1__list_members_response__descriptor },
   { "ListInvites", &portal__gateway__v1__list_invites_request__descriptor, &portal__gateway__v1__list_invites_response__descriptor },
   { "InviteMember", &portal__gateway__v1__invite_member_request__descriptor, &portal__gateway__v1__invite_member_response__descriptor },
@@ -4888,24 +6084,30 @@ static const ProtobufCMethodDescriptor portal__gateway__v1__portal_service__meth
 const unsigned portal__gateway__v1__portal_service__method_indices_by_name[] = {
   1,        /* AcceptInvite */
   9,        /* Activate */
-  21,        /* DeleteMember */
+  15,        /* CreateWebhook */
+  27,        /* DeleteMember */
+  18,        /* DeleteWebhook */
   11,        /* ExportActivationsCsv */
   13,        /* ExportAuditEventsCsv */
   4,        /* GetDashboard */
   8,        /* GetEntitlement */
   6,        /* GetProduct */
-  17,        /* InviteMember */
+  23,        /* InviteMember */
   10,        /* ListActivations */
   12,        /* ListAuditEvents */
   7,        /* ListEntitlements */
-  16,        /* ListInvites */
-  15,        /* ListMembers */
+  22,        /* ListInvites */
+  21,        /* ListMembers */
   5,        /* ListProducts */
+  19,        /* ListWebhookDeliveries */
+  16,        /* ListWebhooks */
   0,        /* Login */
   2,        /* Logout */
-  18,        /* ResendInvite */
-  19,        /* RevokeInvite */
-  20,        /* UpdateMember */
+  20,        /* RedeliverWebhookEvent */
+  24,        /* ResendInvite */
+  25,        /* RevokeInvite */
+  26,        /* UpdateMember */
+  17,        /* UpdateWebhook */
   14,        /* WatchAuditEvents */
   3         /* WhoAmI */
 };
@@ -4916,7 +6118,7 @@ const ProtobufCServiceDescriptor portal__gateway__v1__portal_service__descriptor
   "PortalService",
   "Portal__Gateway__V1__PortalService",
   "portal.gateway.v1",
-  22,
+  28,
   portal__gateway__v1__portal_service__method_descriptors,
   portal__gateway__v1__portal_service__method_indices_by_name
 };
@@ -5040,13 +6242,61 @@ void portal__gateway__v1__portal_service__watch_audit_events(ProtobufCService *s
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
   service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void portal__gateway__v1__portal_service__create_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__CreateWebhookRequest *input,
+                                                         Portal__Gateway__V1__CreateWebhookResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__gateway__v1__portal_service__list_webhooks(ProtobufCService *service,
+                                                        const Portal__Gateway__V1__ListWebhooksRequest *input,
+                                                        Portal__Gateway__V1__ListWebhooksResponse_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__gateway__v1__portal_service__update_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__UpdateWebhookRequest *input,
+                                                         Portal__Gateway__V1__UpdateWebhookResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__gateway__v1__portal_service__delete_webhook(ProtobufCService *service,
+                                                         const Portal__Gateway__V1__DeleteWebhookRequest *input,
+                                                         Portal__Gateway__V1__DeleteWebhookResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__gateway__v1__portal_service__list_webhook_deliveries(ProtobufCService *service,
+                                                                  const Portal__Gateway__V1__ListWebhookDeliveriesRequest *input,
+                                                                  Portal__Gateway__V1__ListWebhookDeliveriesResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__gateway__v1__portal_service__redeliver_webhook_event(ProtobufCService *service,
+                                                                  const Portal__Gateway__V1__RedeliverWebhookEventRequest *input,
+                                                                  Portal__Gateway__V1__RedeliverWebhookEventResponse_Closure closure,
+                                                                  void *closure_data)
+{
+  assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
+  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void portal__gateway__v1__portal_service__list_members(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListMembersRequest *input,
                                                        Portal__Gateway__V1__ListMembersResponse_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__list_invites(ProtobufCService *service,
                                                        const Portal__Gateway__V1__ListInvitesRequest *input,
@@ -5054,7 +6304,7 @@ void portal__gateway__v1__portal_service__list_invites(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 22, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__invite_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__InviteMemberRequest *input,
@@ -5062,7 +6312,7 @@ void portal__gateway__v1__portal_service__invite_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 23, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__resend_invite(ProtobufCService *service,
                                                         const Portal__Gateway__V1__ResendInviteRequest *input,
@@ -5070,7 +6320,7 @@ void portal__gateway__v1__portal_service__resend_invite(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 24, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__revoke_invite(ProtobufCService *service,
                                                         const Portal__Gateway__V1__RevokeInviteRequest *input,
@@ -5078,7 +6328,7 @@ void portal__gateway__v1__portal_service__revoke_invite(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 25, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__update_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__UpdateMemberRequest *input,
@@ -5086,7 +6336,7 @@ void portal__gateway__v1__portal_service__update_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 20, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 26, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__delete_member(ProtobufCService *service,
                                                         const Portal__Gateway__V1__DeleteMemberRequest *input,
@@ -5094,7 +6344,7 @@ void portal__gateway__v1__portal_service__delete_member(ProtobufCService *servic
                                                         void *closure_data)
 {
   assert(service->descriptor == &portal__gateway__v1__portal_service__descriptor);
-  service->invoke(service, 21, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 27, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__gateway__v1__portal_service__init (Portal__Gateway__V1__PortalService_Service *service,
                                                 Portal__Gateway__V1__PortalService_ServiceDestroy destroy)

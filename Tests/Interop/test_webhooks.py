@@ -1,0 +1,237 @@
+"""Webhooks end to end: endpoints registered through the gateway (Admins only), deliveries POSTed
+to a real HTTP receiver (Python's http.server) that checks every signature, retried after 500s and
+timeouts, in order per endpoint, redelivered on request, signed by both secrets during a rotation,
+given up after 24 hours (the audit service's clock moved), and nothing lost when the delivering
+audit service is killed with SIGKILL mid-queue."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import pytest
+
+import support
+import test_gateway
+from test_audit_delivery import FixedPortServer, new_organization
+from test_gateway import G, I, T, bearer, refused, unique
+
+A = test_gateway.A
+ADMIN = [("x-portal-member-id", "mem_admin"), ("x-portal-display-name", "Ada Lovelace")]
+WEBHOOK_ARGS = ["--webhook-private-networks", "--webhook-timeout", "1"]
+
+
+@dataclass
+class Delivery:
+    """One POST the receiver got."""
+
+    headers: dict
+    body: bytes
+    received_at: float
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    @property
+    def event_id(self) -> str:
+        return self.headers["portal-event-id"]
+
+
+@dataclass
+class Receiver:
+    """An HTTP endpoint on loopback that records every POST and answers the next ones as `script`
+    says ("500", or "hang": no answer), then 200."""
+
+    server: ThreadingHTTPServer = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    script: list[str] = field(default_factory=list)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/portal"
+
+    def start(self) -> "Receiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                delivery = Delivery({k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                with receiver.lock:
+                    receiver.deliveries.append(delivery)
+                    action = receiver.script.pop(0) if receiver.script else "ok"
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if action == "hang":
+                    time.sleep(3)  # past the service's 1 s timeout
+                    return
+                self.send_response(500 if action == "500" else 200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def event_ids(self) -> list[str]:
+        with self.lock:
+            return [d.event_id for d in self.deliveries]
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[Delivery]:
+        support.wait_until(lambda: len(set(self.event_ids())) >= count, timeout=timeout, interval=0.05)
+        with self.lock:
+            return list(self.deliveries)
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def verify(delivery: Delivery, secret: str, tolerance: float = 300) -> bool:
+    """The integrator's check (README): HMAC-SHA256 of `<timestamp>.<body>` with the secret matches one
+    of the `v1=` signatures, compared in constant time, and the timestamp is recent."""
+    timestamp = delivery.headers["portal-timestamp"]
+    if abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + delivery.body, hashlib.sha256).hexdigest()
+    signatures = [part.split("=", 1)[1] for part in delivery.headers["portal-signature"].split(",") if part.startswith("v1=")]
+    return any(hmac.compare_digest(expected, signature) for signature in signatures)
+
+
+class WebhookStack(test_gateway.Stack):
+    """The gateway stack with an audit service that may deliver to loopback and times out after 1 s."""
+
+    def launch(self, service: str, data_dir: str, *args: str) -> support.ServerProcess:
+        extra = WEBHOOK_ARGS if service == "audit" else []
+        return super().launch(service, data_dir, *args, *extra)
+
+
+@pytest.fixture(scope="module")
+def stack(portal_bin, tmp_path_factory):
+    stack = WebhookStack(portal_bin, tmp_path_factory.mktemp("webhook-stack"))
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_signed_deliveries_arrive_in_order_once_each_and_only_admins_manage_webhooks(stack, receiver):
+    """An Admin registers the receiver for member events; 20 invites made through the gateway arrive
+    as 20 POSTs in the order recorded, each verifying against the secret, naming its event; the
+    deliveries list shows them delivered. Viewers cannot manage webhooks; bad URLs name the field."""
+    (org,) = stack.create_orgs(("Hana", "Hook"))
+    viewer = stack.add_member(org, "Vito", "Viewer")
+    token, viewer_token = stack.login(org.admin), stack.login(viewer)
+    for rpc, request in [("CreateWebhook", G.CreateWebhookRequest(url=receiver.url)), ("ListWebhooks", G.ListWebhooksRequest())]:
+        refused(lambda: stack.call(rpc, request, bearer(viewer_token)), grpc.StatusCode.PERMISSION_DENIED)
+    for url, words in [("ftp://127.0.0.1/x", "https://"), ("http://10.1.2.3/x", "https://"), ("https://0.0.0.0/x", "cannot receive"),
+                       ("https://user:pw@127.0.0.1/x", "user name"), ("https://127.0.0.1:99999/x", "port")]:
+        message = refused(lambda: stack.call("CreateWebhook", G.CreateWebhookRequest(url=url), bearer(token)),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        assert message.startswith("url") and words in message, (url, message)
+
+    created = stack.as_(token, "CreateWebhook", G.CreateWebhookRequest(
+        url=receiver.url, event_types=[A.EVENT_TYPE_MEMBERS], description="CRM sync"))
+    secret, webhook = created.secret, created.webhook
+    assert secret.startswith("whsec_") and webhook.webhook_id.startswith("whk_") and webhook.enabled
+    listed = stack.as_(token, "ListWebhooks", G.ListWebhooksRequest()).webhooks
+    assert [w.webhook_id for w in listed] == [webhook.webhook_id] and "whsec_" not in str(listed)
+
+    emails = [f"hooked{i}.{unique()}@{org.domain}" for i in range(20)]
+    for email in emails:
+        stack.as_(token, "InviteMember", G.InviteMemberRequest(email=email, role=I.ROLE_VIEWER))
+    deliveries = receiver.wait_for(20)
+    assert len(deliveries) == 20, "a delivery arrived twice without a failure"
+    events = [d.json["event"] for d in deliveries]
+    assert [e["message"] for e in events] == [f"Invited {email} as Viewer" for email in emails]
+    sequences = [int(e["sequence"]) for e in events]
+    assert sequences == sorted(sequences)
+    for delivery in deliveries:
+        assert verify(delivery, secret), delivery.headers
+        assert not verify(delivery, secret + "x")
+        assert delivery.headers["portal-event-id"] == delivery.json["event"]["eventId"]
+        assert delivery.headers["portal-webhook-id"] == webhook.webhook_id == delivery.json["webhookId"]
+        assert delivery.headers["content-type"] == "application/json"
+        assert delivery.json["event"]["organizationId"] == org.id
+
+    support.wait_until(lambda: len(stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
+        webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries) == 20, timeout=10)
+    page = stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(webhook_id=webhook.webhook_id, page_size=5))
+    assert len(page.deliveries) == 5 and page.next_page_token
+    assert [d.sequence for d in page.deliveries] == sorted(sequences, reverse=True)[:5]
+    assert all(d.attempts == 1 and d.last_status == 200 for d in page.deliveries)
+
+
+def test_failed_attempts_are_retried_with_backoff_and_hold_later_events_back(stack, receiver):
+    """The first event is answered 500, 500, then not at all (past the 1 s timeout), then 200; the
+    second waits behind it. Both arrive, in order, the first after four attempts, recorded so."""
+    (org,) = stack.create_orgs(("Rita", "Retry"))
+    token = stack.login(org.admin)
+    webhook = stack.as_(token, "CreateWebhook", G.CreateWebhookRequest(url=receiver.url)).webhook
+    receiver.script = ["500", "500", "hang"]
+    started = time.monotonic()
+    for name in ("first", "second"):
+        stack.as_(token, "InviteMember", G.InviteMemberRequest(email=f"{name}.{unique()}@{org.domain}", role=I.ROLE_VIEWER))
+    support.wait_until(lambda: len(receiver.event_ids()) >= 5, timeout=40)
+    ids = receiver.event_ids()
+    assert ids[:4] == [ids[0]] * 4 and ids[4] != ids[0] and len(ids) == 5, ids
+    gaps = [b.received_at - a.received_at for a, b in zip(receiver.deliveries, receiver.deliveries[1:4])]
+    assert gaps[0] >= 0.7 and gaps[1] >= 1.5, f"no backoff between attempts: {gaps}"
+    assert time.monotonic() - started < 30
+    support.wait_until(lambda: stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
+        webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries[-1:] and len(stack.as_(
+            token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
+                webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries) == 2, timeout=10)
+    first = stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(webhook_id=webhook.webhook_id)).deliveries[-1]
+    assert first.event_id == ids[0] and first.attempts == 4 and first.last_status == 200 and first.last_error == ""
+
+
+def test_rotation_signs_with_both_secrets_and_redelivery_repeats_an_event(stack, receiver):
+    """After rotating, deliveries carry a signature for the new secret and one for the old; a
+    redelivery sends the same event (same Portal-Event-Id) under a new delivery id."""
+    (org,) = stack.create_orgs(("Olga", "Overlap"))
+    token = stack.login(org.admin)
+    created = stack.as_(token, "CreateWebhook", G.CreateWebhookRequest(url=receiver.url))
+    rotated = stack.as_(token, "UpdateWebhook", G.UpdateWebhookRequest(webhook_id=created.webhook.webhook_id, rotate_secret=True))
+    assert rotated.secret.startswith("whsec_") and rotated.secret != created.secret
+    assert rotated.webhook.previous_secret_expires_at.seconds > time.time() + 23 * 3600
+    stack.as_(token, "InviteMember", G.InviteMemberRequest(email=f"rotated.{unique()}@{org.domain}", role=I.ROLE_VIEWER))
+    (delivery,) = receiver.wait_for(1)
+    assert delivery.headers["portal-signature"].count("v1=") == 2
+    assert verify(delivery, rotated.secret) and verify(delivery, created.secret)
+
+    again = stack.as_(token, "RedeliverWebhookEvent", G.RedeliverWebhookEventRequest(
+        webhook_id=created.webhook.webhook_id, event_id=delivery.event_id)).delivery
+    assert again.event_id == delivery.event_id and again.state == A.DELIVERY_STATE_PENDING
+    support.wait_until(lambda: len(receiver.deliveries) == 2, timeout=10)
+    repeat = receiver.deliveries[1]
+    assert repeat.event_id == delivery.event_id and repeat.headers["portal-delivery-id"] == again.delivery_id
+    assert repeat.headers["portal-delivery-id"] != delivery.headers["portal-delivery-id"]
+
+    paused = stack.as_(token, "UpdateWebhook", G.UpdateWebhookRequest(
+        webhook_id=created.webhook.webhook_id, set_enabled=True, enabled=False)).webhook
+    assert not paused.enabled
+    stack.as_(token, "InviteMember", G.InviteMemberRequest(email=f"paused.{unique()}@{org.domain}", role=I.ROLE_VIEWER))
+    stack.as_(token, "DeleteWebhook", G.DeleteWebhookRequest(webhook_id=created.webhook.webhook_id))
+    refused(lambda: stack.call("ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(webhook_id=created.webhook.webhook_id),
+                               bearer(token)), grpc.StatusCode.NOT_FOUND)
+    assert len(receiver.deliveries) == 2, "a paused webhook received an event"
