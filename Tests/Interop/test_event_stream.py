@@ -71,12 +71,12 @@ def test_a_follower_resuming_with_its_cursor_misses_and_repeats_nothing_across_r
                 metadata=ADMIN, timeout=60)
 
     invite(0, 100)
-    support.wait_until(lambda: len(follower.events) >= 51, timeout=60)
+    assert support.wait_until(lambda: len(follower.events) >= 51, timeout=60)
     follower.interrupted_at = time.monotonic()
     audit.stop()  # graceful: streams end first, with UNAVAILABLE
     invite(100, 100)  # recorded in identity's outbox meanwhile
     audit.start()
-    support.wait_until(lambda: len(follower.events) >= 151, timeout=60)
+    assert support.wait_until(lambda: len(follower.events) >= 151, timeout=60)
     invite(200, 100)
     follower.interrupted_at = time.monotonic()
     audit.kill9()
@@ -135,11 +135,11 @@ def test_admins_follow_changes_live_through_the_gateway_until_they_are_no_longer
     reader.start()
     email = f"live.{unique()}@{org.domain}"
     s.as_(other_token, "InviteMember", G.InviteMemberRequest(email=email, role=I.ROLE_VIEWER))
-    support.wait_until(lambda: any(not isinstance(m, Exception) and not m.heartbeat for m in received), timeout=20)
+    assert support.wait_until(lambda: any(not isinstance(m, Exception) and not m.heartbeat for m in received), timeout=20)
     events = [m.event for m in received if not isinstance(m, Exception) and not m.heartbeat]
     assert [e.message for e in events] == [f"Invited {email} as Viewer"]
     assert events[0].organization_id == org.id and events[0].user == "Otto Other"
-    support.wait_until(lambda: any(not isinstance(m, Exception) and m.heartbeat for m in received[1:]), timeout=10)
+    assert support.wait_until(lambda: any(not isinstance(m, Exception) and m.heartbeat for m in received[1:]), timeout=10)
 
     s.as_(other_token, "UpdateMember", G.UpdateMemberRequest(member_id=org.admin.member_id, role=I.ROLE_VIEWER))
     reader.join(timeout=15)
@@ -168,7 +168,7 @@ def test_portalctl_events_follows_and_resumes_from_its_cursor_file(gateway_stack
                            + common, capture_output=True, text=True, timeout=60, env=environment)
     assert login.returncode == 0, login.stderr
     count = lambda: s.audit.ListEvents(test_gateway.A.ListEventsRequest(organization_id=org.id), timeout=T).total_size
-    support.wait_until(lambda: count() >= 2, timeout=20)  # the first Admin invited, and joined
+    assert support.wait_until(lambda: count() >= 2, timeout=20)  # the first Admin invited, and joined
     recorded = count()
     cursor_file = tmp_path / "cursor"
     follower = subprocess.Popen(portalctl + ["events", "--follow", "--json", "--cursor", "0", "--cursor-file", str(cursor_file)]
@@ -182,14 +182,14 @@ def test_portalctl_events_follows_and_resumes_from_its_cursor_file(gateway_stack
         s.as_(token, "InviteMember", G.InviteMemberRequest(email=email, role=I.ROLE_VIEWER))
         live = json.loads(follower.stdout.readline())
         assert live["message"] == f"Invited {email} as Viewer" and live["cursor"] == str(recorded + 1), live
-        support.wait_until(lambda: cursor_file.read_text().strip() == str(recorded + 1), timeout=10)
+        assert support.wait_until(lambda: cursor_file.read_text().strip() == str(recorded + 1), timeout=10)
     finally:
         follower.terminate()
         follower.wait(timeout=10)
 
     later = f"later.{unique()}@{org.domain}"
     s.as_(token, "InviteMember", G.InviteMemberRequest(email=later, role=I.ROLE_VIEWER))
-    support.wait_until(lambda: count() == recorded + 2, timeout=20)
+    assert support.wait_until(lambda: count() == recorded + 2, timeout=20)
     resumed = subprocess.run(portalctl + ["events", "--cursor-file", str(cursor_file)] + common,
                              capture_output=True, text=True, timeout=60, env=environment)
     assert resumed.returncode == 0, resumed.stderr

@@ -52,6 +52,7 @@ class Receiver:
     server: ThreadingHTTPServer = None
     deliveries: list[Delivery] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # event ids always answered 500
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +70,8 @@ class Receiver:
                 with receiver.lock:
                     receiver.deliveries.append(delivery)
                     action = receiver.script.pop(0) if receiver.script else "ok"
+                    if delivery.event_id in receiver.failing:
+                        action = "500"
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if action == "hang":
@@ -94,7 +97,7 @@ class Receiver:
             return [d.event_id for d in self.deliveries]
 
     def wait_for(self, count: int, timeout: float = 30) -> list[Delivery]:
-        support.wait_until(lambda: len(set(self.event_ids())) >= count, timeout=timeout, interval=0.05)
+        assert support.wait_until(lambda: len(set(self.event_ids())) >= count, timeout=timeout, interval=0.05)
         with self.lock:
             return list(self.deliveries)
 
@@ -173,7 +176,7 @@ def test_signed_deliveries_arrive_in_order_once_each_and_only_admins_manage_webh
         assert delivery.headers["content-type"] == "application/json"
         assert delivery.json["event"]["organizationId"] == org.id
 
-    support.wait_until(lambda: len(stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
+    assert support.wait_until(lambda: len(stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
         webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries) == 20, timeout=10)
     page = stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(webhook_id=webhook.webhook_id, page_size=5))
     assert len(page.deliveries) == 5 and page.next_page_token
@@ -191,13 +194,13 @@ def test_failed_attempts_are_retried_with_backoff_and_hold_later_events_back(sta
     started = time.monotonic()
     for name in ("first", "second"):
         stack.as_(token, "InviteMember", G.InviteMemberRequest(email=f"{name}.{unique()}@{org.domain}", role=I.ROLE_VIEWER))
-    support.wait_until(lambda: len(receiver.event_ids()) >= 5, timeout=40)
+    assert support.wait_until(lambda: len(receiver.event_ids()) >= 5, timeout=40)
     ids = receiver.event_ids()
     assert ids[:4] == [ids[0]] * 4 and ids[4] != ids[0] and len(ids) == 5, ids
     gaps = [b.received_at - a.received_at for a, b in zip(receiver.deliveries, receiver.deliveries[1:4])]
     assert gaps[0] >= 0.7 and gaps[1] >= 1.5, f"no backoff between attempts: {gaps}"
     assert time.monotonic() - started < 30
-    support.wait_until(lambda: stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
+    assert support.wait_until(lambda: stack.as_(token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
         webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries[-1:] and len(stack.as_(
             token, "ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(
                 webhook_id=webhook.webhook_id, state=A.DELIVERY_STATE_DELIVERED)).deliveries) == 2, timeout=10)
@@ -222,7 +225,7 @@ def test_rotation_signs_with_both_secrets_and_redelivery_repeats_an_event(stack,
     again = stack.as_(token, "RedeliverWebhookEvent", G.RedeliverWebhookEventRequest(
         webhook_id=created.webhook.webhook_id, event_id=delivery.event_id)).delivery
     assert again.event_id == delivery.event_id and again.state == A.DELIVERY_STATE_PENDING
-    support.wait_until(lambda: len(receiver.deliveries) == 2, timeout=10)
+    assert support.wait_until(lambda: len(receiver.deliveries) == 2, timeout=10)
     repeat = receiver.deliveries[1]
     assert repeat.event_id == delivery.event_id and repeat.headers["portal-delivery-id"] == again.delivery_id
     assert repeat.headers["portal-delivery-id"] != delivery.headers["portal-delivery-id"]
@@ -235,3 +238,81 @@ def test_rotation_signs_with_both_secrets_and_redelivery_repeats_an_event(stack,
     refused(lambda: stack.call("ListWebhookDeliveries", G.ListWebhookDeliveriesRequest(webhook_id=created.webhook.webhook_id),
                                bearer(token)), grpc.StatusCode.NOT_FOUND)
     assert len(receiver.deliveries) == 2, "a paused webhook received an event"
+
+
+def new_event(pb, organization_id: str, index: int):
+    from google.protobuf.timestamp_pb2 import Timestamp
+    return pb.audit.NewEvent(event_id=f"{organization_id}-{index}", organization_id=organization_id,
+                             time=Timestamp(seconds=1_772_000_000 + index), event_type=pb.audit.EVENT_TYPE_LICENSES,
+                             action=pb.audit.EVENT_ACTION_ENTITLEMENT_TRANSFERRED, message=f"Event {index}", user="system")
+
+
+def test_a_delivery_failing_for_24_hours_is_given_up_and_the_next_one_goes_out(portal_bin, start_server, receiver, pb, tmp_path):
+    """An endpoint answering 500 to one event: after the audit service's clock moves 25 hours on, that
+    delivery is marked failed (visible with its attempts and last status) and the next event arrives."""
+    clock_args, admin_port = support.testing_clock_args()
+    audit = start_server([portal_bin, "audit", "--data-dir", str(tmp_path / "audit"), *WEBHOOK_ARGS, *clock_args], "audit")
+    stub = pb.audit_grpc.AuditServiceStub(support.make_channel(audit.port))
+    organization_id = f"org-{unique()}"
+    webhook = stub.CreateWebhook(pb.audit.CreateWebhookRequest(organization_id=organization_id, url=receiver.url), timeout=T).webhook
+    receiver.failing.add(f"{organization_id}-1")
+    stub.AppendEvents(pb.audit.AppendEventsRequest(events=[new_event(pb, organization_id, 1), new_event(pb, organization_id, 2)]), timeout=T)
+    assert support.wait_until(lambda: len(receiver.event_ids()) >= 2, timeout=20)  # two attempts of the first event
+    assert set(receiver.event_ids()) == {f"{organization_id}-1"}, "the second event overtook the first"
+
+    support.advance_clock(admin_port, 25 * 3600)
+    assert support.wait_until(lambda: f"{organization_id}-2" in receiver.event_ids(), timeout=20)
+    deliveries = {d.event_id: d for d in stub.ListDeliveries(pb.audit.ListDeliveriesRequest(
+        organization_id=organization_id, webhook_id=webhook.webhook_id), timeout=T).deliveries}
+    failed = deliveries[f"{organization_id}-1"]
+    assert failed.state == pb.audit.DELIVERY_STATE_FAILED and failed.attempts >= 3 and failed.last_status == 500, failed
+    assert failed.last_error == "HTTP 500" and failed.finished_at.seconds > 0
+    assert support.wait_until(lambda: stub.ListDeliveries(pb.audit.ListDeliveriesRequest(
+        organization_id=organization_id, webhook_id=webhook.webhook_id, state=pb.audit.DELIVERY_STATE_DELIVERED),
+        timeout=T).deliveries, timeout=10)
+
+
+def test_killing_the_delivering_audit_service_loses_nothing(portal_bin, receiver, pb, tmp_path):
+    """identity records 200 member changes while the audit service delivers them to a slow endpoint;
+    the audit service is killed with SIGKILL mid-queue and started again: every event arrives, in the
+    order recorded; at most the delivery in flight at the kill arrives twice, with the same event id."""
+    audit_port, identity_port = support.free_port(), support.free_port()
+    audit = FixedPortServer([portal_bin, "audit", "--data-dir", str(tmp_path / "audit"), *WEBHOOK_ARGS], "audit", tmp_path, audit_port)
+    identity = FixedPortServer([portal_bin, "identity", "--data-dir", str(tmp_path / "identity"),
+                                "--audit-address", f"127.0.0.1:{audit_port}"], "identity", tmp_path, identity_port)
+    audit.start()
+    identity.start()
+    try:
+        identity_stub = pb.identity_grpc.IdentityServiceStub(support.make_channel(identity.port))
+        audit_stub = pb.audit_grpc.AuditServiceStub(support.make_channel(audit.port))
+        organization_id = new_organization(identity_stub, pb)
+        # The webhook receives what is recorded after it exists: the first Admin's invite first.
+        assert support.wait_until(lambda: audit_stub.ListEvents(
+            pb.audit.ListEventsRequest(organization_id=organization_id), timeout=T).total_size == 1, timeout=20)
+        audit_stub.CreateWebhook(pb.audit.CreateWebhookRequest(organization_id=organization_id, url=receiver.url), timeout=T)
+        receiver.delay = 0.02
+        for i in range(200):
+            identity_stub.CreateInvite(pb.identity.CreateInviteRequest(
+                organization_id=organization_id, email=f"killed{i}@example.com", role=pb.identity.ROLE_VIEWER), metadata=ADMIN, timeout=60)
+        assert support.wait_until(lambda: len(set(receiver.event_ids())) >= 40, timeout=60)
+        audit.kill9()
+        delivered_before = len(set(receiver.event_ids()))
+        assert delivered_before < 201, "everything was delivered before the kill"
+        audit.start()
+        def recorded():
+            return audit_stub.ListEvents(pb.audit.ListEventsRequest(organization_id=organization_id, page_size=500), timeout=T).events
+        assert support.wait_until(lambda: len(recorded()) == 201 and set(receiver.event_ids()) == {
+            e.event_id for e in recorded() if e.sequence > 1}, timeout=120, interval=0.5), "events were not delivered"
+        time.sleep(1.0)  # a duplicate beyond the one in flight would arrive by now
+        events = [e for e in recorded() if e.sequence > 1]
+        ids = receiver.event_ids()
+        first_seen = list(dict.fromkeys(ids))
+        sequence_of = {e.event_id: e.sequence for e in events}
+        assert [sequence_of[i] for i in first_seen] == sorted(sequence_of.values()), "delivered out of order"
+        assert len(ids) - len(first_seen) <= 1, f"{len(ids) - len(first_seen)} deliveries repeated"
+    finally:
+        for server in (identity, audit):
+            try:
+                server.stop()
+            finally:
+                server.kill()
