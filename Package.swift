@@ -252,6 +252,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        .testTarget(name: "PortalWebhookTransportTests", dependencies: ["PortalWebhookTransport"]),
         .testTarget(name: "PortalGatewayTests", dependencies: ["PortalGateway", "PortalAPI", "PortalRPC", "PortalTime"]),
         .testTarget(
             name: "PortalEntitlementsTests",
