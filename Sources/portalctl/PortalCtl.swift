@@ -23,7 +23,7 @@ struct PortalCtl: AsyncParsableCommand {
         subcommands: [
             Login.self, AcceptInvite.self, Logout.self, WhoAmI.self, SwitchOrganization.self, Dashboard.self,
             Products.self, Product.self, Entitlements.self, Entitlement.self, Activate.self, Activations.self,
-            AuditLog.self, Events.self, Members.self, Invites.self, InviteMember.self, ResendInvite.self,
+            AuditLog.self, Events.self, Webhooks.self, Members.self, Invites.self, InviteMember.self, ResendInvite.self,
             RevokeInvite.self,
             UpdateMember.self, DeleteMember.self,
         ])

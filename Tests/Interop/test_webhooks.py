@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 import pytest
@@ -316,3 +318,31 @@ def test_killing_the_delivering_audit_service_loses_nothing(portal_bin, receiver
                 server.stop()
             finally:
                 server.kill()
+
+
+def test_portalctl_manages_webhooks_and_shows_their_deliveries(stack, receiver, portal_bin, tmp_path):
+    """`portalctl webhooks create … --json` prints the secret once; `webhooks` lists; a change arrives
+    signed with it; `webhooks deliveries` shows it delivered; `update --rotate-secret` and `delete` work."""
+    (org,) = stack.create_orgs(("Cleo", "Cli"))
+    portalctl = [str(Path(portal_bin).parent / "portalctl")]
+    common = ["--gateway", stack.gateway_server.address, "--session", str(tmp_path / "session"), "--json"]
+
+    def run(*args: str) -> dict:
+        done = subprocess.run(portalctl + list(args) + common, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, f"portalctl {' '.join(args)}: {done.stderr}"
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    run("login", "--org", org.id, "--email", org.admin.email, "--password", org.admin.password)
+    created = run("webhooks", "create", receiver.url, "--type", "members", "--description", "CRM")
+    assert created["secret"].startswith("whsec_") and created["event_types"] == ["MEMBERS"]
+    assert [w["webhook_id"] for w in run("webhooks")["webhooks"]] == [created["webhook_id"]]
+    assert "secret" not in run("webhooks")["webhooks"][0]
+    stack.as_(stack.login(org.admin), "InviteMember", G.InviteMemberRequest(email=f"cli.{unique()}@{org.domain}", role=I.ROLE_VIEWER))
+    (delivery,) = receiver.wait_for(1)
+    assert verify(delivery, created["secret"])
+    assert support.wait_until(lambda: [d["state"] for d in run("webhooks", "deliveries", created["webhook_id"])["deliveries"]]
+                              == ["delivered"], timeout=10)
+    rotated = run("webhooks", "update", created["webhook_id"], "--rotate-secret", "--pause")
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created["secret"] and rotated["enabled"] is False
+    run("webhooks", "delete", created["webhook_id"])
+    assert run("webhooks")["webhooks"] == []
