@@ -2,7 +2,7 @@
 receipt (p50/p99), deliveries/s sustained to one and to four endpoints, and WatchEvents fan-out
 (subscribers × events/s, every subscriber checked to get every event in order).
 
-Usage: events_bench.py HOST:PORT   (env RATE=50 SECONDS=10 BURST=5000 SUBSCRIBERS=10,50,100 FANOUT_RATE=200)
+Usage: events_bench.py HOST:PORT SERVER_PID   (env RATE=50 SECONDS=10 BURST=5000 SUBSCRIBERS=10,50,100 FANOUT_RATE=200)
 """
 import os
 import statistics
@@ -19,7 +19,16 @@ from portal.audit.v1 import audit_pb2 as A  # noqa: E402
 from portal.audit.v1 import audit_pb2_grpc as AG  # noqa: E402
 from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
 
-ADDRESS = sys.argv[1]
+ADDRESS, SERVER_PID = sys.argv[1], int(sys.argv[2])
+
+
+def cpu_seconds():
+    """(the audit service's, this client's) CPU seconds so far."""
+    with open(f"/proc/{SERVER_PID}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    usage = os.times()
+    return (int(fields[11]) + int(fields[12])) / ticks, usage.user + usage.system
 RATE = int(os.environ.get("RATE", 50))
 SECONDS = float(os.environ.get("SECONDS", 10))
 BURST = int(os.environ.get("BURST", 5000))
@@ -27,6 +36,9 @@ SUBSCRIBERS = [int(n) for n in os.environ.get("SUBSCRIBERS", "10,50,100").split(
 FANOUT_RATE = int(os.environ.get("FANOUT_RATE", 200))
 channel = grpc.insecure_channel(ADDRESS, options=[("grpc.max_send_message_length", 64 << 20)])
 stub = AG.AuditServiceStub(channel)
+# Subscribers on connections of their own (8 of them), so their flow control never holds back the appends.
+watchers = [AG.AuditServiceStub(grpc.insecure_channel(ADDRESS, options=[("grpc.use_local_subchannel_pool", 1)]))
+            for _ in range(8)]
 
 
 def percentile(values, p):
@@ -126,7 +138,7 @@ for count in SUBSCRIBERS:
     sent_at = {}
 
     def follow(index):
-        stream = stub.WatchEvents(A.WatchEventsRequest(organization_id=org, cursor="", heartbeat_seconds=1), timeout=120)
+        stream = watchers[index % len(watchers)].WatchEvents(A.WatchEventsRequest(organization_id=org, cursor="", heartbeat_seconds=1), timeout=120)
         first = True
         for message in stream:
             if first:
@@ -146,6 +158,7 @@ for count in SUBSCRIBERS:
         thread.start()
     ready.wait()  # every subscriber has its first heartbeat
     started = time.monotonic()
+    server_cpu, client_cpu = cpu_seconds()
     for i in range(0, total, FANOUT_RATE // 10):
         target = started + i / FANOUT_RATE
         time.sleep(max(0.0, target - time.monotonic()))
@@ -158,6 +171,8 @@ for count in SUBSCRIBERS:
         thread.join(timeout=120)
     complete = sum(1 for r in received if r == list(range(1, total + 1)))
     elapsed = time.monotonic() - started
+    server_cpu, client_cpu = [(b - a) / elapsed for a, b in zip((server_cpu, client_cpu), cpu_seconds())]
     print(f"fan-out: {count} subscribers × {FANOUT_RATE} events/s = {count * FANOUT_RATE:,} messages/s offered; "
           f"{complete}/{count} got all {total} in order; {count * total / elapsed:,.0f} messages/s delivered; "
-          f"lag p50 {statistics.median(lags):.0f} ms, p99 {percentile(lags, 99):.0f} ms")
+          f"lag p50 {statistics.median(lags):.0f} ms, p99 {percentile(lags, 99):.0f} ms; "
+          f"CPU: audit {server_cpu:.2f} cores, client {client_cpu:.2f}")
