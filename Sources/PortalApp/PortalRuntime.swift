@@ -60,6 +60,8 @@ public struct ServiceSettings: Sendable {
     public var pageTokens = PageTokenKeys.random()
     /// How the audit service delivers webhooks.
     public var webhooks = AuditComponent.WebhookSettings()
+    /// Days before an entitlement's expiry its Admins are mailed about unactivated licenses (entitlements).
+    public var expiryNoticeDays = [30, 7, 1]
     /// The time the service records and waits on (the system's; tests move their own).
     public var clock: any ServiceClock = .system
     /// Tracing (server spans, client spans of the calls it makes), when the process traces.
@@ -152,8 +154,7 @@ public enum PortalRuntime {
         case .entitlements:
             let entitlements = try await EntitlementsComponent.start(
                 dataDirectory: settings.dataDirectory, database: settings.database, pageTokens: settings.pageTokens,
-                clock: settings.clock,
-                logger: logger)
+                expiryNoticeDays: settings.expiryNoticeDays, clock: settings.clock, logger: logger)
             return ServiceComponent(
                 services: [entitlements.service], database: entitlements.database, workers: entitlements.workers)
         case .gateway:
@@ -198,6 +199,14 @@ public enum PortalRuntime {
                 tracing: settings.tracing)
             workers.append(
                 AuditOutbox.relay(database: database, channel: channel, clock: settings.clock, logger: logger))
+        }
+        if settings.kind == .entitlements, let database = component.database {
+            let channel = try channels(
+                to: settings.identityAddress, flag: "identity address",
+                tls: try settings.tls?.clientSource(logger: logger), tracing: settings.tracing)
+            workers.append(
+                EntitlementsComponent.expiryNoticeRelay(
+                    database: database, channel: channel, clock: settings.clock, logger: logger))
         }
         var configuration = RPCServer.Configuration(host: settings.host, port: settings.port)
         configuration.tls = try settings.tls?.serverSource(logger: logger)

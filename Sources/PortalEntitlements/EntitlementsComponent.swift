@@ -19,19 +19,19 @@ public struct EntitlementsComponent: Sendable {
     /// `clock` dates records and paces the expiry sweeper.
     public static func start(
         dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(),
-        clock: any ServiceClock = .system,
+        expiryNoticeDays: [Int] = [30, 7, 1], clock: any ServiceClock = .system,
         logger: Logger
     ) async throws -> EntitlementsComponent {
         try await start(
-            dataDirectory: dataDirectory, database: database, pageTokens: pageTokens, clock: clock, logger: logger,
-            searchLimits: .init())
+            dataDirectory: dataDirectory, database: database, pageTokens: pageTokens,
+            expiryNoticeDays: expiryNoticeDays, clock: clock, logger: logger, searchLimits: .init())
     }
 
     /// `start(dataDirectory:database:pageTokens:clock:logger:)` with other search limits (tests reach every
     /// search plan with few rows).
     static func start(
         dataDirectory: String, database: PostgresLocation? = nil, pageTokens: PageTokenKeys = .random(),
-        clock: any ServiceClock = .system,
+        expiryNoticeDays: [Int] = [30, 7, 1], clock: any ServiceClock = .system,
         logger: Logger, searchLimits: EntitlementsStore.SearchLimits
     ) async throws -> EntitlementsComponent {
         let location =
@@ -42,19 +42,36 @@ public struct EntitlementsComponent: Sendable {
         let entitlements = EntitlementsStore(database: database, searchLimits: searchLimits)
         return EntitlementsComponent(
             service: EntitlementsServiceHandler(store: entitlements, clock: clock, pageTokens: pageTokens),
-            workers: [ExpirySweeper(store: entitlements, clock: clock, logger: logger)], database: database)
+            workers: [
+                ExpirySweeper(store: entitlements, noticeDays: expiryNoticeDays, clock: clock, logger: logger)
+            ], database: database)
     }
 }
 
-/// Records one `LICENSES` event for each entitlement when its expiration date passes (checked each minute).
+extension EntitlementsComponent {
+    /// The relay handing expiry notices to identity (over `channel`), which mails them to the Admins.
+    public static func expiryNoticeRelay(
+        database: ServiceDatabase, channel: any RPCChannel, clock: any ServiceClock, logger: Logger
+    ) -> any Service {
+        ExpiryNotice.relay(database: database, channel: channel, clock: clock, logger: logger)
+    }
+}
+
+/// Records one `LICENSES` event for each entitlement when its expiration date passes, and the expiry
+/// notices due (see `ExpiryNotice`), checked each minute.
 final class ExpirySweeper: Service, Sendable {
     private let store: EntitlementsStore
+    private let noticeDays: [Int]
     private let clock: any ServiceClock
     private let interval: Duration
     private let logger: Logger
 
-    init(store: EntitlementsStore, clock: any ServiceClock, interval: Duration = .seconds(60), logger: Logger) {
+    init(
+        store: EntitlementsStore, noticeDays: [Int], clock: any ServiceClock, interval: Duration = .seconds(60),
+        logger: Logger
+    ) {
         self.store = store
+        self.noticeDays = noticeDays
         self.clock = clock
         self.interval = interval
         self.logger = logger
@@ -64,6 +81,7 @@ final class ExpirySweeper: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 while try await store.recordExpirations(now: clock.milliseconds()) > 0 {}
+                while try await store.recordExpiryNotices(now: clock.milliseconds(), thresholds: noticeDays) > 0 {}
             } catch {
                 logger.error("recording expirations failed", metadata: ["error": "\(error)"])
             }

@@ -241,6 +241,18 @@ enum EntitlementsMigrations {
                 "CREATE STATISTICS activations_trigrams ON (show_trgm(search_doc)) FROM activations",
                 "ANALYZE activations",
             ]),
+        SQLMigration(
+            version: 13, name: "expiry notices sent, once per entitlement and threshold",
+            statements: [
+                """
+                CREATE TABLE expiry_notices (
+                    entitlement_id TEXT NOT NULL,
+                    threshold_days INTEGER NOT NULL,
+                    noticed_at BIGINT NOT NULL,
+                    PRIMARY KEY (entitlement_id, threshold_days)
+                )
+                """
+            ]),
     ]
 
     /// Today's schema in PostgreSQL's terms, created by migration 1: PostgreSQL support came after

@@ -76,6 +76,8 @@ public struct IdentityComponent: Sendable {
             store: identityStore,
             passwords: settings.passwords ?? PasswordHasher(parameters: settings.passwordParameters),
             clock: settings.clock, pageTokens: settings.pageTokens)
-        return IdentityComponent(service: handler, workers: [mailer], database: database)
+        let noticeMailer = NoticeMail.relay(
+            database: database, transport: transport, from: settings.mailFrom, clock: settings.clock, logger: logger)
+        return IdentityComponent(service: handler, workers: [mailer, noticeMailer], database: database)
     }
 }

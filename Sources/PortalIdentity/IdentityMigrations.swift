@@ -150,5 +150,10 @@ enum IdentityMigrations {
         SQLMigration(
             version: 3, name: "outbox messages carry the trace context of the change they record",
             statements: Outbox.traceContextColumn),
+        SQLMigration(
+            version: 4, name: "notices mailed to Admins, by id",
+            statements: [
+                "CREATE TABLE notices (notice_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, received_at BIGINT NOT NULL)"
+            ]),
     ]
 }

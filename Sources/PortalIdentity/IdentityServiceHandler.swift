@@ -200,6 +200,26 @@ public final class IdentityServiceHandler: Portal_Identity_V1_IdentityService {
         return response
     }
 
+    public func notifyAdmins(
+        request: Portal_Identity_V1_NotifyAdminsRequest, context: ServerContext
+    ) async throws -> Portal_Identity_V1_NotifyAdminsResponse {
+        let organizationID = try IdentityValidation.id(request.organizationID, field: "organization_id")
+        let noticeID = try IdentityValidation.id(request.noticeID, field: "notice_id")
+        guard !request.subject.isEmpty, request.subject.count <= 200, !request.subject.contains(where: \.isNewline)
+        else {
+            throw RPCError.invalidArgument(field: "subject", "is required: one line of at most 200 characters")
+        }
+        guard !request.text.isEmpty, request.text.count <= 10_000 else {
+            throw RPCError.invalidArgument(field: "text", "is required and must be at most 10,000 characters")
+        }
+        var response = Portal_Identity_V1_NotifyAdminsResponse()
+        response.recipients = Int32(
+            try await store.notifyAdmins(
+                organizationID: organizationID, noticeID: noticeID, subject: request.subject, text: request.text,
+                now: clock.milliseconds()))
+        return response
+    }
+
     // MARK: Helpers
 
     /// The acting member from the gateway's metadata, or "system" for internal callers.

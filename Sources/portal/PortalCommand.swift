@@ -84,7 +84,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(
         name: .customLong("identity-address"),
         help:
-            "The identity service's host:port (several instances: comma-separated), for the gateway (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052)."
+            "The identity service's host:port (several instances: comma-separated), for the gateway and for entitlements' expiry notices (env PORTAL_IDENTITY_ADDRESS; default 127.0.0.1:50052)."
     )
     var identityAddress: String?
 
@@ -173,6 +173,28 @@ struct ServiceOptions: ParsableArguments {
 
     @Flag(name: .customLong("testing-clock"), help: .private)
     var testingClock = false
+
+    @Option(
+        name: .customLong("expiry-notice-days"),
+        help:
+            "Entitlements: days before an entitlement with unactivated licenses expires that its organization's Admins are mailed, comma-separated (env PORTAL_EXPIRY_NOTICE_DAYS; default 30,7,1; a last notice goes out when it expires; \"none\" for that one only)."
+    )
+    var expiryNoticeDays: String?
+
+    /// `--expiry-notice-days`, else `PORTAL_EXPIRY_NOTICE_DAYS`, else 30, 7 and 1.
+    func noticeDays() throws -> [Int] {
+        guard let text = expiryNoticeDays ?? ProcessInfo.processInfo.environment["PORTAL_EXPIRY_NOTICE_DAYS"] else {
+            return [30, 7, 1]
+        }
+        if text == "none" { return [] }
+        let days = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !days.isEmpty, days.count <= 5, days.allSatisfy({ $0.map { (1...365).contains($0) } ?? false }) else {
+            throw ValidationError(
+                "--expiry-notice-days: expected up to 5 whole days between 1 and 365, comma-separated (30,7,1), or none; not \(text)"
+            )
+        }
+        return Array(Set(days.compactMap { $0 })).sorted(by: >)
+    }
 
     @Flag(
         name: .customLong("webhook-private-networks"),
@@ -401,6 +423,7 @@ struct ServiceOptions: ParsableArguments {
         settings.pageTokens = try pageTokens()
         settings.internalCredential = internalCredentialValue
         if kind == .audit { settings.webhooks = try webhookSettings() }
+        if kind == .entitlements { settings.expiryNoticeDays = try noticeDays() }
         if testingClock { settings.testingClock = OffsetClock() }
         if settings.database != nil, kind == .gateway {
             throw ValidationError(

@@ -1310,11 +1310,12 @@ public enum Portal_Audit_V1_EventAction: ProtoEnum, CaseIterable {
     case entitlementTransferred
     case entitlementExpired
     case licensesActivated
+    case expiryNoticeSent
     /// A value this version of the schema does not know.
     case unrecognized(Int32)
 
     /// Every known value.
-    public static let allCases: [Portal_Audit_V1_EventAction] = [.unspecified, .memberInvited, .inviteResent, .inviteRevoked, .inviteAccepted, .memberUpdated, .memberDeleted, .entitlementTransferred, .entitlementExpired, .licensesActivated]
+    public static let allCases: [Portal_Audit_V1_EventAction] = [.unspecified, .memberInvited, .inviteResent, .inviteRevoked, .inviteAccepted, .memberUpdated, .memberDeleted, .entitlementTransferred, .entitlementExpired, .licensesActivated, .expiryNoticeSent]
 
     /// The zero value.
     public init() { self = .unspecified }
@@ -1332,6 +1333,7 @@ public enum Portal_Audit_V1_EventAction: ProtoEnum, CaseIterable {
         case 7: self = .entitlementTransferred
         case 8: self = .entitlementExpired
         case 9: self = .licensesActivated
+        case 10: self = .expiryNoticeSent
         default: self = .unrecognized(rawValue)
         }
     }
@@ -1349,6 +1351,7 @@ public enum Portal_Audit_V1_EventAction: ProtoEnum, CaseIterable {
         case .entitlementTransferred: return 7
         case .entitlementExpired: return 8
         case .licensesActivated: return 9
+        case .expiryNoticeSent: return 10
         case .unrecognized(let value): return value
         }
     }

@@ -1403,6 +1403,83 @@ public struct Portal_Identity_V1_ListMembershipsResponse: ProtoMessage, RPCMessa
     }
 }
 
+/// The protobuf message `portal.identity.v1.NotifyAdminsRequest`.
+public struct Portal_Identity_V1_NotifyAdminsRequest: ProtoMessage, RPCMessage {
+    /// Field `organization_id` (1).
+    public var organizationID: String = ""
+    /// Field `notice_id` (2).
+    public var noticeID: String = ""
+    /// Field `subject` (3).
+    public var subject: String = ""
+    /// Field `text` (4).
+    public var text: String = ""
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__notify_admins_request())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.NotifyAdminsRequest"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        organizationID = reader.string(1)
+        noticeID = reader.string(2)
+        subject = reader.string(3)
+        text = reader.string(4)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if !organizationID.isEmpty { writer.setString(1, organizationID) }
+        if !noticeID.isEmpty { writer.setString(2, noticeID) }
+        if !subject.isEmpty { writer.setString(3, subject) }
+        if !text.isEmpty { writer.setString(4, text) }
+        writer.setUnknownFields(unknownFields)
+    }
+
+    /// The first field longer than its proto comment allows, or nil.
+    public func fieldLimitViolation() -> FieldLimitViolation? {
+        if let violation = FieldLimit.bytes(organizationID, 128, "organization_id") { return violation }
+        if let violation = FieldLimit.bytes(noticeID, 128, "notice_id") { return violation }
+        if let violation = FieldLimit.characters(subject, 200, "subject") { return violation }
+        if let violation = FieldLimit.characters(text, 10000, "text") { return violation }
+        return nil
+    }
+}
+
+/// The protobuf message `portal.identity.v1.NotifyAdminsResponse`.
+public struct Portal_Identity_V1_NotifyAdminsResponse: ProtoMessage, RPCMessage {
+    /// Field `recipients` (1).
+    public var recipients: Int32 = 0
+    /// Fields this version of the schema does not know.
+    public var unknownFields = ProtoUnknownFields()
+
+    /// The protobuf-c layout of this message.
+    public static let protoLayout = ProtoLayout(descriptorAddress: portal_descriptor_portal__identity__v1__notify_admins_response())
+    /// The fully qualified protobuf name.
+    public static let protoMessageName = "portal.identity.v1.NotifyAdminsResponse"
+
+    /// A message with every field at its default value.
+    public init() {}
+
+    /// Copies the fields out of a decoded message.
+    public init(reading reader: ProtoReader) {
+        recipients = reader.scalar(1, as: Int32.self)
+        unknownFields = reader.unknownFields
+    }
+
+    /// Copies the fields into a message about to be packed.
+    public func write(to writer: ProtoWriter) {
+        if recipients != 0 { writer.setScalar(1, recipients) }
+        writer.setUnknownFields(unknownFields)
+    }
+}
+
 /// The protobuf enum `portal.identity.v1.Role`.
 public enum Portal_Identity_V1_Role: ProtoEnum, CaseIterable {
     case unspecified
@@ -1551,8 +1628,10 @@ public enum Portal_Identity_V1_IdentityMethods {
     public static let authenticate = MethodDescriptor(service: serviceName, method: "Authenticate", kind: .unary)
     /// `portal.identity.v1.IdentityService/ListMemberships`.
     public static let listMemberships = MethodDescriptor(service: serviceName, method: "ListMemberships", kind: .unary)
+    /// `portal.identity.v1.IdentityService/NotifyAdmins`.
+    public static let notifyAdmins = MethodDescriptor(service: serviceName, method: "NotifyAdmins", kind: .unary)
     /// Every method, in declaration order.
-    public static let all: [MethodDescriptor] = [createOrganization, createInvite, resendInvite, revokeInvite, acceptInvite, listMembers, listInvites, getMember, updateMember, deleteMember, countMembers, login, logout, authenticate, listMemberships]
+    public static let all: [MethodDescriptor] = [createOrganization, createInvite, resendInvite, revokeInvite, acceptInvite, listMembers, listInvites, getMember, updateMember, deleteMember, countMembers, login, logout, authenticate, listMemberships, notifyAdmins]
 }
 
 /// Implemented by a server of `portal.identity.v1.IdentityService`.
@@ -1587,6 +1666,8 @@ public protocol Portal_Identity_V1_IdentityService: RPCService {
     func authenticate(request: Portal_Identity_V1_AuthenticateRequest, context: ServerContext) async throws -> Portal_Identity_V1_AuthenticateResponse
     /// Handles `ListMemberships`.
     func listMemberships(request: Portal_Identity_V1_ListMembershipsRequest, context: ServerContext) async throws -> Portal_Identity_V1_ListMembershipsResponse
+    /// Handles `NotifyAdmins`.
+    func notifyAdmins(request: Portal_Identity_V1_NotifyAdminsRequest, context: ServerContext) async throws -> Portal_Identity_V1_NotifyAdminsResponse
 }
 
 extension Portal_Identity_V1_IdentityService {
@@ -1655,6 +1736,10 @@ extension Portal_Identity_V1_IdentityService {
             RPCRoute(Portal_Identity_V1_IdentityMethods.listMemberships) { call in
                 let request = try await call.singleRequest(Portal_Identity_V1_ListMembershipsRequest.self)
                 try await call.respond(with: try await self.listMemberships(request: request, context: call.context))
+            },
+            RPCRoute(Portal_Identity_V1_IdentityMethods.notifyAdmins) { call in
+                let request = try await call.singleRequest(Portal_Identity_V1_NotifyAdminsRequest.self)
+                try await call.respond(with: try await self.notifyAdmins(request: request, context: call.context))
             },
         ]
     }
@@ -1743,5 +1828,10 @@ public struct Portal_Identity_V1_IdentityClient: Sendable {
     /// Calls `ListMemberships` and returns its response.
     public func listMemberships(_ request: Portal_Identity_V1_ListMembershipsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Identity_V1_ListMembershipsResponse {
         try await channel.unary(Portal_Identity_V1_IdentityMethods.listMemberships, request: request, response: Portal_Identity_V1_ListMembershipsResponse.self, metadata: metadata, options: options)
+    }
+
+    /// Calls `NotifyAdmins` and returns its response.
+    public func notifyAdmins(_ request: Portal_Identity_V1_NotifyAdminsRequest, metadata: Metadata = [:], options: CallOptions = .init()) async throws -> Portal_Identity_V1_NotifyAdminsResponse {
+        try await channel.unary(Portal_Identity_V1_IdentityMethods.notifyAdmins, request: request, response: Portal_Identity_V1_NotifyAdminsResponse.self, metadata: metadata, options: options)
     }
 }

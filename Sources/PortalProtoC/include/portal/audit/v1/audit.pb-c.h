@@ -113,7 +113,11 @@ typedef enum _Portal__Audit__V1__EventAction {
   /*
    * Licenses were activated (EVENT_TYPE_ACTIVATIONS).
    */
-  PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_LICENSES_ACTIVATED = 9
+  PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_LICENSES_ACTIVATED = 9,
+  /*
+   * The Admins were mailed that an entitlement with unactivated licenses expires soon, or expired (EVENT_TYPE_LICENSES).
+   */
+  PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_EXPIRY_NOTICE_SENT = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTAL__AUDIT__V1__EVENT_ACTION)
 } Portal__Audit__V1__EventAction;
 /*

@@ -52,6 +52,8 @@ typedef struct Portal__Identity__V1__AuthenticateResponse Portal__Identity__V1__
 typedef struct Portal__Identity__V1__Membership Portal__Identity__V1__Membership;
 typedef struct Portal__Identity__V1__ListMembershipsRequest Portal__Identity__V1__ListMembershipsRequest;
 typedef struct Portal__Identity__V1__ListMembershipsResponse Portal__Identity__V1__ListMembershipsResponse;
+typedef struct Portal__Identity__V1__NotifyAdminsRequest Portal__Identity__V1__NotifyAdminsRequest;
+typedef struct Portal__Identity__V1__NotifyAdminsResponse Portal__Identity__V1__NotifyAdminsResponse;
 
 
 /* --- enums --- */
@@ -1035,6 +1037,50 @@ struct  Portal__Identity__V1__ListMembershipsResponse
     , 0,NULL }
 
 
+/*
+ * Input of NotifyAdmins.
+ */
+struct  Portal__Identity__V1__NotifyAdminsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The organization whose Admins are mailed. At most 128 bytes.
+   */
+  char *organization_id;
+  /*
+   * The notice's id: the same id is mailed once. At most 128 bytes.
+   */
+  char *notice_id;
+  /*
+   * The mail's subject. At most 200 characters.
+   */
+  char *subject;
+  /*
+   * The mail's text (plain text, lines separated by \n). At most 10,000 characters.
+   */
+  char *text;
+};
+#define PORTAL__IDENTITY__V1__NOTIFY_ADMINS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__notify_admins_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Result of NotifyAdmins.
+ */
+struct  Portal__Identity__V1__NotifyAdminsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Admins the notice was queued for by this call; 0 when the notice id was seen before.
+   */
+  int32_t recipients;
+};
+#define PORTAL__IDENTITY__V1__NOTIFY_ADMINS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portal__identity__v1__notify_admins_response__descriptor) \
+    , 0 }
+
+
 /* Portal__Identity__V1__Organization methods */
 void   portal__identity__v1__organization__init
                      (Portal__Identity__V1__Organization         *message);
@@ -1719,6 +1765,44 @@ Portal__Identity__V1__ListMembershipsResponse *
 void   portal__identity__v1__list_memberships_response__free_unpacked
                      (Portal__Identity__V1__ListMembershipsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__NotifyAdminsRequest methods */
+void   portal__identity__v1__notify_admins_request__init
+                     (Portal__Identity__V1__NotifyAdminsRequest         *message);
+size_t portal__identity__v1__notify_admins_request__get_packed_size
+                     (const Portal__Identity__V1__NotifyAdminsRequest   *message);
+size_t portal__identity__v1__notify_admins_request__pack
+                     (const Portal__Identity__V1__NotifyAdminsRequest   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__notify_admins_request__pack_to_buffer
+                     (const Portal__Identity__V1__NotifyAdminsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__NotifyAdminsRequest *
+       portal__identity__v1__notify_admins_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__notify_admins_request__free_unpacked
+                     (Portal__Identity__V1__NotifyAdminsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Portal__Identity__V1__NotifyAdminsResponse methods */
+void   portal__identity__v1__notify_admins_response__init
+                     (Portal__Identity__V1__NotifyAdminsResponse         *message);
+size_t portal__identity__v1__notify_admins_response__get_packed_size
+                     (const Portal__Identity__V1__NotifyAdminsResponse   *message);
+size_t portal__identity__v1__notify_admins_response__pack
+                     (const Portal__Identity__V1__NotifyAdminsResponse   *message,
+                      uint8_t             *out);
+size_t portal__identity__v1__notify_admins_response__pack_to_buffer
+                     (const Portal__Identity__V1__NotifyAdminsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Portal__Identity__V1__NotifyAdminsResponse *
+       portal__identity__v1__notify_admins_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portal__identity__v1__notify_admins_response__free_unpacked
+                     (Portal__Identity__V1__NotifyAdminsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Portal__Identity__V1__Organization_Closure)
@@ -1829,6 +1913,12 @@ typedef void (*Portal__Identity__V1__ListMembershipsRequest_Closure)
 typedef void (*Portal__Identity__V1__ListMembershipsResponse_Closure)
                  (const Portal__Identity__V1__ListMembershipsResponse *message,
                   void *closure_data);
+typedef void (*Portal__Identity__V1__NotifyAdminsRequest_Closure)
+                 (const Portal__Identity__V1__NotifyAdminsRequest *message,
+                  void *closure_data);
+typedef void (*Portal__Identity__V1__NotifyAdminsResponse_Closure)
+                 (const Portal__Identity__V1__NotifyAdminsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1896,6 +1986,10 @@ struct Portal__Identity__V1__IdentityService_Service
                            const Portal__Identity__V1__ListMembershipsRequest *input,
                            Portal__Identity__V1__ListMembershipsResponse_Closure closure,
                            void *closure_data);
+  void (*notify_admins)(Portal__Identity__V1__IdentityService_Service *service,
+                        const Portal__Identity__V1__NotifyAdminsRequest *input,
+                        Portal__Identity__V1__NotifyAdminsResponse_Closure closure,
+                        void *closure_data);
 };
 typedef void (*Portal__Identity__V1__IdentityService_ServiceDestroy)(Portal__Identity__V1__IdentityService_Service *);
 void portal__identity__v1__identity_service__init (Portal__Identity__V1__IdentityService_Service *service,
@@ -1918,7 +2012,8 @@ void portal__identity__v1__identity_service__init (Portal__Identity__V1__Identit
       function_prefix__ ## login,\
       function_prefix__ ## logout,\
       function_prefix__ ## authenticate,\
-      function_prefix__ ## list_memberships  }
+      function_prefix__ ## list_memberships,\
+      function_prefix__ ## notify_admins  }
 void portal__identity__v1__identity_service__create_organization(ProtobufCService *service,
                                                                  const Portal__Identity__V1__CreateOrganizationRequest *input,
                                                                  Portal__Identity__V1__CreateOrganizationResponse_Closure closure,
@@ -1979,6 +2074,10 @@ void portal__identity__v1__identity_service__list_memberships(ProtobufCService *
                                                               const Portal__Identity__V1__ListMembershipsRequest *input,
                                                               Portal__Identity__V1__ListMembershipsResponse_Closure closure,
                                                               void *closure_data);
+void portal__identity__v1__identity_service__notify_admins(ProtobufCService *service,
+                                                           const Portal__Identity__V1__NotifyAdminsRequest *input,
+                                                           Portal__Identity__V1__NotifyAdminsResponse_Closure closure,
+                                                           void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2021,6 +2120,8 @@ extern const ProtobufCMessageDescriptor portal__identity__v1__authenticate_respo
 extern const ProtobufCMessageDescriptor portal__identity__v1__membership__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_request__descriptor;
 extern const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_response__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__notify_admins_request__descriptor;
+extern const ProtobufCMessageDescriptor portal__identity__v1__notify_admins_response__descriptor;
 extern const ProtobufCServiceDescriptor portal__identity__v1__identity_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -3526,7 +3526,7 @@ const ProtobufCEnumDescriptor portal__audit__v1__event_type__descriptor =
   portal__audit__v1__event_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue portal__audit__v1__event_action__enum_values_by_number[10] =
+static const ProtobufCEnumValue portal__audit__v1__event_action__enum_values_by_number[11] =
 {
   { "EVENT_ACTION_UNSPECIFIED", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_UNSPECIFIED", 0 },
   { "EVENT_ACTION_MEMBER_INVITED", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_MEMBER_INVITED", 1 },
@@ -3538,14 +3538,16 @@ static const ProtobufCEnumValue portal__audit__v1__event_action__enum_values_by_
   { "EVENT_ACTION_ENTITLEMENT_TRANSFERRED", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_ENTITLEMENT_TRANSFERRED", 7 },
   { "EVENT_ACTION_ENTITLEMENT_EXPIRED", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_ENTITLEMENT_EXPIRED", 8 },
   { "EVENT_ACTION_LICENSES_ACTIVATED", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_LICENSES_ACTIVATED", 9 },
+  { "EVENT_ACTION_EXPIRY_NOTICE_SENT", "PORTAL__AUDIT__V1__EVENT_ACTION__EVENT_ACTION_EXPIRY_NOTICE_SENT", 10 },
 };
 static const ProtobufCIntRange portal__audit__v1__event_action__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex portal__audit__v1__event_action__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex portal__audit__v1__event_action__enum_values_by_name[11] =
 {
   { "EVENT_ACTION_ENTITLEMENT_EXPIRED", 8 },
   { "EVENT_ACTION_ENTITLEMENT_TRANSFERRED", 7 },
+  { "EVENT_ACTION_EXPIRY_NOTICE_SENT", 10 },
   { "EVENT_ACTION_INVITE_ACCEPTED", 4 },
   { "EVENT_ACTION_INVITE_RESENT", 2 },
   { "EVENT_ACTION_INVITE_REVOKED", 3 },
@@ -3562,9 +3564,9 @@ const ProtobufCEnumDescriptor portal__audit__v1__event_action__descriptor =
   "EventAction",
   "Portal__Audit__V1__EventAction",
   "portal.audit.v1",
-  10,
+  11,
   portal__audit__v1__event_action__enum_values_by_number,
-  10,
+  11,
   portal__audit__v1__event_action__enum_values_by_name,
   1,
   portal__audit__v1__event_action__value_ranges,

@@ -1627,6 +1627,96 @@ void   portal__identity__v1__list_memberships_response__free_unpacked
   assert(message->base.descriptor == &portal__identity__v1__list_memberships_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portal__identity__v1__notify_admins_request__init
+                     (Portal__Identity__V1__NotifyAdminsRequest         *message)
+{
+  static const Portal__Identity__V1__NotifyAdminsRequest init_value = PORTAL__IDENTITY__V1__NOTIFY_ADMINS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__notify_admins_request__get_packed_size
+                     (const Portal__Identity__V1__NotifyAdminsRequest *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__notify_admins_request__pack
+                     (const Portal__Identity__V1__NotifyAdminsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__notify_admins_request__pack_to_buffer
+                     (const Portal__Identity__V1__NotifyAdminsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__NotifyAdminsRequest *
+       portal__identity__v1__notify_admins_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__NotifyAdminsRequest *)
+     protobuf_c_message_unpack (&portal__identity__v1__notify_admins_request__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__notify_admins_request__free_unpacked
+                     (Portal__Identity__V1__NotifyAdminsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portal__identity__v1__notify_admins_response__init
+                     (Portal__Identity__V1__NotifyAdminsResponse         *message)
+{
+  static const Portal__Identity__V1__NotifyAdminsResponse init_value = PORTAL__IDENTITY__V1__NOTIFY_ADMINS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t portal__identity__v1__notify_admins_response__get_packed_size
+                     (const Portal__Identity__V1__NotifyAdminsResponse *message)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portal__identity__v1__notify_admins_response__pack
+                     (const Portal__Identity__V1__NotifyAdminsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portal__identity__v1__notify_admins_response__pack_to_buffer
+                     (const Portal__Identity__V1__NotifyAdminsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portal__Identity__V1__NotifyAdminsResponse *
+       portal__identity__v1__notify_admins_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portal__Identity__V1__NotifyAdminsResponse *)
+     protobuf_c_message_unpack (&portal__identity__v1__notify_admins_response__descriptor,
+                                allocator, len, data);
+}
+void   portal__identity__v1__notify_admins_response__free_unpacked
+                     (Portal__Identity__V1__NotifyAdminsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portal__identity__v1__notify_admins_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor portal__identity__v1__organization__field_descriptors[3] =
 {
   {
@@ -3871,6 +3961,121 @@ const ProtobufCMessageDescriptor portal__identity__v1__list_memberships_response
   (ProtobufCMessageInit) portal__identity__v1__list_memberships_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor portal__identity__v1__notify_admins_request__field_descriptors[4] =
+{
+  {
+    "organization_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__NotifyAdminsRequest, organization_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "notice_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__NotifyAdminsRequest, notice_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__NotifyAdminsRequest, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__NotifyAdminsRequest, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__notify_admins_request__field_indices_by_name[] = {
+  1,   /* field[1] = notice_id */
+  0,   /* field[0] = organization_id */
+  2,   /* field[2] = subject */
+  3,   /* field[3] = text */
+};
+static const ProtobufCIntRange portal__identity__v1__notify_admins_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__notify_admins_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.NotifyAdminsRequest",
+  "NotifyAdminsRequest",
+  "Portal__Identity__V1__NotifyAdminsRequest",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__NotifyAdminsRequest),
+  4,
+  portal__identity__v1__notify_admins_request__field_descriptors,
+  portal__identity__v1__notify_admins_request__field_indices_by_name,
+  1,  portal__identity__v1__notify_admins_request__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__notify_admins_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portal__identity__v1__notify_admins_response__field_descriptors[1] =
+{
+  {
+    "recipients",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Portal__Identity__V1__NotifyAdminsResponse, recipients),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portal__identity__v1__notify_admins_response__field_indices_by_name[] = {
+  0,   /* field[0] = recipients */
+};
+static const ProtobufCIntRange portal__identity__v1__notify_admins_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portal__identity__v1__notify_admins_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portal.identity.v1.NotifyAdminsResponse",
+  "NotifyAdminsResponse",
+  "Portal__Identity__V1__NotifyAdminsResponse",
+  "portal.identity.v1",
+  sizeof(Portal__Identity__V1__NotifyAdminsResponse),
+  1,
+  portal__identity__v1__notify_admins_response__field_descriptors,
+  portal__identity__v1__notify_admins_response__field_indices_by_name,
+  1,  portal__identity__v1__notify_admins_response__number_ranges,
+  (ProtobufCMessageInit) portal__identity__v1__notify_admins_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue portal__identity__v1__role__enum_values_by_number[3] =
 {
   { "ROLE_UNSPECIFIED", "PORTAL__IDENTITY__V1__ROLE__ROLE_UNSPECIFIED", 0 },
@@ -3967,7 +4172,7 @@ const ProtobufCEnumDescriptor portal__identity__v1__invite_status__descriptor =
   portal__identity__v1__invite_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__method_descriptors[15] =
+static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__method_descriptors[16] =
 {
   { "CreateOrganization", &portal__identity__v1__create_organization_request__descriptor, &portal__identity__v1__create_organization_response__descriptor },
   { "CreateInvite", &portal__identity__v1__create_invite_request__descriptor, &portal__identity__v1__create_invite_response__descriptor },
@@ -3984,6 +4189,7 @@ static const ProtobufCMethodDescriptor portal__identity__v1__identity_service__m
   { "Logout", &portal__identity__v1__logout_request__descriptor, &portal__identity__v1__logout_response__descriptor },
   { "Authenticate", &portal__identity__v1__authenticate_request__descriptor, &portal__identity__v1__authenticate_response__descriptor },
   { "ListMemberships", &portal__identity__v1__list_memberships_request__descriptor, &portal__identity__v1__list_memberships_response__descriptor },
+  { "NotifyAdmins", &portal__identity__v1__notify_admins_request__descriptor, &portal__identity__v1__notify_admins_response__descriptor },
 };
 const unsigned portal__identity__v1__identity_service__method_indices_by_name[] = {
   4,        /* AcceptInvite */
@@ -3998,6 +4204,7 @@ const unsigned portal__identity__v1__identity_service__method_indices_by_name[] 
   14,        /* ListMemberships */
   11,        /* Login */
   12,        /* Logout */
+  15,        /* NotifyAdmins */
   2,        /* ResendInvite */
   3,        /* RevokeInvite */
   8         /* UpdateMember */
@@ -4009,7 +4216,7 @@ const ProtobufCServiceDescriptor portal__identity__v1__identity_service__descrip
   "IdentityService",
   "Portal__Identity__V1__IdentityService",
   "portal.identity.v1",
-  15,
+  16,
   portal__identity__v1__identity_service__method_descriptors,
   portal__identity__v1__identity_service__method_indices_by_name
 };
@@ -4132,6 +4339,14 @@ void portal__identity__v1__identity_service__list_memberships(ProtobufCService *
 {
   assert(service->descriptor == &portal__identity__v1__identity_service__descriptor);
   service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void portal__identity__v1__identity_service__notify_admins(ProtobufCService *service,
+                                                           const Portal__Identity__V1__NotifyAdminsRequest *input,
+                                                           Portal__Identity__V1__NotifyAdminsResponse_Closure closure,
+                                                           void *closure_data)
+{
+  assert(service->descriptor == &portal__identity__v1__identity_service__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void portal__identity__v1__identity_service__init (Portal__Identity__V1__IdentityService_Service *service,
                                                    Portal__Identity__V1__IdentityService_ServiceDestroy destroy)
