@@ -27,8 +27,9 @@ public struct AuditComponent: Sendable {
         public var timeout: Duration = .seconds(10)
         /// PEM CA files trusted for endpoints' certificates beside the system's.
         public var trustRoots: [String] = []
-        /// The 32-byte key sealing endpoints' secrets in the database; nil reads (or creates) the
-        /// file `webhook-secrets.key` in the data directory. Instances sharing a database need the same key.
+        /// The 32-byte key sealing endpoints' secrets in the database. Without it a service on SQLite
+        /// reads (or creates) the file `webhook-secrets.key` in its data directory, and a service on
+        /// PostgreSQL, whose instances need one key, refuses to create webhooks.
         public var secretsKey: [UInt8]?
 
         /// The defaults: public https endpoints only, 10 s to answer.
@@ -42,9 +43,14 @@ public struct AuditComponent: Sendable {
         webhooks: WebhookSettings = WebhookSettings(), clock: any ServiceClock = .system,
         logger: Logger
     ) async throws -> AuditComponent {
-        let key = try webhooks.secretsKey ?? Self.secretsKey(in: dataDirectory)
-        guard let secrets = SecretBox(key: key) else {
-            throw WebhookSettingsError(description: "the webhook secrets key must be 32 bytes, not \(key.count)")
+        // On SQLite the one instance keeps its key beside its database; instances sharing PostgreSQL
+        // must be given one key (without it they serve everything but webhooks).
+        let key = try webhooks.secretsKey ?? (database == nil ? Self.secretsKey(in: dataDirectory) : nil)
+        let secrets = try key.map { key in
+            guard let box = SecretBox(key: key) else {
+                throw WebhookSettingsError(description: "the webhook secrets key must be 32 bytes, not \(key.count)")
+            }
+            return box
         }
         let poster = try WebhookPoster(extraTrustRoots: webhooks.trustRoots)
         let location =
@@ -69,6 +75,7 @@ public struct AuditComponent: Sendable {
 
     /// The key in `webhook-secrets.key` under `dataDirectory`, made (random, mode 0600) when absent.
     static func secretsKey(in dataDirectory: String) throws -> [UInt8] {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let path = (dataDirectory as NSString).appendingPathComponent("webhook-secrets.key")
         if let data = FileManager.default.contents(atPath: path) {
             guard data.count == SecretBox.keySize else {
@@ -94,7 +101,8 @@ public struct WebhookSettingsError: Error, CustomStringConvertible, Sendable {
 /// What the handler's webhook RPCs use.
 struct AuditWebhooks: Sendable {
     let store: WebhookStore
-    let secrets: SecretBox
+    /// Nil on PostgreSQL without a configured key: webhooks cannot be created.
+    let secrets: SecretBox?
     let policy: WebhookTargetPolicy
     let dispatcher: WebhookDispatcher
 }

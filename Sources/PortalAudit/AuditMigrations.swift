@@ -133,77 +133,47 @@ enum AuditMigrations {
             ]),
         SQLMigration(
             version: 4, name: "webhooks and their delivery queue",
-            statements: [
-                """
-                CREATE TABLE webhooks (
-                    webhook_id TEXT PRIMARY KEY,
-                    org_id TEXT NOT NULL,
-                    url TEXT NOT NULL,
-                    event_types TEXT NOT NULL,
-                    description TEXT NOT NULL,
-                    enabled INTEGER NOT NULL,
-                    secret BLOB NOT NULL,
-                    previous_secret BLOB,
-                    previous_secret_expires_at BIGINT,
-                    created_at BIGINT NOT NULL
-                )
-                """,
-                "CREATE INDEX webhooks_org ON webhooks (org_id, created_at)",
-                """
-                CREATE TABLE webhook_deliveries (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    delivery_id TEXT NOT NULL UNIQUE,
-                    webhook_id TEXT NOT NULL,
-                    org_id TEXT NOT NULL,
-                    event_id TEXT NOT NULL,
-                    org_sequence BIGINT NOT NULL,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL,
-                    last_status INTEGER NOT NULL,
-                    last_error TEXT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    next_attempt_at BIGINT NOT NULL,
-                    finished_at BIGINT
-                )
-                """,
-                "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq)",
-                "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, seq) WHERE state = 'pending'",
-            ],
-            postgres: [
-                """
-                CREATE TABLE webhooks (
-                    webhook_id TEXT PRIMARY KEY,
-                    org_id TEXT NOT NULL,
-                    url TEXT NOT NULL,
-                    event_types TEXT NOT NULL,
-                    description TEXT NOT NULL,
-                    enabled INTEGER NOT NULL,
-                    secret BYTEA NOT NULL,
-                    previous_secret BYTEA,
-                    previous_secret_expires_at BIGINT,
-                    created_at BIGINT NOT NULL
-                )
-                """,
-                "CREATE INDEX webhooks_org ON webhooks (org_id, created_at)",
-                """
-                CREATE TABLE webhook_deliveries (
-                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    delivery_id TEXT NOT NULL UNIQUE,
-                    webhook_id TEXT NOT NULL,
-                    org_id TEXT NOT NULL,
-                    event_id TEXT NOT NULL,
-                    org_sequence BIGINT NOT NULL,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL,
-                    last_status INTEGER NOT NULL,
-                    last_error TEXT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    next_attempt_at BIGINT NOT NULL,
-                    finished_at BIGINT
-                )
-                """,
-                "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq)",
-                "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, seq) WHERE state = 'pending'",
-            ]),
+            statements: webhookTables(bytes: "BLOB", key: "INTEGER PRIMARY KEY AUTOINCREMENT"),
+            postgres: webhookTables(bytes: "BYTEA", key: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
     ]
+
+    /// The webhook tables in an engine's words for binary columns and an increasing key.
+    private static func webhookTables(bytes: String, key: String) -> [String] {
+        [
+            """
+            CREATE TABLE webhooks (
+                webhook_id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                description TEXT NOT NULL,
+                enabled INTEGER NOT NULL,
+                secret \(bytes) NOT NULL,
+                previous_secret \(bytes),
+                previous_secret_expires_at BIGINT,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX webhooks_org ON webhooks (org_id, created_at)",
+            """
+            CREATE TABLE webhook_deliveries (
+                seq \(key),
+                delivery_id TEXT NOT NULL UNIQUE,
+                webhook_id TEXT NOT NULL,
+                org_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                org_sequence BIGINT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                last_status INTEGER NOT NULL,
+                last_error TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                next_attempt_at BIGINT NOT NULL,
+                finished_at BIGINT
+            )
+            """,
+            "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq)",
+            "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, seq) WHERE state = 'pending'",
+        ]
+    }
 }

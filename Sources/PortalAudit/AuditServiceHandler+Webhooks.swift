@@ -14,7 +14,7 @@ extension AuditServiceHandler {
         let secret = WebhookSignature.newSecret()
         let webhook = try await webhooks.store.create(
             organizationID: organizationID, url: url, eventTypes: types, description: request.description,
-            sealedSecret: webhooks.secrets.seal(Array(secret.utf8)), now: clock.milliseconds())
+            sealedSecret: try sealed(secret), now: clock.milliseconds())
         var response = Portal_Audit_V1_CreateWebhookResponse()
         response.webhook = webhook.api
         response.secret = secret
@@ -43,7 +43,7 @@ extension AuditServiceHandler {
         var secret = ""
         if request.rotateSecret {
             secret = WebhookSignature.newSecret()
-            changes.sealedSecret = webhooks.secrets.seal(Array(secret.utf8))
+            changes.sealedSecret = try sealed(secret)
         }
         guard
             let webhook = try await webhooks.store.update(
@@ -116,6 +116,17 @@ extension AuditServiceHandler {
         var response = Portal_Audit_V1_RedeliverEventResponse()
         response.delivery = delivery.api
         return response
+    }
+
+    /// `secret` sealed with the service's key; FAILED_PRECONDITION when it has none.
+    private func sealed(_ secret: String) throws -> [UInt8] {
+        guard let box = webhooks.secrets else {
+            throw RPCError(
+                .failedPrecondition,
+                "webhooks are not set up: the audit service on PostgreSQL needs PORTAL_WEBHOOK_SECRETS_KEY (32 bytes, base64), the same on every instance"
+            )
+        }
+        return box.seal(Array(secret.utf8))
     }
 
     /// The URL checked against the target policy (its host resolved now), or INVALID_ARGUMENT naming `url`.

@@ -30,7 +30,7 @@ final class WebhookDispatcher: Service, Sendable {
     }
 
     private let store: WebhookStore
-    private let secrets: SecretBox
+    private let secrets: SecretBox?
     private let poster: WebhookPoster
     private let codec: ProtoJSONCodec
     private let settings: Settings
@@ -40,7 +40,7 @@ final class WebhookDispatcher: Service, Sendable {
     private let wakeUpSink: AsyncStream<Void>.Continuation
 
     init(
-        store: WebhookStore, secrets: SecretBox, poster: WebhookPoster, settings: Settings, clock: any ServiceClock,
+        store: WebhookStore, secrets: SecretBox?, poster: WebhookPoster, settings: Settings, clock: any ServiceClock,
         logger: Logger
     ) throws {
         self.store = store
@@ -178,7 +178,7 @@ final class WebhookDispatcher: Service, Sendable {
     }
 
     private func secret(_ sealed: [UInt8]) throws -> String {
-        guard let plain = secrets.open(sealed) else {
+        guard let plain = secrets?.open(sealed) else {
             throw WebhookDeliveryError(description: "the endpoint's secret cannot be opened with this service's key")
         }
         return String(decoding: plain, as: UTF8.self)

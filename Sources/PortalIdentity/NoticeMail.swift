@@ -26,23 +26,17 @@ struct NoticeMail: Codable, Sendable {
         return (header + body).joined(separator: "\r\n") + "\r\n"
     }
 
-    /// A relay sending queued notices through `transport`, oldest first, one at a time.
+    /// A relay sending queued notices through `transport`.
     static func relay(
         database: ServiceDatabase, transport: any MailTransport, from: String, clock: any ServiceClock, logger: Logger
     ) -> OutboxRelay {
-        var configuration = OutboxRelay.Configuration(topic: topic)
-        configuration.batchSize = 1
-        return OutboxRelay(database: database, configuration: configuration, clock: clock, logger: logger) { records in
-            for record in records {
-                let mail = try JSONDecoder().decode(NoticeMail.self, from: Data(record.payload))
-                try await transport.deliver(
-                    OutgoingMail(
-                        id: record.eventID, sender: from, recipient: mail.to,
-                        text: mail.rfc5322(from: "End Customer Portal <\(from)>", messageID: record.eventID)))
-                logger.info(
-                    "notice mail sent",
-                    metadata: ["message_id": "\(record.eventID)", "organization": "\(record.organizationID)"])
-            }
+        MailRelay.make(
+            topic: topic, scrubsDelivered: false, database: database, transport: transport, clock: clock, logger: logger
+        ) { record in
+            let mail = try JSONDecoder().decode(NoticeMail.self, from: Data(record.payload))
+            return OutgoingMail(
+                id: record.eventID, sender: from, recipient: mail.to,
+                text: mail.rfc5322(from: "End Customer Portal <\(from)>", messageID: record.eventID))
         }
     }
 }

@@ -497,6 +497,11 @@ def backend() -> str:
     return "postgres" if os.environ.get("PORTAL_TEST_BACKEND") == "postgres" else "sqlite"
 
 
+if backend() == "postgres":
+    # Audit instances sharing a database seal webhook secrets with one key (a fixed test key).
+    os.environ.setdefault("PORTAL_WEBHOOK_SECRETS_KEY", "dGVzdC1rZXktZm9yLXdlYmhvb2stc2VjcmV0cy0zMmI=")
+
+
 def database_arguments(argv: list[str]) -> list[str]:
     """`--database URL` for a `portal entitlements|identity|audit --data-dir D` command on PostgreSQL.
 
