@@ -275,6 +275,9 @@ def test_the_postgres_backends_take_their_own_database_url_from_a_secret():
         assert variable["valueFrom"] == {"secretKeyRef": {"name": f"portal-{service}-database", "key": "url"}}
         secrets.add(variable["valueFrom"]["secretKeyRef"]["name"])
     assert len(secrets) == len(BACKENDS), "each backend has a database of its own"
+    [audit] = deployments["audit"]["spec"]["template"]["spec"]["containers"]
+    key = {variable["name"]: variable for variable in audit["env"]}["PORTAL_WEBHOOK_SECRETS_KEY"]
+    assert key["valueFrom"] == {"secretKeyRef": {"name": "portal-audit-database", "key": "webhook-secrets-key", "optional": True}}
 
 
 def test_the_postgres_backends_claim_no_persistent_volumes():
@@ -304,7 +307,9 @@ def test_the_postgres_backends_run_like_the_sqlite_ones():
         for key in ("image", "args", "envFrom", "ports", "startupProbe", "livenessProbe", "readinessProbe",
                     "resources", "securityContext", "volumeMounts"):
             assert postgres_container[key] == sqlite_container[key], f"{service}: {key}"
-        assert [variable for variable in postgres_container["env"] if variable["name"] != "PORTAL_DATABASE_URL"] \
+        # Only the database and, for audit, the webhook secrets key that replicas share differ.
+        shared_database_only = {"PORTAL_DATABASE_URL", "PORTAL_WEBHOOK_SECRETS_KEY"}
+        assert [variable for variable in postgres_container["env"] if variable["name"] not in shared_database_only] \
             == sqlite_container["env"], service
         tls = [volume for volume in sqlite["spec"]["volumes"] if "secret" in volume]
         assert tls and all(volume in postgres["spec"]["volumes"] for volume in tls), service
