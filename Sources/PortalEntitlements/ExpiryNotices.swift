@@ -89,22 +89,33 @@ extension EntitlementsStore {
                 SELECT e.id FROM entitlements e
                 WHERE e.expiration_date IS NOT NULL AND e.expiration_date <= \(bind: horizon)
                   AND e.expiration_date > \(bind: now - ExpiryNotice.day)
+                  AND EXISTS (SELECT 1 FROM entitlement_lines l WHERE l.entitlement_id = e.id AND l.available > l.activated)
                   AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.entitlement_id = e.id AND n.threshold_days = 0)
-                ORDER BY e.expiration_date LIMIT 500
+                ORDER BY e.expiration_date
                 """
             ).all().map { try $0.decode(column: "id", as: String.self) }
+            // The nearest threshold already noticed, per entitlement.
+            var noticed: [String: Int64] = [:]
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let list = ids[start..<min(start + 500, ids.count)].map { "\(bind: $0)" as SQLQueryString }
+                    .joined(separator: ", ")
+                for row in try await database.raw(
+                    """
+                    SELECT entitlement_id, MIN(threshold_days) AS smallest FROM expiry_notices
+                    WHERE entitlement_id IN (\(list)) GROUP BY entitlement_id
+                    """
+                ).all() {
+                    noticed[try row.decode(column: "entitlement_id", as: String.self)] =
+                        try row.decode(column: "smallest", as: Int64.self)
+                }
+            }
             var recorded = 0
             for entitlement in try await Self.entitlements(database, ids: ids, organizationID: nil) {
                 guard let expiration = entitlement.expirationDate,
                     let threshold = ExpiryNotice.threshold(expiration: expiration, now: now, thresholds: thresholds),
                     entitlement.lines.contains(where: { $0.available > $0.activated })
                 else { continue }
-                let sent = try await database.raw(
-                    """
-                    SELECT MIN(threshold_days) AS smallest FROM expiry_notices WHERE entitlement_id = \(bind: entitlement.id)
-                    """
-                ).first()?.decode(column: "smallest", as: Int64?.self)
-                if let sent, sent <= threshold { continue }  // this notice, or a later one, went out
+                if let sent = noticed[entitlement.id], sent <= threshold { continue }  // this one, or a later one, went out
                 try await database.raw(
                     """
                     INSERT INTO expiry_notices (entitlement_id, threshold_days, noticed_at)
