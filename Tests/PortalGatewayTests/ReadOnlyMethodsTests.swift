@@ -10,7 +10,7 @@ struct ReadOnlyMethodsTests {
             marked == [
                 "WhoAmI", "GetDashboard", "ListProducts", "GetProduct", "ListEntitlements", "GetEntitlement",
                 "ListActivations", "ExportActivationsCsv", "ListAuditEvents", "ExportAuditEventsCsv",
-                "ListMembers", "ListInvites",
+                "WatchAuditEvents", "ListWebhooks", "ListWebhookDeliveries", "ListMembers", "ListInvites",
             ])
     }
 
