@@ -52,7 +52,7 @@ public struct AuditComponent: Sendable {
             }
             return box
         }
-        let poster = try WebhookPoster(extraTrustRoots: webhooks.trustRoots)
+        let poster = WebhookPoster(extraTrustRoots: webhooks.trustRoots)
         let location =
             database.map(DatabaseLocation.postgres)
             ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("audit.sqlite"))

@@ -7,18 +7,20 @@ import NIOSSL
 /// with the URL's host as server name (verified against the system's trust roots, and any CA the
 /// operator added), one request, the answer's status read, the connection closed.
 public final class WebhookPoster: Sendable {
-    private let tlsContext: NIOSSLContext
+    /// TLS for https endpoints, or why there is none (a host without a CA bundle): then only https
+    /// deliveries fail, saying so, and the service still starts.
+    private let tls: Result<NIOSSLContext, Failure>
     private let group: any EventLoopGroup
 
     /// A poster trusting the system's roots and the PEM certificates in `extraTrustRoots` (files).
-    public init(
-        extraTrustRoots: [String] = [], group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
-    )
-        throws
-    {
+    public init(extraTrustRoots: [String] = [], group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.additionalTrustRoots = extraTrustRoots.map { .file($0) }
-        tlsContext = try NIOSSLContext(configuration: configuration)
+        do {
+            tls = .success(try NIOSSLContext(configuration: configuration))
+        } catch {
+            tls = .failure(Failure(description: "no TLS trust roots to verify endpoints with: \(error)"))
+        }
         self.group = group
     }
 
@@ -42,7 +44,7 @@ public final class WebhookPoster: Sendable {
         timeout: Duration
     ) async throws -> Answer {
         let status = group.next().makePromise(of: Int.self)
-        let tls = url.scheme == "https" ? tlsContext : nil
+        let tls = url.scheme == "https" ? try self.tls.get() : nil
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000)))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
