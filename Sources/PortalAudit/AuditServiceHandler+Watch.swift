@@ -14,13 +14,7 @@ extension AuditServiceHandler {
         context: ServerContext
     ) async throws {
         let organizationID = try Self.required(request.organizationID, field: "organization_id")
-        let types = try Set(
-            request.eventTypes.map { type in
-                guard let stored = AuditVocabulary.stored(type) else {
-                    throw RPCError.invalidArgument(field: "event_types", "must hold MEMBERS, LICENSES or ACTIVATIONS")
-                }
-                return stored
-            })
+        let types = Set(try Self.storedTypes(request.eventTypes))
         guard (0...300).contains(request.heartbeatSeconds) else {
             throw RPCError.invalidArgument(field: "heartbeat_seconds", "must be between 0 (15 seconds) and 300")
         }

@@ -141,16 +141,7 @@ extension AuditServiceHandler {
     }
 
     private static func webhookTypes(_ types: [Portal_Audit_V1_EventType]) throws -> [String] {
-        Array(
-            Set(
-                try types.map { type in
-                    guard let stored = AuditVocabulary.stored(type) else {
-                        throw RPCError.invalidArgument(
-                            field: "event_types", "must hold MEMBERS, LICENSES or ACTIVATIONS")
-                    }
-                    return stored
-                })
-        ).sorted()
+        Array(Set(try storedTypes(types))).sorted()
     }
 
     private static func noWebhook(_ id: String) -> RPCError {

@@ -178,6 +178,16 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             subjectKind: AuditVocabulary.stored(event.subjectKind), subjectID: event.subjectID)
     }
 
+    /// The stored names of `types`; INVALID_ARGUMENT naming `event_types` for an unspecified one.
+    static func storedTypes(_ types: [Portal_Audit_V1_EventType]) throws -> [String] {
+        try types.map { type in
+            guard let stored = AuditVocabulary.stored(type) else {
+                throw RPCError.invalidArgument(field: "event_types", "must hold MEMBERS, LICENSES or ACTIVATIONS")
+            }
+            return stored
+        }
+    }
+
     static func filter(
         organizationID: String, timeStart: Google_Protobuf_Timestamp?, timeEnd: Google_Protobuf_Timestamp?,
         types: [Portal_Audit_V1_EventType],
@@ -196,12 +206,7 @@ public final class AuditServiceHandler: Portal_Audit_V1_AuditService {
             throw RPCError.invalidArgument(
                 field: "time_end", "must not be before time_start (equal bounds select nothing)")
         }
-        filter.eventTypes = try types.map { type in
-            guard let stored = AuditVocabulary.stored(type) else {
-                throw RPCError.invalidArgument(field: "event_types", "must hold MEMBERS, LICENSES or ACTIVATIONS")
-            }
-            return stored
-        }
+        filter.eventTypes = try storedTypes(types)
         filter.actorMemberID = actorMemberID
         filter.user = user
         guard searchText.count <= 200 else {
