@@ -56,8 +56,11 @@ struct AuditAppendBatch: Sendable {
             copyFields: copyFields.isEmpty ? [] : kept.map { copyFields[$0] }, recordedAt: recordedAt)
     }
 
+    /// The organizations the batch appends to.
+    var organizationIDs: Set<String> { Set(events.map(\.organizationID)) }
+
     /// The keys of the batch's organizations' chains (appends to one organization take turns on it).
-    var chainKeys: [String] { Set(events.map(\.organizationID)).map { "audit-chain:" + $0 } }
+    var chainKeys: [String] { organizationIDs.map { "audit-chain:" + $0 } }
 
     private static func copyFields(_ event: AuditStore.Incoming, recordedAt: Int64) -> CopyRows {
         var fields = CopyRows(capacity: 96 + event.message.utf8.count)

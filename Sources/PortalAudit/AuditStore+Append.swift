@@ -7,23 +7,83 @@ extension AuditStore {
     /// Returns (stored, duplicates).
     func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
         let batch = AuditAppendBatch(events, recordedAt: now, backend: database.backend)
-        guard database.backend == .postgres else { return try await append(batch, lookingUpStored: true) }
-        // PostgreSQL's unique index checks every event id anyway: the ids are looked up only once it
-        // refused one (a batch sent again), and again if another batch stored one of them meanwhile.
+        guard database.backend == .postgres else { return try await appendHoldingChains(batch, lookingUpStored: true) }
+        // On PostgreSQL a batch is first chained behind this instance's batches in flight. The unique
+        // index checks every event id anyway: the ids are looked up only once it refused one (a batch
+        // sent again). Should the batch fail to follow its chains twice (another instance appended to
+        // one meanwhile), it holds them from the start: that always goes through.
         for attempt in 1... {
             do {
-                return try await append(batch, lookingUpStored: attempt > 1)
-            } catch let error as DatabaseDuplicateError where error.constraint == "events_event_id_key" && attempt < 3 {
+                if attempt <= 2 { return try await appendPipelined(batch, lookingUpStored: attempt > 1) }
+                return try await appendHoldingChains(batch, lookingUpStored: true)
+            } catch let error as DatabaseDuplicateError where attempt < 4 && Self.startsOver(error.constraint) {
+                continue
+            } catch is ChainMoved where attempt < 4 {
                 continue
             }
         }
         fatalError("unreachable: the last attempt returns or throws")
     }
 
+    /// A chained batch found its chains moved on without it (a batch before it failed, or another
+    /// instance appended): it rolled back and starts over.
+    private struct ChainMoved: Error {}
+
+    /// Refusals after which an append starts over: an event id stored meanwhile (looked up then), or a
+    /// sequence another instance's append took first.
+    private static func startsOver(_ constraint: String) -> Bool {
+        constraint == "events_event_id_key" || constraint == "events_org_sequence"
+    }
+
+    /// One transaction chained behind this instance's batches in flight for the same organizations
+    /// (or after the stored heads): the events are inserted while those batches still commit; the
+    /// chains' keys are taken once they did, the stored heads checked to be the ones followed, the
+    /// events counted and the heads moved on.
+    private func appendPipelined(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (
+        stored: Int, duplicates: Int
+    ) {
+        let place = await pipeline.admit(Set(batch.events.map(\.organizationID)))
+        do {
+            let result = try await database.transaction(isolation: .keys) { [pipeline] database in
+                var batch = batch
+                if lookingUpStored {
+                    let stored = try await Self.storedIDs(database, among: batch.events.map(\.eventID))
+                    if !stored.isEmpty { batch = batch.without(stored) }
+                }
+                guard !batch.events.isEmpty else { return (0, batch.received) }
+                let stored = try await Self.storedHeads(database, of: batch.organizationIDs)
+                guard
+                    let chained = pipeline.chain(
+                        place, stored: stored,
+                        { bases in
+                            let links = ChainLinks(batch, after: bases)
+                            return (links, links.heads)
+                        })
+                else { throw ChainMoved() }
+                try await Self.copy(database, batch, chained.links)
+                guard await chained.predecessorsCommitted(), try await database.tryHolding(batch.chainKeys) else {
+                    throw ChainMoved()
+                }
+                let heads = try await Self.storedHeads(database, of: batch.organizationIDs)
+                guard batch.organizationIDs.allSatisfy({ (heads[$0] ?? .empty) == chained.bases[$0] }) else {
+                    throw ChainMoved()
+                }
+                try await Self.record(database, batch, chained.links)
+                return (batch.events.count, batch.received - batch.events.count)
+            }
+            pipeline.leave(place, committed: true)
+            return result
+        } catch {
+            pipeline.leave(place, committed: false)
+            throw error
+        }
+    }
+
     /// One transaction holding the batch's organizations' chains: the stored heads read, the events
     /// chained after them, inserted, counted, and the heads moved on.
-    private func append(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (stored: Int, duplicates: Int)
-    {
+    private func appendHoldingChains(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (
+        stored: Int, duplicates: Int
+    ) {
         // Each organization's chain key covers all it reads (the chain head, its counters); event ids
         // are unique by index: appends for other organizations never fail it.
         try await database.transaction(serializing: batch.chainKeys, isolation: .keys) { database in
@@ -33,65 +93,79 @@ extension AuditStore {
                 if !stored.isEmpty { batch = batch.without(stored) }
             }
             guard !batch.events.isEmpty else { return (0, batch.received) }
-            let links = try await ChainLinks(database, batch)
+            let links = ChainLinks(batch, after: try await Self.storedHeads(database, of: batch.organizationIDs))
             if SQLBackend(database) == .postgres {
                 try await Self.copy(database, batch, links)
             } else {
                 try await Self.insert(database, batch, links)
             }
-            try await Self.addToCounts(database, batch.counts)
-            try await WebhookStore.enqueue(
-                database,
-                batch.events.indices.map { index in
-                    WebhookStore.AppendedEvent(
-                        organizationID: batch.events[index].organizationID, eventID: batch.events[index].eventID,
-                        organizationSequence: links.sequences[index], eventType: batch.events[index].eventType)
-                }, now: batch.recordedAt)
-            for (organizationID, head) in links.heads {
-                try await database.raw(
-                    """
-                    INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
-                    ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
-                    """
-                ).run()
-            }
+            try await Self.record(database, batch, links)
             return (batch.events.count, batch.received - batch.events.count)
         }
     }
 
+    /// What follows the inserted events in their transaction: the counters, the webhook deliveries and
+    /// the chain heads moved on.
+    private static func record(_ database: any SQLDatabase, _ batch: AuditAppendBatch, _ links: ChainLinks) async throws
+    {
+        try await addToCounts(database, batch.counts)
+        try await WebhookStore.enqueue(
+            database,
+            batch.events.indices.map { index in
+                WebhookStore.AppendedEvent(
+                    organizationID: batch.events[index].organizationID, eventID: batch.events[index].eventID,
+                    organizationSequence: links.sequences[index], eventType: batch.events[index].eventType)
+            }, now: batch.recordedAt)
+        for (organizationID, head) in links.heads {
+            try await database.raw(
+                """
+                INSERT INTO chain_heads (org_id, last_sequence, last_hash) VALUES (\(bind: organizationID), \(bind: head.sequence), \(bind: Data(head.hash)))
+                ON CONFLICT (org_id) DO UPDATE SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash
+                """
+            ).run()
+        }
+    }
+
+    /// The stored chain heads of `organizationIDs` (an organization without events has none).
+    private static func storedHeads(_ database: any SQLDatabase, of organizationIDs: Set<String>) async throws -> [String:
+        ChainHead]
+    {
+        var list: SQLQueryString = ""
+        for (offset, id) in organizationIDs.sorted().enumerated() {
+            list = offset == 0 ? "\(bind: id)" : "\(list), \(bind: id)"
+        }
+        var heads: [String: ChainHead] = [:]
+        for row in try await database.raw(
+            "SELECT org_id, last_sequence, last_hash FROM chain_heads WHERE org_id IN (\(list))"
+        ).all() {
+            heads[try row.decode(column: "org_id", as: String.self)] = ChainHead(
+                sequence: try row.decode(column: "last_sequence", as: Int64.self),
+                hash: [UInt8](try row.decode(column: "last_hash", as: Data.self)))
+        }
+        return heads
+    }
+
     /// Each event's place in its organization's chain: its sequence, the hash before it and its own.
-    private struct ChainLinks {
+    fileprivate struct ChainLinks: Sendable {
         var sequences: [Int64] = []
         var previousHashes: [[UInt8]] = []
         var hashes: [[UInt8]] = []
         /// Each organization's last sequence and hash after the batch.
-        var heads: [String: (sequence: Int64, hash: [UInt8])] = [:]
+        var heads: [String: ChainHead] = [:]
 
-        /// The links following the organizations' stored heads (a new organization starts at zero).
-        init(_ database: any SQLDatabase, _ batch: AuditAppendBatch) async throws {
+        /// The links following `bases`, the organizations' heads (an organization without one starts empty).
+        init(_ batch: AuditAppendBatch, after bases: [String: ChainHead]) {
             sequences.reserveCapacity(batch.events.count)
             previousHashes.reserveCapacity(batch.events.count)
             hashes.reserveCapacity(batch.events.count)
             for (event, input) in zip(batch.events, batch.chainInputs) {
-                let head: (sequence: Int64, hash: [UInt8])
-                if let cached = heads[event.organizationID] {
-                    head = cached
-                } else if let row = try await database.raw(
-                    "SELECT last_sequence, last_hash FROM chain_heads WHERE org_id = \(bind: event.organizationID)"
-                ).first() {
-                    head = (
-                        try row.decode(column: "last_sequence", as: Int64.self),
-                        [UInt8](try row.decode(column: "last_hash", as: Data.self))
-                    )
-                } else {
-                    head = (0, [UInt8](repeating: 0, count: 32))
-                }
+                let head = heads[event.organizationID] ?? bases[event.organizationID] ?? .empty
                 let sequence = head.sequence + 1
                 let hash = input.hash(previous: head.hash, organizationSequence: sequence)
                 sequences.append(sequence)
                 previousHashes.append(head.hash)
                 hashes.append(hash)
-                heads[event.organizationID] = (sequence, hash)
+                heads[event.organizationID] = ChainHead(sequence: sequence, hash: hash)
             }
         }
     }

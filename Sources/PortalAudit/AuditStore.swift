@@ -7,6 +7,8 @@ import SQLKit
 /// The audit log: append-only events per organization, each chained to its predecessor by hash.
 final class AuditStore: Sendable {
     let database: ServiceDatabase
+    /// This instance's appends in flight per organization (PostgreSQL).
+    let pipeline = ChainPipeline()
 
     init(database: ServiceDatabase) {
         self.database = database
