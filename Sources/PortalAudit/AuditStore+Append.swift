@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import PortalStorage
 import SQLKit
 
@@ -10,30 +11,41 @@ extension AuditStore {
         guard database.backend == .postgres else { return try await appendHoldingChains(batch, lookingUpStored: true) }
         // On PostgreSQL a batch is first chained behind this instance's batches in flight. The unique
         // index checks every event id anyway: the ids are looked up only once it refused one (a batch
-        // sent again). Should the batch fail to follow its chains twice (another instance appended to
-        // one meanwhile), it holds them from the start: that always goes through.
+        // sent again). Should the batch fail to follow its chains twice, or another instance append to
+        // its organizations too, it holds them from the start: that always goes through.
         for attempt in 1... {
             do {
-                if attempt <= 2 { return try await appendPipelined(batch, lookingUpStored: attempt > 1) }
-                return try await appendHoldingChains(batch, lookingUpStored: true)
-            } catch let error as DatabaseDuplicateError where attempt < 4 && Self.startsOver(error.constraint) {
-                continue
-            } catch is ChainMoved where attempt < 4 {
-                continue
+                if attempt <= 2, !pipeline.isContended(batch.organizationIDs) {
+                    return try await appendPipelined(batch, lookingUpStored: attempt > 1)
+                }
+                return try await appendHoldingChains(batch, lookingUpStored: attempt > 1)
+            } catch let error as DatabaseDuplicateError where attempt < 4 && error.constraint == "events_event_id_key" {
+                Self.restarts.storedEventID.increment()
+            } catch let error as DatabaseDuplicateError where attempt < 4 && error.constraint == "events_org_sequence" {
+                Self.restarts.sequenceTaken.increment()
+                pipeline.contended(batch.organizationIDs)
+            } catch let moved as ChainMoved where attempt < 4 {
+                Self.restarts.chainMoved.increment()
+                if moved.elsewhere { pipeline.contended(batch.organizationIDs) }
             }
         }
         fatalError("unreachable: the last attempt returns or throws")
     }
 
-    /// A chained batch found its chains moved on without it (a batch before it failed, or another
-    /// instance appended): it rolled back and starts over.
-    private struct ChainMoved: Error {}
-
-    /// Refusals after which an append starts over: an event id stored meanwhile (looked up then), or a
-    /// sequence another instance's append took first.
-    private static func startsOver(_ constraint: String) -> Bool {
-        constraint == "events_event_id_key" || constraint == "events_org_sequence"
+    /// A chained batch found its chains moved on without it: it rolled back and starts over.
+    private struct ChainMoved: Error {
+        /// Another transaction holds or moved one of its chains (else a batch before it here failed).
+        let elsewhere: Bool
     }
+
+    /// Appends rolled back and started over, by why (`portal_audit_append_restarts_total{reason}`):
+    /// a steady rate of `chain_moved` or `sequence_taken` means instances append to the same
+    /// organizations at once; `event_id_stored` counts batches sent again.
+    private static let restarts = (
+        chainMoved: Counter(label: "portal_audit_append_restarts_total", dimensions: [("reason", "chain_moved")]),
+        sequenceTaken: Counter(label: "portal_audit_append_restarts_total", dimensions: [("reason", "sequence_taken")]),
+        storedEventID: Counter(label: "portal_audit_append_restarts_total", dimensions: [("reason", "event_id_stored")])
+    )
 
     /// One transaction chained behind this instance's batches in flight for the same organizations
     /// (or after the stored heads): the events are inserted while those batches still commit; the
@@ -59,14 +71,13 @@ extension AuditStore {
                             let links = ChainLinks(batch, after: bases)
                             return (links, links.heads)
                         })
-                else { throw ChainMoved() }
+                else { throw ChainMoved(elsewhere: false) }
                 try await Self.copy(database, batch, chained.links)
-                guard await chained.predecessorsCommitted(), try await database.tryHolding(batch.chainKeys) else {
-                    throw ChainMoved()
-                }
-                let heads = try await Self.storedHeads(database, of: batch.organizationIDs)
-                guard batch.organizationIDs.allSatisfy({ (heads[$0] ?? .empty) == chained.bases[$0] }) else {
-                    throw ChainMoved()
+                guard await chained.predecessorsCommitted() else { throw ChainMoved(elsewhere: false) }
+                let heads = try await database.tryHolding(batch.chainKeys)
+                    ? try await Self.storedHeads(database, of: batch.organizationIDs) : nil
+                guard let heads, batch.organizationIDs.allSatisfy({ (heads[$0] ?? .empty) == chained.bases[$0] }) else {
+                    throw ChainMoved(elsewhere: true)
                 }
                 try await Self.record(database, batch, chained.links)
                 return (batch.events.count, batch.received - batch.events.count)

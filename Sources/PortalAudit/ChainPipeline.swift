@@ -53,6 +53,11 @@ final class ChainPipeline: Sendable {
         }
     }
 
+    /// How long an organization's batches hold its chain from the start once a chained batch of it
+    /// had to start over because another instance appended to it: instances appending to one
+    /// organization at once would otherwise keep undoing each other's chained batches.
+    static let contentionWindow = Duration.seconds(10)
+
     private struct Organization {
         var inFlight = 0
         /// The end of the last batch chained, and the batch it was chained after (if in this pipeline).
@@ -61,6 +66,8 @@ final class ChainPipeline: Sendable {
 
     private struct State {
         var organizations: [String: Organization] = [:]
+        /// Organizations other instances append to as well, until when.
+        var contended: [String: ContinuousClock.Instant] = [:]
         var waiting: [CheckedContinuation<Bool, Never>] = []
     }
 
@@ -81,6 +88,24 @@ final class ChainPipeline: Sendable {
                 if admitted { continuation.resume(returning: true) }
             }
             if admitted { return Place(organizationIDs: organizationIDs) }
+        }
+    }
+
+    /// Notes that a chained batch of these organizations started over because their chains moved
+    /// elsewhere: for `contentionWindow` their batches hold the chains from the start.
+    func contended(_ organizationIDs: Set<String>) {
+        let until = ContinuousClock.now + Self.contentionWindow
+        state.withLock { state in
+            for id in organizationIDs { state.contended[id] = until }
+        }
+    }
+
+    /// Whether a batch of these organizations should hold their chains from the start rather than be chained.
+    func isContended(_ organizationIDs: Set<String>) -> Bool {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            state.contended = state.contended.filter { $0.value > now }
+            return organizationIDs.contains { state.contended[$0] != nil }
         }
     }
 
