@@ -234,4 +234,16 @@ struct AuditServiceTests {
             #expect(try await harness.client.listEvents(.with { $0.organizationID = "org-1" }).totalSize == 1)
         }
     }
+
+    @Test func postgresSessionsScanLargeTablesFromTheirFirstPage() async throws {
+        guard TestBackend.available.contains(.postgres) else { return }
+        try await AuditHarness.run(on: .postgres) { harness in
+            // A capped search count then reads the same rows every time (see PostgresEngine.sessionSettings).
+            let setting = try await harness.component.database.read { database in
+                try await database.raw("SHOW synchronize_seqscans").first()?.decode(
+                    column: "synchronize_seqscans", as: String.self)
+            }
+            #expect(setting == "off")
+        }
+    }
 }
