@@ -1,5 +1,6 @@
 """Audit service benchmark: one organization with EVENTS events; append throughput (one batch at a
-time, then INFLIGHT at once into an organization of its own, its chain verified), list and search
+time, then INFLIGHT at once into an organization of its own, its chain verified — and with
+SECOND_ADDRESS, from two instances of one database at once), list and search
 latency percentiles, a CSV export of EXPORT_EVENTS events with the server's memory before/after, and
 the organization's chain verified.
 
@@ -10,6 +11,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 import uuid
 
@@ -80,31 +82,51 @@ if existing < EVENTS:
     elapsed = time.perf_counter() - started
     print(f"append: {appended:,} events in {elapsed:.1f} s = {appended / elapsed:,.0f} events/s (target > 20,000)")
 
-# The same appends with INFLIGHT batches in flight at once (a busy relay, or several): the batches of
-# one organization still take turns on its chain, but one's decoding and hashing overlap another's
-# insert. Into an organization of its own, so the lists below measure the same data every run.
+# The same appends with INFLIGHT batches in flight at once (a busy relay, or several): on SQLite one
+# batch's decoding and hashing overlap another's insert; on PostgreSQL a batch is also inserted while
+# the one before it commits. Into an organization of its own, so the lists below measure the same data
+# every run. With SECOND_ADDRESS (a second instance on the same database) the same once more, half
+# the batches sent to each instance at once: the instances take turns on the organization's chain.
 INFLIGHT = int(os.environ.get("INFLIGHT", 4))
 INFLIGHT_EVENTS = int(os.environ.get("INFLIGHT_EVENTS", 200_000))
-inflight_org = f"org-inflight-{uuid.uuid4().hex[:8]}"
-requests = []
-for first in range(0, INFLIGHT_EVENTS, BATCH):
-    batch = make_batch(first)
-    for event in batch.events:
-        event.organization_id = inflight_org
-        event.event_id = uuid.uuid4().hex
-    requests.append(batch)
-started, pending = time.perf_counter(), []
-for request in requests:
-    pending.append(stub.AppendEvents.future(request, timeout=120))
-    if len(pending) >= INFLIGHT:
-        pending.pop(0).result()
-for future in pending:
-    future.result()
-elapsed = time.perf_counter() - started
-chain = stub.VerifyChain(A.VerifyChainRequest(organization_id=inflight_org), timeout=600)
-print(f"append, {INFLIGHT} batches in flight: {INFLIGHT_EVENTS:,} events in {elapsed:.1f} s = {INFLIGHT_EVENTS / elapsed:,.0f} events/s "
-      f"(target > 20,000); chain {'unbroken' if chain.ok else 'BROKEN: ' + chain.reason}, {chain.events_checked:,} events checked")
-assert chain.ok and chain.events_checked == INFLIGHT_EVENTS, chain
+
+
+def append_in_flight(stubs, label):
+    organization = f"org-inflight-{uuid.uuid4().hex[:8]}"
+    requests = []
+    for first in range(0, INFLIGHT_EVENTS, BATCH):
+        batch = make_batch(first)
+        for event in batch.events:
+            event.organization_id = organization
+            event.event_id = uuid.uuid4().hex
+        requests.append(batch)
+
+    def send(client, share):
+        pending = []
+        for request in share:
+            pending.append(client.AppendEvents.future(request, timeout=120))
+            if len(pending) >= INFLIGHT:
+                pending.pop(0).result()
+        for future in pending:
+            future.result()
+
+    started = time.perf_counter()
+    senders = [threading.Thread(target=send, args=(client, requests[index::len(stubs)])) for index, client in enumerate(stubs)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    elapsed = time.perf_counter() - started
+    chain = stub.VerifyChain(A.VerifyChainRequest(organization_id=organization), timeout=600)
+    print(f"append, {label}: {INFLIGHT_EVENTS:,} events in {elapsed:.1f} s = {INFLIGHT_EVENTS / elapsed:,.0f} events/s "
+          f"(target > 20,000); chain {'unbroken' if chain.ok else 'BROKEN: ' + chain.reason}, {chain.events_checked:,} events checked")
+    assert chain.ok and chain.events_checked == INFLIGHT_EVENTS, chain
+
+
+append_in_flight([stub], f"{INFLIGHT} batches in flight")
+if os.environ.get("SECOND_ADDRESS"):
+    second = AG.AuditServiceStub(grpc.insecure_channel(os.environ["SECOND_ADDRESS"], options=[("grpc.max_send_message_length", 256 << 20)]))
+    append_in_flight([stub, second], f"two instances, {INFLIGHT} batches in flight at each")
 
 page = lambda **kw: stub.ListEvents(A.ListEventsRequest(organization_id=ORG, page_size=50, **kw), timeout=30)
 print("list first page (time desc):       ", timed(lambda: page()))
