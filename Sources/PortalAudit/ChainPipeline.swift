@@ -23,6 +23,11 @@ final class ChainPipeline: Sendable {
     /// commits in well under a second; this only breaks a wait that another instance's append holds up).
     static let patience = Duration.seconds(2)
 
+    /// How long an organization's batches hold its chain from the start once a chained batch of it
+    /// had to start over because another instance appended to it: instances appending to one
+    /// organization at once would otherwise keep undoing each other's chained batches.
+    static let contentionWindow = Duration.seconds(10)
+
     /// One batch's place in the pipelines of its organizations, from `admit` to `leave`.
     final class Place: Sendable {
         fileprivate let organizationIDs: Set<String>
@@ -52,11 +57,6 @@ final class ChainPipeline: Sendable {
             return true
         }
     }
-
-    /// How long an organization's batches hold its chain from the start once a chained batch of it
-    /// had to start over because another instance appended to it: instances appending to one
-    /// organization at once would otherwise keep undoing each other's chained batches.
-    static let contentionWindow = Duration.seconds(10)
 
     private struct Organization {
         var inFlight = 0
@@ -185,7 +185,7 @@ final class BatchOutcome: Sendable {
     /// True once the batch committed; false when it did not, or is still undecided after `timeout`.
     func committed(within timeout: Duration) async -> Bool {
         await withTaskGroup(of: Bool?.self) { group in
-            group.addTask { await self.outcome() }
+            group.addTask { await self.outcome() as Bool? }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return nil
@@ -196,8 +196,8 @@ final class BatchOutcome: Sendable {
         }
     }
 
-    /// The outcome, or nil when the waiting task is cancelled first.
-    private func outcome() async -> Bool? {
+    /// The outcome; false when the waiting task is cancelled first.
+    private func outcome() async -> Bool {
         let id = state.withLock { state -> Int in
             state.nextID += 1
             return state.nextID
