@@ -6,7 +6,7 @@ import SQLKit
 extension AuditStore {
     /// Appends events in order; an event id already stored (or repeated in the batch) is skipped.
     /// Returns (stored, duplicates).
-    func append(_ events: [Incoming], now: Int64) async throws -> (stored: Int, duplicates: Int) {
+    func append(_ events: [Incoming], now: Int64) async throws -> Appended {
         let batch = AuditAppendBatch(events, recordedAt: now, backend: database.backend)
         guard database.backend == .postgres else { return try await appendHoldingChains(batch, lookingUpStored: true) }
         // On PostgreSQL a batch is first chained behind this instance's batches in flight. The unique
@@ -32,6 +32,9 @@ extension AuditStore {
         fatalError("unreachable: the last attempt returns or throws")
     }
 
+    /// How many events of a batch were stored, and how many were duplicates.
+    typealias Appended = (stored: Int, duplicates: Int)
+
     /// A chained batch found its chains moved on without it: it rolled back and starts over.
     private struct ChainMoved: Error {
         /// Another transaction holds or moved one of its chains (else a batch before it here failed).
@@ -51,9 +54,7 @@ extension AuditStore {
     /// (or after the stored heads): the events are inserted while those batches still commit; the
     /// chains' keys are taken once they did, the stored heads checked to be the ones followed, the
     /// events counted and the heads moved on.
-    private func appendPipelined(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (
-        stored: Int, duplicates: Int
-    ) {
+    private func appendPipelined(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> Appended {
         let place = await pipeline.admit(Set(batch.events.map(\.organizationID)))
         do {
             let result = try await database.transaction(isolation: .keys) { [pipeline] database in
@@ -74,9 +75,9 @@ extension AuditStore {
                 else { throw ChainMoved(elsewhere: false) }
                 try await Self.copy(database, batch, chained.links)
                 guard await chained.predecessorsCommitted() else { throw ChainMoved(elsewhere: false) }
-                let heads = try await database.tryHolding(batch.chainKeys)
-                    ? try await Self.storedHeads(database, of: batch.organizationIDs) : nil
-                guard let heads, batch.organizationIDs.allSatisfy({ (heads[$0] ?? .empty) == chained.bases[$0] }) else {
+                guard try await database.tryHolding(batch.chainKeys) else { throw ChainMoved(elsewhere: true) }
+                let heads = try await Self.storedHeads(database, of: batch.organizationIDs)
+                guard batch.organizationIDs.allSatisfy({ (heads[$0] ?? .empty) == chained.bases[$0] }) else {
                     throw ChainMoved(elsewhere: true)
                 }
                 try await Self.record(database, batch, chained.links)
@@ -92,9 +93,7 @@ extension AuditStore {
 
     /// One transaction holding the batch's organizations' chains: the stored heads read, the events
     /// chained after them, inserted, counted, and the heads moved on.
-    private func appendHoldingChains(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> (
-        stored: Int, duplicates: Int
-    ) {
+    private func appendHoldingChains(_ batch: AuditAppendBatch, lookingUpStored: Bool) async throws -> Appended {
         // Each organization's chain key covers all it reads (the chain head, its counters); event ids
         // are unique by index: appends for other organizations never fail it.
         try await database.transaction(serializing: batch.chainKeys, isolation: .keys) { database in
@@ -138,9 +137,9 @@ extension AuditStore {
     }
 
     /// The stored chain heads of `organizationIDs` (an organization without events has none).
-    private static func storedHeads(_ database: any SQLDatabase, of organizationIDs: Set<String>) async throws -> [String:
-        ChainHead]
-    {
+    private static func storedHeads(
+        _ database: any SQLDatabase, of organizationIDs: Set<String>
+    ) async throws -> [String: ChainHead] {
         var list: SQLQueryString = ""
         for (offset, id) in organizationIDs.sorted().enumerated() {
             list = offset == 0 ? "\(bind: id)" : "\(list), \(bind: id)"

@@ -54,7 +54,8 @@ struct ChainPipelineTests {
         let fourth = await pipeline.admit(["org-1"])  // admitted while the third is in flight
         pipeline.leave(third, committed: true)
         let fourthChained = try #require(Self.chain(pipeline, fourth, count: 1))
-        #expect(fourthChained.bases["org-1"] == ChainHead(sequence: 12, hash: [12]), "the committed third stays the tail")
+        #expect(
+            fourthChained.bases["org-1"] == ChainHead(sequence: 12, hash: [12]), "the committed third stays the tail")
         pipeline.leave(fourth, committed: true)
     }
 
