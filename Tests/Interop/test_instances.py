@@ -64,7 +64,8 @@ class Cluster:
         return process
 
     def start(self) -> "Cluster":
-        self.audits = [self.instance("audit", i) for i in range(2)]
+        self.audit_admin_ports = [support.free_port() for _ in range(2)]
+        self.audits = [self.instance("audit", i, "--admin-port", str(self.audit_admin_ports[i])) for i in range(2)]
         started = self.start_together(self.audits)
         audit = ",".join(process.address for process in started)
         self.identities = self.start_together([self.instance("identity", i, "--audit-address", audit) for i in range(3)])
@@ -219,11 +220,16 @@ def test_concurrent_appenders_on_different_instances_keep_the_chain_unbroken(clu
             stub.AppendEvents(A.AppendEventsRequest(events=events), timeout=T)
             stub.AppendEvents(A.AppendEventsRequest(events=events[:3]), timeout=T)  # a redelivery
 
+    restarts = "portal_audit_append_restarts_total"
+    before = sum(support.admin_metric(port, restarts, reason="event_id_stored") for port in cluster.audit_admin_ports)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(append, range(8)))
     for index in range(2):
         chain = cluster.audit(index).VerifyChain(A.VerifyChainRequest(organization_id=organization_id), timeout=T)
         assert chain.ok and chain.events_checked == 800, chain
+    # Each redelivery was refused once by the unique index and appended again with its ids looked up.
+    after = sum(support.admin_metric(port, restarts, reason="event_id_stored") for port in cluster.audit_admin_ports)
+    assert after - before >= 80, (before, after)
 
 
 def test_relays_of_several_instances_record_every_event_once_in_each_organizations_order(cluster):
