@@ -18,24 +18,17 @@ struct InviteMail: Codable, Sendable {
     /// The message as RFC 5322 text (CRLF line endings).
     func rfc5322(from sender: String, messageID: String, acceptLink: InviteLinkTemplate) -> String {
         let link = acceptLink.link(secret: secret)
-        let lines = [
-            "From: \(sender)",
-            "To: \(to)",
-            "Subject: You are invited to \(organizationName) on the End Customer Portal",
-            "Message-ID: <\(messageID)@end-customer-portal>",
-            "MIME-Version: 1.0",
-            "Content-Type: text/plain; charset=utf-8",
-            "Content-Transfer-Encoding: 8bit",
-            "X-Portal-Organization: \(organizationID)",
-            "",
-            "\(invitedBy == "system" ? "You have" : "\(invitedBy) has") invited you to join \(organizationName) as \(role).",
-            "",
-            "Accept the invite: \(link)",
-            "Invite code: \(secret)",
-            "",
-            "The invite works until \(Self.format(milliseconds: expiresAt)) UTC.",
-        ]
-        return lines.joined(separator: "\r\n") + "\r\n"
+        return PortalMessage.rfc5322(
+            from: sender, to: to, subject: "You are invited to \(organizationName) on the End Customer Portal",
+            messageID: messageID, organizationID: organizationID,
+            bodyLines: [
+                "\(invitedBy == "system" ? "You have" : "\(invitedBy) has") invited you to join \(organizationName) as \(role).",
+                "",
+                "Accept the invite: \(link)",
+                "Invite code: \(secret)",
+                "",
+                "The invite works until \(Self.format(milliseconds: expiresAt)) UTC.",
+            ])
     }
 
     private static func format(milliseconds: Int64) -> String {

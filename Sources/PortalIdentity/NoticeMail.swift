@@ -17,13 +17,9 @@ struct NoticeMail: Codable, Sendable {
 
     /// The message as RFC 5322 text (CRLF line endings).
     func rfc5322(from sender: String, messageID: String) -> String {
-        let header = [
-            "From: \(sender)", "To: \(to)", "Subject: \(subject)", "Message-ID: <\(messageID)@end-customer-portal>",
-            "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit",
-            "X-Portal-Organization: \(organizationID)", "",
-        ]
-        let body = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        return (header + body).joined(separator: "\r\n") + "\r\n"
+        PortalMessage.rfc5322(
+            from: sender, to: to, subject: subject, messageID: messageID, organizationID: organizationID,
+            bodyLines: text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
     }
 
     /// A relay sending queued notices through `transport`.
